@@ -1,1 +1,20 @@
+//! The cluster logic shared by `etcd-aws` and the two Lambda functions.
+//!
+//! The core is pure: [`decision::decide`] turns an [`observation::Observation`]
+//! (instances, probed members, local data, backups) into a [`decision::Decision`],
+//! and [`etcd_launch`] turns a decision into etcd's command line. Everything
+//! that talks to AWS or etcd lives beside it, in modules named for the one
+//! thing each does, so the decision can be tested as a table and the I/O
+//! against the real thing.
 
+pub mod backup;
+pub mod data_dir;
+pub mod decision;
+pub mod discovery;
+pub mod etcd_admin;
+pub mod etcd_launch;
+pub mod identity;
+pub mod instance;
+pub mod member;
+pub mod observation;
+pub mod peer_probe;

@@ -1,1 +1,2 @@
 
+pub mod stand_in;

@@ -1,0 +1,89 @@
+//! Command-line flags. Every flag has an environment variable, so the same
+//! binary is configured by systemd unit, container env or user-data alike.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Runs etcd as a member of the cluster formed by this instance's autoscaling group.
+///
+/// On start it finds the group's instances, probes their etcd, and then forms
+/// the cluster (the earliest-launched instance, once every other instance is
+/// known to run no etcd), joins it as a learner and is promoted, or restarts on
+/// its own data. It then runs etcd as its child: signals are forwarded and
+/// etcd's exit status becomes its own. Anything after `--` goes to etcd.
+///
+/// AWS settings come from the SDK's standard environment (AWS_REGION,
+/// AWS_ENDPOINT_URL, credentials); identity from IMDSv2 unless given.
+#[derive(Debug, Parser)]
+#[command(name = "etcd-aws", version, after_help = "Example: etcd-aws --data-dir /var/lib/etcd -- --quota-backend-bytes=8589934592")]
+pub struct Cli {
+    /// This instance's id; read from IMDSv2 when not given.
+    #[arg(long, env = "ETCD_AWS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// This instance's private IP, where etcd listens; read from IMDSv2 when not given.
+    #[arg(long, env = "ETCD_AWS_PRIVATE_IP")]
+    pub private_ip: Option<IpAddr>,
+
+    /// The autoscaling group whose instances form the cluster; looked up from
+    /// the instance id when not given.
+    #[arg(long, env = "ETCD_AWS_GROUP_NAME")]
+    pub group_name: Option<String>,
+
+    /// etcd's data directory.
+    #[arg(long, env = "ETCD_DATA_DIR", default_value = "/var/lib/etcd")]
+    pub data_dir: PathBuf,
+
+    /// The etcd binary to run (a path, or a name looked up on PATH).
+    #[arg(long, env = "ETCD_AWS_ETCD_BINARY", default_value = "etcd")]
+    pub etcd_binary: PathBuf,
+
+    /// etcd's client port on the private IP.
+    #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
+    pub client_port: u16,
+
+    /// etcd's peer port on the private IP.
+    #[arg(long, env = "ETCD_AWS_PEER_PORT", default_value_t = 2380)]
+    pub peer_port: u16,
+
+    /// How long a peer probe may take before the peer counts as silent.
+    #[arg(long, env = "ETCD_AWS_PROBE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub probe_timeout: Duration,
+
+    /// Pause between observations while waiting (for the seed, for quorum, for a learner slot).
+    #[arg(long, env = "ETCD_AWS_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Give up with exit status 75 after waiting this long without starting etcd;
+    /// by default a node waits as long as it takes (it must never form a
+    /// second cluster just because it cannot see the first).
+    #[arg(long, env = "ETCD_AWS_WAIT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub wait_timeout: Option<Duration>,
+
+    /// How long a new learner may take to catch up and be promoted before
+    /// etcd-aws stops it and exits non-zero.
+    #[arg(long, env = "ETCD_AWS_PROMOTE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub promote_timeout: Duration,
+
+    /// A file written once this node is a healthy voting member (for health
+    /// checks and tests); removed at start.
+    #[arg(long, env = "ETCD_AWS_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Log format: `text` for terminals, `json` for CloudWatch Logs.
+    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Flags passed to etcd unchanged, after `--`.
+    #[arg(last = true, value_name = "ETCD_FLAGS")]
+    pub etcd_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

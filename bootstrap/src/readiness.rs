@@ -1,0 +1,99 @@
+//! After etcd starts: promote this node if it is a learner, then declare it
+//! ready once it is a voting member of a cluster with quorum.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::member::Member;
+use tokio::time::Instant;
+
+pub struct Readiness {
+    pub name: String,
+    pub own_client_url: String,
+    /// Client URLs of the other members as last seen; a learner cannot serve
+    /// cluster calls, so those go through the others.
+    pub peer_client_urls: Vec<String>,
+    pub promote_timeout: Duration,
+    pub poll_interval: Duration,
+    pub ready_file: Option<PathBuf>,
+    pub timeouts: EtcdTimeouts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadinessError {
+    #[error("this node did not become a healthy voting member within {0:?} (last problem: {1}); check that the learner can reach the leader on the peer port")]
+    Timeout(Duration, String),
+    #[error("cannot write ready file {path}: {source}")]
+    ReadyFile { path: PathBuf, source: std::io::Error },
+}
+
+impl Readiness {
+    pub async fn wait_until_ready(&self) -> Result<(), ReadinessError> {
+        let deadline = Instant::now() + self.promote_timeout;
+        let mut last_problem = String::from("etcd has not answered yet");
+        loop {
+            match self.step().await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(problem) => {
+                    if problem != last_problem {
+                        tracing::debug!(%problem, "not ready yet");
+                    }
+                    last_problem = problem;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ReadinessError::Timeout(self.promote_timeout, last_problem));
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+        if let Some(path) = &self.ready_file {
+            std::fs::write(path, b"ready\n").map_err(|source| ReadinessError::ReadyFile { path: path.clone(), source })?;
+        }
+        tracing::info!(member = %self.name, "ready: this node is a healthy voting member");
+        Ok(())
+    }
+
+    /// One round: `Ok(true)` when ready, `Ok(false)` after progress (a
+    /// promotion), `Err` with the reason it is not ready yet.
+    async fn step(&self) -> Result<bool, String> {
+        let members = self.members().await?;
+        let me = members
+            .iter()
+            .find(|m| m.name == self.name)
+            .ok_or_else(|| "this node is not (yet) listed as a started member".to_string())?;
+        if me.is_learner {
+            let voters: Vec<String> = members
+                .iter()
+                .filter(|m| !m.is_learner)
+                .flat_map(|m| m.client_urls.iter().cloned())
+                .collect();
+            let mut admin = EtcdAdmin::connect(&voters, self.timeouts).await.map_err(|e| e.to_string())?;
+            admin.promote(me.id).await.map_err(|e| e.to_string())?;
+            tracing::info!(member_id = %format!("{:x}", me.id), "promoted this node from learner to voting member");
+            return Ok(false);
+        }
+        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), self.timeouts)
+            .await
+            .map_err(|e| e.to_string())?;
+        own.check_quorum().await.map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// The member list from the first endpoint that answers, others first.
+    async fn members(&self) -> Result<Vec<Member>, String> {
+        let mut last = String::from("no endpoint to ask");
+        for url in self.peer_client_urls.iter().chain(std::iter::once(&self.own_client_url)) {
+            let attempt = async {
+                let mut admin = EtcdAdmin::connect(std::slice::from_ref(url), self.timeouts).await?;
+                admin.members().await
+            };
+            match attempt.await {
+                Ok((_, members)) => return Ok(members),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
+}

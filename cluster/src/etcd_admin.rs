@@ -1,0 +1,156 @@
+//! Talking to a running cluster: member list, add, remove, promote, health.
+
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions, GetOptions, MemberAddOptions};
+
+use crate::member::Member;
+
+#[derive(Debug, thiserror::Error)]
+#[error("etcd {operation} via {endpoints} failed: {message}")]
+pub struct EtcdError {
+    pub operation: &'static str,
+    pub endpoints: String,
+    pub message: String,
+}
+
+impl EtcdError {
+    fn has(&self, needle: &str) -> bool {
+        self.message.contains(needle)
+    }
+
+    /// etcd allows one learner at a time; another node is joining.
+    pub fn is_too_many_learners(&self) -> bool {
+        self.has("too many learner members")
+    }
+
+    /// The learner has not caught up with the leader yet.
+    pub fn is_learner_not_ready(&self) -> bool {
+        self.has("in sync with leader")
+    }
+
+    /// The member is already a voting member (a promotion that already happened).
+    pub fn is_not_a_learner(&self) -> bool {
+        self.has("can only promote a learner member") && !self.is_learner_not_ready()
+    }
+
+    pub fn is_member_not_found(&self) -> bool {
+        self.has("member not found")
+    }
+
+    /// Transient refusals that clear by themselves: retry later.
+    pub fn is_transient(&self) -> bool {
+        self.is_too_many_learners()
+            || self.is_learner_not_ready()
+            || self.has("not enough started members")
+            || self.has("unhealthy cluster")
+            || self.has("leader changed")
+            || self.has("timed out")
+            || self.has("deadline")
+    }
+}
+
+/// Timeouts for talking to etcd. Probes must be short: a silent peer must not
+/// stall the decision for long.
+#[derive(Debug, Clone, Copy)]
+pub struct EtcdTimeouts {
+    pub connect: Duration,
+    pub request: Duration,
+}
+
+impl Default for EtcdTimeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(1), request: Duration::from_secs(3) }
+    }
+}
+
+/// A client for cluster administration through the given client URLs.
+pub struct EtcdAdmin {
+    client: Client,
+    endpoints: String,
+}
+
+impl EtcdAdmin {
+    pub async fn connect(endpoints: &[String], timeouts: EtcdTimeouts) -> Result<Self, EtcdError> {
+        let joined = endpoints.join(",");
+        let options = ConnectOptions::new().with_connect_timeout(timeouts.connect).with_timeout(timeouts.request);
+        let client = Client::connect(endpoints, Some(options)).await.map_err(|e| EtcdError {
+            operation: "connect",
+            endpoints: joined.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self { client, endpoints: joined })
+    }
+
+    fn error(&self, operation: &'static str, error: etcd_client::Error) -> EtcdError {
+        EtcdError { operation, endpoints: self.endpoints.clone(), message: error.to_string() }
+    }
+
+    /// The cluster id and its members.
+    pub async fn members(&mut self) -> Result<(u64, Vec<Member>), EtcdError> {
+        let response = self.client.member_list().await.map_err(|e| self.error("MemberList", e))?;
+        let cluster_id = response.header().map_or(0, |h| h.cluster_id());
+        Ok((cluster_id, response.members().iter().map(to_member).collect()))
+    }
+
+    /// A linearizable read: succeeds only when the cluster has quorum.
+    pub async fn check_quorum(&mut self) -> Result<i64, EtcdError> {
+        let response = self
+            .client
+            .get("etcd-aws/health", Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(|e| self.error("linearizable read", e))?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Adds a learner at `peer_url`; returns its id and the member list after the add.
+    pub async fn add_learner(&mut self, peer_url: &str) -> Result<(u64, Vec<Member>), EtcdError> {
+        let response = self
+            .client
+            .member_add([peer_url], Some(MemberAddOptions::new().with_is_learner()))
+            .await
+            .map_err(|e| self.error("MemberAdd", e))?;
+        let id = response.member().map_or(0, |m| m.id());
+        Ok((id, response.member_list().iter().map(to_member).collect()))
+    }
+
+    /// Removes a member; a member that is already gone counts as removed.
+    pub async fn remove(&mut self, id: u64) -> Result<(), EtcdError> {
+        match self.client.member_remove(id).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = self.error("MemberRemove", e);
+                if error.is_member_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Promotes a learner; a member that is already voting counts as promoted.
+    pub async fn promote(&mut self, id: u64) -> Result<(), EtcdError> {
+        match self.client.member_promote(id).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = self.error("MemberPromote", e);
+                if error.is_not_a_learner() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+fn to_member(m: &etcd_client::Member) -> Member {
+    Member {
+        id: m.id(),
+        name: m.name().to_owned(),
+        peer_urls: m.peer_urls().to_vec(),
+        client_urls: m.client_urls().to_vec(),
+        is_learner: m.is_learner(),
+    }
+}

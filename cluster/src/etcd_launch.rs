@@ -1,0 +1,154 @@
+//! The etcd command line for each way of starting a member. Pure.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::member::Member;
+
+/// Whether the member starts a new cluster or joins one that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+/// The `--initial-cluster*` settings; only read by etcd on a fresh data dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialCluster {
+    /// `(name, peer URL)` for every member, this one included.
+    pub members: Vec<(String, String)>,
+    pub state: ClusterState,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdLaunch {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub ip: IpAddr,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// `None` when restarting on existing data, where etcd ignores it anyway.
+    pub initial_cluster: Option<InitialCluster>,
+    /// Flags the operator passed after `--`; they come last so they win.
+    pub extra_args: Vec<String>,
+}
+
+impl EtcdLaunch {
+    pub fn client_url(&self) -> String {
+        format!("http://{}", SocketAddr::new(self.ip, self.client_port))
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://{}", SocketAddr::new(self.ip, self.peer_port))
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--name={}", self.name),
+            format!("--data-dir={}", self.data_dir.display()),
+            format!("--listen-client-urls={}", self.client_url()),
+            format!("--advertise-client-urls={}", self.client_url()),
+            format!("--listen-peer-urls={}", self.peer_url()),
+            format!("--initial-advertise-peer-urls={}", self.peer_url()),
+        ];
+        if let Some(initial) = &self.initial_cluster {
+            let members: Vec<String> = initial.members.iter().map(|(name, url)| format!("{name}={url}")).collect();
+            args.push(format!("--initial-cluster={}", members.join(",")));
+            args.push(format!(
+                "--initial-cluster-state={}",
+                match initial.state {
+                    ClusterState::New => "new",
+                    ClusterState::Existing => "existing",
+                }
+            ));
+            args.push(format!("--initial-cluster-token={}", initial.token));
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+}
+
+/// The `--initial-cluster` members for joining: every current member, since
+/// etcd refuses to start when the count differs from the cluster's ("member
+/// count is unequal"). Members that never started have no name yet; any
+/// unique name will do for them, because etcd matches members by peer URL.
+pub fn initial_members_for_join(members: &[Member], my_id: u64, my_name: &str) -> Vec<(String, String)> {
+    members
+        .iter()
+        .flat_map(|m| {
+            let name = if m.id == my_id {
+                my_name.to_owned()
+            } else if m.name.is_empty() {
+                format!("unstarted-{:x}", m.id)
+            } else {
+                m.name.clone()
+            };
+            m.peer_urls.iter().map(move |url| (name.clone(), url.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(initial_cluster: Option<InitialCluster>) -> EtcdLaunch {
+        EtcdLaunch {
+            name: "i-1".into(),
+            data_dir: "/var/lib/etcd".into(),
+            ip: IpAddr::from([127, 0, 1, 4]),
+            client_port: 2379,
+            peer_port: 2380,
+            initial_cluster,
+            extra_args: vec!["--snapshot-count=1000".into()],
+        }
+    }
+
+    #[test]
+    fn restart_passes_no_initial_cluster_flags() {
+        let args = launch(None).args();
+        assert!(args.iter().all(|a| !a.starts_with("--initial-cluster")), "{args:?}");
+        assert!(args.contains(&"--listen-client-urls=http://127.0.1.4:2379".to_string()));
+        assert!(args.contains(&"--initial-advertise-peer-urls=http://127.0.1.4:2380".to_string()));
+    }
+
+    #[test]
+    fn new_cluster_names_itself_and_its_token() {
+        let initial = InitialCluster {
+            members: vec![("i-1".into(), "http://127.0.1.4:2380".into())],
+            state: ClusterState::New,
+            token: "my-group".into(),
+        };
+        let args = launch(Some(initial)).args();
+        assert!(args.contains(&"--initial-cluster=i-1=http://127.0.1.4:2380".to_string()));
+        assert!(args.contains(&"--initial-cluster-state=new".to_string()));
+        assert!(args.contains(&"--initial-cluster-token=my-group".to_string()));
+    }
+
+    #[test]
+    fn operator_flags_come_last_so_they_override() {
+        let args = launch(None).args();
+        assert_eq!(args.last().map(String::as_str), Some("--snapshot-count=1000"));
+    }
+
+    #[test]
+    fn join_lists_every_member_and_names_unstarted_ones() {
+        let member = |id, name: &str, ip: &str| Member {
+            id,
+            name: name.into(),
+            peer_urls: vec![format!("http://{ip}:2380")],
+            client_urls: vec![],
+            is_learner: false,
+        };
+        let members = [member(1, "i-a", "127.0.1.4"), member(2, "", "127.0.1.5"), member(3, "", "127.0.1.6")];
+        assert_eq!(
+            initial_members_for_join(&members, 3, "i-me"),
+            vec![
+                ("i-a".to_string(), "http://127.0.1.4:2380".to_string()),
+                ("unstarted-2".to_string(), "http://127.0.1.5:2380".to_string()),
+                ("i-me".to_string(), "http://127.0.1.6:2380".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Alarms, and the topic that makes sure someone receives them: the e-mail subscription
+//! is part of the stack, so there is no alarm without a recipient.
+
+use serde_json::{json, Value};
+
+use crate::fragment::Fragment;
+use crate::intrinsics::{get_att, reference};
+use crate::names::logical::{
+    ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_FUNCTION, FAILED_INVOCATIONS_QUEUE,
+    LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LOAD_BALANCER, TARGET_GROUP,
+};
+use crate::names::metrics;
+use crate::names::parameters::ALARM_EMAIL;
+use crate::options::Options;
+use crate::suppressions::{metadata, Skip};
+
+/// Backups count as stopped after this many missed runs.
+const MISSED_BACKUPS: u64 = 3;
+/// Backup-age limit when the schedule is a cron expression with no fixed interval.
+const CRON_BACKUP_AGE_LIMIT: u64 = 2 * 86_400;
+
+struct Alarm<'a> {
+    id: &'a str,
+    description: &'a str,
+    namespace: &'a str,
+    metric: &'a str,
+    dimensions: Value,
+    statistic: &'a str,
+    period: u64,
+    evaluation_periods: u32,
+    comparison: &'a str,
+    threshold: f64,
+    /// What no data means: silence from a metric that should report is itself a fault.
+    missing_data: &'a str,
+}
+
+fn alarm(a: &Alarm) -> (String, Value) {
+    (
+        a.id.to_string(),
+        json!({
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": a.description,
+                "Namespace": a.namespace,
+                "MetricName": a.metric,
+                "Dimensions": a.dimensions,
+                "Statistic": a.statistic,
+                "Period": a.period,
+                "EvaluationPeriods": a.evaluation_periods,
+                "ComparisonOperator": a.comparison,
+                "Threshold": a.threshold,
+                "TreatMissingData": a.missing_data,
+                "AlarmActions": [reference(ALARM_TOPIC)],
+                "OKActions": [reference(ALARM_TOPIC)],
+            },
+        }),
+    )
+}
+
+fn dimension(name: &str, value: Value) -> Value {
+    json!({ "Name": name, "Value": value })
+}
+
+/// The backup-age limit in seconds for the configured schedule.
+pub fn backup_age_limit(options: &Options) -> u64 {
+    options
+        .backup_schedule
+        .interval_seconds()
+        .map(|interval| interval.saturating_mul(MISSED_BACKUPS))
+        .unwrap_or(CRON_BACKUP_AGE_LIMIT)
+}
+
+pub fn fragment(options: &Options) -> Fragment {
+    let size = f64::from(options.cluster_size.count());
+    let queue = |id: &str| json!([dimension("QueueName", get_att(id, "QueueName"))]);
+    let function = |id: &str| json!([dimension("FunctionName", reference(id))]);
+    let alarms = [
+        Alarm {
+            id: "LifecycleDeadLetterAlarm",
+            description: "A lifecycle message failed repeatedly and was moved to the dead-letter queue: a terminated node's member may still count against quorum",
+            namespace: "AWS/SQS",
+            metric: "ApproximateNumberOfMessagesVisible",
+            dimensions: queue(LIFECYCLE_DEAD_LETTER_QUEUE),
+            statistic: "Maximum",
+            period: 300,
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            missing_data: "notBreaching",
+        },
+        Alarm {
+            id: "FailedInvocationsAlarm",
+            description: "A scheduled backup or reconcile failed every retry",
+            namespace: "AWS/SQS",
+            metric: "ApproximateNumberOfMessagesVisible",
+            dimensions: queue(FAILED_INVOCATIONS_QUEUE),
+            statistic: "Maximum",
+            period: 300,
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            missing_data: "notBreaching",
+        },
+        Alarm {
+            id: "LifecycleFunctionErrorsAlarm",
+            description: "The lifecycle function is failing",
+            namespace: "AWS/Lambda",
+            metric: "Errors",
+            dimensions: function(LIFECYCLE_FUNCTION),
+            statistic: "Sum",
+            period: 300,
+            evaluation_periods: 3,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            missing_data: "notBreaching",
+        },
+        Alarm {
+            id: "BackupFunctionErrorsAlarm",
+            description: "The backup function is failing",
+            namespace: "AWS/Lambda",
+            metric: "Errors",
+            dimensions: function(BACKUP_FUNCTION),
+            statistic: "Sum",
+            period: 3_600,
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            missing_data: "notBreaching",
+        },
+        Alarm {
+            id: "BackupStaleAlarm",
+            description: "No backup has been confirmed current for several scheduled runs (or the backup function stopped reporting)",
+            namespace: metrics::NAMESPACE,
+            metric: metrics::BACKUP_AGE,
+            dimensions: json!([dimension(metrics::GROUP_DIMENSION, reference(AUTO_SCALING_GROUP))]),
+            statistic: "Maximum",
+            period: 3_600,
+            evaluation_periods: 1,
+            comparison: "GreaterThanThreshold",
+            threshold: backup_age_limit(options) as f64,
+            missing_data: "breaching",
+        },
+        Alarm {
+            id: "UnhealthyNodesAlarm",
+            description: "The load balancer finds an etcd node unhealthy",
+            namespace: "AWS/NetworkELB",
+            metric: "UnHealthyHostCount",
+            dimensions: json!([
+                dimension("TargetGroup", get_att(TARGET_GROUP, "TargetGroupFullName")),
+                dimension("LoadBalancer", get_att(LOAD_BALANCER, "LoadBalancerFullName")),
+            ]),
+            statistic: "Maximum",
+            period: 60,
+            evaluation_periods: 5,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            missing_data: "breaching",
+        },
+        Alarm {
+            id: "NodesMissingAlarm",
+            description: "Fewer nodes are in service than the cluster size for 15 minutes",
+            namespace: "AWS/AutoScaling",
+            metric: "GroupInServiceInstances",
+            dimensions: json!([dimension("AutoScalingGroupName", reference(AUTO_SCALING_GROUP))]),
+            statistic: "Minimum",
+            period: 300,
+            evaluation_periods: 3,
+            comparison: "LessThanThreshold",
+            threshold: size,
+            missing_data: "breaching",
+        },
+    ];
+    let mut fragment = Fragment::new()
+        .resource(
+            ALARM_TOPIC,
+            json!({
+                "Type": "AWS::SNS::Topic",
+                "Metadata": metadata(&[Skip {
+                    check: "CKV_AWS_26",
+                    reason: "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer key per stack is not worth it for that",
+                }]),
+                "Properties": { "DisplayName": "etcd cluster alarms" },
+            }),
+        )
+        .resource(
+            "AlarmEmailSubscription",
+            json!({
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "TopicArn": reference(ALARM_TOPIC),
+                    "Protocol": "email",
+                    "Endpoint": reference(ALARM_EMAIL),
+                },
+            }),
+        );
+    for a in &alarms {
+        let (id, body) = alarm(a);
+        fragment = fragment.resource(&id, body);
+    }
+    fragment
+}

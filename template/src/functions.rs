@@ -1,0 +1,230 @@
+//! The two Lambda functions, their roles and log groups, and the queue feeding the
+//! lifecycle function.
+//!
+//! Both run in the VPC (they talk to etcd on the nodes' client port) as Rust binaries
+//! on the `provided.al2023` runtime; their code comes from the artifact bucket and is
+//! replaced later by `cargo lambda deploy` without touching the stack.
+
+use serde_json::{json, Value};
+
+use crate::fragment::Fragment;
+use crate::intrinsics::{get_att, reference, sub};
+use crate::lifecycle_queue::LIFECYCLE_FUNCTION_TIMEOUT;
+use crate::names::logical::{
+    AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE,
+    FAILED_INVOCATIONS_QUEUE, FUNCTION_SECURITY_GROUP, LIFECYCLE_EVENT_SOURCE, LIFECYCLE_FUNCTION,
+    LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE,
+};
+use crate::names::{env, functions, BACKUP_PREFIX};
+use crate::network::private_subnet_refs;
+use crate::options::{artifacts, Options};
+use crate::policy::{allow, allow_when, inline, managed, trust};
+use crate::suppressions::{metadata, Skip};
+
+/// The backup function's timeout: a snapshot of a large database takes minutes.
+pub const BACKUP_FUNCTION_TIMEOUT: u32 = 600;
+/// Days CloudWatch keeps the functions' logs.
+pub const LOG_RETENTION_DAYS: u32 = 365;
+
+fn describe_group() -> Value {
+    // Describe calls support no resource-level permissions: "*" is the only resource.
+    allow(
+        "DescribeGroup",
+        &[
+            "ec2:DescribeInstances",
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeAutoScalingInstances",
+        ],
+        vec![json!("*")],
+    )
+}
+
+fn report_failed_invocations() -> Value {
+    allow(
+        "ReportFailedInvocations",
+        &["sqs:SendMessage"],
+        vec![get_att(FAILED_INVOCATIONS_QUEUE, "Arn")],
+    )
+}
+
+fn role(description: &str, statements: Vec<Value>) -> Value {
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": description,
+            "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
+            "ManagedPolicyArns": [
+                // Network interfaces in the VPC and the function's own logs.
+                managed("service-role/AWSLambdaVPCAccessExecutionRole"),
+                managed("AWSXRayDaemonWriteAccess"),
+            ],
+            "Policies": [inline("function", statements)],
+        },
+    })
+}
+
+fn log_group(function: &str) -> (String, Value) {
+    (
+        format!("{function}Logs"),
+        json!({
+            "Type": "AWS::Logs::LogGroup",
+            "Metadata": metadata(&[Skip {
+                check: "CKV_AWS_158",
+                reason: "CloudWatch Logs encrypts every log group at rest; the functions log member ids and object keys, nothing that needs a key of its own",
+            }]),
+            "Properties": { "RetentionInDays": LOG_RETENTION_DAYS },
+        }),
+    )
+}
+
+struct Function<'a> {
+    id: &'a str,
+    role: &'a str,
+    description: &'a str,
+    zip: &'a str,
+    timeout: u32,
+    memory: u32,
+    /// One invocation at a time: two concurrent membership changes or snapshots would
+    /// only race each other.
+    concurrency: u32,
+}
+
+fn function(options: &Options, f: &Function) -> Value {
+    let (logs, _) = log_group(f.id);
+    json!({
+        "Type": "AWS::Lambda::Function",
+        "Metadata": metadata(&[
+            Skip {
+                check: "CKV_AWS_173",
+                reason: "The environment holds only the group and bucket names, no secrets; Lambda encrypts it at rest with its own key",
+            },
+            Skip {
+                check: "CKV_AWS_272",
+                reason: "Code signing would refuse the zips that cargo lambda deploy pushes, which is how new function code is shipped",
+            },
+        ]),
+        "Properties": {
+            "Description": f.description,
+            "Runtime": functions::RUNTIME,
+            "Handler": functions::HANDLER,
+            "Architectures": [options.function_architecture.lambda_name()],
+            "Code": {
+                "S3Bucket": reference(crate::names::parameters::ARTIFACT_BUCKET),
+                "S3Key": options.artifact_prefix.key(f.zip),
+            },
+            "Role": get_att(f.role, "Arn"),
+            "Timeout": f.timeout,
+            "MemorySize": f.memory,
+            "ReservedConcurrentExecutions": f.concurrency,
+            "VpcConfig": {
+                "SubnetIds": private_subnet_refs(),
+                "SecurityGroupIds": [reference(FUNCTION_SECURITY_GROUP)],
+            },
+            "Environment": { "Variables": {
+                env::GROUP_NAME: reference(AUTO_SCALING_GROUP),
+                env::BACKUP_BUCKET: reference(BACKUP_BUCKET),
+                env::BACKUP_PREFIX: BACKUP_PREFIX,
+            }},
+            "DeadLetterConfig": { "TargetArn": get_att(FAILED_INVOCATIONS_QUEUE, "Arn") },
+            "TracingConfig": { "Mode": "Active" },
+            "LoggingConfig": { "LogGroup": reference(&logs), "LogFormat": "Text" },
+        },
+    })
+}
+
+pub fn fragment(options: &Options) -> Fragment {
+    let group_arn = sub(&format!(
+        "arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/${{{AUTO_SCALING_GROUP}}}"
+    ));
+    let lifecycle_statements = vec![
+        allow(
+            "ConsumeLifecycleQueue",
+            &[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            vec![get_att(LIFECYCLE_QUEUE, "Arn")],
+        ),
+        allow(
+            "CompleteLifecycleActions",
+            &[
+                "autoscaling:CompleteLifecycleAction",
+                "autoscaling:RecordLifecycleActionHeartbeat",
+            ],
+            vec![group_arn],
+        ),
+        describe_group(),
+        report_failed_invocations(),
+    ];
+    let backup_objects = sub(&format!("${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}*"));
+    let backup_statements = vec![
+        allow(
+            "WriteBackups",
+            &[
+                "s3:PutObject",
+                "s3:GetObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            vec![backup_objects],
+        ),
+        allow_when(
+            "ListBackups",
+            &["s3:ListBucket"],
+            vec![get_att(BACKUP_BUCKET, "Arn")],
+            json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
+        ),
+        describe_group(),
+        report_failed_invocations(),
+    ];
+    let lifecycle = Function {
+        id: LIFECYCLE_FUNCTION,
+        role: LIFECYCLE_FUNCTION_ROLE,
+        description: "Removes the etcd member of a terminating instance, then completes its lifecycle action",
+        zip: artifacts::LIFECYCLE_ZIP,
+        timeout: LIFECYCLE_FUNCTION_TIMEOUT,
+        memory: 256,
+        concurrency: 1,
+    };
+    let backup = Function {
+        id: BACKUP_FUNCTION,
+        role: BACKUP_FUNCTION_ROLE,
+        description: "Streams a consistent etcd snapshot to the backup bucket",
+        zip: artifacts::BACKUP_ZIP,
+        timeout: BACKUP_FUNCTION_TIMEOUT,
+        memory: 512,
+        concurrency: 1,
+    };
+    let (lifecycle_logs_id, lifecycle_logs) = log_group(LIFECYCLE_FUNCTION);
+    let (backup_logs_id, backup_logs) = log_group(BACKUP_FUNCTION);
+    Fragment::new()
+        .resource(
+            LIFECYCLE_FUNCTION_ROLE,
+            role("etcd-aws lifecycle function", lifecycle_statements),
+        )
+        .resource(
+            BACKUP_FUNCTION_ROLE,
+            role("etcd-aws backup function", backup_statements),
+        )
+        .resource(&lifecycle_logs_id, lifecycle_logs)
+        .resource(&backup_logs_id, backup_logs)
+        .resource(LIFECYCLE_FUNCTION, function(options, &lifecycle))
+        .resource(BACKUP_FUNCTION, function(options, &backup))
+        .resource(
+            LIFECYCLE_EVENT_SOURCE,
+            json!({
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": get_att(LIFECYCLE_QUEUE, "Arn"),
+                    "FunctionName": reference(LIFECYCLE_FUNCTION),
+                    "BatchSize": 10,
+                    // One bad message must not send its whole batch back to the queue.
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "Enabled": true,
+                },
+            }),
+        )
+}

@@ -1,0 +1,81 @@
+//! The internal network load balancer clients use to find the cluster, and whose
+//! health checks decide when autoscaling replaces a node.
+//!
+//! The health check asks etcd for its *local* health (`serializable=true`, etcd 3.5.3+).
+//! The plain `/health` fails on every node once quorum is lost, and autoscaling would
+//! then replace the survivors whose data the recovery needs.
+
+use serde_json::json;
+
+use crate::fragment::Fragment;
+use crate::intrinsics::reference;
+use crate::names::logical::{LOAD_BALANCER, LOAD_BALANCER_SECURITY_GROUP, TARGET_GROUP, VPC};
+use crate::names::ports::CLIENT;
+use crate::network::private_subnet_refs;
+use crate::suppressions::{metadata, Skip};
+
+pub const HEALTH_CHECK_PATH: &str = "/health?serializable=true";
+
+pub fn fragment() -> Fragment {
+    Fragment::new()
+        .resource(
+            LOAD_BALANCER,
+            json!({
+                "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+                "Metadata": metadata(&[
+                    Skip {
+                        check: "CKV_AWS_91",
+                        reason: "Network load balancers write access logs only for TLS listeners; this one forwards plain TCP to etcd",
+                    },
+                    Skip {
+                        check: "CKV_AWS_150",
+                        reason: "Deleting the stack must delete the load balancer; it holds no data (the cluster's data is in the nodes and the backup bucket)",
+                    },
+                ]),
+                "Properties": {
+                    "Type": "network",
+                    "Scheme": "internal",
+                    "Subnets": private_subnet_refs(),
+                    "SecurityGroups": [reference(LOAD_BALANCER_SECURITY_GROUP)],
+                    "LoadBalancerAttributes": [
+                        { "Key": "load_balancing.cross_zone.enabled", "Value": "true" },
+                    ],
+                },
+            }),
+        )
+        .resource(
+            TARGET_GROUP,
+            json!({
+                "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                "Properties": {
+                    "VpcId": reference(VPC),
+                    "Protocol": "TCP",
+                    "Port": CLIENT,
+                    "TargetType": "instance",
+                    "HealthCheckProtocol": "HTTP",
+                    "HealthCheckPort": CLIENT.to_string(),
+                    "HealthCheckPath": HEALTH_CHECK_PATH,
+                    "HealthCheckIntervalSeconds": 10,
+                    "HealthyThresholdCount": 2,
+                    "UnhealthyThresholdCount": 3,
+                    "Matcher": { "HttpCode": "200" },
+                    "TargetGroupAttributes": [
+                        // Long enough for in-flight requests, short enough for quick node replacement.
+                        { "Key": "deregistration_delay.timeout_seconds", "Value": "30" },
+                    ],
+                },
+            }),
+        )
+        .resource(
+            "ClientListener",
+            json!({
+                "Type": "AWS::ElasticLoadBalancingV2::Listener",
+                "Properties": {
+                    "LoadBalancerArn": reference(LOAD_BALANCER),
+                    "Protocol": "TCP",
+                    "Port": CLIENT,
+                    "DefaultActions": [{ "Type": "forward", "TargetGroupArn": reference(TARGET_GROUP) }],
+                },
+            }),
+        )
+}

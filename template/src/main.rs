@@ -1,0 +1,197 @@
+//! `etcd-aws-cfn`: print the etcd cluster's CloudFormation template, or deploy it.
+//!
+//! See the library's documentation for what the stack contains.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
+use etcd_aws_cfn::options::{
+    ArtifactPrefix, Architecture, ClusterSize, EtcdVersion, InstanceType, NetworkMode, Schedule,
+    Sha256, SshCidr, VpcCidr,
+};
+use etcd_aws_cfn::{compact, render, template, Format, Options};
+
+/// Generates the CloudFormation template of a self-healing etcd cluster, and creates or
+/// updates its stack.
+#[derive(Debug, Parser)]
+#[command(name = "etcd-aws-cfn", version)]
+struct Cli {
+    /// Print the template on stdout instead of deploying it.
+    #[arg(long, env = "ETCD_AWS_DRY_RUN")]
+    dry_run: bool,
+    /// Template format for --dry-run: json or yaml.
+    #[arg(long, env = "ETCD_AWS_FORMAT", default_value = "json")]
+    format: Format,
+    /// Stack to create or update.
+    #[arg(long, env = "ETCD_AWS_STACK_NAME", default_value = "etcd")]
+    stack_name: String,
+    /// Number of etcd members: 3 or 5.
+    #[arg(long, env = "ETCD_AWS_CLUSTER_SIZE", default_value = "3")]
+    cluster_size: ClusterSize,
+    /// EC2 instance type; a Graviton type (t4g, m7g, ...) gives arm64 nodes.
+    #[arg(long, env = "ETCD_AWS_INSTANCE_TYPE", default_value = "t4g.medium")]
+    instance_type: InstanceType,
+    /// EC2 key pair for SSH; without one, reach nodes with SSM Session Manager.
+    #[arg(long, env = "ETCD_AWS_KEY_PAIR")]
+    key_pair: Option<String>,
+    /// CIDR block allowed to SSH to the nodes (needs --key-pair; never the whole internet).
+    #[arg(long, env = "ETCD_AWS_SSH_CIDR")]
+    ssh_cidr: Option<SshCidr>,
+    /// etcd release installed on the nodes (3.5 or newer).
+    #[arg(long, env = "ETCD_AWS_ETCD_VERSION", default_value = "3.5.21")]
+    etcd_version: EtcdVersion,
+    /// SHA-256 of the etcd release archive for the nodes' architecture.
+    #[arg(long, env = "ETCD_AWS_ETCD_SHA256")]
+    etcd_sha256: Option<Sha256>,
+    /// EventBridge schedule of the backups.
+    #[arg(long, env = "ETCD_AWS_BACKUP_SCHEDULE", default_value = "rate(15 minutes)")]
+    backup_schedule: Schedule,
+    /// EventBridge schedule of the member reconcile.
+    #[arg(long, env = "ETCD_AWS_RECONCILE_SCHEDULE", default_value = "rate(10 minutes)")]
+    reconcile_schedule: Schedule,
+    /// Days S3 keeps backup versions that were deleted or overwritten.
+    #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = 30)]
+    backup_retention_days: u32,
+    /// E-mail address that receives the alarms (required to deploy).
+    #[arg(long, env = "ETCD_AWS_ALARM_EMAIL")]
+    alarm_email: Option<String>,
+    /// How private subnets reach the AWS APIs: endpoints (no internet route) or nat.
+    #[arg(long, env = "ETCD_AWS_NETWORK_MODE", default_value = "endpoints")]
+    network_mode: NetworkMode,
+    /// Architecture of the Lambda functions: arm64 or x86_64.
+    #[arg(long, env = "ETCD_AWS_FUNCTION_ARCH", default_value = "arm64")]
+    function_arch: Architecture,
+    /// The VPC's /16 block.
+    #[arg(long, env = "ETCD_AWS_VPC_CIDR", default_value = "10.40.0.0/16")]
+    vpc_cidr: VpcCidr,
+    /// Bucket holding the function zips, the etcd-aws binary and the etcd archive
+    /// (required to deploy).
+    #[arg(long, env = "ETCD_AWS_ARTIFACT_BUCKET")]
+    artifact_bucket: Option<String>,
+    /// Key prefix of the artifacts in the bucket.
+    #[arg(long, env = "ETCD_AWS_ARTIFACT_PREFIX", default_value = "etcd-aws/")]
+    artifact_prefix: ArtifactPrefix,
+    /// Deploy this template file instead of generating one.
+    #[arg(long, env = "ETCD_AWS_TEMPLATE_FILE")]
+    template_file: Option<PathBuf>,
+    /// Minutes to wait for the stack operation before giving up watching it.
+    #[arg(long, env = "ETCD_AWS_TIMEOUT_MINUTES", default_value_t = 60)]
+    timeout_minutes: u64,
+    /// Seconds between progress polls.
+    #[arg(long, env = "ETCD_AWS_POLL_SECONDS", default_value_t = 5)]
+    poll_seconds: u64,
+    /// Log format on stderr: text or json.
+    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+impl Cli {
+    fn options(&self) -> Options {
+        Options {
+            cluster_size: self.cluster_size,
+            instance_type: self.instance_type.clone(),
+            key_pair: self.key_pair.clone(),
+            ssh_cidr: self.ssh_cidr.clone(),
+            etcd_version: self.etcd_version.clone(),
+            etcd_sha256: self.etcd_sha256.clone(),
+            backup_schedule: self.backup_schedule.clone(),
+            reconcile_schedule: self.reconcile_schedule.clone(),
+            backup_retention_days: self.backup_retention_days,
+            alarm_email: self.alarm_email.clone(),
+            network_mode: self.network_mode,
+            function_architecture: self.function_arch,
+            vpc_cidr: self.vpc_cidr,
+            artifact_bucket: self.artifact_bucket.clone(),
+            artifact_prefix: self.artifact_prefix.clone(),
+        }
+    }
+
+    /// Deploying a generated template needs the values that have no safe default; a
+    /// dry run leaves them to the template's parameters.
+    fn check_deployable(&self) -> anyhow::Result<()> {
+        if self.template_file.is_some() {
+            return Ok(());
+        }
+        let missing: Vec<&str> = [
+            ("--alarm-email", self.alarm_email.is_none()),
+            ("--artifact-bucket", self.artifact_bucket.is_none()),
+            ("--etcd-sha256", self.etcd_sha256.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, absent)| absent.then_some(flag))
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "deploying needs {} (or use --dry-run to print a template that asks for them as parameters)",
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.dry_run {
+        let template = template(&cli.options())?;
+        let text = render(&template, cli.format)?;
+        std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .context("writing the template to stdout")?;
+        return Ok(());
+    }
+    cli.check_deployable()?;
+    let template_body = match &cli.template_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading template {}", path.display()))?,
+        None => compact(&template(&cli.options())?)?,
+    };
+    let config = aws_config::load_from_env().await;
+    let client = aws_sdk_cloudformation::Client::new(&config);
+    let deployment = Deployment {
+        stack_name: cli.stack_name.clone(),
+        template_body,
+        timeout: Duration::from_secs(cli.timeout_minutes.saturating_mul(60)),
+        poll_interval: Duration::from_secs(cli.poll_seconds.max(1)),
+    };
+    let result = deploy(&client, &deployment).await?;
+    let word = match result {
+        Deployed::Created => "created",
+        Deployed::Updated => "updated",
+        Deployed::Unchanged => "unchanged",
+    };
+    tracing::info!(stack = %cli.stack_name, "stack {word}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The nodes' IAM role: find the group and its instances, read backups to restore,
+//! fetch the artifacts, signal CloudFormation, and be reachable by Session Manager.
+
+use serde_json::json;
+
+use crate::fragment::Fragment;
+use crate::intrinsics::{get_att, reference, sub};
+use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_ROLE};
+use crate::names::BACKUP_PREFIX;
+use crate::options::Options;
+use crate::policy::{allow, allow_when, inline, managed, trust};
+
+pub fn fragment(options: &Options) -> Fragment {
+    let statements = vec![
+        // Describe calls support no resource-level permissions: "*" is the only resource.
+        allow(
+            "DiscoverPeers",
+            &[
+                "ec2:DescribeInstances",
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+            ],
+            vec![json!("*")],
+        ),
+        allow(
+            "ReadBackups",
+            &["s3:GetObject", "s3:GetObjectVersion"],
+            vec![sub(&format!("${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}*"))],
+        ),
+        allow_when(
+            "ListBackups",
+            &["s3:ListBucket", "s3:ListBucketVersions"],
+            vec![get_att(BACKUP_BUCKET, "Arn")],
+            json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
+        ),
+        allow(
+            "FetchArtifacts",
+            &["s3:GetObject"],
+            vec![sub(&format!(
+                "arn:${{AWS::Partition}}:s3:::${{ArtifactBucket}}/{}*",
+                options.artifact_prefix.as_str()
+            ))],
+        ),
+        allow(
+            "SignalReadiness",
+            &["cloudformation:SignalResource"],
+            vec![reference("AWS::StackId")],
+        ),
+    ];
+    Fragment::new()
+        .resource(
+            NODE_ROLE,
+            json!({
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "Description": "etcd nodes",
+                    "AssumeRolePolicyDocument": trust("ec2.amazonaws.com"),
+                    "ManagedPolicyArns": [managed("AmazonSSMManagedInstanceCore")],
+                    "Policies": [inline("etcd-node", statements)],
+                },
+            }),
+        )
+        .resource(
+            NODE_INSTANCE_PROFILE,
+            json!({
+                "Type": "AWS::IAM::InstanceProfile",
+                "Properties": { "Roles": [reference(NODE_ROLE)] },
+            }),
+        )
+}

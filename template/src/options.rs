@@ -1,0 +1,492 @@
+//! What the template is generated from, validated before any JSON is built.
+//!
+//! Each type here can only hold a value that produces a working stack: a `ClusterSize`
+//! is 3 or 5, an `InstanceType` knows its architecture, an `SshCidr` is never the whole
+//! internet. The CLI parses flags into these types, so bad flags fail before anything
+//! is generated or sent to AWS.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a generation option was refused; each message says what would be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error(
+        "cluster size must be 3 or 5, got {0}: etcd needs an odd number of members, 3 survives \
+         the loss of one node and 5 of two; more only slows every write"
+    )]
+    ClusterSize(String),
+    #[error(
+        "instance type {0:?} is not of the form family.size (for example t4g.medium or m7g.large)"
+    )]
+    InstanceType(String),
+    #[error("etcd version {0:?} is not of the form MAJOR.MINOR.PATCH (for example 3.5.21)")]
+    EtcdVersion(String),
+    #[error("etcd version {0} is not supported: the cluster needs etcd 3.5 or newer (learners, serializable health)")]
+    EtcdTooOld(String),
+    #[error("{0:?} is not a SHA-256 checksum (64 lowercase hexadecimal characters)")]
+    Sha256(String),
+    #[error("schedule {0:?} is not an EventBridge expression such as rate(15 minutes) or cron(0 * * * ? *)")]
+    Schedule(String),
+    #[error("SSH source {0:?} is not an IPv4 CIDR block such as 192.0.2.0/24")]
+    SshCidrFormat(String),
+    #[error(
+        "SSH source {0} opens port 22 to the whole internet; give a narrow CIDR block, or use \
+         SSM Session Manager (no SSH needed)"
+    )]
+    SshCidrOpen(String),
+    #[error("SSH source {0} needs a key pair: pass --key-pair as well")]
+    SshWithoutKeyPair(String),
+    #[error("VPC CIDR {0:?} must be a /16 block of the form A.B.0.0/16 (for example 10.40.0.0/16)")]
+    VpcCidr(String),
+    #[error("network mode {0:?} is neither \"endpoints\" nor \"nat\"")]
+    NetworkMode(String),
+    #[error("architecture {0:?} is neither \"arm64\" nor \"x86_64\"")]
+    Architecture(String),
+    #[error("backup retention must be between 1 and 3650 days, got {0}")]
+    Retention(u32),
+    #[error("artifact prefix {0:?} must be empty or end with '/' and must not start with '/'")]
+    ArtifactPrefix(String),
+}
+
+/// Number of etcd members: 3 or 5, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterSize {
+    Three,
+    Five,
+}
+
+impl ClusterSize {
+    pub fn count(self) -> u32 {
+        match self {
+            ClusterSize::Three => 3,
+            ClusterSize::Five => 5,
+        }
+    }
+}
+
+impl FromStr for ClusterSize {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "3" => Ok(ClusterSize::Three),
+            "5" => Ok(ClusterSize::Five),
+            other => Err(OptionsError::ClusterSize(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for ClusterSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.count())
+    }
+}
+
+/// A CPU architecture, for instances and for functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Arm64,
+    X86_64,
+}
+
+impl Architecture {
+    /// Lambda's spelling.
+    pub fn lambda_name(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+
+    /// The suffix of the public Amazon Linux 2023 SSM parameter.
+    pub fn ami_parameter_suffix(self) -> &'static str {
+        self.lambda_name()
+    }
+
+    /// etcd's release archives say amd64 where AWS says x86_64.
+    pub fn etcd_release_name(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "amd64",
+        }
+    }
+}
+
+impl FromStr for Architecture {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "arm64" | "aarch64" => Ok(Architecture::Arm64),
+            "x86_64" | "amd64" => Ok(Architecture::X86_64),
+            other => Err(OptionsError::Architecture(other.to_string())),
+        }
+    }
+}
+
+/// An EC2 instance type; its architecture follows from its family (Graviton families
+/// carry a `g` after the generation digit: t4g, m7g, c8g, r7gd).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceType {
+    name: String,
+    architecture: Architecture,
+}
+
+impl InstanceType {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
+    }
+}
+
+impl FromStr for InstanceType {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let name = text.trim();
+        let refuse = || OptionsError::InstanceType(name.to_string());
+        let (family, size) = name.split_once('.').ok_or_else(refuse)?;
+        let well_formed = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if !well_formed(family) || !well_formed(size) {
+            return Err(refuse());
+        }
+        let generation_end = family.find(|c: char| c.is_ascii_digit()).ok_or_else(refuse)?;
+        let attributes = family[generation_end..].trim_start_matches(|c: char| c.is_ascii_digit());
+        let architecture = if attributes.starts_with('g') {
+            Architecture::Arm64
+        } else {
+            Architecture::X86_64
+        };
+        Ok(InstanceType {
+            name: name.to_string(),
+            architecture,
+        })
+    }
+}
+
+/// An etcd release version, 3.5 or newer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdVersion(String);
+
+impl EtcdVersion {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The release archive's file name for `architecture`.
+    pub fn archive_name(&self, architecture: Architecture) -> String {
+        format!(
+            "etcd-v{}-linux-{}.tar.gz",
+            self.0,
+            architecture.etcd_release_name()
+        )
+    }
+
+    /// The directory inside the archive.
+    pub fn archive_directory(&self, architecture: Architecture) -> String {
+        format!("etcd-v{}-linux-{}", self.0, architecture.etcd_release_name())
+    }
+}
+
+impl FromStr for EtcdVersion {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let version = text.trim().trim_start_matches('v');
+        let parts: Vec<&str> = version.split('.').collect();
+        let numbers: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
+        match numbers.as_deref() {
+            Some([major, minor, _patch]) => {
+                if (*major, *minor) < (3, 5) {
+                    Err(OptionsError::EtcdTooOld(version.to_string()))
+                } else {
+                    Ok(EtcdVersion(version.to_string()))
+                }
+            }
+            _ => Err(OptionsError::EtcdVersion(text.to_string())),
+        }
+    }
+}
+
+/// A SHA-256 checksum in hexadecimal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sha256(String);
+
+impl Sha256 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Sha256 {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let hex = text.trim().to_ascii_lowercase();
+        if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Sha256(hex))
+        } else {
+            Err(OptionsError::Sha256(text.to_string()))
+        }
+    }
+}
+
+/// An EventBridge schedule expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule(String);
+
+impl Schedule {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Seconds between runs of a `rate(...)` expression; `None` for `cron(...)`, whose
+    /// gaps vary.
+    pub fn interval_seconds(&self) -> Option<u64> {
+        let inner = self.0.strip_prefix("rate(")?.strip_suffix(')')?;
+        let (count, unit) = inner.trim().split_once(' ')?;
+        let count: u64 = count.parse().ok()?;
+        let unit_seconds = match unit.trim() {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3_600,
+            "day" | "days" => 86_400,
+            _ => return None,
+        };
+        count.checked_mul(unit_seconds)
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let expression = text.trim();
+        let shaped = (expression.starts_with("rate(") || expression.starts_with("cron("))
+            && expression.ends_with(')')
+            && expression.len() > "rate()".len();
+        if shaped {
+            Ok(Schedule(expression.to_string()))
+        } else {
+            Err(OptionsError::Schedule(text.to_string()))
+        }
+    }
+}
+
+/// A /16 VPC block; the stack carves /24 subnets out of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VpcCidr {
+    first: u8,
+    second: u8,
+}
+
+impl VpcCidr {
+    pub fn block(&self) -> String {
+        format!("{}.{}.0.0/16", self.first, self.second)
+    }
+
+    /// The /24 block number `third` inside the VPC.
+    pub fn subnet(&self, third: u8) -> String {
+        format!("{}.{}.{third}.0/24", self.first, self.second)
+    }
+}
+
+impl Default for VpcCidr {
+    fn default() -> Self {
+        VpcCidr {
+            first: 10,
+            second: 40,
+        }
+    }
+}
+
+impl FromStr for VpcCidr {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let refuse = || OptionsError::VpcCidr(text.to_string());
+        let (address, length) = text.trim().split_once('/').ok_or_else(refuse)?;
+        if length != "16" {
+            return Err(refuse());
+        }
+        let octets: Vec<u8> = address
+            .split('.')
+            .map(|o| o.parse::<u8>().map_err(|_| refuse()))
+            .collect::<Result<_, _>>()?;
+        match octets.as_slice() {
+            [first, second, 0, 0] => Ok(VpcCidr {
+                first: *first,
+                second: *second,
+            }),
+            _ => Err(refuse()),
+        }
+    }
+}
+
+/// An SSH source block that is not the whole internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshCidr(String);
+
+impl SshCidr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SshCidr {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let cidr = text.trim();
+        let (address, length) = cidr
+            .split_once('/')
+            .ok_or_else(|| OptionsError::SshCidrFormat(text.to_string()))?;
+        let length: u8 = length
+            .parse()
+            .map_err(|_| OptionsError::SshCidrFormat(text.to_string()))?;
+        let octets: Result<Vec<u8>, _> = address.split('.').map(str::parse::<u8>).collect();
+        match octets {
+            Ok(octets) if octets.len() == 4 && length <= 32 => {}
+            _ => return Err(OptionsError::SshCidrFormat(text.to_string())),
+        }
+        // Anything wider than a /8 is the internet in all but name.
+        if length < 8 {
+            return Err(OptionsError::SshCidrOpen(cidr.to_string()));
+        }
+        Ok(SshCidr(cidr.to_string()))
+    }
+}
+
+/// How the functions and the nodes reach the AWS APIs from their private subnets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Interface endpoints for each API and an S3 gateway endpoint: no route to the
+    /// internet at all.
+    Endpoints,
+    /// One NAT gateway in a public subnet: cheaper than the endpoints, but the instances
+    /// can reach the internet.
+    Nat,
+}
+
+impl FromStr for NetworkMode {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "endpoints" => Ok(NetworkMode::Endpoints),
+            "nat" => Ok(NetworkMode::Nat),
+            other => Err(OptionsError::NetworkMode(other.to_string())),
+        }
+    }
+}
+
+/// Where the build artifacts live: the function zips, the agent binary and the etcd
+/// release archive, all under one prefix of one bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactPrefix(String);
+
+impl ArtifactPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self, file: &str) -> String {
+        format!("{}{file}", self.0)
+    }
+}
+
+impl Default for ArtifactPrefix {
+    fn default() -> Self {
+        ArtifactPrefix("etcd-aws/".to_string())
+    }
+}
+
+impl FromStr for ArtifactPrefix {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let prefix = text.trim();
+        if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
+            return Err(OptionsError::ArtifactPrefix(text.to_string()));
+        }
+        Ok(ArtifactPrefix(prefix.to_string()))
+    }
+}
+
+/// File names of the artifacts under the prefix.
+pub mod artifacts {
+    pub const LIFECYCLE_ZIP: &str = "etcd-aws-lifecycle.zip";
+    pub const BACKUP_ZIP: &str = "etcd-aws-backup.zip";
+    pub const AGENT_BINARY: &str = "etcd-aws";
+}
+
+/// Everything the template is generated from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub cluster_size: ClusterSize,
+    pub instance_type: InstanceType,
+    pub key_pair: Option<String>,
+    pub ssh_cidr: Option<SshCidr>,
+    pub etcd_version: EtcdVersion,
+    /// Default of the `EtcdSha256` parameter; without it the deployer must supply one.
+    pub etcd_sha256: Option<Sha256>,
+    pub backup_schedule: Schedule,
+    pub reconcile_schedule: Schedule,
+    /// How long S3 keeps backup versions that were overwritten or deleted.
+    pub backup_retention_days: u32,
+    /// Default of the `AlarmEmail` parameter; without it the deployer must supply one.
+    pub alarm_email: Option<String>,
+    pub network_mode: NetworkMode,
+    pub function_architecture: Architecture,
+    pub vpc_cidr: VpcCidr,
+    /// Default of the `ArtifactBucket` parameter.
+    pub artifact_bucket: Option<String>,
+    pub artifact_prefix: ArtifactPrefix,
+}
+
+impl Options {
+    /// Checks the rules that involve more than one option.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        if let (Some(cidr), None) = (&self.ssh_cidr, &self.key_pair) {
+            return Err(OptionsError::SshWithoutKeyPair(cidr.as_str().to_string()));
+        }
+        if !(1..=3650).contains(&self.backup_retention_days) {
+            return Err(OptionsError::Retention(self.backup_retention_days));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Options {
+    /// Safe defaults: three Graviton nodes, no SSH, no internet route.
+    fn default() -> Self {
+        Options {
+            cluster_size: ClusterSize::Three,
+            instance_type: InstanceType {
+                name: "t4g.medium".to_string(),
+                architecture: Architecture::Arm64,
+            },
+            key_pair: None,
+            ssh_cidr: None,
+            etcd_version: EtcdVersion("3.5.21".to_string()),
+            etcd_sha256: None,
+            backup_schedule: Schedule("rate(15 minutes)".to_string()),
+            reconcile_schedule: Schedule("rate(10 minutes)".to_string()),
+            backup_retention_days: 30,
+            alarm_email: None,
+            network_mode: NetworkMode::Endpoints,
+            function_architecture: Architecture::Arm64,
+            vpc_cidr: VpcCidr::default(),
+            artifact_bucket: None,
+            artifact_prefix: ArtifactPrefix::default(),
+        }
+    }
+}

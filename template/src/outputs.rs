@@ -1,0 +1,43 @@
+//! What the stack tells its users: where clients connect, and the names the operators
+//! and `cargo lambda deploy` need.
+
+use serde_json::{json, Value};
+
+use crate::fragment::Fragment;
+use crate::intrinsics::{get_att, reference, sub};
+use crate::names::logical::{
+    ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CLIENT_SECURITY_GROUP,
+    DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER, VPC,
+};
+use crate::names::ports::CLIENT;
+use crate::names::{private_subnet, ZONES};
+
+fn output(description: &str, value: Value) -> Value {
+    json!({ "Description": description, "Value": value })
+}
+
+pub fn fragment() -> Fragment {
+    let subnets: Vec<String> = (0..ZONES)
+        .map(|z| format!("${{{}}}", private_subnet(z)))
+        .collect();
+    Fragment::new()
+        .output("ClientEndpoint", output(
+            "etcd client URL (internal load balancer); clients then talk to the members it lists",
+            sub(&format!("http://${{{LOAD_BALANCER}.DNSName}}:{CLIENT}")),
+        ))
+        .output("ClientSecurityGroupId", output(
+            "Security group to attach to etcd clients",
+            reference(CLIENT_SECURITY_GROUP),
+        ))
+        .output("BackupBucketName", output("Bucket holding the backups", reference(BACKUP_BUCKET)))
+        .output("LifecycleQueueUrl", output("Queue of terminating-instance notifications", reference(LIFECYCLE_QUEUE)))
+        .output("LifecycleDeadLetterQueueUrl", output("Lifecycle messages that failed repeatedly", reference(LIFECYCLE_DEAD_LETTER_QUEUE)))
+        .output("LifecycleFunctionName", output("For cargo lambda deploy", reference(LIFECYCLE_FUNCTION)))
+        .output("BackupFunctionName", output("For cargo lambda deploy", reference(BACKUP_FUNCTION)))
+        .output("AutoScalingGroupName", output("The etcd nodes' group", reference(AUTO_SCALING_GROUP)))
+        .output("AlarmTopicArn", output("Where the alarms go", reference(ALARM_TOPIC)))
+        .output("DashboardName", output("CloudWatch dashboard", reference(DASHBOARD)))
+        .output("VpcId", output("The cluster's VPC", reference(VPC)))
+        .output("PrivateSubnetIds", output("Private subnets, one per zone", sub(&subnets.join(","))))
+        .output("BackupBucketArn", output("Bucket ARN", get_att(BACKUP_BUCKET, "Arn")))
+}

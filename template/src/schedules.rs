@@ -1,0 +1,69 @@
+//! The EventBridge schedules: periodic backups, and the lifecycle function's reconcile
+//! that removes members whose instances vanished without a queue message.
+
+use serde_json::json;
+
+use crate::fragment::Fragment;
+use crate::intrinsics::{get_att, reference};
+use crate::names::functions::RECONCILE_EVENT;
+use crate::names::logical::{BACKUP_FUNCTION, LIFECYCLE_FUNCTION};
+use crate::options::Options;
+
+pub const BACKUP_RULE: &str = "BackupSchedule";
+pub const RECONCILE_RULE: &str = "ReconcileSchedule";
+
+pub fn fragment(options: &Options) -> Fragment {
+    Fragment::new()
+        .resource(
+            BACKUP_RULE,
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Description": "Periodic etcd snapshot to the backup bucket",
+                    "ScheduleExpression": options.backup_schedule.as_str(),
+                    "State": "ENABLED",
+                    "Targets": [{ "Id": "backup", "Arn": get_att(BACKUP_FUNCTION, "Arn") }],
+                },
+            }),
+        )
+        .resource(
+            RECONCILE_RULE,
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Description": "Removes etcd members whose instances left the group without a lifecycle message",
+                    "ScheduleExpression": options.reconcile_schedule.as_str(),
+                    "State": "ENABLED",
+                    "Targets": [{
+                        "Id": "reconcile",
+                        "Arn": get_att(LIFECYCLE_FUNCTION, "Arn"),
+                        "Input": RECONCILE_EVENT,
+                    }],
+                },
+            }),
+        )
+        .resource(
+            "BackupSchedulePermission",
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": reference(BACKUP_FUNCTION),
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": get_att(BACKUP_RULE, "Arn"),
+                },
+            }),
+        )
+        .resource(
+            "ReconcileSchedulePermission",
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": reference(LIFECYCLE_FUNCTION),
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": get_att(RECONCILE_RULE, "Arn"),
+                },
+            }),
+        )
+}

@@ -1,0 +1,289 @@
+//! The local AWS stand-in: moto for EC2, Auto Scaling, S3 and SQS, behind a proxy
+//! that adds what moto lacks (lifecycle hooks and their notifications) and what
+//! tests need (fault injection). Each stand-in owns its moto process, its group,
+//! queues and bucket, and a loopback /24 for its instances' IPs.
+
+mod autoscaling_xml;
+mod aws_errors;
+mod aws_proxy;
+mod aws_request;
+mod aws_setup;
+mod fault_injection;
+mod group_watch;
+mod instances;
+mod lifecycle_actions;
+mod lifecycle_hooks;
+mod lifecycle_layer;
+mod moto_clients;
+mod moto_server;
+mod notification;
+mod subnet_lease;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+pub use fault_injection::{FaultEffect, FaultInjector, FaultRule};
+pub use instances::{InstanceEvent, SimInstance};
+pub use lifecycle_actions::{ActionOutcome, HookResult, LifecycleActionRecord};
+pub use notification::{LifecycleNotification, TestNotification};
+
+use aws_proxy::AwsProxy;
+use aws_setup::{HookSettings, Names};
+use instances::{ec2_details, group_members};
+use lifecycle_layer::LifecycleLayer;
+use moto_clients::{sdk_config_for, MotoClients, REGION};
+use moto_server::MotoServer;
+use subnet_lease::SubnetLease;
+
+/// How often waiting lifecycle actions are checked for an expired heartbeat timeout.
+const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct StandInOptions {
+    pub group_size: usize,
+    /// The group's EC2_INSTANCE_TERMINATING hook, notifying `queue_url()`; `None`
+    /// for a group that terminates instances at once.
+    pub lifecycle_hook: Option<HookOptions>,
+}
+
+impl Default for StandInOptions {
+    fn default() -> Self {
+        Self {
+            group_size: 3,
+            lifecycle_hook: Some(HookOptions::default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HookOptions {
+    pub heartbeat_timeout: Duration,
+    pub default_result: HookResult,
+}
+
+impl Default for HookOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(60),
+            default_result: HookResult::Continue,
+        }
+    }
+}
+
+/// A running stand-in. Dropping it (also while a test panics) stops the proxy, the
+/// timeout checks and moto, and releases its subnet.
+#[derive(Debug)]
+pub struct StandIn {
+    // Fields drop in this order: nothing may still call moto once it is killed.
+    timeouts: AbortOnDrop,
+    proxy: AwsProxy,
+    layer: Arc<LifecycleLayer>,
+    moto_clients: MotoClients,
+    faults: FaultInjector,
+    _moto: MotoServer,
+    _lease: SubnetLease,
+    endpoint_url: String,
+    subnet_prefix: String,
+    names: Names,
+    queue_url: String,
+    dead_letter_queue_url: String,
+}
+
+impl StandIn {
+    pub async fn start(opts: StandInOptions) -> anyhow::Result<StandIn> {
+        let lease = SubnetLease::acquire()?;
+        let log = std::env::temp_dir()
+            .join("etcd-aws-subnets")
+            .join(format!("moto-{}.log", lease.third_octet()));
+        let moto = MotoServer::start(log).await?;
+        let moto_clients = MotoClients::new(&moto.url()).await;
+        let names = names_for(&lease);
+        let layer = Arc::new(LifecycleLayer::new(moto_clients.clone(), &names.group));
+        let hook = opts.lifecycle_hook.map(|hook| HookSettings {
+            heartbeat_timeout: hook.heartbeat_timeout,
+            default_result: hook.default_result,
+        });
+        let provisioned =
+            aws_setup::provision(&moto_clients, &layer, &names, opts.group_size, hook)
+                .await
+                .context("provisioning the stand-in's AWS resources")?;
+        // Learn the initial instances now, so later events report only changes.
+        layer.reconcile().await?;
+        let faults = FaultInjector::default();
+        let proxy = AwsProxy::start(Arc::clone(&layer), faults.clone(), moto.url()).await?;
+        let timeouts = AbortOnDrop(tokio::spawn(apply_timeouts(Arc::clone(&layer))));
+        Ok(StandIn {
+            timeouts,
+            endpoint_url: proxy.url(),
+            proxy,
+            layer,
+            moto_clients,
+            faults,
+            _moto: moto,
+            subnet_prefix: lease.prefix(),
+            _lease: lease,
+            names,
+            queue_url: provisioned.queue_url,
+            dead_letter_queue_url: provisioned.dead_letter_queue_url,
+        })
+    }
+
+    /// The proxy in front of moto; what programs under test get as AWS_ENDPOINT_URL.
+    pub fn endpoint_url(&self) -> String {
+        self.endpoint_url.clone()
+    }
+
+    pub fn region(&self) -> &str {
+        REGION
+    }
+
+    pub fn group_name(&self) -> &str {
+        &self.names.group
+    }
+
+    /// The queue the terminating hook notifies.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Where the hook's queue moves a message after three receives.
+    pub fn dead_letter_queue_url(&self) -> &str {
+        &self.dead_letter_queue_url
+    }
+
+    pub fn lifecycle_hook_name(&self) -> &str {
+        &self.names.hook
+    }
+
+    /// The bucket for backups. S3 clients need path-style addressing
+    /// (`force_path_style(true)`) against the stand-in.
+    pub fn bucket(&self) -> &str {
+        &self.names.bucket
+    }
+
+    /// "127.0.X": the /24 this stand-in's instances get their IPs from.
+    pub fn subnet_prefix(&self) -> &str {
+        &self.subnet_prefix
+    }
+
+    /// The environment a program needs to use the stand-in as its AWS.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint_url.as_str()),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+    }
+
+    /// An SDK configuration pointed at the proxy, faults and all.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config_for(&self.endpoint_url).await
+    }
+
+    /// The group's instances as Auto Scaling shows them through the proxy (held ones
+    /// in Terminating:Wait), read directly so injected faults never hit this call.
+    pub async fn instances(&self) -> anyhow::Result<Vec<SimInstance>> {
+        let members = group_members(&self.moto_clients, &self.names.group).await?;
+        let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+        let details = ec2_details(&self.moto_clients, &ids).await?;
+        let overrides = self.layer.lifecycle_states();
+        members
+            .into_iter()
+            .map(|(id, state)| {
+                let (private_ip, launch_time) = *details
+                    .get(&id)
+                    .with_context(|| format!("EC2 does not know instance {id}"))?;
+                let lifecycle_state = overrides
+                    .get(&id)
+                    .map_or(state, |state| (*state).to_owned());
+                Ok(SimInstance {
+                    id,
+                    private_ip,
+                    lifecycle_state,
+                    launch_time,
+                })
+            })
+            .collect()
+    }
+
+    /// What the group does to an instance on scale-in or health replacement. With
+    /// the terminating hook, the instance waits in Terminating:Wait and the hook's
+    /// queue gets AWS's notification; without it, it is terminated and replaced now.
+    pub async fn terminate(&self, instance_id: &str) -> anyhow::Result<()> {
+        let held = self.layer.hold_for_termination(instance_id, false).await?;
+        if held.is_none() {
+            self.layer.vanish(instance_id).await?;
+        }
+        Ok(())
+    }
+
+    /// The instance is terminated and replaced with no notification at all, as when
+    /// a lifecycle message is lost.
+    pub async fn vanish(&self, instance_id: &str) -> anyhow::Result<()> {
+        self.layer.vanish(instance_id).await
+    }
+
+    /// Scale-out launches at once; scale-in holds the newest instances for the hook.
+    pub async fn set_desired_capacity(&self, n: usize) -> anyhow::Result<()> {
+        self.layer.set_desired_capacity(&self.names.group, n).await
+    }
+
+    /// Events from now on. The instances already there come from `instances()`:
+    /// subscribe first, then read them, and ignore a Launched for an id already seen.
+    pub fn subscribe(&self) -> broadcast::Receiver<InstanceEvent> {
+        self.layer.subscribe()
+    }
+
+    pub fn faults(&self) -> &FaultInjector {
+        &self.faults
+    }
+
+    pub fn lifecycle_actions(&self) -> Vec<LifecycleActionRecord> {
+        self.layer.records()
+    }
+}
+
+fn names_for(lease: &SubnetLease) -> Names {
+    let octet = lease.third_octet();
+    // The subnet is unique on this machine while leased; the random part keeps names
+    // from repeating across runs, should anything outlive a stand-in.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let short = &unique[..8];
+    Names {
+        subnet_prefix: lease.prefix(),
+        group: format!("etcd-{octet}-{short}"),
+        hook: "etcd-member-removal".to_owned(),
+        queue: format!("etcd-lifecycle-{octet}-{short}"),
+        dead_letter_queue: format!("etcd-lifecycle-dlq-{octet}-{short}"),
+        bucket: format!("etcd-backups-{octet}-{short}"),
+    }
+}
+
+async fn apply_timeouts(layer: Arc<LifecycleLayer>) {
+    let mut ticks = tokio::time::interval(TIMEOUT_CHECK_INTERVAL);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = layer.expire_due().await {
+            tracing::warn!("applying a lifecycle hook timeout failed: {error:#}");
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
