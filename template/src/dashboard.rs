@@ -33,14 +33,25 @@ pub fn body() -> Value {
     let target_group = format!("${{{TARGET_GROUP}.TargetGroupFullName}}");
     let load_balancer = format!("${{{LOAD_BALANCER}.LoadBalancerFullName}}");
     let elb = |metric: &str| {
-        json!(["AWS/NetworkELB", metric, "TargetGroup", target_group, "LoadBalancer", load_balancer])
+        json!([
+            "AWS/NetworkELB",
+            metric,
+            "TargetGroup",
+            target_group,
+            "LoadBalancer",
+            load_balancer
+        ])
     };
-    let backup = |metric: &str| json!([metrics::NAMESPACE, metric, metrics::GROUP_DIMENSION, group]);
-    let lambda = |metric: &str, function: &str| {
-        json!(["AWS/Lambda", metric, "FunctionName", format!("${{{function}}}"), { "stat": "Sum" }])
-    };
+    let backup =
+        |metric: &str| json!([metrics::NAMESPACE, metric, metrics::GROUP_DIMENSION, group]);
+    let lambda = |metric: &str, function: &str| json!(["AWS/Lambda", metric, "FunctionName", format!("${{{function}}}"), { "stat": "Sum" }]);
     let queue = |queue: &str| {
-        json!(["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", format!("${{{queue}.QueueName}}")])
+        json!([
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+            format!("${{{queue}.QueueName}}")
+        ])
     };
     json!({
         "widgets": [

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackEvent};
 use aws_sdk_cloudformation::Client;
 
@@ -16,7 +17,10 @@ pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     #[error("{action} failed: {message}")]
-    Api { action: &'static str, message: String },
+    Api {
+        action: &'static str,
+        message: String,
+    },
     #[error("the template is {bytes} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit for a template body")]
     TemplateTooLarge { bytes: usize },
     #[error("stack {stack} cannot be deployed now: {reason}")]
@@ -37,11 +41,40 @@ pub enum DeployError {
     },
 }
 
-fn api<E: std::error::Error + ProvideErrorMetadata>(action: &'static str) -> impl Fn(E) -> DeployError {
+fn api<E>(action: &'static str) -> impl Fn(SdkError<E, HttpResponse>) -> DeployError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
     move |error| DeployError::Api {
         action,
-        message: DisplayErrorContext(&error).to_string(),
+        message: describe_error(&error),
     }
+}
+
+/// The most useful one-line account of an API error: AWS's code and message when the
+/// answer carried them, else the HTTP status and body (an emulator or proxy in the way
+/// may answer in a shape the SDK cannot parse), else the SDK's own chain of causes.
+fn describe_error<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    if let (Some(code), Some(message)) = (error.code(), error.message()) {
+        return format!("{code}: {message}");
+    }
+    if let Some(raw) = error.raw_response() {
+        let body = raw
+            .body()
+            .bytes()
+            .map(|b| {
+                String::from_utf8_lossy(b)
+                    .chars()
+                    .take(1_000)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        return format!("HTTP {}: {body}", raw.status().as_u16());
+    }
+    DisplayErrorContext(error).to_string()
 }
 
 /// What a deployment did.
@@ -84,7 +117,11 @@ pub async fn deploy(client: &Client, deployment: &Deployment) -> Result<Deployed
         }
     };
     let creating = change_set_type == ChangeSetType::Create;
-    tracing::info!(stack, kind = change_set_type.as_str(), "creating change set");
+    tracing::info!(
+        stack,
+        kind = change_set_type.as_str(),
+        "creating change set"
+    );
     let change_set_name = format!("etcd-aws-cfn-{}", unix_seconds());
     let created = client
         .create_change_set()
@@ -145,11 +182,16 @@ async fn stack_status(client: &Client, stack: &str) -> Result<Option<String>, De
             .map(|s| s.as_str().to_string())),
         Err(error) => {
             let missing = error.code() == Some("ValidationError")
-                && error.message().is_some_and(|m| m.contains("does not exist"));
+                && error
+                    .message()
+                    .is_some_and(|m| m.contains("does not exist"));
             if missing {
                 Ok(None)
             } else {
-                Err(api("DescribeStacks")(error))
+                Err(DeployError::Api {
+                    action: "DescribeStacks",
+                    message: describe_error(&error),
+                })
             }
         }
     }

@@ -183,7 +183,8 @@ pub fn fragment(options: &Options) -> Fragment {
     let lifecycle = Function {
         id: LIFECYCLE_FUNCTION,
         role: LIFECYCLE_FUNCTION_ROLE,
-        description: "Removes the etcd member of a terminating instance, then completes its lifecycle action",
+        description:
+            "Removes the etcd member of a terminating instance, then completes its lifecycle action",
         zip: artifacts::LIFECYCLE_ZIP,
         timeout: LIFECYCLE_FUNCTION_TIMEOUT,
         memory: 256,

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
 use etcd_aws_cfn::options::{
-    ArtifactPrefix, Architecture, ClusterSize, EtcdVersion, InstanceType, NetworkMode, Schedule,
+    Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode, Schedule,
     Sha256, SshCidr, VpcCidr,
 };
 use etcd_aws_cfn::{compact, render, template, Format, Options};
@@ -49,10 +49,18 @@ struct Cli {
     #[arg(long, env = "ETCD_AWS_ETCD_SHA256")]
     etcd_sha256: Option<Sha256>,
     /// EventBridge schedule of the backups.
-    #[arg(long, env = "ETCD_AWS_BACKUP_SCHEDULE", default_value = "rate(15 minutes)")]
+    #[arg(
+        long,
+        env = "ETCD_AWS_BACKUP_SCHEDULE",
+        default_value = "rate(15 minutes)"
+    )]
     backup_schedule: Schedule,
     /// EventBridge schedule of the member reconcile.
-    #[arg(long, env = "ETCD_AWS_RECONCILE_SCHEDULE", default_value = "rate(10 minutes)")]
+    #[arg(
+        long,
+        env = "ETCD_AWS_RECONCILE_SCHEDULE",
+        default_value = "rate(10 minutes)"
+    )]
     reconcile_schedule: Schedule,
     /// Days S3 keeps backup versions that were deleted or overwritten.
     #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = 30)]

@@ -14,6 +14,9 @@ pub const READY_UNIT: &str = "etcd-aws-ready.service";
 pub const INSTALL_DIR: &str = "/opt/etcd-aws/bin";
 /// etcd's data directory on the instances.
 pub const DATA_DIR: &str = "/var/lib/etcd";
+/// The file the agent writes once its node is a healthy voting member (in the agent
+/// unit's runtime directory).
+pub const READY_FILE: &str = "/run/etcd-aws/ready";
 /// Prefix of backup objects in the backup bucket.
 pub const BACKUP_PREFIX: &str = "backups/";
 
@@ -25,6 +28,8 @@ pub mod env {
     pub const LOG_FORMAT: &str = "ETCD_AWS_LOG_FORMAT";
     pub const REGION: &str = "AWS_REGION";
     pub const GROUP_NAME: &str = "ETCD_AWS_GROUP_NAME";
+    /// Where the agent writes its ready file.
+    pub const READY_FILE: &str = "ETCD_AWS_READY_FILE";
 }
 
 /// The Lambda functions: cargo package names (what `cargo lambda build` produces a zip

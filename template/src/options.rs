@@ -37,7 +37,9 @@ pub enum OptionsError {
     SshCidrOpen(String),
     #[error("SSH source {0} needs a key pair: pass --key-pair as well")]
     SshWithoutKeyPair(String),
-    #[error("VPC CIDR {0:?} must be a /16 block of the form A.B.0.0/16 (for example 10.40.0.0/16)")]
+    #[error(
+        "VPC CIDR {0:?} must be a /16 block of the form A.B.0.0/16 (for example 10.40.0.0/16)"
+    )]
     VpcCidr(String),
     #[error("network mode {0:?} is neither \"endpoints\" nor \"nat\"")]
     NetworkMode(String),
@@ -159,7 +161,9 @@ impl FromStr for InstanceType {
         if !well_formed(family) || !well_formed(size) {
             return Err(refuse());
         }
-        let generation_end = family.find(|c: char| c.is_ascii_digit()).ok_or_else(refuse)?;
+        let generation_end = family
+            .find(|c: char| c.is_ascii_digit())
+            .ok_or_else(refuse)?;
         let attributes = family[generation_end..].trim_start_matches(|c: char| c.is_ascii_digit());
         let architecture = if attributes.starts_with('g') {
             Architecture::Arm64
@@ -193,7 +197,11 @@ impl EtcdVersion {
 
     /// The directory inside the archive.
     pub fn archive_directory(&self, architecture: Architecture) -> String {
-        format!("etcd-v{}-linux-{}", self.0, architecture.etcd_release_name())
+        format!(
+            "etcd-v{}-linux-{}",
+            self.0,
+            architecture.etcd_release_name()
+        )
     }
 }
 

@@ -7,7 +7,8 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{
     ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CLIENT_SECURITY_GROUP,
-    DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER, VPC,
+    DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER,
+    VPC,
 };
 use crate::names::ports::CLIENT;
 use crate::names::{private_subnet, ZONES};

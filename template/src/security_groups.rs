@@ -76,11 +76,19 @@ pub fn fragment(options: &Options) -> Fragment {
         )
         .resource(
             FUNCTION_SECURITY_GROUP,
-            group("etcd-aws Lambda functions", "functions", vec![https_egress()]),
+            group(
+                "etcd-aws Lambda functions",
+                "functions",
+                vec![https_egress()],
+            ),
         )
         .resource(
             LOAD_BALANCER_SECURITY_GROUP,
-            group("etcd client load balancer", "load-balancer", vec![no_egress()]),
+            group(
+                "etcd client load balancer",
+                "load-balancer",
+                vec![no_egress()],
+            ),
         )
         .resource(
             CLIENT_SECURITY_GROUP,
@@ -90,20 +98,116 @@ pub fn fragment(options: &Options) -> Fragment {
                 vec![no_egress()],
             ),
         )
-        .resource("NodeFromNodeClient", ingress(NODE_SECURITY_GROUP, CLIENT, NODE_SECURITY_GROUP, "etcd clients among nodes (peer probing)"))
-        .resource("NodeFromNodePeer", ingress(NODE_SECURITY_GROUP, PEER, NODE_SECURITY_GROUP, "etcd peer traffic"))
-        .resource("NodeToNodeClient", egress(NODE_SECURITY_GROUP, CLIENT, NODE_SECURITY_GROUP, "etcd clients among nodes (peer probing)"))
-        .resource("NodeToNodePeer", egress(NODE_SECURITY_GROUP, PEER, NODE_SECURITY_GROUP, "etcd peer traffic"))
-        .resource("NodeFromFunctions", ingress(NODE_SECURITY_GROUP, CLIENT, FUNCTION_SECURITY_GROUP, "membership changes and snapshots by the functions"))
-        .resource("FunctionsToNodes", egress(FUNCTION_SECURITY_GROUP, CLIENT, NODE_SECURITY_GROUP, "membership changes and snapshots by the functions"))
-        .resource("NodeFromLoadBalancer", ingress(NODE_SECURITY_GROUP, CLIENT, LOAD_BALANCER_SECURITY_GROUP, "client traffic and health checks from the load balancer"))
-        .resource("LoadBalancerToNodes", egress(LOAD_BALANCER_SECURITY_GROUP, CLIENT, NODE_SECURITY_GROUP, "client traffic and health checks to the nodes"))
-        .resource("LoadBalancerFromClients", ingress(LOAD_BALANCER_SECURITY_GROUP, CLIENT, CLIENT_SECURITY_GROUP, "etcd clients"))
-        .resource("ClientsToLoadBalancer", egress(CLIENT_SECURITY_GROUP, CLIENT, LOAD_BALANCER_SECURITY_GROUP, "etcd clients"))
+        .resource(
+            "NodeFromNodeClient",
+            ingress(
+                NODE_SECURITY_GROUP,
+                CLIENT,
+                NODE_SECURITY_GROUP,
+                "etcd clients among nodes (peer probing)",
+            ),
+        )
+        .resource(
+            "NodeFromNodePeer",
+            ingress(
+                NODE_SECURITY_GROUP,
+                PEER,
+                NODE_SECURITY_GROUP,
+                "etcd peer traffic",
+            ),
+        )
+        .resource(
+            "NodeToNodeClient",
+            egress(
+                NODE_SECURITY_GROUP,
+                CLIENT,
+                NODE_SECURITY_GROUP,
+                "etcd clients among nodes (peer probing)",
+            ),
+        )
+        .resource(
+            "NodeToNodePeer",
+            egress(
+                NODE_SECURITY_GROUP,
+                PEER,
+                NODE_SECURITY_GROUP,
+                "etcd peer traffic",
+            ),
+        )
+        .resource(
+            "NodeFromFunctions",
+            ingress(
+                NODE_SECURITY_GROUP,
+                CLIENT,
+                FUNCTION_SECURITY_GROUP,
+                "membership changes and snapshots by the functions",
+            ),
+        )
+        .resource(
+            "FunctionsToNodes",
+            egress(
+                FUNCTION_SECURITY_GROUP,
+                CLIENT,
+                NODE_SECURITY_GROUP,
+                "membership changes and snapshots by the functions",
+            ),
+        )
+        .resource(
+            "NodeFromLoadBalancer",
+            ingress(
+                NODE_SECURITY_GROUP,
+                CLIENT,
+                LOAD_BALANCER_SECURITY_GROUP,
+                "client traffic and health checks from the load balancer",
+            ),
+        )
+        .resource(
+            "LoadBalancerToNodes",
+            egress(
+                LOAD_BALANCER_SECURITY_GROUP,
+                CLIENT,
+                NODE_SECURITY_GROUP,
+                "client traffic and health checks to the nodes",
+            ),
+        )
+        .resource(
+            "LoadBalancerFromClients",
+            ingress(
+                LOAD_BALANCER_SECURITY_GROUP,
+                CLIENT,
+                CLIENT_SECURITY_GROUP,
+                "etcd clients",
+            ),
+        )
+        .resource(
+            "ClientsToLoadBalancer",
+            egress(
+                CLIENT_SECURITY_GROUP,
+                CLIENT,
+                LOAD_BALANCER_SECURITY_GROUP,
+                "etcd clients",
+            ),
+        )
         // etcd clients learn the member list through the load balancer, then talk to the
         // members directly.
-        .resource("NodeFromClients", ingress(NODE_SECURITY_GROUP, CLIENT, CLIENT_SECURITY_GROUP, "etcd clients talking to members directly"))
-        .resource("ClientsToNodes", egress(CLIENT_SECURITY_GROUP, CLIENT, NODE_SECURITY_GROUP, "etcd clients talking to members directly"));
+        .resource(
+            "NodeFromClients",
+            ingress(
+                NODE_SECURITY_GROUP,
+                CLIENT,
+                CLIENT_SECURITY_GROUP,
+                "etcd clients talking to members directly",
+            ),
+        )
+        .resource(
+            "ClientsToNodes",
+            egress(
+                CLIENT_SECURITY_GROUP,
+                CLIENT,
+                NODE_SECURITY_GROUP,
+                "etcd clients talking to members directly",
+            ),
+        );
     if let Some(cidr) = &options.ssh_cidr {
         fragment = fragment.resource(
             "NodeFromSsh",
@@ -122,10 +226,30 @@ pub fn fragment(options: &Options) -> Fragment {
         fragment = fragment
             .resource(
                 ENDPOINT_SECURITY_GROUP,
-                group("AWS API interface endpoints", "endpoints", vec![no_egress()]),
+                group(
+                    "AWS API interface endpoints",
+                    "endpoints",
+                    vec![no_egress()],
+                ),
             )
-            .resource("EndpointsFromNodes", ingress(ENDPOINT_SECURITY_GROUP, 443, NODE_SECURITY_GROUP, "AWS API calls by the nodes"))
-            .resource("EndpointsFromFunctions", ingress(ENDPOINT_SECURITY_GROUP, 443, FUNCTION_SECURITY_GROUP, "AWS API calls by the functions"));
+            .resource(
+                "EndpointsFromNodes",
+                ingress(
+                    ENDPOINT_SECURITY_GROUP,
+                    443,
+                    NODE_SECURITY_GROUP,
+                    "AWS API calls by the nodes",
+                ),
+            )
+            .resource(
+                "EndpointsFromFunctions",
+                ingress(
+                    ENDPOINT_SECURITY_GROUP,
+                    443,
+                    FUNCTION_SECURITY_GROUP,
+                    "AWS API calls by the functions",
+                ),
+            );
     }
     fragment
 }

@@ -73,7 +73,10 @@ pub fn needs_create(status: &str) -> bool {
 
 /// Events not in `seen`, oldest first; `seen` learns them. CloudFormation lists events
 /// newest first.
-pub fn unseen(newest_first: Vec<Event>, seen: &mut std::collections::HashSet<String>) -> Vec<Event> {
+pub fn unseen(
+    newest_first: Vec<Event>,
+    seen: &mut std::collections::HashSet<String>,
+) -> Vec<Event> {
     let mut fresh: Vec<Event> = newest_first
         .into_iter()
         .filter(|e| seen.insert(e.id.clone()))
@@ -85,7 +88,10 @@ pub fn unseen(newest_first: Vec<Event>, seen: &mut std::collections::HashSet<Str
 /// The reasons the operation failed: each failed resource with its reason, oldest first.
 /// The stack's own rollback events are left out when a resource says more.
 pub fn failure_reasons(events: &[Event], stack_name: &str) -> Vec<String> {
-    let failed: Vec<&Event> = events.iter().filter(|e| e.status.ends_with("_FAILED")).collect();
+    let failed: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.status.ends_with("_FAILED"))
+        .collect();
     let resources: Vec<String> = failed
         .iter()
         .filter(|e| e.logical_id != stack_name)
@@ -102,7 +108,11 @@ pub fn failure_reasons(events: &[Event], stack_name: &str) -> Vec<String> {
     events
         .iter()
         .filter(|e| e.status.contains("ROLLBACK"))
-        .filter_map(|e| e.reason.as_ref().map(|r| format!("{} {}: {r}", e.logical_id, e.status)))
+        .filter_map(|e| {
+            e.reason
+                .as_ref()
+                .map(|r| format!("{} {}: {r}", e.logical_id, e.status))
+        })
         .take(5)
         .collect()
 }

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
 use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET};
-use crate::names::{env, ports, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_UNIT};
+use crate::names::{
+    env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
+};
 use crate::options::{artifacts, Options};
 
 /// Where the readiness script is installed.
@@ -72,6 +74,11 @@ Environment=@ENV_BUCKET@=${@BUCKET@}
 Environment=@ENV_PREFIX@=@PREFIX@
 Environment=@ENV_DATA_DIR@=@DATA_DIR@
 Environment=@ENV_LOG_FORMAT@=json
+# The agent writes its ready file once this node is a healthy voting member; systemd
+# empties the runtime directory whenever the agent stops, so the file never outlives
+# the run that wrote it.
+RuntimeDirectory=etcd-aws
+Environment=@ENV_READY_FILE@=@READY_FILE@
 ExecStart=@BIN@/@AGENT@
 Restart=always
 RestartSec=5
@@ -86,31 +93,24 @@ UNIT
 
 cat > @READY_SCRIPT@ <<'SCRIPT'
 #!/bin/bash
-# Signals SUCCESS once this node is a started, voting (not learner) member and answers
-# a quorum read. A node that never gets there signals nothing, and the creation or
-# update policy times out and rolls back.
+# Signals SUCCESS once the agent has written its ready file, which it does only when
+# this node is a voting (no longer learner) member of a cluster that answers a quorum
+# read. A node that never gets there signals nothing, and the creation or update
+# policy times out and rolls back.
 set -uo pipefail
-export PATH=@BIN@:$PATH
-imds() {
-  token=$(curl -sSf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
-  curl -sSf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
-}
-IP=$(imds local-ipv4)
-INSTANCE_ID=$(imds instance-id)
-ready() {
-  etcdctl --endpoints="http://$IP:@CLIENT_PORT@" --command-timeout=5s endpoint health >/dev/null 2>&1 || return 1
-  etcdctl --endpoints="http://$IP:@CLIENT_PORT@" --command-timeout=5s member list -w simple 2>/dev/null \
-    | grep -F "http://$IP:@PEER_PORT@" | grep -F ', started, ' | grep -q ', false$'
-}
-# 180 tries 10 s apart outlast the creation policy's timeout: CloudFormation gives up first.
+token=$(curl -sSf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
+INSTANCE_ID=$(curl -sSf -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/instance-id)
+# 180 checks 10 s apart outlast the creation policy's timeout: CloudFormation gives up first.
 for attempt in $(seq 1 180); do
-  if ready; then
+  if [ -f '@READY_FILE@' ]; then
     aws cloudformation signal-resource --region '${AWS::Region}' --stack-name '${AWS::StackName}' \
       --logical-resource-id '@RESOURCE@' --unique-id "$INSTANCE_ID" --status SUCCESS \
       || echo "no CloudFormation operation is waiting for a signal from $INSTANCE_ID"
     exit 0
   fi
-  echo "attempt $attempt: not yet a healthy voting member"
+  if [ $((attempt % 6)) -eq 0 ]; then
+    echo "not yet a healthy voting member after $((attempt / 6)) minutes"
+  fi
   sleep 10
 done
 echo "not a healthy voting member after 30 minutes"
@@ -149,7 +149,10 @@ pub fn script(options: &Options) -> String {
                 .artifact_prefix
                 .key(&options.etcd_version.archive_name(architecture)),
         ),
-        ("@ETCD_DIR@", options.etcd_version.archive_directory(architecture)),
+        (
+            "@ETCD_DIR@",
+            options.etcd_version.archive_directory(architecture),
+        ),
         (
             "@AGENT_KEY@",
             options.artifact_prefix.key(artifacts::AGENT_BINARY),
@@ -167,12 +170,14 @@ pub fn script(options: &Options) -> String {
         ("@ENV_PREFIX@", env::BACKUP_PREFIX.to_string()),
         ("@ENV_DATA_DIR@", env::DATA_DIR.to_string()),
         ("@ENV_LOG_FORMAT@", env::LOG_FORMAT.to_string()),
-        ("@CLIENT_PORT@", ports::CLIENT.to_string()),
-        ("@PEER_PORT@", ports::PEER.to_string()),
+        ("@ENV_READY_FILE@", env::READY_FILE.to_string()),
+        ("@READY_FILE@", READY_FILE.to_string()),
     ];
     replacements
         .iter()
-        .fold(SCRIPT.to_string(), |text, (marker, value)| text.replace(marker, value))
+        .fold(SCRIPT.to_string(), |text, (marker, value)| {
+            text.replace(marker, value)
+        })
 }
 
 /// The launch template's `UserData` value.

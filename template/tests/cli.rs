@@ -1,0 +1,78 @@
+//! The `etcd-aws-cfn` command line, run as a user runs it.
+
+use std::process::Command;
+
+fn etcd_aws_cfn(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_etcd-aws-cfn"))
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("etcd-aws-cfn runs")
+}
+
+#[test]
+fn dry_run_prints_the_template_as_json() {
+    let output = etcd_aws_cfn(&["--dry-run"]);
+    assert!(output.status.success());
+    let template: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(template["AWSTemplateFormatVersion"], "2010-09-09");
+}
+
+#[test]
+fn dry_run_prints_yaml_when_asked() {
+    let output = etcd_aws_cfn(&["--dry-run", "--format", "yaml"]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("AWSTemplateFormatVersion: 2010-09-09") || text.contains("\nResources:")
+    );
+    let template: serde_json::Value = serde_norway::from_str(&text).expect("stdout is YAML");
+    assert!(template["Resources"].is_object());
+}
+
+#[test]
+fn cluster_size_four_fails_with_the_reason() {
+    let output = etcd_aws_cfn(&["--dry-run", "--cluster-size", "4"]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("cluster size must be 3 or 5, got 4"),
+        "{error}"
+    );
+}
+
+#[test]
+fn flags_can_come_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_etcd-aws-cfn"))
+        .args(["--dry-run"])
+        .env("ETCD_AWS_CLUSTER_SIZE", "5")
+        .output()
+        .expect("etcd-aws-cfn runs");
+    assert!(output.status.success());
+    let template: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(
+        template["Resources"]["EtcdAutoScalingGroup"]["CreationPolicy"]["ResourceSignal"]["Count"],
+        5
+    );
+}
+
+#[test]
+fn deploying_without_alarm_email_artifacts_and_checksum_names_what_is_missing() {
+    let output = etcd_aws_cfn(&["--stack-name", "etcd"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    for flag in ["--alarm-email", "--artifact-bucket", "--etcd-sha256"] {
+        assert!(error.contains(flag), "{error}");
+    }
+}
+
+#[test]
+fn ssh_from_anywhere_is_refused_on_the_command_line() {
+    let output = etcd_aws_cfn(&["--dry-run", "--key-pair", "k", "--ssh-cidr", "0.0.0.0/0"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("whole internet"), "{error}");
+}

@@ -1,0 +1,103 @@
+//! Generation options accept only values that make a working stack.
+
+use etcd_aws_cfn::options::{
+    Architecture, ArtifactPrefix, EtcdVersion, InstanceType, OptionsError, Schedule, Sha256,
+    VpcCidr,
+};
+
+#[test]
+fn graviton_instance_types_are_arm64_and_others_x86_64() {
+    for (name, architecture) in [
+        ("t4g.medium", Architecture::Arm64),
+        ("m7g.large", Architecture::Arm64),
+        ("r7gd.xlarge", Architecture::Arm64),
+        ("c8g.2xlarge", Architecture::Arm64),
+        ("m7i.large", Architecture::X86_64),
+        ("t3.medium", Architecture::X86_64),
+        ("m7a.large", Architecture::X86_64),
+    ] {
+        let parsed: InstanceType = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(parsed.architecture(), architecture, "{name}");
+    }
+}
+
+#[test]
+fn malformed_instance_types_are_refused() {
+    for name in ["", "t4g", "T4G.MEDIUM", "t4g..medium", "medium.", "g.large"] {
+        assert!(
+            matches!(
+                name.parse::<InstanceType>(),
+                Err(OptionsError::InstanceType(_))
+            ),
+            "{name:?} accepted"
+        );
+    }
+}
+
+#[test]
+fn etcd_older_than_3_5_is_refused() {
+    assert!(matches!(
+        "3.4.30".parse::<EtcdVersion>(),
+        Err(OptionsError::EtcdTooOld(_))
+    ));
+    assert!(matches!(
+        "3.5".parse::<EtcdVersion>(),
+        Err(OptionsError::EtcdVersion(_))
+    ));
+    assert!("3.5.21".parse::<EtcdVersion>().is_ok());
+    assert!("v3.6.0".parse::<EtcdVersion>().is_ok());
+}
+
+#[test]
+fn etcd_archive_names_follow_the_release_naming() {
+    let version: EtcdVersion = "3.5.21".parse().expect("valid");
+    assert_eq!(
+        version.archive_name(Architecture::Arm64),
+        "etcd-v3.5.21-linux-arm64.tar.gz"
+    );
+    assert_eq!(
+        version.archive_name(Architecture::X86_64),
+        "etcd-v3.5.21-linux-amd64.tar.gz"
+    );
+}
+
+#[test]
+fn checksums_are_64_hex_characters() {
+    assert!("A".repeat(64).parse::<Sha256>().is_ok());
+    assert!("a".repeat(63).parse::<Sha256>().is_err());
+    assert!("g".repeat(64).parse::<Sha256>().is_err());
+}
+
+#[test]
+fn schedules_are_rate_or_cron_expressions() {
+    assert!("rate(15 minutes)".parse::<Schedule>().is_ok());
+    assert!("cron(0 * * * ? *)".parse::<Schedule>().is_ok());
+    assert!("every 15 minutes".parse::<Schedule>().is_err());
+    assert!("rate()".parse::<Schedule>().is_err());
+}
+
+#[test]
+fn rate_schedules_know_their_interval_and_cron_ones_do_not() {
+    let interval = |text: &str| text.parse::<Schedule>().expect("valid").interval_seconds();
+    assert_eq!(interval("rate(15 minutes)"), Some(900));
+    assert_eq!(interval("rate(1 hour)"), Some(3_600));
+    assert_eq!(interval("rate(2 days)"), Some(172_800));
+    assert_eq!(interval("cron(0 * * * ? *)"), None);
+}
+
+#[test]
+fn vpc_blocks_are_slash_16_and_give_slash_24_subnets() {
+    let cidr: VpcCidr = "10.7.0.0/16".parse().expect("valid");
+    assert_eq!(cidr.subnet(2), "10.7.2.0/24");
+    for wrong in ["10.7.0.0/24", "10.7.1.0/16", "10.7.0.0", "300.1.0.0/16"] {
+        assert!(wrong.parse::<VpcCidr>().is_err(), "{wrong} accepted");
+    }
+}
+
+#[test]
+fn artifact_prefixes_end_with_a_slash_and_do_not_start_with_one() {
+    assert!("etcd-aws/abc123/".parse::<ArtifactPrefix>().is_ok());
+    assert!("".parse::<ArtifactPrefix>().is_ok());
+    assert!("etcd-aws".parse::<ArtifactPrefix>().is_err());
+    assert!("/etcd-aws/".parse::<ArtifactPrefix>().is_err());
+}

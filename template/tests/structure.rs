@@ -1,0 +1,678 @@
+//! The template's security and wiring, asserted on the generated JSON.
+
+mod common;
+
+use common::*;
+use etcd_aws_cfn::names::{env, functions, logical, parameters};
+use etcd_aws_cfn::options::{ClusterSize, Options, OptionsError, SshCidr};
+use serde_json::{json, Value};
+
+#[test]
+fn instances_require_imdsv2_session_tokens() {
+    for template in [default_template(), template_for(&everything_options())] {
+        let metadata = &resource(&template, logical::LAUNCH_TEMPLATE)["Properties"]
+            ["LaunchTemplateData"]["MetadataOptions"];
+        assert_eq!(metadata["HttpTokens"], "required");
+        assert_eq!(metadata["HttpPutResponseHopLimit"], 1);
+    }
+}
+
+#[test]
+fn image_comes_from_the_public_amazon_linux_ssm_parameter_for_the_instance_architecture() {
+    let graviton = default_template();
+    let image = &graviton["Parameters"][parameters::IMAGE_ID];
+    assert_eq!(
+        image["Type"],
+        "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    );
+    assert_eq!(
+        image["Default"],
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    );
+    assert_eq!(
+        resource(&graviton, logical::LAUNCH_TEMPLATE)["Properties"]["LaunchTemplateData"]
+            ["ImageId"],
+        json!({ "Ref": parameters::IMAGE_ID })
+    );
+    let intel = template_for(&everything_options());
+    assert_eq!(
+        intel["Parameters"][parameters::IMAGE_ID]["Default"],
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    );
+}
+
+#[test]
+fn nodes_get_no_public_address() {
+    let template = default_template();
+    let interfaces = &resource(&template, logical::LAUNCH_TEMPLATE)["Properties"]
+        ["LaunchTemplateData"]["NetworkInterfaces"];
+    assert_eq!(interfaces[0]["AssociatePublicIpAddress"], false);
+}
+
+#[test]
+fn no_security_group_rule_admits_the_whole_internet() {
+    for template in [default_template(), template_for(&everything_options())] {
+        for (id, body) in resources(&template) {
+            let mut rules: Vec<Value> = Vec::new();
+            if body["Type"] == "AWS::EC2::SecurityGroupIngress" {
+                rules.push(body["Properties"].clone());
+            }
+            if body["Type"] == "AWS::EC2::SecurityGroup" {
+                rules.extend(
+                    body["Properties"]["SecurityGroupIngress"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            for rule in rules {
+                assert_ne!(rule["CidrIp"], "0.0.0.0/0", "{id} admits 0.0.0.0/0");
+                assert_ne!(rule["CidrIpv6"], "::/0", "{id} admits ::/0");
+            }
+        }
+    }
+}
+
+#[test]
+fn ssh_is_closed_unless_a_source_block_is_given() {
+    let template = default_template();
+    let ssh_rules: Vec<_> = of_type(&template, "AWS::EC2::SecurityGroupIngress")
+        .into_iter()
+        .filter(|(_, body)| body["Properties"]["FromPort"] == 22)
+        .collect();
+    assert!(
+        ssh_rules.is_empty(),
+        "default template opens SSH: {ssh_rules:?}"
+    );
+}
+
+#[test]
+fn ssh_is_opened_only_to_the_given_block() {
+    let template = template_for(&everything_options());
+    let ssh_rules: Vec<_> = of_type(&template, "AWS::EC2::SecurityGroupIngress")
+        .into_iter()
+        .filter(|(_, body)| body["Properties"]["FromPort"] == 22)
+        .map(|(_, body)| body["Properties"]["CidrIp"].clone())
+        .collect();
+    assert_eq!(ssh_rules, vec![json!("192.0.2.0/24")]);
+}
+
+#[test]
+fn ssh_from_the_internet_is_refused_before_generation() {
+    for open in ["0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/4"] {
+        let refused = open.parse::<SshCidr>();
+        assert!(
+            matches!(refused, Err(OptionsError::SshCidrOpen(_))),
+            "{open} was accepted"
+        );
+    }
+}
+
+#[test]
+fn ssh_without_a_key_pair_is_refused() {
+    let options = Options {
+        ssh_cidr: Some(parse("192.0.2.0/24")),
+        key_pair: None,
+        ..Options::default()
+    };
+    assert!(matches!(
+        etcd_aws_cfn::template(&options),
+        Err(etcd_aws_cfn::TemplateError::Options(
+            OptionsError::SshWithoutKeyPair(_)
+        ))
+    ));
+}
+
+#[test]
+fn cluster_size_is_three_or_five_and_anything_else_says_why() {
+    assert_eq!(parse::<ClusterSize>("3").count(), 3);
+    assert_eq!(parse::<ClusterSize>("5").count(), 5);
+    for wrong in ["0", "1", "2", "4", "6", "7", "three", "-3", ""] {
+        let error = match wrong.parse::<ClusterSize>() {
+            Ok(size) => panic!("{wrong:?} was accepted as {size}"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("must be 3 or 5"), "unclear error: {error}");
+    }
+}
+
+#[test]
+fn no_iam_statement_allows_s3_wildcards_or_all_actions() {
+    for template in [default_template(), template_for(&everything_options())] {
+        for (role, statement) in iam_statements(&template) {
+            for action in strings(&statement["Action"]) {
+                assert!(
+                    action != "*" && action != "s3:*" && !action.ends_with(":*"),
+                    "{role} allows {action}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_statement_on_all_resources_is_a_describe_call() {
+    // Describe calls support no resource-level permissions; anything else must name
+    // the resources it needs.
+    for (role, statement) in iam_statements(&default_template()) {
+        if statement["Resource"] == json!(["*"]) || statement["Resource"] == json!("*") {
+            for action in strings(&statement["Action"]) {
+                let verb = action.split(':').nth(1).unwrap_or_default();
+                assert!(verb.starts_with("Describe"), "{role} allows {action} on *");
+            }
+        }
+    }
+}
+
+#[test]
+fn lifecycle_hook_posts_to_the_queue_the_lifecycle_function_reads() {
+    let template = default_template();
+    let group = resource(&template, logical::AUTO_SCALING_GROUP);
+    let hooks = group["Properties"]["LifecycleHookSpecificationList"]
+        .as_array()
+        .expect("the group declares its lifecycle hooks");
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(
+        hooks[0]["LifecycleTransition"],
+        "autoscaling:EC2_INSTANCE_TERMINATING"
+    );
+    let mapping = resource(&template, logical::LIFECYCLE_EVENT_SOURCE);
+    assert_eq!(
+        hooks[0]["NotificationTargetARN"],
+        mapping["Properties"]["EventSourceArn"]
+    );
+    assert_eq!(
+        mapping["Properties"]["FunctionName"],
+        json!({ "Ref": logical::LIFECYCLE_FUNCTION })
+    );
+}
+
+#[test]
+fn lifecycle_hook_role_may_post_to_exactly_that_queue() {
+    let template = default_template();
+    let hook_target = resource(&template, logical::AUTO_SCALING_GROUP)["Properties"]
+        ["LifecycleHookSpecificationList"][0]["NotificationTargetARN"]
+        .clone();
+    let statements: Vec<Value> = iam_statements(&template)
+        .into_iter()
+        .filter(|(role, _)| role == logical::LIFECYCLE_HOOK_ROLE)
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Resource"], json!([hook_target]));
+}
+
+#[test]
+fn lifecycle_function_reports_partial_batch_failures() {
+    let template = default_template();
+    let mapping = resource(&template, logical::LIFECYCLE_EVENT_SOURCE);
+    assert_eq!(
+        mapping["Properties"]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+}
+
+#[test]
+fn poison_lifecycle_messages_reach_a_dead_letter_queue_that_has_an_alarm() {
+    let template = default_template();
+    let queue = resource(&template, logical::LIFECYCLE_QUEUE);
+    assert_eq!(
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({ "Fn::GetAtt": [logical::LIFECYCLE_DEAD_LETTER_QUEUE, "Arn"] })
+    );
+    let watched: Vec<_> = of_type(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, alarm)| {
+            alarm["Properties"]["Dimensions"][0]["Value"]
+                == json!({ "Fn::GetAtt": [logical::LIFECYCLE_DEAD_LETTER_QUEUE, "QueueName"] })
+        })
+        .collect();
+    assert_eq!(watched.len(), 1);
+}
+
+#[test]
+fn queue_visibility_outlasts_six_lifecycle_function_timeouts() {
+    let template = default_template();
+    let timeout = resource(&template, logical::LIFECYCLE_FUNCTION)["Properties"]["Timeout"]
+        .as_u64()
+        .expect("the function has a timeout");
+    let visibility = resource(&template, logical::LIFECYCLE_QUEUE)["Properties"]
+        ["VisibilityTimeout"]
+        .as_u64()
+        .expect("the queue has a visibility timeout");
+    assert!(visibility >= 6 * timeout);
+}
+
+#[test]
+fn backup_bucket_is_encrypted_versioned_and_blocks_public_access() {
+    let template = default_template();
+    let bucket = &resource(&template, logical::BACKUP_BUCKET)["Properties"];
+    assert!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            .is_string()
+    );
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting], true, "{setting}");
+    }
+}
+
+#[test]
+fn backup_bucket_refuses_plain_http() {
+    let template = default_template();
+    let policy = &of_type(&template, "AWS::S3::BucketPolicy")[0].1["Properties"]["PolicyDocument"];
+    assert_eq!(policy["Statement"][0]["Effect"], "Deny");
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
+        "false"
+    );
+}
+
+#[test]
+fn bucket_rules_never_expire_current_backups_by_age() {
+    // An idle cluster writes no new backup; age-based expiry would delete its only one.
+    let template = default_template();
+    let rules = resource(&template, logical::BACKUP_BUCKET)["Properties"]["LifecycleConfiguration"]
+        ["Rules"]
+        .as_array()
+        .expect("the bucket has lifecycle rules")
+        .clone();
+    for rule in rules {
+        assert!(rule.get("ExpirationInDays").is_none(), "{rule}");
+        assert!(rule.get("ExpirationDate").is_none(), "{rule}");
+    }
+}
+
+#[test]
+fn backups_survive_deleting_the_stack() {
+    let template = default_template();
+    assert_eq!(
+        resource(&template, logical::BACKUP_BUCKET)["DeletionPolicy"],
+        "Retain"
+    );
+}
+
+#[test]
+fn every_alarm_notifies_a_topic_with_an_email_subscription() {
+    let template = default_template();
+    let alarms = of_type(&template, "AWS::CloudWatch::Alarm");
+    assert!(alarms.len() >= 5);
+    for (id, alarm) in alarms {
+        assert_eq!(
+            alarm["Properties"]["AlarmActions"],
+            json!([{ "Ref": logical::ALARM_TOPIC }]),
+            "{id}"
+        );
+    }
+    let subscriptions = of_type(&template, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    let subscription = &subscriptions[0].1["Properties"];
+    assert_eq!(
+        subscription["TopicArn"],
+        json!({ "Ref": logical::ALARM_TOPIC })
+    );
+    assert_eq!(subscription["Protocol"], "email");
+    assert_eq!(
+        subscription["Endpoint"],
+        json!({ "Ref": parameters::ALARM_EMAIL })
+    );
+}
+
+#[test]
+fn alarm_email_is_asked_for_when_not_given() {
+    let template = default_template();
+    assert!(template["Parameters"][parameters::ALARM_EMAIL]
+        .get("Default")
+        .is_none());
+    let given = template_for(&everything_options());
+    assert_eq!(
+        given["Parameters"][parameters::ALARM_EMAIL]["Default"],
+        "ops@example.com"
+    );
+}
+
+#[test]
+fn backups_that_stop_raise_an_alarm() {
+    let template = default_template();
+    let alarm = &resource(&template, "BackupStaleAlarm")["Properties"];
+    assert_eq!(
+        alarm["MetricName"],
+        etcd_aws_cfn::names::metrics::BACKUP_AGE
+    );
+    assert_eq!(alarm["TreatMissingData"], "breaching");
+    // Three missed 15-minute runs.
+    assert_eq!(alarm["Threshold"], json!(2700.0));
+}
+
+/// Physical-name properties: set to a constant, they would collide between two stacks
+/// in one account and region.
+const NAME_PROPERTIES: &[&str] = &[
+    "AutoScalingGroupName",
+    "BucketName",
+    "QueueName",
+    "FunctionName",
+    "RoleName",
+    "TopicName",
+    "LogGroupName",
+    "DashboardName",
+    "Name",
+    "LaunchTemplateName",
+    "GroupName",
+    "InstanceProfileName",
+    "AlarmName",
+    "ManagedPolicyName",
+];
+
+/// A name as a stack named `stack` would give it: refs to the stack's own resources are
+/// unique to the stack, and so is `${AWS::StackName}`.
+fn resolve_name(value: &Value, stack: &str) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Object(map) if map.contains_key("Fn::Sub") => map["Fn::Sub"]
+            .as_str()
+            .unwrap_or_default()
+            .replace("${AWS::StackName}", stack),
+        Value::Object(map) if map.contains_key("Ref") => format!("{stack}:{}", map["Ref"]),
+        other => format!("{stack}:{other}"),
+    }
+}
+
+#[test]
+fn physical_names_differ_between_two_stacks() {
+    for template in [default_template(), template_for(&everything_options())] {
+        for (id, body) in resources(&template) {
+            // Event source mappings name the function they feed, not themselves.
+            if body["Type"] == "AWS::Lambda::EventSourceMapping"
+                || body["Type"] == "AWS::Lambda::Permission"
+            {
+                continue;
+            }
+            let Some(properties) = body["Properties"].as_object() else {
+                continue;
+            };
+            for key in NAME_PROPERTIES {
+                if let Some(name) = properties.get(*key) {
+                    assert_ne!(
+                        resolve_name(name, "etcd-a"),
+                        resolve_name(name, "etcd-b"),
+                        "{id}.{key} is the same in two stacks"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn creation_waits_for_every_node_to_signal() {
+    for (options, count) in [(Options::default(), 3), (everything_options(), 5)] {
+        let template = template_for(&options);
+        let group = resource(&template, logical::AUTO_SCALING_GROUP);
+        assert_eq!(group["CreationPolicy"]["ResourceSignal"]["Count"], count);
+        assert_eq!(group["Properties"]["MinSize"], count.to_string());
+        assert_eq!(group["Properties"]["DesiredCapacity"], count.to_string());
+    }
+}
+
+#[test]
+fn rolling_update_adds_one_signalled_node_before_removing_one() {
+    let template = default_template();
+    let group = resource(&template, logical::AUTO_SCALING_GROUP);
+    let update = &group["UpdatePolicy"]["AutoScalingRollingUpdate"];
+    assert_eq!(update["MaxBatchSize"], 1);
+    assert_eq!(update["MinInstancesInService"], 3);
+    assert_eq!(update["WaitOnResourceSignals"], true);
+    assert_eq!(group["Properties"]["MaxSize"], "4");
+}
+
+#[test]
+fn node_health_comes_from_the_load_balancer() {
+    let template = default_template();
+    let group = &resource(&template, logical::AUTO_SCALING_GROUP)["Properties"];
+    assert_eq!(group["HealthCheckType"], "ELB");
+    assert_eq!(
+        group["TargetGroupARNs"],
+        json!([{ "Ref": logical::TARGET_GROUP }])
+    );
+}
+
+#[test]
+fn load_balancer_health_check_is_local_so_quorum_loss_does_not_replace_survivors() {
+    let template = default_template();
+    let target_group = &resource(&template, logical::TARGET_GROUP)["Properties"];
+    assert_eq!(target_group["HealthCheckPath"], "/health?serializable=true");
+    assert_eq!(target_group["Port"], 2379);
+    let balancer = &resource(&template, logical::LOAD_BALANCER)["Properties"];
+    assert_eq!(balancer["Scheme"], "internal");
+}
+
+#[test]
+fn functions_run_rust_on_provided_al2023_inside_the_vpc() {
+    let template = default_template();
+    for id in [logical::LIFECYCLE_FUNCTION, logical::BACKUP_FUNCTION] {
+        let function = &resource(&template, id)["Properties"];
+        assert_eq!(function["Runtime"], functions::RUNTIME);
+        assert_eq!(function["Handler"], functions::HANDLER);
+        assert_eq!(function["Architectures"], json!(["arm64"]));
+        assert_eq!(
+            function["VpcConfig"]["SecurityGroupIds"],
+            json!([{ "Ref": logical::FUNCTION_SECURITY_GROUP }])
+        );
+        let variables = &function["Environment"]["Variables"];
+        for name in [env::GROUP_NAME, env::BACKUP_BUCKET, env::BACKUP_PREFIX] {
+            assert!(variables.get(name).is_some(), "{id} lacks {name}");
+        }
+    }
+}
+
+#[test]
+fn functions_may_reach_etcd_client_port_on_the_nodes() {
+    let template = default_template();
+    let allowed = of_type(&template, "AWS::EC2::SecurityGroupIngress")
+        .into_iter()
+        .any(|(_, rule)| {
+            rule["Properties"]["GroupId"] == json!({ "Ref": logical::NODE_SECURITY_GROUP })
+                && rule["Properties"]["SourceSecurityGroupId"]
+                    == json!({ "Ref": logical::FUNCTION_SECURITY_GROUP })
+                && rule["Properties"]["FromPort"] == 2379
+        });
+    assert!(allowed);
+}
+
+#[test]
+fn reconcile_schedule_sends_the_reconcile_event_to_the_lifecycle_function() {
+    let template = default_template();
+    let rule = &resource(&template, "ReconcileSchedule")["Properties"];
+    let target = &rule["Targets"][0];
+    assert_eq!(
+        target["Arn"],
+        json!({ "Fn::GetAtt": [logical::LIFECYCLE_FUNCTION, "Arn"] })
+    );
+    let input: Value = serde_json::from_str(target["Input"].as_str().unwrap_or_default())
+        .expect("the reconcile input is JSON");
+    assert_eq!(input, json!({ "reconcile": true }));
+}
+
+#[test]
+fn backup_schedule_invokes_the_backup_function() {
+    let template = default_template();
+    let rule = &resource(&template, "BackupSchedule")["Properties"];
+    assert_eq!(rule["ScheduleExpression"], "rate(15 minutes)");
+    assert_eq!(
+        rule["Targets"][0]["Arn"],
+        json!({ "Fn::GetAtt": [logical::BACKUP_FUNCTION, "Arn"] })
+    );
+}
+
+#[test]
+fn user_data_verifies_the_etcd_archive_before_installing_it() {
+    let script = user_data_script(&default_template());
+    let download = script.find("aws s3 cp").expect("downloads etcd");
+    let check = script
+        .find("sha256sum --check")
+        .expect("checks the checksum");
+    let unpack = script.find("tar -xzf").expect("unpacks etcd");
+    assert!(download < check && check < unpack);
+    assert!(script.contains("etcd-v3.5.21-linux-arm64.tar.gz"));
+    assert!(script.contains("${EtcdSha256}"));
+}
+
+#[test]
+fn user_data_runs_the_agent_under_systemd_with_the_project_environment() {
+    let script = user_data_script(&default_template());
+    for line in [
+        "ExecStart=/opt/etcd-aws/bin/etcd-aws",
+        "Restart=always",
+        "Environment=AWS_REGION=${AWS::Region}",
+        "Environment=ETCD_BACKUP_BUCKET=${BackupBucket}",
+        "Environment=ETCD_BACKUP_PREFIX=backups/",
+        "Environment=ETCD_DATA_DIR=/var/lib/etcd",
+        "Environment=ETCD_AWS_LOG_FORMAT=json",
+        "Environment=PATH=/opt/etcd-aws/bin:",
+        "systemctl enable --now etcd-aws.service",
+    ] {
+        assert!(script.contains(line), "user-data lacks {line:?}");
+    }
+}
+
+#[test]
+fn user_data_signals_success_only_from_the_agents_ready_file() {
+    let script = user_data_script(&default_template());
+    let success: Vec<&str> = script
+        .lines()
+        .filter(|l| l.contains("--status SUCCESS"))
+        .collect();
+    assert_eq!(success.len(), 1, "one place signals success");
+    let ready_check = script
+        .find("if [ -f '/run/etcd-aws/ready' ]")
+        .expect("waits for the ready file");
+    let signal = script.find("--status SUCCESS").unwrap_or(0);
+    assert!(ready_check < signal);
+    assert!(script.contains("Environment=ETCD_AWS_READY_FILE=/run/etcd-aws/ready"));
+}
+
+#[test]
+fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
+    let script = user_data_script(&default_template());
+    let leftover: Vec<&str> = script
+        .split('@')
+        .skip(1)
+        .step_by(2)
+        .filter(|piece| {
+            !piece.is_empty() && piece.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        .collect();
+    assert!(leftover.is_empty(), "unfilled markers: {leftover:?}");
+    let mut names = Vec::new();
+    references(&json!({ "Fn::Sub": script }), &mut names);
+    for name in names {
+        assert!(
+            name.starts_with("AWS::")
+                || ["ArtifactBucket", "EtcdSha256", "BackupBucket"].contains(&name.as_str()),
+            "user-data substitutes unknown ${{{name}}}"
+        );
+    }
+}
+
+#[test]
+fn every_reference_names_a_parameter_or_resource_of_the_template() {
+    for template in [default_template(), template_for(&everything_options())] {
+        let mut names = Vec::new();
+        references(&template, &mut names);
+        for name in names {
+            let known = name.starts_with("AWS::")
+                || template["Parameters"].get(&name).is_some()
+                || template["Resources"].get(&name).is_some();
+            assert!(known, "reference to undefined {name}");
+        }
+    }
+}
+
+#[test]
+fn endpoints_mode_has_no_route_to_the_internet() {
+    let template = default_template();
+    assert!(of_type(&template, "AWS::EC2::InternetGateway").is_empty());
+    assert!(of_type(&template, "AWS::EC2::NatGateway").is_empty());
+    assert!(of_type(&template, "AWS::EC2::Route").is_empty());
+    let interface_endpoints = of_type(&template, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+        .count();
+    assert!(interface_endpoints >= 5);
+}
+
+#[test]
+fn nat_mode_routes_private_subnets_through_one_nat_gateway_and_has_no_interface_endpoints() {
+    let template = template_for(&everything_options());
+    assert_eq!(of_type(&template, "AWS::EC2::NatGateway").len(), 1);
+    let interface_endpoints = of_type(&template, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+        .count();
+    assert_eq!(interface_endpoints, 0);
+}
+
+#[test]
+fn every_scanner_skip_carries_a_written_reason() {
+    for template in [default_template(), template_for(&everything_options())] {
+        for (id, body) in resources(&template) {
+            let skips = body["Metadata"]["checkov"]["skip"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for skip in skips {
+                let reason = skip["comment"].as_str().unwrap_or_default();
+                assert!(
+                    reason.len() > 30,
+                    "{id} skips {} without a reason",
+                    skip["id"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn outputs_name_the_client_endpoint_bucket_queue_and_functions() {
+    let template = default_template();
+    for output in [
+        "ClientEndpoint",
+        "BackupBucketName",
+        "LifecycleQueueUrl",
+        "LifecycleFunctionName",
+        "BackupFunctionName",
+        "ClientSecurityGroupId",
+    ] {
+        assert!(
+            template["Outputs"].get(output).is_some(),
+            "no output {output}"
+        );
+    }
+}
+
+#[test]
+fn compact_template_fits_the_cloudformation_body_limit() {
+    for template in [default_template(), template_for(&everything_options())] {
+        let body = etcd_aws_cfn::compact(&template).expect("renders");
+        assert!(
+            body.len() <= etcd_aws_cfn::deploy::TEMPLATE_BODY_LIMIT,
+            "{} bytes",
+            body.len()
+        );
+    }
+}
+
+#[test]
+fn yaml_and_json_renderings_hold_the_same_template() {
+    let template = template_for(&everything_options());
+    let yaml = etcd_aws_cfn::render(&template, etcd_aws_cfn::Format::Yaml).expect("renders YAML");
+    let back: Value = serde_norway::from_str(&yaml).expect("YAML parses");
+    assert_eq!(back, template);
+}
