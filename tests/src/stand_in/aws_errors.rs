@@ -130,7 +130,13 @@ mod tests {
 
     #[test]
     fn an_ec2_error_uses_the_errors_list_shape() {
-        let response = error_response(Protocol::Ec2Query, "ec2", 400, "InvalidInstanceID.NotFound", "x");
+        let response = error_response(
+            Protocol::Ec2Query,
+            "ec2",
+            400,
+            "InvalidInstanceID.NotFound",
+            "x",
+        );
         assert!(response
             .body
             .starts_with("<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code>"));

@@ -166,13 +166,21 @@ impl Proxy {
         })
     }
 
-    async fn autoscaling(&self, call: &AwsCall, received: &Received) -> anyhow::Result<Response<Body>> {
+    async fn autoscaling(
+        &self,
+        call: &AwsCall,
+        received: &Received,
+    ) -> anyhow::Result<Response<Body>> {
         let param = |name: &str| call.param(name).unwrap_or_default().to_owned();
         match call.operation.as_str() {
             "TerminateInstanceInAutoScalingGroup" => {
                 let instance_id = param("InstanceId");
                 let decrement = param("ShouldDecrementDesiredCapacity") == "true";
-                match self.layer.hold_for_termination(&instance_id, decrement).await? {
+                match self
+                    .layer
+                    .hold_for_termination(&instance_id, decrement)
+                    .await?
+                {
                     Some(group) => Ok(xml_ok(terminate_activity(
                         &group,
                         &instance_id,
@@ -236,7 +244,9 @@ impl Proxy {
             }
             "SetDesiredCapacity" => {
                 let Ok(desired) = param("DesiredCapacity").parse::<usize>() else {
-                    return Ok(validation_error("DesiredCapacity must be a non-negative integer"));
+                    return Ok(validation_error(
+                        "DesiredCapacity must be a non-negative integer",
+                    ));
                 };
                 let group = param("AutoScalingGroupName");
                 match self.layer.set_desired_capacity(&group, desired).await {
@@ -251,12 +261,19 @@ impl Proxy {
                     return Ok(response);
                 }
                 let (mut parts, body) = response.into_parts();
-                let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
                 let rewritten = overlay_lifecycle_states(&String::from_utf8_lossy(&body), &states);
                 // The body changed length, and moto's checksum covers the old body.
                 parts.headers.remove(http::header::CONTENT_LENGTH);
                 parts.headers.remove("x-amz-crc32");
-                Ok(Response::from_parts(parts, Full::new(Bytes::from(rewritten))))
+                Ok(Response::from_parts(
+                    parts,
+                    Full::new(Bytes::from(rewritten)),
+                ))
             }
             operation if operation.starts_with("Describe") => self.forward(received).await,
             _ => self.forward_then_reconcile(received).await,
@@ -282,9 +299,17 @@ impl Proxy {
         *request.headers_mut() = without_hop_headers(&received.parts.headers);
         // hyper sets Host for moto's address; S3 would read a stale one as a bucket.
         request.headers_mut().remove(http::header::HOST);
-        let response = self.client.request(request).await.context("forwarding to moto")?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .context("forwarding to moto")?;
         let (mut parts, incoming) = response.into_parts();
-        let body = incoming.collect().await.context("reading moto's answer")?.to_bytes();
+        let body = incoming
+            .collect()
+            .await
+            .context("reading moto's answer")?
+            .to_bytes();
         parts.headers = without_hop_headers(&parts.headers);
         Ok(Response::from_parts(parts, Full::new(body)))
     }
@@ -298,7 +323,11 @@ fn without_hop_headers(headers: &HeaderMap) -> HeaderMap {
 }
 
 fn action_key(call: &AwsCall) -> Option<ActionKey> {
-    let non_empty = |name: &str| call.param(name).filter(|v| !v.is_empty()).map(str::to_owned);
+    let non_empty = |name: &str| {
+        call.param(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let target = non_empty("LifecycleActionToken")
         .map(ActionTarget::Token)
         .or_else(|| non_empty("InstanceId").map(ActionTarget::Instance))?;

@@ -105,11 +105,11 @@ fn service_from_credential(credential: &str) -> Option<String> {
 
 /// S3 names no operation on the wire; it is implied by method, path and subresource.
 fn s3_operation(method: &Method, path: &str, query: &str, headers: &HeaderMap) -> String {
-    let has = |name: &str| {
-        form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == name)
-    };
+    let has = |name: &str| form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == name);
     let trimmed = path.trim_start_matches('/');
-    let has_key = trimmed.split_once('/').is_some_and(|(_, key)| !key.is_empty());
+    let has_key = trimmed
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
     let copy = headers.contains_key("x-amz-copy-source");
     let operation = match (method.as_str(), has_key) {
         ("PUT", true) if has("partNumber") && copy => "UploadPartCopy",
@@ -206,13 +206,28 @@ mod tests {
     fn s3_multipart_calls_are_told_apart_by_query_string() {
         let headers = signed_for("s3");
         let put = |query: &str| {
-            classify(&Method::PUT, &uri(&format!("/bucket/key{query}")), &headers, b"").operation
+            classify(
+                &Method::PUT,
+                &uri(&format!("/bucket/key{query}")),
+                &headers,
+                b"",
+            )
+            .operation
         };
-        assert_eq!(put("?partNumber=1&uploadId=abc&x-id=UploadPart"), "UploadPart");
+        assert_eq!(
+            put("?partNumber=1&uploadId=abc&x-id=UploadPart"),
+            "UploadPart"
+        );
         assert_eq!(put(""), "PutObject");
         assert_eq!(put("?x-id=PutObject"), "PutObject");
         let post = |query: &str| {
-            classify(&Method::POST, &uri(&format!("/bucket/key{query}")), &headers, b"").operation
+            classify(
+                &Method::POST,
+                &uri(&format!("/bucket/key{query}")),
+                &headers,
+                b"",
+            )
+            .operation
         };
         assert_eq!(post("?uploads"), "CreateMultipartUpload");
         assert_eq!(post("?uploadId=abc"), "CompleteMultipartUpload");

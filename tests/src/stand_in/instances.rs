@@ -21,9 +21,14 @@ pub struct SimInstance {
 /// A change in the group's membership, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceEvent {
-    Launched { id: String, private_ip: Ipv4Addr },
+    Launched {
+        id: String,
+        private_ip: Ipv4Addr,
+    },
     /// The instance really stopped: its process should go now.
-    Terminated { id: String },
+    Terminated {
+        id: String,
+    },
 }
 
 /// (instance id, lifecycle state) of the group's members, in moto's order.

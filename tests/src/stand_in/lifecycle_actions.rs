@@ -426,7 +426,10 @@ mod tests {
         );
         assert!(held.is_ok());
         assert!(actions
-            .expire(start + TIMEOUT - Duration::from_millis(1), SystemTime::UNIX_EPOCH)
+            .expire(
+                start + TIMEOUT - Duration::from_millis(1),
+                SystemTime::UNIX_EPOCH
+            )
             .is_empty());
         let expired = actions.expire(start + TIMEOUT, SystemTime::UNIX_EPOCH);
         assert_eq!(expired.len(), 1);
@@ -461,14 +464,22 @@ mod tests {
         let global = TIMEOUT * 100;
         let beat = actions.heartbeat(&by_instance("i-1"), start + global - Duration::from_secs(1));
         assert!(beat.is_ok());
-        assert_eq!(actions.expire(start + global, SystemTime::UNIX_EPOCH).len(), 1);
+        assert_eq!(
+            actions.expire(start + global, SystemTime::UNIX_EPOCH).len(),
+            1
+        );
     }
 
     #[test]
     fn a_timed_out_action_can_no_longer_be_completed() {
         let start = Instant::now();
         let mut actions = holding("i-1", start);
-        assert_eq!(actions.expire(start + TIMEOUT, SystemTime::UNIX_EPOCH).len(), 1);
+        assert_eq!(
+            actions
+                .expire(start + TIMEOUT, SystemTime::UNIX_EPOCH)
+                .len(),
+            1
+        );
         let late = actions.complete(
             &by_instance("i-1"),
             HookResult::Continue,

@@ -52,9 +52,10 @@ impl LifecycleHooks {
                 .transition
                 .or_else(|| base.as_ref().map(|b| b.transition.clone()))
                 .unwrap_or_else(|| TERMINATING.to_owned()),
-            notification_target_arn: put
-                .notification_target_arn
-                .or_else(|| base.as_ref().and_then(|b| b.notification_target_arn.clone())),
+            notification_target_arn: put.notification_target_arn.or_else(|| {
+                base.as_ref()
+                    .and_then(|b| b.notification_target_arn.clone())
+            }),
             role_arn: put
                 .role_arn
                 .or_else(|| base.as_ref().and_then(|b| b.role_arn.clone())),

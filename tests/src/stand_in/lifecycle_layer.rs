@@ -13,8 +13,7 @@ use tokio::sync::broadcast;
 use super::group_watch::GroupWatch;
 use super::instances::{ec2_details, group_members, InstanceEvent};
 use super::lifecycle_actions::{
-    ActionError, ActionKey, HookResult, LifecycleActionRecord, LifecycleActions, NewAction,
-    Proceed,
+    ActionError, ActionKey, HookResult, LifecycleActionRecord, LifecycleActions, NewAction, Proceed,
 };
 use super::lifecycle_hooks::{LifecycleHook, LifecycleHooks, PutLifecycleHook};
 use super::moto_clients::MotoClients;
@@ -157,7 +156,11 @@ impl LifecycleLayer {
     /// SetDesiredCapacity as Auto Scaling does it: scale-in holds the newest live
     /// instances when the group has a terminating hook; otherwise moto changes the
     /// group, with room kept for held instances that will lower it when they go.
-    pub async fn set_desired_capacity(&self, group_name: &str, desired: usize) -> anyhow::Result<()> {
+    pub async fn set_desired_capacity(
+        &self,
+        group_name: &str,
+        desired: usize,
+    ) -> anyhow::Result<()> {
         let hook = lock(&self.hooks).terminating_hook(group_name);
         let (held, pending_decrements) = {
             let actions = lock(&self.actions);
@@ -209,7 +212,12 @@ impl LifecycleLayer {
         lock(&self.actions).records()
     }
 
-    fn hold(&self, hook: &LifecycleHook, instance_id: &str, decrement_desired: bool) -> anyhow::Result<String> {
+    fn hold(
+        &self,
+        hook: &LifecycleHook,
+        instance_id: &str,
+        decrement_desired: bool,
+    ) -> anyhow::Result<String> {
         let token = uuid::Uuid::new_v4().to_string();
         let new = NewAction {
             instance_id: instance_id.to_owned(),
@@ -225,7 +233,12 @@ impl LifecycleLayer {
     }
 
     /// Sends the hook's queue the message AWS sends for a waiting instance.
-    async fn notify(&self, hook: &LifecycleHook, instance_id: &str, token: &str) -> anyhow::Result<()> {
+    async fn notify(
+        &self,
+        hook: &LifecycleHook,
+        instance_id: &str,
+        token: &str,
+    ) -> anyhow::Result<()> {
         let Some(target) = &hook.notification_target_arn else {
             return Ok(());
         };
@@ -259,7 +272,11 @@ impl LifecycleLayer {
         self.reconcile().await
     }
 
-    async fn moto_terminate(&self, instance_id: &str, decrement_desired: bool) -> anyhow::Result<()> {
+    async fn moto_terminate(
+        &self,
+        instance_id: &str,
+        decrement_desired: bool,
+    ) -> anyhow::Result<()> {
         self.moto
             .autoscaling
             .terminate_instance_in_auto_scaling_group()
@@ -275,5 +292,7 @@ impl LifecycleLayer {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update under these locks is a single call on a plain value, so a panic
     // elsewhere cannot leave it half-done.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -79,8 +79,8 @@ impl Default for HookOptions {
 #[derive(Debug)]
 pub struct StandIn {
     // Fields drop in this order: nothing may still call moto once it is killed.
-    timeouts: AbortOnDrop,
-    proxy: AwsProxy,
+    _timeouts: AbortOnDrop,
+    _proxy: AwsProxy,
     layer: Arc<LifecycleLayer>,
     moto_clients: MotoClients,
     faults: FaultInjector,
@@ -117,9 +117,9 @@ impl StandIn {
         let proxy = AwsProxy::start(Arc::clone(&layer), faults.clone(), moto.url()).await?;
         let timeouts = AbortOnDrop(tokio::spawn(apply_timeouts(Arc::clone(&layer))));
         Ok(StandIn {
-            timeouts,
+            _timeouts: timeouts,
             endpoint_url: proxy.url(),
-            proxy,
+            _proxy: proxy,
             layer,
             moto_clients,
             faults,

@@ -59,9 +59,15 @@ impl MotoServer {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait()? {
-                bail!("moto exited with {status} before serving; see {}", log.display());
+                bail!(
+                    "moto exited with {status} before serving; see {}",
+                    log.display()
+                );
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Ok(Self {
                     _child: child,
                     port,

@@ -148,14 +148,8 @@ mod tests {
 
     #[test]
     fn a_terminating_notification_has_the_aws_fields_in_aws_order() {
-        let message = LifecycleNotification::terminating(
-            "i-1",
-            "group",
-            "hook",
-            "token",
-            None,
-            UNIX_EPOCH,
-        );
+        let message =
+            LifecycleNotification::terminating("i-1", "group", "hook", "token", None, UNIX_EPOCH);
         let json = serde_json::to_string(&message).unwrap_or_default();
         let positions: Vec<Option<usize>> = [
             "Origin",
