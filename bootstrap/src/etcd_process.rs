@@ -33,9 +33,16 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 pub async fn run(binary: &Path, launch: &EtcdLaunch, readiness: Readiness, signals: &mut Signals) -> anyhow::Result<EtcdExit> {
     let args = launch.args();
     tracing::info!(binary = %binary.display(), ?args, "starting etcd");
-    let mut child = Command::new(binary)
-        .args(&args)
-        .stdin(Stdio::null())
+    let mut command = Command::new(binary);
+    command.args(&args).stdin(Stdio::null());
+    // etcd reads ETCD_* variables as flags and dies when one duplicates a flag
+    // we pass (ETCD_DATA_DIR); ours are not meant for it.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_etcd_aws_variable) {
+            command.env_remove(&name);
+        }
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("cannot start etcd binary {}; check --etcd-binary / ETCD_AWS_ETCD_BINARY and PATH", binary.display()))?;
     let pid = child.id().context("etcd exited before its pid could be read")?;
@@ -67,11 +74,43 @@ pub async fn run(binary: &Path, launch: &EtcdLaunch, readiness: Readiness, signa
     }
 }
 
+/// Variables etcd-aws reads itself. Other `ETCD_*` variables reach etcd, as
+/// an operator who sets, say, ETCD_QUOTA_BACKEND_BYTES expects.
+fn is_etcd_aws_variable(name: &str) -> bool {
+    name.starts_with("ETCD_AWS_") || name.starts_with("ETCD_BACKUP_") || name == "ETCD_DATA_DIR"
+}
+
 fn forward(pid: i32, signal: i32) {
     tracing::info!(signal, "forwarding signal to etcd");
     // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
     let rc = unsafe { libc::kill(pid, signal) };
     if rc != 0 {
         tracing::warn!(signal, error = %std::io::Error::last_os_error(), "could not forward signal to etcd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_variables_are_kept_from_etcd() {
+        for name in ["ETCD_DATA_DIR", "ETCD_AWS_INSTANCE_ID", "ETCD_BACKUP_BUCKET"] {
+            assert!(is_etcd_aws_variable(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn other_etcd_variables_pass_through_to_etcd() {
+        for name in ["ETCD_QUOTA_BACKEND_BYTES", "ETCD_SNAPSHOT_COUNT", "PATH"] {
+            assert!(!is_etcd_aws_variable(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn exit_code_is_etcds_code_or_128_plus_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGTERM)), 128 + 15);
     }
 }

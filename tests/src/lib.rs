@@ -1,2 +1,8 @@
+//! The local AWS stand-in and the etcd process harness that the scenario
+//! tests and `make demo` run against: moto behind a lifecycle-hook layer,
+//! and one `etcd-aws` process per simulated instance on its loopback IP.
 
+pub mod node;
+pub mod paths;
+pub mod sim_cluster;
 pub mod stand_in;

@@ -1,0 +1,226 @@
+//! One simulated instance's node agent: an `etcd-aws` process (with its etcd
+//! child) bound to the instance's loopback IP, restarted like systemd would.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::Command;
+
+use crate::paths;
+
+/// How a node's process is started.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub instance_id: String,
+    pub private_ip: Ipv4Addr,
+    pub group_name: String,
+    /// Environment for the AWS SDK (endpoint, region, credentials).
+    pub aws_env: Vec<(String, String)>,
+    /// The instance's "disk": data dir, ready file and log live here.
+    pub root: PathBuf,
+    pub extra_args: Vec<String>,
+}
+
+impl NodeSpec {
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("etcd")
+    }
+
+    pub fn ready_file(&self) -> PathBuf {
+        self.root.join("ready")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("etcd-aws.log")
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("http://{}:2379", self.private_ip)
+    }
+}
+
+/// A running node. Dropping it kills its process group (etcd-aws and etcd).
+pub struct Node {
+    spec: NodeSpec,
+    /// Process group of the current etcd-aws process, 0 while none runs.
+    pgid: Arc<AtomicI32>,
+    stopped: Arc<AtomicBool>,
+    starts: Arc<AtomicU32>,
+}
+
+/// systemd's Restart=always, bounded so a broken node cannot spin forever.
+const MAX_STARTS: u32 = 30;
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+impl Node {
+    /// Starts the agent and keeps restarting it when it exits, until killed.
+    pub fn start(spec: NodeSpec) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&spec.root)
+            .with_context(|| format!("cannot create {}", spec.root.display()))?;
+        let binary = paths::etcd_aws_binary()?;
+        let etcd = paths::etcd_tool("etcd")?;
+        let node = Node {
+            spec: spec.clone(),
+            pgid: Arc::new(AtomicI32::new(0)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            starts: Arc::new(AtomicU32::new(0)),
+        };
+        let (pgid, stopped, starts) =
+            (node.pgid.clone(), node.stopped.clone(), node.starts.clone());
+        tokio::spawn(async move {
+            while !stopped.load(Ordering::SeqCst)
+                && starts.fetch_add(1, Ordering::SeqCst) < MAX_STARTS
+            {
+                let mut child = match spawn_agent(&binary, &etcd, &spec) {
+                    Ok(child) => child,
+                    Err(e) => {
+                        append_log(
+                            &spec.log_file(),
+                            &format!("harness: cannot start etcd-aws: {e:#}"),
+                        );
+                        break;
+                    }
+                };
+                let id = child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .unwrap_or(0);
+                pgid.store(id, Ordering::SeqCst);
+                let status = child.wait().await;
+                pgid.store(0, Ordering::SeqCst);
+                // etcd may outlive a killed agent; the group kill takes it too.
+                kill_group(id, libc::SIGKILL);
+                append_log(
+                    &spec.log_file(),
+                    &format!("harness: etcd-aws exited: {status:?}"),
+                );
+                tokio::time::sleep(RESTART_DELAY).await;
+            }
+        });
+        Ok(node)
+    }
+
+    pub fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.spec.instance_id
+    }
+
+    /// How many times the agent process has been started.
+    pub fn starts(&self) -> u32 {
+        self.starts.load(Ordering::SeqCst).min(MAX_STARTS)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.spec.ready_file().exists()
+    }
+
+    /// Sends a signal to the agent and etcd (the whole process group).
+    pub fn signal(&self, signal: i32) {
+        kill_group(self.pgid.load(Ordering::SeqCst), signal);
+    }
+
+    /// The instance dies: no restart, processes killed at once.
+    pub fn kill(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Crashes the agent and etcd; the supervisor restarts them on the same disk.
+    pub fn crash(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Freezes the agent and etcd: they keep their sockets but answer nothing.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.spec.log_file()).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let pgid = self.pgid.load(Ordering::SeqCst);
+        kill_group(pgid, libc::SIGCONT);
+        kill_group(pgid, libc::SIGKILL);
+    }
+}
+
+fn spawn_agent(
+    binary: &Path,
+    etcd: &Path,
+    spec: &NodeSpec,
+) -> anyhow::Result<tokio::process::Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(spec.log_file())
+        .with_context(|| format!("cannot open {}", spec.log_file().display()))?;
+    let err = log
+        .try_clone()
+        .context("cannot clone the log file handle")?;
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(spec.aws_env.iter().map(|(k, v)| (k, v)))
+        .env("ETCD_AWS_INSTANCE_ID", &spec.instance_id)
+        .env("ETCD_AWS_PRIVATE_IP", spec.private_ip.to_string())
+        .env("ETCD_AWS_GROUP_NAME", &spec.group_name)
+        .env("ETCD_DATA_DIR", spec.data_dir())
+        .env("ETCD_AWS_ETCD_BINARY", etcd)
+        .env("ETCD_AWS_READY_FILE", spec.ready_file())
+        .env("ETCD_AWS_POLL_INTERVAL", "500ms")
+        .env("ETCD_AWS_PROBE_TIMEOUT", "500ms")
+        .env("ETCD_AWS_LOG", "info,etcd_aws=debug")
+        .arg("--")
+        .args([
+            "--heartbeat-interval=50",
+            "--election-timeout=500",
+            "--log-level=warn",
+        ])
+        .args(&spec.extra_args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true);
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    if pgid > 0 {
+        // SAFETY: signalling a process group this harness created.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+fn append_log(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{line}");
+    }
+}

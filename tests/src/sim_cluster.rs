@@ -1,0 +1,323 @@
+//! A simulated cluster: the AWS stand-in plus one node process per instance,
+//! started and killed as the autoscaling group launches and terminates them.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::member::Member;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::node::{Node, NodeSpec};
+use crate::stand_in::{InstanceEvent, StandIn, StandInOptions};
+
+/// Nodes by instance id, plus the ids the group has terminated (never restarted).
+#[derive(Default)]
+struct Fleet {
+    nodes: HashMap<String, Node>,
+    terminated: HashSet<String>,
+}
+
+pub struct SimCluster {
+    pub stand_in: StandIn,
+    fleet: Arc<Mutex<Fleet>>,
+    root: tempfile::TempDir,
+    asg: JoinHandle<()>,
+}
+
+/// The member list as one serving node reported it.
+#[derive(Debug, Clone)]
+pub struct ClusterSnapshot {
+    pub cluster_id: u64,
+    pub members: Vec<Member>,
+}
+
+impl SimCluster {
+    /// Starts the stand-in with a group of `size` and a node on every instance at once.
+    pub async fn start(size: usize) -> anyhow::Result<SimCluster> {
+        Self::start_with(StandInOptions {
+            group_size: size,
+            ..StandInOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(options: StandInOptions) -> anyhow::Result<SimCluster> {
+        let stand_in = StandIn::start(options).await?;
+        let root = tempfile::Builder::new()
+            .prefix("etcd-aws-sim-")
+            .tempdir()
+            .context("cannot create the cluster's temp dir")?;
+        let fleet = Arc::new(Mutex::new(Fleet::default()));
+        let mut events = stand_in.subscribe();
+        let template = NodeSpec {
+            instance_id: String::new(),
+            private_ip: Ipv4Addr::LOCALHOST,
+            group_name: stand_in.group_name().to_owned(),
+            aws_env: stand_in.env(),
+            root: root.path().to_owned(),
+            extra_args: Vec::new(),
+        };
+        for instance in stand_in.instances().await? {
+            launch(&fleet, &template, &instance.id, instance.private_ip);
+        }
+        let (asg_fleet, asg_template) = (fleet.clone(), template.clone());
+        let asg = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(InstanceEvent::Launched { id, private_ip }) => {
+                        launch(&asg_fleet, &asg_template, &id, private_ip)
+                    }
+                    Ok(InstanceEvent::Terminated { id }) => {
+                        let mut fleet = lock(&asg_fleet);
+                        fleet.terminated.insert(id.clone());
+                        if let Some(node) = fleet.nodes.remove(&id) {
+                            node.kill();
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(SimCluster {
+            stand_in,
+            fleet,
+            root,
+            asg,
+        })
+    }
+
+    /// Ids of the instances that currently have a node.
+    pub fn instance_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.fleet).nodes.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Runs `f` on the node of `instance_id`.
+    pub fn with_node<T>(&self, instance_id: &str, f: impl FnOnce(&Node) -> T) -> anyhow::Result<T> {
+        let fleet = lock(&self.fleet);
+        let node = fleet
+            .nodes
+            .get(instance_id)
+            .with_context(|| format!("no node runs on instance {instance_id}"))?;
+        Ok(f(node))
+    }
+
+    pub fn client_url(&self, instance_id: &str) -> anyhow::Result<String> {
+        self.with_node(instance_id, |n| n.spec().client_url())
+    }
+
+    /// The instance's "disk", where its data dir lives.
+    pub fn instance_root(&self, instance_id: &str) -> std::path::PathBuf {
+        self.root.path().join(instance_id)
+    }
+
+    /// Client URLs of every node.
+    pub fn client_urls(&self) -> Vec<String> {
+        lock(&self.fleet)
+            .nodes
+            .values()
+            .map(|n| n.spec().client_url())
+            .collect()
+    }
+
+    /// Stops a node's processes for good and forgets it (its disk stays).
+    pub fn remove_node(&self, instance_id: &str) {
+        if let Some(node) = lock(&self.fleet).nodes.remove(instance_id) {
+            node.kill();
+        }
+    }
+
+    /// Starts a fresh node process on an instance (after `remove_node`).
+    pub async fn restart_node(&self, instance_id: &str) -> anyhow::Result<()> {
+        let instance = self
+            .stand_in
+            .instances()
+            .await?
+            .into_iter()
+            .find(|i| i.id == instance_id)
+            .with_context(|| format!("instance {instance_id} is not in the group"))?;
+        let template = NodeSpec {
+            instance_id: String::new(),
+            private_ip: instance.private_ip,
+            group_name: self.stand_in.group_name().to_owned(),
+            aws_env: self.stand_in.env(),
+            root: self.root.path().to_owned(),
+            extra_args: Vec::new(),
+        };
+        lock(&self.fleet).terminated.remove(instance_id);
+        launch(&self.fleet, &template, instance_id, instance.private_ip);
+        Ok(())
+    }
+
+    /// Every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let fleet = lock(&self.fleet);
+        let mut ids: Vec<&String> = fleet.nodes.keys().collect();
+        ids.sort();
+        ids.iter()
+            .filter_map(|id| {
+                fleet
+                    .nodes
+                    .get(*id)
+                    .map(|n| format!("===== {id} =====\n{}", tail(&n.log(), 60)))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The member list from the first node that answers with quorum.
+    pub async fn snapshot(&self) -> anyhow::Result<ClusterSnapshot> {
+        let mut last = anyhow::anyhow!("no node to ask");
+        for url in self.client_urls() {
+            match snapshot_via(&url).await {
+                Ok(snapshot) => return Ok(snapshot),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Waits until the cluster has exactly `voters` started voting members, no
+    /// learners, one per running node, and every node says it is ready.
+    pub async fn wait_healthy(
+        &self,
+        voters: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<ClusterSnapshot> {
+        let result = wait_for(
+            &format!("{voters} healthy voting members"),
+            timeout,
+            || async {
+                let snapshot = self.snapshot().await?;
+                let ids = self.instance_ids();
+                let started_voters = snapshot
+                    .members
+                    .iter()
+                    .filter(|m| !m.is_learner && !m.is_unstarted())
+                    .count();
+                if snapshot.members.len() != voters || started_voters != voters {
+                    bail!("members are {:?}", summary(&snapshot.members));
+                }
+                if let Some(stranger) = snapshot.members.iter().find(|m| !ids.contains(&m.name)) {
+                    bail!("member {} runs on no current instance", stranger.name);
+                }
+                let unready: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !self.with_node(id, Node::is_ready).unwrap_or(false))
+                    .cloned()
+                    .collect();
+                if !unready.is_empty() {
+                    bail!("nodes not ready yet: {unready:?}");
+                }
+                Ok(snapshot)
+            },
+        )
+        .await;
+        result.with_context(|| {
+            format!(
+                "cluster did not become healthy; node logs:\n{}",
+                self.logs()
+            )
+        })
+    }
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        self.asg.abort();
+        lock(&self.fleet).nodes.clear();
+    }
+}
+
+fn launch(fleet: &Mutex<Fleet>, template: &NodeSpec, id: &str, private_ip: Ipv4Addr) {
+    let mut fleet = lock(fleet);
+    if fleet.nodes.contains_key(id) || fleet.terminated.contains(id) {
+        return;
+    }
+    let spec = NodeSpec {
+        instance_id: id.to_owned(),
+        private_ip,
+        root: template.root.join(id),
+        ..template.clone()
+    };
+    match Node::start(spec) {
+        Ok(node) => {
+            fleet.nodes.insert(id.to_owned(), node);
+        }
+        Err(e) => {
+            tracing::error!(instance = id, error = %format!("{e:#}"), "harness cannot start node")
+        }
+    }
+}
+
+fn lock(fleet: &Mutex<Fleet>) -> std::sync::MutexGuard<'_, Fleet> {
+    fleet
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The member list through one client URL, checked for quorum.
+pub async fn snapshot_via(url: &str) -> anyhow::Result<ClusterSnapshot> {
+    let timeouts = EtcdTimeouts {
+        connect: Duration::from_millis(500),
+        request: Duration::from_secs(2),
+    };
+    let mut admin = EtcdAdmin::connect(&[url.to_owned()], timeouts).await?;
+    let (cluster_id, members) = admin.members().await?;
+    admin.check_quorum().await?;
+    Ok(ClusterSnapshot {
+        cluster_id,
+        members,
+    })
+}
+
+/// Polls `check` every 250 ms until it succeeds or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!("timed out after {timeout:?} waiting for {what}")))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// `name(learner?)` per member, for messages.
+pub fn summary(members: &[Member]) -> Vec<String> {
+    members
+        .iter()
+        .map(|m| {
+            let name = if m.name.is_empty() {
+                format!("unstarted@{:?}", m.peer_urls)
+            } else {
+                m.name.clone()
+            };
+            if m.is_learner {
+                format!("{name}(learner)")
+            } else {
+                name
+            }
+        })
+        .collect()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
