@@ -586,3 +586,104 @@ async fn dropping_the_stand_in_stops_its_endpoint() -> anyhow::Result<()> {
     }
     bail!("{address} still accepts connections");
 }
+
+#[tokio::test]
+async fn terminating_through_the_api_holds_the_instance_and_answers_with_an_activity(
+) -> anyhow::Result<()> {
+    let stand_in = stand_in().await?;
+    let victim = first_instance(&stand_in).await?;
+    let answer = autoscaling(&stand_in)
+        .await
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&victim)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await?;
+    let activity = answer.activity().context("no activity")?;
+    assert_eq!(
+        activity.description(),
+        Some(format!("Terminating EC2 instance: {victim}").as_str())
+    );
+    assert_eq!(
+        lifecycle_state_via_sdk(&stand_in, &victim).await?,
+        "Terminating:Wait"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn terminating_a_waiting_instance_again_is_a_validation_error() -> anyhow::Result<()> {
+    let stand_in = stand_in().await?;
+    let victim = first_instance(&stand_in).await?;
+    stand_in.terminate(&victim).await?;
+    let again = autoscaling_without_retries(&stand_in)
+        .await
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&victim)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await;
+    let Err(error) = again else {
+        bail!("the second termination succeeded");
+    };
+    assert_eq!(error.into_service_error().code(), Some("ValidationError"));
+    assert_eq!(stand_in.lifecycle_actions().len(), 1);
+    Ok(())
+}
+
+/// A raw S3 call through the proxy, signed in form only: moto checks no signature.
+async fn s3_call(
+    stand_in: &StandIn,
+    method: http::Method,
+    path_and_query: &str,
+    body: &'static str,
+) -> anyhow::Result<(http::StatusCode, String)> {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path_and_query}", stand_in.endpoint_url()))
+        .header(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))?;
+    let response = client.request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn objects_put_in_the_backup_bucket_can_be_read_back() -> anyhow::Result<()> {
+    let stand_in = stand_in().await?;
+    let key = format!("/{}/snapshots/1.db", stand_in.bucket());
+    let (status, _) = s3_call(&stand_in, http::Method::PUT, &key, "snapshot").await?;
+    assert!(status.is_success(), "{status}");
+    let (status, body) = s3_call(&stand_in, http::Method::GET, &key, "").await?;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(body, "snapshot");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_injected_upload_part_error_has_the_s3_error_shape() -> anyhow::Result<()> {
+    let stand_in = stand_in().await?;
+    stand_in.faults().inject(FaultRule::error(
+        "s3",
+        "UploadPart",
+        500,
+        "InternalError",
+        "We encountered an internal error. Please try again.",
+    ));
+    let path = format!(
+        "/{}/snapshots/1.db?partNumber=1&uploadId=abc",
+        stand_in.bucket()
+    );
+    let (status, body) = s3_call(&stand_in, http::Method::PUT, &path, "part").await?;
+    assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("<Error><Code>InternalError</Code>"), "{body}");
+    Ok(())
+}

@@ -176,6 +176,11 @@ impl Proxy {
             "TerminateInstanceInAutoScalingGroup" => {
                 let instance_id = param("InstanceId");
                 let decrement = param("ShouldDecrementDesiredCapacity") == "true";
+                if let Some(state) = self.layer.lifecycle_states().get(&instance_id) {
+                    return Ok(validation_error(&format!(
+                        "The instance {instance_id} is already {state}"
+                    )));
+                }
                 match self
                     .layer
                     .hold_for_termination(&instance_id, decrement)
