@@ -72,6 +72,13 @@ where
                     .collect::<String>()
             })
             .unwrap_or_default();
+        // AWS-style JSON errors ({"__type": ..., "message": ...}) say it best themselves.
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) {
+            if let Some(message) = json["message"].as_str() {
+                let kind = json["__type"].as_str().unwrap_or("error");
+                return format!("{kind}: {message}");
+            }
+        }
         return format!("HTTP {}: {body}", raw.status().as_u16());
     }
     DisplayErrorContext(error).to_string()
