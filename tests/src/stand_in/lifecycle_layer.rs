@@ -140,10 +140,14 @@ impl LifecycleLayer {
     /// Applies the default result to actions whose heartbeat timeout has passed.
     pub async fn expire_due(&self) -> anyhow::Result<()> {
         let expired = lock(&self.actions).expire(Instant::now(), SystemTime::now());
+        let mut first_error = None;
+        // One failed termination must not strand the other expired instances.
         for proceed in expired {
-            self.terminate_for_real(&proceed).await?;
+            if let Err(error) = self.terminate_for_real(&proceed).await {
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The instance disappears without any lifecycle action: a missed message.
