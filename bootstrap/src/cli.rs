@@ -18,7 +18,11 @@ use clap::{Parser, ValueEnum};
 /// AWS settings come from the SDK's standard environment (AWS_REGION,
 /// AWS_ENDPOINT_URL, credentials); identity from IMDSv2 unless given.
 #[derive(Debug, Parser)]
-#[command(name = "etcd-aws", version, after_help = "Example: etcd-aws --data-dir /var/lib/etcd -- --quota-backend-bytes=8589934592")]
+#[command(
+    name = "etcd-aws",
+    version,
+    after_help = "Example: etcd-aws --data-dir /var/lib/etcd -- --quota-backend-bytes=8589934592"
+)]
 pub struct Cli {
     /// This instance's id; read from IMDSv2 when not given.
     #[arg(long, env = "ETCD_AWS_INSTANCE_ID")]

@@ -30,7 +30,12 @@ pub fn exit_code(status: ExitStatus) -> u8 {
     }
 }
 
-pub async fn run(binary: &Path, launch: &EtcdLaunch, readiness: Readiness, signals: &mut Signals) -> anyhow::Result<EtcdExit> {
+pub async fn run(
+    binary: &Path,
+    launch: &EtcdLaunch,
+    readiness: Readiness,
+    signals: &mut Signals,
+) -> anyhow::Result<EtcdExit> {
     let args = launch.args();
     tracing::info!(binary = %binary.display(), ?args, "starting etcd");
     let mut command = Command::new(binary);
@@ -42,10 +47,15 @@ pub async fn run(binary: &Path, launch: &EtcdLaunch, readiness: Readiness, signa
             command.env_remove(&name);
         }
     }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start etcd binary {}; check --etcd-binary / ETCD_AWS_ETCD_BINARY and PATH", binary.display()))?;
-    let pid = child.id().context("etcd exited before its pid could be read")?;
+    let mut child = command.spawn().with_context(|| {
+        format!(
+            "cannot start etcd binary {}; check --etcd-binary / ETCD_AWS_ETCD_BINARY and PATH",
+            binary.display()
+        )
+    })?;
+    let pid = child
+        .id()
+        .context("etcd exited before its pid could be read")?;
     let pid = i32::try_from(pid).context("etcd's pid does not fit a pid_t")?;
 
     let ready = readiness.wait_until_ready();
@@ -95,7 +105,11 @@ mod tests {
 
     #[test]
     fn our_variables_are_kept_from_etcd() {
-        for name in ["ETCD_DATA_DIR", "ETCD_AWS_INSTANCE_ID", "ETCD_BACKUP_BUCKET"] {
+        for name in [
+            "ETCD_DATA_DIR",
+            "ETCD_AWS_INSTANCE_ID",
+            "ETCD_BACKUP_BUCKET",
+        ] {
             assert!(is_etcd_aws_variable(name), "{name}");
         }
     }

@@ -4,7 +4,9 @@
 use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::decision::JoinPlan;
 use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdError, EtcdTimeouts};
-use etcd_aws_cluster::etcd_launch::{initial_members_for_join, ClusterState, EtcdLaunch, InitialCluster};
+use etcd_aws_cluster::etcd_launch::{
+    initial_members_for_join, ClusterState, EtcdLaunch, InitialCluster,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {

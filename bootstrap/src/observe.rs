@@ -24,12 +24,27 @@ impl Observer {
             .discovery
             .instances(&self.group)
             .await
-            .with_context(|| format!("cannot list the instances of autoscaling group {}", self.group))?;
+            .with_context(|| {
+                format!(
+                    "cannot list the instances of autoscaling group {}",
+                    self.group
+                )
+            })?;
         let mut probes = JoinSet::new();
-        for instance in group.iter().filter(|i| i.is_live() && i.id != self.me.instance_id) {
-            let Some(ip) = instance.private_ip else { continue };
+        for instance in group
+            .iter()
+            .filter(|i| i.is_live() && i.id != self.me.instance_id)
+        {
+            let Some(ip) = instance.private_ip else {
+                continue;
+            };
             let (id, port, timeouts) = (instance.id.clone(), self.client_port, self.timeouts);
-            probes.spawn(async move { PeerProbe { instance_id: id, state: peer_probe::probe_peer(ip, port, timeouts).await } });
+            probes.spawn(async move {
+                PeerProbe {
+                    instance_id: id,
+                    state: peer_probe::probe_peer(ip, port, timeouts).await,
+                }
+            });
         }
         let mut results = Vec::new();
         while let Some(probe) = probes.join_next().await {
@@ -37,6 +52,12 @@ impl Observer {
         }
         results.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
         let local_data = data_dir::inspect(&self.data_dir)?;
-        Ok(Observation { me: self.me.clone(), group, probes: results, local_data, newest_backup: None })
+        Ok(Observation {
+            me: self.me.clone(),
+            group,
+            probes: results,
+            local_data,
+            newest_backup: None,
+        })
     }
 }

@@ -25,7 +25,10 @@ pub enum ReadinessError {
     #[error("this node did not become a healthy voting member within {0:?} (last problem: {1}); check that the learner can reach the leader on the peer port")]
     Timeout(Duration, String),
     #[error("cannot write ready file {path}: {source}")]
-    ReadyFile { path: PathBuf, source: std::io::Error },
+    ReadyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Readiness {
@@ -49,7 +52,10 @@ impl Readiness {
             tokio::time::sleep(self.poll_interval).await;
         }
         if let Some(path) = &self.ready_file {
-            std::fs::write(path, b"ready\n").map_err(|source| ReadinessError::ReadyFile { path: path.clone(), source })?;
+            std::fs::write(path, b"ready\n").map_err(|source| ReadinessError::ReadyFile {
+                path: path.clone(),
+                source,
+            })?;
         }
         tracing::info!(member = %self.name, "ready: this node is a healthy voting member");
         Ok(())
@@ -69,7 +75,9 @@ impl Readiness {
                 .filter(|m| !m.is_learner)
                 .flat_map(|m| m.client_urls.iter().cloned())
                 .collect();
-            let mut admin = EtcdAdmin::connect(&voters, self.timeouts).await.map_err(|e| e.to_string())?;
+            let mut admin = EtcdAdmin::connect(&voters, self.timeouts)
+                .await
+                .map_err(|e| e.to_string())?;
             admin.promote(me.id).await.map_err(|e| e.to_string())?;
             tracing::info!(member_id = %format!("{:x}", me.id), "promoted this node from learner to voting member");
             return Ok(false);
@@ -84,9 +92,14 @@ impl Readiness {
     /// The member list from the first endpoint that answers, others first.
     async fn members(&self) -> Result<Vec<Member>, String> {
         let mut last = String::from("no endpoint to ask");
-        for url in self.peer_client_urls.iter().chain(std::iter::once(&self.own_client_url)) {
+        for url in self
+            .peer_client_urls
+            .iter()
+            .chain(std::iter::once(&self.own_client_url))
+        {
             let attempt = async {
-                let mut admin = EtcdAdmin::connect(std::slice::from_ref(url), self.timeouts).await?;
+                let mut admin =
+                    EtcdAdmin::connect(std::slice::from_ref(url), self.timeouts).await?;
                 admin.members().await
             };
             match attempt.await {

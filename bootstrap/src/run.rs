@@ -29,7 +29,8 @@ const JOIN_ATTEMPTS: u32 = 3;
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut signals = Signals::install()?;
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let (instance_id, private_ip) = identity::resolve(cli.instance_id.clone(), cli.private_ip).await?;
+    let (instance_id, private_ip) =
+        identity::resolve(cli.instance_id.clone(), cli.private_ip).await?;
     let discovery = GroupDiscovery::new(&config);
     let group = match &cli.group_name {
         Some(group) => group.clone(),
@@ -39,16 +40,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Some(path) = &cli.ready_file {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove stale ready file {}", path.display()));
+                return Err(e)
+                    .with_context(|| format!("cannot remove stale ready file {}", path.display()));
             }
             _ => {}
         }
     }
-    let timeouts = EtcdTimeouts { connect: cli.probe_timeout, request: cli.probe_timeout * 3 };
+    let timeouts = EtcdTimeouts {
+        connect: cli.probe_timeout,
+        request: cli.probe_timeout * 3,
+    };
     let observer = Observer {
         discovery,
         group: group.clone(),
-        me: Me { instance_id: instance_id.clone(), private_ip },
+        me: Me {
+            instance_id: instance_id.clone(),
+            private_ip,
+        },
         data_dir: cli.data_dir.clone(),
         client_port: cli.client_port,
         timeouts,
@@ -83,7 +91,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 continue;
             }
             Decision::Restart => {
-                tracing::info!("this node's data belongs to a member of the cluster; restarting etcd on it");
+                tracing::info!(
+                    "this node's data belongs to a member of the cluster; restarting etcd on it"
+                );
                 base_launch.clone()
             }
             Decision::Form { restore_from: None } => {
@@ -97,11 +107,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     ..base_launch.clone()
                 }
             }
-            Decision::Form { restore_from: Some(backup) } => {
+            Decision::Form {
+                restore_from: Some(backup),
+            } => {
                 bail!("backup {} was offered for restore, but this build of etcd-aws reads no backup bucket", backup.key)
             }
             Decision::Join(plan) => {
-                tracing::info!(remove = plan.remove.len(), move_aside = plan.move_aside_local_data, "a healthy cluster exists: joining it as a learner");
+                tracing::info!(
+                    remove = plan.remove.len(),
+                    move_aside = plan.move_aside_local_data,
+                    "a healthy cluster exists: joining it as a learner"
+                );
                 match join::prepare(&plan, &cluster_urls, base_launch.clone(), timeouts).await {
                     Ok(launch) => launch,
                     Err(JoinError::NotYet(e)) => {
@@ -116,7 +132,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         };
         waiting = Waiting::new(cli.wait_timeout);
-        let is_join = launch.initial_cluster.as_ref().is_some_and(|i| i.state == ClusterState::Existing);
+        let is_join = launch
+            .initial_cluster
+            .as_ref()
+            .is_some_and(|i| i.state == ClusterState::Existing);
         let readiness = Readiness {
             name: instance_id.clone(),
             own_client_url: launch.client_url(),
@@ -130,7 +149,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         if exit.stopped_unready {
             bail!("etcd was stopped because this node never became a healthy voting member (see the error above)");
         }
-        if is_join && !exit.was_ready && !exit.status.success() && failed_joins + 1 < JOIN_ATTEMPTS {
+        if is_join && !exit.was_ready && !exit.status.success() && failed_joins + 1 < JOIN_ATTEMPTS
+        {
             failed_joins += 1;
             tracing::warn!(status = %exit.status, attempt = failed_joins, "etcd exited while joining; observing the cluster again");
             continue;
@@ -145,7 +165,11 @@ fn serving_client_urls(observation: &Observation, me: &str) -> Vec<String> {
         .probes
         .iter()
         .filter_map(|p| match &p.state {
-            PeerState::Serving { members, has_quorum: true, .. } => Some(members),
+            PeerState::Serving {
+                members,
+                has_quorum: true,
+                ..
+            } => Some(members),
             _ => None,
         })
         .flatten()
@@ -174,7 +198,11 @@ struct Waiting {
 
 impl Waiting {
     fn new(timeout: Option<Duration>) -> Self {
-        Self { since: Instant::now(), timeout, last: None }
+        Self {
+            since: Instant::now(),
+            timeout,
+            last: None,
+        }
     }
 
     fn log(&mut self, reason: &WaitReason) {

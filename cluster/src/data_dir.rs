@@ -7,10 +7,19 @@ use crate::observation::LocalData;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
-    #[error("cannot read data directory {path}: {source}; check it exists and etcd-aws may read it")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot read data directory {path}: {source}; check it exists and etcd-aws may read it"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot move stale data directory {from} to {to}: {source}; move it by hand, then restart etcd-aws")]
-    MoveAside { from: PathBuf, to: PathBuf, source: std::io::Error },
+    MoveAside {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A member ran here iff its write-ahead log has a segment. A directory that
@@ -23,7 +32,11 @@ pub fn inspect(data_dir: &Path) -> Result<LocalData, DataDirError> {
             let has_segment = entries
                 .filter_map(Result::ok)
                 .any(|e| e.path().extension().is_some_and(|ext| ext == "wal"));
-            Ok(if has_segment { LocalData::Present } else { LocalData::Empty })
+            Ok(if has_segment {
+                LocalData::Present
+            } else {
+                LocalData::Empty
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LocalData::Empty),
         Err(source) => Err(DataDirError::Read { path: wal, source }),
@@ -33,8 +46,13 @@ pub fn inspect(data_dir: &Path) -> Result<LocalData, DataDirError> {
 /// Renames the data directory to `<dir>.removed-<unix seconds>` beside it.
 /// Data is never deleted: an operator may still need it.
 pub fn move_aside(data_dir: &Path) -> Result<PathBuf, DataDirError> {
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "etcd".into());
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = data_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "etcd".into());
     name.push(format!(".removed-{stamp}"));
     let mut target = data_dir.with_file_name(&name);
     let mut attempt = 1;
@@ -59,7 +77,10 @@ mod tests {
     #[test]
     fn missing_directory_is_empty() {
         let root = tempfile::tempdir().expect("tempdir");
-        assert_eq!(inspect(&root.path().join("nope")).expect("inspect"), LocalData::Empty);
+        assert_eq!(
+            inspect(&root.path().join("nope")).expect("inspect"),
+            LocalData::Empty
+        );
     }
 
     #[test]
@@ -74,7 +95,12 @@ mod tests {
     fn directory_with_wal_segment_is_present() {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(root.path().join("member/wal")).expect("mkdir");
-        std::fs::write(root.path().join("member/wal/0000000000000000-0000000000000000.wal"), b"x").expect("write");
+        std::fs::write(
+            root.path()
+                .join("member/wal/0000000000000000-0000000000000000.wal"),
+            b"x",
+        )
+        .expect("write");
         assert_eq!(inspect(root.path()).expect("inspect"), LocalData::Present);
     }
 
@@ -87,8 +113,14 @@ mod tests {
         let moved = move_aside(&dir).expect("move aside");
         assert!(!dir.exists());
         assert_eq!(moved.parent(), dir.parent());
-        assert!(moved.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("etcd.removed-")));
-        assert_eq!(std::fs::read(moved.join("member/wal/a.wal")).expect("read"), b"data");
+        assert!(moved
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("etcd.removed-")));
+        assert_eq!(
+            std::fs::read(moved.join("member/wal/a.wal")).expect("read"),
+            b"data"
+        );
     }
 
     #[test]

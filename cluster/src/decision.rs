@@ -75,7 +75,13 @@ impl fmt::Display for WaitReason {
 
 /// Decides what this node does next. See the module documentation.
 pub fn decide(observation: &Observation) -> Decision {
-    let Observation { me, group, probes, local_data, newest_backup } = observation;
+    let Observation {
+        me,
+        group,
+        probes,
+        local_data,
+        newest_backup,
+    } = observation;
     let live: Vec<&Instance> = group.iter().filter(|i| i.is_live()).collect();
     if !live.iter().any(|i| i.id == me.instance_id) {
         return Decision::Wait(WaitReason::NotLiveInGroup);
@@ -84,7 +90,11 @@ pub fn decide(observation: &Observation) -> Decision {
     let serving: Vec<(u64, &Vec<Member>, bool)> = probes
         .iter()
         .filter_map(|p| match &p.state {
-            PeerState::Serving { cluster_id, members, has_quorum } => Some((*cluster_id, members, *has_quorum)),
+            PeerState::Serving {
+                cluster_id,
+                members,
+                has_quorum,
+            } => Some((*cluster_id, members, *has_quorum)),
             _ => None,
         })
         .collect();
@@ -114,9 +124,16 @@ pub fn decide(observation: &Observation) -> Decision {
     decide_without_cluster(me, &live, observation, newest_backup)
 }
 
-fn decide_with_healthy_cluster(me: &Me, live: &[&Instance], members: &[Member], local_data: LocalData) -> Decision {
+fn decide_with_healthy_cluster(
+    me: &Me,
+    live: &[&Instance],
+    members: &[Member],
+    local_data: LocalData,
+) -> Decision {
     let mine = members.iter().find(|m| is_mine(m, me));
-    let pending = members.iter().find(|m| m.is_unstarted() && m.has_peer_ip(me.private_ip));
+    let pending = members
+        .iter()
+        .find(|m| m.is_unstarted() && m.has_peer_ip(me.private_ip));
     let mut remove: Vec<Member> = members
         .iter()
         .filter(|m| Some(*m) != mine && Some(*m) != pending && has_departed(m, live, me))
@@ -127,7 +144,11 @@ fn decide_with_healthy_cluster(me: &Me, live: &[&Instance], members: &[Member], 
         (Some(former), LocalData::Empty) => {
             // Our disk was lost: the old member can never start again; replace it.
             remove.push(former.clone());
-            Decision::Join(JoinPlan { remove, move_aside_local_data: false, existing_member: None })
+            Decision::Join(JoinPlan {
+                remove,
+                move_aside_local_data: false,
+                existing_member: None,
+            })
         }
         (None, local_data) => Decision::Join(JoinPlan {
             remove,
@@ -137,10 +158,19 @@ fn decide_with_healthy_cluster(me: &Me, live: &[&Instance], members: &[Member], 
     }
 }
 
-fn decide_without_cluster(me: &Me, live: &[&Instance], observation: &Observation, newest_backup: &Option<BackupRef>) -> Decision {
-    let seed = live.iter().min_by(|a, b| a.launch_order().cmp(&b.launch_order()));
+fn decide_without_cluster(
+    me: &Me,
+    live: &[&Instance],
+    observation: &Observation,
+    newest_backup: &Option<BackupRef>,
+) -> Decision {
+    let seed = live
+        .iter()
+        .min_by(|a, b| a.launch_order().cmp(&b.launch_order()));
     match seed {
-        Some(seed) if seed.id != me.instance_id => Decision::Wait(WaitReason::WaitingForSeed(seed.id.clone())),
+        Some(seed) if seed.id != me.instance_id => {
+            Decision::Wait(WaitReason::WaitingForSeed(seed.id.clone()))
+        }
         _ => {
             let unconfirmed: Vec<String> = live
                 .iter()
@@ -154,7 +184,9 @@ fn decide_without_cluster(me: &Me, live: &[&Instance], observation: &Observation
                 .map(|i| i.id.clone())
                 .collect();
             if unconfirmed.is_empty() {
-                Decision::Form { restore_from: newest_backup.clone() }
+                Decision::Form {
+                    restore_from: newest_backup.clone(),
+                }
             } else {
                 Decision::Wait(WaitReason::PeersUnconfirmed(unconfirmed))
             }
@@ -172,7 +204,9 @@ fn is_mine(member: &Member, me: &Me) -> bool {
 fn has_departed(member: &Member, live: &[&Instance], me: &Me) -> bool {
     if member.is_unstarted() {
         let ips: Vec<_> = member.peer_ips().collect();
-        return !live.iter().any(|i| i.private_ip.is_some_and(|ip| ips.contains(&ip)));
+        return !live
+            .iter()
+            .any(|i| i.private_ip.is_some_and(|ip| ips.contains(&ip)));
     }
     if member.name == me.instance_id {
         return true;

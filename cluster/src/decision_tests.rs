@@ -11,11 +11,19 @@ fn ip(last: u8) -> std::net::IpAddr {
 }
 
 fn instance(id: &str, last: u8, launched: i64) -> Instance {
-    Instance { id: id.into(), private_ip: Some(ip(last)), lifecycle_state: LifecycleState::InService, launch_time: Some(launched) }
+    Instance {
+        id: id.into(),
+        private_ip: Some(ip(last)),
+        lifecycle_state: LifecycleState::InService,
+        launch_time: Some(launched),
+    }
 }
 
 fn leaving(id: &str, last: u8) -> Instance {
-    Instance { lifecycle_state: LifecycleState::parse("Terminating:Wait"), ..instance(id, last, 0) }
+    Instance {
+        lifecycle_state: LifecycleState::parse("Terminating:Wait"),
+        ..instance(id, last, 0)
+    }
 }
 
 fn member(id: u64, name: &str, last: u8) -> Member {
@@ -31,18 +39,28 @@ fn member(id: u64, name: &str, last: u8) -> Member {
 fn serving(instance_id: &str, members: &[Member], has_quorum: bool) -> PeerProbe {
     PeerProbe {
         instance_id: instance_id.into(),
-        state: PeerState::Serving { cluster_id: 0xc1, members: members.to_vec(), has_quorum },
+        state: PeerState::Serving {
+            cluster_id: 0xc1,
+            members: members.to_vec(),
+            has_quorum,
+        },
     }
 }
 
 fn probe(instance_id: &str, state: PeerState) -> PeerProbe {
-    PeerProbe { instance_id: instance_id.into(), state }
+    PeerProbe {
+        instance_id: instance_id.into(),
+        state,
+    }
 }
 
 /// Me at 127.0.1.10, launched at t=30; peers a (t=10, .4) and b (t=20, .5).
 fn observe(group: Vec<Instance>, probes: Vec<PeerProbe>, local_data: LocalData) -> Observation {
     Observation {
-        me: Me { instance_id: ME.into(), private_ip: ip(10) },
+        me: Me {
+            instance_id: ME.into(),
+            private_ip: ip(10),
+        },
         group,
         probes,
         local_data,
@@ -51,22 +69,37 @@ fn observe(group: Vec<Instance>, probes: Vec<PeerProbe>, local_data: LocalData) 
 }
 
 fn three(me_launched: i64) -> Vec<Instance> {
-    vec![instance("i-a", 4, 10), instance("i-b", 5, 20), instance(ME, 10, me_launched)]
+    vec![
+        instance("i-a", 4, 10),
+        instance("i-b", 5, 20),
+        instance(ME, 10, me_launched),
+    ]
 }
 
 fn healthy_ab() -> Vec<PeerProbe> {
     let members = [member(1, "i-a", 4), member(2, "i-b", 5)];
-    vec![serving("i-a", &members, true), serving("i-b", &members, true)]
+    vec![
+        serving("i-a", &members, true),
+        serving("i-b", &members, true),
+    ]
 }
 
 fn join(remove: Vec<Member>, move_aside: bool, existing: Option<u64>) -> Decision {
-    Decision::Join(JoinPlan { remove, move_aside_local_data: move_aside, existing_member: existing })
+    Decision::Join(JoinPlan {
+        remove,
+        move_aside_local_data: move_aside,
+        existing_member: existing,
+    })
 }
 
 #[test]
 fn member_with_its_data_restarts() {
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(3, ME, 10)];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Present);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Present,
+    );
     assert_eq!(decide(&obs), Decision::Restart);
 }
 
@@ -75,7 +108,11 @@ fn learner_with_its_data_restarts_and_is_promoted_later() {
     let mut mine = member(3, ME, 10);
     mine.is_learner = true;
     let members = [member(1, "i-a", 4), mine];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Present);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Present,
+    );
     assert_eq!(decide(&obs), Decision::Restart);
 }
 
@@ -89,7 +126,11 @@ fn new_node_joins_a_healthy_cluster() {
 fn joining_node_removes_members_whose_instances_left_the_group() {
     let gone = member(9, "i-gone", 9);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), gone.clone()];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![gone], false, None));
 }
 
@@ -99,7 +140,11 @@ fn joining_node_removes_members_whose_instances_are_terminating() {
     group.push(leaving("i-old", 6));
     let old = member(6, "i-old", 6);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), old.clone()];
-    let obs = observe(group, vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        group,
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![old], false, None));
 }
 
@@ -107,7 +152,11 @@ fn joining_node_removes_members_whose_instances_are_terminating() {
 fn joining_node_removes_an_unstarted_member_at_an_address_no_live_instance_has() {
     let orphan = member(7, "", 77);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), orphan.clone()];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![orphan], false, None));
 }
 
@@ -116,14 +165,22 @@ fn joining_node_keeps_an_unstarted_member_of_another_live_instance() {
     let mut group = three(30);
     group.push(instance("i-c", 6, 40));
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(7, "", 6)];
-    let obs = observe(group, vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        group,
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![], false, None));
 }
 
 #[test]
 fn node_that_was_added_but_never_started_reuses_its_member() {
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(3, "", 10)];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![], false, Some(3)));
 }
 
@@ -137,7 +194,11 @@ fn removed_members_data_is_moved_aside_before_joining() {
 fn member_that_lost_its_disk_replaces_its_old_member() {
     let former = member(3, ME, 10);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), former.clone()];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![former], false, None));
 }
 
@@ -145,22 +206,38 @@ fn member_that_lost_its_disk_replaces_its_old_member() {
 fn member_named_like_me_at_another_address_is_stale_and_removed() {
     let stale = member(3, ME, 99);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), stale.clone()];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Empty);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![stale], false, None));
 }
 
 #[test]
 fn duplicate_members_of_a_departed_instance_are_all_removed() {
     let (d1, d2) = (member(8, "i-gone", 8), member(9, "i-gone", 9));
-    let members = [member(1, "i-a", 4), member(2, "i-b", 5), d1.clone(), d2.clone()];
-    let obs = observe(three(30), vec![serving("i-a", &members, true)], LocalData::Empty);
+    let members = [
+        member(1, "i-a", 4),
+        member(2, "i-b", 5),
+        d1.clone(),
+        d2.clone(),
+    ];
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), join(vec![d1, d2], false, None));
 }
 
 #[test]
 fn one_peer_with_quorum_is_enough_to_join() {
     let members = [member(1, "i-a", 4), member(2, "i-b", 5)];
-    let probes = vec![serving("i-a", &members, true), probe("i-b", PeerState::Silent)];
+    let probes = vec![
+        serving("i-a", &members, true),
+        probe("i-b", PeerState::Silent),
+    ];
     let obs = observe(three(30), probes, LocalData::Empty);
     assert_eq!(decide(&obs), join(vec![], false, None));
 }
@@ -168,38 +245,63 @@ fn one_peer_with_quorum_is_enough_to_join() {
 #[test]
 fn member_with_data_restarts_when_the_cluster_lacks_quorum() {
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(3, ME, 10)];
-    let obs = observe(three(30), vec![serving("i-a", &members, false)], LocalData::Present);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, false)],
+        LocalData::Present,
+    );
     assert_eq!(decide(&obs), Decision::Restart);
 }
 
 #[test]
 fn non_member_waits_when_the_cluster_lacks_quorum() {
     let members = [member(1, "i-a", 4), member(2, "i-b", 5)];
-    let obs = observe(three(30), vec![serving("i-a", &members, false)], LocalData::Empty);
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, false)],
+        LocalData::Empty,
+    );
     assert_eq!(decide(&obs), Decision::Wait(WaitReason::NoQuorum));
 }
 
 #[test]
 fn node_with_data_restarts_when_nobody_serves() {
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Silent)];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Silent),
+    ];
     let obs = observe(three(30), probes, LocalData::Present);
     assert_eq!(decide(&obs), Decision::Restart);
 }
 
 #[test]
 fn seed_forms_when_every_peer_refuses() {
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Refused)];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Refused),
+    ];
     let obs = observe(three(5), probes, LocalData::Empty);
     assert_eq!(decide(&obs), Decision::Form { restore_from: None });
 }
 
 #[test]
 fn seed_forms_from_the_newest_backup_when_there_is_one() {
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Refused)];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Refused),
+    ];
     let mut obs = observe(three(5), probes, LocalData::Empty);
-    let backup = BackupRef { key: "backups/1.db".into(), revision: 42 };
+    let backup = BackupRef {
+        key: "backups/1.db".into(),
+        revision: 42,
+    };
     obs.newest_backup = Some(backup.clone());
-    assert_eq!(decide(&obs), Decision::Form { restore_from: Some(backup) });
+    assert_eq!(
+        decide(&obs),
+        Decision::Form {
+            restore_from: Some(backup)
+        }
+    );
 }
 
 #[test]
@@ -210,32 +312,61 @@ fn single_instance_group_forms_at_once() {
 
 #[test]
 fn seed_waits_while_a_peer_is_silent_because_a_cluster_may_be_behind_it() {
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Silent)];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Silent),
+    ];
     let obs = observe(three(5), probes, LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Wait(WaitReason::PeersUnconfirmed(vec!["i-b".into()])));
+    assert_eq!(
+        decide(&obs),
+        Decision::Wait(WaitReason::PeersUnconfirmed(vec!["i-b".into()]))
+    );
 }
 
 #[test]
 fn seed_waits_for_a_live_instance_that_has_no_ip_yet() {
     let mut group = three(5);
     group[1].private_ip = None;
-    let obs = observe(group, vec![probe("i-a", PeerState::Refused)], LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Wait(WaitReason::PeersUnconfirmed(vec!["i-b".into()])));
+    let obs = observe(
+        group,
+        vec![probe("i-a", PeerState::Refused)],
+        LocalData::Empty,
+    );
+    assert_eq!(
+        decide(&obs),
+        Decision::Wait(WaitReason::PeersUnconfirmed(vec!["i-b".into()]))
+    );
 }
 
 #[test]
 fn non_seed_waits_for_the_earliest_launched_instance() {
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Refused)];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Refused),
+    ];
     let obs = observe(three(30), probes, LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Wait(WaitReason::WaitingForSeed("i-a".into())));
+    assert_eq!(
+        decide(&obs),
+        Decision::Wait(WaitReason::WaitingForSeed("i-a".into()))
+    );
 }
 
 #[test]
 fn equal_launch_times_pick_the_lowest_instance_id_as_seed() {
-    let group = vec![instance("i-b", 5, 10), instance("i-a", 4, 10), instance(ME, 10, 10)];
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Refused)];
+    let group = vec![
+        instance("i-b", 5, 10),
+        instance("i-a", 4, 10),
+        instance(ME, 10, 10),
+    ];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Refused),
+    ];
     let obs = observe(group, probes, LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Wait(WaitReason::WaitingForSeed("i-a".into())));
+    assert_eq!(
+        decide(&obs),
+        Decision::Wait(WaitReason::WaitingForSeed("i-a".into()))
+    );
 }
 
 #[test]
@@ -250,20 +381,31 @@ fn instances_without_launch_time_sort_after_known_ones() {
     let mut group = three(30);
     group[0].launch_time = None;
     group[1].launch_time = None;
-    let probes = vec![probe("i-a", PeerState::Refused), probe("i-b", PeerState::Refused)];
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Refused),
+    ];
     let obs = observe(group, probes, LocalData::Empty);
     assert_eq!(decide(&obs), Decision::Form { restore_from: None });
 }
 
 #[test]
 fn node_not_listed_in_its_group_waits() {
-    let obs = observe(vec![instance("i-a", 4, 10)], healthy_ab(), LocalData::Present);
+    let obs = observe(
+        vec![instance("i-a", 4, 10)],
+        healthy_ab(),
+        LocalData::Present,
+    );
     assert_eq!(decide(&obs), Decision::Wait(WaitReason::NotLiveInGroup));
 }
 
 #[test]
 fn terminating_node_waits_instead_of_joining() {
-    let group = vec![instance("i-a", 4, 10), instance("i-b", 5, 20), leaving(ME, 10)];
+    let group = vec![
+        instance("i-a", 4, 10),
+        instance("i-b", 5, 20),
+        leaving(ME, 10),
+    ];
     let obs = observe(group, healthy_ab(), LocalData::Empty);
     assert_eq!(decide(&obs), Decision::Wait(WaitReason::NotLiveInGroup));
 }
@@ -273,14 +415,28 @@ fn peers_serving_different_clusters_make_the_node_wait() {
     let members = [member(1, "i-a", 4)];
     let other = PeerProbe {
         instance_id: "i-b".into(),
-        state: PeerState::Serving { cluster_id: 0xc2, members: vec![member(2, "i-b", 5)], has_quorum: true },
+        state: PeerState::Serving {
+            cluster_id: 0xc2,
+            members: vec![member(2, "i-b", 5)],
+            has_quorum: true,
+        },
     };
-    let obs = observe(three(30), vec![serving("i-a", &members, true), other], LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Wait(WaitReason::ConflictingClusters(vec![0xc1, 0xc2])));
+    let obs = observe(
+        three(30),
+        vec![serving("i-a", &members, true), other],
+        LocalData::Empty,
+    );
+    assert_eq!(
+        decide(&obs),
+        Decision::Wait(WaitReason::ConflictingClusters(vec![0xc1, 0xc2]))
+    );
 }
 
 #[test]
 fn wait_reasons_explain_themselves() {
     let text = WaitReason::PeersUnconfirmed(vec!["i-b".into()]).to_string();
-    assert!(text.contains("i-b") && text.contains("cannot confirm"), "{text}");
+    assert!(
+        text.contains("i-b") && text.contains("cannot confirm"),
+        "{text}"
+    );
 }

@@ -11,7 +11,10 @@ use crate::instance::{Instance, LifecycleState};
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     #[error("AWS {operation} failed: {message}; check the endpoint, the region and that the role may call it")]
-    Aws { operation: &'static str, message: String },
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
     #[error("instance {0} belongs to no autoscaling group; etcd-aws must run on an instance of the cluster's group (or pass --group-name)")]
     NotInAGroup(String),
     #[error("autoscaling group {0} does not exist; check --group-name")]
@@ -19,7 +22,10 @@ pub enum DiscoveryError {
 }
 
 fn aws_error<E: std::error::Error>(operation: &'static str, error: E) -> DiscoveryError {
-    DiscoveryError::Aws { operation, message: error_chain(&error) }
+    DiscoveryError::Aws {
+        operation,
+        message: error_chain(&error),
+    }
 }
 
 /// The error and its sources on one line: the SDK's top-level message alone
@@ -44,7 +50,10 @@ pub struct GroupDiscovery {
 
 impl GroupDiscovery {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self { autoscaling: AutoScalingClient::new(config), ec2: Ec2Client::new(config) }
+        Self {
+            autoscaling: AutoScalingClient::new(config),
+            ec2: Ec2Client::new(config),
+        }
     }
 
     /// The name of the autoscaling group an instance belongs to.
@@ -82,30 +91,51 @@ impl GroupDiscovery {
             .iter()
             .filter_map(|i| {
                 let id = i.instance_id()?.to_owned();
-                let state = i.lifecycle_state().map_or(LifecycleState::Other(String::new()), |s| LifecycleState::parse(s.as_str()));
+                let state = i
+                    .lifecycle_state()
+                    .map_or(LifecycleState::Other(String::new()), |s| {
+                        LifecycleState::parse(s.as_str())
+                    });
                 Some((id, state))
             })
             .collect();
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let details = self.ec2_details(members.iter().map(|(id, _)| id.clone()).collect()).await?;
+        let details = self
+            .ec2_details(members.iter().map(|(id, _)| id.clone()).collect())
+            .await?;
         Ok(members
             .into_iter()
             .map(|(id, lifecycle_state)| {
                 let (private_ip, launch_time) = details.get(&id).cloned().unwrap_or((None, None));
-                Instance { id, private_ip, lifecycle_state, launch_time }
+                Instance {
+                    id,
+                    private_ip,
+                    lifecycle_state,
+                    launch_time,
+                }
             })
             .collect())
     }
 
-    async fn ec2_details(&self, ids: Vec<String>) -> Result<HashMap<String, (Option<IpAddr>, Option<i64>)>, DiscoveryError> {
+    async fn ec2_details(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, (Option<IpAddr>, Option<i64>)>, DiscoveryError> {
         let mut details = HashMap::new();
-        let mut pages = self.ec2.describe_instances().set_instance_ids(Some(ids)).into_paginator().send();
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else { continue };
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
                 let ip = instance.private_ip_address().and_then(|ip| ip.parse().ok());
                 let launched = instance.launch_time().map(|t| t.secs());
                 details.insert(id.to_owned(), (ip, launched));

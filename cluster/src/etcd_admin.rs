@@ -60,7 +60,10 @@ pub struct EtcdTimeouts {
 
 impl Default for EtcdTimeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(1), request: Duration::from_secs(3) }
+        Self {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(3),
+        }
     }
 }
 
@@ -73,24 +76,42 @@ pub struct EtcdAdmin {
 impl EtcdAdmin {
     pub async fn connect(endpoints: &[String], timeouts: EtcdTimeouts) -> Result<Self, EtcdError> {
         let joined = endpoints.join(",");
-        let options = ConnectOptions::new().with_connect_timeout(timeouts.connect).with_timeout(timeouts.request);
-        let client = Client::connect(endpoints, Some(options)).await.map_err(|e| EtcdError {
-            operation: "connect",
-            endpoints: joined.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(Self { client, endpoints: joined })
+        let options = ConnectOptions::new()
+            .with_connect_timeout(timeouts.connect)
+            .with_timeout(timeouts.request);
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .map_err(|e| EtcdError {
+                operation: "connect",
+                endpoints: joined.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            endpoints: joined,
+        })
     }
 
     fn error(&self, operation: &'static str, error: etcd_client::Error) -> EtcdError {
-        EtcdError { operation, endpoints: self.endpoints.clone(), message: error.to_string() }
+        EtcdError {
+            operation,
+            endpoints: self.endpoints.clone(),
+            message: error.to_string(),
+        }
     }
 
     /// The cluster id and its members.
     pub async fn members(&mut self) -> Result<(u64, Vec<Member>), EtcdError> {
-        let response = self.client.member_list().await.map_err(|e| self.error("MemberList", e))?;
+        let response = self
+            .client
+            .member_list()
+            .await
+            .map_err(|e| self.error("MemberList", e))?;
         let cluster_id = response.header().map_or(0, |h| h.cluster_id());
-        Ok((cluster_id, response.members().iter().map(to_member).collect()))
+        Ok((
+            cluster_id,
+            response.members().iter().map(to_member).collect(),
+        ))
     }
 
     /// A linearizable read: succeeds only when the cluster has quorum.

@@ -53,7 +53,11 @@ impl EtcdLaunch {
             format!("--initial-advertise-peer-urls={}", self.peer_url()),
         ];
         if let Some(initial) = &self.initial_cluster {
-            let members: Vec<String> = initial.members.iter().map(|(name, url)| format!("{name}={url}")).collect();
+            let members: Vec<String> = initial
+                .members
+                .iter()
+                .map(|(name, url)| format!("{name}={url}"))
+                .collect();
             args.push(format!("--initial-cluster={}", members.join(",")));
             args.push(format!(
                 "--initial-cluster-state={}",
@@ -73,7 +77,11 @@ impl EtcdLaunch {
 /// etcd refuses to start when the count differs from the cluster's ("member
 /// count is unequal"). Members that never started have no name yet; any
 /// unique name will do for them, because etcd matches members by peer URL.
-pub fn initial_members_for_join(members: &[Member], my_id: u64, my_name: &str) -> Vec<(String, String)> {
+pub fn initial_members_for_join(
+    members: &[Member],
+    my_id: u64,
+    my_name: &str,
+) -> Vec<(String, String)> {
     members
         .iter()
         .flat_map(|m| {
@@ -84,7 +92,9 @@ pub fn initial_members_for_join(members: &[Member], my_id: u64, my_name: &str) -
             } else {
                 m.name.clone()
             };
-            m.peer_urls.iter().map(move |url| (name.clone(), url.clone()))
+            m.peer_urls
+                .iter()
+                .map(move |url| (name.clone(), url.clone()))
         })
         .collect()
 }
@@ -108,7 +118,10 @@ mod tests {
     #[test]
     fn restart_passes_no_initial_cluster_flags() {
         let args = launch(None).args();
-        assert!(args.iter().all(|a| !a.starts_with("--initial-cluster")), "{args:?}");
+        assert!(
+            args.iter().all(|a| !a.starts_with("--initial-cluster")),
+            "{args:?}"
+        );
         assert!(args.contains(&"--listen-client-urls=http://127.0.1.4:2379".to_string()));
         assert!(args.contains(&"--initial-advertise-peer-urls=http://127.0.1.4:2380".to_string()));
     }
@@ -129,7 +142,10 @@ mod tests {
     #[test]
     fn operator_flags_come_last_so_they_override() {
         let args = launch(None).args();
-        assert_eq!(args.last().map(String::as_str), Some("--snapshot-count=1000"));
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("--snapshot-count=1000")
+        );
     }
 
     #[test]
@@ -141,12 +157,19 @@ mod tests {
             client_urls: vec![],
             is_learner: false,
         };
-        let members = [member(1, "i-a", "127.0.1.4"), member(2, "", "127.0.1.5"), member(3, "", "127.0.1.6")];
+        let members = [
+            member(1, "i-a", "127.0.1.4"),
+            member(2, "", "127.0.1.5"),
+            member(3, "", "127.0.1.6"),
+        ];
         assert_eq!(
             initial_members_for_join(&members, 3, "i-me"),
             vec![
                 ("i-a".to_string(), "http://127.0.1.4:2380".to_string()),
-                ("unstarted-2".to_string(), "http://127.0.1.5:2380".to_string()),
+                (
+                    "unstarted-2".to_string(),
+                    "http://127.0.1.5:2380".to_string()
+                ),
                 ("i-me".to_string(), "http://127.0.1.6:2380".to_string()),
             ]
         );

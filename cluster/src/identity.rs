@@ -12,7 +12,10 @@ pub enum IdentityError {
 }
 
 /// Reads what is missing from IMDSv2; values already given win.
-pub async fn resolve(instance_id: Option<String>, private_ip: Option<IpAddr>) -> Result<(String, IpAddr), IdentityError> {
+pub async fn resolve(
+    instance_id: Option<String>,
+    private_ip: Option<IpAddr>,
+) -> Result<(String, IpAddr), IdentityError> {
     if let (Some(id), Some(ip)) = (&instance_id, private_ip) {
         return Ok((id.clone(), ip));
     }
@@ -28,7 +31,10 @@ pub async fn resolve(instance_id: Option<String>, private_ip: Option<IpAddr>) ->
                 .get(path)
                 .await
                 .map(String::from)
-                .map_err(|e| IdentityError::Imds { path, message: crate::discovery::error_chain(&e) })
+                .map_err(|e| IdentityError::Imds {
+                    path,
+                    message: crate::discovery::error_chain(&e),
+                })
         }
     };
     let id = match instance_id {
@@ -39,7 +45,10 @@ pub async fn resolve(instance_id: Option<String>, private_ip: Option<IpAddr>) ->
         Some(ip) => ip,
         None => {
             let value = get("/latest/meta-data/local-ipv4").await?;
-            value.trim().parse().map_err(|_| IdentityError::BadIp { value })?
+            value
+                .trim()
+                .parse()
+                .map_err(|_| IdentityError::BadIp { value })?
         }
     };
     Ok((id, ip))

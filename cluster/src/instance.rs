@@ -25,7 +25,9 @@ impl LifecycleState {
             "InService" => Self::InService,
             "Standby" => Self::Standby,
             s if s.starts_with("Pending") => Self::Pending,
-            s if s.starts_with("Terminat") || s.starts_with("Detach") => Self::Leaving(s.to_owned()),
+            s if s.starts_with("Terminat") || s.starts_with("Detach") => {
+                Self::Leaving(s.to_owned())
+            }
             s => Self::Other(s.to_owned()),
         }
     }
@@ -64,14 +66,31 @@ mod tests {
 
     #[test]
     fn terminating_and_detached_states_are_leaving() {
-        for s in ["Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached"] {
-            assert!(!LifecycleState::parse(s).is_live(), "{s} should not be live");
+        for s in [
+            "Terminating",
+            "Terminating:Wait",
+            "Terminating:Proceed",
+            "Terminated",
+            "Detaching",
+            "Detached",
+        ] {
+            assert!(
+                !LifecycleState::parse(s).is_live(),
+                "{s} should not be live"
+            );
         }
     }
 
     #[test]
     fn pending_in_service_standby_and_unknown_states_are_live() {
-        for s in ["Pending", "Pending:Wait", "Pending:Proceed", "InService", "Standby", "Warmed:Running"] {
+        for s in [
+            "Pending",
+            "Pending:Wait",
+            "Pending:Proceed",
+            "InService",
+            "Standby",
+            "Warmed:Running",
+        ] {
             assert!(LifecycleState::parse(s).is_live(), "{s} should be live");
         }
     }

@@ -39,7 +39,9 @@ pub fn url_ip(url: &str) -> Option<IpAddr> {
     if let Some(v6) = authority.strip_prefix('[') {
         return v6.split(']').next()?.parse().ok();
     }
-    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
     host.parse().ok()
 }
 

@@ -13,7 +13,9 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, timeouts: EtcdTimeouts) ->
     let address = SocketAddr::new(ip, client_port);
     match tokio::time::timeout(timeouts.connect, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => drop(stream),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return PeerState::Refused,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return PeerState::Refused
+        }
         Ok(Err(e)) => {
             tracing::debug!(%address, error = %e, "peer probe: connect failed");
             return PeerState::Silent;
@@ -39,7 +41,11 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, timeouts: EtcdTimeouts) ->
         }
     };
     let has_quorum = admin.check_quorum().await.is_ok();
-    PeerState::Serving { cluster_id, members, has_quorum }
+    PeerState::Serving {
+        cluster_id,
+        members,
+        has_quorum,
+    }
 }
 
 /// `http://ip:port`, with brackets for IPv6.

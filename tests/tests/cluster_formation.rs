@@ -21,6 +21,10 @@ async fn three_instances_started_together_form_exactly_one_cluster() -> anyhow::
         assert_eq!(seen.members.len(), 3, "{id} sees {:?}", seen.members);
         cluster_ids.insert(seen.cluster_id);
     }
-    assert_eq!(cluster_ids.len(), 1, "nodes disagree on the cluster id: {cluster_ids:x?}");
+    assert_eq!(
+        cluster_ids.len(),
+        1,
+        "nodes disagree on the cluster id: {cluster_ids:x?}"
+    );
     Ok(())
 }

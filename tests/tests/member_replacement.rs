@@ -11,9 +11,16 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// Removes a member by hand, as an operator would. etcd refuses removals
 /// for a few seconds after peers (re)connect ("unhealthy cluster"), so retry.
 async fn remove_member_by_hand(cluster: &SimCluster, id: u64) -> anyhow::Result<()> {
-    let survivors: Vec<String> = cluster.instance_ids().iter().filter_map(|i| cluster.client_url(i).ok()).collect();
+    let survivors: Vec<String> = cluster
+        .instance_ids()
+        .iter()
+        .filter_map(|i| cluster.client_url(i).ok())
+        .collect();
     wait_for("the member removal to be accepted", SETTLE, || async {
-        EtcdAdmin::connect(&survivors, EtcdTimeouts::default()).await?.remove(id).await?;
+        EtcdAdmin::connect(&survivors, EtcdTimeouts::default())
+            .await?
+            .remove(id)
+            .await?;
         Ok(())
     })
     .await
@@ -22,7 +29,9 @@ async fn remove_member_by_hand(cluster: &SimCluster, id: u64) -> anyhow::Result<
 async fn write_keys(cluster: &SimCluster, prefix: &str, count: usize) -> anyhow::Result<()> {
     let mut client = Client::connect(cluster.client_urls(), None).await?;
     for i in 0..count {
-        client.put(format!("{prefix}/{i}"), format!("value-{i}"), None).await?;
+        client
+            .put(format!("{prefix}/{i}"), format!("value-{i}"), None)
+            .await?;
     }
     Ok(())
 }
@@ -32,7 +41,11 @@ async fn assert_keys(cluster: &SimCluster, prefix: &str, count: usize) -> anyhow
     for i in 0..count {
         let response = client.get(format!("{prefix}/{i}"), None).await?;
         let value = response.kvs().first().map(|kv| kv.value().to_vec());
-        assert_eq!(value, Some(format!("value-{i}").into_bytes()), "key {prefix}/{i} lost");
+        assert_eq!(
+            value,
+            Some(format!("value-{i}").into_bytes()),
+            "key {prefix}/{i} lost"
+        );
     }
     Ok(())
 }
@@ -46,7 +59,12 @@ async fn replacement_of_a_killed_instance_joins_as_learner_and_is_promoted() -> 
     // An instance dies; an operator (later: the lifecycle function) removes its member.
     let victim = cluster.instance_ids()[0].clone();
     cluster.remove_node(&victim);
-    let member = before.members.iter().find(|m| m.name == victim).map(|m| m.id).expect("victim is a member");
+    let member = before
+        .members
+        .iter()
+        .find(|m| m.name == victim)
+        .map(|m| m.id)
+        .expect("victim is a member");
     remove_member_by_hand(&cluster, member).await?;
 
     // The group replaces the instance; its node joins by itself.
@@ -54,17 +72,25 @@ async fn replacement_of_a_killed_instance_joins_as_learner_and_is_promoted() -> 
     let after = cluster.wait_healthy(3, SETTLE).await?;
     assert!(after.members.iter().all(|m| m.name != victim));
     assert_eq!(after.cluster_id, before.cluster_id);
-    let newcomer = cluster.instance_ids().into_iter().find(|id| before.members.iter().all(|m| &m.name != id)).expect("a new instance");
+    let newcomer = cluster
+        .instance_ids()
+        .into_iter()
+        .find(|id| before.members.iter().all(|m| &m.name != id))
+        .expect("a new instance");
     let log = cluster.with_node(&newcomer, |n| n.log())?;
     assert!(log.contains("added this node as a learner"), "{log}");
-    assert!(log.contains("promoted this node from learner to voting member"), "{log}");
+    assert!(
+        log.contains("promoted this node from learner to voting member"),
+        "{log}"
+    );
 
     // No acknowledged write was lost.
     assert_keys(&cluster, "before", 50).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn joining_node_removes_the_member_of_an_instance_that_left_the_group() -> anyhow::Result<()> {
+async fn joining_node_removes_the_member_of_an_instance_that_left_the_group() -> anyhow::Result<()>
+{
     let cluster = SimCluster::start(3).await?;
     cluster.wait_healthy(3, SETTLE).await?;
 
@@ -75,9 +101,15 @@ async fn joining_node_removes_the_member_of_an_instance_that_left_the_group() ->
 
     // The replacement removes the phantom member before it joins.
     let after = cluster.wait_healthy(3, SETTLE).await?;
-    assert!(after.members.iter().all(|m| m.name != victim), "phantom member {victim} is still listed");
+    assert!(
+        after.members.iter().all(|m| m.name != victim),
+        "phantom member {victim} is still listed"
+    );
     let logs = cluster.logs();
-    assert!(logs.contains("removing member whose instance left the group"), "{logs}");
+    assert!(
+        logs.contains("removing member whose instance left the group"),
+        "{logs}"
+    );
     Ok(())
 }
 
@@ -108,8 +140,14 @@ async fn restarted_process_with_its_data_rejoins_as_the_same_member() -> anyhow:
     assert_eq!(ids(&after), ids(&before));
     let log = cluster.with_node(&node, |n| n.log())?;
     let since_crash = log.get(log_before..).unwrap_or_default();
-    assert!(since_crash.contains("restarting etcd on it"), "{since_crash}");
-    assert!(!since_crash.contains("added this node as a learner"), "{since_crash}");
+    assert!(
+        since_crash.contains("restarting etcd on it"),
+        "{since_crash}"
+    );
+    assert!(
+        !since_crash.contains("added this node as a learner"),
+        "{since_crash}"
+    );
     Ok(())
 }
 
@@ -121,22 +159,40 @@ async fn data_of_a_removed_member_is_moved_aside_and_the_node_joins_afresh() -> 
     // A node is stopped and its member removed while it is down.
     let node = cluster.instance_ids()[0].clone();
     cluster.remove_node(&node);
-    let old_id = before.members.iter().find(|m| m.name == node).map(|m| m.id).expect("node is a member");
+    let old_id = before
+        .members
+        .iter()
+        .find(|m| m.name == node)
+        .map(|m| m.id)
+        .expect("node is a member");
     remove_member_by_hand(&cluster, old_id).await?;
 
     // When it comes back it must not reuse the removed member's data.
     cluster.restart_node(&node).await?;
     let after = cluster.wait_healthy(3, SETTLE).await?;
-    let new_id = after.members.iter().find(|m| m.name == node).map(|m| m.id).expect("node rejoined");
+    let new_id = after
+        .members
+        .iter()
+        .find(|m| m.name == node)
+        .map(|m| m.id)
+        .expect("node rejoined");
     assert_ne!(new_id, old_id, "the node must join as a new member");
 
     // The old data is beside the new one, intact, not deleted.
     let moved: Vec<_> = std::fs::read_dir(cluster.instance_root(&node))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("etcd.removed-")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("etcd.removed-"))
+        })
         .collect();
-    assert_eq!(moved.len(), 1, "expected one moved-aside data dir, found {moved:?}");
+    assert_eq!(
+        moved.len(),
+        1,
+        "expected one moved-aside data dir, found {moved:?}"
+    );
     let wal_segments = std::fs::read_dir(moved[0].join("member/wal"))?.count();
     assert!(wal_segments > 0, "moved data lost its WAL");
     Ok(())

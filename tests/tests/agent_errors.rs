@@ -1,0 +1,230 @@
+//! `etcd-aws` given bad input or a broken environment: a clear one-line error
+//! and a non-zero exit, never a panic.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+use std::time::Duration;
+
+use etcd_aws_tests::paths;
+use etcd_aws_tests::stand_in::{FaultRule, StandIn, StandInOptions};
+use tokio::process::Command;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn agent() -> anyhow::Result<Command> {
+    let mut command = Command::new(paths::etcd_aws_binary()?);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .kill_on_drop(true);
+    Ok(command)
+}
+
+async fn run(mut command: Command) -> anyhow::Result<Output> {
+    Ok(tokio::time::timeout(DEADLINE, command.output()).await??)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_clean_failure(output: &Output, code: i32, needle: &str) {
+    let text = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{text}");
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+/// A stand-in group of one whose only instance the agent plays.
+async fn single_instance() -> anyhow::Result<(StandIn, String, String, tempfile::TempDir)> {
+    let stand_in = StandIn::start(StandInOptions {
+        group_size: 1,
+        lifecycle_hook: None,
+    })
+    .await?;
+    let instance = stand_in
+        .instances()
+        .await?
+        .into_iter()
+        .next()
+        .expect("one instance");
+    Ok((
+        stand_in,
+        instance.id,
+        instance.private_ip.to_string(),
+        tempfile::tempdir()?,
+    ))
+}
+
+fn as_instance(
+    command: &mut Command,
+    stand_in: &StandIn,
+    id: &str,
+    ip: &str,
+    dir: &tempfile::TempDir,
+) {
+    command
+        .envs(stand_in.env())
+        .env("ETCD_AWS_INSTANCE_ID", id)
+        .env("ETCD_AWS_PRIVATE_IP", ip)
+        .env("ETCD_DATA_DIR", dir.path().join("etcd"))
+        .env("ETCD_AWS_READY_FILE", dir.path().join("ready"));
+}
+
+#[tokio::test]
+async fn invalid_flag_value_is_a_usage_error() -> anyhow::Result<()> {
+    let mut command = agent()?;
+    command.args(["--private-ip", "not-an-ip"]);
+    assert_clean_failure(&run(command).await?, 2, "invalid value 'not-an-ip'");
+    Ok(())
+}
+
+#[tokio::test]
+async fn help_explains_the_flags_and_their_environment_variables() -> anyhow::Result<()> {
+    let mut command = agent()?;
+    command.arg("--help");
+    let output = run(command).await?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    for needle in [
+        "--data-dir",
+        "ETCD_DATA_DIR",
+        "--instance-id",
+        "ETCD_AWS_INSTANCE_ID",
+        "ETCD_FLAGS",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn off_ec2_without_identity_flags_says_which_flags_to_pass() -> anyhow::Result<()> {
+    let mut command = agent()?;
+    // Nothing listens on port 9: the metadata service is unreachable.
+    command.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
+    assert_clean_failure(
+        &run(command).await?,
+        1,
+        "pass --instance-id and --private-ip",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_aws_endpoint_names_the_failed_call() -> anyhow::Result<()> {
+    let mut command = agent()?;
+    command
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("ETCD_AWS_INSTANCE_ID", "i-0123")
+        .env("ETCD_AWS_PRIVATE_IP", "127.0.0.9")
+        .env("ETCD_AWS_GROUP_NAME", "etcd");
+    assert_clean_failure(
+        &run(command).await?,
+        1,
+        "AWS DescribeAutoScalingGroups failed",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn aws_error_answer_is_reported_with_its_code() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    stand_in.faults().inject(
+        FaultRule::error(
+            "autoscaling",
+            "DescribeAutoScalingGroups",
+            403,
+            "AccessDenied",
+            "not allowed",
+        )
+        .times(10),
+    );
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command.env("ETCD_AWS_GROUP_NAME", stand_in.group_name());
+    assert_clean_failure(&run(command).await?, 1, "AccessDenied");
+    Ok(())
+}
+
+#[tokio::test]
+async fn instance_outside_any_group_is_told_to_pass_the_group() -> anyhow::Result<()> {
+    let (stand_in, _, ip, dir) = single_instance().await?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, "i-00000000000000000", &ip, &dir);
+    assert_clean_failure(&run(command).await?, 1, "belongs to no autoscaling group");
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_etcd_binary_fails_clearly() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command.env("ETCD_AWS_ETCD_BINARY", "/nonexistent/etcd");
+    assert_clean_failure(
+        &run(command).await?,
+        1,
+        "cannot start etcd binary /nonexistent/etcd",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn etcd_exit_status_becomes_the_agents() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let fake_etcd = dir.path().join("etcd-exits-7");
+    std::fs::write(&fake_etcd, "#!/bin/sh\nexit 7\n")?;
+    std::fs::set_permissions(&fake_etcd, std::fs::Permissions::from_mode(0o755))?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command.env("ETCD_AWS_ETCD_BINARY", &fake_etcd);
+    let output = run(command).await?;
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_is_forwarded_to_etcd_and_its_exit_becomes_the_agents() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command
+        .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?)
+        .arg("--")
+        .arg("--log-level=warn");
+    command.stderr(std::process::Stdio::piped());
+    let mut child = command.spawn()?;
+    let ready = dir.path().join("ready");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !ready.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "single node never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .expect("agent pid");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = tokio::time::timeout(DEADLINE, child.wait()).await??;
+    // etcd shuts down cleanly, then re-raises SIGTERM on itself (Go's
+    // convention); the agent reports that as 128 + 15, like a shell would.
+    assert_eq!(
+        status.code(),
+        Some(128 + libc::SIGTERM),
+        "etcd's exit should be the agent's"
+    );
+    let refused = tokio::net::TcpStream::connect((ip.as_str(), 2379)).await;
+    assert!(
+        refused.is_err(),
+        "etcd still listens after the agent stopped"
+    );
+    Ok(())
+}
