@@ -11,8 +11,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
 use etcd_aws_cfn::options::{
-    Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode, Schedule,
-    Sha256, SshCidr, VpcCidr,
+    defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode,
+    Schedule, Sha256, SshCidr, VpcCidr,
 };
 use etcd_aws_cfn::{compact, render, template, Format, Options};
 
@@ -34,7 +34,7 @@ struct Cli {
     #[arg(long, env = "ETCD_AWS_CLUSTER_SIZE", default_value = "3")]
     cluster_size: ClusterSize,
     /// EC2 instance type; a Graviton type (t4g, m7g, ...) gives arm64 nodes.
-    #[arg(long, env = "ETCD_AWS_INSTANCE_TYPE", default_value = "t4g.medium")]
+    #[arg(long, env = "ETCD_AWS_INSTANCE_TYPE", default_value = defaults::INSTANCE_TYPE)]
     instance_type: InstanceType,
     /// EC2 key pair for SSH; without one, reach nodes with SSM Session Manager.
     #[arg(long, env = "ETCD_AWS_KEY_PAIR")]
@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long, env = "ETCD_AWS_SSH_CIDR")]
     ssh_cidr: Option<SshCidr>,
     /// etcd release installed on the nodes (3.5 or newer).
-    #[arg(long, env = "ETCD_AWS_ETCD_VERSION", default_value = "3.5.21")]
+    #[arg(long, env = "ETCD_AWS_ETCD_VERSION", default_value = defaults::ETCD_VERSION)]
     etcd_version: EtcdVersion,
     /// SHA-256 of the etcd release archive for the nodes' architecture.
     #[arg(long, env = "ETCD_AWS_ETCD_SHA256")]
@@ -52,18 +52,18 @@ struct Cli {
     #[arg(
         long,
         env = "ETCD_AWS_BACKUP_SCHEDULE",
-        default_value = "rate(15 minutes)"
+        default_value = defaults::BACKUP_SCHEDULE
     )]
     backup_schedule: Schedule,
     /// EventBridge schedule of the member reconcile.
     #[arg(
         long,
         env = "ETCD_AWS_RECONCILE_SCHEDULE",
-        default_value = "rate(10 minutes)"
+        default_value = defaults::RECONCILE_SCHEDULE
     )]
     reconcile_schedule: Schedule,
     /// Days S3 keeps backup versions that were deleted or overwritten.
-    #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = defaults::BACKUP_RETENTION_DAYS)]
     backup_retention_days: u32,
     /// E-mail address that receives the alarms (required to deploy).
     #[arg(long, env = "ETCD_AWS_ALARM_EMAIL")]
@@ -75,14 +75,14 @@ struct Cli {
     #[arg(long, env = "ETCD_AWS_FUNCTION_ARCH", default_value = "arm64")]
     function_arch: Architecture,
     /// The VPC's /16 block.
-    #[arg(long, env = "ETCD_AWS_VPC_CIDR", default_value = "10.40.0.0/16")]
+    #[arg(long, env = "ETCD_AWS_VPC_CIDR", default_value = defaults::VPC_CIDR)]
     vpc_cidr: VpcCidr,
     /// Bucket holding the function zips, the etcd-aws binary and the etcd archive
     /// (required to deploy).
     #[arg(long, env = "ETCD_AWS_ARTIFACT_BUCKET")]
     artifact_bucket: Option<String>,
     /// Key prefix of the artifacts in the bucket.
-    #[arg(long, env = "ETCD_AWS_ARTIFACT_PREFIX", default_value = "etcd-aws/")]
+    #[arg(long, env = "ETCD_AWS_ARTIFACT_PREFIX", default_value = defaults::ARTIFACT_PREFIX)]
     artifact_prefix: ArtifactPrefix,
     /// Deploy this template file instead of generating one.
     #[arg(long, env = "ETCD_AWS_TEMPLATE_FILE")]

@@ -413,7 +413,7 @@ impl ArtifactPrefix {
 
 impl Default for ArtifactPrefix {
     fn default() -> Self {
-        ArtifactPrefix("etcd-aws/".to_string())
+        ArtifactPrefix(defaults::ARTIFACT_PREFIX.to_string())
     }
 }
 
@@ -434,6 +434,17 @@ pub mod artifacts {
     pub const LIFECYCLE_ZIP: &str = "etcd-aws-lifecycle.zip";
     pub const BACKUP_ZIP: &str = "etcd-aws-backup.zip";
     pub const AGENT_BINARY: &str = "etcd-aws";
+}
+
+/// Defaults shared by [`Options::default`] and the command line.
+pub mod defaults {
+    pub const INSTANCE_TYPE: &str = "t4g.medium";
+    pub const ETCD_VERSION: &str = "3.5.21";
+    pub const BACKUP_SCHEDULE: &str = "rate(15 minutes)";
+    pub const RECONCILE_SCHEDULE: &str = "rate(10 minutes)";
+    pub const BACKUP_RETENTION_DAYS: u32 = 30;
+    pub const VPC_CIDR: &str = "10.40.0.0/16";
+    pub const ARTIFACT_PREFIX: &str = "etcd-aws/";
 }
 
 /// Everything the template is generated from.
@@ -479,16 +490,16 @@ impl Default for Options {
         Options {
             cluster_size: ClusterSize::Three,
             instance_type: InstanceType {
-                name: "t4g.medium".to_string(),
+                name: defaults::INSTANCE_TYPE.to_string(),
                 architecture: Architecture::Arm64,
             },
             key_pair: None,
             ssh_cidr: None,
-            etcd_version: EtcdVersion("3.5.21".to_string()),
+            etcd_version: EtcdVersion(defaults::ETCD_VERSION.to_string()),
             etcd_sha256: None,
-            backup_schedule: Schedule("rate(15 minutes)".to_string()),
-            reconcile_schedule: Schedule("rate(10 minutes)".to_string()),
-            backup_retention_days: 30,
+            backup_schedule: Schedule(defaults::BACKUP_SCHEDULE.to_string()),
+            reconcile_schedule: Schedule(defaults::RECONCILE_SCHEDULE.to_string()),
+            backup_retention_days: defaults::BACKUP_RETENTION_DAYS,
             alarm_email: None,
             network_mode: NetworkMode::Endpoints,
             function_architecture: Architecture::Arm64,

@@ -76,3 +76,14 @@ fn ssh_from_anywhere_is_refused_on_the_command_line() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("whole internet"), "{error}");
 }
+
+#[test]
+fn dry_run_without_flags_prints_the_library_default_template() {
+    let output = etcd_aws_cfn(&["--dry-run"]);
+    assert!(output.status.success());
+    let printed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    let library =
+        etcd_aws_cfn::template(&etcd_aws_cfn::Options::default()).expect("default template");
+    assert_eq!(printed, library);
+}
