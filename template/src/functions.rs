@@ -63,9 +63,13 @@ fn role(description: &str, statements: Vec<Value>) -> Value {
     })
 }
 
+fn log_group_id(function: &str) -> String {
+    format!("{function}Logs")
+}
+
 fn log_group(function: &str) -> (String, Value) {
     (
-        format!("{function}Logs"),
+        log_group_id(function),
         json!({
             "Type": "AWS::Logs::LogGroup",
             "Metadata": metadata(&[Skip {
@@ -90,7 +94,7 @@ struct Function<'a> {
 }
 
 fn function(options: &Options, f: &Function) -> Value {
-    let (logs, _) = log_group(f.id);
+    let logs = log_group_id(f.id);
     json!({
         "Type": "AWS::Lambda::Function",
         "Metadata": metadata(&[

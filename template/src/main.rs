@@ -16,6 +16,12 @@ use etcd_aws_cfn::options::{
 };
 use etcd_aws_cfn::{compact, render, template, Format, Options};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Generates the CloudFormation template of a self-healing etcd cluster, and creates or
 /// updates its stack.
 #[derive(Debug, Parser)]
@@ -93,9 +99,9 @@ struct Cli {
     /// Seconds between progress polls.
     #[arg(long, env = "ETCD_AWS_POLL_SECONDS", default_value_t = 5)]
     poll_seconds: u64,
-    /// Log format on stderr: text or json.
-    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    /// Log format on stderr.
+    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 impl Cli {
@@ -143,7 +149,7 @@ impl Cli {
     }
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -151,7 +157,7 @@ fn init_logging(format: &str) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -195,7 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    init_logging(cli.log_format);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
