@@ -49,6 +49,7 @@ build: setup
 	cargo build --workspace --bins
 
 demo: setup
+	cargo build --quiet -p etcd-aws
 	cargo run --quiet -p etcd-aws-tests --bin demo
 
 fmt-check:
