@@ -1,10 +1,175 @@
-//! Backups as the bootstrap decision sees them.
+//! The backup format in S3, shared by the backup function and the restore.
+//!
+//! Under the prefix (default `backups/`):
+//! - `snapshots/<UTC time>-r<revision>.db[.zst]`: an etcd snapshot, as taken
+//!   by the maintenance snapshot API, optionally zstd-compressed;
+//! - `snapshots/<same>.manifest.json`: its [`BackupManifest`], written only
+//!   after the snapshot upload completed: a snapshot without a manifest is
+//!   an interrupted upload and is never restored;
+//! - `latest.json`: the manifest of the newest backup, written last.
+//!
+//! The checksum is over the stored bytes, so a restore verifies exactly what
+//! it downloaded before it trusts it.
 
-/// A backup that can be restored: where it is and the etcd revision it holds.
+use serde::{Deserialize, Serialize};
+
+/// What the decision needs of a backup: which one, and the revision it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupRef {
     /// Object key of the snapshot in the backup bucket.
     pub key: String,
     /// The etcd revision the snapshot was taken at.
     pub revision: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Zstd,
+}
+
+/// Everything recorded about one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupManifest {
+    /// Object key of the snapshot.
+    pub key: String,
+    /// Lower-case hex SHA-256 of the stored object's bytes.
+    pub sha256: String,
+    /// Size of the stored object.
+    pub stored_bytes: u64,
+    /// Size of the snapshot before compression.
+    pub snapshot_bytes: u64,
+    pub compression: Compression,
+    /// The etcd revision the snapshot holds.
+    pub revision: i64,
+    /// Hex id of the cluster it was taken from.
+    pub cluster_id: String,
+    pub member_count: usize,
+    pub etcd_version: String,
+    /// When the snapshot was taken, seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl BackupManifest {
+    pub fn backup_ref(&self) -> BackupRef {
+        BackupRef { key: self.key.clone(), revision: self.revision }
+    }
+}
+
+/// Where things live under the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupLayout {
+    prefix: String,
+}
+
+impl BackupLayout {
+    /// `prefix` is used as given, with a `/` added when missing ("" = bucket root).
+    pub fn new(prefix: &str) -> Self {
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+        Self { prefix }
+    }
+
+    pub fn snapshots_prefix(&self) -> String {
+        format!("{}snapshots/", self.prefix)
+    }
+
+    pub fn pointer_key(&self) -> String {
+        format!("{}latest.json", self.prefix)
+    }
+
+    /// Keys sort by time, then revision, so a listing is already in age order.
+    pub fn snapshot_key(&self, created_at: i64, revision: i64, compression: Compression) -> String {
+        let extension = match compression {
+            Compression::None => "db",
+            Compression::Zstd => "db.zst",
+        };
+        format!("{}{}-r{revision:020}.{extension}", self.snapshots_prefix(), utc_stamp(created_at))
+    }
+
+    pub fn manifest_key(snapshot_key: &str) -> String {
+        format!("{snapshot_key}.manifest.json")
+    }
+
+    pub fn is_manifest_key(key: &str) -> bool {
+        key.ends_with(".manifest.json")
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` for seconds since the epoch (proleptic Gregorian, UTC).
+pub fn utc_stamp(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let seconds = unix_seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", seconds / 3600, seconds % 3600 / 60, seconds % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day); H. Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_formats_known_instants() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_825_600), "20000229T120000Z");
+        assert_eq!(utc_stamp(1_795_580_367), "20261125T041927Z");
+    }
+
+    #[test]
+    fn snapshot_keys_sort_by_time_then_revision() {
+        let layout = BackupLayout::new("backups");
+        let a = layout.snapshot_key(1_000, 99, Compression::Zstd);
+        let b = layout.snapshot_key(1_000, 100, Compression::Zstd);
+        let c = layout.snapshot_key(2_000, 5, Compression::None);
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert!(a.starts_with("backups/snapshots/19700101T001640Z-r"), "{a}");
+        assert!(a.ends_with(".db.zst"));
+    }
+
+    #[test]
+    fn prefix_gets_exactly_one_slash() {
+        assert_eq!(BackupLayout::new("b").pointer_key(), "b/latest.json");
+        assert_eq!(BackupLayout::new("b/").pointer_key(), "b/latest.json");
+        assert_eq!(BackupLayout::new("").pointer_key(), "latest.json");
+    }
+
+    #[test]
+    fn manifest_keys_are_recognised() {
+        let key = BackupLayout::manifest_key("backups/snapshots/x.db");
+        assert!(BackupLayout::is_manifest_key(&key));
+        assert!(!BackupLayout::is_manifest_key("backups/snapshots/x.db"));
+    }
+
+    #[test]
+    fn manifest_round_trips_through_json() {
+        let manifest = BackupManifest {
+            key: "k".into(),
+            sha256: "ab".into(),
+            stored_bytes: 1,
+            snapshot_bytes: 2,
+            compression: Compression::Zstd,
+            revision: 3,
+            cluster_id: "c1".into(),
+            member_count: 3,
+            etcd_version: "3.5.1".into(),
+            created_at: 4,
+        };
+        let json = serde_json::to_string(&manifest).expect("serialize");
+        assert!(json.contains("\"compression\":\"zstd\""), "{json}");
+        assert_eq!(serde_json::from_str::<BackupManifest>(&json).expect("parse"), manifest);
+    }
 }

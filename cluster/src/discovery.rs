@@ -41,6 +41,15 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// An instance as EC2 alone describes it, group or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Instance {
+    pub id: String,
+    pub private_ip: Option<IpAddr>,
+    /// EC2's state name: "running", "shutting-down", "terminated", ...
+    pub state: String,
+}
+
 /// Reads the group through the Auto Scaling and EC2 APIs.
 #[derive(Debug, Clone)]
 pub struct GroupDiscovery {
@@ -117,6 +126,38 @@ impl GroupDiscovery {
                 }
             })
             .collect())
+    }
+
+    /// What EC2 knows about an instance outside the group (a terminated one
+    /// stays visible for a while): `None` when EC2 never heard of the id.
+    /// Filtering instead of naming the id makes an unknown id an empty answer
+    /// rather than an error that would look like an outage.
+    pub async fn ec2_instance(&self, instance_id: &str) -> Result<Option<Ec2Instance>, DiscoveryError> {
+        let out = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-id")
+                    .values(instance_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeInstances", e))?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(instance_id))
+            .map(|i| Ec2Instance {
+                id: instance_id.to_owned(),
+                private_ip: i.private_ip_address().and_then(|ip| ip.parse().ok()),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map_or_else(String::new, |n| n.as_str().to_owned()),
+            }))
     }
 
     async fn ec2_details(

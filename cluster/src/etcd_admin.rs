@@ -50,6 +50,14 @@ impl EtcdError {
     }
 }
 
+/// One member's own view, from the maintenance Status call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub member_id: u64,
+    pub leader_id: u64,
+    pub is_learner: bool,
+}
+
 /// Timeouts for talking to etcd. Probes must be short: a silent peer must not
 /// stall the decision for long.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +130,30 @@ impl EtcdAdmin {
             .await
             .map_err(|e| self.error("linearizable read", e))?;
         Ok(response.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Which member answered and which member it believes leads (0: none).
+    pub async fn status(&mut self) -> Result<MemberStatus, EtcdError> {
+        let response = self
+            .client
+            .status()
+            .await
+            .map_err(|e| self.error("Status", e))?;
+        Ok(MemberStatus {
+            member_id: response.header().map_or(0, |h| h.member_id()),
+            leader_id: response.leader(),
+            is_learner: response.is_learner(),
+        })
+    }
+
+    /// Hands leadership to `target`. etcd only accepts this on the current
+    /// leader, so connect this admin to the leader's client URLs alone.
+    pub async fn move_leader(&mut self, target: u64) -> Result<(), EtcdError> {
+        self.client
+            .move_leader(target)
+            .await
+            .map_err(|e| self.error("MoveLeader", e))?;
+        Ok(())
     }
 
     /// Adds a learner at `peer_url`; returns its id and the member list after the add.

@@ -8,6 +8,7 @@
 //! against the real thing.
 
 pub mod backup;
+pub mod backup_store;
 pub mod data_dir;
 pub mod decision;
 pub mod discovery;
