@@ -53,7 +53,10 @@ pub struct BackupManifest {
 
 impl BackupManifest {
     pub fn backup_ref(&self) -> BackupRef {
-        BackupRef { key: self.key.clone(), revision: self.revision }
+        BackupRef {
+            key: self.key.clone(),
+            revision: self.revision,
+        }
     }
 }
 
@@ -66,7 +69,11 @@ pub struct BackupLayout {
 impl BackupLayout {
     /// `prefix` is used as given, with a `/` added when missing ("" = bucket root).
     pub fn new(prefix: &str) -> Self {
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}/")
+        };
         Self { prefix }
     }
 
@@ -84,7 +91,11 @@ impl BackupLayout {
             Compression::None => "db",
             Compression::Zstd => "db.zst",
         };
-        format!("{}{}-r{revision:020}.{extension}", self.snapshots_prefix(), utc_stamp(created_at))
+        format!(
+            "{}{}-r{revision:020}.{extension}",
+            self.snapshots_prefix(),
+            utc_stamp(created_at)
+        )
     }
 
     pub fn manifest_key(snapshot_key: &str) -> String {
@@ -101,7 +112,12 @@ pub fn utc_stamp(unix_seconds: i64) -> String {
     let days = unix_seconds.div_euclid(86_400);
     let seconds = unix_seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", seconds / 3600, seconds % 3600 / 60, seconds % 60)
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day); H. Hinnant's algorithm.
@@ -170,6 +186,9 @@ mod tests {
         };
         let json = serde_json::to_string(&manifest).expect("serialize");
         assert!(json.contains("\"compression\":\"zstd\""), "{json}");
-        assert_eq!(serde_json::from_str::<BackupManifest>(&json).expect("parse"), manifest);
+        assert_eq!(
+            serde_json::from_str::<BackupManifest>(&json).expect("parse"),
+            manifest
+        );
     }
 }

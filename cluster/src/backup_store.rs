@@ -16,18 +16,37 @@ pub enum BackupStoreError {
     #[error("backup bucket {bucket} does not exist")]
     NoSuchBucket { bucket: String },
     #[error("access denied to s3://{bucket}/{key} ({operation}); the role needs s3:ListBucket on the bucket and s3:GetObject/PutObject/DeleteObject under the prefix")]
-    AccessDenied { operation: &'static str, bucket: String, key: String },
+    AccessDenied {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+    },
     #[error("S3 {operation} on s3://{bucket}/{key} failed: {message}")]
-    S3 { operation: &'static str, bucket: String, key: String, message: String },
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        message: String,
+    },
     #[error("backup s3://{bucket}/{key} is damaged: {reason}")]
-    Damaged { bucket: String, key: String, reason: String },
+    Damaged {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
     #[error("local file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl BackupStoreError {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |source| Self::Io { path: path.to_owned(), source }
+        move |source| Self::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -43,8 +62,14 @@ impl BackupStore {
     /// Path-style addressing when a custom endpoint is configured (S3
     /// emulators on an IP address cannot serve virtual-hosted buckets).
     pub fn new(config: &aws_config::SdkConfig, bucket: &str, prefix: &str) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
-        Self { s3: S3Client::from_conf(s3_config), bucket: bucket.to_owned(), layout: BackupLayout::new(prefix) }
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(config.endpoint_url().is_some())
+            .build();
+        Self {
+            s3: S3Client::from_conf(s3_config),
+            bucket: bucket.to_owned(),
+            layout: BackupLayout::new(prefix),
+        }
     }
 
     pub fn s3(&self) -> &S3Client {
@@ -59,20 +84,31 @@ impl BackupStore {
         &self.layout
     }
 
-    fn error<E, R>(&self, operation: &'static str, key: &str, error: SdkError<E, R>) -> BackupStoreError
+    fn error<E, R>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        error: SdkError<E, R>,
+    ) -> BackupStoreError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
         let status = match &error {
-            SdkError::ServiceError(service) => Some(service.err().code().unwrap_or_default().to_owned()),
+            SdkError::ServiceError(service) => {
+                Some(service.err().code().unwrap_or_default().to_owned())
+            }
             _ => None,
         };
         match status.as_deref() {
-            Some("NoSuchBucket") => BackupStoreError::NoSuchBucket { bucket: self.bucket.clone() },
-            Some("AccessDenied") | Some("Forbidden") => {
-                BackupStoreError::AccessDenied { operation, bucket: self.bucket.clone(), key: key.to_owned() }
-            }
+            Some("NoSuchBucket") => BackupStoreError::NoSuchBucket {
+                bucket: self.bucket.clone(),
+            },
+            Some("AccessDenied") | Some("Forbidden") => BackupStoreError::AccessDenied {
+                operation,
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+            },
             _ => BackupStoreError::S3 {
                 operation,
                 bucket: self.bucket.clone(),
@@ -87,21 +123,37 @@ impl BackupStore {
     pub async fn manifests(&self) -> Result<Vec<BackupManifest>, BackupStoreError> {
         let prefix = self.layout.snapshots_prefix();
         let mut keys = Vec::new();
-        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key()).filter(|k| BackupLayout::is_manifest_key(k)).map(str::to_owned));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter(|k| BackupLayout::is_manifest_key(k))
+                    .map(str::to_owned),
+            );
         }
         let mut manifests = Vec::new();
         for key in keys {
             match self.read_manifest(&key).await {
                 Ok(Some(manifest)) => manifests.push(manifest),
                 Ok(None) => {}
-                Err(BackupStoreError::Damaged { reason, .. }) => tracing::warn!(%key, %reason, "skipping unreadable backup manifest"),
+                Err(BackupStoreError::Damaged { reason, .. }) => {
+                    tracing::warn!(%key, %reason, "skipping unreadable backup manifest")
+                }
                 Err(e) => return Err(e),
             }
         }
-        manifests.sort_by(|a, b| (b.created_at, b.revision, &b.key).cmp(&(a.created_at, a.revision, &a.key)));
+        manifests.sort_by(|a, b| {
+            (b.created_at, b.revision, &b.key).cmp(&(a.created_at, a.revision, &a.key))
+        });
         Ok(manifests)
     }
 
@@ -111,22 +163,35 @@ impl BackupStore {
     }
 
     async fn read_manifest(&self, key: &str) -> Result<Option<BackupManifest>, BackupStoreError> {
-        let object = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+        let object = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(object) => object,
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
             Err(e) => return Err(self.error("GetObject", key, e)),
         };
-        let bytes = object.body.collect().await.map_err(|e| BackupStoreError::S3 {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            message: error_chain(&e),
-        })?;
-        serde_json::from_slice(&bytes.into_bytes()).map(Some).map_err(|e| BackupStoreError::Damaged {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            reason: format!("manifest is not valid JSON: {e}"),
-        })
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| BackupStoreError::S3 {
+                operation: "GetObject",
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                message: error_chain(&e),
+            })?;
+        serde_json::from_slice(&bytes.into_bytes())
+            .map(Some)
+            .map_err(|e| BackupStoreError::Damaged {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                reason: format!("manifest is not valid JSON: {e}"),
+            })
     }
 
     async fn put_json(&self, key: &str, manifest: &BackupManifest) -> Result<(), BackupStoreError> {
@@ -146,30 +211,59 @@ impl BackupStore {
     /// Makes an uploaded snapshot a backup: its manifest first, then the
     /// pointer, so a reader never sees a pointer to a backup without one.
     pub async fn publish(&self, manifest: &BackupManifest) -> Result<(), BackupStoreError> {
-        self.put_json(&BackupLayout::manifest_key(&manifest.key), manifest).await?;
+        self.put_json(&BackupLayout::manifest_key(&manifest.key), manifest)
+            .await?;
         self.put_json(&self.layout.pointer_key(), manifest).await
     }
 
     /// Deletes a backup: its manifest first, so no reader finds a manifest
     /// whose snapshot is gone.
     pub async fn delete(&self, manifest: &BackupManifest) -> Result<(), BackupStoreError> {
-        for key in [BackupLayout::manifest_key(&manifest.key), manifest.key.clone()] {
-            self.s3.delete_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| self.error("DeleteObject", &key, e))?;
+        for key in [
+            BackupLayout::manifest_key(&manifest.key),
+            manifest.key.clone(),
+        ] {
+            self.s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| self.error("DeleteObject", &key, e))?;
         }
         Ok(())
     }
 
     /// Downloads the snapshot to `dest`, checks its size and SHA-256 against
     /// the manifest, and decompresses it. `Damaged` when it does not match.
-    pub async fn download_verified(&self, manifest: &BackupManifest, dest: &Path) -> Result<(), BackupStoreError> {
-        let damaged = |reason: String| BackupStoreError::Damaged { bucket: self.bucket.clone(), key: manifest.key.clone(), reason };
-        let object = match self.s3.get_object().bucket(&self.bucket).key(&manifest.key).send().await {
+    pub async fn download_verified(
+        &self,
+        manifest: &BackupManifest,
+        dest: &Path,
+    ) -> Result<(), BackupStoreError> {
+        let damaged = |reason: String| BackupStoreError::Damaged {
+            bucket: self.bucket.clone(),
+            key: manifest.key.clone(),
+            reason,
+        };
+        let object = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&manifest.key)
+            .send()
+            .await
+        {
             Ok(object) => object,
-            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Err(damaged("the snapshot object is missing".into())),
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
+                return Err(damaged("the snapshot object is missing".into()))
+            }
             Err(e) => return Err(self.error("GetObject", &manifest.key, e)),
         };
         let stored = dest.with_extension("download");
-        let mut file = tokio::fs::File::create(&stored).await.map_err(BackupStoreError::io(&stored))?;
+        let mut file = tokio::fs::File::create(&stored)
+            .await
+            .map_err(BackupStoreError::io(&stored))?;
         let (mut hasher, mut size) = (Sha256::new(), 0u64);
         let mut body = object.body;
         while let Some(chunk) = body.next().await {
@@ -181,7 +275,9 @@ impl BackupStore {
             })?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(BackupStoreError::io(&stored))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(BackupStoreError::io(&stored))?;
         }
         file.flush().await.map_err(BackupStoreError::io(&stored))?;
         drop(file);
@@ -194,7 +290,9 @@ impl BackupStore {
             )));
         }
         match manifest.compression {
-            Compression::None => tokio::fs::rename(&stored, dest).await.map_err(BackupStoreError::io(dest)),
+            Compression::None => tokio::fs::rename(&stored, dest)
+                .await
+                .map_err(BackupStoreError::io(dest)),
             Compression::Zstd => {
                 let (from, to) = (stored.clone(), dest.to_owned());
                 let result = tokio::task::spawn_blocking(move || decompress(&from, &to)).await;

@@ -132,7 +132,10 @@ impl GroupDiscovery {
     /// stays visible for a while): `None` when EC2 never heard of the id.
     /// Filtering instead of naming the id makes an unknown id an empty answer
     /// rather than an error that would look like an outage.
-    pub async fn ec2_instance(&self, instance_id: &str) -> Result<Option<Ec2Instance>, DiscoveryError> {
+    pub async fn ec2_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Ec2Instance>, DiscoveryError> {
         let out = self
             .ec2
             .describe_instances()

@@ -44,19 +44,33 @@ async fn demo() -> anyhow::Result<()> {
     print_members(&formed);
 
     step("writing and reading a key through every node");
-    let mut client = Client::connect(cluster.client_urls(), None).await.context("connecting a client")?;
-    client.put("demo/greeting", "hello from etcd-aws", None).await.context("writing demo/greeting")?;
+    let mut client = Client::connect(cluster.client_urls(), None)
+        .await
+        .context("connecting a client")?;
+    client
+        .put("demo/greeting", "hello from etcd-aws", None)
+        .await
+        .context("writing demo/greeting")?;
     for url in cluster.client_urls() {
         let mut node_client = Client::connect([url.as_str()], None).await?;
         let response = node_client.get("demo/greeting", None).await?;
-        let value = response.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+        let value = response
+            .kvs()
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
         println!("    {url}: {}", value.as_deref().unwrap_or("<missing>"));
-        anyhow::ensure!(value.as_deref() == Some("hello from etcd-aws"), "{url} does not serve the key");
+        anyhow::ensure!(
+            value.as_deref() == Some("hello from etcd-aws"),
+            "{url} does not serve the key"
+        );
     }
 
     step("tearing down");
     drop(cluster);
-    println!("\nformed: 3 voting members, one cluster id, serving; total {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "\nformed: 3 voting members, one cluster id, serving; total {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -66,10 +80,20 @@ fn step(text: &str) {
 
 fn print_members(snapshot: &ClusterSnapshot) {
     println!("    cluster id {:x}", snapshot.cluster_id);
-    println!("    {:<18} {:<22} {:<30} role", "member id", "name (instance)", "client URL");
+    println!(
+        "    {:<18} {:<22} {:<30} role",
+        "member id", "name (instance)", "client URL"
+    );
     for member in &snapshot.members {
-        let role = if member.is_learner { "learner" } else { "voter" };
+        let role = if member.is_learner {
+            "learner"
+        } else {
+            "voter"
+        };
         let url = member.client_urls.first().map_or("", String::as_str);
-        println!("    {:<18x} {:<22} {:<30} {role}", member.id, member.name, url);
+        println!(
+            "    {:<18x} {:<22} {:<30} {role}",
+            member.id, member.name, url
+        );
     }
 }
