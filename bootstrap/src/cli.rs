@@ -45,6 +45,20 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_ETCD_BINARY", default_value = "etcd")]
     pub etcd_binary: PathBuf,
 
+    /// The etcdutl binary, used to restore a backup into the data directory.
+    #[arg(long, env = "ETCD_AWS_ETCDUTL_BINARY", default_value = "etcdutl")]
+    pub etcdutl_binary: PathBuf,
+
+    /// S3 bucket holding the cluster's backups. The seed of a cluster that
+    /// lost every member restores the newest valid one; without a bucket it
+    /// forms an empty cluster.
+    #[arg(long, env = "ETCD_BACKUP_BUCKET")]
+    pub backup_bucket: Option<String>,
+
+    /// Key prefix of the backups in the bucket.
+    #[arg(long, env = "ETCD_BACKUP_PREFIX", default_value = "backups/")]
+    pub backup_prefix: String,
+
     /// etcd's client port on the private IP.
     #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
     pub client_port: u16,

@@ -6,6 +6,7 @@ mod join;
 mod logging;
 mod observe;
 mod readiness;
+mod restore;
 mod run;
 mod signals;
 

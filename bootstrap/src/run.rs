@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use aws_config::BehaviorVersion;
+use etcd_aws_cluster::backup::BackupManifest;
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::decision::{decide, Decision, WaitReason};
 use etcd_aws_cluster::discovery::GroupDiscovery;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
@@ -17,6 +19,7 @@ use crate::etcd_process::{self, exit_code};
 use crate::join::{self, JoinError};
 use crate::observe::Observer;
 use crate::readiness::Readiness;
+use crate::restore::Restorer;
 use crate::signals::Signals;
 
 /// Exit status when `--wait-timeout` ran out (EX_TEMPFAIL: try again later).
@@ -32,6 +35,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let (instance_id, private_ip) =
         identity::resolve(cli.instance_id.clone(), cli.private_ip).await?;
     let discovery = GroupDiscovery::new(&config);
+    let backups = cli
+        .backup_bucket
+        .as_deref()
+        .map(|bucket| BackupStore::new(&config, bucket, &cli.backup_prefix));
     let group = match &cli.group_name {
         Some(group) => group.clone(),
         None => discovery.group_of(&instance_id).await?,
@@ -74,8 +81,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut waiting = Waiting::new(cli.wait_timeout);
     let mut failed_joins = 0;
     loop {
-        let observation = observer.observe().await?;
-        let decision = decide(&observation);
+        let mut observation = observer.observe().await?;
+        let mut decision = decide(&observation);
+        let mut candidates = Vec::new();
+        if matches!(decision, Decision::Form { .. }) {
+            // Backups matter only to a seed about to form: read them only then.
+            candidates = backup_candidates(backups.as_ref()).await?;
+            observation.newest_backup = candidates.first().map(BackupManifest::backup_ref);
+            decision = decide(&observation);
+        }
         let cluster_urls = serving_client_urls(&observation, &instance_id);
         let launch = match decision {
             Decision::Wait(reason) => {
@@ -110,7 +124,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Decision::Form {
                 restore_from: Some(backup),
             } => {
-                bail!("backup {} was offered for restore, but this build of etcd-aws reads no backup bucket", backup.key)
+                tracing::info!(%group, key = %backup.key, revision = backup.revision,
+                    "no cluster exists and this node is the seed: restoring the newest backup and forming from it");
+                let Some(store) = backups.as_ref() else {
+                    bail!("a backup was chosen but no backup bucket is configured")
+                };
+                let restorer = Restorer {
+                    store,
+                    etcdutl: &cli.etcdutl_binary,
+                    token: &group,
+                };
+                restorer.restore(&candidates, &base_launch).await?;
+                // The restored data dir holds the one-member cluster: start on it.
+                base_launch.clone()
             }
             Decision::Join(plan) => {
                 tracing::info!(
@@ -156,6 +182,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             continue;
         }
         return Ok(exit_code(exit.status));
+    }
+}
+
+/// The backups a seed may restore, newest first. No bucket, a bucket that
+/// does not exist, or one without backups means a brand-new cluster; any
+/// other failure stops us rather than form an empty cluster over data that
+/// might exist.
+async fn backup_candidates(store: Option<&BackupStore>) -> anyhow::Result<Vec<BackupManifest>> {
+    let Some(store) = store else {
+        tracing::info!("no backup bucket configured (--backup-bucket / ETCD_BACKUP_BUCKET): the new cluster starts empty");
+        return Ok(Vec::new());
+    };
+    match store.manifests().await {
+        Ok(manifests) if manifests.is_empty() => {
+            tracing::info!(bucket = store.bucket(), prefix = %store.layout().snapshots_prefix(), "no backups found: this is a new cluster, it starts empty");
+            Ok(manifests)
+        }
+        Ok(manifests) => Ok(manifests),
+        Err(BackupStoreError::NoSuchBucket { bucket }) => {
+            tracing::warn!(%bucket, "backup bucket does not exist: the new cluster starts empty (create the bucket, or the backups will fail)");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(
+            "cannot read the backups; refusing to form an empty cluster over data that might exist",
+        )),
     }
 }
 
