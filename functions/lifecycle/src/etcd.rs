@@ -1,0 +1,102 @@
+//! The function's seam to etcd: what the cluster looks like, leadership
+//! hand-over, member removal.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdError, EtcdTimeouts};
+use etcd_aws_cluster::member::Member;
+use tokio::task::JoinSet;
+
+/// The member list, and which members answered for themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdObservation {
+    pub members: Vec<Member>,
+    pub leader: Option<u64>,
+    /// Members that answered a status request and know a leader.
+    pub healthy: Vec<u64>,
+}
+
+#[async_trait]
+pub trait Etcd: Send + Sync {
+    /// Observes the cluster through these client URLs (one per live instance).
+    async fn observe(&self, endpoints: &[String]) -> Result<EtcdObservation, EtcdError>;
+    /// Asks `leader` to hand leadership to `target`.
+    async fn move_leader(&self, leader: &Member, target: u64) -> Result<(), EtcdError>;
+    /// Removes a member; one already gone counts as removed.
+    async fn remove(&self, endpoints: &[String], member: u64) -> Result<(), EtcdError>;
+}
+
+/// The real thing, through etcd's client API.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientEtcd {
+    pub timeouts: EtcdTimeouts,
+}
+
+#[async_trait]
+impl Etcd for ClientEtcd {
+    async fn observe(&self, endpoints: &[String]) -> Result<EtcdObservation, EtcdError> {
+        let (_, members) = EtcdAdmin::connect(endpoints, self.timeouts)
+            .await?
+            .members()
+            .await?;
+        // Each endpoint on its own: a member that answers through a balanced
+        // client says nothing about the others.
+        let mut probes = JoinSet::new();
+        for endpoint in endpoints {
+            let (endpoint, timeouts) = (endpoint.clone(), self.timeouts);
+            probes.spawn(async move {
+                let status =
+                    match EtcdAdmin::connect(std::slice::from_ref(&endpoint), timeouts).await {
+                        Ok(mut admin) => admin.status().await,
+                        Err(error) => Err(error),
+                    };
+                (endpoint, status)
+            });
+        }
+        let mut healthy = Vec::new();
+        let mut leader_votes: HashMap<u64, usize> = HashMap::new();
+        while let Some(joined) = probes.join_next().await {
+            match joined {
+                Ok((_, Ok(status))) if status.leader_id != 0 => {
+                    healthy.push(status.member_id);
+                    *leader_votes.entry(status.leader_id).or_default() += 1;
+                }
+                Ok((endpoint, Ok(_))) => {
+                    tracing::info!(%endpoint, "member answers but knows no leader; not counted as healthy")
+                }
+                Ok((endpoint, Err(error))) => {
+                    tracing::info!(%endpoint, %error, "member did not answer a status request")
+                }
+                Err(error) => tracing::warn!(%error, "status probe task failed"),
+            }
+        }
+        healthy.sort_unstable();
+        healthy.dedup();
+        // Members partitioned from the rest may name an old leader; the view
+        // most members share wins, ties to the lower id so the choice is stable.
+        let leader = leader_votes
+            .into_iter()
+            .max_by_key(|(id, votes)| (*votes, std::cmp::Reverse(*id)))
+            .map(|(id, _)| id);
+        Ok(EtcdObservation {
+            members,
+            leader,
+            healthy,
+        })
+    }
+
+    async fn move_leader(&self, leader: &Member, target: u64) -> Result<(), EtcdError> {
+        EtcdAdmin::connect(&leader.client_urls, self.timeouts)
+            .await?
+            .move_leader(target)
+            .await
+    }
+
+    async fn remove(&self, endpoints: &[String], member: u64) -> Result<(), EtcdError> {
+        EtcdAdmin::connect(endpoints, self.timeouts)
+            .await?
+            .remove(member)
+            .await
+    }
+}
