@@ -1,0 +1,246 @@
+//! What a run needs to know, and how the function reads it from its
+//! environment (flags work too, for runs outside Lambda).
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use etcd_aws_cluster::backup::Compression;
+use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use tracing_subscriber::EnvFilter;
+
+use crate::retention::RetentionPolicy;
+
+/// S3's smallest part (every part but the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Everything one backup run needs besides the AWS configuration.
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    /// The autoscaling group whose instances run the cluster.
+    pub group_name: String,
+    pub bucket: String,
+    /// Key prefix of the backups in the bucket ("" for the bucket's root).
+    pub prefix: String,
+    /// etcd's client port on every instance.
+    pub client_port: u16,
+    pub compression: Compression,
+    /// zstd level; low levels keep compression faster than the upload.
+    pub zstd_level: i32,
+    /// Size of every uploaded part but the last; at least [`MIN_PART_SIZE`].
+    pub part_size: usize,
+    /// Parts uploading at once while the snapshot keeps streaming. Memory is
+    /// about `(parts_in_flight + 1) * part_size`.
+    pub parts_in_flight: usize,
+    pub retention: RetentionPolicy,
+    /// Timeouts for the status probes and the quorum check.
+    pub etcd_timeouts: EtcdTimeouts,
+    /// Upper bound on streaming the whole snapshot; keep it under the
+    /// function's own timeout so a stuck stream ends in a clean abort.
+    pub snapshot_timeout: Duration,
+}
+
+impl BackupConfig {
+    /// The defaults, for a group and a bucket.
+    pub fn new(group_name: &str, bucket: &str) -> Self {
+        Self {
+            group_name: group_name.to_owned(),
+            bucket: bucket.to_owned(),
+            prefix: "backups/".to_owned(),
+            client_port: 2379,
+            compression: Compression::Zstd,
+            zstd_level: 1,
+            part_size: DEFAULT_PART_SIZE,
+            parts_in_flight: 2,
+            retention: RetentionPolicy::default(),
+            etcd_timeouts: EtcdTimeouts {
+                connect: Duration::from_secs(2),
+                request: Duration::from_secs(6),
+            },
+            snapshot_timeout: Duration::from_secs(540),
+        }
+    }
+
+    /// Refuses settings S3 or etcd would refuse later, mid-upload.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.group_name.is_empty() {
+            return Err(ConfigError("the group name is empty".into()));
+        }
+        if self.bucket.is_empty() {
+            return Err(ConfigError("the bucket name is empty".into()));
+        }
+        if self.part_size < MIN_PART_SIZE {
+            return Err(ConfigError(format!(
+                "part size {} is below S3's minimum of {MIN_PART_SIZE} bytes",
+                self.part_size
+            )));
+        }
+        if !(1..=19).contains(&self.zstd_level) {
+            return Err(ConfigError(format!(
+                "zstd level {} is outside 1..=19",
+                self.zstd_level
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid backup configuration: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The function's environment.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "etcd-aws-backup",
+    about = "Lambda: streams a consistent etcd snapshot to S3, then thins old backups"
+)]
+pub struct EnvConfig {
+    /// The autoscaling group whose instances run etcd.
+    #[arg(long, env = "ETCD_AWS_GROUP_NAME")]
+    pub group_name: String,
+    #[arg(long, env = "ETCD_BACKUP_BUCKET")]
+    pub bucket: String,
+    #[arg(long, env = "ETCD_BACKUP_PREFIX", default_value = "backups/")]
+    pub prefix: String,
+    #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
+    pub client_port: u16,
+    #[arg(long, env = "ETCD_BACKUP_COMPRESSION", value_enum, default_value_t = CompressionArg::Zstd)]
+    pub compression: CompressionArg,
+    #[arg(long, env = "ETCD_BACKUP_ZSTD_LEVEL", default_value_t = 1)]
+    pub zstd_level: i32,
+    /// Size of the uploaded parts in MiB (at least 5).
+    #[arg(long, env = "ETCD_BACKUP_PART_MIB", default_value_t = 8)]
+    pub part_mib: usize,
+    /// Backups always kept, newest first (at least one is kept whatever this says).
+    #[arg(long, env = "ETCD_BACKUP_KEEP_LAST", default_value_t = 4)]
+    pub keep_last: usize,
+    /// Of older backups, keep the newest of each hour for this many hours.
+    #[arg(long, env = "ETCD_BACKUP_HOURLY_HOURS", default_value_t = 24)]
+    pub hourly_hours: u32,
+    /// And the newest of each UTC day for this many days.
+    #[arg(long, env = "ETCD_BACKUP_DAILY_DAYS", default_value_t = 7)]
+    pub daily_days: u32,
+    /// Bound on streaming the snapshot; keep it under the function's timeout.
+    #[arg(long, env = "ETCD_BACKUP_SNAPSHOT_TIMEOUT", default_value = "9m", value_parser = humantime::parse_duration)]
+    pub snapshot_timeout: Duration,
+    /// JSON lines for CloudWatch Logs, or text for a terminal.
+    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+impl EnvConfig {
+    pub fn backup_config(&self) -> Result<BackupConfig, ConfigError> {
+        let config = BackupConfig {
+            prefix: self.prefix.clone(),
+            client_port: self.client_port,
+            compression: match self.compression {
+                CompressionArg::Zstd => Compression::Zstd,
+                CompressionArg::None => Compression::None,
+            },
+            zstd_level: self.zstd_level,
+            part_size: self.part_mib.saturating_mul(1024 * 1024),
+            retention: RetentionPolicy {
+                keep_last: self.keep_last,
+                hourly_hours: self.hourly_hours,
+                daily_days: self.daily_days,
+            },
+            snapshot_timeout: self.snapshot_timeout,
+            ..BackupConfig::new(&self.group_name, &self.bucket)
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// `ETCD_AWS_LOG` (same syntax as `RUST_LOG`) sets levels; `info` by default.
+/// Logs go to stdout, which Lambda forwards to CloudWatch Logs.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("ETCD_AWS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time();
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BackupConfig, String> {
+        let mut argv = vec!["etcd-aws-backup", "--group-name", "g", "--bucket", "b"];
+        argv.extend_from_slice(args);
+        EnvConfig::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .backup_config()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_zstd_8_mib_parts_and_a_day_hourly_a_week_daily() {
+        let config = parse(&[]);
+        assert_eq!(
+            config
+                .as_ref()
+                .map(|c| (c.prefix.as_str(), c.client_port, c.compression, c.part_size)),
+            Ok(("backups/", 2379, Compression::Zstd, 8 * 1024 * 1024))
+        );
+        assert_eq!(
+            config.map(|c| c.retention),
+            Ok(RetentionPolicy {
+                keep_last: 4,
+                hourly_hours: 24,
+                daily_days: 7
+            })
+        );
+    }
+
+    #[test]
+    fn compression_can_be_turned_off() {
+        assert_eq!(
+            parse(&["--compression", "none"]).map(|c| c.compression),
+            Ok(Compression::None)
+        );
+    }
+
+    #[test]
+    fn a_part_size_below_s3s_minimum_is_refused() {
+        let error = parse(&["--part-mib", "4"]).err().unwrap_or_default();
+        assert!(error.contains("minimum"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_bucket_is_refused_with_the_variable_named() {
+        let error = EnvConfig::try_parse_from(["etcd-aws-backup", "--group-name", "g"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("--bucket"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_compression_is_refused() {
+        let error = parse(&["--compression", "gzip"]).err().unwrap_or_default();
+        assert!(error.contains("gzip"), "{error}");
+    }
+}

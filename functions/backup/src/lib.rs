@@ -1,0 +1,66 @@
+//! The backup function: on a schedule, a consistent snapshot of the cluster
+//! streamed to S3, published only once it is whole, then old backups thinned.
+//!
+//! [`run_backup`] is the whole job and runs in-process (tests, the demo);
+//! `main.rs` is a thin Lambda handler around it that accepts any event (the
+//! EventBridge schedule sends a "Scheduled Event"; a manual invoke may send `{}`).
+//!
+//! # What a run does
+//! 1. Reads the group's live instances and asks each member for its status;
+//!    [`member_choice`] orders the healthy voting members, followers first
+//!    (a snapshot is a full read of the database: the leader should not pay it).
+//! 2. Confirms quorum with a linearizable read through the chosen member; its
+//!    revision is the one recorded (a lower bound of what the snapshot holds).
+//! 3. When `latest.json` already names that revision of that cluster, uploads
+//!    nothing and says so in the log.
+//! 4. Otherwise streams the maintenance snapshot into an S3 multipart upload:
+//!    [`stored_stream`] compresses (zstd, optional), cuts parts, hashes the
+//!    stored bytes and checks etcd's own trailing digest; [`multipart`] keeps a
+//!    bounded number of parts in flight. Any failure aborts the upload and
+//!    leaves `latest.json` alone. The manifest, then `latest.json`, are written
+//!    only after CompleteMultipartUpload (format: `etcd_aws_cluster::backup`).
+//! 5. Deletes what [`retention`] no longer keeps.
+//! 6. Prints one CloudWatch embedded-metric-format line ([`emf`]).
+//!
+//! # Configuration (environment of the function)
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ETCD_AWS_GROUP_NAME` | required | the autoscaling group running etcd |
+//! | `ETCD_BACKUP_BUCKET` | required | the backup bucket |
+//! | `ETCD_BACKUP_PREFIX` | `backups/` | key prefix in the bucket |
+//! | `ETCD_AWS_CLIENT_PORT` | `2379` | etcd's client port on the instances |
+//! | `ETCD_BACKUP_COMPRESSION` | `zstd` | `zstd` or `none` |
+//! | `ETCD_BACKUP_ZSTD_LEVEL` | `1` | zstd level, 1..=19 |
+//! | `ETCD_BACKUP_PART_MIB` | `8` | multipart part size, at least 5 (S3's minimum) |
+//! | `ETCD_BACKUP_KEEP_LAST` | `4` | newest backups always kept (one hour at the default 15-minute schedule) |
+//! | `ETCD_BACKUP_HOURLY_HOURS` | `24` | then the newest of each hour, this many hours back |
+//! | `ETCD_BACKUP_DAILY_DAYS` | `7` | then the newest of each UTC day, this many days back |
+//! | `ETCD_BACKUP_SNAPSHOT_TIMEOUT` | `9m` | bound on streaming one snapshot (under the function's 10-minute timeout) |
+//! | `ETCD_AWS_LOG_FORMAT` | `json` | `json` for CloudWatch Logs, `text` for a terminal |
+//! | `ETCD_AWS_LOG` | `info` | log filter, `RUST_LOG` syntax |
+//!
+//! The newest backup and the one `latest.json` names are never deleted,
+//! whatever the retention settings say.
+//!
+//! # Metrics
+//! Namespace `EtcdAws`, dimension `GroupName`: `BackupAgeSeconds` (0 after an
+//! upload or an unchanged revision), `BackupBytes` (stored size of the newest
+//! backup), `BackupDurationSeconds`, `BackupRevision`. A failed run prints no
+//! metric line and fails the invocation: the stale-backup alarm treats missing
+//! data as breaching, and the Lambda error alarm sees the failure.
+//!
+//! # Memory
+//! About `(parts in flight + 1) x part size` plus zstd's window: with the
+//! defaults (2 in flight, 8 MiB parts) some 24 MiB of buffers whatever the
+//! database size.
+
+pub mod config;
+pub mod emf;
+pub mod member_choice;
+pub mod multipart;
+pub mod retention;
+pub mod run;
+pub mod stored_stream;
+
+pub use config::BackupConfig;
+pub use run::{run_backup, BackupAction, BackupError, BackupOutcome};

@@ -1,0 +1,399 @@
+//! One backup run: find a healthy member, snapshot it into S3, publish,
+//! thin old backups, report.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use etcd_aws_cluster::backup::BackupManifest;
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdError, EtcdTimeouts};
+use tokio::task::JoinSet;
+
+use crate::config::{BackupConfig, ConfigError};
+use crate::emf::{self, BackupMetrics};
+use crate::member_choice::{candidates, Candidate, MemberProbe};
+use crate::multipart::{MultipartUpload, UploadError};
+use crate::retention;
+use crate::stored_stream::{StoredStream, StreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot read the group's instances: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("group {0} has no live instance with a private IP; nothing to back up")]
+    NoInstances(String),
+    #[error("no etcd member of group {group} is a healthy voting member that knows a leader ({probed} probed); not backing up a cluster without quorum")]
+    NoHealthyMember { group: String, probed: usize },
+    #[error("no member confirmed quorum with a linearizable read; last error: {0}")]
+    NoQuorum(EtcdError),
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error(transparent)]
+    Store(#[from] BackupStoreError),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error("snapshot from {endpoint}: {source}")]
+    Snapshot {
+        endpoint: String,
+        #[source]
+        source: StreamError,
+    },
+    #[error("the snapshot from {endpoint} did not finish within {timeout:?}")]
+    SnapshotTimeout { endpoint: String, timeout: Duration },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupOutcome {
+    pub action: BackupAction,
+    /// The client URL of the member that was read.
+    pub endpoint: String,
+    pub member_id: u64,
+    /// Whether that member led the cluster when it was chosen.
+    pub from_leader: bool,
+    /// Snapshots that retention deleted, oldest first.
+    pub deleted: Vec<String>,
+    /// Retention deletions that failed; the backup itself succeeded.
+    pub retention_errors: Vec<String>,
+    pub metrics: BackupMetrics,
+    /// The embedded-metric-format line the run printed.
+    pub emf_line: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupAction {
+    /// A new backup was uploaded and published.
+    Uploaded(BackupManifest),
+    /// The newest backup already holds the cluster's current revision.
+    Unchanged(BackupManifest),
+}
+
+impl BackupAction {
+    pub fn manifest(&self) -> &BackupManifest {
+        match self {
+            BackupAction::Uploaded(m) | BackupAction::Unchanged(m) => m,
+        }
+    }
+}
+
+/// The member that will serve the snapshot, and the cluster as it saw it.
+struct Source {
+    candidate: Candidate,
+    /// Revision of a linearizable read through this member: the member has
+    /// applied at least this much, so its snapshot holds at least this revision.
+    revision: i64,
+    cluster_id: u64,
+    member_count: usize,
+}
+
+/// Takes a backup of the group's cluster into the bucket. Nothing under the
+/// prefix changes unless the whole snapshot was uploaded and checked; on any
+/// error the multipart upload is aborted and `latest.json` stays as it was.
+pub async fn run_backup(
+    config: &BackupConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<BackupOutcome, BackupError> {
+    config.validate()?;
+    let started = Instant::now();
+    let store = BackupStore::new(sdk, &config.bucket, &config.prefix);
+    let source = find_source(config, sdk).await?;
+    let endpoint = source.candidate.endpoint.clone();
+    tracing::info!(
+        %endpoint,
+        member_id = %format!("{:x}", source.candidate.status.member_id),
+        from_leader = source.candidate.is_leader,
+        revision = source.revision,
+        db_size = source.candidate.status.db_size,
+        "chose the member to back up from"
+    );
+    let pointer = match store.pointer().await {
+        Ok(pointer) => pointer,
+        // A damaged pointer names nothing usable; the new backup replaces it.
+        Err(BackupStoreError::Damaged { reason, .. }) => {
+            tracing::warn!(%reason, "latest.json is unreadable; taking a new backup");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let cluster_id = format!("{:x}", source.cluster_id);
+    let action = match pointer {
+        Some(newest) if newest.revision == source.revision && newest.cluster_id == cluster_id => {
+            tracing::info!(
+                revision = source.revision,
+                key = %newest.key,
+                "revision unchanged since the newest backup; nothing uploaded"
+            );
+            BackupAction::Unchanged(newest)
+        }
+        _ => BackupAction::Uploaded(upload(config, &store, &source).await?),
+    };
+    let manifest = action.manifest().clone();
+    let (deleted, retention_errors) = apply_retention(config, &store, &manifest).await;
+    let metrics = BackupMetrics {
+        age_seconds: 0.0,
+        bytes: manifest.stored_bytes,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        revision: manifest.revision,
+    };
+    let emf_line = emf::line(&config.group_name, &metrics, unix_millis());
+    // Printed, not logged: CloudWatch reads the metrics from the bare JSON line.
+    println!("{emf_line}");
+    Ok(BackupOutcome {
+        action,
+        endpoint,
+        member_id: source.candidate.status.member_id,
+        from_leader: source.candidate.is_leader,
+        deleted,
+        retention_errors,
+        metrics,
+        emf_line,
+    })
+}
+
+async fn find_source(
+    config: &BackupConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Source, BackupError> {
+    let instances = GroupDiscovery::new(sdk)
+        .instances(&config.group_name)
+        .await?;
+    let endpoints: Vec<String> = instances
+        .iter()
+        .filter(|i| i.is_live())
+        .filter_map(|i| i.private_ip)
+        .map(|ip| format!("http://{ip}:{}", config.client_port))
+        .collect();
+    if endpoints.is_empty() {
+        return Err(BackupError::NoInstances(config.group_name.clone()));
+    }
+    let probes = probe(&endpoints, config.etcd_timeouts).await;
+    let ordered = candidates(&probes);
+    if ordered.is_empty() {
+        return Err(BackupError::NoHealthyMember {
+            group: config.group_name.clone(),
+            probed: probes.len(),
+        });
+    }
+    let mut last_error = None;
+    for candidate in ordered {
+        match confirm(&candidate, config.etcd_timeouts).await {
+            Ok((revision, cluster_id, member_count)) => {
+                return Ok(Source {
+                    candidate,
+                    revision,
+                    cluster_id,
+                    member_count,
+                })
+            }
+            Err(error) => {
+                tracing::warn!(endpoint = %candidate.endpoint, %error, "member cannot serve the backup; trying the next");
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(match last_error {
+        Some(error) => BackupError::NoQuorum(error),
+        None => BackupError::NoHealthyMember {
+            group: config.group_name.clone(),
+            probed: probes.len(),
+        },
+    })
+}
+
+/// Each member on its own: through a balanced client, one answer would say
+/// nothing about which member gave it.
+async fn probe(endpoints: &[String], timeouts: EtcdTimeouts) -> Vec<MemberProbe> {
+    let mut tasks = JoinSet::new();
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move {
+            let status = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), timeouts).await {
+                Ok(mut admin) => admin.server_status().await,
+                Err(error) => Err(error),
+            };
+            let status = match status {
+                Ok(status) => Some(status),
+                Err(error) => {
+                    tracing::info!(%endpoint, %error, "member did not answer a status request");
+                    None
+                }
+            };
+            (index, MemberProbe { endpoint, status })
+        });
+    }
+    let mut probes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(probe) => probes.push(probe),
+            Err(error) => tracing::warn!(%error, "status probe task failed"),
+        }
+    }
+    probes.sort_by_key(|(index, _)| *index);
+    probes.into_iter().map(|(_, probe)| probe).collect()
+}
+
+/// Quorum through this very member (a linearizable read it must serve), and
+/// the membership for the manifest.
+async fn confirm(
+    candidate: &Candidate,
+    timeouts: EtcdTimeouts,
+) -> Result<(i64, u64, usize), EtcdError> {
+    let mut admin = EtcdAdmin::connect(std::slice::from_ref(&candidate.endpoint), timeouts).await?;
+    let revision = admin.check_quorum().await?;
+    let (cluster_id, members) = admin.members().await?;
+    Ok((revision, cluster_id, members.len()))
+}
+
+async fn upload(
+    config: &BackupConfig,
+    store: &BackupStore,
+    source: &Source,
+) -> Result<BackupManifest, BackupError> {
+    let created_at = unix_seconds();
+    let key = store
+        .layout()
+        .snapshot_key(created_at, source.revision, config.compression);
+    let mut upload =
+        MultipartUpload::create(store.s3(), store.bucket(), &key, config.parts_in_flight).await?;
+    tracing::info!(%key, upload_id = upload.upload_id(), "multipart upload started");
+    let streamed = tokio::time::timeout(
+        config.snapshot_timeout,
+        stream_snapshot(config, &source.candidate.endpoint, &mut upload),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(BackupError::SnapshotTimeout {
+            endpoint: source.candidate.endpoint.clone(),
+            timeout: config.snapshot_timeout,
+        })
+    });
+    let summary = match streamed {
+        Ok(summary) => summary,
+        Err(error) => {
+            abort(upload, &key).await;
+            return Err(error);
+        }
+    };
+    if let Err(error) = upload.complete().await {
+        abort(upload, &key).await;
+        return Err(error.into());
+    }
+    let manifest = BackupManifest {
+        key,
+        sha256: summary.sha256,
+        stored_bytes: summary.stored_bytes,
+        snapshot_bytes: summary.snapshot_bytes,
+        compression: config.compression,
+        revision: source.revision,
+        cluster_id: format!("{:x}", source.cluster_id),
+        member_count: source.member_count,
+        etcd_version: source.candidate.status.version.clone(),
+        created_at,
+    };
+    // Should this fail, the snapshot object stays without a manifest, which
+    // the format defines as an interrupted upload: never restored.
+    store.publish(&manifest).await?;
+    tracing::info!(
+        key = %manifest.key,
+        revision = manifest.revision,
+        stored_bytes = manifest.stored_bytes,
+        snapshot_bytes = manifest.snapshot_bytes,
+        compression = ?manifest.compression,
+        "backup published"
+    );
+    Ok(manifest)
+}
+
+async fn stream_snapshot(
+    config: &BackupConfig,
+    endpoint: &str,
+    upload: &mut MultipartUpload,
+) -> Result<crate::stored_stream::StoredSummary, BackupError> {
+    let snapshot_error = |source| BackupError::Snapshot {
+        endpoint: endpoint.to_owned(),
+        source,
+    };
+    // etcd ends the stream at the gRPC deadline, so this connection's request
+    // timeout is the time the whole snapshot may take.
+    let timeouts = EtcdTimeouts {
+        connect: config.etcd_timeouts.connect,
+        request: config.snapshot_timeout,
+    };
+    let mut admin = EtcdAdmin::connect(&[endpoint.to_owned()], timeouts).await?;
+    let mut snapshot = admin.snapshot().await?;
+    let mut stored = StoredStream::new(config.compression, config.zstd_level, config.part_size)
+        .map_err(snapshot_error)?;
+    while let Some(chunk) = snapshot.next_chunk().await? {
+        for part in stored.write(&chunk).map_err(snapshot_error)? {
+            upload.send(part).await?;
+        }
+    }
+    let (parts, summary) = stored.finish().map_err(snapshot_error)?;
+    for part in parts {
+        upload.send(part).await?;
+    }
+    Ok(summary)
+}
+
+async fn abort(upload: MultipartUpload, key: &str) {
+    let upload_id = upload.upload_id().to_owned();
+    match upload.abort().await {
+        Ok(()) => {
+            tracing::warn!(%key, %upload_id, "multipart upload aborted; latest.json unchanged")
+        }
+        // The bucket's lifecycle rule for incomplete uploads cleans up what is left.
+        Err(error) => {
+            tracing::error!(%key, %upload_id, %error, "could not abort the multipart upload")
+        }
+    }
+}
+
+/// Deletes what the policy no longer keeps. A failed deletion is reported but
+/// does not fail the run: the backup is safe, and the next run tries again.
+async fn apply_retention(
+    config: &BackupConfig,
+    store: &BackupStore,
+    newest: &BackupManifest,
+) -> (Vec<String>, Vec<String>) {
+    let manifests = match store.manifests().await {
+        Ok(manifests) => manifests,
+        Err(error) => {
+            tracing::error!(%error, "cannot list backups; retention skipped this run");
+            return (Vec::new(), vec![error.to_string()]);
+        }
+    };
+    let doomed = retention::to_delete(
+        &manifests,
+        &config.retention,
+        unix_seconds(),
+        Some(&newest.key),
+    );
+    let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+    for manifest in doomed {
+        match store.delete(&manifest).await {
+            Ok(()) => {
+                tracing::info!(key = %manifest.key, revision = manifest.revision, "retention deleted a backup");
+                deleted.push(manifest.key);
+            }
+            Err(error) => {
+                tracing::error!(key = %manifest.key, %error, "retention could not delete a backup");
+                errors.push(error.to_string());
+            }
+        }
+    }
+    (deleted, errors)
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
