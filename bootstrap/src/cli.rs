@@ -86,6 +86,12 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_PROMOTE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     pub promote_timeout: Duration,
 
+    /// How long this member's cluster must be without quorum before it
+    /// considers recovering from its own data (only ever when the lost
+    /// members' instances are gone from the group).
+    #[arg(long, env = "ETCD_AWS_QUORUM_LOSS_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub quorum_loss_grace: Duration,
+
     /// A file written once this node is a healthy voting member (for health
     /// checks and tests); removed at start.
     #[arg(long, env = "ETCD_AWS_READY_FILE")]

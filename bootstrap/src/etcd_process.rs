@@ -7,6 +7,7 @@ use anyhow::Context;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use tokio::process::Command;
 
+use crate::quorum_watch::QuorumWatch;
 use crate::readiness::Readiness;
 use crate::signals::Signals;
 
@@ -18,6 +19,8 @@ pub struct EtcdExit {
     pub was_ready: bool,
     /// Whether etcd-aws itself stopped etcd because it never became ready.
     pub stopped_unready: bool,
+    /// Whether etcd-aws stopped etcd to restart it with `--force-new-cluster`.
+    pub stopped_for_recovery: bool,
 }
 
 /// Exit code for our own process: etcd's code, or 128 + the signal that ended it.
@@ -34,6 +37,7 @@ pub async fn run(
     binary: &Path,
     launch: &EtcdLaunch,
     readiness: Readiness,
+    watch: &QuorumWatch,
     signals: &mut Signals,
 ) -> anyhow::Result<EtcdExit> {
     let args = launch.args();
@@ -60,13 +64,16 @@ pub async fn run(
 
     let ready = readiness.wait_until_ready();
     tokio::pin!(ready);
+    let recovery = watch.until_forced_recovery_is_due();
+    tokio::pin!(recovery);
     let (mut was_ready, mut readiness_done, mut stopped_unready) = (false, false, false);
+    let mut stopped_for_recovery = false;
     loop {
         tokio::select! {
             status = child.wait() => {
                 let status = status.context("waiting for etcd failed")?;
                 tracing::info!(%status, "etcd exited");
-                return Ok(EtcdExit { status, was_ready, stopped_unready });
+                return Ok(EtcdExit { status, was_ready, stopped_unready, stopped_for_recovery });
             }
             result = &mut ready, if !readiness_done => {
                 readiness_done = true;
@@ -78,6 +85,11 @@ pub async fn run(
                         forward(pid, libc::SIGTERM);
                     }
                 }
+            }
+            () = &mut recovery, if !stopped_for_recovery => {
+                tracing::warn!("RECOVERING: quorum is lost for good (the lost members' instances are gone from the group) and this member has the newest data; restarting etcd with --force-new-cluster");
+                stopped_for_recovery = true;
+                forward(pid, libc::SIGTERM);
             }
             signal = signals.recv() => forward(pid, signal),
         }

@@ -5,6 +5,7 @@ mod etcd_process;
 mod join;
 mod logging;
 mod observe;
+mod quorum_watch;
 mod readiness;
 mod restore;
 mod run;

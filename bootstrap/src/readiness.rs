@@ -14,7 +14,9 @@ pub struct Readiness {
     /// Client URLs of the other members as last seen; a learner cannot serve
     /// cluster calls, so those go through the others.
     pub peer_client_urls: Vec<String>,
-    pub promote_timeout: Duration,
+    /// Only a joining learner is given up on: a member restarted into a
+    /// cluster without quorum must keep running until quorum returns.
+    pub promote_timeout: Option<Duration>,
     pub poll_interval: Duration,
     pub ready_file: Option<PathBuf>,
     pub timeouts: EtcdTimeouts,
@@ -33,7 +35,7 @@ pub enum ReadinessError {
 
 impl Readiness {
     pub async fn wait_until_ready(&self) -> Result<(), ReadinessError> {
-        let deadline = Instant::now() + self.promote_timeout;
+        let deadline = self.promote_timeout.map(|t| Instant::now() + t);
         let mut last_problem = String::from("etcd has not answered yet");
         loop {
             match self.step().await {
@@ -46,8 +48,10 @@ impl Readiness {
                     last_problem = problem;
                 }
             }
-            if Instant::now() >= deadline {
-                return Err(ReadinessError::Timeout(self.promote_timeout, last_problem));
+            if let (Some(deadline), Some(timeout)) = (deadline, self.promote_timeout) {
+                if Instant::now() >= deadline {
+                    return Err(ReadinessError::Timeout(timeout, last_problem));
+                }
             }
             tokio::time::sleep(self.poll_interval).await;
         }

@@ -18,6 +18,7 @@ use crate::cli::Cli;
 use crate::etcd_process::{self, exit_code};
 use crate::join::{self, JoinError};
 use crate::observe::Observer;
+use crate::quorum_watch::QuorumWatch;
 use crate::readiness::Readiness;
 use crate::restore::Restorer;
 use crate::signals::Signals;
@@ -56,6 +57,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let timeouts = EtcdTimeouts {
         connect: cli.probe_timeout,
         request: cli.probe_timeout * 3,
+    };
+    let watch = QuorumWatch {
+        own_client_url: etcd_aws_cluster::peer_probe::client_url(private_ip, cli.client_port),
+        discovery: discovery.clone(),
+        group: group.clone(),
+        backups: backups.clone(),
+        timeouts,
+        grace: cli.quorum_loss_grace,
+        interval: Duration::from_secs(2).min(cli.quorum_loss_grace),
     };
     let observer = Observer {
         discovery,
@@ -162,16 +172,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             .initial_cluster
             .as_ref()
             .is_some_and(|i| i.state == ClusterState::Existing);
-        let readiness = Readiness {
-            name: instance_id.clone(),
-            own_client_url: launch.client_url(),
-            peer_client_urls: cluster_urls,
-            promote_timeout: cli.promote_timeout,
-            poll_interval: Duration::from_millis(500),
-            ready_file: cli.ready_file.clone(),
-            timeouts,
+        let mut launch = launch;
+        let exit = loop {
+            let readiness = Readiness {
+                name: instance_id.clone(),
+                own_client_url: launch.client_url(),
+                peer_client_urls: cluster_urls.clone(),
+                promote_timeout: is_join.then_some(cli.promote_timeout),
+                poll_interval: Duration::from_millis(500),
+                ready_file: cli.ready_file.clone(),
+                timeouts,
+            };
+            let exit =
+                etcd_process::run(&cli.etcd_binary, &launch, readiness, &watch, &mut signals)
+                    .await?;
+            if !exit.stopped_for_recovery {
+                break exit;
+            }
+            // Once only: later restarts run on the recovered data as it is.
+            let mut extra_args = cli.etcd_args.clone();
+            extra_args.push("--force-new-cluster".into());
+            launch = EtcdLaunch {
+                initial_cluster: None,
+                extra_args,
+                ..base_launch.clone()
+            };
         };
-        let exit = etcd_process::run(&cli.etcd_binary, &launch, readiness, &mut signals).await?;
         if exit.stopped_unready {
             bail!("etcd was stopped because this node never became a healthy voting member (see the error above)");
         }

@@ -19,3 +19,4 @@ pub mod instance;
 pub mod member;
 pub mod observation;
 pub mod peer_probe;
+pub mod recovery;

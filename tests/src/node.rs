@@ -24,6 +24,8 @@ pub struct NodeSpec {
     /// The instance's "disk": data dir, ready file and log live here.
     pub root: PathBuf,
     pub extra_args: Vec<String>,
+    /// The stand-in's backup bucket, for restores after total loss.
+    pub backup_bucket: Option<String>,
 }
 
 impl NodeSpec {
@@ -64,6 +66,7 @@ impl Node {
             .with_context(|| format!("cannot create {}", spec.root.display()))?;
         let binary = paths::etcd_aws_binary()?;
         let etcd = paths::etcd_tool("etcd")?;
+        let etcdutl = paths::etcd_tool("etcdutl")?;
         let node = Node {
             spec: spec.clone(),
             pgid: Arc::new(AtomicI32::new(0)),
@@ -76,16 +79,17 @@ impl Node {
             while !stopped.load(Ordering::SeqCst)
                 && starts.fetch_add(1, Ordering::SeqCst) < MAX_STARTS
             {
-                let mut child = match spawn_agent(&binary, &etcd, &spec) {
-                    Ok(child) => child,
-                    Err(e) => {
-                        append_log(
-                            &spec.log_file(),
-                            &format!("harness: cannot start etcd-aws: {e:#}"),
-                        );
-                        break;
-                    }
-                };
+                let mut child =
+                    match spawn_agent(&binary, [etcd.as_path(), etcdutl.as_path()], &spec) {
+                        Ok(child) => child,
+                        Err(e) => {
+                            append_log(
+                                &spec.log_file(),
+                                &format!("harness: cannot start etcd-aws: {e:#}"),
+                            );
+                            break;
+                        }
+                    };
                 let id = child
                     .id()
                     .and_then(|id| i32::try_from(id).ok())
@@ -163,7 +167,7 @@ impl Drop for Node {
 
 fn spawn_agent(
     binary: &Path,
-    etcd: &Path,
+    [etcd, etcdutl]: [&Path; 2],
     spec: &NodeSpec,
 ) -> anyhow::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
@@ -184,9 +188,11 @@ fn spawn_agent(
         .env("ETCD_AWS_GROUP_NAME", &spec.group_name)
         .env("ETCD_DATA_DIR", spec.data_dir())
         .env("ETCD_AWS_ETCD_BINARY", etcd)
+        .env("ETCD_AWS_ETCDUTL_BINARY", etcdutl)
         .env("ETCD_AWS_READY_FILE", spec.ready_file())
         .env("ETCD_AWS_POLL_INTERVAL", "500ms")
         .env("ETCD_AWS_PROBE_TIMEOUT", "500ms")
+        .env("ETCD_AWS_QUORUM_LOSS_GRACE", "3s")
         .env("ETCD_AWS_LOG", "info,etcd_aws=debug")
         .arg("--")
         .args([

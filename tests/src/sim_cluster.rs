@@ -63,6 +63,7 @@ impl SimCluster {
             aws_env: stand_in.env(),
             root: root.path().to_owned(),
             extra_args: Vec::new(),
+            backup_bucket: Some(stand_in.bucket().to_owned()),
         };
         for instance in stand_in.instances().await? {
             launch(&fleet, &template, &instance.id, instance.private_ip);
@@ -152,10 +153,34 @@ impl SimCluster {
             aws_env: self.stand_in.env(),
             root: self.root.path().to_owned(),
             extra_args: Vec::new(),
+            backup_bucket: Some(self.stand_in.bucket().to_owned()),
         };
         lock(&self.fleet).terminated.remove(instance_id);
         launch(&self.fleet, &template, instance_id, instance.private_ip);
         Ok(())
+    }
+
+    /// Every instance is lost at once, disks included; the group replaces
+    /// them all with fresh instances (new ids, new IPs, empty disks).
+    pub async fn lose_every_instance(&self) -> anyhow::Result<Vec<String>> {
+        let lost = self.instance_ids();
+        for id in &lost {
+            self.remove_node(id);
+            let disk = self.instance_root(id);
+            if disk.exists() {
+                std::fs::remove_dir_all(&disk)
+                    .with_context(|| format!("cannot wipe {}", disk.display()))?;
+            }
+        }
+        for id in &lost {
+            self.stand_in.vanish(id).await?;
+        }
+        Ok(lost)
+    }
+
+    /// An etcd client over every node.
+    pub async fn client(&self) -> anyhow::Result<etcd_client::Client> {
+        Ok(etcd_client::Client::connect(self.client_urls(), None).await?)
     }
 
     /// Every node's log, for failure messages.
