@@ -2,6 +2,8 @@
 //! tests and `make demo` run against: moto behind a lifecycle-hook layer,
 //! and one `etcd-aws` process per simulated instance on its loopback IP.
 
+pub mod event_source;
+pub mod lambda;
 pub mod node;
 pub mod paths;
 pub mod sim_cluster;
