@@ -453,3 +453,77 @@ async fn reconcile_removes_the_member_of_an_instance_that_vanished_without_a_mes
     assert!(members.iter().all(|m| m.name != victim_id));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecognised_event_comes_back_as_a_function_error_through_the_runtime_api(
+) -> anyhow::Result<()> {
+    let logs = tempfile::tempdir()?;
+    let function = LambdaFunction::start(FunctionSpec {
+        binary: "etcd-aws-lifecycle".to_owned(),
+        function_name: "etcd-lifecycle".to_owned(),
+        timeout: Duration::from_secs(10),
+        env: vec![("AWS_REGION".to_owned(), "us-east-1".to_owned())],
+        log_file: logs.path().join("function.log"),
+    })
+    .await?;
+
+    let answer = function.invoke(&json!({"hello": "world"})).await;
+
+    let error = answer.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("unrecognised event"), "{error}");
+    // The runtime keeps serving after a failed invocation.
+    let again = function.invoke(&json!({"reconcile": false})).await;
+    assert!(again.is_err());
+    assert_eq!(function.runtime_api().invocations().len(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_ends_in_the_dead_letter_queue() -> anyhow::Result<()> {
+    let stand_in = StandIn::start(StandInOptions::default()).await?;
+    let logs = tempfile::tempdir()?;
+    let function = start_function(&stand_in, logs.path()).await?;
+    let options = EventSourceOptions {
+        visibility_timeout: Duration::from_secs(1),
+        ..EventSourceOptions::default()
+    };
+    let source = SqsEventSource::new(&stand_in, options.clone()).await?;
+    let sqs = aws_sdk_sqs::Client::new(&stand_in.sdk_config().await);
+    let sent = sqs
+        .send_message()
+        .queue_url(stand_in.queue_url())
+        .message_body("poison")
+        .send()
+        .await?;
+    let poison = sent.message_id().unwrap_or_default().to_owned();
+
+    // Every delivery fails it; after maxReceiveCount receives SQS moves it.
+    let dead_letters =
+        SqsEventSource::for_queue(&stand_in, stand_in.dead_letter_queue_url(), options).await?;
+    let dead = wait_for(
+        "the poison message in the dead-letter queue",
+        Duration::from_secs(30),
+        || async {
+            source.poll_once(&function).await?;
+            let moved = dead_letters.receive().await?;
+            anyhow::ensure!(!moved.is_empty(), "not moved yet");
+            Ok(moved)
+        },
+    )
+    .await?;
+
+    assert_eq!(
+        dead.iter()
+            .filter_map(|m| m.message_id())
+            .collect::<Vec<_>>(),
+        [poison.as_str()]
+    );
+    let poison_deliveries: Vec<_> = source
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.messages.iter().any(|m| m.message_id == poison))
+        .collect();
+    assert!(poison_deliveries.len() >= 2, "{poison_deliveries:?}");
+    assert!(poison_deliveries.iter().all(|d| !d.succeeded(&poison)));
+    Ok(())
+}
