@@ -1,0 +1,400 @@
+//! The backup function against a real three-node cluster and S3 in moto:
+//! what it uploads, what it refuses to publish, what it deletes, what it reports.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use aws_sdk_s3::Client as S3Client;
+use etcd_aws_backup::config::MIN_PART_SIZE;
+use etcd_aws_backup::{run_backup, BackupAction, BackupConfig, BackupError, BackupOutcome};
+use etcd_aws_cluster::backup::{BackupLayout, BackupManifest, Compression};
+use etcd_aws_cluster::backup_store::{hex, BackupStore};
+use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_tests::paths::etcd_tool;
+use etcd_aws_tests::sim_cluster::{snapshot_via, SimCluster};
+use etcd_aws_tests::stand_in::FaultRule;
+use sha2::{Digest, Sha256};
+
+const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
+const RUN_WITHIN: Duration = Duration::from_secs(120);
+const MIB: usize = 1024 * 1024;
+const DAY: i64 = 86_400;
+
+async fn healthy_cluster() -> anyhow::Result<SimCluster> {
+    let cluster = SimCluster::start(3).await?;
+    if let Err(error) = cluster.wait_healthy(3, HEALTHY_WITHIN).await {
+        bail!("{error:#}\n{}", cluster.logs());
+    }
+    Ok(cluster)
+}
+
+/// The defaults, with S3's smallest parts so a few MiB make several parts.
+fn config(cluster: &SimCluster) -> BackupConfig {
+    let mut config = BackupConfig::new(cluster.stand_in.group_name(), cluster.stand_in.bucket());
+    config.part_size = MIN_PART_SIZE;
+    config
+}
+
+async fn store(cluster: &SimCluster, config: &BackupConfig) -> BackupStore {
+    BackupStore::new(
+        &cluster.stand_in.sdk_config().await,
+        &config.bucket,
+        &config.prefix,
+    )
+}
+
+async fn backup(cluster: &SimCluster, config: &BackupConfig) -> anyhow::Result<BackupOutcome> {
+    let sdk = cluster.stand_in.sdk_config().await;
+    Ok(tokio::time::timeout(RUN_WITHIN, run_backup(config, &sdk))
+        .await
+        .context("the backup run hung")??)
+}
+
+fn uploaded(outcome: &BackupOutcome) -> anyhow::Result<BackupManifest> {
+    match &outcome.action {
+        BackupAction::Uploaded(manifest) => Ok(manifest.clone()),
+        other => bail!("expected an upload, got {other:?}"),
+    }
+}
+
+/// Values that do not compress (random bytes), so the stored size stays
+/// near the database size whatever the compression.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
+
+/// Writes `count` values of `size` bytes; returns the revision after the last.
+async fn write(cluster: &SimCluster, tag: &str, count: usize, size: usize) -> anyhow::Result<i64> {
+    let mut client = etcd_client::Client::connect(cluster.client_urls(), None).await?;
+    let mut revision = 0;
+    for i in 0..count {
+        let response = client
+            .put(
+                format!("/app/{tag}/{i:04}"),
+                noise(size, i as u64 + 1),
+                None,
+            )
+            .await?;
+        revision = response.header().map_or(0, |h| h.revision());
+    }
+    Ok(revision)
+}
+
+async fn snapshot_keys(s3: &S3Client, config: &BackupConfig) -> anyhow::Result<Vec<String>> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&config.bucket)
+        .prefix(BackupLayout::new(&config.prefix).snapshots_prefix())
+        .send()
+        .await?;
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backups_manifest_matches_the_object_it_names() -> anyhow::Result<()> {
+    // Given a cluster holding some 12 MiB,
+    let cluster = healthy_cluster().await?;
+    let revision = write(&cluster, "bulk", 12, MIB).await?;
+    let config = config(&cluster);
+
+    // when the function runs,
+    let manifest = uploaded(&backup(&cluster, &config).await?)?;
+
+    // the manifest records the cluster as it is,
+    let seen = cluster.snapshot().await?;
+    assert_eq!(manifest.revision, revision);
+    assert_eq!(manifest.cluster_id, format!("{:x}", seen.cluster_id));
+    assert_eq!(manifest.member_count, 3);
+    assert!(manifest.etcd_version.starts_with("3."), "{manifest:?}");
+    assert_eq!(manifest.compression, Compression::Zstd);
+    // and exactly the stored object's size and SHA-256, which was uploaded in parts,
+    let store = store(&cluster, &config).await;
+    let object = store
+        .s3()
+        .get_object()
+        .bucket(&config.bucket)
+        .key(&manifest.key)
+        .send()
+        .await?;
+    let etag = object
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned();
+    let stored = object.body.collect().await?.into_bytes();
+    assert_eq!(stored.len() as u64, manifest.stored_bytes);
+    assert_eq!(hex(&Sha256::digest(&stored)), manifest.sha256);
+    let parts: usize = etag
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1);
+    assert!(parts >= 3, "uploaded in {parts} parts (ETag {etag})");
+    // and latest.json names it.
+    assert_eq!(store.pointer().await?, Some(manifest.clone()));
+
+    // The object is an etcd snapshot of that revision, as etcdutl reads it.
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("snapshot.db");
+    store.download_verified(&manifest, &db).await?;
+    assert_eq!(std::fs::metadata(&db)?.len(), manifest.snapshot_bytes);
+    let status = tokio::process::Command::new(etcd_tool("etcdutl")?)
+        .args(["snapshot", "status", "--write-out", "json"])
+        .arg(&db)
+        .output()
+        .await?;
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout)
+        .with_context(|| String::from_utf8_lossy(&status.stderr).into_owned())?;
+    assert_eq!(report["revision"], serde_json::json!(revision), "{report}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_revision_uploads_nothing_the_second_time() -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 10, 1_000).await?;
+    let config = config(&cluster);
+    let first = uploaded(&backup(&cluster, &config).await?)?;
+    let store = store(&cluster, &config).await;
+    let objects_after_first = snapshot_keys(store.s3(), &config).await?;
+
+    // With no write in between, the second run finds the same revision
+    let second = backup(&cluster, &config).await?;
+
+    // and reports the existing backup without adding an object.
+    assert_eq!(second.action, BackupAction::Unchanged(first.clone()));
+    assert_eq!(
+        snapshot_keys(store.s3(), &config).await?,
+        objects_after_first
+    );
+    assert_eq!(store.pointer().await?, Some(first));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_part_error_mid_upload_publishes_nothing_and_leaves_no_open_upload(
+) -> anyhow::Result<()> {
+    // Given a published backup, and new writes since,
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "bulk", 12, MIB).await?;
+    let config = config(&cluster);
+    let first = uploaded(&backup(&cluster, &config).await?)?;
+    let objects_before = {
+        let store = store(&cluster, &config).await;
+        snapshot_keys(store.s3(), &config).await?
+    };
+    write(&cluster, "more", 2, MIB).await?;
+
+    // when S3 accepts the first part of the next upload and fails every one
+    // after it (more often than the SDK retries),
+    let faults = cluster.stand_in.faults();
+    faults.inject(FaultRule::delay("s3", "UploadPart", Duration::ZERO));
+    faults.inject(FaultRule::error("s3", "UploadPart", 500, "InternalError", "injected").times(50));
+    let failed = tokio::time::timeout(
+        RUN_WITHIN,
+        run_backup(&config, &cluster.stand_in.sdk_config().await),
+    )
+    .await
+    .context("the failing run hung")?;
+
+    // the run fails, naming the upload, after the errors really hit,
+    assert!(faults.pending() < 50, "no injected error was used");
+    match failed {
+        Err(BackupError::Upload(error)) => assert_eq!(error.operation, "UploadPart"),
+        other => bail!("expected an UploadPart error, got {other:?}"),
+    }
+    // latest.json still names the previous backup, no object or manifest was added,
+    let store = store(&cluster, &config).await;
+    assert_eq!(store.pointer().await?, Some(first.clone()));
+    assert_eq!(snapshot_keys(store.s3(), &config).await?, objects_before);
+    // and the multipart upload was aborted.
+    let open = store
+        .s3()
+        .list_multipart_uploads()
+        .bucket(&config.bucket)
+        .send()
+        .await?;
+    assert!(
+        open.uploads().is_empty(),
+        "open uploads: {:?}",
+        open.uploads()
+    );
+
+    // Once S3 recovers, the next run publishes the newer revision.
+    faults.clear();
+    let next = uploaded(&backup(&cluster, &config).await?)?;
+    assert!(next.revision > first.revision);
+    assert_eq!(store.pointer().await?, Some(next));
+    Ok(())
+}
+
+/// A backup as an earlier run would have left it, `age` seconds old.
+async fn plant(store: &BackupStore, age: i64, revision: i64) -> anyhow::Result<BackupManifest> {
+    let created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64
+        - age;
+    let key = store
+        .layout()
+        .snapshot_key(created_at, revision, Compression::None);
+    let body = noise(64, revision as u64);
+    let manifest = BackupManifest {
+        key: key.clone(),
+        sha256: hex(&Sha256::digest(&body)),
+        stored_bytes: body.len() as u64,
+        snapshot_bytes: body.len() as u64,
+        compression: Compression::None,
+        revision,
+        cluster_id: "1".into(),
+        member_count: 3,
+        etcd_version: "3.5.1".into(),
+        created_at,
+    };
+    for (object_key, bytes) in [
+        (key.clone(), body),
+        (
+            BackupLayout::manifest_key(&key),
+            serde_json::to_vec(&manifest)?,
+        ),
+    ] {
+        store
+            .s3()
+            .put_object()
+            .bucket(store.bucket())
+            .key(object_key)
+            .body(bytes.into())
+            .send()
+            .await?;
+    }
+    Ok(manifest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_exactly_what_the_policy_says() -> anyhow::Result<()> {
+    // Given backups 3, 5, 10 and 12 days old, and a policy of the newest one
+    // plus one a day for a week,
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let mut config = config(&cluster);
+    config.retention.keep_last = 1;
+    config.retention.hourly_hours = 0;
+    config.retention.daily_days = 7;
+    let store = store(&cluster, &config).await;
+    let three = plant(&store, 3 * DAY, 1).await?;
+    let five = plant(&store, 5 * DAY, 2).await?;
+    let ten = plant(&store, 10 * DAY, 3).await?;
+    let twelve = plant(&store, 12 * DAY, 4).await?;
+
+    // when a run uploads a new backup,
+    let outcome = backup(&cluster, &config).await?;
+    let new = uploaded(&outcome)?;
+
+    // exactly the two older than a week are deleted, oldest first,
+    assert_eq!(outcome.deleted, vec![twelve.key.clone(), ten.key.clone()]);
+    assert!(outcome.retention_errors.is_empty(), "{outcome:?}");
+    // and the bucket holds the new backup and the two within the week, each
+    // with its manifest.
+    let mut expected: Vec<String> = [&new, &three, &five]
+        .iter()
+        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
+        .collect();
+    expected.sort();
+    assert_eq!(snapshot_keys(store.s3(), &config).await?, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metric_line_reports_the_backup_under_the_alarms_names() -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let config = config(&cluster);
+    let outcome = backup(&cluster, &config).await?;
+    let manifest = uploaded(&outcome)?;
+
+    let line: serde_json::Value = serde_json::from_str(&outcome.emf_line)?;
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "EtcdAws");
+    assert_eq!(directive["Dimensions"], serde_json::json!([["GroupName"]]));
+    assert_eq!(line["GroupName"], cluster.stand_in.group_name());
+    assert_eq!(line["BackupAgeSeconds"], serde_json::json!(0.0));
+    assert_eq!(
+        line["BackupBytes"],
+        serde_json::json!(manifest.stored_bytes)
+    );
+    assert_eq!(line["BackupRevision"], serde_json::json!(manifest.revision));
+    let duration = line["BackupDurationSeconds"].as_f64().unwrap_or(-1.0);
+    assert!(
+        duration > 0.0 && duration < RUN_WITHIN.as_secs_f64(),
+        "{line}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_is_taken_from_a_follower() -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let outcome = backup(&cluster, &config(&cluster)).await?;
+
+    let url = cluster
+        .client_urls()
+        .into_iter()
+        .next()
+        .context("no node")?;
+    let leader = EtcdAdmin::connect(&[url], EtcdTimeouts::default())
+        .await?
+        .status()
+        .await?
+        .leader_id;
+    assert!(!outcome.from_leader, "{outcome:?}");
+    assert_ne!(outcome.member_id, leader, "{outcome:?}");
+    let members = snapshot_via(&outcome.endpoint).await?.members;
+    assert!(
+        members.iter().any(|m| m.id == outcome.member_id),
+        "{members:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_quorum_is_not_backed_up() -> anyhow::Result<()> {
+    // Given a cluster that lost two of its three members,
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let ids = cluster.instance_ids();
+    for id in ids.iter().take(2) {
+        cluster.remove_node(id);
+    }
+    let config = config(&cluster);
+
+    // a run refuses to snapshot the survivor, whose data may be stale,
+    let result = tokio::time::timeout(
+        RUN_WITHIN,
+        run_backup(&config, &cluster.stand_in.sdk_config().await),
+    )
+    .await
+    .context("the run hung")?;
+    assert!(
+        matches!(
+            result,
+            Err(BackupError::NoHealthyMember { .. } | BackupError::NoQuorum(_))
+        ),
+        "{result:?}"
+    );
+    // and publishes nothing.
+    assert_eq!(store(&cluster, &config).await.pointer().await?, None);
+    Ok(())
+}
