@@ -46,7 +46,10 @@ impl EtcdError {
             || self.has("unhealthy cluster")
             || self.has("leader changed")
             || self.has("timed out")
+            || self.has("Timeout expired")
             || self.has("deadline")
+            // The member we asked just went away (e.g. terminated mid-join).
+            || self.has("currently unavailable")
     }
 }
 

@@ -206,6 +206,9 @@ fn spawn_agent(
         .stderr(err)
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(bucket) = &spec.backup_bucket {
+        command.env("ETCD_BACKUP_BUCKET", bucket);
+    }
     command
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))

@@ -1,0 +1,229 @@
+//! Scenarios: every node is lost at once, disks included. The replacement
+//! group restores the newest valid backup by itself.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use etcd_aws_backup::{run_backup, BackupAction, BackupConfig};
+use etcd_aws_cluster::backup::{BackupLayout, BackupManifest, Compression};
+use etcd_aws_cluster::backup_store::{hex, BackupStore};
+use etcd_aws_tests::sim_cluster::SimCluster;
+use etcd_client::PutOptions;
+use sha2::{Digest, Sha256};
+
+const SETTLE: Duration = Duration::from_secs(120);
+
+async fn backup(cluster: &SimCluster) -> anyhow::Result<BackupManifest> {
+    let config = BackupConfig::new(cluster.stand_in.group_name(), cluster.stand_in.bucket());
+    let outcome = run_backup(&config, &cluster.stand_in.sdk_config().await).await?;
+    match outcome.action {
+        BackupAction::Uploaded(manifest) => Ok(manifest),
+        BackupAction::Unchanged(manifest) => {
+            anyhow::bail!("expected a new backup, got unchanged {}", manifest.key)
+        }
+    }
+}
+
+async fn value(cluster: &SimCluster, key: &str) -> anyhow::Result<Option<String>> {
+    let response = cluster.client().await?.get(key, None).await?;
+    Ok(response
+        .kvs()
+        .first()
+        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+}
+
+async fn store(cluster: &SimCluster) -> BackupStore {
+    BackupStore::new(
+        &cluster.stand_in.sdk_config().await,
+        cluster.stand_in.bucket(),
+        "backups/",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacement_group_restores_every_write_up_to_the_backup_and_nothing_after(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+
+    // Keys, one of them attached to a lease, then a backup...
+    let mut client = cluster.client().await?;
+    for i in 0..20 {
+        client
+            .put(format!("before/{i}"), format!("v{i}"), None)
+            .await?;
+    }
+    let lease = client.lease_grant(600, None).await?.id();
+    client
+        .put(
+            "leased/key",
+            "lives with its lease",
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await?;
+    let manifest = backup(&cluster).await?;
+    // ...and writes after it, which no backup holds.
+    for i in 0..5 {
+        client.put(format!("after/{i}"), "unbacked", None).await?;
+    }
+    drop(client);
+
+    // Every instance and its disk is lost; the group launches three new ones.
+    let lost = cluster.lose_every_instance().await?;
+    let restored = cluster.wait_healthy(3, SETTLE).await?;
+    assert!(
+        restored.members.iter().all(|m| !lost.contains(&m.name)),
+        "an old member survived"
+    );
+    assert!(
+        cluster.logs().contains("restored backup"),
+        "{}",
+        cluster.logs()
+    );
+
+    // Everything up to the backup's revision is back, with its value...
+    for i in 0..20 {
+        assert_eq!(
+            value(&cluster, &format!("before/{i}")).await?,
+            Some(format!("v{i}")),
+            "before/{i}"
+        );
+    }
+    // ...the leased key is still bound to a live lease (the original restored
+    // such keys as permanent)...
+    let mut client = cluster.client().await?;
+    let leased = client.get("leased/key", None).await?;
+    let kv = leased.kvs().first().expect("leased/key restored");
+    assert_eq!(kv.lease(), lease, "the key lost its lease");
+    let ttl = client.lease_time_to_live(lease, None).await?;
+    assert!(
+        ttl.ttl() > 0,
+        "lease {lease:x} is not alive after the restore"
+    );
+    // ...and nothing written after the backup is claimed.
+    for i in 0..5 {
+        assert_eq!(
+            value(&cluster, &format!("after/{i}")).await?,
+            None,
+            "after/{i} was never backed up"
+        );
+    }
+    let revision = client
+        .get("before/0", None)
+        .await?
+        .header()
+        .map_or(0, |h| h.revision());
+    assert!(
+        revision >= manifest.revision,
+        "restored revision {revision} < backup revision {}",
+        manifest.revision
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_newest_backup_is_refused_and_the_previous_one_restored() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    cluster
+        .client()
+        .await?
+        .put("first", "in both backups", None)
+        .await?;
+    backup(&cluster).await?;
+    cluster
+        .client()
+        .await?
+        .put("second", "only in the newest", None)
+        .await?;
+    let newest = backup(&cluster).await?;
+
+    // Bytes of the newest snapshot rot in the bucket; its manifest still
+    // records the original checksum.
+    let store = store(&cluster).await;
+    store
+        .s3()
+        .put_object()
+        .bucket(store.bucket())
+        .key(&newest.key)
+        .body(ByteStream::from(vec![0u8; 4096]))
+        .send()
+        .await?;
+
+    cluster.lose_every_instance().await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("BACKUP DAMAGED"),
+        "the refusal must be loud:\n{logs}"
+    );
+    assert!(logs.contains("restored an OLDER backup"), "{logs}");
+    assert_eq!(
+        value(&cluster, "first").await?.as_deref(),
+        Some("in both backups")
+    );
+    assert_eq!(value(&cluster, "second").await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_backup_that_is_not_a_snapshot_is_refused_even_with_a_matching_checksum(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    cluster
+        .client()
+        .await?
+        .put("first", "in both backups", None)
+        .await?;
+    backup(&cluster).await?;
+    cluster
+        .client()
+        .await?
+        .put("second", "only in the newest", None)
+        .await?;
+    let newest = backup(&cluster).await?;
+
+    // Someone replaced the newest backup with something that is not an etcd
+    // snapshot, and wrote a manifest that matches it.
+    let store = store(&cluster).await;
+    let garbage = b"this is not an etcd snapshot".repeat(100);
+    store
+        .s3()
+        .put_object()
+        .bucket(store.bucket())
+        .key(&newest.key)
+        .body(ByteStream::from(garbage.clone()))
+        .send()
+        .await?;
+    let forged = BackupManifest {
+        sha256: hex(&Sha256::digest(&garbage)),
+        stored_bytes: garbage.len() as u64,
+        snapshot_bytes: garbage.len() as u64,
+        compression: Compression::None,
+        ..newest.clone()
+    };
+    let body = serde_json::to_vec(&forged)?;
+    store
+        .s3()
+        .put_object()
+        .bucket(store.bucket())
+        .key(BackupLayout::manifest_key(&newest.key))
+        .body(ByteStream::from(body))
+        .send()
+        .await?;
+
+    cluster.lose_every_instance().await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("BACKUP DAMAGED") && logs.contains("etcdutl snapshot restore failed"),
+        "{logs}"
+    );
+    assert_eq!(
+        value(&cluster, "first").await?.as_deref(),
+        Some("in both backups")
+    );
+    assert_eq!(value(&cluster, "second").await?, None);
+    Ok(())
+}
