@@ -106,7 +106,10 @@ pub fn decide(observation: &Observation) -> Decision {
     }
 
     if let Some((_, members, _)) = serving.iter().find(|(_, _, quorum)| *quorum) {
-        return decide_with_healthy_cluster(me, &live, members, *local_data);
+        // Members of terminating instances still serve: handing them over is
+        // the lifecycle function's job. A joiner removes only the gone ones.
+        let present: Vec<&Instance> = group.iter().filter(|i| !i.is_gone()).collect();
+        return decide_with_healthy_cluster(me, &present, members, *local_data);
     }
     if let Some((_, members, _)) = serving.first() {
         let am_member = members.iter().any(|m| is_mine(m, me));
@@ -126,7 +129,7 @@ pub fn decide(observation: &Observation) -> Decision {
 
 fn decide_with_healthy_cluster(
     me: &Me,
-    live: &[&Instance],
+    present: &[&Instance],
     members: &[Member],
     local_data: LocalData,
 ) -> Decision {
@@ -136,7 +139,7 @@ fn decide_with_healthy_cluster(
         .find(|m| m.is_unstarted() && m.has_peer_ip(me.private_ip));
     let mut remove: Vec<Member> = members
         .iter()
-        .filter(|m| Some(*m) != mine && Some(*m) != pending && has_departed(m, live, me))
+        .filter(|m| Some(*m) != mine && Some(*m) != pending && has_departed(m, present, me))
         .cloned()
         .collect();
     match (mine, local_data) {
@@ -199,19 +202,19 @@ fn is_mine(member: &Member, me: &Me) -> bool {
     member.name == me.instance_id && member.has_peer_ip(me.private_ip)
 }
 
-/// A member whose instance is no longer live in the group. A member carrying
-/// our name at another address is a stale record of ours and has departed too.
-fn has_departed(member: &Member, live: &[&Instance], me: &Me) -> bool {
+/// A member whose instance is gone from the group. A member carrying our
+/// name at another address is a stale record of ours and has departed too.
+fn has_departed(member: &Member, present: &[&Instance], me: &Me) -> bool {
     if member.is_unstarted() {
         let ips: Vec<_> = member.peer_ips().collect();
-        return !live
+        return !present
             .iter()
             .any(|i| i.private_ip.is_some_and(|ip| ips.contains(&ip)));
     }
     if member.name == me.instance_id {
         return true;
     }
-    !live.iter().any(|i| i.id == member.name)
+    !present.iter().any(|i| i.id == member.name)
 }
 
 #[cfg(test)]

@@ -135,9 +135,29 @@ fn joining_node_removes_members_whose_instances_left_the_group() {
 }
 
 #[test]
-fn joining_node_removes_members_whose_instances_are_terminating() {
+fn joining_node_leaves_members_of_terminating_instances_to_the_lifecycle_function() {
     let mut group = three(30);
     group.push(leaving("i-old", 6));
+    let members = [
+        member(1, "i-a", 4),
+        member(2, "i-b", 5),
+        member(6, "i-old", 6),
+    ];
+    let obs = observe(
+        group,
+        vec![serving("i-a", &members, true)],
+        LocalData::Empty,
+    );
+    assert_eq!(decide(&obs), join(vec![], false, None));
+}
+
+#[test]
+fn joining_node_removes_members_whose_instances_are_terminated() {
+    let mut group = three(30);
+    group.push(Instance {
+        lifecycle_state: LifecycleState::parse("Terminated"),
+        ..instance("i-old", 6, 0)
+    });
     let old = member(6, "i-old", 6);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), old.clone()];
     let obs = observe(

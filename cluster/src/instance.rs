@@ -35,6 +35,13 @@ impl LifecycleState {
     pub fn is_live(&self) -> bool {
         !matches!(self, Self::Leaving(_))
     }
+
+    /// Terminated or detached: the instance no longer runs anything of ours.
+    /// A `Terminating*` instance still runs its member until the lifecycle
+    /// function has handed over and removed it.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Leaving(s) if s.starts_with("Terminated") || s.starts_with("Detached"))
+    }
 }
 
 /// One instance of the group. `launch_order` orders instances by launch time,
@@ -51,6 +58,10 @@ pub struct Instance {
 impl Instance {
     pub fn is_live(&self) -> bool {
         self.lifecycle_state.is_live()
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.lifecycle_state.is_gone()
     }
 
     /// Sort key for choosing the seed: earliest launch first, unknown launch
@@ -77,6 +88,24 @@ mod tests {
             assert!(
                 !LifecycleState::parse(s).is_live(),
                 "{s} should not be live"
+            );
+        }
+    }
+
+    #[test]
+    fn only_terminated_and_detached_instances_are_gone() {
+        for s in ["Terminated", "Detached"] {
+            assert!(LifecycleState::parse(s).is_gone(), "{s} should be gone");
+        }
+        for s in [
+            "Terminating:Wait",
+            "Terminating:Proceed",
+            "Detaching",
+            "InService",
+        ] {
+            assert!(
+                !LifecycleState::parse(s).is_gone(),
+                "{s} still runs its member"
             );
         }
     }
