@@ -32,6 +32,39 @@ async fn value(cluster: &SimCluster, key: &str) -> anyhow::Result<Option<String>
         .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
 }
 
+/// A healthy cluster with two backups: `first` is in both, `second` only in
+/// the newest, which is returned.
+async fn cluster_with_two_backups() -> anyhow::Result<(SimCluster, BackupManifest)> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    cluster
+        .client()
+        .await?
+        .put("first", "in both backups", None)
+        .await?;
+    backup(&cluster).await?;
+    cluster
+        .client()
+        .await?
+        .put("second", "only in the newest", None)
+        .await?;
+    let newest = backup(&cluster).await?;
+    Ok((cluster, newest))
+}
+
+async fn assert_restored_the_older_backup(cluster: &SimCluster) -> anyhow::Result<()> {
+    assert_eq!(
+        value(cluster, "first").await?.as_deref(),
+        Some("in both backups")
+    );
+    assert_eq!(
+        value(cluster, "second").await?,
+        None,
+        "a write only the damaged backup held"
+    );
+    Ok(())
+}
+
 async fn store(cluster: &SimCluster) -> BackupStore {
     BackupStore::new(
         &cluster.stand_in.sdk_config().await,
@@ -123,20 +156,7 @@ async fn replacement_group_restores_every_write_up_to_the_backup_and_nothing_aft
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_newest_backup_is_refused_and_the_previous_one_restored() -> anyhow::Result<()> {
-    let cluster = SimCluster::start(3).await?;
-    cluster.wait_healthy(3, SETTLE).await?;
-    cluster
-        .client()
-        .await?
-        .put("first", "in both backups", None)
-        .await?;
-    backup(&cluster).await?;
-    cluster
-        .client()
-        .await?
-        .put("second", "only in the newest", None)
-        .await?;
-    let newest = backup(&cluster).await?;
+    let (cluster, newest) = cluster_with_two_backups().await?;
 
     // Bytes of the newest snapshot rot in the bucket; its manifest still
     // records the original checksum.
@@ -158,31 +178,14 @@ async fn corrupted_newest_backup_is_refused_and_the_previous_one_restored() -> a
         "the refusal must be loud:\n{logs}"
     );
     assert!(logs.contains("restored an OLDER backup"), "{logs}");
-    assert_eq!(
-        value(&cluster, "first").await?.as_deref(),
-        Some("in both backups")
-    );
-    assert_eq!(value(&cluster, "second").await?, None);
+    assert_restored_the_older_backup(&cluster).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newest_backup_that_is_not_a_snapshot_is_refused_even_with_a_matching_checksum(
 ) -> anyhow::Result<()> {
-    let cluster = SimCluster::start(3).await?;
-    cluster.wait_healthy(3, SETTLE).await?;
-    cluster
-        .client()
-        .await?
-        .put("first", "in both backups", None)
-        .await?;
-    backup(&cluster).await?;
-    cluster
-        .client()
-        .await?
-        .put("second", "only in the newest", None)
-        .await?;
-    let newest = backup(&cluster).await?;
+    let (cluster, newest) = cluster_with_two_backups().await?;
 
     // Someone replaced the newest backup with something that is not an etcd
     // snapshot, and wrote a manifest that matches it.
@@ -220,10 +223,6 @@ async fn newest_backup_that_is_not_a_snapshot_is_refused_even_with_a_matching_ch
         logs.contains("BACKUP DAMAGED") && logs.contains("etcdutl snapshot restore failed"),
         "{logs}"
     );
-    assert_eq!(
-        value(&cluster, "first").await?.as_deref(),
-        Some("in both backups")
-    );
-    assert_eq!(value(&cluster, "second").await?, None);
+    assert_restored_the_older_backup(&cluster).await?;
     Ok(())
 }
