@@ -52,7 +52,7 @@ build: setup
 	cargo build --workspace --bins
 
 demo: setup
-	cargo build --quiet -p etcd-aws
+	cargo build --quiet -p etcd-aws -p etcd-aws-lifecycle -p etcd-aws-backup
 	cargo run --quiet -p etcd-aws-tests --bin demo
 
 fmt-check:

@@ -3,8 +3,11 @@
 //! and one `etcd-aws` process per simulated instance on its loopback IP.
 
 pub mod event_source;
+pub mod functions;
 pub mod lambda;
+pub mod life;
 pub mod node;
 pub mod paths;
 pub mod sim_cluster;
 pub mod stand_in;
+pub mod workload;

@@ -31,6 +31,9 @@ pub struct SimCluster {
     asg: JoinHandle<()>,
 }
 
+/// The current client URLs of a changing cluster.
+pub type Endpoints = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// The member list as one serving node reported it.
 #[derive(Debug, Clone)]
 pub struct ClusterSnapshot {
@@ -128,6 +131,21 @@ impl SimCluster {
             .values()
             .map(|n| n.spec().client_url())
             .collect()
+    }
+
+    /// Every node's client URL as the group changes, for a client that
+    /// outlives the instances it started with (what a load balancer gives).
+    pub fn endpoints(&self) -> Endpoints {
+        let fleet = Arc::clone(&self.fleet);
+        Arc::new(move || {
+            let mut urls: Vec<String> = lock(&fleet)
+                .nodes
+                .values()
+                .map(|n| n.spec().client_url())
+                .collect();
+            urls.sort();
+            urls
+        })
     }
 
     /// Stops a node's processes for good and forgets it (its disk stays).

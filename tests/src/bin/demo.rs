@@ -1,99 +1,111 @@
-//! `make demo`: a three-node etcd-aws cluster on the local AWS stand-in.
+//! `make demo`: the life of an etcd-aws cluster on the local AWS stand-in,
+//! under a steady writer.
 //!
-//! Starts moto behind the lifecycle-hook layer, a group of three instances and
-//! one `etcd-aws` per instance, shows the cluster forming and serving, then
-//! tears everything down (also on Ctrl-C). Exits non-zero if a step fails.
+//! Starts moto behind the lifecycle-hook layer, a group of three instances
+//! with one `etcd-aws` each, the lifecycle function on the hook's queue and
+//! the backup function on a schedule (both through the Lambda Runtime API),
+//! then plays the promises: formed; one node replaced; every node replaced in
+//! turn; a backup; every node lost and restored. Ends with a summary table and
+//! exits non-zero if any promise failed. Everything it started is stopped on
+//! exit, also on Ctrl-C.
 
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
-use etcd_aws_tests::sim_cluster::{ClusterSnapshot, SimCluster};
-use etcd_client::Client;
-
-const FORMATION_TIMEOUT: Duration = Duration::from_secs(90);
+use etcd_aws_tests::life::{Life, LifeOptions, Steps};
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     tokio::select! {
-        result = demo() => match result {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("demo FAILED: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        },
+        code = demo() => code,
         _ = tokio::signal::ctrl_c() => {
-            // Returning drops the cluster, which stops every process it started.
-            eprintln!("interrupted: stopping every process the demo started");
-            std::process::ExitCode::from(130)
+            // Returning drops the demo's future and with it the cluster, the
+            // functions and moto, which stops every process it started.
+            eprintln!("\ninterrupted: stopping every process the demo started");
+            ExitCode::from(130)
         }
     }
 }
 
-async fn demo() -> anyhow::Result<()> {
-    let started = Instant::now();
-    step("starting the AWS stand-in (moto + lifecycle hooks) and a group of 3 instances");
-    let cluster = SimCluster::start(3).await?;
-    for instance in cluster.stand_in.instances().await? {
-        println!("    instance {} at {}", instance.id, instance.private_ip);
+async fn demo() -> ExitCode {
+    println!("etcd-aws demo: a three-node cluster on the local AWS stand-in, while a client writes steadily.\n");
+    let options = LifeOptions {
+        progress_every: Some(Duration::from_secs(5)),
+        ..LifeOptions::default()
+    };
+    let life = match Life::start(options).await {
+        Ok(life) => life,
+        Err(error) => {
+            eprintln!("demo FAILED before the first step: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    life.say("started moto with the lifecycle-hook layer, a group of 3 instances, the lifecycle function on the hook's queue, the backup function on a 4 s schedule, and a writer putting a new key every 50 ms (retrying until acknowledged)");
+    if let Ok(instances) = life.cluster.stand_in.instances().await {
+        for instance in instances {
+            life.say(&format!(
+                "  instance {} at {} runs etcd-aws",
+                instance.id, instance.private_ip
+            ));
+        }
     }
-
-    step("each instance runs etcd-aws; waiting for the cluster to form");
-    let formed = cluster.wait_healthy(3, FORMATION_TIMEOUT).await?;
-    println!("    formed in {:.1}s", started.elapsed().as_secs_f64());
-    print_members(&formed);
-
-    step("writing and reading a key through every node");
-    let mut client = Client::connect(cluster.client_urls(), None)
-        .await
-        .context("connecting a client")?;
-    client
-        .put("demo/greeting", "hello from etcd-aws", None)
-        .await
-        .context("writing demo/greeting")?;
-    for url in cluster.client_urls() {
-        let mut node_client = Client::connect([url.as_str()], None).await?;
-        let response = node_client.get("demo/greeting", None).await?;
-        let value = response
-            .kvs()
-            .first()
-            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
-        println!("    {url}: {}", value.as_deref().unwrap_or("<missing>"));
-        anyhow::ensure!(
-            value.as_deref() == Some("hello from etcd-aws"),
-            "{url} does not serve the key"
-        );
-    }
-
-    step("tearing down");
-    drop(cluster);
+    let mut steps = Steps::new();
+    let outcome = play(&life, &mut steps).await;
+    println!("\nsummary (writes lost counts acknowledged writes missing afterwards; a restore may lose only the writes after its backup):\n");
+    println!("{}", steps.summary());
     println!(
-        "\nformed: 3 voting members, one cluster id, serving; total {:.1}s",
-        started.elapsed().as_secs_f64()
+        "writer: {} writes acknowledged, {} failed attempts retried",
+        life.writer.acknowledged(),
+        life.writer.failed_attempts()
     );
-    Ok(())
+    match outcome {
+        Ok(()) if steps.all_kept() => {
+            println!("\nevery promise kept. Cleaning up.");
+            ExitCode::SUCCESS
+        }
+        Ok(()) => {
+            eprintln!("\ndemo FAILED: a step broke its promise (see the table)");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("\ndemo FAILED: {error:#}\n\nlogs:\n{}", life.diagnostics());
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn step(text: &str) {
-    println!("\n==> {text}");
-}
+async fn play(life: &Life, steps: &mut Steps) -> anyhow::Result<()> {
+    steps
+        .step(life, "formed: three nodes form one cluster", life.formed())
+        .await?;
 
-fn print_members(snapshot: &ClusterSnapshot) {
-    println!("    cluster id {:x}", snapshot.cluster_id);
-    println!(
-        "    {:<18} {:<22} {:<30} role",
-        "member id", "name (instance)", "client URL"
-    );
-    for member in &snapshot.members {
-        let role = if member.is_learner {
-            "learner"
-        } else {
-            "voter"
-        };
-        let url = member.client_urls.first().map_or("", String::as_str);
-        println!(
-            "    {:<18x} {:<22} {:<30} {role}",
-            member.id, member.name, url
-        );
-    }
+    let victim = life
+        .cluster
+        .instance_ids()
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    steps
+        .step(
+            life,
+            "replaced: one node terminated, its member removed",
+            life.replace(&victim),
+        )
+        .await?;
+    steps.require_available(life)?;
+
+    steps
+        .step(
+            life,
+            "rolling replacement of every node",
+            life.rolling_replacement(),
+        )
+        .await?;
+    steps.require_available(life)?;
+
+    steps
+        .step(life, "backup written by the schedule", life.backup())
+        .await?;
+
+    steps.lose_everything_and_restore(life).await
 }

@@ -1,0 +1,324 @@
+//! Both Lambda functions on their triggers, as a deployed stack runs them:
+//! the lifecycle function fed by the hook's queue through an SQS event
+//! source, the backup function invoked by a schedule. Each runs its real
+//! binary through the Lambda Runtime API.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::event_source::{Delivery, EventSourceOptions, Invoke, Polling, SqsEventSource};
+use crate::lambda::{FunctionSpec, LambdaFunction};
+use crate::stand_in::StandIn;
+
+/// The lifecycle function's settings, scaled down for the stand-in.
+#[derive(Debug, Clone)]
+pub struct LifecycleSettings {
+    pub retry_for: Duration,
+    pub etcd_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub function_timeout: Duration,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            retry_for: Duration::from_secs(10),
+            etcd_timeout: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_secs(5),
+            function_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The lifecycle function polling the hook's queue. Dropping it stops the
+/// polling and the function.
+pub struct LifecycleOnQueue {
+    function: Arc<LambdaFunction>,
+    source: Arc<SqsEventSource>,
+    _polling: Polling,
+    _logs: tempfile::TempDir,
+}
+
+impl LifecycleOnQueue {
+    pub async fn start(stand_in: &StandIn) -> anyhow::Result<Self> {
+        Self::start_with(stand_in, LifecycleSettings::default()).await
+    }
+
+    pub async fn start_with(
+        stand_in: &StandIn,
+        settings: LifecycleSettings,
+    ) -> anyhow::Result<Self> {
+        let logs = log_dir("lifecycle")?;
+        let mut env = stand_in.env();
+        env.extend(owned([
+            ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
+            ("ETCD_AWS_RETRY_FOR", &humantime(settings.retry_for)),
+            ("ETCD_AWS_ETCD_TIMEOUT", &humantime(settings.etcd_timeout)),
+            (
+                "ETCD_AWS_HEARTBEAT_INTERVAL",
+                &humantime(settings.heartbeat_interval),
+            ),
+        ]));
+        let function = Arc::new(
+            LambdaFunction::start(FunctionSpec {
+                binary: "etcd-aws-lifecycle".to_owned(),
+                function_name: "etcd-lifecycle".to_owned(),
+                timeout: settings.function_timeout,
+                env,
+                log_file: logs.path().join("lifecycle-function.log"),
+            })
+            .await?,
+        );
+        let source = Arc::new(SqsEventSource::new(stand_in, EventSourceOptions::default()).await?);
+        let polling = source.run(Arc::clone(&function) as Arc<dyn Invoke>);
+        Ok(Self {
+            function,
+            source,
+            _polling: polling,
+            _logs: logs,
+        })
+    }
+
+    /// Every batch delivered so far, in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.source.deliveries()
+    }
+
+    pub fn function(&self) -> &LambdaFunction {
+        &self.function
+    }
+
+    pub fn log(&self) -> String {
+        self.function.log()
+    }
+
+    /// The function's JSON log records whose message is `message` and whose
+    /// `member_name` is `member_name`.
+    pub fn logged_for(&self, message: &str, member_name: &str) -> usize {
+        self.function
+            .log_records()
+            .iter()
+            .filter(|r| r.get("message").and_then(Value::as_str) == Some(message))
+            .filter(|r| r.get("member_name").and_then(Value::as_str) == Some(member_name))
+            .count()
+    }
+}
+
+/// What one scheduled backup run reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRun {
+    /// False when the revision had not moved since the last backup.
+    pub uploaded: bool,
+    pub key: String,
+    pub revision: i64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduledRun {
+    pub started: Instant,
+    pub finished: Instant,
+    pub outcome: Result<BackupRun, String>,
+}
+
+/// The backup function invoked on a fixed schedule (EventBridge's rate
+/// expression, shortened). Dropping it stops the schedule and the function.
+pub struct BackupOnSchedule {
+    function: Arc<LambdaFunction>,
+    runs: Arc<Mutex<Vec<ScheduledRun>>>,
+    schedule: JoinHandle<()>,
+    _logs: tempfile::TempDir,
+}
+
+impl BackupOnSchedule {
+    pub async fn start(stand_in: &StandIn, every: Duration) -> anyhow::Result<Self> {
+        let logs = log_dir("backup")?;
+        let mut env = stand_in.env();
+        env.extend(owned([
+            ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
+            ("ETCD_BACKUP_BUCKET", stand_in.bucket()),
+            ("ETCD_BACKUP_PART_MIB", "5"),
+            ("ETCD_BACKUP_SNAPSHOT_TIMEOUT", "50s"),
+        ]));
+        let function = Arc::new(
+            LambdaFunction::start(FunctionSpec {
+                binary: "etcd-aws-backup".to_owned(),
+                function_name: "etcd-backup".to_owned(),
+                timeout: Duration::from_secs(60),
+                env,
+                log_file: logs.path().join("backup-function.log"),
+            })
+            .await?,
+        );
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let schedule = tokio::spawn(run_schedule(
+            Arc::clone(&function),
+            Arc::clone(&runs),
+            every,
+            stand_in.region().to_owned(),
+        ));
+        Ok(Self {
+            function,
+            runs,
+            schedule,
+            _logs: logs,
+        })
+    }
+
+    pub fn runs(&self) -> Vec<ScheduledRun> {
+        lock(&self.runs).clone()
+    }
+
+    pub fn log(&self) -> String {
+        self.function.log()
+    }
+
+    /// Waits for a scheduled run that started at or after `after` and
+    /// uploaded a backup holding at least `min_revision`.
+    pub async fn wait_for_upload(
+        &self,
+        after: Instant,
+        min_revision: i64,
+        timeout: Duration,
+    ) -> anyhow::Result<BackupRun> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .runs()
+                .into_iter()
+                .filter(|run| run.started >= after)
+                .find_map(|run| run.outcome.ok())
+                .filter(|run| run.uploaded && run.revision >= min_revision);
+            if let Some(run) = found {
+                return Ok(run);
+            }
+            if Instant::now() >= deadline {
+                let outcomes: Vec<String> = self
+                    .runs()
+                    .iter()
+                    .filter(|run| run.started >= after)
+                    .map(|run| format!("{:?}", run.outcome))
+                    .collect();
+                anyhow::bail!(
+                    "no scheduled backup at revision {min_revision} or later within {timeout:?}; runs since: {outcomes:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for BackupOnSchedule {
+    fn drop(&mut self) {
+        self.schedule.abort();
+    }
+}
+
+async fn run_schedule(
+    function: Arc<LambdaFunction>,
+    runs: Arc<Mutex<Vec<ScheduledRun>>>,
+    every: Duration,
+    region: String,
+) {
+    let mut ticks = tokio::time::interval(every);
+    // A run longer than the period delays the next one instead of bunching them.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let started = Instant::now();
+        let outcome = match function.invoke(&scheduled_event(&region)).await {
+            Ok(answer) => backup_run(&answer),
+            Err(error) => Err(error.to_string()),
+        };
+        lock(&runs).push(ScheduledRun {
+            started,
+            finished: Instant::now(),
+            outcome,
+        });
+    }
+}
+
+/// The event an EventBridge schedule sends.
+fn scheduled_event(region: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": region,
+        "resources": [format!("arn:aws:events:{region}:123456789012:rule/etcd-backup")],
+        "detail": {}
+    })
+}
+
+fn backup_run(answer: &Value) -> Result<BackupRun, String> {
+    let parsed = (|| {
+        Some(BackupRun {
+            uploaded: answer.get("uploaded")?.as_bool()?,
+            key: answer.get("key")?.as_str()?.to_owned(),
+            revision: answer.get("revision")?.as_i64()?,
+            stored_bytes: answer.get("stored_bytes")?.as_u64()?,
+        })
+    })();
+    parsed.ok_or_else(|| format!("the backup function answered something unexpected: {answer}"))
+}
+
+fn log_dir(function: &str) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("etcd-aws-{function}-"))
+        .tempdir()
+        .with_context(|| format!("cannot create a log dir for the {function} function"))
+}
+
+/// "1500ms": what the functions' duration settings parse.
+fn humantime(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
+}
+
+fn owned<const N: usize>(pairs: [(&str, &str); N]) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_answer_becomes_a_run() {
+        let answer = json!({"uploaded": true, "key": "backups/x.db.zst", "revision": 42,
+            "stored_bytes": 100, "member": "http://127.0.0.1:2379", "deleted": []});
+        assert_eq!(
+            backup_run(&answer),
+            Ok(BackupRun {
+                uploaded: true,
+                key: "backups/x.db.zst".to_owned(),
+                revision: 42,
+                stored_bytes: 100
+            })
+        );
+    }
+
+    #[test]
+    fn a_backup_answer_without_a_revision_is_an_error_naming_the_answer() {
+        let answer = json!({"uploaded": true, "key": "k"});
+        let error = backup_run(&answer).err().unwrap_or_default();
+        assert!(error.contains("\"key\":\"k\""), "{error}");
+    }
+}

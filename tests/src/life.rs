@@ -1,0 +1,614 @@
+//! The life of a cluster, step by step, under a steady writer: what
+//! `make demo` plays and the scenario suite checks. Each step is timed,
+//! narrated, and followed by the checker; a step that fails says which it was.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::functions::{BackupOnSchedule, BackupRun, LifecycleOnQueue};
+use crate::sim_cluster::{wait_for, ClusterSnapshot, SimCluster};
+use crate::stand_in::{ActionOutcome, StandInOptions};
+use crate::workload::{self, describe, Writer, WriterOptions};
+
+#[derive(Debug, Clone)]
+pub struct LifeOptions {
+    pub size: usize,
+    pub backup_every: Duration,
+    /// Bound on each step (formation, one replacement, a restore...).
+    pub step_timeout: Duration,
+    /// The longest write stall a step may show while a quorum stands.
+    pub max_stall: Duration,
+    /// Print a progress line this often while a step runs.
+    pub progress_every: Option<Duration>,
+}
+
+impl Default for LifeOptions {
+    fn default() -> Self {
+        Self {
+            size: 3,
+            backup_every: Duration::from_secs(4),
+            step_timeout: Duration::from_secs(90),
+            max_stall: Duration::from_secs(20),
+            progress_every: None,
+        }
+    }
+}
+
+/// One row of the summary table.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub number: usize,
+    pub name: String,
+    pub took: Duration,
+    pub acknowledged: usize,
+    /// Acknowledged writes missing after the step.
+    pub lost: usize,
+    /// Of `lost`, the loss the step is allowed (writes after a restored backup).
+    pub allowed_loss: usize,
+    pub max_stall: Duration,
+    pub failure: Option<String>,
+}
+
+/// The cluster, both functions on their triggers, and the writer.
+pub struct Life {
+    pub cluster: SimCluster,
+    pub lifecycle: LifecycleOnQueue,
+    pub backups: BackupOnSchedule,
+    pub writer: Writer,
+    pub options: LifeOptions,
+    started: Instant,
+}
+
+/// The steps played so far: their rows, and what the checker already knows.
+#[derive(Debug, Default)]
+pub struct Steps {
+    reports: Vec<StepReport>,
+    /// Lost writes already reported by an earlier step.
+    known_lost: usize,
+    /// After a restore: the lost cluster's id and the restored backup's
+    /// revision, which decide which missing writes were allowed to go.
+    restore_point: Option<(u64, i64)>,
+}
+
+impl Life {
+    /// Starts everything; the group's instances begin forming at once.
+    pub async fn start(options: LifeOptions) -> anyhow::Result<Life> {
+        let started = Instant::now();
+        let cluster = SimCluster::start_with(StandInOptions {
+            group_size: options.size,
+            ..StandInOptions::default()
+        })
+        .await
+        .context("starting the stand-in and the group")?;
+        let lifecycle = LifecycleOnQueue::start(&cluster.stand_in)
+            .await
+            .context("starting the lifecycle function on its queue")?;
+        let backups = BackupOnSchedule::start(&cluster.stand_in, options.backup_every)
+            .await
+            .context("starting the backup function on its schedule")?;
+        let writer = Writer::start(cluster.endpoints(), WriterOptions::default());
+        Ok(Life {
+            cluster,
+            lifecycle,
+            backups,
+            writer,
+            options,
+            started,
+        })
+    }
+
+    /// A narration line, stamped with the time since the start.
+    pub fn say(&self, text: &str) {
+        say(self.started, text);
+    }
+
+    fn progress(&self, number: usize) -> Option<AbortOnDrop> {
+        let every = self.options.progress_every?;
+        let started = self.started;
+        let step_start = Instant::now();
+        let acks = self.writer_probe();
+        Some(AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let (acknowledged, stall, members) = acks();
+                say(
+                    started,
+                    &format!(
+                        "  ... step {number} running {:.0}s: {acknowledged} writes acknowledged so far, writer waiting {:.1}s, {members} nodes running",
+                        step_start.elapsed().as_secs_f64(),
+                        stall.as_secs_f64()
+                    ),
+                );
+            }
+        })))
+    }
+
+    /// A cheap view of the writer and the fleet for the progress line.
+    fn writer_probe(&self) -> impl Fn() -> (usize, Duration, usize) + Send + 'static {
+        let endpoints = self.cluster.endpoints();
+        let acks = self.writer.ack_counter();
+        move || {
+            let (count, stall) = acks();
+            (count, stall, endpoints().len())
+        }
+    }
+
+    // ----- the steps -----
+
+    /// Step 1: the group's instances form one cluster of `size` voters.
+    pub async fn formed(&self) -> anyhow::Result<ClusterSnapshot> {
+        let snapshot = self
+            .cluster
+            .wait_healthy(self.options.size, self.options.step_timeout)
+            .await?;
+        self.writer
+            .wait_for_more(1, self.options.step_timeout)
+            .await
+            .context("the formed cluster acknowledges no write")?;
+        self.say(&format!(
+            "formed: cluster {:x} with {} voting members: {}",
+            snapshot.cluster_id,
+            snapshot.members.len(),
+            names(&snapshot)
+        ));
+        Ok(snapshot)
+    }
+
+    /// The group terminates `victim` through its lifecycle hook: the
+    /// lifecycle function removes its member and lets it go, and the
+    /// replacement joins. Returns the replacement's instance id.
+    pub async fn replace(&self, victim: &str) -> anyhow::Result<String> {
+        let before = self.cluster.snapshot().await?;
+        anyhow::ensure!(
+            before.members.iter().any(|m| m.name == victim),
+            "{victim} is not a member"
+        );
+        let began = Instant::now();
+        self.cluster.stand_in.terminate(victim).await?;
+        let outcome = wait_for(
+            &format!("the lifecycle action of {victim} to complete"),
+            self.options.step_timeout,
+            || async {
+                let action = self
+                    .cluster
+                    .stand_in
+                    .lifecycle_actions()
+                    .into_iter()
+                    .find(|a| a.instance_id == victim)
+                    .and_then(|a| a.outcome);
+                action.context("still in Terminating:Wait")
+            },
+        )
+        .await?;
+        anyhow::ensure!(
+            outcome == ActionOutcome::Continue,
+            "the lifecycle action of {victim} ended {outcome:?}, not CONTINUE from the function; function log:\n{}",
+            tail(&self.lifecycle.log(), 40)
+        );
+        anyhow::ensure!(
+            self.lifecycle.logged_for("removed member", victim) >= 1,
+            "the action completed but the function never removed {victim}'s member; function log:\n{}",
+            tail(&self.lifecycle.log(), 40)
+        );
+        self.say(&format!(
+            "  {victim}: member removed by the lifecycle function, action completed (CONTINUE) after {:.1}s",
+            began.elapsed().as_secs_f64()
+        ));
+        let after = self
+            .cluster
+            .wait_healthy(self.options.size, self.options.step_timeout)
+            .await?;
+        anyhow::ensure!(
+            after.cluster_id == before.cluster_id,
+            "the cluster id changed from {:x} to {:x}: a second cluster formed",
+            before.cluster_id,
+            after.cluster_id
+        );
+        let newcomer = after
+            .members
+            .iter()
+            .find(|m| before.members.iter().all(|b| b.name != m.name))
+            .map(|m| m.name.clone())
+            .context("no new member joined")?;
+        self.say(&format!(
+            "  replacement {newcomer} joined as a voting member {:.1}s after the termination began",
+            began.elapsed().as_secs_f64()
+        ));
+        Ok(newcomer)
+    }
+
+    /// Replaces every current instance, one at a time.
+    pub async fn rolling_replacement(&self) -> anyhow::Result<Vec<String>> {
+        let mut replaced = Vec::new();
+        for victim in self.cluster.instance_ids() {
+            replaced.push(self.replace(&victim).await?);
+        }
+        Ok(replaced)
+    }
+
+    /// Waits for the schedule to upload a backup that holds every write
+    /// acknowledged so far.
+    pub async fn backup(&self) -> anyhow::Result<BackupRun> {
+        let since = Instant::now();
+        let revision = self.writer.last_ack().map_or(0, |a| a.revision);
+        let run = self
+            .backups
+            .wait_for_upload(since, revision, self.options.step_timeout)
+            .await?;
+        self.say(&format!(
+            "  backup: {} at revision {} ({} bytes) by the scheduled backup function",
+            run.key, run.revision, run.stored_bytes
+        ));
+        Ok(run)
+    }
+
+    /// The check, and the restore point (lost cluster id, backup revision).
+    async fn restore_and_check(&self) -> anyhow::Result<(workload::RestoreCheck, (u64, i64))> {
+        let old = self.cluster.snapshot().await?;
+        let lost = self.cluster.lose_every_instance().await?;
+        let began = Instant::now();
+        self.say(&format!(
+            "  lost {} instances and their disks: {}",
+            lost.len(),
+            lost.join(", ")
+        ));
+        let restored = self
+            .cluster
+            .wait_healthy(self.options.size, self.options.step_timeout)
+            .await?;
+        anyhow::ensure!(
+            restored.members.iter().all(|m| !lost.contains(&m.name)),
+            "a lost instance is still a member"
+        );
+        let (key, revision) = self
+            .restored_backup()
+            .context("no node logged which backup it restored")?;
+        self.say(&format!(
+            "  restored: new cluster {:x} of {} voters from {key} (revision {revision}) {:.1}s after the loss",
+            restored.cluster_id,
+            restored.members.len(),
+            began.elapsed().as_secs_f64()
+        ));
+        self.writer
+            .wait_for_more(1, self.options.step_timeout)
+            .await
+            .context("the restored cluster acknowledges no write")?;
+        let present = workload::read_back(
+            &self.cluster.endpoints(),
+            self.writer.prefix(),
+            Duration::from_secs(30),
+        )
+        .await?;
+        let check =
+            workload::check_restore(&self.writer.acks(), &present, old.cluster_id, revision);
+        self.say(&format!(
+            "  checker: {} acknowledged writes up to revision {revision} all present; lost as expected (after the backup): {}",
+            check.kept,
+            describe(&check.lost_after_backup)
+        ));
+        Ok((check, (old.cluster_id, revision)))
+    }
+
+    /// The backup the seed restored, from its log: (key, revision).
+    fn restored_backup(&self) -> Option<(String, i64)> {
+        self.cluster.instance_ids().iter().find_map(|id| {
+            let log = self.cluster.with_node(id, |n| n.log()).ok()?;
+            log.lines()
+                .filter(|line| line.contains("restored backup"))
+                .find_map(parse_restored)
+        })
+    }
+
+    /// Every node's, and both functions', log tails: for a failure message.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "{}\n===== lifecycle function =====\n{}\n===== backup function =====\n{}",
+            self.cluster.logs(),
+            tail(&self.lifecycle.log(), 40),
+            tail(&self.backups.log(), 20)
+        )
+    }
+}
+
+impl Steps {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn reports(&self) -> &[StepReport] {
+        &self.reports
+    }
+
+    /// Whether every step so far kept its promises.
+    pub fn all_kept(&self) -> bool {
+        self.reports.iter().all(|r| r.failure.is_none())
+    }
+
+    /// Runs one step under its time bound, then checks every acknowledged
+    /// write; records the step's row and fails with the step named.
+    pub async fn step<T, F>(&mut self, life: &Life, name: &str, body: F) -> anyhow::Result<T>
+    where
+        F: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let number = self.reports.len() + 1;
+        life.say(&format!("step {number}: {name}"));
+        let from = Instant::now();
+        let progress = life.progress(number);
+        let timeout = life.options.step_timeout;
+        let result = match tokio::time::timeout(timeout, body).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!("did not finish within {timeout:?}")),
+        };
+        drop(progress);
+        let took = from.elapsed();
+        let to = Instant::now();
+        let mut failure = result.as_ref().err().map(|e| format!("{e:#}"));
+        let lost = match self.lost_writes(life).await {
+            Ok(lost) => lost,
+            Err(error) => {
+                failure.get_or_insert_with(|| format!("{error:#}"));
+                self.known_lost
+            }
+        };
+        let new_losses = lost.saturating_sub(self.known_lost);
+        self.known_lost = lost;
+        let stats = workload::window(&life.writer.acks(), from, to);
+        if failure.is_none() && new_losses > 0 {
+            failure = Some(format!("{new_losses} acknowledged writes are missing"));
+        }
+        self.reports.push(StepReport {
+            number,
+            name: name.to_owned(),
+            took,
+            acknowledged: stats.acknowledged,
+            lost: new_losses,
+            allowed_loss: 0,
+            max_stall: stats.max_stall,
+            failure: failure.clone(),
+        });
+        match (result, failure) {
+            (Ok(value), None) => {
+                life.say(&format!(
+                    "step {number} done in {:.1}s: {} writes acknowledged, longest stall {:.1}s",
+                    took.as_secs_f64(),
+                    stats.acknowledged,
+                    stats.max_stall.as_secs_f64()
+                ));
+                Ok(value)
+            }
+            (_, failure) => bail!(
+                "step {number} ({name}) failed after {:.1}s: {}",
+                took.as_secs_f64(),
+                failure.unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Fails the last step if its writes stalled longer than a cluster with
+    /// quorum may make them wait.
+    pub fn require_available(&mut self, life: &Life) -> anyhow::Result<()> {
+        let limit = life.options.max_stall;
+        let Some(report) = self.reports.last_mut() else {
+            return Ok(());
+        };
+        if report.max_stall > limit {
+            let failure = format!(
+                "writes stalled for {:.1}s (at most {:.1}s allowed while a quorum stands)",
+                report.max_stall.as_secs_f64(),
+                limit.as_secs_f64()
+            );
+            report.failure = Some(failure.clone());
+            bail!("step {} ({}) failed: {failure}", report.number, report.name);
+        }
+        Ok(())
+    }
+
+    /// How many acknowledged writes the cluster does not serve now, leaving
+    /// out those a restore was allowed to lose.
+    async fn lost_writes(&self, life: &Life) -> anyhow::Result<usize> {
+        let present = workload::read_back(
+            &life.cluster.endpoints(),
+            life.writer.prefix(),
+            Duration::from_secs(30),
+        )
+        .await?;
+        let acks = life.writer.acks();
+        Ok(match self.restore_point {
+            None => workload::missing(&acks, &present).len(),
+            Some((lost_cluster, revision)) => {
+                let check = workload::check_restore(&acks, &present, lost_cluster, revision);
+                check.lost_from_backup.len() + check.lost_elsewhere.len()
+            }
+        })
+    }
+
+    /// Step 5: every instance and its disk is lost at once; the new group
+    /// restores from the newest backup by itself. Accounts the loss exactly.
+    pub async fn lose_everything_and_restore(&mut self, life: &Life) -> anyhow::Result<()> {
+        let number = self.reports.len() + 1;
+        let name = "every node lost; restored from the backup";
+        life.say(&format!("step {number}: {name}"));
+        let from = Instant::now();
+        let progress = life.progress(number);
+        let timeout = life.options.step_timeout;
+        let result = tokio::time::timeout(timeout, life.restore_and_check()).await;
+        drop(progress);
+        let took = from.elapsed();
+        let stats = workload::window(&life.writer.acks(), from, Instant::now());
+        let (check, failure) = match result {
+            Ok(Ok((check, restore_point))) => {
+                self.restore_point = Some(restore_point);
+                let failure = (!check.promise_kept()).then(|| format!(
+                    "acknowledged writes the restore had to keep are missing: {} from the backup, {} written after the restore",
+                    describe(&check.lost_from_backup),
+                    describe(&check.lost_elsewhere)
+                ));
+                (Some(check), failure)
+            }
+            Ok(Err(error)) => (None, Some(format!("{error:#}"))),
+            Err(_) => (None, Some(format!("did not finish within {timeout:?}"))),
+        };
+        let (lost, allowed) = check
+            .as_ref()
+            .map_or((0, 0), |c| (c.lost(), c.lost_after_backup.len()));
+        self.known_lost = lost - allowed;
+        self.reports.push(StepReport {
+            number,
+            name: name.to_owned(),
+            took,
+            acknowledged: stats.acknowledged,
+            lost,
+            allowed_loss: allowed,
+            max_stall: stats.max_stall,
+            failure: failure.clone(),
+        });
+        if let Some(failure) = failure {
+            bail!(
+                "step {number} ({name}) failed after {:.1}s: {failure}",
+                took.as_secs_f64()
+            );
+        }
+        life.say(&format!(
+            "step {number} done in {:.1}s: {} writes acknowledged, longest stall {:.1}s",
+            took.as_secs_f64(),
+            stats.acknowledged,
+            stats.max_stall.as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// The summary table, one row per step.
+    pub fn summary(&self) -> String {
+        summary_table(&self.reports)
+    }
+}
+
+/// `key` and `revision` of a "restored backup" log line, text or JSON.
+fn parse_restored(line: &str) -> Option<(String, i64)> {
+    let line = strip_ansi(line);
+    let line = line.as_str();
+    let field = |name: &str| -> Option<String> {
+        let text_form = format!("{name}=");
+        let json_form = format!("\"{name}\":");
+        let start = line
+            .find(&text_form)
+            .map(|i| i + text_form.len())
+            .or_else(|| line.find(&json_form).map(|i| i + json_form.len()))?;
+        let value: String = line[start..]
+            .trim_start_matches('"')
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',' && *c != '}')
+            .collect();
+        Some(value)
+    };
+    Some((field("key")?, field("revision")?.parse().ok()?))
+}
+
+/// The text without terminal colour codes (a log written with colours).
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequences end with a letter: ESC [ 2 m
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// The summary table the demo ends with.
+pub fn summary_table(reports: &[StepReport]) -> String {
+    let width = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<4} {:<width$} {:>7} {:>10} {:>12} {:>10}  result",
+        "step", "", "time", "writes ok", "writes lost", "max stall"
+    );
+    for r in reports {
+        let lost = if r.allowed_loss > 0 && r.allowed_loss == r.lost {
+            format!("{} allowed", r.lost)
+        } else {
+            r.lost.to_string()
+        };
+        let _ = writeln!(
+            table,
+            "{:<4} {:<width$} {:>6.1}s {:>10} {:>12} {:>9.1}s  {}",
+            r.number,
+            r.name,
+            r.took.as_secs_f64(),
+            r.acknowledged,
+            lost,
+            r.max_stall.as_secs_f64(),
+            if r.failure.is_some() { "FAILED" } else { "ok" }
+        );
+    }
+    table
+}
+
+fn say(started: Instant, text: &str) {
+    println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
+}
+
+fn names(snapshot: &ClusterSnapshot) -> String {
+    let mut names: Vec<&str> = snapshot.members.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    names.join(", ")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restored_backup_is_read_from_a_text_log_line() {
+        let line = "2026-01-01T00:00:00Z  INFO etcd_aws::restore: restored backup key=backups/snapshots/a.db.zst revision=123 cluster_id=abc";
+        assert_eq!(
+            parse_restored(line),
+            Some(("backups/snapshots/a.db.zst".to_owned(), 123))
+        );
+    }
+
+    #[test]
+    fn the_restored_backup_is_read_from_a_coloured_log_line() {
+        let line = "\u{1b}[32m INFO\u{1b}[0m restored backup \u{1b}[3mkey\u{1b}[0m\u{1b}[2m=\u{1b}[0mbackups/c.db \u{1b}[3mrevision\u{1b}[0m\u{1b}[2m=\u{1b}[0m9";
+        assert_eq!(parse_restored(line), Some(("backups/c.db".to_owned(), 9)));
+    }
+
+    #[test]
+    fn the_restored_backup_is_read_from_a_json_log_line() {
+        let line = r#"{"message":"restored backup","key":"backups/b.db","revision":7}"#;
+        assert_eq!(parse_restored(line), Some(("backups/b.db".to_owned(), 7)));
+    }
+}
