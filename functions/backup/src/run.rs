@@ -14,7 +14,7 @@ use crate::emf::{self, BackupMetrics};
 use crate::member_choice::{candidates, Candidate, MemberProbe};
 use crate::multipart::{MultipartUpload, UploadError};
 use crate::retention;
-use crate::stored_stream::{StoredStream, StreamError};
+use crate::stored_stream::{StoredStream, StoredSummary, StreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -255,31 +255,7 @@ async fn upload(
     let key = store
         .layout()
         .snapshot_key(created_at, source.revision, config.compression);
-    let mut upload =
-        MultipartUpload::create(store.s3(), store.bucket(), &key, config.parts_in_flight).await?;
-    tracing::info!(%key, upload_id = upload.upload_id(), "multipart upload started");
-    let streamed = tokio::time::timeout(
-        config.snapshot_timeout,
-        stream_snapshot(config, &source.candidate.endpoint, &mut upload),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(BackupError::SnapshotTimeout {
-            endpoint: source.candidate.endpoint.clone(),
-            timeout: config.snapshot_timeout,
-        })
-    });
-    let summary = match streamed {
-        Ok(summary) => summary,
-        Err(error) => {
-            abort(upload, &key).await;
-            return Err(error);
-        }
-    };
-    if let Err(error) = upload.complete().await {
-        abort(upload, &key).await;
-        return Err(error.into());
-    }
+    let summary = snapshot_to_s3(config, store, &source.candidate.endpoint, &key).await?;
     let manifest = BackupManifest {
         key,
         sha256: summary.sha256,
@@ -306,11 +282,48 @@ async fn upload(
     Ok(manifest)
 }
 
+/// Streams one member's snapshot into a new object at `key` (the data path
+/// of a run, without choosing the member or publishing). The object exists
+/// only if this returns `Ok`: on any error the multipart upload is aborted.
+pub async fn snapshot_to_s3(
+    config: &BackupConfig,
+    store: &BackupStore,
+    endpoint: &str,
+    key: &str,
+) -> Result<StoredSummary, BackupError> {
+    let mut upload =
+        MultipartUpload::create(store.s3(), store.bucket(), key, config.parts_in_flight).await?;
+    tracing::info!(%key, upload_id = upload.upload_id(), "multipart upload started");
+    let streamed = tokio::time::timeout(
+        config.snapshot_timeout,
+        stream_snapshot(config, endpoint, &mut upload),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(BackupError::SnapshotTimeout {
+            endpoint: endpoint.to_owned(),
+            timeout: config.snapshot_timeout,
+        })
+    });
+    let summary = match streamed {
+        Ok(summary) => summary,
+        Err(error) => {
+            abort(upload, key).await;
+            return Err(error);
+        }
+    };
+    if let Err(error) = upload.complete().await {
+        abort(upload, key).await;
+        return Err(error.into());
+    }
+    Ok(summary)
+}
+
 async fn stream_snapshot(
     config: &BackupConfig,
     endpoint: &str,
     upload: &mut MultipartUpload,
-) -> Result<crate::stored_stream::StoredSummary, BackupError> {
+) -> Result<StoredSummary, BackupError> {
     let snapshot_error = |source| BackupError::Snapshot {
         endpoint: endpoint.to_owned(),
         source,
