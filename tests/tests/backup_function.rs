@@ -10,6 +10,7 @@ use etcd_aws_backup::{run_backup, BackupAction, BackupConfig, BackupError, Backu
 use etcd_aws_cluster::backup::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_cluster::backup_store::{hex, BackupStore};
 use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::paths::etcd_tool;
 use etcd_aws_tests::sim_cluster::{snapshot_via, SimCluster};
 use etcd_aws_tests::stand_in::FaultRule;
@@ -396,5 +397,83 @@ async fn a_cluster_without_quorum_is_not_backed_up() -> anyhow::Result<()> {
     );
     // and publishes nothing.
     assert_eq!(store(&cluster, &config).await.pointer().await?, None);
+    Ok(())
+}
+
+/// The function binary as Lambda runs it: Runtime API, environment, stdout.
+async fn lambda_function(
+    cluster: &SimCluster,
+    logs: &tempfile::TempDir,
+) -> anyhow::Result<LambdaFunction> {
+    let mut env = cluster.stand_in.env();
+    for (name, value) in [
+        ("ETCD_AWS_GROUP_NAME", cluster.stand_in.group_name()),
+        ("ETCD_BACKUP_BUCKET", cluster.stand_in.bucket()),
+        ("ETCD_BACKUP_PART_MIB", "5"),
+        ("ETCD_BACKUP_SNAPSHOT_TIMEOUT", "50s"),
+    ] {
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    LambdaFunction::start(FunctionSpec {
+        binary: "etcd-aws-backup".to_owned(),
+        function_name: "etcd-backup".to_owned(),
+        timeout: Duration::from_secs(60),
+        env,
+        log_file: logs.path().join("backup.log"),
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_backs_up_on_a_scheduled_event_and_logs_the_metric_line(
+) -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    let revision = write(&cluster, "small", 5, 1_000).await?;
+    let logs = tempfile::tempdir()?;
+    let function = lambda_function(&cluster, &logs).await?;
+
+    let answer = function
+        .invoke(&serde_json::json!({
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-01-01T00:00:00Z",
+            "region": cluster.stand_in.region(),
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/etcd-backup"],
+            "detail": {}
+        }))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", function.log()))?;
+
+    assert_eq!(answer["uploaded"], true, "{answer}");
+    assert_eq!(answer["revision"], serde_json::json!(revision), "{answer}");
+    let metric_lines: Vec<serde_json::Value> = function
+        .log_records()
+        .into_iter()
+        .filter(|record| record.get("_aws").is_some())
+        .collect();
+    assert_eq!(metric_lines.len(), 1, "{}", function.log());
+    assert_eq!(
+        metric_lines[0]["BackupRevision"],
+        serde_json::json!(revision)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_accepts_any_payload_as_a_request_to_back_up() -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let logs = tempfile::tempdir()?;
+    let function = lambda_function(&cluster, &logs).await?;
+
+    let answer = function
+        .invoke(&serde_json::json!("back up now, please"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", function.log()))?;
+
+    assert_eq!(answer["uploaded"], true, "{answer}");
     Ok(())
 }
