@@ -407,6 +407,29 @@ async fn vanish_terminates_and_replaces_without_any_notification() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn two_instances_vanishing_at_once_are_replaced_by_exactly_two() -> anyhow::Result<()> {
+    let stand_in = StandIn::start(StandInOptions {
+        group_size: 5,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let ids: Vec<String> = stand_in
+        .instances()
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let (a, b) = tokio::join!(stand_in.vanish(&ids[0]), stand_in.vanish(&ids[1]));
+    a?;
+    b?;
+    // moto launches replacements within the termination call: count now.
+    let after = stand_in.instances().await?;
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert!(after.iter().all(|i| i.id != ids[0] && i.id != ids[1]));
+    Ok(())
+}
+
+#[tokio::test]
 async fn without_a_hook_terminate_replaces_the_instance_at_once() -> anyhow::Result<()> {
     let stand_in = StandIn::start(StandInOptions {
         lifecycle_hook: None,

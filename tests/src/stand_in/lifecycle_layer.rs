@@ -25,6 +25,9 @@ pub struct LifecycleLayer {
     actions: Mutex<LifecycleActions>,
     hooks: Mutex<LifecycleHooks>,
     watch: GroupWatch,
+    /// moto replaces a terminated instance by counting the group's instances;
+    /// two terminations at once both count the same gap and over-launch.
+    terminations: tokio::sync::Mutex<()>,
 }
 
 impl LifecycleLayer {
@@ -35,6 +38,7 @@ impl LifecycleLayer {
             actions: Mutex::default(),
             hooks: Mutex::default(),
             watch: GroupWatch::new(group_name),
+            terminations: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -281,6 +285,7 @@ impl LifecycleLayer {
         instance_id: &str,
         decrement_desired: bool,
     ) -> anyhow::Result<()> {
+        let _one_at_a_time = self.terminations.lock().await;
         self.moto
             .autoscaling
             .terminate_instance_in_auto_scaling_group()
