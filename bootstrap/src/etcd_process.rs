@@ -8,7 +8,7 @@ use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use tokio::process::Command;
 
 use crate::quorum_watch::QuorumWatch;
-use crate::readiness::Readiness;
+use crate::readiness::{Readiness, ReadinessError};
 use crate::signals::Signals;
 
 /// How the child ended.
@@ -19,6 +19,8 @@ pub struct EtcdExit {
     pub was_ready: bool,
     /// Whether etcd-aws itself stopped etcd because it never became ready.
     pub stopped_unready: bool,
+    /// Of those, whether it never got past being a learner.
+    pub stopped_as_learner: bool,
     /// Whether etcd-aws stopped etcd to restart it with `--force-new-cluster`.
     pub stopped_for_recovery: bool,
 }
@@ -67,13 +69,14 @@ pub async fn run(
     let recovery = watch.until_forced_recovery_is_due();
     tokio::pin!(recovery);
     let (mut was_ready, mut readiness_done, mut stopped_unready) = (false, false, false);
+    let mut stopped_as_learner = false;
     let mut stopped_for_recovery = false;
     loop {
         tokio::select! {
             status = child.wait() => {
                 let status = status.context("waiting for etcd failed")?;
                 tracing::info!(%status, "etcd exited");
-                return Ok(EtcdExit { status, was_ready, stopped_unready, stopped_for_recovery });
+                return Ok(EtcdExit { status, was_ready, stopped_unready, stopped_as_learner, stopped_for_recovery });
             }
             result = &mut ready, if !readiness_done => {
                 readiness_done = true;
@@ -82,6 +85,7 @@ pub async fn run(
                     Err(e) => {
                         tracing::error!(error = %e, "stopping etcd");
                         stopped_unready = true;
+                        stopped_as_learner = matches!(e, ReadinessError::NeverPromoted(..));
                         forward(pid, libc::SIGTERM);
                     }
                 }

@@ -26,6 +26,10 @@ pub struct Readiness {
 pub enum ReadinessError {
     #[error("this node did not become a healthy voting member within {0:?} (last problem: {1}); check that the learner can reach the leader on the peer port")]
     Timeout(Duration, String),
+    /// The join's learner was never seen as a voter: whatever it holds, the
+    /// cluster's voters hold too (or held, if they are gone).
+    #[error("this node stayed a learner for {0:?} (last problem: {1}); the cluster it joined may be gone")]
+    NeverPromoted(Duration, String),
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
         path: PathBuf,
@@ -37,8 +41,9 @@ impl Readiness {
     pub async fn wait_until_ready(&self) -> Result<(), ReadinessError> {
         let deadline = self.promote_timeout.map(|t| Instant::now() + t);
         let mut last_problem = String::from("etcd has not answered yet");
+        let mut voter = false;
         loop {
-            match self.step().await {
+            match self.step(&mut voter).await {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(problem) => {
@@ -50,7 +55,11 @@ impl Readiness {
             }
             if let (Some(deadline), Some(timeout)) = (deadline, self.promote_timeout) {
                 if Instant::now() >= deadline {
-                    return Err(ReadinessError::Timeout(timeout, last_problem));
+                    return Err(if voter {
+                        ReadinessError::Timeout(timeout, last_problem)
+                    } else {
+                        ReadinessError::NeverPromoted(timeout, last_problem)
+                    });
                 }
             }
             tokio::time::sleep(self.poll_interval).await;
@@ -66,8 +75,9 @@ impl Readiness {
     }
 
     /// One round: `Ok(true)` when ready, `Ok(false)` after progress (a
-    /// promotion), `Err` with the reason it is not ready yet.
-    async fn step(&self) -> Result<bool, String> {
+    /// promotion), `Err` with the reason it is not ready yet. Sets `voter`
+    /// once this node is seen as, or made, a voting member.
+    async fn step(&self, voter: &mut bool) -> Result<bool, String> {
         let members = self.members().await?;
         let me = members
             .iter()
@@ -83,9 +93,11 @@ impl Readiness {
                 .await
                 .map_err(|e| e.to_string())?;
             admin.promote(me.id).await.map_err(|e| e.to_string())?;
+            *voter = true;
             tracing::info!(member_id = %format!("{:x}", me.id), "promoted this node from learner to voting member");
             return Ok(false);
         }
+        *voter = true;
         let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), self.timeouts)
             .await
             .map_err(|e| e.to_string())?;

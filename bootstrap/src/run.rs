@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use aws_config::BehaviorVersion;
 use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::decision::{decide, Decision, WaitReason};
 use etcd_aws_cluster::discovery::GroupDiscovery;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
@@ -198,6 +199,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 ..base_launch.clone()
             };
         };
+        if exit.stopped_as_learner {
+            // A learner whose cluster is gone (its seed died before promoting
+            // it) would restart as that learner forever, and its peers would
+            // wait on it forever: start over without its data, kept aside.
+            let moved = data_dir::move_aside(&base_launch.data_dir)?;
+            tracing::warn!(data_dir = %base_launch.data_dir.display(), moved_to = %moved.display(),
+                "this node was never promoted from learner; moved its data aside (not deleted) and observing the group again");
+            continue;
+        }
         if exit.stopped_unready {
             bail!("etcd was stopped because this node never became a healthy voting member (see the error above)");
         }

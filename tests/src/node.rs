@@ -193,6 +193,8 @@ fn spawn_agent(
         .env("ETCD_AWS_POLL_INTERVAL", "500ms")
         .env("ETCD_AWS_PROBE_TIMEOUT", "500ms")
         .env("ETCD_AWS_QUORUM_LOSS_GRACE", "3s")
+        // A learner left without its cluster gives up within a scenario's time.
+        .env("ETCD_AWS_PROMOTE_TIMEOUT", "30s")
         .env("ETCD_AWS_LOG", "info,etcd_aws=debug")
         .arg("--")
         .args([
