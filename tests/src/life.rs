@@ -3,6 +3,8 @@
 //! narrated, and followed by the checker; a step that fails says which it was.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -10,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::functions::{BackupOnSchedule, BackupRun, LifecycleOnQueue};
-use crate::sim_cluster::{wait_for, ClusterSnapshot, SimCluster};
+use crate::sim_cluster::{wait_for, ClusterSnapshot, Endpoints, SimCluster};
 use crate::stand_in::{ActionOutcome, StandInOptions};
 use crate::workload::{self, describe, Writer, WriterOptions};
 
@@ -24,6 +26,9 @@ pub struct LifeOptions {
     pub max_stall: Duration,
     /// Print a progress line this often while a step runs.
     pub progress_every: Option<Duration>,
+    /// Whether the writer starts with the group or only once the cluster
+    /// has formed (see `Life::formed`).
+    pub writes_from_start: bool,
 }
 
 impl Default for LifeOptions {
@@ -34,6 +39,7 @@ impl Default for LifeOptions {
             step_timeout: Duration::from_secs(90),
             max_stall: Duration::from_secs(20),
             progress_every: None,
+            writes_from_start: true,
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct Life {
     pub writer: Writer,
     pub options: LifeOptions,
     started: Instant,
+    /// Holds the writer back until formation when it may not write earlier.
+    writes_open: Arc<AtomicBool>,
 }
 
 /// The steps played so far: their rows, and what the checker already knows.
@@ -90,7 +98,11 @@ impl Life {
         let backups = BackupOnSchedule::start(&cluster.stand_in, options.backup_every)
             .await
             .context("starting the backup function on its schedule")?;
-        let writer = Writer::start(cluster.endpoints(), WriterOptions::default());
+        let writes_open = Arc::new(AtomicBool::new(options.writes_from_start));
+        let writer = Writer::start(
+            gated(cluster.endpoints(), Arc::clone(&writes_open)),
+            WriterOptions::default(),
+        );
         Ok(Life {
             cluster,
             lifecycle,
@@ -98,6 +110,7 @@ impl Life {
             writer,
             options,
             started,
+            writes_open,
         })
     }
 
@@ -147,6 +160,7 @@ impl Life {
             .cluster
             .wait_healthy(self.options.size, self.options.step_timeout)
             .await?;
+        self.writes_open.store(true, Ordering::SeqCst);
         self.writer
             .wait_for_more(1, self.options.step_timeout)
             .await
@@ -279,14 +293,15 @@ impl Life {
             .wait_for_more(1, self.options.step_timeout)
             .await
             .context("the restored cluster acknowledges no write")?;
+        // Acknowledgements first: one that arrives after the read would look lost.
+        let acks = self.writer.acks();
         let present = workload::read_back(
             &self.cluster.endpoints(),
             self.writer.prefix(),
             Duration::from_secs(30),
         )
         .await?;
-        let check =
-            workload::check_restore(&self.writer.acks(), &present, old.cluster_id, revision);
+        let check = workload::check_restore(&acks, &present, old.cluster_id, revision);
         self.say(&format!(
             "  checker: {} acknowledged writes up to revision {revision} all present; lost as expected (after the backup): {}",
             check.kept,
@@ -353,14 +368,17 @@ impl Steps {
             Ok(lost) => lost,
             Err(error) => {
                 failure.get_or_insert_with(|| format!("{error:#}"));
-                self.known_lost
+                Vec::new()
             }
         };
-        let new_losses = lost.saturating_sub(self.known_lost);
-        self.known_lost = lost;
+        let new_losses = lost.len().saturating_sub(self.known_lost);
+        self.known_lost = self.known_lost.max(lost.len());
         let stats = workload::window(&life.writer.acks(), from, to);
         if failure.is_none() && new_losses > 0 {
-            failure = Some(format!("{new_losses} acknowledged writes are missing"));
+            failure = Some(format!(
+                "acknowledged writes are missing: {}",
+                describe(&lost)
+            ));
         }
         self.reports.push(StepReport {
             number,
@@ -409,21 +427,22 @@ impl Steps {
         Ok(())
     }
 
-    /// How many acknowledged writes the cluster does not serve now, leaving
-    /// out those a restore was allowed to lose.
-    async fn lost_writes(&self, life: &Life) -> anyhow::Result<usize> {
+    /// The acknowledged writes the cluster does not serve now, leaving out
+    /// those a restore was allowed to lose.
+    async fn lost_writes(&self, life: &Life) -> anyhow::Result<Vec<workload::Ack>> {
+        // Acknowledgements first: one that arrives after the read would look lost.
+        let acks = life.writer.acks();
         let present = workload::read_back(
             &life.cluster.endpoints(),
             life.writer.prefix(),
             Duration::from_secs(30),
         )
         .await?;
-        let acks = life.writer.acks();
         Ok(match self.restore_point {
-            None => workload::missing(&acks, &present).len(),
+            None => workload::missing(&acks, &present),
             Some((lost_cluster, revision)) => {
                 let check = workload::check_restore(&acks, &present, lost_cluster, revision);
-                check.lost_from_backup.len() + check.lost_elsewhere.len()
+                [check.lost_from_backup, check.lost_elsewhere].concat()
             }
         })
     }
@@ -487,6 +506,17 @@ impl Steps {
     pub fn summary(&self) -> String {
         summary_table(&self.reports)
     }
+}
+
+/// No endpoints while `open` is false: the writer keeps retrying.
+fn gated(endpoints: Endpoints, open: Arc<AtomicBool>) -> Endpoints {
+    Arc::new(move || {
+        if open.load(Ordering::SeqCst) {
+            endpoints()
+        } else {
+            Vec::new()
+        }
+    })
 }
 
 /// `key` and `revision` of a "restored backup" log line, text or JSON.

@@ -50,6 +50,8 @@ pub struct Ack {
     /// Which cluster acknowledged it: after a restore the revisions of the new
     /// cluster overlap the old one's, so revisions compare only within one.
     pub cluster_id: u64,
+    /// The member that answered.
+    pub member_id: u64,
     pub at: Instant,
 }
 
@@ -171,12 +173,13 @@ async fn write_steadily(endpoints: Endpoints, options: WriterOptions, record: Ar
                 return;
             }
             match put(&mut client, &endpoints, &key, sequence).await {
-                Ok((revision, cluster_id)) => {
+                Ok((revision, cluster_id, member_id)) => {
                     lock(&record).acks.push(Ack {
                         sequence,
                         key,
                         revision,
                         cluster_id,
+                        member_id,
                         at: Instant::now(),
                     });
                     break;
@@ -202,7 +205,7 @@ async fn put(
     endpoints: &Endpoints,
     key: &str,
     sequence: u64,
-) -> anyhow::Result<(i64, u64)> {
+) -> anyhow::Result<(i64, u64, u64)> {
     let client = match client {
         Some(client) => client,
         None => client.insert(connect(endpoints).await?),
@@ -211,7 +214,7 @@ async fn put(
         .await
         .context("the put timed out")??;
     let header = answer.header().context("the put answer has no header")?;
-    Ok((header.revision(), header.cluster_id()))
+    Ok((header.revision(), header.cluster_id(), header.member_id()))
 }
 
 async fn connect(endpoints: &Endpoints) -> anyhow::Result<Client> {
@@ -365,7 +368,10 @@ pub fn describe(acks: &[Ack]) -> String {
             first.revision,
             last.revision
         ),
-        (Some(only), _) => format!("1 write, {} (revision {})", only.key, only.revision),
+        (Some(only), _) => format!(
+            "1 write, {} (revision {} of cluster {:x}, acknowledged by member {:x})",
+            only.key, only.revision, only.cluster_id, only.member_id
+        ),
         _ => "no writes".to_owned(),
     }
 }
@@ -380,6 +386,7 @@ mod tests {
             key: format!("w/{sequence:08}"),
             revision,
             cluster_id,
+            member_id: 1,
             at,
         }
     }
