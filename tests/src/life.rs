@@ -152,8 +152,6 @@ impl Life {
         }
     }
 
-    // ----- the steps -----
-
     /// Step 1: the group's instances form one cluster of `size` voters.
     pub async fn formed(&self) -> anyhow::Result<ClusterSnapshot> {
         let snapshot = self
@@ -634,6 +632,33 @@ mod tests {
     fn the_restored_backup_is_read_from_a_coloured_log_line() {
         let line = "\u{1b}[32m INFO\u{1b}[0m restored backup \u{1b}[3mkey\u{1b}[0m\u{1b}[2m=\u{1b}[0mbackups/c.db \u{1b}[3mrevision\u{1b}[0m\u{1b}[2m=\u{1b}[0m9";
         assert_eq!(parse_restored(line), Some(("backups/c.db".to_owned(), 9)));
+    }
+
+    fn row(lost: usize, allowed_loss: usize, failure: Option<&str>) -> StepReport {
+        StepReport {
+            number: 5,
+            name: "restored".to_owned(),
+            took: Duration::from_secs(8),
+            acknowledged: 15,
+            lost,
+            allowed_loss,
+            max_stall: Duration::from_secs(6),
+            failure: failure.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_summary_row_marks_a_loss_the_restore_was_allowed() {
+        let table = summary_table(&[row(3, 3, None)]);
+        assert!(table.contains("3 allowed"), "{table}");
+        assert!(table.trim_end().ends_with("ok"), "{table}");
+    }
+
+    #[test]
+    fn a_summary_row_with_a_loss_beyond_the_allowed_says_failed() {
+        let table = summary_table(&[row(4, 3, Some("1 write from the backup missing"))]);
+        assert!(!table.contains("allowed"), "{table}");
+        assert!(table.trim_end().ends_with("FAILED"), "{table}");
     }
 
     #[test]
