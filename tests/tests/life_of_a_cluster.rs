@@ -205,7 +205,8 @@ async fn a_notification_delivered_twice_removes_the_member_once_and_spares_the_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_killed_during_its_join_restarts_and_completes_the_join() -> anyhow::Result<()> {
+async fn a_node_killed_during_its_join_completes_it_and_one_that_dies_is_replaced(
+) -> anyhow::Result<()> {
     let life = Life::start(LifeOptions::default()).await?;
     let mut steps = Steps::new();
     let played = tokio::time::timeout(SCENARIO_LIMIT, async {
@@ -232,6 +233,32 @@ async fn a_node_killed_during_its_join_restarts_and_completes_the_join() -> anyh
                 );
                 let starts = life.cluster.with_node(&newcomer, |n| n.starts())?;
                 life.say(&format!("  {newcomer} joined after {starts} starts"));
+                Ok(())
+            })
+            .await?;
+
+        // Worse: the joining instance itself dies, leaving its member behind;
+        // the next replacement removes it before joining.
+        let members = life.cluster.snapshot().await?.members;
+        let victim = life.cluster.instance_ids()[0].clone();
+        steps
+            .step(&life, "replacement's instance dies while joining", async {
+                life.cluster.stand_in.terminate(&victim).await?;
+                let (newcomer, state) =
+                    wait_for("the replacement to be mid-join", Duration::from_secs(60), || {
+                        mid_join(&life, &members)
+                    })
+                    .await?;
+                life.cluster.stand_in.vanish(&newcomer).await?;
+                life.say(&format!(
+                    "  {newcomer}'s instance died while its member was {state}; the group replaces it"
+                ));
+                let after = life.cluster.wait_healthy(3, Duration::from_secs(60)).await?;
+                anyhow::ensure!(after.cluster_id == formed.cluster_id, "a second cluster formed");
+                anyhow::ensure!(
+                    after.members.iter().all(|m| m.name != newcomer && !m.is_learner),
+                    "the dead joiner's member was left behind"
+                );
                 Ok(())
             })
             .await
