@@ -1,7 +1,10 @@
 //! The local AWS stand-in and the etcd process harness that the scenario
 //! tests and `make demo` run against: moto behind a lifecycle-hook layer,
-//! and one `etcd-aws` process per simulated instance on its loopback IP.
+//! and one `etcd-aws` process per simulated instance on its loopback IP (or
+//! one container of the project's image per instance, on Docker networks).
 
+pub mod container_node;
+pub mod docker;
 pub mod event_source;
 pub mod functions;
 pub mod lambda;

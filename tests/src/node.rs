@@ -56,8 +56,66 @@ pub struct Node {
 }
 
 /// systemd's Restart=always, bounded so a broken node cannot spin forever.
-const MAX_STARTS: u32 = 30;
-const RESTART_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const MAX_STARTS: u32 = 30;
+pub(crate) const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// The agent's timings, scaled down from production's so scenarios take
+/// seconds; every node of the harness, process or container, runs with them.
+pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 5] = [
+    ("ETCD_AWS_POLL_INTERVAL", "500ms"),
+    ("ETCD_AWS_PROBE_TIMEOUT", "500ms"),
+    ("ETCD_AWS_QUORUM_LOSS_GRACE", "3s"),
+    // A learner left without its cluster gives up within a scenario's time.
+    ("ETCD_AWS_PROMOTE_TIMEOUT", "30s"),
+    ("ETCD_AWS_LOG", "info,etcd_aws=debug"),
+];
+/// etcd's timings to match (and its own chatter kept to warnings).
+pub(crate) const ETCD_TUNING_ARGS: [&str; 3] = [
+    "--heartbeat-interval=50",
+    "--election-timeout=500",
+    "--log-level=warn",
+];
+
+/// What the cluster harness needs of a running instance's node agent, whether
+/// it runs as a local process (`Node`) or in a container
+/// (`container_node::ContainerNode`).
+pub trait NodeRunner: Send + Sized + 'static {
+    /// What every node of one cluster shares beyond its spec.
+    type Settings: Clone + Send + Sync + 'static;
+
+    /// Starts the agent and keeps restarting it when it exits, until killed.
+    fn start(spec: NodeSpec, settings: &Self::Settings) -> anyhow::Result<Self>;
+    fn spec(&self) -> &NodeSpec;
+    fn is_ready(&self) -> bool;
+    /// The instance dies: no restart.
+    fn kill(&self);
+    /// The agent's and etcd's output so far.
+    fn log(&self) -> String;
+}
+
+impl NodeRunner for Node {
+    type Settings = ();
+
+    fn start(spec: NodeSpec, _: &()) -> anyhow::Result<Self> {
+        Node::start(spec)
+    }
+
+    fn spec(&self) -> &NodeSpec {
+        Node::spec(self)
+    }
+
+    fn is_ready(&self) -> bool {
+        Node::is_ready(self)
+    }
+
+    fn kill(&self) {
+        Node::kill(self);
+    }
+
+    fn log(&self) -> String {
+        Node::log(self)
+    }
+}
 
 impl Node {
     /// Starts the agent and keeps restarting it when it exits, until killed.
@@ -190,18 +248,9 @@ fn spawn_agent(
         .env("ETCD_AWS_ETCD_BINARY", etcd)
         .env("ETCD_AWS_ETCDUTL_BINARY", etcdutl)
         .env("ETCD_AWS_READY_FILE", spec.ready_file())
-        .env("ETCD_AWS_POLL_INTERVAL", "500ms")
-        .env("ETCD_AWS_PROBE_TIMEOUT", "500ms")
-        .env("ETCD_AWS_QUORUM_LOSS_GRACE", "3s")
-        // A learner left without its cluster gives up within a scenario's time.
-        .env("ETCD_AWS_PROMOTE_TIMEOUT", "30s")
-        .env("ETCD_AWS_LOG", "info,etcd_aws=debug")
+        .envs(AGENT_TUNING_ENV)
         .arg("--")
-        .args([
-            "--heartbeat-interval=50",
-            "--election-timeout=500",
-            "--log-level=warn",
-        ])
+        .args(ETCD_TUNING_ARGS)
         .args(&spec.extra_args)
         .stdin(Stdio::null())
         .stdout(log)
@@ -225,7 +274,7 @@ fn kill_group(pgid: i32, signal: i32) {
     }
 }
 
-fn append_log(path: &Path, line: &str) {
+pub(crate) fn append_log(path: &Path, line: &str) {
     use std::io::Write;
     if let Ok(mut file) = std::fs::OpenOptions::new()
         .create(true)

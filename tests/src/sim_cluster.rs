@@ -1,5 +1,6 @@
-//! A simulated cluster: the AWS stand-in plus one node process per instance,
-//! started and killed as the autoscaling group launches and terminates them.
+//! A simulated cluster: the AWS stand-in plus one node per instance, started and
+//! killed as the autoscaling group launches and terminates them. A node is a
+//! local process (`Node`, the default) or a container (`ContainerNode`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -14,19 +15,28 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::node::{Node, NodeSpec};
+use crate::node::{Node, NodeRunner, NodeSpec};
 use crate::stand_in::{InstanceEvent, StandIn, StandInOptions};
 
 /// Nodes by instance id, plus the ids the group has terminated (never restarted).
-#[derive(Default)]
-struct Fleet {
-    nodes: HashMap<String, Node>,
+struct Fleet<N> {
+    nodes: HashMap<String, N>,
     terminated: HashSet<String>,
 }
 
-pub struct SimCluster {
+impl<N> Default for Fleet<N> {
+    fn default() -> Self {
+        Self {
+            nodes: HashMap::new(),
+            terminated: HashSet::new(),
+        }
+    }
+}
+
+pub struct SimCluster<N: NodeRunner = Node> {
     pub stand_in: StandIn,
-    fleet: Arc<Mutex<Fleet>>,
+    fleet: Arc<Mutex<Fleet<N>>>,
+    settings: N::Settings,
     root: tempfile::TempDir,
     asg: JoinHandle<()>,
 }
@@ -52,12 +62,19 @@ impl SimCluster {
     }
 
     pub async fn start_with(options: StandInOptions) -> anyhow::Result<SimCluster> {
-        let stand_in = StandIn::start(options).await?;
+        Self::start_nodes(StandIn::start(options).await?, ()).await
+    }
+}
+
+impl<N: NodeRunner> SimCluster<N> {
+    /// Starts a node on every instance of the stand-in's group, and on every
+    /// instance the group launches later.
+    pub async fn start_nodes(stand_in: StandIn, settings: N::Settings) -> anyhow::Result<Self> {
         let root = tempfile::Builder::new()
             .prefix("etcd-aws-sim-")
             .tempdir()
             .context("cannot create the cluster's temp dir")?;
-        let fleet = Arc::new(Mutex::new(Fleet::default()));
+        let fleet = Arc::new(Mutex::new(Fleet::<N>::default()));
         let mut events = stand_in.subscribe();
         let template = NodeSpec {
             instance_id: String::new(),
@@ -69,14 +86,21 @@ impl SimCluster {
             backup_bucket: Some(stand_in.bucket().to_owned()),
         };
         for instance in stand_in.instances().await? {
-            launch(&fleet, &template, &instance.id, instance.private_ip);
+            launch(
+                &fleet,
+                &template,
+                &settings,
+                &instance.id,
+                instance.private_ip,
+            );
         }
-        let (asg_fleet, asg_template) = (fleet.clone(), template.clone());
+        let (asg_fleet, asg_template, asg_settings) =
+            (fleet.clone(), template.clone(), settings.clone());
         let asg = tokio::spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(InstanceEvent::Launched { id, private_ip }) => {
-                        launch(&asg_fleet, &asg_template, &id, private_ip)
+                        launch(&asg_fleet, &asg_template, &asg_settings, &id, private_ip)
                     }
                     Ok(InstanceEvent::Terminated { id }) => {
                         let mut fleet = lock(&asg_fleet);
@@ -93,6 +117,7 @@ impl SimCluster {
         Ok(SimCluster {
             stand_in,
             fleet,
+            settings,
             root,
             asg,
         })
@@ -106,7 +131,7 @@ impl SimCluster {
     }
 
     /// Runs `f` on the node of `instance_id`.
-    pub fn with_node<T>(&self, instance_id: &str, f: impl FnOnce(&Node) -> T) -> anyhow::Result<T> {
+    pub fn with_node<T>(&self, instance_id: &str, f: impl FnOnce(&N) -> T) -> anyhow::Result<T> {
         let fleet = lock(&self.fleet);
         let node = fleet
             .nodes
@@ -174,7 +199,13 @@ impl SimCluster {
             backup_bucket: Some(self.stand_in.bucket().to_owned()),
         };
         lock(&self.fleet).terminated.remove(instance_id);
-        launch(&self.fleet, &template, instance_id, instance.private_ip);
+        launch(
+            &self.fleet,
+            &template,
+            &self.settings,
+            instance_id,
+            instance.private_ip,
+        );
         Ok(())
     }
 
@@ -255,7 +286,7 @@ impl SimCluster {
                 }
                 let unready: Vec<String> = ids
                     .iter()
-                    .filter(|id| !self.with_node(id, Node::is_ready).unwrap_or(false))
+                    .filter(|id| !self.with_node(id, N::is_ready).unwrap_or(false))
                     .cloned()
                     .collect();
                 if !unready.is_empty() {
@@ -274,14 +305,20 @@ impl SimCluster {
     }
 }
 
-impl Drop for SimCluster {
+impl<N: NodeRunner> Drop for SimCluster<N> {
     fn drop(&mut self) {
         self.asg.abort();
         lock(&self.fleet).nodes.clear();
     }
 }
 
-fn launch(fleet: &Mutex<Fleet>, template: &NodeSpec, id: &str, private_ip: Ipv4Addr) {
+fn launch<N: NodeRunner>(
+    fleet: &Mutex<Fleet<N>>,
+    template: &NodeSpec,
+    settings: &N::Settings,
+    id: &str,
+    private_ip: Ipv4Addr,
+) {
     let mut fleet = lock(fleet);
     if fleet.nodes.contains_key(id) || fleet.terminated.contains(id) {
         return;
@@ -292,7 +329,7 @@ fn launch(fleet: &Mutex<Fleet>, template: &NodeSpec, id: &str, private_ip: Ipv4A
         root: template.root.join(id),
         ..template.clone()
     };
-    match Node::start(spec) {
+    match N::start(spec, settings) {
         Ok(node) => {
             fleet.nodes.insert(id.to_owned(), node);
         }
@@ -302,7 +339,7 @@ fn launch(fleet: &Mutex<Fleet>, template: &NodeSpec, id: &str, private_ip: Ipv4A
     }
 }
 
-fn lock(fleet: &Mutex<Fleet>) -> std::sync::MutexGuard<'_, Fleet> {
+fn lock<N>(fleet: &Mutex<Fleet<N>>) -> std::sync::MutexGuard<'_, Fleet<N>> {
     fleet
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,7 +1,7 @@
 //! The HTTP endpoint programs under test use as AWS: applies injected faults, lets
 //! the lifecycle layer answer what moto cannot, and forwards the rest to moto.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -35,14 +35,17 @@ pub struct AwsProxy {
 }
 
 impl AwsProxy {
+    /// Serves on a free port of `bind`: 127.0.0.1 for instances that are local
+    /// processes, a Docker network's gateway for instances that are containers.
     pub async fn start(
         layer: Arc<LifecycleLayer>,
         faults: FaultInjector,
         moto_url: String,
+        bind: IpAddr,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind((bind, 0))
             .await
-            .context("binding the AWS proxy")?;
+            .with_context(|| format!("binding the AWS proxy on {bind}"))?;
         let address = listener.local_addr()?;
         let proxy = Arc::new(Proxy {
             layer,

@@ -1,5 +1,5 @@
 //! The AWS resources a cluster needs, created in a fresh moto: a VPC whose subnet is
-//! a loopback /24, the autoscaling group, the hook's queue with its dead-letter
+//! the stand-in's leased /24 (loopback, or a Docker network's), the autoscaling group, the hook's queue with its dead-letter
 //! queue, and the backup bucket.
 
 use anyhow::Context;
@@ -67,10 +67,13 @@ pub async fn provision(
 }
 
 async fn network(moto: &MotoClients, subnet_prefix: &str) -> anyhow::Result<String> {
+    let (first_octets, _) = subnet_prefix
+        .rsplit_once('.')
+        .with_context(|| format!("{subnet_prefix} is not a /24 prefix"))?;
     let vpc = moto
         .ec2
         .create_vpc()
-        .cidr_block("127.0.0.0/16")
+        .cidr_block(format!("{first_octets}.0.0/16"))
         .send()
         .await
         .context("creating the VPC")?;

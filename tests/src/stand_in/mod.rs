@@ -1,13 +1,15 @@
 //! The local AWS stand-in: moto for EC2, Auto Scaling, S3 and SQS, behind a proxy
 //! that adds what moto lacks (lifecycle hooks and their notifications) and what
 //! tests need (fault injection). Each stand-in owns its moto process, its group,
-//! queues and bucket, and a loopback /24 for its instances' IPs.
+//! queues and bucket, and a loopback /24 for its instances' IPs (or, started with
+//! `SubnetRange::Docker`, Docker networks whose subnet its instances' IPs are on).
 
 mod autoscaling_xml;
 mod aws_errors;
 mod aws_proxy;
 mod aws_request;
 mod aws_setup;
+mod docker_network;
 mod fault_injection;
 mod group_watch;
 mod instances;
@@ -19,6 +21,7 @@ mod moto_server;
 mod notification;
 mod subnet_lease;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,10 +29,12 @@ use anyhow::Context;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+pub use docker_network::DockerNetworks;
 pub use fault_injection::{FaultEffect, FaultInjector, FaultRule};
 pub use instances::{InstanceEvent, SimInstance};
 pub use lifecycle_actions::{ActionOutcome, HookResult, LifecycleActionRecord};
 pub use notification::{LifecycleNotification, TestNotification};
+pub use subnet_lease::SubnetRange;
 
 use aws_proxy::AwsProxy;
 use aws_setup::{HookSettings, Names};
@@ -85,6 +90,7 @@ pub struct StandIn {
     moto_clients: MotoClients,
     faults: FaultInjector,
     _moto: MotoServer,
+    docker: Option<DockerNetworks>,
     _lease: SubnetLease,
     endpoint_url: String,
     subnet_prefix: String,
@@ -94,11 +100,28 @@ pub struct StandIn {
 }
 
 impl StandIn {
+    /// A stand-in whose instances get loopback IPs.
     pub async fn start(opts: StandInOptions) -> anyhow::Result<StandIn> {
-        let lease = SubnetLease::acquire()?;
-        let log = std::env::temp_dir()
-            .join("etcd-aws-subnets")
-            .join(format!("moto-{}.log", lease.third_octet()));
+        Self::start_on(opts, SubnetRange::Loopback).await
+    }
+
+    /// A stand-in whose instances get their IPs from `range`. For
+    /// `SubnetRange::Docker` it creates the Docker networks (see
+    /// `docker_networks()`) and serves its AWS endpoint on one of them.
+    pub async fn start_on(opts: StandInOptions, range: SubnetRange) -> anyhow::Result<StandIn> {
+        let lease = SubnetLease::acquire_in(range)?;
+        let docker = match range {
+            SubnetRange::Loopback => None,
+            SubnetRange::Docker => Some(DockerNetworks::create(&lease).await?),
+        };
+        let proxy_ip = docker
+            .as_ref()
+            .map_or(Ipv4Addr::LOCALHOST, DockerNetworks::aws_gateway);
+        let log_name = match range {
+            SubnetRange::Loopback => format!("moto-{}.log", lease.third_octet()),
+            SubnetRange::Docker => format!("moto-docker-{}.log", lease.third_octet()),
+        };
+        let log = std::env::temp_dir().join("etcd-aws-subnets").join(log_name);
         let moto = MotoServer::start(log).await?;
         let moto_clients = MotoClients::new(&moto.url()).await;
         let names = names_for(&lease);
@@ -114,7 +137,13 @@ impl StandIn {
         // Learn the initial instances now, so later events report only changes.
         layer.reconcile().await?;
         let faults = FaultInjector::default();
-        let proxy = AwsProxy::start(Arc::clone(&layer), faults.clone(), moto.url()).await?;
+        let proxy = AwsProxy::start(
+            Arc::clone(&layer),
+            faults.clone(),
+            moto.url(),
+            IpAddr::V4(proxy_ip),
+        )
+        .await?;
         let timeouts = AbortOnDrop(tokio::spawn(apply_timeouts(Arc::clone(&layer))));
         Ok(StandIn {
             _timeouts: timeouts,
@@ -124,6 +153,7 @@ impl StandIn {
             moto_clients,
             faults,
             _moto: moto,
+            docker,
             subnet_prefix: lease.prefix(),
             _lease: lease,
             names,
@@ -165,9 +195,14 @@ impl StandIn {
         &self.names.bucket
     }
 
-    /// "127.0.X": the /24 this stand-in's instances get their IPs from.
+    /// "127.0.X" (or "172.28.X"): the /24 this stand-in's instances get their IPs from.
     pub fn subnet_prefix(&self) -> &str {
         &self.subnet_prefix
+    }
+
+    /// The Docker networks of a stand-in started on `SubnetRange::Docker`.
+    pub fn docker_networks(&self) -> Option<&DockerNetworks> {
+        self.docker.as_ref()
     }
 
     /// The environment a program needs to use the stand-in as its AWS.
