@@ -16,7 +16,7 @@ TEMPLATE_PY_REQUIREMENTS := cfn-lint==1.58.0 checkov==3.3.30
 
 TEMPLATE_VENV ?= .venv
 DIST ?= dist
-CFN := cargo run --quiet --release -p etcd-aws-cfn --
+CFN = $(CFN_ENV) cargo run --quiet --release -p etcd-aws-cfn --
 # Instances: arm64 for Graviton types (the default t4g.medium), x86_64 otherwise.
 NODE_ARCH ?= arm64
 # Functions: arm64 (default) or x86_64.
@@ -26,9 +26,11 @@ ETCD_VERSION ?= 3.5.21
 # prefix replaces the function code and the nodes' binaries together.
 ARTIFACT_PREFIX ?= etcd-aws/$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)/
 
-export ETCD_AWS_ETCD_VERSION ?= $(ETCD_VERSION)
-export ETCD_AWS_FUNCTION_ARCH ?= $(FUNCTION_ARCH)
-export ETCD_AWS_ARTIFACT_PREFIX ?= $(ARTIFACT_PREFIX)
+# Given to etcd-aws-cfn only (an environment value wins): exported globally they
+# would leak into every other recipe, `cargo test` included.
+CFN_ENV := ETCD_AWS_ETCD_VERSION=$${ETCD_AWS_ETCD_VERSION:-$(ETCD_VERSION)} \
+  ETCD_AWS_FUNCTION_ARCH=$${ETCD_AWS_FUNCTION_ARCH:-$(FUNCTION_ARCH)} \
+  ETCD_AWS_ARTIFACT_PREFIX=$${ETCD_AWS_ARTIFACT_PREFIX:-$(ARTIFACT_PREFIX)}
 
 ETCD_RELEASE_ARCH := $(if $(filter arm64,$(NODE_ARCH)),arm64,amd64)
 ETCD_ARCHIVE := etcd-v$(ETCD_VERSION)-linux-$(ETCD_RELEASE_ARCH).tar.gz
@@ -67,7 +69,7 @@ package:
 deploy: package
 	test -n "$(ETCD_AWS_ARTIFACT_BUCKET)" || { echo "set ETCD_AWS_ARTIFACT_BUCKET"; exit 1; }
 	for file in etcd-aws-lifecycle.zip etcd-aws-backup.zip etcd-aws $(ETCD_ARCHIVE); do \
-	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$(ETCD_AWS_ARTIFACT_PREFIX)$$file || exit 1; \
+	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$${ETCD_AWS_ARTIFACT_PREFIX:-$(ARTIFACT_PREFIX)}$$file || exit 1; \
 	done
 	ETCD_AWS_ETCD_SHA256=$${ETCD_AWS_ETCD_SHA256:-$$(sha256sum $(DIST)/$(ETCD_ARCHIVE) | cut -d' ' -f1)} \
 	  $(CFN) --instance-type $${ETCD_AWS_INSTANCE_TYPE:-$(if $(filter arm64,$(NODE_ARCH)),t4g.medium,m7i.large)}

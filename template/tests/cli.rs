@@ -2,8 +2,20 @@
 
 use std::process::Command;
 
+/// The command without any `ETCD_AWS_*` setting of the caller's (`make`
+/// or a developer's shell), so each test states the settings it depends on.
+fn clean_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etcd-aws-cfn"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ETCD_AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 fn etcd_aws_cfn(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_etcd-aws-cfn"))
+    clean_command()
         .args(args)
         .env_remove("AWS_ENDPOINT_URL")
         .output()
@@ -45,7 +57,7 @@ fn cluster_size_four_fails_with_the_reason() {
 
 #[test]
 fn flags_can_come_from_the_environment() {
-    let output = Command::new(env!("CARGO_BIN_EXE_etcd-aws-cfn"))
+    let output = clean_command()
         .args(["--dry-run"])
         .env("ETCD_AWS_CLUSTER_SIZE", "5")
         .output()
