@@ -228,3 +228,65 @@ async fn sigterm_is_forwarded_to_etcd_and_its_exit_becomes_the_agents() -> anyho
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn backup_bucket_that_cannot_be_read_stops_the_seed_instead_of_forming_an_empty_cluster(
+) -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    stand_in.faults().inject(
+        FaultRule::error("s3", "ListObjectsV2", 403, "AccessDenied", "Access Denied").times(10),
+    );
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command
+        .env("ETCD_BACKUP_BUCKET", stand_in.bucket())
+        .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?);
+    let output = run(command).await?;
+    assert_clean_failure(&output, 1, "refusing to form an empty cluster");
+    assert!(
+        stderr(&output).contains("access denied"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !dir.path().join("etcd").exists(),
+        "etcd must not have started"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn backup_bucket_that_does_not_exist_forms_a_new_cluster_and_says_so() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command
+        .env("ETCD_BACKUP_BUCKET", "no-such-bucket-for-etcd-aws")
+        .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?)
+        .arg("--")
+        .arg("--log-level=warn");
+    command.stderr(std::process::Stdio::piped());
+    let mut child = command.spawn()?;
+    let ready = dir.path().join("ready");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !ready.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .expect("agent pid");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let output = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
+    assert!(
+        stderr(&output).contains("backup bucket does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    Ok(())
+}
