@@ -29,6 +29,7 @@ agent=target/$TARGET/release/etcd-aws
 
 # A binary that needs a loader or shared libraries would fail only when the
 # container starts; refuse it here instead.
+command -v file >/dev/null || { echo "build.sh: needs file(1) to check the binaries are static (apt-get install file)" >&2; exit 1; }
 for binary in "$agent" "$TOOLS/etcd" "$TOOLS/etcdctl" "$TOOLS/etcdutl"; do
   if ! file -L "$binary" | grep -q 'statically linked\|static-pie linked'; then
     echo "build.sh: $binary is not statically linked; it cannot run in a scratch image" >&2
