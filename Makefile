@@ -68,7 +68,7 @@ test: setup lint build
 	@# The partition scenarios run each instance as a container of the image;
 	@# they need a Docker engine, and CI (CI=true) insists on one.
 	@if timeout 20 docker version >/dev/null 2>&1; then \
-	  $(MAKE) --no-print-directory image && \
+	  IMAGE_PROFILE=ci-image $(MAKE) --no-print-directory image && \
 	  ETCD_AWS_IMAGE=$(IMAGE) cargo test -p etcd-aws-tests --test container_partitions -- --ignored --test-threads=$(CONTAINER_TEST_THREADS); \
 	elif [ "$${CI:-}" = true ]; then \
 	  echo "FAILED: CI=true needs the container partition tests, but no Docker engine answers" >&2; exit 1; \
