@@ -266,7 +266,7 @@ async fn backup_bucket_that_does_not_exist_forms_a_new_cluster_and_says_so() -> 
         .arg("--")
         .arg("--log-level=warn");
     command.stderr(std::process::Stdio::piped());
-    let mut child = command.spawn()?;
+    let child = command.spawn()?;
     let ready = dir.path().join("ready");
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !ready.exists() {
