@@ -38,6 +38,25 @@ fn assert_clean_failure(output: &Output, code: i32, needle: &str) {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// Waits for the agent's ready file, then sends it SIGTERM.
+async fn stop_once_ready(child: &tokio::process::Child, dir: &tempfile::TempDir) {
+    let ready = dir.path().join("ready");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !ready.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .expect("agent pid");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}
+
 /// A stand-in group of one whose only instance the agent plays.
 async fn single_instance() -> anyhow::Result<(StandIn, String, String, tempfile::TempDir)> {
     let stand_in = StandIn::start(StandInOptions {
@@ -198,21 +217,7 @@ async fn sigterm_is_forwarded_to_etcd_and_its_exit_becomes_the_agents() -> anyho
         .arg("--log-level=warn");
     command.stderr(std::process::Stdio::piped());
     let mut child = command.spawn()?;
-    let ready = dir.path().join("ready");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !ready.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "single node never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let pid = child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .expect("agent pid");
-    // SAFETY: signalling the child this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    stop_once_ready(&child, &dir).await;
     let status = tokio::time::timeout(DEADLINE, child.wait()).await??;
     // etcd shuts down cleanly, then re-raises SIGTERM on itself (Go's
     // convention); the agent reports that as 128 + 15, like a shell would.
@@ -267,21 +272,7 @@ async fn backup_bucket_that_does_not_exist_forms_a_new_cluster_and_says_so() -> 
         .arg("--log-level=warn");
     command.stderr(std::process::Stdio::piped());
     let child = command.spawn()?;
-    let ready = dir.path().join("ready");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !ready.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the node never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let pid = child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .expect("agent pid");
-    // SAFETY: signalling the child this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    stop_once_ready(&child, &dir).await;
     let output = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
     assert!(
         stderr(&output).contains("backup bucket does not exist"),
