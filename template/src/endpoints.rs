@@ -22,6 +22,8 @@ const INTERFACE_SERVICES: &[(&str, &str)] = &[
     ("autoscaling", "AutoScalingEndpoint"),
     // Nodes signal the ASG's creation and update policies.
     ("cloudformation", "CloudFormationEndpoint"),
+    // Nodes read the cluster CA; the functions read their client certificate.
+    ("secretsmanager", "SecretsManagerEndpoint"),
     // SSM Session Manager replaces SSH.
     ("ssm", "SsmEndpoint"),
     ("ssmmessages", "SsmMessagesEndpoint"),

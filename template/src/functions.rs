@@ -15,11 +15,13 @@ use crate::names::logical::{
     FAILED_INVOCATIONS_QUEUE, FUNCTION_SECURITY_GROUP, LIFECYCLE_EVENT_SOURCE, LIFECYCLE_FUNCTION,
     LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE,
 };
+use crate::names::parameters::FUNCTIONS_CLIENT_SECRET_ARN;
 use crate::names::{env, functions, BACKUP_PREFIX};
 use crate::network::private_subnet_refs;
 use crate::options::{artifacts, Options};
 use crate::policy::{allow, allow_when, inline, managed, trust};
 use crate::suppressions::{metadata, Skip};
+use crate::tls_secrets::read_secret;
 
 /// The backup function's timeout: a snapshot of a large database takes minutes.
 pub const BACKUP_FUNCTION_TIMEOUT: u32 = 600;
@@ -37,6 +39,12 @@ fn describe_group() -> Value {
         ],
         vec![json!("*")],
     )
+}
+
+/// Both functions talk to etcd as clients: they read their client certificate, never
+/// the CA, which would let them mint peer certificates.
+fn read_client_certificate() -> Vec<Value> {
+    read_secret("ReadClientCertificate", FUNCTIONS_CLIENT_SECRET_ARN)
 }
 
 fn report_failed_invocations() -> Value {
@@ -100,7 +108,7 @@ fn function(options: &Options, f: &Function) -> Value {
         "Metadata": metadata(&[
             Skip {
                 check: "CKV_AWS_173",
-                reason: "The environment holds only the group and bucket names, no secrets; Lambda encrypts it at rest with its own key",
+                reason: "The environment holds only the group and bucket names and the ARN of the client-certificate secret, never a secret itself; Lambda encrypts it at rest with its own key",
             },
             Skip {
                 check: "CKV_AWS_272",
@@ -128,6 +136,7 @@ fn function(options: &Options, f: &Function) -> Value {
                 env::GROUP_NAME: reference(AUTO_SCALING_GROUP),
                 env::BACKUP_BUCKET: reference(BACKUP_BUCKET),
                 env::BACKUP_PREFIX: BACKUP_PREFIX,
+                env::TLS_CLIENT_SECRET: reference(FUNCTIONS_CLIENT_SECRET_ARN),
             }},
             "DeadLetterConfig": { "TargetArn": get_att(FAILED_INVOCATIONS_QUEUE, "Arn") },
             "TracingConfig": { "Mode": "Active" },
@@ -140,7 +149,7 @@ pub fn fragment(options: &Options) -> Fragment {
     let group_arn = sub(&format!(
         "arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/${{{AUTO_SCALING_GROUP}}}"
     ));
-    let lifecycle_statements = vec![
+    let mut lifecycle_statements = vec![
         allow(
             "ConsumeLifecycleQueue",
             &[
@@ -162,8 +171,9 @@ pub fn fragment(options: &Options) -> Fragment {
         describe_group(),
         report_failed_invocations(),
     ];
+    lifecycle_statements.extend(read_client_certificate());
     let backup_objects = sub(&format!("${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}*"));
-    let backup_statements = vec![
+    let mut backup_statements = vec![
         allow(
             "WriteBackups",
             &[
@@ -184,6 +194,7 @@ pub fn fragment(options: &Options) -> Fragment {
         describe_group(),
         report_failed_invocations(),
     ];
+    backup_statements.extend(read_client_certificate());
     let lifecycle = Function {
         id: LIFECYCLE_FUNCTION,
         role: LIFECYCLE_FUNCTION_ROLE,

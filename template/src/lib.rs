@@ -12,8 +12,11 @@
 //!   a healthy voting member, one node at a time, new node first;
 //! - a terminating lifecycle hook posting to an SQS queue (with a dead-letter queue)
 //!   that feeds the lifecycle function, which removes the departing member;
-//! - an internal network load balancer on port 2379 whose local health check also
-//!   decides when autoscaling replaces a node;
+//! - TLS everywhere: the cluster CA and the functions' client certificate live in
+//!   Secrets Manager (created by `etcd-aws-cfn` before the stack, since no node starts
+//!   without the CA); each node issues itself a certificate at boot;
+//! - an internal network load balancer passing TLS through on port 2379, whose local
+//!   health check (plain HTTP on 2381) also decides when autoscaling replaces a node;
 //! - the backup function on an EventBridge schedule, writing to an encrypted,
 //!   versioned, private bucket; the lifecycle function's reconcile on another schedule;
 //! - least-privilege IAM roles, alarms sent to an SNS topic with an e-mail subscription,
@@ -62,6 +65,7 @@ pub mod schedules;
 pub mod security_groups;
 pub mod stack_events;
 pub mod suppressions;
+pub mod tls_secrets;
 pub mod user_data;
 
 use serde_json::{json, Value};
@@ -83,6 +87,7 @@ pub enum TemplateError {
 pub fn template(options: &Options) -> Result<Value, TemplateError> {
     options.validate()?;
     let fragment = parameters::fragment(options)
+        .merge(tls_secrets::fragment())?
         .merge(network::fragment(options))?
         .merge(endpoints::fragment(options))?
         .merge(security_groups::fragment(options))?

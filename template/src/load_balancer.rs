@@ -1,16 +1,23 @@
 //! The internal network load balancer clients use to find the cluster, and whose
 //! health checks decide when autoscaling replaces a node.
 //!
+//! The listener passes TCP through: TLS runs end to end between the client and etcd,
+//! which verifies the client's certificate (a TLS listener here would end TLS at the
+//! balancer, and etcd would no longer see who the client is). Each node's certificate
+//! names the balancer's DNS name, so clients can verify it through the balancer.
+//!
 //! The health check asks etcd for its *local* health (`serializable=true`, etcd 3.5.3+).
 //! The plain `/health` fails on every node once quorum is lost, and autoscaling would
-//! then replace the survivors whose data the recovery needs.
+//! then replace the survivors whose data the recovery needs. It asks on the metrics
+//! port, where etcd serves `/health` over plain HTTP: the client port requires a
+//! client certificate, which a load balancer health check cannot present.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::reference;
 use crate::names::logical::{LOAD_BALANCER, LOAD_BALANCER_SECURITY_GROUP, TARGET_GROUP, VPC};
-use crate::names::ports::CLIENT;
+use crate::names::ports::{CLIENT, METRICS};
 use crate::network::private_subnet_refs;
 use crate::suppressions::{metadata, Skip};
 
@@ -25,7 +32,7 @@ pub fn fragment() -> Fragment {
                 "Metadata": metadata(&[
                     Skip {
                         check: "CKV_AWS_91",
-                        reason: "Network load balancers write access logs only for TLS listeners; this one forwards plain TCP to etcd",
+                        reason: "Network load balancers write access logs only for TLS listeners; this one passes TCP through so that TLS runs end to end to etcd, which checks each client's certificate",
                     },
                     Skip {
                         check: "CKV_AWS_150",
@@ -53,7 +60,7 @@ pub fn fragment() -> Fragment {
                     "Port": CLIENT,
                     "TargetType": "instance",
                     "HealthCheckProtocol": "HTTP",
-                    "HealthCheckPort": CLIENT.to_string(),
+                    "HealthCheckPort": METRICS.to_string(),
                     "HealthCheckPath": HEALTH_CHECK_PATH,
                     "HealthCheckIntervalSeconds": 10,
                     "HealthyThresholdCount": 2,

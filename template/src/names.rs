@@ -30,6 +30,33 @@ pub mod env {
     pub const GROUP_NAME: &str = "ETCD_AWS_GROUP_NAME";
     /// Where the agent writes its ready file.
     pub const READY_FILE: &str = "ETCD_AWS_READY_FILE";
+    /// The secret holding the cluster CA, from which each node issues itself its
+    /// certificate at boot (nodes only).
+    pub const TLS_CA_SECRET: &str = "ETCD_AWS_TLS_CA_SECRET";
+    /// Extra DNS names in each node's certificate (comma-separated), so that clients
+    /// reaching a node through the load balancer can verify it by the balancer's name.
+    pub const TLS_DNS_NAMES: &str = "ETCD_AWS_TLS_DNS_NAMES";
+    /// The port on which etcd serves plain-HTTP `/health` and `/metrics`.
+    pub const METRICS_PORT: &str = "ETCD_AWS_METRICS_PORT";
+    /// The secret holding the functions' client certificate (functions only).
+    pub const TLS_CLIENT_SECRET: &str = "ETCD_AWS_TLS_CLIENT_SECRET";
+}
+
+/// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.
+pub mod secrets {
+    /// The cluster CA (certificate and key). Only the nodes may read it: whoever holds
+    /// it can issue a peer certificate and join the cluster.
+    pub fn cluster_ca(stack: &str) -> String {
+        format!("etcd-aws/{stack}/cluster-ca")
+    }
+
+    /// The functions' client certificate, issued from the CA (without the CA's key).
+    pub fn functions_client(stack: &str) -> String {
+        format!("etcd-aws/{stack}/functions-client")
+    }
+
+    /// The tag naming the stack a secret belongs to.
+    pub const STACK_TAG: &str = "etcd-aws:stack";
 }
 
 /// The Lambda functions: cargo package names (what `cargo lambda build` produces a zip
@@ -62,6 +89,9 @@ pub mod metrics {
 pub mod ports {
     pub const CLIENT: u16 = 2379;
     pub const PEER: u16 = 2380;
+    /// Plain-HTTP `/health` and `/metrics` without a client certificate: what the load
+    /// balancer's health check can reach, since the client port requires one.
+    pub const METRICS: u16 = 2381;
 }
 
 /// Logical ids that more than one module refers to.
@@ -102,6 +132,20 @@ pub mod parameters {
     pub const ALARM_EMAIL: &str = "AlarmEmail";
     pub const ARTIFACT_BUCKET: &str = "ArtifactBucket";
     pub const ETCD_SHA256: &str = "EtcdSha256";
+    /// ARN of the secret holding the cluster CA (filled in by `etcd-aws-cfn`).
+    pub const CLUSTER_CA_SECRET_ARN: &str = "ClusterCaSecretArn";
+    /// ARN of the secret holding the functions' client certificate.
+    pub const FUNCTIONS_CLIENT_SECRET_ARN: &str = "FunctionsClientSecretArn";
+    /// ARN of the customer managed KMS key encrypting both secrets; empty for the AWS
+    /// managed key `aws/secretsmanager`.
+    pub const SECRETS_KMS_KEY_ARN: &str = "SecretsKmsKeyArn";
+}
+
+/// Template conditions that more than one module refers to.
+pub mod conditions {
+    /// The secrets are encrypted with a customer managed key, so the roles reading them
+    /// need `kms:Decrypt` on it.
+    pub const SECRETS_USE_CUSTOMER_KEY: &str = "SecretsUseCustomerKey";
 }
 
 /// Private subnets by index; one per availability zone.

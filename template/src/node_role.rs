@@ -1,17 +1,20 @@
 //! The nodes' IAM role: find the group and its instances, read backups to restore,
-//! fetch the artifacts, signal CloudFormation, and be reachable by Session Manager.
+//! read the cluster CA to issue themselves a certificate, fetch the artifacts, signal
+//! CloudFormation, and be reachable by Session Manager.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_ROLE};
+use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
 use crate::names::BACKUP_PREFIX;
 use crate::options::Options;
 use crate::policy::{allow, allow_when, inline, managed, trust};
+use crate::tls_secrets::read_secret;
 
 pub fn fragment(options: &Options) -> Fragment {
-    let statements = vec![
+    let mut statements = vec![
         // Describe calls support no resource-level permissions: "*" is the only resource.
         allow(
             "DiscoverPeers",
@@ -47,6 +50,8 @@ pub fn fragment(options: &Options) -> Fragment {
             vec![reference("AWS::StackId")],
         ),
     ];
+    // The nodes are the only readers of the CA: holding it is holding the cluster.
+    statements.extend(read_secret("ReadClusterCa", CLUSTER_CA_SECRET_ARN));
     Fragment::new()
         .resource(
             NODE_ROLE,

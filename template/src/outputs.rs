@@ -10,6 +10,7 @@ use crate::names::logical::{
     DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER,
     VPC,
 };
+use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::ports::CLIENT;
 use crate::names::{private_subnet, ZONES};
 
@@ -23,8 +24,16 @@ pub fn fragment() -> Fragment {
         .collect();
     Fragment::new()
         .output("ClientEndpoint", output(
-            "etcd client URL (internal load balancer); clients then talk to the members it lists",
-            sub(&format!("http://${{{LOAD_BALANCER}.DNSName}}:{CLIENT}")),
+            "etcd client URL (internal load balancer, TLS passed through to etcd; a client certificate from etcd-aws-cfn issue-client-cert is required); clients then talk to the members it lists",
+            sub(&format!("https://${{{LOAD_BALANCER}.DNSName}}:{CLIENT}")),
+        ))
+        .output("ClusterCaSecretArn", output(
+            "Secret holding the cluster CA (nodes only; etcd-aws-cfn issue-client-cert issues client certificates from it)",
+            reference(CLUSTER_CA_SECRET_ARN),
+        ))
+        .output("FunctionsClientSecretArn", output(
+            "Secret holding the functions' client certificate",
+            reference(FUNCTIONS_CLIENT_SECRET_ARN),
         ))
         .output("ClientSecurityGroupId", output(
             "Security group to attach to etcd clients",

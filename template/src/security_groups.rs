@@ -12,7 +12,7 @@ use crate::names::logical::{
     CLIENT_SECURITY_GROUP, ENDPOINT_SECURITY_GROUP, FUNCTION_SECURITY_GROUP,
     LOAD_BALANCER_SECURITY_GROUP, NODE_SECURITY_GROUP, VPC,
 };
-use crate::names::ports::{CLIENT, PEER};
+use crate::names::ports::{CLIENT, METRICS, PEER};
 use crate::options::{NetworkMode, Options};
 
 /// HTTPS to the AWS APIs (through the endpoints or the NAT gateway).
@@ -158,7 +158,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 NODE_SECURITY_GROUP,
                 CLIENT,
                 LOAD_BALANCER_SECURITY_GROUP,
-                "client traffic and health checks from the load balancer",
+                "client traffic from the load balancer",
             ),
         )
         .resource(
@@ -167,7 +167,27 @@ pub fn fragment(options: &Options) -> Fragment {
                 LOAD_BALANCER_SECURITY_GROUP,
                 CLIENT,
                 NODE_SECURITY_GROUP,
-                "client traffic and health checks to the nodes",
+                "client traffic to the nodes",
+            ),
+        )
+        // The health check cannot present a client certificate, so it asks etcd's
+        // plain-HTTP /health on the metrics port instead of the client port.
+        .resource(
+            "NodeFromLoadBalancerHealthCheck",
+            ingress(
+                NODE_SECURITY_GROUP,
+                METRICS,
+                LOAD_BALANCER_SECURITY_GROUP,
+                "health checks from the load balancer (etcd /health over plain HTTP)",
+            ),
+        )
+        .resource(
+            "LoadBalancerToNodesHealthCheck",
+            egress(
+                LOAD_BALANCER_SECURITY_GROUP,
+                METRICS,
+                NODE_SECURITY_GROUP,
+                "health checks to the nodes (etcd /health over plain HTTP)",
             ),
         )
         .resource(

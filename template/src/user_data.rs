@@ -10,7 +10,9 @@
 use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
-use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET};
+use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER};
+use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
+use crate::names::ports::METRICS;
 use crate::names::{
     env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
 };
@@ -74,6 +76,13 @@ Environment=@ENV_BUCKET@=${@BUCKET@}
 Environment=@ENV_PREFIX@=@PREFIX@
 Environment=@ENV_DATA_DIR@=@DATA_DIR@
 Environment=@ENV_LOG_FORMAT@=json
+# TLS on every etcd port: the agent reads the cluster CA from this secret and issues
+# this node a certificate for its private IP and the load balancer's name.
+Environment=@ENV_TLS_CA_SECRET@=${@CA_SECRET@}
+Environment=@ENV_TLS_DNS_NAMES@=${@LOAD_BALANCER@.DNSName}
+# Plain-HTTP /health and /metrics for the load balancer's health check, which has no
+# client certificate to present on the client port.
+Environment=@ENV_METRICS_PORT@=@METRICS_PORT@
 # The agent writes its ready file once this node is a healthy voting member; systemd
 # empties the runtime directory whenever the agent stops, so the file never outlives
 # the run that wrote it.
@@ -141,7 +150,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 19] = [
+    let replacements: [(&str, String); 25] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -172,6 +181,12 @@ pub fn script(options: &Options) -> String {
         ("@ENV_LOG_FORMAT@", env::LOG_FORMAT.to_string()),
         ("@ENV_READY_FILE@", env::READY_FILE.to_string()),
         ("@READY_FILE@", READY_FILE.to_string()),
+        ("@ENV_TLS_CA_SECRET@", env::TLS_CA_SECRET.to_string()),
+        ("@CA_SECRET@", CLUSTER_CA_SECRET_ARN.to_string()),
+        ("@ENV_TLS_DNS_NAMES@", env::TLS_DNS_NAMES.to_string()),
+        ("@LOAD_BALANCER@", LOAD_BALANCER.to_string()),
+        ("@ENV_METRICS_PORT@", env::METRICS_PORT.to_string()),
+        ("@METRICS_PORT@", METRICS.to_string()),
     ];
     replacements
         .iter()

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use etcd_aws_cfn::names::{env, functions, logical, parameters};
+use etcd_aws_cfn::names::{conditions, env, functions, logical, parameters, ports};
 use etcd_aws_cfn::options::{ClusterSize, Options, OptionsError, SshCidr};
 use serde_json::{json, Value};
 
@@ -243,17 +243,34 @@ fn queue_visibility_outlasts_six_lifecycle_function_timeouts() {
     assert!(visibility >= 6 * timeout);
 }
 
+fn backup_bucket(template: &Value) -> &Value {
+    &resource(template, logical::BACKUP_BUCKET)["Properties"]
+}
+
 #[test]
-fn backup_bucket_is_encrypted_versioned_and_blocks_public_access() {
+fn backup_bucket_encrypts_with_kms() {
     let template = default_template();
-    let bucket = &resource(&template, logical::BACKUP_BUCKET)["Properties"];
-    assert!(
-        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
-            .is_string()
+    let rules = &backup_bucket(&template)["BucketEncryption"]["ServerSideEncryptionConfiguration"];
+    assert_eq!(rules.as_array().map(Vec::len), Some(1), "{rules}");
+    assert_eq!(
+        rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "aws:kms"
     );
-    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
-    let block = &bucket["PublicAccessBlockConfiguration"];
+}
+
+#[test]
+fn backup_bucket_is_versioned() {
+    let template = default_template();
+    assert_eq!(
+        backup_bucket(&template)["VersioningConfiguration"]["Status"],
+        "Enabled"
+    );
+}
+
+#[test]
+fn backup_bucket_blocks_all_public_access() {
+    let template = default_template();
+    let block = &backup_bucket(&template)["PublicAccessBlockConfiguration"];
     for setting in [
         "BlockPublicAcls",
         "BlockPublicPolicy",
@@ -265,13 +282,29 @@ fn backup_bucket_is_encrypted_versioned_and_blocks_public_access() {
 }
 
 #[test]
-fn backup_bucket_refuses_plain_http() {
+fn backup_bucket_refuses_plain_http_to_the_bucket_and_every_object() {
     let template = default_template();
-    let policy = &of_type(&template, "AWS::S3::BucketPolicy")[0].1["Properties"]["PolicyDocument"];
-    assert_eq!(policy["Statement"][0]["Effect"], "Deny");
+    let policies = of_type(&template, "AWS::S3::BucketPolicy");
+    assert_eq!(policies.len(), 1);
+    let properties = &policies[0].1["Properties"];
     assert_eq!(
-        policy["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
+        properties["Bucket"],
+        json!({ "Ref": logical::BACKUP_BUCKET })
+    );
+    let statement = &properties["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(statement["Principal"], "*");
+    assert_eq!(statement["Action"], "s3:*");
+    assert_eq!(
+        statement["Condition"]["Bool"]["aws:SecureTransport"],
         "false"
+    );
+    assert_eq!(
+        statement["Resource"],
+        json!([
+            { "Fn::GetAtt": [logical::BACKUP_BUCKET, "Arn"] },
+            { "Fn::Sub": "${BackupBucket.Arn}/*" },
+        ])
     );
 }
 
@@ -575,7 +608,14 @@ fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
     for name in names {
         assert!(
             name.starts_with("AWS::")
-                || ["ArtifactBucket", "EtcdSha256", "BackupBucket"].contains(&name.as_str()),
+                || [
+                    "ArtifactBucket",
+                    "EtcdSha256",
+                    "BackupBucket",
+                    parameters::CLUSTER_CA_SECRET_ARN,
+                    logical::LOAD_BALANCER,
+                ]
+                .contains(&name.as_str()),
             "user-data substitutes unknown ${{{name}}}"
         );
     }
@@ -658,6 +698,15 @@ fn outputs_name_the_client_endpoint_bucket_queue_and_functions() {
 }
 
 #[test]
+fn client_endpoint_is_an_https_url_on_the_load_balancer() {
+    let template = default_template();
+    assert_eq!(
+        template["Outputs"]["ClientEndpoint"]["Value"],
+        json!({ "Fn::Sub": "https://${ClientLoadBalancer.DNSName}:2379" })
+    );
+}
+
+#[test]
 fn compact_template_fits_the_cloudformation_body_limit() {
     for template in [default_template(), template_for(&everything_options())] {
         let body = etcd_aws_cfn::compact(&template).expect("renders");
@@ -675,4 +724,294 @@ fn yaml_and_json_renderings_hold_the_same_template() {
     let yaml = etcd_aws_cfn::render(&template, etcd_aws_cfn::Format::Yaml).expect("renders YAML");
     let back: Value = serde_norway::from_str(&yaml).expect("YAML parses");
     assert_eq!(back, template);
+}
+
+// TLS everywhere: who may read which secret, and what the nodes, the functions and the
+// load balancer are told.
+
+/// The resources each role may call `secretsmanager:GetSecretValue` on, by role.
+fn secret_readers(template: &Value) -> Vec<(String, Value)> {
+    iam_statements(template)
+        .into_iter()
+        .filter(|(_, statement)| {
+            strings(&statement["Action"])
+                .iter()
+                .any(|a| a.starts_with("secretsmanager:"))
+        })
+        .map(|(role, statement)| {
+            assert_eq!(
+                strings(&statement["Action"]),
+                vec!["secretsmanager:GetSecretValue".to_string()],
+                "{role} may do more than read a secret"
+            );
+            (role, statement["Resource"].clone())
+        })
+        .collect()
+}
+
+fn parameter_ref(name: &str) -> Value {
+    json!([{ "Ref": name }])
+}
+
+#[test]
+fn node_role_reads_exactly_the_cluster_ca_secret() {
+    for template in [default_template(), template_for(&everything_options())] {
+        let node: Vec<Value> = secret_readers(&template)
+            .into_iter()
+            .filter(|(role, _)| role == logical::NODE_ROLE)
+            .map(|(_, resources)| resources)
+            .collect();
+        assert_eq!(node, vec![parameter_ref(parameters::CLUSTER_CA_SECRET_ARN)]);
+    }
+}
+
+#[test]
+fn each_function_role_reads_exactly_the_functions_client_secret() {
+    for template in [default_template(), template_for(&everything_options())] {
+        for function_role in [
+            logical::LIFECYCLE_FUNCTION_ROLE,
+            logical::BACKUP_FUNCTION_ROLE,
+        ] {
+            let read: Vec<Value> = secret_readers(&template)
+                .into_iter()
+                .filter(|(role, _)| role == function_role)
+                .map(|(_, resources)| resources)
+                .collect();
+            assert_eq!(
+                read,
+                vec![parameter_ref(parameters::FUNCTIONS_CLIENT_SECRET_ARN)],
+                "{function_role}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_role_but_the_node_role_can_reach_the_cluster_ca() {
+    // Whoever holds the CA can mint a peer certificate and join the cluster.
+    for template in [default_template(), template_for(&everything_options())] {
+        let readers: Vec<String> = secret_readers(&template)
+            .into_iter()
+            .map(|(role, _)| role)
+            .collect();
+        assert_eq!(
+            readers
+                .iter()
+                .filter(|r| r.as_str() != logical::NODE_ROLE)
+                .count(),
+            2,
+            "only the node role and the two function roles read secrets: {readers:?}"
+        );
+        for (role, statement) in iam_statements(&template) {
+            if role == logical::NODE_ROLE {
+                continue;
+            }
+            let mut names = Vec::new();
+            references(&statement, &mut names);
+            assert!(
+                !names.iter().any(|n| n == parameters::CLUSTER_CA_SECRET_ARN),
+                "{role} may touch the cluster CA: {statement}"
+            );
+        }
+    }
+}
+
+#[test]
+fn secrets_need_kms_decrypt_only_with_a_customer_key_and_only_through_secrets_manager() {
+    let template = default_template();
+    assert_eq!(
+        template["Conditions"][conditions::SECRETS_USE_CUSTOMER_KEY],
+        json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": parameters::SECRETS_KMS_KEY_ARN }, ""] }] })
+    );
+    assert_eq!(
+        template["Parameters"][parameters::SECRETS_KMS_KEY_ARN]["Default"],
+        ""
+    );
+    let decrypts: Vec<(String, Value)> = iam_statements(&template)
+        .into_iter()
+        .filter(|(_, s)| strings(&s["Action"]).iter().any(|a| a.starts_with("kms:")))
+        .collect();
+    assert_eq!(
+        decrypts.len(),
+        3,
+        "one per secret-reading role: {decrypts:?}"
+    );
+    for (role, statement) in decrypts {
+        assert_eq!(
+            strings(&statement["Action"]),
+            vec!["kms:Decrypt".to_string()]
+        );
+        assert_eq!(
+            statement["Resource"],
+            parameter_ref(parameters::SECRETS_KMS_KEY_ARN),
+            "{role}"
+        );
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["kms:ViaService"],
+            json!({ "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com" }),
+            "{role}"
+        );
+        let secret = if role == logical::NODE_ROLE {
+            parameters::CLUSTER_CA_SECRET_ARN
+        } else {
+            parameters::FUNCTIONS_CLIENT_SECRET_ARN
+        };
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"],
+            json!({ "Ref": secret }),
+            "{role}"
+        );
+    }
+    // Without a customer key the statement disappears.
+    let conditional = resources(&template)
+        .values()
+        .filter(|body| body["Type"] == "AWS::IAM::Role")
+        .flat_map(|body| {
+            body["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|s| s.get("Fn::If").is_some())
+        .collect::<Vec<_>>();
+    assert_eq!(conditional.len(), 3);
+    for statement in conditional {
+        assert_eq!(statement["Fn::If"][0], conditions::SECRETS_USE_CUSTOMER_KEY);
+        assert_eq!(statement["Fn::If"][2], json!({ "Ref": "AWS::NoValue" }));
+    }
+}
+
+#[test]
+fn secret_arns_are_parameters_the_deployer_fills_in() {
+    let template = default_template();
+    for name in [
+        parameters::CLUSTER_CA_SECRET_ARN,
+        parameters::FUNCTIONS_CLIENT_SECRET_ARN,
+    ] {
+        let parameter = &template["Parameters"][name];
+        assert_eq!(parameter["Type"], "String", "{name}");
+        assert!(parameter.get("Default").is_none(), "{name} has a default");
+        assert!(
+            parameter["AllowedPattern"]
+                .as_str()
+                .is_some_and(|p| p.contains(":secretsmanager:")),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn functions_get_the_client_secret_arn_and_never_the_ca() {
+    let template = default_template();
+    for id in [logical::LIFECYCLE_FUNCTION, logical::BACKUP_FUNCTION] {
+        let variables = &resource(&template, id)["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            variables[env::TLS_CLIENT_SECRET],
+            json!({ "Ref": parameters::FUNCTIONS_CLIENT_SECRET_ARN }),
+            "{id}"
+        );
+        let mut names = Vec::new();
+        references(variables, &mut names);
+        assert!(
+            !names.iter().any(|n| n == parameters::CLUSTER_CA_SECRET_ARN),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_the_metrics_port() {
+    let script = user_data_script(&default_template());
+    for line in [
+        "Environment=ETCD_AWS_TLS_CA_SECRET=${ClusterCaSecretArn}",
+        "Environment=ETCD_AWS_TLS_DNS_NAMES=${ClientLoadBalancer.DNSName}",
+        "Environment=ETCD_AWS_METRICS_PORT=2381",
+    ] {
+        assert!(script.contains(line), "user-data lacks {line:?}");
+    }
+    assert!(!script.contains("FunctionsClientSecretArn"));
+}
+
+#[test]
+fn health_check_asks_the_plain_http_metrics_port() {
+    let template = default_template();
+    let target_group = &resource(&template, logical::TARGET_GROUP)["Properties"];
+    assert_eq!(target_group["HealthCheckProtocol"], "HTTP");
+    assert_eq!(target_group["HealthCheckPort"], ports::METRICS.to_string());
+    assert_eq!(ports::METRICS, 2381);
+    assert_eq!(target_group["HealthCheckPath"], "/health?serializable=true");
+}
+
+fn rule_exists(
+    template: &Value,
+    kind: &str,
+    group: &str,
+    peer_key: &str,
+    peer: &str,
+    port: u16,
+) -> bool {
+    of_type(template, kind).into_iter().any(|(_, rule)| {
+        let p = &rule["Properties"];
+        p["GroupId"] == json!({ "Ref": group })
+            && p[peer_key] == json!({ "Ref": peer })
+            && p["FromPort"] == port
+            && p["ToPort"] == port
+            && p["IpProtocol"] == "tcp"
+    })
+}
+
+#[test]
+fn load_balancer_may_reach_the_metrics_port_of_the_nodes() {
+    for template in [default_template(), template_for(&everything_options())] {
+        assert!(rule_exists(
+            &template,
+            "AWS::EC2::SecurityGroupIngress",
+            logical::NODE_SECURITY_GROUP,
+            "SourceSecurityGroupId",
+            logical::LOAD_BALANCER_SECURITY_GROUP,
+            ports::METRICS,
+        ));
+        assert!(rule_exists(
+            &template,
+            "AWS::EC2::SecurityGroupEgress",
+            logical::LOAD_BALANCER_SECURITY_GROUP,
+            "DestinationSecurityGroupId",
+            logical::NODE_SECURITY_GROUP,
+            ports::METRICS,
+        ));
+    }
+}
+
+#[test]
+fn only_the_load_balancer_may_reach_the_metrics_port() {
+    let template = default_template();
+    let sources: Vec<Value> = of_type(&template, "AWS::EC2::SecurityGroupIngress")
+        .into_iter()
+        .filter(|(_, rule)| rule["Properties"]["FromPort"] == ports::METRICS)
+        .map(|(_, rule)| rule["Properties"]["SourceSecurityGroupId"].clone())
+        .collect();
+    assert_eq!(
+        sources,
+        vec![json!({ "Ref": logical::LOAD_BALANCER_SECURITY_GROUP })]
+    );
+}
+
+#[test]
+fn client_listener_passes_tcp_through_so_tls_ends_at_etcd() {
+    let template = default_template();
+    let listener = &resource(&template, "ClientListener")["Properties"];
+    assert_eq!(listener["Protocol"], "TCP");
+    assert_eq!(listener["Port"], ports::CLIENT);
+    assert!(listener.get("Certificates").is_none());
+}
+
+#[test]
+fn endpoints_mode_reaches_secrets_manager_without_the_internet() {
+    let template = default_template();
+    let endpoint = &resource(&template, "SecretsManagerEndpoint")["Properties"];
+    assert_eq!(
+        endpoint["ServiceName"],
+        json!({ "Fn::Sub": "com.amazonaws.${AWS::Region}.secretsmanager" })
+    );
+    assert_eq!(endpoint["PrivateDnsEnabled"], true);
 }

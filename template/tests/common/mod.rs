@@ -65,7 +65,22 @@ pub fn of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a Valu
         .collect()
 }
 
-/// Every IAM policy statement in the template, with the resource it belongs to.
+/// A statement, or the statements a `Fn::If` may choose (without `AWS::NoValue`).
+fn possible_statements(statement: Value) -> Vec<Value> {
+    match statement.get("Fn::If").and_then(Value::as_array) {
+        Some(choice) => choice
+            .iter()
+            .skip(1)
+            .filter(|branch| branch.get("Ref") != Some(&Value::from("AWS::NoValue")))
+            .cloned()
+            .flat_map(possible_statements)
+            .collect(),
+        None => vec![statement],
+    }
+}
+
+/// Every IAM policy statement in the template (both branches of a conditional one),
+/// with the resource it belongs to.
 pub fn iam_statements(template: &Value) -> Vec<(String, Value)> {
     let mut statements = Vec::new();
     for (id, body) in resources(template) {
@@ -82,7 +97,9 @@ pub fn iam_statements(template: &Value) -> Vec<(String, Value)> {
                 .cloned()
                 .unwrap_or_default()
             {
-                statements.push((id.clone(), statement));
+                for possible in possible_statements(statement) {
+                    statements.push((id.clone(), possible));
+                }
             }
         }
     }

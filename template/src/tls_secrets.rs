@@ -1,0 +1,91 @@
+//! The TLS secrets as the template sees them: their ARNs as parameters, whether a
+//! customer managed KMS key encrypts them, and the statements that let a role read one.
+//!
+//! The secrets themselves are made by `etcd-aws-cfn` before the stack (see
+//! [`crate::cluster_secrets`]): the creation policy waits for every node to be a
+//! healthy member, and a node cannot start without the CA, so the CA must exist before
+//! the first node boots. A stack resource would only be created alongside the nodes.
+
+use serde_json::{json, Value};
+
+use crate::fragment::Fragment;
+use crate::intrinsics::{if_condition, no_value, reference, sub};
+use crate::names::conditions::SECRETS_USE_CUSTOMER_KEY;
+use crate::names::parameters::{
+    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
+};
+use crate::policy::{allow, allow_when};
+
+const SECRET_ARN_PATTERN: &str = "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$";
+const KMS_KEY_ARN_PATTERN: &str = "^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$";
+
+fn secret_parameter(description: &str) -> Value {
+    json!({
+        "Type": "String",
+        "Description": description,
+        "AllowedPattern": SECRET_ARN_PATTERN,
+        "ConstraintDescription": "a Secrets Manager secret ARN (etcd-aws-cfn creates the secret and fills this in)",
+    })
+}
+
+pub fn fragment() -> Fragment {
+    Fragment::new()
+        .parameter(
+            CLUSTER_CA_SECRET_ARN,
+            secret_parameter(
+                "Secret holding the cluster CA (etcd-aws/<stack>/cluster-ca); only the nodes read it",
+            ),
+        )
+        .parameter(
+            FUNCTIONS_CLIENT_SECRET_ARN,
+            secret_parameter(
+                "Secret holding the functions' client certificate (etcd-aws/<stack>/functions-client)",
+            ),
+        )
+        .parameter(
+            SECRETS_KMS_KEY_ARN,
+            json!({
+                "Type": "String",
+                "Description": "ARN of the customer managed KMS key encrypting both secrets; empty for the AWS managed key aws/secretsmanager",
+                "Default": "",
+                "AllowedPattern": KMS_KEY_ARN_PATTERN,
+                "ConstraintDescription": "empty, or a KMS key ARN such as arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            }),
+        )
+        .condition(
+            SECRETS_USE_CUSTOMER_KEY,
+            json!({ "Fn::Not": [{ "Fn::Equals": [reference(SECRETS_KMS_KEY_ARN), ""] }] }),
+        )
+}
+
+/// The statements that let a role read the secret whose ARN is the parameter
+/// `secret_parameter`, and nothing else.
+///
+/// With the AWS managed key `aws/secretsmanager` no KMS statement is needed: that key's
+/// policy lets every principal of the account use it through Secrets Manager, so
+/// `GetSecretValue` on the secret is the whole permission. A customer managed key needs
+/// `kms:Decrypt`, granted on that key only, only through Secrets Manager in this region
+/// and only for this secret (Secrets Manager puts the secret's ARN in the encryption
+/// context), so the role cannot decrypt anything else with it.
+pub fn read_secret(sid: &str, secret_parameter: &str) -> Vec<Value> {
+    vec![
+        allow(
+            sid,
+            &["secretsmanager:GetSecretValue"],
+            vec![reference(secret_parameter)],
+        ),
+        if_condition(
+            SECRETS_USE_CUSTOMER_KEY,
+            allow_when(
+                &format!("{sid}Key"),
+                &["kms:Decrypt"],
+                vec![reference(SECRETS_KMS_KEY_ARN)],
+                json!({ "StringEquals": {
+                    "kms:ViaService": sub("secretsmanager.${AWS::Region}.amazonaws.com"),
+                    "kms:EncryptionContext:SecretARN": reference(secret_parameter),
+                }}),
+            ),
+            no_value(),
+        ),
+    ]
+}
