@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackEvent};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, StackEvent,
+};
 use aws_sdk_cloudformation::Client;
 
 use crate::stack_events::{self, Event, Outcome};
@@ -98,6 +100,9 @@ pub enum Deployed {
 pub struct Deployment {
     pub stack_name: String,
     pub template_body: String,
+    /// Parameter values (name, value) for the change set; only those the template
+    /// declares are sent, since CloudFormation refuses any other.
+    pub parameters: Vec<(String, String)>,
     /// How long to wait for the change set and for the stack operation, each.
     pub timeout: Duration,
     /// Time between polls of the change set and the stack's events.
@@ -130,12 +135,25 @@ pub async fn deploy(client: &Client, deployment: &Deployment) -> Result<Deployed
         "creating change set"
     );
     let change_set_name = format!("etcd-aws-cfn-{}", unix_seconds());
+    let declared = declared_parameters(&deployment.template_body);
+    let parameters: Vec<Parameter> = deployment
+        .parameters
+        .iter()
+        .filter(|(name, _)| declared.contains(name))
+        .map(|(name, value)| {
+            Parameter::builder()
+                .parameter_key(name)
+                .parameter_value(value)
+                .build()
+        })
+        .collect();
     let created = client
         .create_change_set()
         .stack_name(stack)
         .change_set_name(&change_set_name)
         .change_set_type(change_set_type)
         .template_body(&deployment.template_body)
+        .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
         .capabilities(Capability::CapabilityNamedIam)
         .description("etcd-aws-cfn deploy")
@@ -325,6 +343,25 @@ fn event(e: &StackEvent) -> Event {
             .unwrap_or_default(),
         reason: e.resource_status_reason().map(str::to_string),
     }
+}
+
+/// The parameter names a JSON or YAML template declares. YAML is a superset of JSON,
+/// and its short-form tags (`!Ref`) parse as tagged values, so one parser reads both;
+/// a template it cannot read declares nothing here and CloudFormation says why.
+pub fn declared_parameters(template_body: &str) -> HashSet<String> {
+    let Ok(template) = serde_norway::from_str::<serde_norway::Value>(template_body) else {
+        return HashSet::new();
+    };
+    template
+        .get("Parameters")
+        .and_then(serde_norway::Value::as_mapping)
+        .map(|parameters| {
+            parameters
+                .keys()
+                .filter_map(|key| key.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn unix_seconds() -> u64 {

@@ -44,6 +44,8 @@
 pub mod alarms;
 pub mod autoscaling;
 pub mod backup_bucket;
+pub mod client_certificate;
+pub mod cluster_secrets;
 pub mod dashboard;
 pub mod deploy;
 pub mod endpoints;

@@ -1,4 +1,6 @@
-//! `etcd-aws-cfn`: print the etcd cluster's CloudFormation template, or deploy it.
+//! `etcd-aws-cfn`: print the etcd cluster's CloudFormation template, or deploy it
+//! (after making sure the cluster CA and the functions' client certificate exist);
+//! `etcd-aws-cfn issue-client-cert` issues a client certificate from the cluster CA.
 //!
 //! See the library's documentation for what the stack contains.
 
@@ -8,11 +10,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use etcd_aws_cfn::client_certificate::{self, ClientCertificateRequest};
+use etcd_aws_cfn::cluster_secrets::{self, SecretsSettings};
 use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
+use etcd_aws_cfn::names::parameters::{
+    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
+};
 use etcd_aws_cfn::options::{
     defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode,
-    Schedule, Sha256, SshCidr, VpcCidr,
+    Schedule, SecretsKey, Sha256, SshCidr, VpcCidr,
 };
 use etcd_aws_cfn::{compact, render, template, Format, Options};
 
@@ -27,6 +34,8 @@ enum LogFormat {
 #[derive(Debug, Parser)]
 #[command(name = "etcd-aws-cfn", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Print the template on stdout instead of deploying it.
     #[arg(long, env = "ETCD_AWS_DRY_RUN")]
     dry_run: bool,
@@ -99,9 +108,46 @@ struct Cli {
     /// Seconds between progress polls.
     #[arg(long, env = "ETCD_AWS_POLL_SECONDS", default_value_t = 5)]
     poll_seconds: u64,
+    /// KMS key encrypting the cluster CA's and the functions' secrets when they are
+    /// created: alias/aws/secretsmanager (the AWS managed key) or a key ARN.
+    #[arg(long, env = "ETCD_AWS_KMS_KEY_ID", default_value = defaults::SECRETS_KMS_KEY)]
+    kms_key_id: SecretsKey,
+    /// Issue the functions' client certificate anew (a deploy already does when it
+    /// expires within 30 days).
+    #[arg(long, env = "ETCD_AWS_REISSUE_FUNCTIONS_CERTIFICATE")]
+    reissue_functions_certificate: bool,
     /// Log format on stderr.
-    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Issue a client certificate from the stack's cluster CA and write ca.pem, cert.pem
+    /// and key.pem for etcdctl or any etcd client.
+    IssueClientCert(IssueClientCert),
+}
+
+#[derive(Debug, clap::Args)]
+struct IssueClientCert {
+    /// Stack whose cluster CA issues the certificate.
+    #[arg(long, env = "ETCD_AWS_STACK_NAME", default_value = "etcd")]
+    stack_name: String,
+    /// Who the certificate is for (its common name, which etcd logs).
+    #[arg(long, env = "ETCD_AWS_CLIENT_NAME")]
+    name: String,
+    /// How long the certificate is valid, such as 90days, 12h or 1year.
+    #[arg(
+        long,
+        env = "ETCD_AWS_CLIENT_VALID_FOR",
+        default_value = client_certificate::DEFAULT_VALIDITY,
+        value_parser = humantime::parse_duration
+    )]
+    valid_for: Duration,
+    /// Directory for ca.pem, cert.pem and key.pem (created if missing; the key is
+    /// written readable by its owner only).
+    #[arg(long, env = "ETCD_AWS_CLIENT_CERT_DIR")]
+    out: PathBuf,
 }
 
 impl Cli {
@@ -164,7 +210,45 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+async fn issue_client_cert(args: &IssueClientCert) -> anyhow::Result<()> {
+    let config = aws_config::load_from_env().await;
+    let request = ClientCertificateRequest {
+        stack: args.stack_name.clone(),
+        name: args.name.clone(),
+        valid_for: args.valid_for,
+        out: args.out.clone(),
+    };
+    let issued = client_certificate::issue(&config, &request).await?;
+    tracing::info!(
+        secret = %issued.secret,
+        "issued a client certificate for {} valid until {}, written to {}",
+        args.name.trim(),
+        humantime::format_rfc3339_seconds(issued.not_after),
+        args.out.display()
+    );
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config);
+    let endpoint = match client_certificate::client_endpoint(&cloudformation, &args.stack_name)
+        .await
+    {
+        Ok(Some(endpoint)) => endpoint,
+        Ok(None) => {
+            tracing::warn!(stack = %args.stack_name, "the stack has no ClientEndpoint output yet; fill in the load balancer's DNS name below");
+            client_certificate::placeholder_endpoint()
+        }
+        Err(error) => {
+            tracing::warn!(stack = %args.stack_name, "could not read the stack's ClientEndpoint output ({error}); fill in the load balancer's DNS name below");
+            client_certificate::placeholder_endpoint()
+        }
+    };
+    let command = client_certificate::etcdctl_command(&endpoint, &issued.files);
+    writeln!(std::io::stdout().lock(), "{command}").context("writing to stdout")?;
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::IssueClientCert(args)) = &cli.command {
+        return issue_client_cert(args).await;
+    }
     if cli.dry_run {
         let template = template(&cli.options())?;
         let text = render(&template, cli.format)?;
@@ -181,10 +265,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => compact(&template(&cli.options())?)?,
     };
     let config = aws_config::load_from_env().await;
+    // Before the stack: its nodes cannot start, nor signal, without the CA.
+    let secrets = cluster_secrets::ensure(
+        &config,
+        &SecretsSettings {
+            stack: cli.stack_name.clone(),
+            key: cli.kms_key_id.clone(),
+            reissue_functions_certificate: cli.reissue_functions_certificate,
+        },
+    )
+    .await?;
     let client = aws_sdk_cloudformation::Client::new(&config);
     let deployment = Deployment {
         stack_name: cli.stack_name.clone(),
         template_body,
+        parameters: vec![
+            (CLUSTER_CA_SECRET_ARN.to_string(), secrets.ca_arn),
+            (
+                FUNCTIONS_CLIENT_SECRET_ARN.to_string(),
+                secrets.functions_client_arn,
+            ),
+            (
+                SECRETS_KMS_KEY_ARN.to_string(),
+                cli.kms_key_id
+                    .customer_arn()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+        ],
         timeout: Duration::from_secs(cli.timeout_minutes.saturating_mul(60)),
         poll_interval: Duration::from_secs(cli.poll_seconds.max(1)),
     };

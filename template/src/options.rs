@@ -49,6 +49,12 @@ pub enum OptionsError {
     Retention(u32),
     #[error("artifact prefix {0:?} must be empty or end with '/' and must not start with '/'")]
     ArtifactPrefix(String),
+    #[error(
+        "KMS key {0:?} must be alias/aws/secretsmanager (the AWS managed key) or a key ARN such as \
+         arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab: the roles' \
+         kms:Decrypt permission names the key by its ARN"
+    )]
+    SecretsKey(String),
 }
 
 /// Number of etcd members: 3 or 5, nothing else.
@@ -429,6 +435,65 @@ impl FromStr for ArtifactPrefix {
     }
 }
 
+/// The KMS key that encrypts the cluster's secrets (the CA and the functions' client
+/// certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsKey {
+    /// `aws/secretsmanager`: its key policy lets the account's roles use it through
+    /// Secrets Manager, so reading a secret needs no KMS permission.
+    AwsManaged,
+    /// A customer managed key, by ARN (the roles get `kms:Decrypt` on exactly it).
+    Customer(String),
+}
+
+impl SecretsKey {
+    /// The key's ARN for a customer managed key; `None` for the AWS managed one.
+    pub fn customer_arn(&self) -> Option<&str> {
+        match self {
+            SecretsKey::AwsManaged => None,
+            SecretsKey::Customer(arn) => Some(arn),
+        }
+    }
+}
+
+impl fmt::Display for SecretsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretsKey::AwsManaged => f.write_str(defaults::SECRETS_KMS_KEY),
+            SecretsKey::Customer(arn) => f.write_str(arn),
+        }
+    }
+}
+
+impl FromStr for SecretsKey {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let key = text.trim();
+        if key == defaults::SECRETS_KMS_KEY || key == "aws/secretsmanager" {
+            return Ok(SecretsKey::AwsManaged);
+        }
+        let refuse = || OptionsError::SecretsKey(text.to_string());
+        let parts: Vec<&str> = key.splitn(6, ':').collect();
+        let [arn, partition, "kms", region, account, resource] = parts.as_slice() else {
+            return Err(refuse());
+        };
+        let id = resource.strip_prefix("key/").ok_or_else(refuse)?;
+        let well_formed = *arn == "arn"
+            && partition.starts_with("aws")
+            && !region.is_empty()
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && !id.is_empty()
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if well_formed {
+            Ok(SecretsKey::Customer(key.to_string()))
+        } else {
+            Err(refuse())
+        }
+    }
+}
+
 /// File names of the artifacts under the prefix.
 pub mod artifacts {
     pub const LIFECYCLE_ZIP: &str = "etcd-aws-lifecycle.zip";
@@ -445,6 +510,8 @@ pub mod defaults {
     pub const BACKUP_RETENTION_DAYS: u32 = 30;
     pub const VPC_CIDR: &str = "10.40.0.0/16";
     pub const ARTIFACT_PREFIX: &str = "etcd-aws/";
+    /// The AWS managed key of Secrets Manager.
+    pub const SECRETS_KMS_KEY: &str = "alias/aws/secretsmanager";
 }
 
 /// Everything the template is generated from.

@@ -1,8 +1,8 @@
 //! Generation options accept only values that make a working stack.
 
 use etcd_aws_cfn::options::{
-    Architecture, ArtifactPrefix, EtcdVersion, InstanceType, OptionsError, Schedule, Sha256,
-    VpcCidr,
+    Architecture, ArtifactPrefix, EtcdVersion, InstanceType, OptionsError, Schedule, SecretsKey,
+    Sha256, VpcCidr,
 };
 
 #[test]
@@ -100,4 +100,38 @@ fn artifact_prefixes_end_with_a_slash_and_do_not_start_with_one() {
     assert!("".parse::<ArtifactPrefix>().is_ok());
     assert!("etcd-aws".parse::<ArtifactPrefix>().is_err());
     assert!("/etcd-aws/".parse::<ArtifactPrefix>().is_err());
+}
+
+#[test]
+fn secrets_key_is_the_aws_managed_key_or_a_key_arn() {
+    assert_eq!(
+        "alias/aws/secretsmanager".parse::<SecretsKey>(),
+        Ok(SecretsKey::AwsManaged)
+    );
+    let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    assert_eq!(
+        arn.parse::<SecretsKey>(),
+        Ok(SecretsKey::Customer(arn.to_string()))
+    );
+}
+
+#[test]
+fn secrets_key_aliases_and_bare_ids_are_refused_with_why_an_arn_is_needed() {
+    for key in [
+        "alias/my-key",
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:111122223333:alias/my-key",
+        "arn:aws:kms:eu-west-1:1111:key/abc",
+        "",
+    ] {
+        let error = match key.parse::<SecretsKey>() {
+            Ok(parsed) => panic!("{key:?} was accepted as {parsed:?}"),
+            Err(error) => error,
+        };
+        assert!(matches!(error, OptionsError::SecretsKey(_)), "{key:?}");
+        assert!(
+            error.to_string().contains("names the key by its ARN"),
+            "{error}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
-//! The template against the local AWS stand-in (moto's CloudFormation): the stack is
-//! created as far as moto supports its resource types, and the deploy command shows
-//! progress and reports a failed create clearly.
+//! The template against the local AWS stand-in (moto's CloudFormation and Secrets
+//! Manager): the stack is created as far as moto supports its resource types, the
+//! deploy command shows progress and reports a failed create clearly, makes the
+//! cluster's secrets once before the stack, and issues client certificates.
 //!
 //! Each test starts its own moto server on a free loopback port and points the deploy
 //! command at it through `AWS_ENDPOINT_URL`.
@@ -9,12 +10,15 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::template_for;
+use etcd_aws_cfn::names::{parameters, secrets};
 use etcd_aws_cfn::options::Options;
+use etcd_aws_cluster::tls::{ClusterCa, SecretStore, TlsCredentials};
 use serde_json::Value;
 
 /// Resource types moto's CloudFormation does not implement: it logs "No Moto
@@ -126,24 +130,43 @@ for name in ["etcd-aws-lifecycle.zip", "etcd-aws-backup.zip"]:
     }
 
     fn deploy(&self, stack: &str, template: &Path) -> Output {
-        self.command(Path::new(env!("CARGO_BIN_EXE_etcd-aws-cfn")))
+        self.deploy_with(stack, template, &[])
+    }
+
+    fn deploy_with(&self, stack: &str, template: &Path, extra: &[&str]) -> Output {
+        self.cfn()
             .args(["--stack-name", stack, "--template-file"])
             .arg(template)
             .args(["--poll-seconds", "1", "--timeout-minutes", "2"])
+            .args(extra)
             .output()
             .expect("etcd-aws-cfn runs")
     }
 
-    async fn client(&self) -> aws_sdk_cloudformation::Client {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    /// `etcd-aws-cfn` pointed at this server, without the caller's `ETCD_AWS_*` settings.
+    fn cfn(&self) -> Command {
+        let mut command = self.command(Path::new(env!("CARGO_BIN_EXE_etcd-aws-cfn")));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ETCD_AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+    }
+
+    async fn config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
                 "testing", "testing", None, None, "test",
             ))
             .load()
-            .await;
-        aws_sdk_cloudformation::Client::new(&config)
+            .await
+    }
+
+    async fn client(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.config().await)
     }
 }
 
@@ -288,4 +311,252 @@ fn deploying_the_same_template_again_reports_no_changes() {
     assert!(second.status.success(), "second deploy failed:\n{log}");
     assert!(log.contains("no changes"), "{log}");
     assert!(log.contains("stack unchanged"), "{log}");
+}
+
+// The cluster's secrets: made by the deploy command before the stack, never replaced.
+
+/// A stack deployed once on `moto`, with the log of the deploy.
+fn deployed(moto: &Moto, stack: &str, directory: &Path) -> (PathBuf, String) {
+    moto.upload_artifacts(Options::default().artifact_prefix.as_str());
+    let path = write(directory, &template_for_moto());
+    let output = moto.deploy(stack, &path);
+    let log = stderr(&output);
+    assert!(output.status.success(), "deploy failed:\n{log}");
+    (path, log)
+}
+
+struct StoredSecrets {
+    ca: ClusterCa,
+    functions: TlsCredentials,
+    functions_raw: String,
+}
+
+async fn stored_secrets(moto: &Moto, stack: &str) -> StoredSecrets {
+    let config = moto.config().await;
+    let store = SecretStore::new(&config);
+    let ca = store
+        .load_ca(&secrets::cluster_ca(stack))
+        .await
+        .expect("the cluster CA is stored");
+    let functions = store
+        .load_client(&secrets::functions_client(stack))
+        .await
+        .expect("the functions' certificate is stored");
+    let functions_raw = aws_sdk_secretsmanager::Client::new(&config)
+        .get_secret_value()
+        .secret_id(secrets::functions_client(stack))
+        .send()
+        .await
+        .expect("the functions' secret is readable")
+        .secret_string()
+        .unwrap_or_default()
+        .to_string();
+    StoredSecrets {
+        ca,
+        functions,
+        functions_raw,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_creates_the_cluster_ca_and_a_functions_certificate_issued_from_it() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (_, log) = deployed(&moto, "etcd-tls", directory.path());
+    assert!(
+        log.contains("created cluster CA in secret arn:aws:secretsmanager:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("issued the functions' client certificate into secret"),
+        "{log}"
+    );
+    let stored = stored_secrets(&moto, "etcd-tls").await;
+    assert_eq!(stored.functions.ca_pem, stored.ca.cert_pem());
+    let info = stored
+        .functions
+        .check("the functions' certificate", SystemTime::now())
+        .expect("the functions' certificate verifies against the CA");
+    assert_eq!(info.common_name, "etcd-aws-functions");
+    // Valid for about two years, and not a day less than 700 days.
+    let left = info
+        .not_after
+        .duration_since(SystemTime::now())
+        .expect("not expired");
+    assert!(left > Duration::from_secs(700 * 86_400), "{left:?}");
+    assert!(
+        !stored.functions_raw.contains(stored.ca.key_pem().trim()),
+        "the functions' secret holds the CA's key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_tags_both_secrets_with_the_stack_and_passes_their_arns_to_it() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    deployed(&moto, "etcd-tags", directory.path());
+    let config = moto.config().await;
+    let secrets_client = aws_sdk_secretsmanager::Client::new(&config);
+    let mut arns = BTreeMap::new();
+    for (parameter, name) in [
+        (
+            parameters::CLUSTER_CA_SECRET_ARN,
+            secrets::cluster_ca("etcd-tags"),
+        ),
+        (
+            parameters::FUNCTIONS_CLIENT_SECRET_ARN,
+            secrets::functions_client("etcd-tags"),
+        ),
+    ] {
+        let described = secrets_client
+            .describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .expect("the secret exists");
+        let tagged = described
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some(secrets::STACK_TAG) && t.value() == Some("etcd-tags"));
+        assert!(tagged, "{name} lacks its stack tag: {:?}", described.tags());
+        arns.insert(
+            parameter.to_string(),
+            described.arn().unwrap_or_default().to_string(),
+        );
+    }
+    let stacks = moto
+        .client()
+        .await
+        .describe_stacks()
+        .stack_name("etcd-tags")
+        .send()
+        .await
+        .expect("the stack is described");
+    let given: BTreeMap<String, String> = stacks.stacks()[0]
+        .parameters()
+        .iter()
+        .filter(|p| arns.contains_key(p.parameter_key().unwrap_or_default()))
+        .map(|p| {
+            (
+                p.parameter_key().unwrap_or_default().to_string(),
+                p.parameter_value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(given, arns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_deploy_keeps_the_cluster_ca_and_the_functions_certificate() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (path, _) = deployed(&moto, "etcd-again", directory.path());
+    let before = stored_secrets(&moto, "etcd-again").await;
+    let output = moto.deploy("etcd-again", &path);
+    let log = stderr(&output);
+    assert!(output.status.success(), "second deploy failed:\n{log}");
+    assert!(log.contains("cluster CA already present in"), "{log}");
+    assert!(
+        log.contains("functions' client certificate already present in"),
+        "{log}"
+    );
+    let after = stored_secrets(&moto, "etcd-again").await;
+    assert_eq!(after.ca, before.ca, "the CA was replaced");
+    assert_eq!(after.functions, before.functions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reissuing_the_functions_certificate_keeps_the_cluster_ca() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (path, _) = deployed(&moto, "etcd-reissue", directory.path());
+    let before = stored_secrets(&moto, "etcd-reissue").await;
+    let output = moto.deploy_with("etcd-reissue", &path, &["--reissue-functions-certificate"]);
+    let log = stderr(&output);
+    assert!(output.status.success(), "deploy failed:\n{log}");
+    assert!(
+        log.contains("re-issued the functions' client certificate"),
+        "{log}"
+    );
+    let after = stored_secrets(&moto, "etcd-reissue").await;
+    assert_eq!(after.ca, before.ca, "the CA was replaced");
+    assert_ne!(after.functions.cert_pem, before.functions.cert_pem);
+    after
+        .functions
+        .check("the re-issued certificate", SystemTime::now())
+        .expect("the new certificate verifies against the same CA");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_client_cert_writes_a_certificate_that_verifies_against_the_cluster_ca() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    deployed(&moto, "etcd-users", directory.path());
+    let out = directory.path().join("alice");
+    let output = moto
+        .cfn()
+        .args(["issue-client-cert", "--stack-name", "etcd-users"])
+        .args(["--name", "alice", "--valid-for", "30days", "--out"])
+        .arg(&out)
+        .output()
+        .expect("etcd-aws-cfn runs");
+    let log = stderr(&output);
+    assert!(output.status.success(), "issue-client-cert failed:\n{log}");
+    let read = |file: &str| {
+        std::fs::read_to_string(out.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let credentials = TlsCredentials {
+        ca_pem: read("ca.pem"),
+        cert_pem: read("cert.pem"),
+        key_pem: read("key.pem"),
+    };
+    let ca = stored_secrets(&moto, "etcd-users").await.ca;
+    assert_eq!(credentials.ca_pem, ca.cert_pem());
+    let info = credentials
+        .check("alice's certificate", SystemTime::now())
+        .expect("alice's certificate verifies against the cluster CA");
+    assert_eq!(info.common_name, "alice");
+    let left = info
+        .not_after
+        .duration_since(SystemTime::now())
+        .expect("not expired");
+    assert!(
+        left <= Duration::from_secs(30 * 86_400) && left > Duration::from_secs(29 * 86_400),
+        "{left:?}"
+    );
+    let mode = std::fs::metadata(out.join("key.pem"))
+        .expect("key.pem")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let command = String::from_utf8_lossy(&output.stdout);
+    let expected = format!(
+        "--cacert {0}/ca.pem --cert {0}/cert.pem --key {0}/key.pem",
+        out.display()
+    );
+    assert!(
+        command.starts_with("etcdctl --endpoints https://"),
+        "{command}"
+    );
+    assert!(command.contains(&expected), "{command}");
+}
+
+#[test]
+fn issue_client_cert_before_the_stack_is_deployed_says_to_deploy_first() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let output = moto
+        .cfn()
+        .args(["issue-client-cert", "--stack-name", "etcd-nowhere"])
+        .args(["--name", "bob", "--out"])
+        .arg(directory.path().join("bob"))
+        .output()
+        .expect("etcd-aws-cfn runs");
+    let log = stderr(&output);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        log.contains("etcd-aws/etcd-nowhere/cluster-ca does not exist: deploy the stack first"),
+        "{log}"
+    );
+    assert!(!directory.path().join("bob").exists());
 }
