@@ -30,6 +30,11 @@
 //!     --artifact-bucket my-artifacts --etcd-sha256 <sha256 of the etcd archive>
 //! ```
 //!
+//! Before the stack, a deploy makes sure the cluster CA and the functions' client
+//! certificate exist in Secrets Manager ([`cluster_secrets`]) and passes their ARNs as
+//! template parameters; `etcd-aws-cfn issue-client-cert --name alice --out DIR` issues a
+//! client certificate from the CA ([`client_certificate`]).
+//!
 //! Without `--dry-run` the command creates or updates the stack through a change set,
 //! prints the stack events as they happen, waits for the end, and exits non-zero with
 //! the failing resources' reasons when the operation fails or rolls back. Every flag
