@@ -99,3 +99,55 @@ fn dry_run_without_flags_prints_the_library_default_template() {
         etcd_aws_cfn::template(&etcd_aws_cfn::Options::default()).expect("default template");
     assert_eq!(printed, library);
 }
+
+#[test]
+fn issue_client_cert_without_name_and_directory_names_both() {
+    let output = etcd_aws_cfn(&["issue-client-cert", "--stack-name", "etcd"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    for flag in ["--name", "--out"] {
+        assert!(error.contains(flag), "{error}");
+    }
+}
+
+#[test]
+fn issue_client_cert_refuses_an_empty_name_before_reading_any_secret() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let out = directory.path().join("certs");
+    let output = clean_command()
+        .args(["issue-client-cert", "--name", " ", "--out"])
+        .arg(&out)
+        // Nothing listens here: reaching AWS would fail with a different error.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("etcd-aws-cfn runs");
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("client name (--name) is empty"), "{error}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn issue_client_cert_refuses_an_unreadable_lifetime() {
+    let output = etcd_aws_cfn(&[
+        "issue-client-cert",
+        "--name",
+        "alice",
+        "--out",
+        "/tmp/unused",
+        "--valid-for",
+        "forever",
+    ]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("--valid-for"), "{error}");
+}
+
+#[test]
+fn a_kms_key_alias_is_refused_with_why_an_arn_is_needed() {
+    let output = etcd_aws_cfn(&["--dry-run", "--kms-key-id", "alias/mine"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("names the key by its ARN"), "{error}");
+}
