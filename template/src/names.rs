@@ -14,6 +14,8 @@ pub const READY_UNIT: &str = "etcd-aws-ready.service";
 pub const INSTALL_DIR: &str = "/opt/etcd-aws/bin";
 /// etcd's data directory on the instances.
 pub const DATA_DIR: &str = "/var/lib/etcd";
+/// Where the agent writes the node's certificate and key.
+pub const TLS_DIR: &str = "/var/lib/etcd-aws/tls";
 /// The file the agent writes once its node is a healthy voting member (in the agent
 /// unit's runtime directory).
 pub const READY_FILE: &str = "/run/etcd-aws/ready";
@@ -36,6 +38,8 @@ pub mod env {
     /// Extra DNS names in each node's certificate (comma-separated), so that clients
     /// reaching a node through the load balancer can verify it by the balancer's name.
     pub const TLS_DNS_NAMES: &str = "ETCD_AWS_TLS_DNS_NAMES";
+    /// Where the agent writes the node's certificate and key.
+    pub const TLS_DIR: &str = "ETCD_AWS_TLS_DIR";
     /// The port on which etcd serves plain-HTTP `/health` and `/metrics`.
     pub const METRICS_PORT: &str = "ETCD_AWS_METRICS_PORT";
     /// The secret holding the functions' client certificate (functions only).

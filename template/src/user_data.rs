@@ -15,6 +15,7 @@ use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
 use crate::names::ports::METRICS;
 use crate::names::{
     env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
+    TLS_DIR,
 };
 use crate::options::{artifacts, Options};
 
@@ -59,6 +60,8 @@ aws s3 cp --region "$REGION" --only-show-errors "$AGENT_URL" "$BIN/@AGENT@"
 chmod 0755 "$BIN/@AGENT@"
 rm -rf "$work"
 install -d -m 0700 '@DATA_DIR@'
+# The node's private key lives here: readable by root only, the directory as well.
+install -d -m 0700 '@TLS_DIR@'
 
 cat > /etc/systemd/system/@AGENT_UNIT@ <<'UNIT'
 [Unit]
@@ -80,6 +83,7 @@ Environment=@ENV_LOG_FORMAT@=json
 # this node a certificate for its private IP and the load balancer's name.
 Environment=@ENV_TLS_CA_SECRET@=${@CA_SECRET@}
 Environment=@ENV_TLS_DNS_NAMES@=${@LOAD_BALANCER@.DNSName}
+Environment=@ENV_TLS_DIR@=@TLS_DIR@
 # Plain-HTTP /health and /metrics for the load balancer's health check, which has no
 # client certificate to present on the client port.
 Environment=@ENV_METRICS_PORT@=@METRICS_PORT@
@@ -150,7 +154,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 25] = [
+    let replacements: [(&str, String); 27] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -187,6 +191,8 @@ pub fn script(options: &Options) -> String {
         ("@LOAD_BALANCER@", LOAD_BALANCER.to_string()),
         ("@ENV_METRICS_PORT@", env::METRICS_PORT.to_string()),
         ("@METRICS_PORT@", METRICS.to_string()),
+        ("@ENV_TLS_DIR@", env::TLS_DIR.to_string()),
+        ("@TLS_DIR@", TLS_DIR.to_string()),
     ];
     replacements
         .iter()

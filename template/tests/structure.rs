@@ -926,6 +926,8 @@ fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_the_metrics_por
         "Environment=ETCD_AWS_TLS_CA_SECRET=${ClusterCaSecretArn}",
         "Environment=ETCD_AWS_TLS_DNS_NAMES=${ClientLoadBalancer.DNSName}",
         "Environment=ETCD_AWS_METRICS_PORT=2381",
+        "Environment=ETCD_AWS_TLS_DIR=/var/lib/etcd-aws/tls",
+        "install -d -m 0700 '/var/lib/etcd-aws/tls'",
     ] {
         assert!(script.contains(line), "user-data lacks {line:?}");
     }
