@@ -170,18 +170,15 @@ fn replacement_reason(current: &TlsCredentials, ca: &ClusterCa, now: SystemTime)
     if current.ca_pem != ca.cert_pem() {
         return Some("it names a different CA than the cluster's".to_string());
     }
-    current
-        .check(
-            "the functions' client certificate",
-            now + FUNCTIONS_CERTIFICATE_RENEWAL,
-        )
-        .err()
-        .map(|error| {
-            format!(
-                "within {} days: {error}",
-                FUNCTIONS_CERTIFICATE_RENEWAL.as_secs() / 86_400
-            )
-        })
+    match current.check("the functions' client certificate", now) {
+        Err(error) => Some(error.to_string()),
+        Ok(info) if info.not_after < now + FUNCTIONS_CERTIFICATE_RENEWAL => Some(format!(
+            "it expires at {}, within {} days",
+            humantime::format_rfc3339_seconds(info.not_after),
+            FUNCTIONS_CERTIFICATE_RENEWAL.as_secs() / 86_400
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// The functions' certificate in `secret`, issued when it is missing, about to expire,
@@ -410,7 +407,12 @@ mod tests {
             None
         );
         let reason = replacement_reason(&issue(Duration::from_secs(86_400)), &ca, now);
-        assert!(reason.is_some_and(|r| r.contains("expired")));
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("within 30 days")),
+            "{reason:?}"
+        );
         let other =
             ClusterCa::generate("o", ValidityPeriod::starting_now(CA_VALIDITY)).expect("CA");
         assert!(replacement_reason(&issue(FUNCTIONS_CERTIFICATE_VALIDITY), &other, now).is_some());
