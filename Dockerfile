@@ -30,6 +30,6 @@ ENV PATH=/usr/local/bin \
 # a removed member's data is renamed aside beside it, and a mount point
 # cannot be renamed.
 VOLUME ["/var/lib/etcd-aws"]
-EXPOSE 2379 2380
+EXPOSE 2379 2380 2381
 USER 10001:10001
 ENTRYPOINT ["etcd-aws"]

@@ -92,6 +92,53 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_QUORUM_LOSS_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub quorum_loss_grace: Duration,
 
+    /// Secrets Manager secret (name or ARN) holding the cluster CA. At start
+    /// the node issues itself a certificate for its private IP from it, and
+    /// etcd requires certificates from that CA of every client and peer.
+    #[arg(
+        long,
+        env = "ETCD_AWS_TLS_CA_SECRET",
+        required_unless_present = "insecure_plaintext"
+    )]
+    pub tls_ca_secret: Option<String>,
+
+    /// Extra DNS names for this node's certificate, comma-separated (the load
+    /// balancer's name, so clients going through it can verify the node).
+    #[arg(long, env = "ETCD_AWS_TLS_DNS_NAMES", value_delimiter = ',')]
+    pub tls_dns_names: Vec<String>,
+
+    /// Extra IP addresses for this node's certificate, comma-separated. etcd
+    /// checks that a peer connects from an address its certificate names; on
+    /// EC2 that is the private IP, already included.
+    #[arg(long, env = "ETCD_AWS_TLS_EXTRA_IPS", value_delimiter = ',')]
+    pub tls_extra_ips: Vec<IpAddr>,
+
+    /// Where the node's certificate, key and the CA certificate are written for etcd.
+    #[arg(
+        long,
+        env = "ETCD_AWS_TLS_DIR",
+        default_value = "/var/lib/etcd-aws/tls"
+    )]
+    pub tls_dir: PathBuf,
+
+    /// Lifetime of the certificate the node issues itself at each start.
+    #[arg(long, env = "ETCD_AWS_TLS_CERT_VALIDITY", default_value = "365days", value_parser = humantime::parse_duration)]
+    pub tls_cert_validity: Duration,
+
+    /// Run etcd WITHOUT TLS or client authentication: anyone who reaches the
+    /// client or peer port can read and change every key. For labs only.
+    #[arg(
+        long,
+        env = "ETCD_AWS_INSECURE_PLAINTEXT",
+        conflicts_with = "tls_ca_secret"
+    )]
+    pub insecure_plaintext: bool,
+
+    /// Port on the private IP where etcd serves plain-HTTP /health and
+    /// /metrics (no client certificate needed) for load-balancer health checks.
+    #[arg(long, env = "ETCD_AWS_METRICS_PORT", default_value_t = 2381)]
+    pub metrics_port: u16,
+
     /// A file written once this node is a healthy voting member (for health
     /// checks and tests); removed at start.
     #[arg(long, env = "ETCD_AWS_READY_FILE")]

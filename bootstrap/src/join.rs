@@ -3,7 +3,7 @@
 
 use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::decision::JoinPlan;
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdError, EtcdTimeouts};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
 use etcd_aws_cluster::etcd_launch::{
     initial_members_for_join, ClusterState, EtcdLaunch, InitialCluster,
 };
@@ -35,9 +35,9 @@ pub async fn prepare(
     plan: &JoinPlan,
     cluster_endpoints: &[String],
     mut launch: EtcdLaunch,
-    timeouts: EtcdTimeouts,
+    access: &EtcdAccess,
 ) -> Result<EtcdLaunch, JoinError> {
-    let mut admin = EtcdAdmin::connect(cluster_endpoints, timeouts).await?;
+    let mut admin = EtcdAdmin::connect(cluster_endpoints, access).await?;
     for member in &plan.remove {
         tracing::info!(member_id = %format!("{:x}", member.id), member_name = %member.name, peer_urls = ?member.peer_urls,
             "removing member whose instance left the group");

@@ -4,6 +4,7 @@ mod cli;
 mod etcd_process;
 mod join;
 mod logging;
+mod node_tls;
 mod observe;
 mod quorum_watch;
 mod readiness;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use etcd_aws_cluster::etcd_admin::EtcdAccess;
 use etcd_aws_cluster::observation::{Me, Observation, PeerProbe};
 use etcd_aws_cluster::{data_dir, peer_probe};
 use tokio::task::JoinSet;
@@ -15,7 +15,7 @@ pub struct Observer {
     pub me: Me,
     pub data_dir: PathBuf,
     pub client_port: u16,
-    pub timeouts: EtcdTimeouts,
+    pub access: EtcdAccess,
 }
 
 impl Observer {
@@ -38,11 +38,11 @@ impl Observer {
             let Some(ip) = instance.private_ip else {
                 continue;
             };
-            let (id, port, timeouts) = (instance.id.clone(), self.client_port, self.timeouts);
+            let (id, port, access) = (instance.id.clone(), self.client_port, self.access.clone());
             probes.spawn(async move {
                 PeerProbe {
                     instance_id: id,
-                    state: peer_probe::probe_peer(ip, port, timeouts).await,
+                    state: peer_probe::probe_peer(ip, port, &access).await,
                 }
             });
         }

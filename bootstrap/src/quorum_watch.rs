@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use etcd_aws_cluster::backup_store::BackupStore;
 use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin};
 use etcd_aws_cluster::recovery::{decide_recovery, QuorumLoss, Recovery};
 use tokio::time::Instant;
 
@@ -14,7 +14,7 @@ pub struct QuorumWatch {
     pub discovery: GroupDiscovery,
     pub group: String,
     pub backups: Option<BackupStore>,
-    pub timeouts: EtcdTimeouts,
+    pub access: EtcdAccess,
     /// How long quorum must stay lost before recovery is considered.
     pub grace: Duration,
     pub interval: Duration,
@@ -60,14 +60,14 @@ impl QuorumWatch {
     }
 
     async fn has_quorum(&self) -> bool {
-        match EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), self.timeouts).await {
+        match EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access).await {
             Ok(mut admin) => admin.check_quorum().await.is_ok(),
             Err(_) => false,
         }
     }
 
     async fn observe(&self) -> Result<QuorumLoss, String> {
-        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), self.timeouts)
+        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access)
             .await
             .map_err(|e| e.to_string())?;
         let status = own.server_status().await.map_err(|e| e.to_string())?;
@@ -77,7 +77,7 @@ impl QuorumWatch {
             for url in &member.client_urls {
                 let reply = async {
                     let mut admin =
-                        EtcdAdmin::connect(std::slice::from_ref(url), self.timeouts).await?;
+                        EtcdAdmin::connect(std::slice::from_ref(url), &self.access).await?;
                     admin.server_status().await
                 };
                 if let Ok(other) = reply.await {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin};
 use etcd_aws_cluster::member::Member;
 use tokio::time::Instant;
 
@@ -19,7 +19,7 @@ pub struct Readiness {
     pub promote_timeout: Option<Duration>,
     pub poll_interval: Duration,
     pub ready_file: Option<PathBuf>,
-    pub timeouts: EtcdTimeouts,
+    pub access: EtcdAccess,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,7 @@ impl Readiness {
                 .filter(|m| !m.is_learner)
                 .flat_map(|m| m.client_urls.iter().cloned())
                 .collect();
-            let mut admin = EtcdAdmin::connect(&voters, self.timeouts)
+            let mut admin = EtcdAdmin::connect(&voters, &self.access)
                 .await
                 .map_err(|e| e.to_string())?;
             admin.promote(me.id).await.map_err(|e| e.to_string())?;
@@ -98,7 +98,7 @@ impl Readiness {
             return Ok(false);
         }
         *voter = true;
-        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), self.timeouts)
+        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access)
             .await
             .map_err(|e| e.to_string())?;
         own.check_quorum().await.map_err(|e| e.to_string())?;
@@ -114,8 +114,7 @@ impl Readiness {
             .chain(std::iter::once(&self.own_client_url))
         {
             let attempt = async {
-                let mut admin =
-                    EtcdAdmin::connect(std::slice::from_ref(url), self.timeouts).await?;
+                let mut admin = EtcdAdmin::connect(std::slice::from_ref(url), &self.access).await?;
                 admin.members().await
             };
             match attempt.await {

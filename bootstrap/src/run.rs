@@ -9,7 +9,7 @@ use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::decision::{decide, Decision, WaitReason};
 use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_cluster::identity;
 use etcd_aws_cluster::observation::{Me, Observation, PeerState};
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::cli::Cli;
 use crate::etcd_process::{self, exit_code};
 use crate::join::{self, JoinError};
+use crate::node_tls::{self, NoCa};
 use crate::observe::Observer;
 use crate::quorum_watch::QuorumWatch;
 use crate::readiness::Readiness;
@@ -59,12 +60,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         connect: cli.probe_timeout,
         request: cli.probe_timeout * 3,
     };
+    let (access, tls_files) = match &cli.tls_ca_secret {
+        None => {
+            node_tls::warn_plaintext();
+            (EtcdAccess::plaintext(timeouts), None)
+        }
+        Some(secret) => {
+            match node_tls::prepare(
+                &cli,
+                secret,
+                &config,
+                &instance_id,
+                private_ip,
+                &mut signals,
+            )
+            .await?
+            {
+                Ok(tls) => (EtcdAccess::tls(timeouts, tls.credentials), Some(tls.files)),
+                Err(NoCa::Signal(signal)) => {
+                    tracing::info!(
+                        signal,
+                        "stopping while waiting for the CA; etcd was never started"
+                    );
+                    return Ok(128 + u8::try_from(signal).unwrap_or(0));
+                }
+                Err(NoCa::GaveUp) => return Ok(EXIT_GAVE_UP_WAITING),
+            }
+        }
+    };
     let watch = QuorumWatch {
-        own_client_url: etcd_aws_cluster::peer_probe::client_url(private_ip, cli.client_port),
+        own_client_url: access.url(private_ip, cli.client_port),
         discovery: discovery.clone(),
         group: group.clone(),
         backups: backups.clone(),
-        timeouts,
+        access: access.clone(),
         grace: cli.quorum_loss_grace,
         interval: Duration::from_secs(2).min(cli.quorum_loss_grace),
     };
@@ -77,7 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         data_dir: cli.data_dir.clone(),
         client_port: cli.client_port,
-        timeouts,
+        access: access.clone(),
     };
     let base_launch = EtcdLaunch {
         name: instance_id.clone(),
@@ -85,6 +114,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         ip: private_ip,
         client_port: cli.client_port,
         peer_port: cli.peer_port,
+        metrics_port: cli.metrics_port,
+        tls: tls_files,
         initial_cluster: None,
         extra_args: cli.etcd_args.clone(),
     };
@@ -155,7 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     move_aside = plan.move_aside_local_data,
                     "a healthy cluster exists: joining it as a learner"
                 );
-                match join::prepare(&plan, &cluster_urls, base_launch.clone(), timeouts).await {
+                match join::prepare(&plan, &cluster_urls, base_launch.clone(), &access).await {
                     Ok(launch) => launch,
                     Err(JoinError::NotYet(e)) => {
                         waiting.log_text(&e.to_string());
@@ -182,7 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 promote_timeout: is_join.then_some(cli.promote_timeout),
                 poll_interval: Duration::from_millis(500),
                 ready_file: cli.ready_file.clone(),
-                timeouts,
+                access: access.clone(),
             };
             let exit =
                 etcd_process::run(&cli.etcd_binary, &launch, readiness, &watch, &mut signals)

@@ -1,10 +1,14 @@
 //! Talking to a running cluster: member list, add, remove, promote, health.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, MemberAddOptions};
 
+use crate::discovery::error_chain;
 use crate::member::Member;
+use crate::tls::TlsCredentials;
 
 #[derive(Debug, thiserror::Error)]
 #[error("etcd {operation} via {endpoints} failed: {message}")]
@@ -93,7 +97,7 @@ impl SnapshotStream {
             Err(e) => Err(EtcdError {
                 operation: "Snapshot",
                 endpoints: self.endpoints.clone(),
-                message: e.to_string(),
+                message: error_chain(&e),
             }),
         }
     }
@@ -116,6 +120,51 @@ impl Default for EtcdTimeouts {
     }
 }
 
+/// How to reach etcd: the timeouts, and the client certificate when the
+/// cluster runs TLS (the default; plaintext only with `--insecure-plaintext`).
+#[derive(Debug, Clone)]
+pub struct EtcdAccess {
+    pub timeouts: EtcdTimeouts,
+    pub tls: Option<Arc<TlsCredentials>>,
+}
+
+impl EtcdAccess {
+    pub fn plaintext(timeouts: EtcdTimeouts) -> Self {
+        Self {
+            timeouts,
+            tls: None,
+        }
+    }
+
+    pub fn tls(timeouts: EtcdTimeouts, credentials: TlsCredentials) -> Self {
+        Self {
+            timeouts,
+            tls: Some(Arc::new(credentials)),
+        }
+    }
+
+    /// The same credentials with other timeouts.
+    pub fn with_timeouts(&self, timeouts: EtcdTimeouts) -> Self {
+        Self {
+            timeouts,
+            tls: self.tls.clone(),
+        }
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `https://ip:port` (or `http://`), with brackets for IPv6.
+    pub fn url(&self, ip: IpAddr, port: u16) -> String {
+        format!("{}://{}", self.scheme(), SocketAddr::new(ip, port))
+    }
+}
+
 /// A client for cluster administration through the given client URLs.
 pub struct EtcdAdmin {
     client: Client,
@@ -123,17 +172,21 @@ pub struct EtcdAdmin {
 }
 
 impl EtcdAdmin {
-    pub async fn connect(endpoints: &[String], timeouts: EtcdTimeouts) -> Result<Self, EtcdError> {
+    pub async fn connect(endpoints: &[String], access: &EtcdAccess) -> Result<Self, EtcdError> {
         let joined = endpoints.join(",");
-        let options = ConnectOptions::new()
-            .with_connect_timeout(timeouts.connect)
-            .with_timeout(timeouts.request);
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(access.timeouts.connect)
+            .with_timeout(access.timeouts.request);
+        if let Some(tls) = &access.tls {
+            options = options.with_tls(tls.etcd_options());
+        }
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| EtcdError {
                 operation: "connect",
                 endpoints: joined.clone(),
-                message: e.to_string(),
+                // The cause (a refused certificate, say) is in the source chain.
+                message: error_chain(&e),
             })?;
         Ok(Self {
             client,
@@ -145,7 +198,7 @@ impl EtcdAdmin {
         EtcdError {
             operation,
             endpoints: self.endpoints.clone(),
-            message: error.to_string(),
+            message: error_chain(&error),
         }
     }
 

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::member::Member;
+use crate::tls::credentials::TlsFiles;
 
 /// Whether the member starts a new cluster or joins one that exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,12 @@ pub struct EtcdLaunch {
     pub ip: IpAddr,
     pub client_port: u16,
     pub peer_port: u16,
+    /// Plain-HTTP `/health` and `/metrics` for load-balancer health checks,
+    /// which cannot present a client certificate.
+    pub metrics_port: u16,
+    /// The node's certificate, key and the cluster CA; `None` runs plaintext
+    /// (`--insecure-plaintext`).
+    pub tls: Option<TlsFiles>,
     /// `None` when restarting on existing data, where etcd ignores it anyway.
     pub initial_cluster: Option<InitialCluster>,
     /// Flags the operator passed after `--`; they come last so they win.
@@ -36,11 +43,27 @@ pub struct EtcdLaunch {
 
 impl EtcdLaunch {
     pub fn client_url(&self) -> String {
-        format!("http://{}", SocketAddr::new(self.ip, self.client_port))
+        format!(
+            "{}://{}",
+            self.scheme(),
+            SocketAddr::new(self.ip, self.client_port)
+        )
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://{}", SocketAddr::new(self.ip, self.peer_port))
+        format!(
+            "{}://{}",
+            self.scheme(),
+            SocketAddr::new(self.ip, self.peer_port)
+        )
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn args(&self) -> Vec<String> {
@@ -51,7 +74,27 @@ impl EtcdLaunch {
             format!("--advertise-client-urls={}", self.client_url()),
             format!("--listen-peer-urls={}", self.peer_url()),
             format!("--initial-advertise-peer-urls={}", self.peer_url()),
+            format!(
+                "--listen-metrics-urls=http://{}",
+                SocketAddr::new(self.ip, self.metrics_port)
+            ),
         ];
+        if let Some(tls) = &self.tls {
+            let (ca, cert, key) = (tls.ca.display(), tls.cert.display(), tls.key.display());
+            // Clients and peers alike must present a certificate from the
+            // cluster CA: a node of another cluster cannot join, a client
+            // without a certificate cannot read.
+            args.extend([
+                format!("--cert-file={cert}"),
+                format!("--key-file={key}"),
+                format!("--trusted-ca-file={ca}"),
+                "--client-cert-auth=true".to_owned(),
+                format!("--peer-cert-file={cert}"),
+                format!("--peer-key-file={key}"),
+                format!("--peer-trusted-ca-file={ca}"),
+                "--peer-client-cert-auth=true".to_owned(),
+            ]);
+        }
         if let Some(initial) = &self.initial_cluster {
             let members: Vec<String> = initial
                 .members
@@ -110,6 +153,8 @@ mod tests {
             ip: IpAddr::from([127, 0, 1, 4]),
             client_port: 2379,
             peer_port: 2380,
+            metrics_port: 2381,
+            tls: None,
             initial_cluster,
             extra_args: vec!["--snapshot-count=1000".into()],
         }
@@ -137,6 +182,36 @@ mod tests {
         assert!(args.contains(&"--initial-cluster=i-1=http://127.0.1.4:2380".to_string()));
         assert!(args.contains(&"--initial-cluster-state=new".to_string()));
         assert!(args.contains(&"--initial-cluster-token=my-group".to_string()));
+    }
+
+    #[test]
+    fn tls_requires_certificates_of_clients_and_peers() {
+        let tls = TlsFiles::in_dir(std::path::Path::new("/var/lib/etcd-aws/tls"));
+        let args = EtcdLaunch {
+            tls: Some(tls),
+            ..launch(None)
+        }
+        .args();
+        for expected in [
+            "--listen-client-urls=https://127.0.1.4:2379",
+            "--initial-advertise-peer-urls=https://127.0.1.4:2380",
+            "--cert-file=/var/lib/etcd-aws/tls/cert.pem",
+            "--trusted-ca-file=/var/lib/etcd-aws/tls/ca.pem",
+            "--client-cert-auth=true",
+            "--peer-key-file=/var/lib/etcd-aws/tls/key.pem",
+            "--peer-client-cert-auth=true",
+        ] {
+            assert!(
+                args.contains(&expected.to_string()),
+                "{expected} missing from {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn health_is_served_over_plain_http_for_load_balancer_checks() {
+        let args = launch(None).args();
+        assert!(args.contains(&"--listen-metrics-urls=http://127.0.1.4:2381".to_string()));
     }
 
     #[test]

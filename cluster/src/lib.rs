@@ -20,3 +20,4 @@ pub mod member;
 pub mod observation;
 pub mod peer_probe;
 pub mod recovery;
+pub mod tls;

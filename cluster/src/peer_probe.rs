@@ -4,14 +4,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
 
-use crate::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use crate::etcd_admin::{EtcdAccess, EtcdAdmin};
 use crate::observation::PeerState;
 
 /// Probes `ip:client_port` with short timeouts. Only a refused connection is
-/// proof that no etcd runs there; anything unclear is `Silent`.
-pub async fn probe_peer(ip: IpAddr, client_port: u16, timeouts: EtcdTimeouts) -> PeerState {
+/// proof that no etcd runs there; anything unclear is `Silent`, including an
+/// etcd whose certificate is not from our CA (another cluster, or an impostor).
+pub async fn probe_peer(ip: IpAddr, client_port: u16, access: &EtcdAccess) -> PeerState {
     let address = SocketAddr::new(ip, client_port);
-    match tokio::time::timeout(timeouts.connect, TcpStream::connect(address)).await {
+    match tokio::time::timeout(access.timeouts.connect, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => drop(stream),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             return PeerState::Refused
@@ -25,9 +26,14 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, timeouts: EtcdTimeouts) ->
             return PeerState::Silent;
         }
     }
-    let endpoint = client_url(ip, client_port);
-    let mut admin = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), timeouts).await {
+    let endpoint = access.url(ip, client_port);
+    let mut admin = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), access).await {
         Ok(admin) => admin,
+        Err(e) if e.message.contains("certificate") => {
+            // Worth an operator's eye: another cluster's node, or a CA mix-up.
+            tracing::warn!(%address, error = %e, "peer probe: TLS handshake refused; counting the peer as silent");
+            return PeerState::Silent;
+        }
         Err(e) => {
             tracing::debug!(%address, error = %e, "peer probe: no etcd client connection");
             return PeerState::Silent;
@@ -46,9 +52,4 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, timeouts: EtcdTimeouts) ->
         members,
         has_quorum,
     }
-}
-
-/// `http://ip:port`, with brackets for IPv6.
-pub fn client_url(ip: IpAddr, port: u16) -> String {
-    format!("http://{}", SocketAddr::new(ip, port))
 }

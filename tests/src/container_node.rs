@@ -265,6 +265,7 @@ fn create_container(
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
+    env.extend(spec.tls_env(&std::path::Path::new(VOLUME).join("tls")));
     env.extend(AGENT_TUNING_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
     if let Some(bucket) = &spec.backup_bucket {
         env.push(("ETCD_BACKUP_BUCKET".to_owned(), bucket.clone()));

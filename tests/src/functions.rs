@@ -55,6 +55,7 @@ impl LifecycleOnQueue {
     ) -> anyhow::Result<Self> {
         let logs = log_dir("lifecycle")?;
         let mut env = stand_in.env();
+        env.extend(stand_in.functions_tls_env());
         env.extend(owned([
             ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
             ("ETCD_AWS_RETRY_FOR", &humantime(settings.retry_for)),
@@ -139,6 +140,7 @@ impl BackupOnSchedule {
     pub async fn start(stand_in: &StandIn, every: Duration) -> anyhow::Result<Self> {
         let logs = log_dir("backup")?;
         let mut env = stand_in.env();
+        env.extend(stand_in.functions_tls_env());
         env.extend(owned([
             ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
             ("ETCD_BACKUP_BUCKET", stand_in.bucket()),

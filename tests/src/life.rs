@@ -148,7 +148,7 @@ impl Life {
         let acks = self.writer.ack_counter();
         move || {
             let (count, stall) = acks();
-            (count, stall, endpoints().len())
+            (count, stall, endpoints.urls().len())
         }
     }
 
@@ -508,9 +508,9 @@ impl Steps {
 
 /// No endpoints while `open` is false: the writer keeps retrying.
 fn gated(endpoints: Endpoints, open: Arc<AtomicBool>) -> Endpoints {
-    Arc::new(move || {
+    endpoints.map(move |urls| {
         if open.load(Ordering::SeqCst) {
-            endpoints()
+            urls
         } else {
             Vec::new()
         }

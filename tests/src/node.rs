@@ -26,6 +26,8 @@ pub struct NodeSpec {
     pub extra_args: Vec<String>,
     /// The stand-in's backup bucket, for restores after total loss.
     pub backup_bucket: Option<String>,
+    /// The secret holding the cluster CA; `None` runs the node `--insecure-plaintext`.
+    pub tls_ca_secret: Option<String>,
 }
 
 impl NodeSpec {
@@ -41,8 +43,32 @@ impl NodeSpec {
         self.root.join("etcd-aws.log")
     }
 
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
     pub fn client_url(&self) -> String {
-        format!("http://{}:2379", self.private_ip)
+        let scheme = if self.tls_ca_secret.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}:2379", self.private_ip)
+    }
+
+    /// How the agent gets its certificate, or that it runs without one.
+    pub fn tls_env(&self, tls_dir: &Path) -> Vec<(String, String)> {
+        match &self.tls_ca_secret {
+            Some(secret) => vec![
+                ("ETCD_AWS_TLS_CA_SECRET".into(), secret.clone()),
+                ("ETCD_AWS_TLS_DIR".into(), tls_dir.display().to_string()),
+                // Loopback connections leave from 127.0.0.1, not the
+                // instance's IP, and etcd checks a peer's source address
+                // against its certificate.
+                ("ETCD_AWS_TLS_EXTRA_IPS".into(), "127.0.0.1".into()),
+            ],
+            None => vec![("ETCD_AWS_INSECURE_PLAINTEXT".into(), "true".into())],
+        }
     }
 }
 
@@ -248,6 +274,7 @@ fn spawn_agent(
         .env("ETCD_AWS_ETCD_BINARY", etcd)
         .env("ETCD_AWS_ETCDUTL_BINARY", etcdutl)
         .env("ETCD_AWS_READY_FILE", spec.ready_file())
+        .envs(spec.tls_env(&spec.tls_dir()))
         .envs(AGENT_TUNING_ENV)
         .arg("--")
         .args(ETCD_TUNING_ARGS)

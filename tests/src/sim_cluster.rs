@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use etcd_aws_cluster::member::Member;
+use etcd_client::ConnectOptions;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -41,8 +42,57 @@ pub struct SimCluster<N: NodeRunner = Node> {
     asg: JoinHandle<()>,
 }
 
-/// The current client URLs of a changing cluster.
-pub type Endpoints = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+/// The current client URLs of a changing cluster, and how to reach them.
+#[derive(Clone)]
+pub struct Endpoints {
+    urls: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    access: EtcdAccess,
+}
+
+impl Endpoints {
+    pub fn new(urls: Arc<dyn Fn() -> Vec<String> + Send + Sync>, access: EtcdAccess) -> Self {
+        Self { urls, access }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        (self.urls)()
+    }
+
+    /// The same endpoints with the list passed through `filter` (to gate
+    /// or reorder it).
+    pub fn map(
+        &self,
+        filter: impl Fn(Vec<String>) -> Vec<String> + Send + Sync + 'static,
+    ) -> Endpoints {
+        let urls = Arc::clone(&self.urls);
+        Endpoints {
+            urls: Arc::new(move || filter(urls())),
+            access: self.access.clone(),
+        }
+    }
+
+    /// etcd client options with these endpoints' TLS and the given timeouts.
+    pub fn connect_options(&self, connect: Duration, request: Duration) -> ConnectOptions {
+        client_options(&self.access, connect, request)
+    }
+}
+
+/// etcd client options for `access` (its certificate, if any) and these timeouts.
+pub fn client_options(access: &EtcdAccess, connect: Duration, request: Duration) -> ConnectOptions {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(connect)
+        .with_timeout(request);
+    match &access.tls {
+        Some(tls) => options.with_tls(tls.etcd_options()),
+        None => options,
+    }
+}
+
+/// Timeouts of the harness's own admin calls: short, it polls.
+pub const HARNESS_TIMEOUTS: EtcdTimeouts = EtcdTimeouts {
+    connect: Duration::from_millis(500),
+    request: Duration::from_secs(2),
+};
 
 /// The member list as one serving node reported it.
 #[derive(Debug, Clone)]
@@ -76,15 +126,7 @@ impl<N: NodeRunner> SimCluster<N> {
             .context("cannot create the cluster's temp dir")?;
         let fleet = Arc::new(Mutex::new(Fleet::<N>::default()));
         let mut events = stand_in.subscribe();
-        let template = NodeSpec {
-            instance_id: String::new(),
-            private_ip: Ipv4Addr::LOCALHOST,
-            group_name: stand_in.group_name().to_owned(),
-            aws_env: stand_in.env(),
-            root: root.path().to_owned(),
-            extra_args: Vec::new(),
-            backup_bucket: Some(stand_in.bucket().to_owned()),
-        };
+        let template = node_template(&stand_in, root.path());
         for instance in stand_in.instances().await? {
             launch(
                 &fleet,
@@ -162,7 +204,7 @@ impl<N: NodeRunner> SimCluster<N> {
     /// outlives the instances it started with (what a load balancer gives).
     pub fn endpoints(&self) -> Endpoints {
         let fleet = Arc::clone(&self.fleet);
-        Arc::new(move || {
+        let urls = Arc::new(move || {
             let mut urls: Vec<String> = lock(&fleet)
                 .nodes
                 .values()
@@ -170,7 +212,22 @@ impl<N: NodeRunner> SimCluster<N> {
                 .collect();
             urls.sort();
             urls
-        })
+        });
+        Endpoints::new(urls, self.etcd_access())
+    }
+
+    /// How the harness reaches etcd: with its client certificate when TLS is on.
+    pub fn etcd_access(&self) -> EtcdAccess {
+        self.stand_in.etcd_access(HARNESS_TIMEOUTS)
+    }
+
+    /// etcd client options with the harness's certificate (if any).
+    pub fn client_options(&self) -> ConnectOptions {
+        client_options(
+            &self.etcd_access(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
     }
 
     /// Stops a node's processes for good and forgets it (its disk stays).
@@ -189,15 +246,7 @@ impl<N: NodeRunner> SimCluster<N> {
             .into_iter()
             .find(|i| i.id == instance_id)
             .with_context(|| format!("instance {instance_id} is not in the group"))?;
-        let template = NodeSpec {
-            instance_id: String::new(),
-            private_ip: instance.private_ip,
-            group_name: self.stand_in.group_name().to_owned(),
-            aws_env: self.stand_in.env(),
-            root: self.root.path().to_owned(),
-            extra_args: Vec::new(),
-            backup_bucket: Some(self.stand_in.bucket().to_owned()),
-        };
+        let template = node_template(&self.stand_in, self.root.path());
         lock(&self.fleet).terminated.remove(instance_id);
         launch(
             &self.fleet,
@@ -229,7 +278,12 @@ impl<N: NodeRunner> SimCluster<N> {
 
     /// An etcd client over every node.
     pub async fn client(&self) -> anyhow::Result<etcd_client::Client> {
-        Ok(etcd_client::Client::connect(self.client_urls(), None).await?)
+        Ok(etcd_client::Client::connect(self.client_urls(), Some(self.client_options())).await?)
+    }
+
+    /// The member list through one client URL, checked for quorum.
+    pub async fn snapshot_via(&self, url: &str) -> anyhow::Result<ClusterSnapshot> {
+        snapshot_via(url, &self.etcd_access()).await
     }
 
     /// Every node's log, for failure messages.
@@ -252,7 +306,7 @@ impl<N: NodeRunner> SimCluster<N> {
     pub async fn snapshot(&self) -> anyhow::Result<ClusterSnapshot> {
         let mut last = anyhow::anyhow!("no node to ask");
         for url in self.client_urls() {
-            match snapshot_via(&url).await {
+            match self.snapshot_via(&url).await {
                 Ok(snapshot) => return Ok(snapshot),
                 Err(e) => last = e,
             }
@@ -312,6 +366,20 @@ impl<N: NodeRunner> Drop for SimCluster<N> {
     }
 }
 
+/// What every node of the stand-in's group shares; `launch` fills in the instance.
+fn node_template(stand_in: &StandIn, root: &std::path::Path) -> NodeSpec {
+    NodeSpec {
+        instance_id: String::new(),
+        private_ip: Ipv4Addr::LOCALHOST,
+        group_name: stand_in.group_name().to_owned(),
+        aws_env: stand_in.env(),
+        root: root.to_owned(),
+        extra_args: Vec::new(),
+        backup_bucket: Some(stand_in.bucket().to_owned()),
+        tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+    }
+}
+
 fn launch<N: NodeRunner>(
     fleet: &Mutex<Fleet<N>>,
     template: &NodeSpec,
@@ -346,12 +414,8 @@ fn lock<N>(fleet: &Mutex<Fleet<N>>) -> std::sync::MutexGuard<'_, Fleet<N>> {
 }
 
 /// The member list through one client URL, checked for quorum.
-pub async fn snapshot_via(url: &str) -> anyhow::Result<ClusterSnapshot> {
-    let timeouts = EtcdTimeouts {
-        connect: Duration::from_millis(500),
-        request: Duration::from_secs(2),
-    };
-    let mut admin = EtcdAdmin::connect(&[url.to_owned()], timeouts).await?;
+pub async fn snapshot_via(url: &str, access: &EtcdAccess) -> anyhow::Result<ClusterSnapshot> {
+    let mut admin = EtcdAdmin::connect(&[url.to_owned()], access).await?;
     let (cluster_id, members) = admin.members().await?;
     admin.check_quorum().await?;
     Ok(ClusterSnapshot {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_client::{Client, ConnectOptions, GetOptions};
+use etcd_client::{Client, GetOptions};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -218,11 +218,9 @@ async fn put(
 }
 
 async fn connect(endpoints: &Endpoints) -> anyhow::Result<Client> {
-    let urls = endpoints();
+    let urls = endpoints.urls();
     anyhow::ensure!(!urls.is_empty(), "no node to connect to");
-    let options = ConnectOptions::new()
-        .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT);
+    let options = endpoints.connect_options(CONNECT_TIMEOUT, REQUEST_TIMEOUT);
     Ok(
         tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(urls, Some(options)))
             .await

@@ -62,6 +62,7 @@ async fn single_instance() -> anyhow::Result<(StandIn, String, String, tempfile:
     let stand_in = StandIn::start(StandInOptions {
         group_size: 1,
         lifecycle_hook: None,
+        ..StandInOptions::default()
     })
     .await?;
     let instance = stand_in
@@ -90,7 +91,9 @@ fn as_instance(
         .env("ETCD_AWS_INSTANCE_ID", id)
         .env("ETCD_AWS_PRIVATE_IP", ip)
         .env("ETCD_DATA_DIR", dir.path().join("etcd"))
-        .env("ETCD_AWS_READY_FILE", dir.path().join("ready"));
+        .env("ETCD_AWS_READY_FILE", dir.path().join("ready"))
+        .envs(stand_in.node_tls_env())
+        .env("ETCD_AWS_TLS_DIR", dir.path().join("tls"));
 }
 
 #[tokio::test]
@@ -124,7 +127,9 @@ async fn help_explains_the_flags_and_their_environment_variables() -> anyhow::Re
 async fn off_ec2_without_identity_flags_says_which_flags_to_pass() -> anyhow::Result<()> {
     let mut command = agent()?;
     // Nothing listens on port 9: the metadata service is unreachable.
-    command.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
+    command
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+        .env("ETCD_AWS_INSECURE_PLAINTEXT", "true");
     assert_clean_failure(
         &run(command).await?,
         1,
@@ -138,6 +143,7 @@ async fn unreachable_aws_endpoint_names_the_failed_call() -> anyhow::Result<()> 
     let mut command = agent()?;
     command
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("ETCD_AWS_INSECURE_PLAINTEXT", "true")
         .env("ETCD_AWS_INSTANCE_ID", "i-0123")
         .env("ETCD_AWS_PRIVATE_IP", "127.0.0.9")
         .env("ETCD_AWS_GROUP_NAME", "etcd");

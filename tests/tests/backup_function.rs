@@ -12,7 +12,7 @@ use etcd_aws_cluster::backup_store::{hex, BackupStore};
 use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::paths::etcd_tool;
-use etcd_aws_tests::sim_cluster::{snapshot_via, SimCluster};
+use etcd_aws_tests::sim_cluster::SimCluster;
 use etcd_aws_tests::stand_in::FaultRule;
 use sha2::{Digest, Sha256};
 
@@ -31,7 +31,11 @@ async fn healthy_cluster() -> anyhow::Result<SimCluster> {
 
 /// The defaults, with S3's smallest parts so a few MiB make several parts.
 fn config(cluster: &SimCluster) -> BackupConfig {
-    let mut config = BackupConfig::new(cluster.stand_in.group_name(), cluster.stand_in.bucket());
+    let mut config = BackupConfig::new(
+        cluster.stand_in.group_name(),
+        cluster.stand_in.bucket(),
+        cluster.stand_in.functions_tls(),
+    );
     config.part_size = MIN_PART_SIZE;
     config
 }
@@ -74,7 +78,8 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Writes `count` values of `size` bytes; returns the revision after the last.
 async fn write(cluster: &SimCluster, tag: &str, count: usize, size: usize) -> anyhow::Result<i64> {
-    let mut client = etcd_client::Client::connect(cluster.client_urls(), None).await?;
+    let mut client =
+        etcd_client::Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?;
     let mut revision = 0;
     for i in 0..count {
         let response = client
@@ -355,14 +360,17 @@ async fn the_snapshot_is_taken_from_a_follower() -> anyhow::Result<()> {
         .into_iter()
         .next()
         .context("no node")?;
-    let leader = EtcdAdmin::connect(&[url], EtcdTimeouts::default())
-        .await?
-        .status()
-        .await?
-        .leader_id;
+    let leader = EtcdAdmin::connect(
+        &[url],
+        &cluster.stand_in.etcd_access(EtcdTimeouts::default()),
+    )
+    .await?
+    .status()
+    .await?
+    .leader_id;
     assert!(!outcome.from_leader, "{outcome:?}");
     assert_ne!(outcome.member_id, leader, "{outcome:?}");
-    let members = snapshot_via(&outcome.endpoint).await?.members;
+    let members = cluster.snapshot_via(&outcome.endpoint).await?.members;
     assert!(
         members.iter().any(|m| m.id == outcome.member_id),
         "{members:?}"

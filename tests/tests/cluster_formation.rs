@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use etcd_aws_tests::sim_cluster::{snapshot_via, SimCluster};
+use etcd_aws_tests::sim_cluster::SimCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_started_together_form_exactly_one_cluster() -> anyhow::Result<()> {
@@ -17,7 +17,7 @@ async fn three_instances_started_together_form_exactly_one_cluster() -> anyhow::
     // and every node reports the same cluster: no second cluster was formed.
     let mut cluster_ids = HashSet::new();
     for id in cluster.instance_ids() {
-        let seen = snapshot_via(&cluster.client_url(&id)?).await?;
+        let seen = cluster.snapshot_via(&cluster.client_url(&id)?).await?;
         assert_eq!(seen.members.len(), 3, "{id} sees {:?}", seen.members);
         cluster_ids.insert(seen.cluster_id);
     }

@@ -15,7 +15,7 @@ use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
 use etcd_aws_tests::container_node::ContainerNode;
 use etcd_aws_tests::functions::LifecycleOnQueue;
 use etcd_aws_tests::node::NodeRunner;
-use etcd_aws_tests::sim_cluster::{ClusterSnapshot, SimCluster};
+use etcd_aws_tests::sim_cluster::{self, ClusterSnapshot, SimCluster};
 use etcd_aws_tests::stand_in::{ActionOutcome, StandInOptions};
 use etcd_client::{Client, ConnectOptions};
 use tokio::time::Instant;
@@ -36,20 +36,22 @@ async fn three_containers() -> anyhow::Result<Cluster> {
     SimCluster::start_in_containers(StandInOptions::default()).await
 }
 
-fn client_options() -> ConnectOptions {
-    ConnectOptions::new()
-        .with_connect_timeout(Duration::from_millis(500))
-        .with_timeout(Duration::from_secs(2))
+fn client_options(cluster: &Cluster) -> ConnectOptions {
+    sim_cluster::client_options(
+        &cluster.etcd_access(),
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+    )
 }
 
-async fn put(urls: Vec<String>, key: &str) -> anyhow::Result<()> {
-    let mut client = Client::connect(urls, Some(client_options())).await?;
+async fn put(cluster: &Cluster, urls: Vec<String>, key: &str) -> anyhow::Result<()> {
+    let mut client = Client::connect(urls, Some(client_options(cluster))).await?;
     client.put(key, "acknowledged", None).await?;
     Ok(())
 }
 
-async fn is_present(urls: Vec<String>, key: &str) -> anyhow::Result<bool> {
-    let mut client = Client::connect(urls, Some(client_options())).await?;
+async fn is_present(cluster: &Cluster, urls: Vec<String>, key: &str) -> anyhow::Result<bool> {
+    let mut client = Client::connect(urls, Some(client_options(cluster))).await?;
     Ok(client.get(key, None).await?.kvs().len() == 1)
 }
 
@@ -75,7 +77,11 @@ fn log_of(cluster: &Cluster, id: &str) -> String {
 /// The instance whose member leads.
 async fn leader(cluster: &Cluster) -> anyhow::Result<String> {
     let snapshot = cluster.snapshot().await?;
-    let mut admin = EtcdAdmin::connect(&cluster.client_urls(), EtcdTimeouts::default()).await?;
+    let mut admin = EtcdAdmin::connect(
+        &cluster.client_urls(),
+        &cluster.stand_in.etcd_access(EtcdTimeouts::default()),
+    )
+    .await?;
     let leader_id = admin.status().await?.leader_id;
     snapshot
         .members
@@ -161,7 +167,12 @@ async fn a_seed_cut_off_from_a_healthy_cluster_waits_and_rejoins_the_same_cluste
             !since_reboot.contains(FORMING),
             "the cut-off seed formed a second cluster:\n{since_reboot}"
         );
-        put(others.clone(), &format!("during-partition/{poll}")).await?;
+        put(
+            &cluster,
+            others.clone(),
+            &format!("during-partition/{poll}"),
+        )
+        .await?;
         if Instant::now() >= deadline {
             break;
         }
@@ -191,7 +202,7 @@ async fn a_leader_cut_off_while_its_instance_terminates_is_removed_and_the_other
     let cluster = three_containers().await?;
     let before = cluster.wait_healthy(3, SETTLE).await?;
     let lifecycle = LifecycleOnQueue::start(&cluster.stand_in).await?;
-    put(cluster.client_urls(), "before-the-removal").await?;
+    put(&cluster, cluster.client_urls(), "before-the-removal").await?;
 
     // The leader is cut off just as scale-in picks it: the function cannot
     // reach it to hand leadership over, only the two members left behind.
@@ -213,7 +224,7 @@ async fn a_leader_cut_off_while_its_instance_terminates_is_removed_and_the_other
             break outcome;
         }
         let key = format!("during-the-removal/{}", acknowledged.len());
-        if put(others.clone(), &key).await.is_ok() {
+        if put(&cluster, others.clone(), &key).await.is_ok() {
             acknowledged.push(key);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -246,7 +257,7 @@ async fn a_leader_cut_off_while_its_instance_terminates_is_removed_and_the_other
     assert!(after.members.iter().all(|m| m.name != leader));
     for key in std::iter::once("before-the-removal".to_owned()).chain(acknowledged) {
         assert!(
-            is_present(cluster.client_urls(), &key).await?,
+            is_present(&cluster, cluster.client_urls(), &key).await?,
             "acknowledged key {key} is lost"
         );
     }
@@ -259,7 +270,7 @@ async fn quorum_lost_to_a_partition_never_forces_a_new_cluster_and_heals_into_th
 ) -> anyhow::Result<()> {
     let cluster = three_containers().await?;
     let before = cluster.wait_healthy(3, SETTLE).await?;
-    put(cluster.client_urls(), "before-the-partition").await?;
+    put(&cluster, cluster.client_urls(), "before-the-partition").await?;
 
     // Every node is cut off from the other two: no side has quorum, and every
     // instance stays in the group, so each may come back with newer data.
@@ -289,7 +300,7 @@ async fn quorum_lost_to_a_partition_never_forces_a_new_cluster_and_heals_into_th
     assert_eq!(after.cluster_id, before.cluster_id);
     assert_eq!(member_ids(&after), member_ids(&before));
     assert!(
-        is_present(cluster.client_urls(), "before-the-partition").await?,
+        is_present(&cluster, cluster.client_urls(), "before-the-partition").await?,
         "the acknowledged write is lost"
     );
     Ok(())

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_tests::life::{Life, LifeOptions, Steps};
-use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for};
+use etcd_aws_tests::sim_cluster::wait_for;
 use etcd_aws_tests::stand_in::FaultRule;
 use tokio::time::Instant;
 
@@ -319,7 +319,7 @@ async fn the_seed_dying_while_its_first_joiner_is_a_learner_leaves_one_cluster_f
                     "the seed's first learner",
                     Duration::from_secs(60),
                     || async {
-                        let snapshot = snapshot_via(&seed_url).await?;
+                        let snapshot = life.cluster.snapshot_via(&seed_url).await?;
                         snapshot
                             .members
                             .iter()
@@ -343,7 +343,7 @@ async fn the_seed_dying_while_its_first_joiner_is_a_learner_leaves_one_cluster_f
                 // One cluster: every node answers with the same cluster id.
                 let mut ids = Vec::new();
                 for url in life.cluster.client_urls() {
-                    ids.push(snapshot_via(&url).await?.cluster_id);
+                    ids.push(life.cluster.snapshot_via(&url).await?.cluster_id);
                 }
                 ids.dedup();
                 anyhow::ensure!(

@@ -13,7 +13,7 @@ use etcd_aws_cluster::member::Member;
 use etcd_aws_tests::event_source::{EventSourceOptions, Invoke, SqsEventSource};
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::node::{Node, NodeSpec};
-use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster};
+use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
 use etcd_aws_tests::stand_in::{ActionOutcome, StandIn, StandInOptions};
 use etcd_client::{Client, ConnectOptions};
 use serde_json::{json, Value};
@@ -69,7 +69,11 @@ fn logged_for(function: &LambdaFunction, message: &str, member_name: &str) -> us
 /// The instance whose member leads, and one whose member follows.
 async fn leader_and_follower(cluster: &SimCluster) -> anyhow::Result<(String, String)> {
     let snapshot = cluster.snapshot().await?;
-    let mut admin = EtcdAdmin::connect(&cluster.client_urls(), EtcdTimeouts::default()).await?;
+    let mut admin = EtcdAdmin::connect(
+        &cluster.client_urls(),
+        &cluster.stand_in.etcd_access(EtcdTimeouts::default()),
+    )
+    .await?;
     let leader_id = admin.status().await?.leader_id;
     let name = |m: &Member| m.name.clone();
     let leader = snapshot
@@ -147,7 +151,7 @@ where
 }
 
 async fn assert_present(cluster: &SimCluster, keys: &[String]) -> anyhow::Result<()> {
-    let mut client = Client::connect(cluster.client_urls(), None).await?;
+    let mut client = Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?;
     for key in keys {
         let found = client.get(key.as_str(), None).await?.kvs().len();
         assert_eq!(found, 1, "acknowledged key {key} is lost");
@@ -403,6 +407,7 @@ async fn start_nodes(stand_in: &StandIn, root: &std::path::Path) -> anyhow::Resu
             root: root.join(&instance.id),
             extra_args: Vec::new(),
             backup_bucket: None,
+            tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
         })?);
     }
     Ok(nodes)
@@ -415,8 +420,9 @@ async fn reconcile_removes_the_member_of_an_instance_that_vanished_without_a_mes
     let root = tempfile::tempdir()?;
     let mut nodes = start_nodes(&stand_in, root.path()).await?;
     let urls: Vec<String> = nodes.iter().map(|n| n.spec().client_url()).collect();
+    let access = stand_in.etcd_access(HARNESS_TIMEOUTS);
     wait_for("three voting members", SETTLE, || async {
-        let snapshot = snapshot_via(&urls[0]).await?;
+        let snapshot = snapshot_via(&urls[0], &access).await?;
         let voters = snapshot
             .members
             .iter()
@@ -448,7 +454,7 @@ async fn reconcile_removes_the_member_of_an_instance_that_vanished_without_a_mes
         function.log()
     );
     assert_eq!(report["refused"], json!([]));
-    let members = snapshot_via(&urls[1]).await?.members;
+    let members = snapshot_via(&urls[1], &access).await?.members;
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(members.iter().all(|m| m.name != victim_id));
     Ok(())

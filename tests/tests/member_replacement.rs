@@ -17,17 +17,20 @@ async fn remove_member_by_hand(cluster: &SimCluster, id: u64) -> anyhow::Result<
         .filter_map(|i| cluster.client_url(i).ok())
         .collect();
     wait_for("the member removal to be accepted", SETTLE, || async {
-        EtcdAdmin::connect(&survivors, EtcdTimeouts::default())
-            .await?
-            .remove(id)
-            .await?;
+        EtcdAdmin::connect(
+            &survivors,
+            &cluster.stand_in.etcd_access(EtcdTimeouts::default()),
+        )
+        .await?
+        .remove(id)
+        .await?;
         Ok(())
     })
     .await
 }
 
 async fn write_keys(cluster: &SimCluster, prefix: &str, count: usize) -> anyhow::Result<()> {
-    let mut client = Client::connect(cluster.client_urls(), None).await?;
+    let mut client = Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?;
     for i in 0..count {
         client
             .put(format!("{prefix}/{i}"), format!("value-{i}"), None)
@@ -37,7 +40,7 @@ async fn write_keys(cluster: &SimCluster, prefix: &str, count: usize) -> anyhow:
 }
 
 async fn assert_keys(cluster: &SimCluster, prefix: &str, count: usize) -> anyhow::Result<()> {
-    let mut client = Client::connect(cluster.client_urls(), None).await?;
+    let mut client = Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?;
     for i in 0..count {
         let response = client.get(format!("{prefix}/{i}"), None).await?;
         let value = response.kvs().first().map(|kv| kv.value().to_vec());

@@ -14,7 +14,11 @@ use sha2::{Digest, Sha256};
 const SETTLE: Duration = Duration::from_secs(120);
 
 async fn backup(cluster: &SimCluster) -> anyhow::Result<BackupManifest> {
-    let config = BackupConfig::new(cluster.stand_in.group_name(), cluster.stand_in.bucket());
+    let config = BackupConfig::new(
+        cluster.stand_in.group_name(),
+        cluster.stand_in.bucket(),
+        cluster.stand_in.functions_tls(),
+    );
     let outcome = run_backup(&config, &cluster.stand_in.sdk_config().await).await?;
     match outcome.action {
         BackupAction::Uploaded(manifest) => Ok(manifest),

@@ -17,6 +17,8 @@ use etcd_aws_backup::run::snapshot_to_s3;
 use etcd_aws_backup::BackupConfig;
 use etcd_aws_cluster::backup::Compression;
 use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::etcd_admin::EtcdAccess;
+use etcd_aws_cluster::tls::ClientTlsSource;
 use etcd_client::{Client, Txn, TxnOp};
 
 const BUCKET: &str = "bench";
@@ -51,12 +53,14 @@ async fn main() -> anyhow::Result<()> {
     println!("setting   seconds  stored MiB  ratio  peak RSS MiB");
     for round in 0..rounds {
         for (name, compression, level) in settings {
-            let mut config = BackupConfig::new("bench", BUCKET);
+            let mut config = BackupConfig::new("bench", BUCKET, ClientTlsSource::Plaintext);
             config.compression = compression;
             config.zstd_level = level;
+            // The bench starts its own plaintext etcd.
+            let access = EtcdAccess::plaintext(config.etcd_timeouts);
             let key = format!("bench/snapshots/{name}-{round}");
             let started = Instant::now();
-            let summary = snapshot_to_s3(&config, &store, etcd, &key).await?;
+            let summary = snapshot_to_s3(&config, &store, &access, etcd, &key).await?;
             let seconds = started.elapsed().as_secs_f64();
             println!(
                 "{name:<8} {seconds:8.2} {:11.1} {:6.2} {:13.1}",

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use etcd_aws_cluster::backup::Compression;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use etcd_aws_cluster::tls::client_source::{ClientTlsArgs, ClientTlsSource};
 use tracing_subscriber::EnvFilter;
 
 use crate::retention::RetentionPolicy;
@@ -35,14 +36,17 @@ pub struct BackupConfig {
     pub retention: RetentionPolicy,
     /// Timeouts for the status probes and the quorum check.
     pub etcd_timeouts: EtcdTimeouts,
+    /// The client certificate, read at the start of every run (so a
+    /// re-issued one is picked up without a redeploy).
+    pub tls: ClientTlsSource,
     /// Upper bound on streaming the whole snapshot; keep it under the
     /// function's own timeout so a stuck stream ends in a clean abort.
     pub snapshot_timeout: Duration,
 }
 
 impl BackupConfig {
-    /// The defaults, for a group and a bucket.
-    pub fn new(group_name: &str, bucket: &str) -> Self {
+    /// The defaults, for a group, a bucket and a way to reach etcd.
+    pub fn new(group_name: &str, bucket: &str, tls: ClientTlsSource) -> Self {
         Self {
             group_name: group_name.to_owned(),
             bucket: bucket.to_owned(),
@@ -58,6 +62,7 @@ impl BackupConfig {
                 request: Duration::from_secs(6),
             },
             snapshot_timeout: Duration::from_secs(540),
+            tls,
         }
     }
 
@@ -117,6 +122,8 @@ pub struct EnvConfig {
     pub prefix: String,
     #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
     pub client_port: u16,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     #[arg(long, env = "ETCD_BACKUP_COMPRESSION", value_enum, default_value_t = CompressionArg::Zstd)]
     pub compression: CompressionArg,
     #[arg(long, env = "ETCD_BACKUP_ZSTD_LEVEL", default_value_t = 1)]
@@ -158,7 +165,7 @@ impl EnvConfig {
                 daily_days: self.daily_days,
             },
             snapshot_timeout: self.snapshot_timeout,
-            ..BackupConfig::new(&self.group_name, &self.bucket)
+            ..BackupConfig::new(&self.group_name, &self.bucket, self.tls.source())
         };
         config.validate()?;
         Ok(config)
@@ -188,7 +195,15 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<BackupConfig, String> {
-        let mut argv = vec!["etcd-aws-backup", "--group-name", "g", "--bucket", "b"];
+        let mut argv = vec![
+            "etcd-aws-backup",
+            "--group-name",
+            "g",
+            "--bucket",
+            "b",
+            "--tls-client-secret",
+            "s",
+        ];
         argv.extend_from_slice(args);
         EnvConfig::try_parse_from(argv)
             .map_err(|e| e.to_string())?
@@ -227,6 +242,26 @@ mod tests {
     fn a_part_size_below_s3s_minimum_is_refused() {
         let error = parse(&["--part-mib", "4"]).err().unwrap_or_default();
         assert!(error.contains("minimum"), "{error}");
+    }
+
+    #[test]
+    fn tls_is_required_unless_plaintext_is_asked_for() {
+        let error =
+            EnvConfig::try_parse_from(["etcd-aws-backup", "--group-name", "g", "--bucket", "b"])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(error.contains("--tls-client-secret"), "{error}");
+        let plaintext = EnvConfig::try_parse_from([
+            "etcd-aws-backup",
+            "--group-name",
+            "g",
+            "--bucket",
+            "b",
+            "--insecure-plaintext",
+        ])
+        .map(|c| c.tls.source());
+        assert_eq!(plaintext.ok(), Some(ClientTlsSource::Plaintext));
     }
 
     #[test]

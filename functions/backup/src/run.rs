@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdError, EtcdTimeouts};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdTimeouts};
+use etcd_aws_cluster::tls::ClientTlsError;
 use tokio::task::JoinSet;
 
 use crate::config::{BackupConfig, ConfigError};
@@ -30,6 +31,8 @@ pub enum BackupError {
     NoQuorum(EtcdError),
     #[error(transparent)]
     Etcd(#[from] EtcdError),
+    #[error(transparent)]
+    ClientTls(#[from] ClientTlsError),
     #[error(transparent)]
     Store(#[from] BackupStoreError),
     #[error(transparent)]
@@ -98,7 +101,8 @@ pub async fn run_backup(
     config.validate()?;
     let started = Instant::now();
     let store = BackupStore::new(sdk, &config.bucket, &config.prefix);
-    let source = find_source(config, sdk).await?;
+    let access = config.tls.access(sdk, config.etcd_timeouts).await?;
+    let source = find_source(config, sdk, &access).await?;
     let endpoint = source.candidate.endpoint.clone();
     tracing::info!(
         %endpoint,
@@ -127,7 +131,7 @@ pub async fn run_backup(
             );
             BackupAction::Unchanged(newest)
         }
-        _ => BackupAction::Uploaded(upload(config, &store, &source).await?),
+        _ => BackupAction::Uploaded(upload(config, &store, &source, &access).await?),
     };
     let manifest = action.manifest().clone();
     let (deleted, retention_errors) = apply_retention(config, &store, &manifest).await;
@@ -155,6 +159,7 @@ pub async fn run_backup(
 async fn find_source(
     config: &BackupConfig,
     sdk: &aws_config::SdkConfig,
+    access: &EtcdAccess,
 ) -> Result<Source, BackupError> {
     let instances = GroupDiscovery::new(sdk)
         .instances(&config.group_name)
@@ -163,12 +168,12 @@ async fn find_source(
         .iter()
         .filter(|i| i.is_live())
         .filter_map(|i| i.private_ip)
-        .map(|ip| format!("http://{ip}:{}", config.client_port))
+        .map(|ip| access.url(ip, config.client_port))
         .collect();
     if endpoints.is_empty() {
         return Err(BackupError::NoInstances(config.group_name.clone()));
     }
-    let probes = probe(&endpoints, config.etcd_timeouts).await;
+    let probes = probe(&endpoints, access).await;
     let ordered = candidates(&probes);
     if ordered.is_empty() {
         return Err(BackupError::NoHealthyMember {
@@ -178,7 +183,7 @@ async fn find_source(
     }
     let mut last_error = None;
     for candidate in ordered {
-        match confirm(&candidate, config.etcd_timeouts).await {
+        match confirm(&candidate, access).await {
             Ok((revision, cluster_id, member_count)) => {
                 return Ok(Source {
                     candidate,
@@ -204,12 +209,12 @@ async fn find_source(
 
 /// Each member on its own: through a balanced client, one answer would say
 /// nothing about which member gave it.
-async fn probe(endpoints: &[String], timeouts: EtcdTimeouts) -> Vec<MemberProbe> {
+async fn probe(endpoints: &[String], access: &EtcdAccess) -> Vec<MemberProbe> {
     let mut tasks = JoinSet::new();
     for (index, endpoint) in endpoints.iter().enumerate() {
-        let endpoint = endpoint.clone();
+        let (endpoint, access) = (endpoint.clone(), access.clone());
         tasks.spawn(async move {
-            let status = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), timeouts).await {
+            let status = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), &access).await {
                 Ok(mut admin) => admin.server_status().await,
                 Err(error) => Err(error),
             };
@@ -238,9 +243,9 @@ async fn probe(endpoints: &[String], timeouts: EtcdTimeouts) -> Vec<MemberProbe>
 /// the membership for the manifest.
 async fn confirm(
     candidate: &Candidate,
-    timeouts: EtcdTimeouts,
+    access: &EtcdAccess,
 ) -> Result<(i64, u64, usize), EtcdError> {
-    let mut admin = EtcdAdmin::connect(std::slice::from_ref(&candidate.endpoint), timeouts).await?;
+    let mut admin = EtcdAdmin::connect(std::slice::from_ref(&candidate.endpoint), access).await?;
     let revision = admin.check_quorum().await?;
     let (cluster_id, members) = admin.members().await?;
     Ok((revision, cluster_id, members.len()))
@@ -250,12 +255,13 @@ async fn upload(
     config: &BackupConfig,
     store: &BackupStore,
     source: &Source,
+    access: &EtcdAccess,
 ) -> Result<BackupManifest, BackupError> {
     let created_at = unix_seconds();
     let key = store
         .layout()
         .snapshot_key(created_at, source.revision, config.compression);
-    let summary = snapshot_to_s3(config, store, &source.candidate.endpoint, &key).await?;
+    let summary = snapshot_to_s3(config, store, access, &source.candidate.endpoint, &key).await?;
     let manifest = BackupManifest {
         key,
         sha256: summary.sha256,
@@ -288,6 +294,7 @@ async fn upload(
 pub async fn snapshot_to_s3(
     config: &BackupConfig,
     store: &BackupStore,
+    access: &EtcdAccess,
     endpoint: &str,
     key: &str,
 ) -> Result<StoredSummary, BackupError> {
@@ -296,7 +303,7 @@ pub async fn snapshot_to_s3(
     tracing::info!(%key, upload_id = upload.upload_id(), "multipart upload started");
     let streamed = tokio::time::timeout(
         config.snapshot_timeout,
-        stream_snapshot(config, endpoint, &mut upload),
+        stream_snapshot(config, access, endpoint, &mut upload),
     )
     .await
     .unwrap_or_else(|_| {
@@ -321,6 +328,7 @@ pub async fn snapshot_to_s3(
 
 async fn stream_snapshot(
     config: &BackupConfig,
+    access: &EtcdAccess,
     endpoint: &str,
     upload: &mut MultipartUpload,
 ) -> Result<StoredSummary, BackupError> {
@@ -334,7 +342,8 @@ async fn stream_snapshot(
         connect: config.etcd_timeouts.connect,
         request: config.snapshot_timeout,
     };
-    let mut admin = EtcdAdmin::connect(&[endpoint.to_owned()], timeouts).await?;
+    let mut admin =
+        EtcdAdmin::connect(&[endpoint.to_owned()], &access.with_timeouts(timeouts)).await?;
     let mut snapshot = admin.snapshot().await?;
     let mut stored = StoredStream::new(config.compression, config.zstd_level, config.part_size)
         .map_err(snapshot_error)?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use etcd_aws_cluster::tls::client_source::ClientTlsArgs;
 use tracing_subscriber::EnvFilter;
 
 use crate::handler::Settings;
@@ -22,6 +23,8 @@ pub struct Config {
     /// etcd's client port on every instance.
     #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
     pub client_port: u16,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Heartbeat a lifecycle action this often while its removal runs; keep it
     /// well under the hook's heartbeat timeout.
     #[arg(long, env = "ETCD_AWS_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]

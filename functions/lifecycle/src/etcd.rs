@@ -2,9 +2,10 @@
 //! hand-over, member removal.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use async_trait::async_trait;
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdError, EtcdTimeouts};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
 use etcd_aws_cluster::member::Member;
 use tokio::task::JoinSet;
 
@@ -19,6 +20,8 @@ pub struct EtcdObservation {
 
 #[async_trait]
 pub trait Etcd: Send + Sync {
+    /// The client URL of the member on `ip` (the scheme depends on TLS).
+    fn client_url(&self, ip: IpAddr, port: u16) -> String;
     /// Observes the cluster through these client URLs (one per live instance).
     async fn observe(&self, endpoints: &[String]) -> Result<EtcdObservation, EtcdError>;
     /// Asks `leader` to hand leadership to `target`.
@@ -28,15 +31,19 @@ pub trait Etcd: Send + Sync {
 }
 
 /// The real thing, through etcd's client API.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientEtcd {
-    pub timeouts: EtcdTimeouts,
+    pub access: EtcdAccess,
 }
 
 #[async_trait]
 impl Etcd for ClientEtcd {
+    fn client_url(&self, ip: IpAddr, port: u16) -> String {
+        self.access.url(ip, port)
+    }
+
     async fn observe(&self, endpoints: &[String]) -> Result<EtcdObservation, EtcdError> {
-        let (_, members) = EtcdAdmin::connect(endpoints, self.timeouts)
+        let (_, members) = EtcdAdmin::connect(endpoints, &self.access)
             .await?
             .members()
             .await?;
@@ -44,10 +51,10 @@ impl Etcd for ClientEtcd {
         // client says nothing about the others.
         let mut probes = JoinSet::new();
         for endpoint in endpoints {
-            let (endpoint, timeouts) = (endpoint.clone(), self.timeouts);
+            let (endpoint, access) = (endpoint.clone(), self.access.clone());
             probes.spawn(async move {
                 let status =
-                    match EtcdAdmin::connect(std::slice::from_ref(&endpoint), timeouts).await {
+                    match EtcdAdmin::connect(std::slice::from_ref(&endpoint), &access).await {
                         Ok(mut admin) => admin.status().await,
                         Err(error) => Err(error),
                     };
@@ -87,14 +94,14 @@ impl Etcd for ClientEtcd {
     }
 
     async fn move_leader(&self, leader: &Member, target: u64) -> Result<(), EtcdError> {
-        EtcdAdmin::connect(&leader.client_urls, self.timeouts)
+        EtcdAdmin::connect(&leader.client_urls, &self.access)
             .await?
             .move_leader(target)
             .await
     }
 
     async fn remove(&self, endpoints: &[String], member: u64) -> Result<(), EtcdError> {
-        EtcdAdmin::connect(endpoints, self.timeouts)
+        EtcdAdmin::connect(endpoints, &self.access)
             .await?
             .remove(member)
             .await

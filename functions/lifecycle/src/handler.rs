@@ -3,7 +3,6 @@
 //! and [`crate::plan`]; this module does the I/O in the right order and reports.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -323,7 +322,12 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
     /// an instance launched in between would make its fresh member look departed.
     async fn observe(&self, group: &str) -> Result<Observed, MessageError> {
         let before = self.aws.group_instances(group).await?;
-        let endpoints = client_urls(&before, self.settings.client_port);
+        let endpoints: Vec<String> = before
+            .iter()
+            .filter(|i| i.is_live())
+            .filter_map(|i| i.private_ip)
+            .map(|ip| self.etcd.client_url(ip, self.settings.client_port))
+            .collect();
         if endpoints.is_empty() {
             return Err(MessageError::NoEndpoints(group.to_owned()));
         }
@@ -408,18 +412,6 @@ pub fn batch_response(reports: &[MessageReport]) -> SqsBatchResponse {
         response.add_failure(report.message_id.clone());
     }
     response
-}
-
-fn client_urls(group: &[Instance], port: u16) -> Vec<String> {
-    group
-        .iter()
-        .filter(|i| i.is_live())
-        .filter_map(|i| i.private_ip)
-        .map(|ip| match ip {
-            IpAddr::V4(v4) => format!("http://{v4}:{port}"),
-            IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
-        })
-        .collect()
 }
 
 fn log_outcome(message_id: &str, result: &Result<Handled, MessageError>) {

@@ -3,6 +3,7 @@
 //! `plan_tests.rs`; these check that the handler asks, acts and reports right.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -149,6 +150,10 @@ impl Aws for Fakes {
 
 #[async_trait]
 impl Etcd for Fakes {
+    fn client_url(&self, ip: IpAddr, port: u16) -> String {
+        format!("http://{}", std::net::SocketAddr::new(ip, port))
+    }
+
     async fn observe(&self, _endpoints: &[String]) -> Result<EtcdObservation, EtcdError> {
         let delay = self.world().observe_delay;
         tokio::time::sleep(delay).await;

@@ -20,11 +20,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::parse();
     init_logging(config.log_format);
     let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    // Read once per cold start: a re-issued certificate arrives with the next
+    // execution environment.
+    let access = config
+        .tls
+        .source()
+        .access(&aws, config.etcd_timeouts())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot set up TLS towards etcd");
+            lambda_runtime::Error::from(e.to_string())
+        })?;
     let function = Arc::new(Lifecycle::new(
         SdkAws::new(&aws),
-        ClientEtcd {
-            timeouts: config.etcd_timeouts(),
-        },
+        ClientEtcd { access },
         config.settings(),
     ));
     tracing::info!(

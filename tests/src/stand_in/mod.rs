@@ -9,6 +9,7 @@ mod aws_errors;
 mod aws_proxy;
 mod aws_request;
 mod aws_setup;
+mod cluster_pki;
 mod docker_network;
 mod fault_injection;
 mod group_watch;
@@ -26,9 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_cluster::tls::ClientTlsSource;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+pub use cluster_pki::ClusterPki;
 pub use docker_network::DockerNetworks;
 pub use fault_injection::{FaultEffect, FaultInjector, FaultRule};
 pub use instances::{InstanceEvent, SimInstance};
@@ -53,6 +57,9 @@ pub struct StandInOptions {
     /// The group's EC2_INSTANCE_TERMINATING hook, notifying `queue_url()`; `None`
     /// for a group that terminates instances at once.
     pub lifecycle_hook: Option<HookOptions>,
+    /// A cluster CA in Secrets Manager for nodes that run TLS (the agent's
+    /// default); `false` for a stand-in whose nodes run `--insecure-plaintext`.
+    pub tls: bool,
 }
 
 impl Default for StandInOptions {
@@ -60,6 +67,7 @@ impl Default for StandInOptions {
         Self {
             group_size: 3,
             lifecycle_hook: Some(HookOptions::default()),
+            tls: true,
         }
     }
 }
@@ -95,6 +103,7 @@ pub struct StandIn {
     endpoint_url: String,
     subnet_prefix: String,
     names: Names,
+    pki: Option<ClusterPki>,
     queue_url: String,
     dead_letter_queue_url: String,
 }
@@ -134,6 +143,12 @@ impl StandIn {
             aws_setup::provision(&moto_clients, &layer, &names, opts.group_size, hook)
                 .await
                 .context("provisioning the stand-in's AWS resources")?;
+        let pki = if opts.tls {
+            let direct = sdk_config_for(&moto.url()).await;
+            Some(ClusterPki::provision(&direct, &names.group).await?)
+        } else {
+            None
+        };
         // Learn the initial instances now, so later events report only changes.
         layer.reconcile().await?;
         let faults = FaultInjector::default();
@@ -157,6 +172,7 @@ impl StandIn {
             subnet_prefix: lease.prefix(),
             _lease: lease,
             names,
+            pki,
             queue_url: provisioned.queue_url,
             dead_letter_queue_url: provisioned.dead_letter_queue_url,
         })
@@ -198,6 +214,44 @@ impl StandIn {
     /// "127.0.X" (or "172.28.X"): the /24 this stand-in's instances get their IPs from.
     pub fn subnet_prefix(&self) -> &str {
         &self.subnet_prefix
+    }
+
+    /// The cluster CA and client certificates; `None` when the stand-in was
+    /// started for plaintext nodes.
+    pub fn pki(&self) -> Option<&ClusterPki> {
+        self.pki.as_ref()
+    }
+
+    /// How a test client reaches this stand-in's etcd (its harness
+    /// certificate when TLS is on).
+    pub fn etcd_access(&self, timeouts: EtcdTimeouts) -> EtcdAccess {
+        cluster_pki::harness_access(self.pki.as_ref(), timeouts)
+    }
+
+    /// What the functions get: the secret with their client certificate.
+    pub fn functions_tls(&self) -> ClientTlsSource {
+        cluster_pki::functions_source(self.pki.as_ref())
+    }
+
+    /// The environment that tells a function how to reach etcd.
+    pub fn functions_tls_env(&self) -> Vec<(String, String)> {
+        match self.functions_tls() {
+            ClientTlsSource::Secret(secret) => {
+                vec![("ETCD_AWS_TLS_CLIENT_SECRET".to_owned(), secret)]
+            }
+            ClientTlsSource::Plaintext => {
+                vec![("ETCD_AWS_INSECURE_PLAINTEXT".to_owned(), "true".to_owned())]
+            }
+        }
+    }
+
+    /// The environment that tells a node agent how to get its certificate
+    /// (`--tls-dir` is the node's own business).
+    pub fn node_tls_env(&self) -> Vec<(String, String)> {
+        match &self.pki {
+            Some(pki) => vec![("ETCD_AWS_TLS_CA_SECRET".to_owned(), pki.ca_secret.clone())],
+            None => vec![("ETCD_AWS_INSECURE_PLAINTEXT".to_owned(), "true".to_owned())],
+        }
     }
 
     /// The Docker networks of a stand-in started on `SubnetRange::Docker`.

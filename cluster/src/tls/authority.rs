@@ -1,0 +1,309 @@
+//! The cluster's certificate authority: creating it, and issuing the peer
+//! certificates nodes give themselves and the client certificates of the
+//! functions and users.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use time::OffsetDateTime;
+
+/// Certificates start this long before they are issued, so that a machine
+/// whose clock is a little behind the issuer's still accepts them.
+const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("cannot create the cluster CA: {0}")]
+    Create(rcgen::Error),
+    #[error("the cluster CA's {part} cannot be read ({source}); the CA secret is damaged: restore its previous version or deploy a new CA")]
+    Load {
+        part: &'static str,
+        source: rcgen::Error,
+    },
+    #[error("cannot issue a certificate for {subject}: {source}")]
+    Issue {
+        subject: String,
+        source: rcgen::Error,
+    },
+    #[error("the certificate for {subject} would be valid from {from:?} until {until:?}, which is no time at all")]
+    EmptyValidity {
+        subject: String,
+        from: SystemTime,
+        until: SystemTime,
+    },
+}
+
+/// When a certificate is valid. Tests make expired ones with a period in the past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidityPeriod {
+    pub from: SystemTime,
+    pub until: SystemTime,
+}
+
+impl ValidityPeriod {
+    /// From a few minutes ago (clock skew) until `lifetime` from now.
+    pub fn starting_now(lifetime: Duration) -> Self {
+        let now = SystemTime::now();
+        Self {
+            from: now - CLOCK_SKEW_ALLOWANCE,
+            until: now + lifetime,
+        }
+    }
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCertificate")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The cluster CA. Whoever holds it can add members to the cluster, so only
+/// the nodes read it; everyone else gets a client certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterCa {
+    certificate: IssuedCertificate,
+}
+
+impl fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterCa")
+            .field("certificate", &self.certificate)
+            .finish()
+    }
+}
+
+impl ClusterCa {
+    /// A new self-signed CA named `name` (the stack or group it serves).
+    pub fn generate(name: &str, validity: ValidityPeriod) -> Result<Self, AuthorityError> {
+        let key = KeyPair::generate().map_err(AuthorityError::Create)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = common_name(&format!("etcd-aws CA {name}"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        set_validity(&mut params, name, validity)?;
+        let cert = params.self_signed(&key).map_err(AuthorityError::Create)?;
+        Ok(Self {
+            certificate: IssuedCertificate {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+            },
+        })
+    }
+
+    /// The CA as kept in its secret; fails when either half does not parse.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, AuthorityError> {
+        let ca = Self {
+            certificate: IssuedCertificate {
+                cert_pem: cert_pem.to_owned(),
+                key_pem: key_pem.to_owned(),
+            },
+        };
+        ca.issuer()?;
+        Ok(ca)
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.certificate.cert_pem
+    }
+
+    pub fn key_pem(&self) -> &str {
+        &self.certificate.key_pem
+    }
+
+    /// A node's own certificate: server for clients and peers, and client
+    /// towards its peers, for its IPs (private IP first) and any DNS names.
+    pub fn issue_peer(
+        &self,
+        name: &str,
+        ips: &[IpAddr],
+        dns_names: &[String],
+        validity: ValidityPeriod,
+    ) -> Result<IssuedCertificate, AuthorityError> {
+        let mut params = CertificateParams::default();
+        params
+            .subject_alt_names
+            .extend(ips.iter().copied().map(SanType::IpAddress));
+        for dns in dns_names {
+            let dns = dns
+                .clone()
+                .try_into()
+                .map_err(|source| AuthorityError::Issue {
+                    subject: format!("DNS name {dns}"),
+                    source,
+                })?;
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.issue(name, params, validity)
+    }
+
+    /// A certificate that lets `name` use the cluster as a client, and no more.
+    pub fn issue_client(
+        &self,
+        name: &str,
+        validity: ValidityPeriod,
+    ) -> Result<IssuedCertificate, AuthorityError> {
+        let mut params = CertificateParams::default();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(name, params, validity)
+    }
+
+    fn issue(
+        &self,
+        name: &str,
+        mut params: CertificateParams,
+        validity: ValidityPeriod,
+    ) -> Result<IssuedCertificate, AuthorityError> {
+        let issue_error = |source| AuthorityError::Issue {
+            subject: name.to_owned(),
+            source,
+        };
+        params.distinguished_name = common_name(name);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, name, validity)?;
+        let key = KeyPair::generate().map_err(issue_error)?;
+        let cert = params
+            .signed_by(&key, &self.issuer()?)
+            .map_err(issue_error)?;
+        Ok(IssuedCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, AuthorityError> {
+        let key = KeyPair::from_pem(self.key_pem()).map_err(|source| AuthorityError::Load {
+            part: "private key",
+            source,
+        })?;
+        Issuer::from_ca_cert_pem(self.cert_pem(), key).map_err(|source| AuthorityError::Load {
+            part: "certificate",
+            source,
+        })
+    }
+}
+
+fn common_name(name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn
+}
+
+fn set_validity(
+    params: &mut CertificateParams,
+    subject: &str,
+    validity: ValidityPeriod,
+) -> Result<(), AuthorityError> {
+    if validity.until <= validity.from {
+        return Err(AuthorityError::EmptyValidity {
+            subject: subject.to_owned(),
+            from: validity.from,
+            until: validity.until,
+        });
+    }
+    params.not_before = OffsetDateTime::from(validity.from);
+    params.not_after = OffsetDateTime::from(validity.until);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::certificate::{check_certificate, CertificateError};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn ca() -> ClusterCa {
+        ClusterCa::generate("test", ValidityPeriod::starting_now(DAY)).expect("CA")
+    }
+
+    #[test]
+    fn a_ca_survives_the_round_trip_through_its_pem() {
+        let ca = ca();
+        let loaded = ClusterCa::from_pem(ca.cert_pem(), ca.key_pem()).expect("reload");
+        assert_eq!(loaded, ca);
+    }
+
+    #[test]
+    fn a_damaged_ca_key_is_refused_with_what_to_do() {
+        let ca = ca();
+        let error = ClusterCa::from_pem(ca.cert_pem(), "not a key").expect_err("damaged");
+        assert!(error.to_string().contains("private key"), "{error}");
+        assert!(error.to_string().contains("restore"), "{error}");
+    }
+
+    #[test]
+    fn peer_certificates_are_issued_by_the_ca_for_the_node_ip() {
+        let ca = ca();
+        let ip: IpAddr = "10.0.1.7".parse().expect("ip");
+        let peer = ca
+            .issue_peer("i-1", &[ip], &[], ValidityPeriod::starting_now(DAY))
+            .expect("issue");
+        let info = check_certificate("peer", &peer.cert_pem, ca.cert_pem(), SystemTime::now())
+            .expect("valid");
+        assert_eq!(info.ips, vec![ip]);
+        assert_eq!(info.common_name, "i-1");
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_not_ours() {
+        let theirs = ca()
+            .issue_client("intruder", ValidityPeriod::starting_now(DAY))
+            .expect("issue");
+        let error = check_certificate(
+            "client",
+            &theirs.cert_pem,
+            ca().cert_pem(),
+            SystemTime::now(),
+        )
+        .expect_err("foreign");
+        assert!(
+            matches!(error, CertificateError::WrongIssuer { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_empty_validity_period_is_refused() {
+        let now = SystemTime::now();
+        let error = ca()
+            .issue_client(
+                "x",
+                ValidityPeriod {
+                    from: now,
+                    until: now,
+                },
+            )
+            .expect_err("empty");
+        assert!(
+            matches!(error, AuthorityError::EmptyValidity { .. }),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Reading a certificate back, to refuse a bad one with a clear reason before
+//! etcd or a TLS handshake refuses it with an obscure one.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::parse_x509_pem;
+use x509_parser::prelude::X509Certificate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("{what} is not a PEM certificate ({reason}); issue a new one from the cluster CA")]
+    Unreadable { what: String, reason: String },
+    #[error("{what} expired {ago} ago (valid until {until}); issue a new one from the cluster CA (nodes issue theirs at start, `etcd-aws-cfn issue-client-cert` issues client certificates)")]
+    Expired {
+        what: String,
+        until: String,
+        ago: String,
+    },
+    #[error("{what} is not valid before {from} (check this machine's clock)")]
+    NotYetValid { what: String, from: String },
+    #[error("{what} (subject {subject}) was not issued by this cluster's CA (issuer {issuer}); use a certificate issued from the CA in the cluster's secret")]
+    WrongIssuer {
+        what: String,
+        subject: String,
+        issuer: String,
+    },
+}
+
+/// What a checked certificate says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub common_name: String,
+    pub ips: Vec<IpAddr>,
+    pub not_after: SystemTime,
+}
+
+/// Checks that `cert_pem` was signed by the CA in `ca_pem` and is valid at
+/// `now`. `what` names the certificate in errors ("client certificate /path").
+pub fn check_certificate(
+    what: &str,
+    cert_pem: &str,
+    ca_pem: &str,
+    now: SystemTime,
+) -> Result<CertificateInfo, CertificateError> {
+    let unreadable = |what: &str, reason: String| CertificateError::Unreadable {
+        what: what.to_owned(),
+        reason,
+    };
+    let (_, cert_block) =
+        parse_x509_pem(cert_pem.as_bytes()).map_err(|e| unreadable(what, e.to_string()))?;
+    let cert = cert_block
+        .parse_x509()
+        .map_err(|e| unreadable(what, e.to_string()))?;
+    let ca_what = format!("the CA certificate checking {what}");
+    let (_, ca_block) =
+        parse_x509_pem(ca_pem.as_bytes()).map_err(|e| unreadable(&ca_what, e.to_string()))?;
+    let ca = ca_block
+        .parse_x509()
+        .map_err(|e| unreadable(&ca_what, e.to_string()))?;
+
+    if cert.issuer() != ca.subject() || cert.verify_signature(Some(ca.public_key())).is_err() {
+        return Err(CertificateError::WrongIssuer {
+            what: what.to_owned(),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+        });
+    }
+    let from = to_system_time(cert.validity().not_before.timestamp());
+    let until = to_system_time(cert.validity().not_after.timestamp());
+    if now < from {
+        return Err(CertificateError::NotYetValid {
+            what: what.to_owned(),
+            from: cert.validity().not_before.to_string(),
+        });
+    }
+    if now > until {
+        let ago = now.duration_since(until).unwrap_or_default();
+        return Err(CertificateError::Expired {
+            what: what.to_owned(),
+            until: cert.validity().not_after.to_string(),
+            ago: humanize(ago),
+        });
+    }
+    Ok(CertificateInfo {
+        common_name: common_name(&cert),
+        ips: ip_sans(&cert),
+        not_after: until,
+    })
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> String {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn ip_sans(cert: &X509Certificate<'_>) -> Vec<IpAddr> {
+    let Ok(Some(sans)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    sans.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn to_system_time(timestamp: i64) -> SystemTime {
+    match u64::try_from(timestamp) {
+        Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+        Err(_) => UNIX_EPOCH - Duration::from_secs(timestamp.unsigned_abs()),
+    }
+}
+
+/// "3d 4h", "12m": enough to tell an operator how stale a certificate is.
+fn humanize(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::authority::{ClusterCa, ValidityPeriod};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn ca() -> ClusterCa {
+        ClusterCa::generate("test", ValidityPeriod::starting_now(HOUR * 24)).expect("CA")
+    }
+
+    #[test]
+    fn an_expired_certificate_says_when_it_expired_and_what_to_do() {
+        let ca = ca();
+        let now = SystemTime::now();
+        let old = ca
+            .issue_client(
+                "alice",
+                ValidityPeriod {
+                    from: now - HOUR * 50,
+                    until: now - HOUR * 26,
+                },
+            )
+            .expect("issue");
+        let error = check_certificate(
+            "client certificate alice.pem",
+            &old.cert_pem,
+            ca.cert_pem(),
+            now,
+        )
+        .expect_err("expired");
+        let message = error.to_string();
+        assert!(
+            matches!(error, CertificateError::Expired { .. }),
+            "{message}"
+        );
+        assert!(message.contains("alice.pem expired 1d 2h ago"), "{message}");
+        assert!(message.contains("issue-client-cert"), "{message}");
+    }
+
+    #[test]
+    fn a_certificate_from_the_future_points_at_the_clock() {
+        let ca = ca();
+        let now = SystemTime::now();
+        let future = ca
+            .issue_client(
+                "bob",
+                ValidityPeriod {
+                    from: now + HOUR,
+                    until: now + HOUR * 2,
+                },
+            )
+            .expect("issue");
+        let error =
+            check_certificate("bob", &future.cert_pem, ca.cert_pem(), now).expect_err("early");
+        assert!(error.to_string().contains("clock"), "{error}");
+    }
+
+    #[test]
+    fn garbage_is_unreadable_not_a_panic() {
+        let error = check_certificate("cert.pem", "hello", ca().cert_pem(), SystemTime::now())
+            .expect_err("garbage");
+        assert!(
+            matches!(error, CertificateError::Unreadable { .. }),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! The cluster CA and the functions' client certificate, made the way
+//! `etcd-aws-cfn deploy` makes them and kept in the stand-in's Secrets Manager,
+//! plus a client certificate for the harness itself (a user of the cluster).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_cluster::tls::authority::ValidityPeriod;
+use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[derive(Debug, Clone)]
+pub struct ClusterPki {
+    pub ca: ClusterCa,
+    /// What nodes get as `--tls-ca-secret`.
+    pub ca_secret: String,
+    /// What the functions get as `--tls-client-secret`.
+    pub functions_secret: String,
+    /// The harness's own client certificate, for test clients.
+    pub harness: TlsCredentials,
+}
+
+impl ClusterPki {
+    pub async fn provision(sdk: &aws_config::SdkConfig, group: &str) -> anyhow::Result<Self> {
+        let ca = ClusterCa::generate(group, ValidityPeriod::starting_now(DAY))
+            .context("creating the stand-in's cluster CA")?;
+        let pki = Self {
+            ca_secret: format!("etcd-aws/{group}/cluster-ca"),
+            functions_secret: format!("etcd-aws/{group}/functions-client"),
+            harness: issue_client(&ca, "harness")?,
+            ca,
+        };
+        let store = SecretStore::new(sdk);
+        store
+            .store_ca(&pki.ca_secret, &pki.ca)
+            .await
+            .context("storing the stand-in's cluster CA")?;
+        store
+            .store_client(&pki.functions_secret, &issue_client(&pki.ca, "functions")?)
+            .await
+            .context("storing the functions' client certificate")?;
+        Ok(pki)
+    }
+
+    /// A client certificate from this cluster's CA, valid for a day.
+    pub fn issue_client(&self, name: &str) -> anyhow::Result<TlsCredentials> {
+        issue_client(&self.ca, name)
+    }
+}
+
+fn issue_client(ca: &ClusterCa, name: &str) -> anyhow::Result<TlsCredentials> {
+    let issued = ca
+        .issue_client(name, ValidityPeriod::starting_now(DAY))
+        .with_context(|| format!("issuing a client certificate for {name}"))?;
+    Ok(TlsCredentials::issued_by(ca, issued))
+}
+
+/// How test clients reach a cluster with or without TLS.
+pub fn harness_access(pki: Option<&ClusterPki>, timeouts: EtcdTimeouts) -> EtcdAccess {
+    match pki {
+        Some(pki) => EtcdAccess::tls(timeouts, pki.harness.clone()),
+        None => EtcdAccess::plaintext(timeouts),
+    }
+}
+
+/// How the functions reach the cluster.
+pub fn functions_source(pki: Option<&ClusterPki>) -> ClientTlsSource {
+    match pki {
+        Some(pki) => ClientTlsSource::Secret(pki.functions_secret.clone()),
+        None => ClientTlsSource::Plaintext,
+    }
+}
