@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio::task::JoinHandle;
 
 use crate::lambda::LambdaFunction;
-use crate::stand_in::StandIn;
+use crate::stand_in::{Caller, StandIn};
 
 /// Something that can be invoked with an event: a function behind the Runtime
 /// API, or a handler called in-process.
@@ -108,7 +108,10 @@ impl SqsEventSource {
         queue_url: &str,
         options: EventSourceOptions,
     ) -> anyhow::Result<Self> {
-        let sqs = aws_sdk_sqs::Client::new(&stand_in.sdk_config().await);
+        // Lambda polls with the function's execution role, so its calls count
+        // against that role's policy.
+        let sqs =
+            aws_sdk_sqs::Client::new(&stand_in.sdk_config_as(Caller::LifecycleEventSource).await);
         let attributes = sqs
             .get_queue_attributes()
             .queue_url(queue_url)

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::event_source::{Delivery, EventSourceOptions, Invoke, Polling, SqsEventSource};
 use crate::lambda::{FunctionSpec, LambdaFunction};
-use crate::stand_in::StandIn;
+use crate::stand_in::{Caller, StandIn};
 
 /// The lifecycle function's settings, scaled down for the stand-in.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ impl LifecycleOnQueue {
         settings: LifecycleSettings,
     ) -> anyhow::Result<Self> {
         let logs = log_dir("lifecycle")?;
-        let mut env = stand_in.env();
+        let mut env = stand_in.env_as(Caller::LifecycleFunction);
         env.extend(stand_in.functions_tls_env());
         env.extend(owned([
             ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
@@ -139,7 +139,7 @@ pub struct BackupOnSchedule {
 impl BackupOnSchedule {
     pub async fn start(stand_in: &StandIn, every: Duration) -> anyhow::Result<Self> {
         let logs = log_dir("backup")?;
-        let mut env = stand_in.env();
+        let mut env = stand_in.env_as(Caller::BackupFunction);
         env.extend(stand_in.functions_tls_env());
         env.extend(owned([
             ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::node::{Node, NodeRunner, NodeSpec};
-use crate::stand_in::{InstanceEvent, StandIn, StandInOptions};
+use crate::stand_in::{Caller, InstanceEvent, StandIn, StandInOptions};
 
 /// Nodes by instance id, plus the ids the group has terminated (never restarted).
 struct Fleet<N> {
@@ -372,7 +372,7 @@ fn node_template(stand_in: &StandIn, root: &std::path::Path) -> NodeSpec {
         instance_id: String::new(),
         private_ip: Ipv4Addr::LOCALHOST,
         group_name: stand_in.group_name().to_owned(),
-        aws_env: stand_in.env(),
+        aws_env: stand_in.env_as(Caller::Node),
         root: root.to_owned(),
         extra_args: Vec::new(),
         backup_bucket: Some(stand_in.bucket().to_owned()),

@@ -1,5 +1,6 @@
-//! The HTTP endpoint programs under test use as AWS: applies injected faults, lets
-//! the lifecycle layer answer what moto cannot, and forwards the rest to moto.
+//! The HTTP endpoint programs under test use as AWS: records who called what,
+//! applies injected faults, lets the lifecycle layer answer what moto cannot, and
+//! forwards the rest to moto.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use super::autoscaling_xml::{
 };
 use super::aws_errors::{error_response, CannedResponse};
 use super::aws_request::{classify, AwsCall, Protocol};
+use super::call_log::{CallLog, RecordedCall};
 use super::fault_injection::{FaultEffect, FaultInjector};
 use super::lifecycle_actions::{ActionKey, ActionTarget, HookResult};
 use super::lifecycle_hooks::PutLifecycleHook;
@@ -40,6 +42,7 @@ impl AwsProxy {
     pub async fn start(
         layer: Arc<LifecycleLayer>,
         faults: FaultInjector,
+        calls: CallLog,
         moto_url: String,
         bind: IpAddr,
     ) -> anyhow::Result<Self> {
@@ -50,6 +53,7 @@ impl AwsProxy {
         let proxy = Arc::new(Proxy {
             layer,
             faults,
+            calls,
             moto_url,
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -108,6 +112,7 @@ struct Received {
 struct Proxy {
     layer: Arc<LifecycleLayer>,
     faults: FaultInjector,
+    calls: CallLog,
     moto_url: String,
     client: Client<HttpConnector, Body>,
 }
@@ -126,6 +131,12 @@ impl Proxy {
             &received.parts.headers,
             &received.body,
         );
+        // Before any fault: a call that fails was still made, and needs its permission.
+        self.calls.record(RecordedCall {
+            access_key_id: call.access_key_id.clone(),
+            service: call.service.clone(),
+            operation: call.operation.clone(),
+        });
         match self.faults.take(&call.service, &call.operation) {
             Some(FaultEffect::Error {
                 status,

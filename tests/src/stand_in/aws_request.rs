@@ -1,6 +1,7 @@
 //! Which AWS service and operation an HTTP request is, read the way AWS reads it:
 //! the SigV4 credential scope names the service; the form body's Action, the JSON
-//! X-Amz-Target, or S3's method and query string name the operation.
+//! X-Amz-Target, or S3's method and query string name the operation. The
+//! credential's access key id names the caller.
 
 use http::{HeaderMap, Method, Uri};
 
@@ -19,6 +20,8 @@ pub enum Protocol {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsCall {
+    /// The access key id the request was signed with: who made the call.
+    pub access_key_id: String,
     pub service: String,
     pub operation: String,
     pub protocol: Protocol,
@@ -37,12 +40,14 @@ impl AwsCall {
 
 pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> AwsCall {
     let query = uri.query().unwrap_or("");
-    let service = service_from_authorization(headers)
-        .or_else(|| service_from_presigned_query(query))
+    let scope = scope_from_authorization(headers)
+        .or_else(|| scope_from_presigned_query(query))
         .unwrap_or_default();
+    let (access_key_id, service) = (scope.access_key_id, scope.service);
     if let Some(target) = header(headers, "x-amz-target") {
         let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
         return AwsCall {
+            access_key_id,
             service,
             operation,
             protocol: Protocol::Json,
@@ -51,6 +56,7 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
     }
     if service == "s3" {
         return AwsCall {
+            access_key_id,
             operation: s3_operation(method, uri.path(), query, headers),
             service,
             protocol: Protocol::RestXml,
@@ -72,6 +78,7 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
         Protocol::Query
     };
     AwsCall {
+        access_key_id,
         service,
         operation,
         protocol,
@@ -83,24 +90,35 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
+/// The parts of a SigV4 credential ("AKID/20240101/us-east-1/s3/aws4_request")
+/// that say who called which service.
+#[derive(Debug, Default)]
+struct CredentialScope {
+    access_key_id: String,
+    service: String,
+}
+
 /// "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/autoscaling/aws4_request, ..."
-fn service_from_authorization(headers: &HeaderMap) -> Option<String> {
+fn scope_from_authorization(headers: &HeaderMap) -> Option<CredentialScope> {
     let authorization = header(headers, "authorization")?;
     let credential = authorization
         .split([' ', ','])
         .find_map(|part| part.strip_prefix("Credential="))?;
-    service_from_credential(credential)
+    scope_from_credential(credential)
 }
 
-fn service_from_presigned_query(query: &str) -> Option<String> {
+fn scope_from_presigned_query(query: &str) -> Option<CredentialScope> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == "X-Amz-Credential")
-        .and_then(|(_, credential)| service_from_credential(&credential))
+        .and_then(|(_, credential)| scope_from_credential(&credential))
 }
 
-fn service_from_credential(credential: &str) -> Option<String> {
+fn scope_from_credential(credential: &str) -> Option<CredentialScope> {
     let scope: Vec<&str> = credential.split('/').collect();
-    (scope.len() == 5).then(|| scope[3].to_owned())
+    (scope.len() == 5).then(|| CredentialScope {
+        access_key_id: scope[0].to_owned(),
+        service: scope[3].to_owned(),
+    })
 }
 
 /// S3 names no operation on the wire; it is implied by method, path and subresource.
@@ -258,5 +276,24 @@ mod tests {
     fn an_unsigned_request_has_no_service() {
         let call = classify(&Method::GET, &uri("/"), &HeaderMap::new(), b"");
         assert_eq!(call.service, "");
+        assert_eq!(call.access_key_id, "");
+    }
+
+    #[test]
+    fn the_credentials_access_key_id_names_the_caller() {
+        let call = classify(
+            &Method::POST,
+            &uri("/"),
+            &signed_for("ec2"),
+            b"Action=DescribeInstances",
+        );
+        assert_eq!(call.access_key_id, "test");
+        let presigned = classify(
+            &Method::GET,
+            &uri("/bucket/key?X-Amz-Credential=node-agent%2F20240101%2Fus-east-1%2Fs3%2Faws4_request"),
+            &HeaderMap::new(),
+            b"",
+        );
+        assert_eq!(presigned.access_key_id, "node-agent");
     }
 }

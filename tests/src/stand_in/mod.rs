@@ -9,6 +9,7 @@ mod aws_errors;
 mod aws_proxy;
 mod aws_request;
 mod aws_setup;
+mod call_log;
 mod cluster_pki;
 mod docker_network;
 mod fault_injection;
@@ -32,6 +33,7 @@ use etcd_aws_cluster::tls::ClientTlsSource;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+pub use call_log::{Caller, RecordedCall};
 pub use cluster_pki::ClusterPki;
 pub use docker_network::DockerNetworks;
 pub use fault_injection::{FaultEffect, FaultInjector, FaultRule};
@@ -42,9 +44,10 @@ pub use subnet_lease::SubnetRange;
 
 use aws_proxy::AwsProxy;
 use aws_setup::{HookSettings, Names};
+use call_log::CallLog;
 use instances::{ec2_details, group_members};
 use lifecycle_layer::LifecycleLayer;
-use moto_clients::{sdk_config_for, MotoClients, REGION};
+use moto_clients::{sdk_config_as, sdk_config_for, MotoClients, REGION};
 use moto_server::MotoServer;
 use subnet_lease::SubnetLease;
 
@@ -97,6 +100,7 @@ pub struct StandIn {
     layer: Arc<LifecycleLayer>,
     moto_clients: MotoClients,
     faults: FaultInjector,
+    calls: CallLog,
     _moto: MotoServer,
     docker: Option<DockerNetworks>,
     _lease: SubnetLease,
@@ -152,9 +156,11 @@ impl StandIn {
         // Learn the initial instances now, so later events report only changes.
         layer.reconcile().await?;
         let faults = FaultInjector::default();
+        let calls = CallLog::default();
         let proxy = AwsProxy::start(
             Arc::clone(&layer),
             faults.clone(),
+            calls.clone(),
             moto.url(),
             IpAddr::V4(proxy_ip),
         )
@@ -167,6 +173,7 @@ impl StandIn {
             layer,
             moto_clients,
             faults,
+            calls,
             _moto: moto,
             docker,
             subnet_prefix: lease.prefix(),
@@ -259,13 +266,20 @@ impl StandIn {
         self.docker.as_ref()
     }
 
-    /// The environment a program needs to use the stand-in as its AWS.
+    /// The environment a program needs to use the stand-in as its AWS, signing
+    /// as the harness.
     pub fn env(&self) -> Vec<(String, String)> {
+        self.env_as(Caller::Harness)
+    }
+
+    /// The environment a program needs to use the stand-in as its AWS, signing
+    /// as `caller` so that `calls()` names it.
+    pub fn env_as(&self, caller: Caller) -> Vec<(String, String)> {
         [
             ("AWS_ENDPOINT_URL", self.endpoint_url.as_str()),
             ("AWS_REGION", REGION),
             ("AWS_DEFAULT_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_ACCESS_KEY_ID", caller.access_key_id()),
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ]
@@ -274,9 +288,22 @@ impl StandIn {
         .collect()
     }
 
-    /// An SDK configuration pointed at the proxy, faults and all.
+    /// An SDK configuration pointed at the proxy, faults and all, signing as
+    /// the harness.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        sdk_config_for(&self.endpoint_url).await
+        self.sdk_config_as(Caller::Harness).await
+    }
+
+    /// An SDK configuration pointed at the proxy, signing as `caller`: for a
+    /// program's code run in-process (`run_backup` as the backup function).
+    pub async fn sdk_config_as(&self, caller: Caller) -> aws_config::SdkConfig {
+        sdk_config_as(&self.endpoint_url, caller.access_key_id()).await
+    }
+
+    /// Every call the proxy has received so far, in order, with its caller.
+    /// The stand-in's own calls go to moto directly and are not among them.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.calls()
     }
 
     /// The group's instances as Auto Scaling shows them through the proxy (held ones

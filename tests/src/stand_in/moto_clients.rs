@@ -52,11 +52,17 @@ impl MotoClients {
 
 /// An SDK configuration for the stand-in's region and fixed test credentials.
 pub async fn sdk_config_for(endpoint_url: &str) -> SdkConfig {
+    sdk_config_as(endpoint_url, "test").await
+}
+
+/// The same, signing with `access_key_id`: moto accepts any, and the proxy
+/// records it as the caller.
+pub async fn sdk_config_as(endpoint_url: &str, access_key_id: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint_url)
         .credentials_provider(Credentials::new(
-            "test",
+            access_key_id,
             "test",
             None,
             None,
