@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use etcd_aws_cluster::logging::LogFormat;
 
 /// Runs etcd as a member of the cluster formed by this instance's autoscaling group.
 ///
@@ -151,10 +152,4 @@ pub struct Cli {
     /// Flags passed to etcd unchanged, after `--`.
     #[arg(last = true, value_name = "ETCD_FLAGS")]
     pub etcd_args: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }

@@ -3,7 +3,6 @@
 mod cli;
 mod etcd_process;
 mod join;
-mod logging;
 mod node_tls;
 mod observe;
 mod quorum_watch;
@@ -18,7 +17,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
+    etcd_aws_cluster::logging::init(
+        cli.log_format,
+        etcd_aws_cluster::logging::LogTarget::Process,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

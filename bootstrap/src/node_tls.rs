@@ -44,6 +44,11 @@ pub async fn prepare(
         Ok(ca) => ca,
         Err(stopped) => return Ok(Err(stopped)),
     };
+    ca.check(
+        &format!("the cluster CA in secret {ca_secret}"),
+        SystemTime::now(),
+    )
+    .context("etcd cannot start with this CA")?;
     let mut ips = vec![private_ip];
     ips.extend(cli.tls_extra_ips.iter().filter(|ip| **ip != private_ip));
     let issued = ca

@@ -16,6 +16,7 @@ pub mod etcd_admin;
 pub mod etcd_launch;
 pub mod identity;
 pub mod instance;
+pub mod logging;
 pub mod member;
 pub mod observation;
 pub mod peer_probe;

@@ -124,6 +124,32 @@ async fn help_explains_the_flags_and_their_environment_variables() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn tls_is_required_unless_plaintext_is_asked_for() -> anyhow::Result<()> {
+    let command = agent()?;
+    assert_clean_failure(&run(command).await?, 2, "--tls-ca-secret");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_damaged_ca_secret_stops_the_node_and_says_to_restore_it() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let secret = format!("etcd-aws/{}/damaged-ca", stand_in.group_name());
+    aws_sdk_secretsmanager::Client::new(&stand_in.sdk_config().await)
+        .create_secret()
+        .name(&secret)
+        .secret_string(
+            r#"{"kind":"etcd-aws-cluster-ca","ca_cert":"not a certificate","ca_key":"nor a key"}"#,
+        )
+        .send()
+        .await?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command.env("ETCD_AWS_TLS_CA_SECRET", &secret);
+    assert_clean_failure(&run(command).await?, 1, "restore its previous version");
+    Ok(())
+}
+
+#[tokio::test]
 async fn off_ec2_without_identity_flags_says_which_flags_to_pass() -> anyhow::Result<()> {
     let mut command = agent()?;
     // Nothing listens on port 9: the metadata service is unreachable.

@@ -121,6 +121,16 @@ impl ClusterCa {
         Ok(ca)
     }
 
+    /// Refuses a CA that is expired or not yet valid, naming it `what`.
+    pub fn check(
+        &self,
+        what: &str,
+        now: SystemTime,
+    ) -> Result<crate::tls::certificate::CertificateInfo, crate::tls::certificate::CertificateError>
+    {
+        crate::tls::certificate::check_ca(what, self.cert_pem(), now)
+    }
+
     pub fn cert_pem(&self) -> &str {
         &self.certificate.cert_pem
     }

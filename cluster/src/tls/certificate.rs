@@ -12,11 +12,12 @@ use x509_parser::prelude::X509Certificate;
 pub enum CertificateError {
     #[error("{what} is not a PEM certificate ({reason}); issue a new one from the cluster CA")]
     Unreadable { what: String, reason: String },
-    #[error("{what} expired {ago} ago (valid until {until}); issue a new one from the cluster CA (nodes issue theirs at start, `etcd-aws-cfn issue-client-cert` issues client certificates)")]
+    #[error("{what} expired {ago} ago (valid until {until}); {remedy}")]
     Expired {
         what: String,
         until: String,
         ago: String,
+        remedy: &'static str,
     },
     #[error("{what} is not valid before {from} (check this machine's clock)")]
     NotYetValid { what: String, from: String },
@@ -27,6 +28,9 @@ pub enum CertificateError {
         issuer: String,
     },
 }
+
+const LEAF_REMEDY: &str = "issue a new one from the cluster CA (nodes issue theirs at start, `etcd-aws-cfn issue-client-cert` issues client certificates)";
+const CA_REMEDY: &str = "the cluster needs a new CA: store one in the CA secret, restart every node so it issues itself a new certificate, and re-issue the client certificates";
 
 /// What a checked certificate says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,11 @@ pub fn check_certificate(
             what: what.to_owned(),
             until: cert.validity().not_after.to_string(),
             ago: humanize(ago),
+            remedy: if std::ptr::eq(cert_pem, ca_pem) {
+                CA_REMEDY
+            } else {
+                LEAF_REMEDY
+            },
         });
     }
     Ok(CertificateInfo {
@@ -88,6 +97,15 @@ pub fn check_certificate(
         ips: ip_sans(&cert),
         not_after: until,
     })
+}
+
+/// Checks a (self-signed) CA certificate: readable and valid at `now`.
+pub fn check_ca(
+    what: &str,
+    ca_pem: &str,
+    now: SystemTime,
+) -> Result<CertificateInfo, CertificateError> {
+    check_certificate(what, ca_pem, ca_pem, now)
 }
 
 fn common_name(cert: &X509Certificate<'_>) -> String {
@@ -173,6 +191,21 @@ mod tests {
         );
         assert!(message.contains("alice.pem expired 1d 2h ago"), "{message}");
         assert!(message.contains("issue-client-cert"), "{message}");
+    }
+
+    #[test]
+    fn an_expired_ca_says_the_cluster_needs_a_new_one() {
+        let now = SystemTime::now();
+        let old = ClusterCa::generate(
+            "old",
+            ValidityPeriod {
+                from: now - HOUR * 3,
+                until: now - HOUR,
+            },
+        )
+        .expect("CA");
+        let error = check_ca("the cluster CA", old.cert_pem(), now).expect_err("expired");
+        assert!(error.to_string().contains("needs a new CA"), "{error}");
     }
 
     #[test]

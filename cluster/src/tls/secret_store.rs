@@ -1,8 +1,8 @@
 //! The cluster CA and the functions' client certificate in Secrets Manager.
 //!
-//! The stack creates both secrets with a placeholder value (encrypted with its
-//! KMS key); `etcd-aws-cfn deploy` replaces the placeholders once. A node that
-//! finds a placeholder waits for it rather than inventing a CA of its own.
+//! `etcd-aws-cfn deploy` creates both secrets before the stack (a placeholder
+//! first, then the value) and never replaces a CA. A node that finds a
+//! placeholder waits for the value rather than inventing a CA of its own.
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client as SecretsClient;
@@ -14,9 +14,9 @@ use crate::tls::credentials::TlsCredentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretStoreError {
-    #[error("secret {secret} does not exist; the stack creates it (check --tls-ca-secret / ETCD_TLS_SECRET)")]
+    #[error("secret {secret} does not exist; `etcd-aws-cfn deploy` creates it (check --tls-ca-secret / ETCD_AWS_TLS_CA_SECRET, or --tls-client-secret / ETCD_AWS_TLS_CLIENT_SECRET)")]
     NotFound { secret: String },
-    #[error("secret {secret} holds no {kind} yet; `etcd-aws-cfn deploy` writes it once the stack exists")]
+    #[error("secret {secret} holds no {kind} yet; `etcd-aws-cfn deploy` writes it before it creates the stack")]
     NotInitialised { secret: String, kind: &'static str },
     #[error("access denied to secret {secret} ({operation}); the role needs secretsmanager:{operation} on it and kms:Decrypt on its key")]
     AccessDenied {

@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use etcd_aws_cluster::backup::Compression;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+pub use etcd_aws_cluster::logging::LogFormat;
+use etcd_aws_cluster::logging::{self, LogTarget};
 use etcd_aws_cluster::tls::client_source::{ClientTlsArgs, ClientTlsSource};
-use tracing_subscriber::EnvFilter;
 
 use crate::retention::RetentionPolicy;
 
@@ -100,12 +101,6 @@ pub enum CompressionArg {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
 /// The function's environment.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -172,22 +167,9 @@ impl EnvConfig {
     }
 }
 
-/// `ETCD_AWS_LOG` (same syntax as `RUST_LOG`) sets levels; `info` by default.
-/// Logs go to stdout, which Lambda forwards to CloudWatch Logs.
+/// Logs for CloudWatch Logs (see [`etcd_aws_cluster::logging`]).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ETCD_AWS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .without_time();
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-    }
+    logging::init(format, LogTarget::Lambda);
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@
 //! | `ETCD_BACKUP_BUCKET` | required | the backup bucket |
 //! | `ETCD_BACKUP_PREFIX` | `backups/` | key prefix in the bucket |
 //! | `ETCD_AWS_CLIENT_PORT` | `2379` | etcd's client port on the instances |
+//! | `ETCD_AWS_TLS_CLIENT_SECRET` | required | Secrets Manager secret with the function's client certificate, read at every run |
+//! | `ETCD_AWS_INSECURE_PLAINTEXT` | off | instead of the secret: talk to a cluster running without TLS (labs) |
 //! | `ETCD_BACKUP_COMPRESSION` | `zstd` | `zstd` or `none` |
 //! | `ETCD_BACKUP_ZSTD_LEVEL` | `1` | zstd level, 1..=19 |
 //! | `ETCD_BACKUP_PART_MIB` | `8` | multipart part size, at least 5 (S3's minimum) |

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+pub use etcd_aws_cluster::logging::LogFormat;
+use etcd_aws_cluster::logging::{self, LogTarget};
 use etcd_aws_cluster::tls::client_source::ClientTlsArgs;
-use tracing_subscriber::EnvFilter;
 
 use crate::handler::Settings;
 
@@ -41,12 +42,6 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
 impl Config {
     pub fn settings(&self) -> Settings {
         Settings {
@@ -66,22 +61,9 @@ impl Config {
     }
 }
 
-/// `ETCD_AWS_LOG` (same syntax as `RUST_LOG`) sets levels; `info` by default.
-/// Logs go to stdout, which Lambda forwards to CloudWatch Logs.
+/// Logs for CloudWatch Logs (see [`etcd_aws_cluster::logging`]).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ETCD_AWS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .without_time();
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-    }
+    logging::init(format, LogTarget::Lambda);
 }
 
 #[cfg(test)]

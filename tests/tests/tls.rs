@@ -1,0 +1,337 @@
+//! Scenarios: TLS is on by default. Every client and every peer must present
+//! a certificate from the cluster's CA; anything else is refused, and a
+//! certificate that is wrong says how.
+//!
+//! Formation, replacement, backup and restore over TLS are the other scenario
+//! files: the harness runs every cluster with TLS unless a test asks otherwise.
+
+use std::time::{Duration, SystemTime};
+
+use etcd_aws_backup::{run_backup, BackupConfig};
+use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use etcd_aws_cluster::tls::authority::ValidityPeriod;
+use etcd_aws_cluster::tls::certificate::check_certificate;
+use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
+use etcd_aws_tests::node::{Node, NodeSpec};
+use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
+use etcd_aws_tests::stand_in::{SimInstance, StandIn, StandInOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, TlsOptions};
+
+const SETTLE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn short_timeouts() -> ConnectOptions {
+    ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_timeout(Duration::from_secs(2))
+}
+
+/// Reads a key through `options`; `Err` when the cluster refuses us.
+async fn try_read(urls: Vec<String>, options: ConnectOptions) -> anyhow::Result<()> {
+    let mut client = Client::connect(urls, Some(options)).await?;
+    client.get("tls/probe", None).await?;
+    Ok(())
+}
+
+fn a_foreign_client() -> anyhow::Result<TlsCredentials> {
+    let other = ClusterCa::generate("another cluster", ValidityPeriod::starting_now(HOUR))?;
+    let issued = other.issue_client("intruder", ValidityPeriod::starting_now(HOUR))?;
+    Ok(TlsCredentials::issued_by(&other, issued))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serve_clients_and_peers_over_tls_with_certificates_they_issued_themselves(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    let formed = cluster.wait_healthy(3, SETTLE).await?;
+    for member in &formed.members {
+        let urls = member.peer_urls.iter().chain(&member.client_urls);
+        assert!(
+            urls.clone().all(|url| url.starts_with("https://")),
+            "{member:?}"
+        );
+    }
+    let pki = cluster.stand_in.pki().expect("TLS is the default");
+    for instance in cluster.stand_in.instances().await? {
+        let cert_file = cluster.instance_root(&instance.id).join("tls/cert.pem");
+        let cert = std::fs::read_to_string(&cert_file)?;
+        let info = check_certificate(
+            "node certificate",
+            &cert,
+            pki.ca.cert_pem(),
+            SystemTime::now(),
+        )?;
+        assert_eq!(info.common_name, instance.id);
+        assert!(info.ips.contains(&instance.private_ip.into()), "{info:?}");
+    }
+    let mut client = cluster.client().await?;
+    client.put("tls/hello", "world", None).await?;
+    let read = client.get("tls/hello", None).await?;
+    assert_eq!(read.kvs().first().map(|kv| kv.value()), Some(&b"world"[..]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_a_certificate_is_refused() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let ca = cluster
+        .stand_in
+        .pki()
+        .expect("TLS")
+        .ca
+        .cert_pem()
+        .to_owned();
+
+    // It trusts the cluster's CA, but has no certificate of its own to show.
+    let anonymous =
+        short_timeouts().with_tls(TlsOptions::new().ca_certificate(Certificate::from_pem(&ca)));
+    let refused = try_read(cluster.client_urls(), anonymous).await;
+    assert!(
+        refused.is_err(),
+        "a client without a certificate was served"
+    );
+
+    // Nor does etcd answer plaintext on its client port.
+    let plain_urls = cluster
+        .client_urls()
+        .iter()
+        .map(|url| url.replacen("https://", "http://", 1))
+        .collect();
+    let refused = try_read(plain_urls, short_timeouts()).await;
+    assert!(refused.is_err(), "etcd answered plaintext");
+
+    // The harness's own certificate is served: the refusals were about the certificate.
+    try_read(cluster.client_urls(), cluster.client_options()).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_a_certificate_from_another_ca_is_refused() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let ca = cluster
+        .stand_in
+        .pki()
+        .expect("TLS")
+        .ca
+        .cert_pem()
+        .to_owned();
+    let intruder = a_foreign_client()?;
+    let options = short_timeouts().with_tls(
+        TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(&ca))
+            .identity(etcd_client::Identity::from_pem(
+                &intruder.cert_pem,
+                &intruder.key_pem,
+            )),
+    );
+    let refused = try_read(cluster.client_urls(), options).await;
+    assert!(
+        refused.is_err(),
+        "a certificate from another CA was accepted"
+    );
+    Ok(())
+}
+
+/// The group's instances in the order the agents rank them for seeding.
+async fn instances_in_launch_order(stand_in: &StandIn) -> anyhow::Result<Vec<SimInstance>> {
+    let mut instances = stand_in.instances().await?;
+    instances.sort_by(|a, b| (a.launch_time, &a.id).cmp(&(b.launch_time, &b.id)));
+    Ok(instances)
+}
+
+fn node_on(
+    stand_in: &StandIn,
+    instance: &SimInstance,
+    root: &std::path::Path,
+    ca_secret: &str,
+) -> anyhow::Result<Node> {
+    Node::start(NodeSpec {
+        instance_id: instance.id.clone(),
+        private_ip: instance.private_ip,
+        group_name: stand_in.group_name().to_owned(),
+        aws_env: stand_in.env(),
+        root: root.join(&instance.id),
+        extra_args: Vec::new(),
+        backup_bucket: None,
+        tls_ca_secret: Some(ca_secret.to_owned()),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_certificate_from_another_ca_cannot_join() -> anyhow::Result<()> {
+    let stand_in = StandIn::start(StandInOptions {
+        group_size: 4,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let pki = stand_in.pki().expect("TLS").clone();
+    let root = tempfile::tempdir()?;
+    let instances = instances_in_launch_order(&stand_in).await?;
+    let (members, impostor) = instances.split_at(3);
+
+    // Three nodes with the cluster's CA form the cluster.
+    let mut nodes = Vec::new();
+    for instance in members {
+        nodes.push(node_on(&stand_in, instance, root.path(), &pki.ca_secret)?);
+    }
+    let url = nodes[0].spec().client_url();
+    let access = stand_in.etcd_access(HARNESS_TIMEOUTS);
+    wait_for("three voting members", SETTLE, || async {
+        let voters = snapshot_via(&url, &access).await?.members.len();
+        anyhow::ensure!(voters == 3, "{voters} members");
+        Ok(())
+    })
+    .await?;
+
+    // The fourth instance's agent was given another cluster's CA.
+    let foreign_secret = format!("etcd-aws/{}/impostor-ca", stand_in.group_name());
+    let foreign = ClusterCa::generate("impostor", ValidityPeriod::starting_now(HOUR))?;
+    SecretStore::new(&stand_in.sdk_config().await)
+        .store_ca(&foreign_secret, &foreign)
+        .await?;
+    let intruder = node_on(&stand_in, &impostor[0], root.path(), &foreign_secret)?;
+
+    // It cannot talk to the members, so it neither joins nor forms a cluster of its own.
+    wait_for(
+        "the impostor to notice the refused handshakes",
+        SETTLE,
+        || async {
+            anyhow::ensure!(intruder.log().contains("TLS handshake refused"), "not yet");
+            Ok(())
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let members_now = snapshot_via(&url, &access).await?.members;
+    assert_eq!(members_now.len(), 3, "{members_now:?}");
+    assert!(members_now.iter().all(|m| m.name != impostor[0].id));
+    assert!(!intruder.is_ready(), "{}", intruder.log());
+    assert!(
+        !intruder.spec().data_dir().exists(),
+        "the impostor started etcd:\n{}",
+        intruder.log()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_client_certificate_is_refused_with_when_and_what_to_do() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let pki = cluster.stand_in.pki().expect("TLS").clone();
+    let now = SystemTime::now();
+    let expired = pki.ca.issue_client(
+        "functions",
+        ValidityPeriod {
+            from: now - HOUR * 30,
+            until: now - HOUR * 2,
+        },
+    )?;
+    let sdk = cluster.stand_in.sdk_config().await;
+    SecretStore::new(&sdk)
+        .store_client(
+            &pki.functions_secret,
+            &TlsCredentials::issued_by(&pki.ca, expired),
+        )
+        .await?;
+
+    let config = BackupConfig::new(
+        cluster.stand_in.group_name(),
+        cluster.stand_in.bucket(),
+        cluster.stand_in.functions_tls(),
+    );
+    let error = run_backup(&config, &sdk)
+        .await
+        .expect_err("expired")
+        .to_string();
+    assert!(error.contains(&pki.functions_secret), "{error}");
+    assert!(error.contains("expired 2h 0m ago"), "{error}");
+    assert!(error.contains("issue-client-cert"), "{error}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_from_another_ca_is_named_as_such() -> anyhow::Result<()> {
+    let stand_in = StandIn::start(StandInOptions {
+        group_size: 1,
+        lifecycle_hook: None,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let secret = format!("etcd-aws/{}/foreign-client", stand_in.group_name());
+    let sdk = stand_in.sdk_config().await;
+    SecretStore::new(&sdk)
+        .store_client(&secret, &a_foreign_client()?)
+        .await?;
+    let error = ClientTlsSource::Secret(secret.clone())
+        .access(&sdk, EtcdTimeouts::default())
+        .await
+        .expect_err("foreign")
+        .to_string();
+    assert!(
+        error.contains("was not issued by this cluster's CA"),
+        "{error}"
+    );
+    assert!(error.contains(&secret), "{error}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waits_for_the_cluster_ca_until_deploy_writes_it() -> anyhow::Result<()> {
+    let stand_in = StandIn::start(StandInOptions {
+        group_size: 1,
+        lifecycle_hook: None,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let pki = stand_in.pki().expect("TLS").clone();
+    let sdk = stand_in.sdk_config().await;
+    // What the stack's secret holds before the first deploy writes the CA.
+    let pending = format!("etcd-aws/{}/pending-ca", stand_in.group_name());
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(&pending)
+        .secret_string(r#"{"placeholder":"written by etcd-aws-cfn deploy"}"#)
+        .send()
+        .await?;
+    let root = tempfile::tempdir()?;
+    let instance = stand_in.instances().await?.remove(0);
+    let node = node_on(&stand_in, &instance, root.path(), &pending)?;
+
+    wait_for("the node to say it waits for the CA", SETTLE, || async {
+        anyhow::ensure!(node.log().contains("waiting for the cluster CA"), "not yet");
+        Ok(())
+    })
+    .await?;
+    assert!(!node.is_ready());
+
+    SecretStore::new(&sdk).store_ca(&pending, &pki.ca).await?;
+    wait_for("the node to become ready", SETTLE, || async {
+        anyhow::ensure!(node.is_ready(), "not ready");
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.context(node.log()))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_cluster_runs_plaintext_when_asked_and_says_so_loudly() -> anyhow::Result<()> {
+    let cluster = SimCluster::start_with(StandInOptions {
+        tls: false,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let formed = cluster.wait_healthy(3, SETTLE).await?;
+    assert!(formed
+        .members
+        .iter()
+        .all(|m| m.client_urls.iter().all(|url| url.starts_with("http://"))));
+    try_read(cluster.client_urls(), short_timeouts()).await?;
+    let first = cluster.instance_ids().remove(0);
+    let log = cluster.with_node(&first, |node| node.log())?;
+    assert!(log.contains("WITHOUT TLS"), "{log}");
+    Ok(())
+}
