@@ -260,13 +260,15 @@ fn create_container(
         [
             ("ETCD_AWS_INSTANCE_ID", spec.instance_id.clone()),
             ("ETCD_AWS_PRIVATE_IP", ip.clone()),
-            ("ETCD_AWS_GROUP_NAME", spec.group_name.clone()),
             ("ETCD_AWS_READY_FILE", format!("{VOLUME}/ready")),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
     env.extend(spec.tls_env(&std::path::Path::new(VOLUME).join("tls")));
     env.extend(AGENT_TUNING_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    if !spec.group_name.is_empty() {
+        env.push(("ETCD_AWS_GROUP_NAME".to_owned(), spec.group_name.clone()));
+    }
     if let Some(bucket) = &spec.backup_bucket {
         env.push(("ETCD_BACKUP_BUCKET".to_owned(), bucket.clone()));
     }

@@ -7,6 +7,7 @@ pub mod container_node;
 pub mod docker;
 pub mod event_source;
 pub mod functions;
+pub mod iam;
 pub mod lambda;
 pub mod life;
 pub mod node;

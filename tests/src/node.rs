@@ -18,6 +18,8 @@ use crate::paths;
 pub struct NodeSpec {
     pub instance_id: String,
     pub private_ip: Ipv4Addr,
+    /// Empty leaves the agent to ask Auto Scaling for its instance's group, as
+    /// it does when the template's user data starts it.
     pub group_name: String,
     /// Environment for the AWS SDK (endpoint, region, credentials).
     pub aws_env: Vec<(String, String)>,
@@ -269,7 +271,6 @@ fn spawn_agent(
         .envs(spec.aws_env.iter().map(|(k, v)| (k, v)))
         .env("ETCD_AWS_INSTANCE_ID", &spec.instance_id)
         .env("ETCD_AWS_PRIVATE_IP", spec.private_ip.to_string())
-        .env("ETCD_AWS_GROUP_NAME", &spec.group_name)
         .env("ETCD_DATA_DIR", spec.data_dir())
         .env("ETCD_AWS_ETCD_BINARY", etcd)
         .env("ETCD_AWS_ETCDUTL_BINARY", etcdutl)
@@ -284,6 +285,9 @@ fn spawn_agent(
         .stderr(err)
         .process_group(0)
         .kill_on_drop(true);
+    if !spec.group_name.is_empty() {
+        command.env("ETCD_AWS_GROUP_NAME", &spec.group_name);
+    }
     if let Some(bucket) = &spec.backup_bucket {
         command.env("ETCD_BACKUP_BUCKET", bucket);
     }

@@ -34,10 +34,20 @@ impl<N> Default for Fleet<N> {
     }
 }
 
+/// How the harness starts every node, beyond what the stand-in decides.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Give the agent no group name, as the template's user data does: it asks
+    /// Auto Scaling which group its instance is in. The default names the group,
+    /// which spares every start a call.
+    pub discover_group: bool,
+}
+
 pub struct SimCluster<N: NodeRunner = Node> {
     pub stand_in: StandIn,
     fleet: Arc<Mutex<Fleet<N>>>,
     settings: N::Settings,
+    node_options: NodeOptions,
     root: tempfile::TempDir,
     asg: JoinHandle<()>,
 }
@@ -114,19 +124,36 @@ impl SimCluster {
     pub async fn start_with(options: StandInOptions) -> anyhow::Result<SimCluster> {
         Self::start_nodes(StandIn::start(options).await?, ()).await
     }
+
+    /// A cluster whose nodes are started with `nodes`.
+    pub async fn start_with_nodes(
+        options: StandInOptions,
+        nodes: NodeOptions,
+    ) -> anyhow::Result<SimCluster> {
+        Self::start_nodes_with(StandIn::start(options).await?, (), nodes).await
+    }
 }
 
 impl<N: NodeRunner> SimCluster<N> {
     /// Starts a node on every instance of the stand-in's group, and on every
     /// instance the group launches later.
     pub async fn start_nodes(stand_in: StandIn, settings: N::Settings) -> anyhow::Result<Self> {
+        Self::start_nodes_with(stand_in, settings, NodeOptions::default()).await
+    }
+
+    /// The same, with every node started with `node_options`.
+    pub async fn start_nodes_with(
+        stand_in: StandIn,
+        settings: N::Settings,
+        node_options: NodeOptions,
+    ) -> anyhow::Result<Self> {
         let root = tempfile::Builder::new()
             .prefix("etcd-aws-sim-")
             .tempdir()
             .context("cannot create the cluster's temp dir")?;
         let fleet = Arc::new(Mutex::new(Fleet::<N>::default()));
         let mut events = stand_in.subscribe();
-        let template = node_template(&stand_in, root.path());
+        let template = node_template(&stand_in, root.path(), &node_options);
         for instance in stand_in.instances().await? {
             launch(
                 &fleet,
@@ -160,6 +187,7 @@ impl<N: NodeRunner> SimCluster<N> {
             stand_in,
             fleet,
             settings,
+            node_options,
             root,
             asg,
         })
@@ -246,7 +274,7 @@ impl<N: NodeRunner> SimCluster<N> {
             .into_iter()
             .find(|i| i.id == instance_id)
             .with_context(|| format!("instance {instance_id} is not in the group"))?;
-        let template = node_template(&self.stand_in, self.root.path());
+        let template = node_template(&self.stand_in, self.root.path(), &self.node_options);
         lock(&self.fleet).terminated.remove(instance_id);
         launch(
             &self.fleet,
@@ -264,11 +292,7 @@ impl<N: NodeRunner> SimCluster<N> {
         let lost = self.instance_ids();
         for id in &lost {
             self.remove_node(id);
-            let disk = self.instance_root(id);
-            if disk.exists() {
-                std::fs::remove_dir_all(&disk)
-                    .with_context(|| format!("cannot wipe {}", disk.display()))?;
-            }
+            wipe(&self.instance_root(id)).await?;
         }
         for id in &lost {
             self.stand_in.vanish(id).await?;
@@ -367,11 +391,15 @@ impl<N: NodeRunner> Drop for SimCluster<N> {
 }
 
 /// What every node of the stand-in's group shares; `launch` fills in the instance.
-fn node_template(stand_in: &StandIn, root: &std::path::Path) -> NodeSpec {
+fn node_template(stand_in: &StandIn, root: &std::path::Path, options: &NodeOptions) -> NodeSpec {
     NodeSpec {
         instance_id: String::new(),
         private_ip: Ipv4Addr::LOCALHOST,
-        group_name: stand_in.group_name().to_owned(),
+        group_name: if options.discover_group {
+            String::new()
+        } else {
+            stand_in.group_name().to_owned()
+        },
         aws_env: stand_in.env_as(Caller::Node),
         root: root.to_owned(),
         extra_args: Vec::new(),
@@ -422,6 +450,23 @@ pub async fn snapshot_via(url: &str, access: &EtcdAccess) -> anyhow::Result<Clus
         cluster_id,
         members,
     })
+}
+
+/// Removes an instance's disk. A process killed a moment ago may still be
+/// writing a file into it, which fails the removal: try again, a few times.
+async fn wipe(disk: &std::path::Path) -> anyhow::Result<()> {
+    const ATTEMPTS: u32 = 20;
+    for attempt in 1..=ATTEMPTS {
+        match std::fs::remove_dir_all(disk) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if attempt == ATTEMPTS => {
+                return Err(e).with_context(|| format!("cannot wipe {}", disk.display()))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    Ok(())
 }
 
 /// Polls `check` every 250 ms until it succeeds or `timeout` passes.

@@ -136,6 +136,7 @@ impl Proxy {
             access_key_id: call.access_key_id.clone(),
             service: call.service.clone(),
             operation: call.operation.clone(),
+            s3_path: (call.service == "s3").then(|| s3_path(received.parts.uri.path())),
         });
         match self.faults.take(&call.service, &call.operation) {
             Some(FaultEffect::Error {
@@ -331,6 +332,16 @@ impl Proxy {
             .to_bytes();
         parts.headers = without_hop_headers(&parts.headers);
         Ok(Response::from_parts(parts, Full::new(body)))
+    }
+}
+
+/// "bucket/key" from a path-style S3 path, or "bucket" for a bucket-level call
+/// (which the SDK sends as "/bucket/").
+fn s3_path(path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    match path.split_once('/') {
+        Some((bucket, "")) => bucket.to_owned(),
+        _ => path.to_owned(),
     }
 }
 

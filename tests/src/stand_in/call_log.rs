@@ -57,6 +57,9 @@ pub struct RecordedCall {
     pub service: String,
     /// The API operation as AWS spells it: "DescribeInstances", "UploadPart".
     pub operation: String,
+    /// For S3, the bucket and key the call named ("bucket/key", or "bucket"
+    /// for a bucket-level call), which a policy's resources are matched with.
+    pub s3_path: Option<String>,
 }
 
 impl RecordedCall {
