@@ -48,6 +48,25 @@ pub fn check_certificate(
     ca_pem: &str,
     now: SystemTime,
 ) -> Result<CertificateInfo, CertificateError> {
+    check(what, cert_pem, ca_pem, now, LEAF_REMEDY)
+}
+
+/// Checks a (self-signed) CA certificate: readable and valid at `now`.
+pub fn check_ca(
+    what: &str,
+    ca_pem: &str,
+    now: SystemTime,
+) -> Result<CertificateInfo, CertificateError> {
+    check(what, ca_pem, ca_pem, now, CA_REMEDY)
+}
+
+fn check(
+    what: &str,
+    cert_pem: &str,
+    ca_pem: &str,
+    now: SystemTime,
+    expired_remedy: &'static str,
+) -> Result<CertificateInfo, CertificateError> {
     let unreadable = |what: &str, reason: String| CertificateError::Unreadable {
         what: what.to_owned(),
         reason,
@@ -85,11 +104,7 @@ pub fn check_certificate(
             what: what.to_owned(),
             until: cert.validity().not_after.to_string(),
             ago: humanize(ago),
-            remedy: if std::ptr::eq(cert_pem, ca_pem) {
-                CA_REMEDY
-            } else {
-                LEAF_REMEDY
-            },
+            remedy: expired_remedy,
         });
     }
     Ok(CertificateInfo {
@@ -97,15 +112,6 @@ pub fn check_certificate(
         ips: ip_sans(&cert),
         not_after: until,
     })
-}
-
-/// Checks a (self-signed) CA certificate: readable and valid at `now`.
-pub fn check_ca(
-    what: &str,
-    ca_pem: &str,
-    now: SystemTime,
-) -> Result<CertificateInfo, CertificateError> {
-    check_certificate(what, ca_pem, ca_pem, now)
 }
 
 fn common_name(cert: &X509Certificate<'_>) -> String {

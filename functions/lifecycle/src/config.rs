@@ -68,11 +68,13 @@ pub fn init_logging(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
+    use etcd_aws_cluster::tls::ClientTlsSource;
+
     use super::*;
 
     #[test]
     fn defaults_match_the_standard_etcd_port_and_a_short_retry() {
-        let config = Config::try_parse_from(["etcd-aws-lifecycle"]);
+        let config = Config::try_parse_from(["etcd-aws-lifecycle", "--tls-client-secret", "s"]);
         let config = config.map_err(|e| e.to_string());
         let settings = config.as_ref().map(Config::settings);
         assert_eq!(settings.as_ref().map(|s| s.client_port), Ok(2379));
@@ -84,14 +86,30 @@ mod tests {
 
     #[test]
     fn durations_are_read_in_human_units() {
-        let config =
-            Config::try_parse_from(["etcd-aws-lifecycle", "--heartbeat-interval", "1500ms"]);
+        let config = Config::try_parse_from([
+            "etcd-aws-lifecycle",
+            "--insecure-plaintext",
+            "--heartbeat-interval",
+            "1500ms",
+        ]);
         assert_eq!(
             config
                 .map(|c| c.heartbeat_interval)
                 .map_err(|e| e.to_string()),
             Ok(Duration::from_millis(1500))
         );
+    }
+
+    #[test]
+    fn the_client_certificate_secret_is_required_unless_plaintext_is_asked_for() {
+        let error = Config::try_parse_from(["etcd-aws-lifecycle"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("--tls-client-secret"), "{error}");
+        let source = Config::try_parse_from(["etcd-aws-lifecycle", "--tls-client-secret", "s"])
+            .map(|c| c.tls.source());
+        assert_eq!(source.ok(), Some(ClientTlsSource::Secret("s".into())));
     }
 
     #[test]
