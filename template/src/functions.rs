@@ -30,12 +30,13 @@ pub const LOG_RETENTION_DAYS: u32 = 365;
 
 fn describe_group() -> Value {
     // Describe calls support no resource-level permissions: "*" is the only resource.
+    // The functions are told their group, so unlike the agent they never look up
+    // which group an instance is in.
     allow(
         "DescribeGroup",
         &[
             "ec2:DescribeInstances",
             "autoscaling:DescribeAutoScalingGroups",
-            "autoscaling:DescribeAutoScalingInstances",
         ],
         vec![json!("*")],
     )
@@ -153,9 +154,11 @@ pub fn fragment(options: &Options) -> Fragment {
         allow(
             "ConsumeLifecycleQueue",
             &[
+                // What Lambda's event source mapping polls with, in the function's
+                // role; a failed message waits out its visibility timeout instead
+                // of being handed back early.
                 "sqs:ReceiveMessage",
                 "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
                 "sqs:GetQueueAttributes",
             ],
             vec![get_att(LIFECYCLE_QUEUE, "Arn")],
@@ -181,7 +184,6 @@ pub fn fragment(options: &Options) -> Fragment {
                 "s3:GetObject",
                 "s3:DeleteObject",
                 "s3:AbortMultipartUpload",
-                "s3:ListMultipartUploadParts",
             ],
             vec![backup_objects],
         ),

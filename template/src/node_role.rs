@@ -27,12 +27,12 @@ pub fn fragment(options: &Options) -> Fragment {
         ),
         allow(
             "ReadBackups",
-            &["s3:GetObject", "s3:GetObjectVersion"],
+            &["s3:GetObject"],
             vec![sub(&format!("${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}*"))],
         ),
         allow_when(
             "ListBackups",
-            &["s3:ListBucket", "s3:ListBucketVersions"],
+            &["s3:ListBucket"],
             vec![get_att(BACKUP_BUCKET, "Arn")],
             json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
         ),
