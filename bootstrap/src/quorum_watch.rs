@@ -72,20 +72,32 @@ impl QuorumWatch {
             .map_err(|e| e.to_string())?;
         let status = own.server_status().await.map_err(|e| e.to_string())?;
         let (_, members) = own.members().await.map_err(|e| e.to_string())?;
-        let mut answering = Vec::new();
+        // All at once: a frozen peer costs a whole timeout, and the
+        // decision should not wait for several of them in turn.
+        let mut replies = tokio::task::JoinSet::new();
         for member in members.iter().filter(|m| m.id != status.member_id) {
-            for url in &member.client_urls {
-                let reply = async {
-                    let mut admin =
-                        EtcdAdmin::connect(std::slice::from_ref(url), &self.access).await?;
-                    admin.server_status().await
-                };
-                if let Ok(other) = reply.await {
-                    answering.push((other.member_id, other.revision));
-                    break;
+            let (urls, access) = (member.client_urls.clone(), self.access.clone());
+            replies.spawn(async move {
+                for url in &urls {
+                    let reply = async {
+                        let mut admin =
+                            EtcdAdmin::connect(std::slice::from_ref(url), &access).await?;
+                        admin.server_status().await
+                    };
+                    if let Ok(other) = reply.await {
+                        return Some((other.member_id, other.revision));
+                    }
                 }
+                None
+            });
+        }
+        let mut answering = Vec::new();
+        while let Some(reply) = replies.join_next().await {
+            if let Ok(Some(answer)) = reply {
+                answering.push(answer);
             }
         }
+        answering.sort_unstable();
         let group = self
             .discovery
             .instances(&self.group)

@@ -169,6 +169,8 @@ impl EtcdAccess {
 pub struct EtcdAdmin {
     client: Client,
     endpoints: String,
+    /// Bound on any one call, connection included; see [`bounded`].
+    deadline: Duration,
 }
 
 impl EtcdAdmin {
@@ -191,24 +193,19 @@ impl EtcdAdmin {
         Ok(Self {
             client,
             endpoints: joined,
+            deadline: access.timeouts.connect + access.timeouts.request,
         })
-    }
-
-    fn error(&self, operation: &'static str, error: etcd_client::Error) -> EtcdError {
-        EtcdError {
-            operation,
-            endpoints: self.endpoints.clone(),
-            message: error_chain(&error),
-        }
     }
 
     /// The cluster id and its members.
     pub async fn members(&mut self) -> Result<(u64, Vec<Member>), EtcdError> {
-        let response = self
-            .client
-            .member_list()
-            .await
-            .map_err(|e| self.error("MemberList", e))?;
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "MemberList",
+            self.client.member_list(),
+        )
+        .await?;
         let cluster_id = response.header().map_or(0, |h| h.cluster_id());
         Ok((
             cluster_id,
@@ -218,21 +215,26 @@ impl EtcdAdmin {
 
     /// A linearizable read: succeeds only when the cluster has quorum.
     pub async fn check_quorum(&mut self) -> Result<i64, EtcdError> {
-        let response = self
-            .client
-            .get("etcd-aws/health", Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(|e| self.error("linearizable read", e))?;
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "linearizable read",
+            self.client
+                .get("etcd-aws/health", Some(GetOptions::new().with_count_only())),
+        )
+        .await?;
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 
     /// Which member answered and which member it believes leads (0: none).
     pub async fn status(&mut self) -> Result<MemberStatus, EtcdError> {
-        let response = self
-            .client
-            .status()
-            .await
-            .map_err(|e| self.error("Status", e))?;
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "Status",
+            self.client.status(),
+        )
+        .await?;
         Ok(MemberStatus {
             member_id: response.header().map_or(0, |h| h.member_id()),
             leader_id: response.leader(),
@@ -242,11 +244,13 @@ impl EtcdAdmin {
 
     /// This member's fuller status (see [`ServerStatus`]).
     pub async fn server_status(&mut self) -> Result<ServerStatus, EtcdError> {
-        let response = self
-            .client
-            .status()
-            .await
-            .map_err(|e| self.error("Status", e))?;
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "Status",
+            self.client.status(),
+        )
+        .await?;
         let header = response.header();
         Ok(ServerStatus {
             cluster_id: header.map_or(0, |h| h.cluster_id()),
@@ -264,11 +268,13 @@ impl EtcdAdmin {
     /// timeout given at connect bounds the whole stream (etcd enforces the
     /// gRPC deadline), so connect with one long enough for the database.
     pub async fn snapshot(&mut self) -> Result<SnapshotStream, EtcdError> {
-        let stream = self
-            .client
-            .snapshot()
-            .await
-            .map_err(|e| self.error("Snapshot", e))?;
+        let stream = bounded(
+            self.deadline,
+            &self.endpoints,
+            "Snapshot",
+            self.client.snapshot(),
+        )
+        .await?;
         Ok(SnapshotStream {
             stream,
             endpoints: self.endpoints.clone(),
@@ -278,52 +284,79 @@ impl EtcdAdmin {
     /// Hands leadership to `target`. etcd only accepts this on the current
     /// leader, so connect this admin to the leader's client URLs alone.
     pub async fn move_leader(&mut self, target: u64) -> Result<(), EtcdError> {
-        self.client
-            .move_leader(target)
-            .await
-            .map_err(|e| self.error("MoveLeader", e))?;
+        bounded(
+            self.deadline,
+            &self.endpoints,
+            "MoveLeader",
+            self.client.move_leader(target),
+        )
+        .await?;
         Ok(())
     }
 
     /// Adds a learner at `peer_url`; returns its id and the member list after the add.
     pub async fn add_learner(&mut self, peer_url: &str) -> Result<(u64, Vec<Member>), EtcdError> {
-        let response = self
-            .client
-            .member_add([peer_url], Some(MemberAddOptions::new().with_is_learner()))
-            .await
-            .map_err(|e| self.error("MemberAdd", e))?;
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "MemberAdd",
+            self.client
+                .member_add([peer_url], Some(MemberAddOptions::new().with_is_learner())),
+        )
+        .await?;
         let id = response.member().map_or(0, |m| m.id());
         Ok((id, response.member_list().iter().map(to_member).collect()))
     }
 
     /// Removes a member; a member that is already gone counts as removed.
     pub async fn remove(&mut self, id: u64) -> Result<(), EtcdError> {
-        match self.client.member_remove(id).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let error = self.error("MemberRemove", e);
-                if error.is_member_not_found() {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
+        let removed = bounded(
+            self.deadline,
+            &self.endpoints,
+            "MemberRemove",
+            self.client.member_remove(id),
+        )
+        .await;
+        match removed {
+            Err(error) if !error.is_member_not_found() => Err(error),
+            _ => Ok(()),
         }
     }
 
     /// Promotes a learner; a member that is already voting counts as promoted.
     pub async fn promote(&mut self, id: u64) -> Result<(), EtcdError> {
-        match self.client.member_promote(id).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let error = self.error("MemberPromote", e);
-                if error.is_not_a_learner() {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
+        let promoted = bounded(
+            self.deadline,
+            &self.endpoints,
+            "MemberPromote",
+            self.client.member_promote(id),
+        )
+        .await;
+        match promoted {
+            Err(error) if !error.is_not_a_learner() => Err(error),
+            _ => Ok(()),
         }
+    }
+}
+
+/// tonic's timeouts bound the TCP connect and each request, but not a TLS
+/// handshake with a peer that accepted the connection and then froze (a
+/// paused process, a half-dead instance): bound every call as a whole.
+async fn bounded<T>(
+    deadline: Duration,
+    endpoints: &str,
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, EtcdError> {
+    let error = |message: String| EtcdError {
+        operation,
+        endpoints: endpoints.to_owned(),
+        message,
+    };
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(error(error_chain(&e))),
+        Err(_) => Err(error(format!("timed out after {deadline:?}"))),
     }
 }
 

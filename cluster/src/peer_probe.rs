@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
 
-use crate::etcd_admin::{EtcdAccess, EtcdAdmin};
+use crate::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
 use crate::observation::PeerState;
 
 /// Probes `ip:client_port` with short timeouts. Only a refused connection is
@@ -29,20 +29,15 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, access: &EtcdAccess) -> Pe
     let endpoint = access.url(ip, client_port);
     let mut admin = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), access).await {
         Ok(admin) => admin,
-        Err(e) if e.message.contains("certificate") => {
-            // Worth an operator's eye: another cluster's node, or a CA mix-up.
-            tracing::warn!(%address, error = %e, "peer probe: TLS handshake refused; counting the peer as silent");
-            return PeerState::Silent;
-        }
         Err(e) => {
-            tracing::debug!(%address, error = %e, "peer probe: no etcd client connection");
+            log_silent(address, &e, "no etcd client connection");
             return PeerState::Silent;
         }
     };
     let (cluster_id, members) = match admin.members().await {
         Ok(found) => found,
         Err(e) => {
-            tracing::debug!(%address, error = %e, "peer probe: member list failed");
+            log_silent(address, &e, "member list failed");
             return PeerState::Silent;
         }
     };
@@ -51,5 +46,15 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, access: &EtcdAccess) -> Pe
         cluster_id,
         members,
         has_quorum,
+    }
+}
+
+/// A refused certificate is worth an operator's eye (another cluster's node,
+/// or a CA mix-up); any other silence is routine while peers start.
+fn log_silent(address: SocketAddr, error: &EtcdError, what: &str) {
+    if error.message.to_ascii_lowercase().contains("certificate") {
+        tracing::warn!(%address, %error, "peer probe: TLS handshake refused; counting the peer as silent");
+    } else {
+        tracing::debug!(%address, %error, "peer probe: {what}");
     }
 }

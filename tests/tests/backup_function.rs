@@ -414,6 +414,7 @@ async fn lambda_function(
     logs: &tempfile::TempDir,
 ) -> anyhow::Result<LambdaFunction> {
     let mut env = cluster.stand_in.env();
+    env.extend(cluster.stand_in.functions_tls_env());
     for (name, value) in [
         ("ETCD_AWS_GROUP_NAME", cluster.stand_in.group_name()),
         ("ETCD_BACKUP_BUCKET", cluster.stand_in.bucket()),

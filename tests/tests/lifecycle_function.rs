@@ -31,6 +31,7 @@ async fn start_function(
     log_dir: &std::path::Path,
 ) -> anyhow::Result<LambdaFunction> {
     let mut env = stand_in.env();
+    env.extend(stand_in.functions_tls_env());
     env.extend(
         [
             ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
@@ -468,7 +469,11 @@ async fn an_unrecognised_event_comes_back_as_a_function_error_through_the_runtim
         binary: "etcd-aws-lifecycle".to_owned(),
         function_name: "etcd-lifecycle".to_owned(),
         timeout: Duration::from_secs(10),
-        env: vec![("AWS_REGION".to_owned(), "us-east-1".to_owned())],
+        env: vec![
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            // No cluster behind it: only the event's shape is under test.
+            ("ETCD_AWS_INSECURE_PLAINTEXT".to_owned(), "true".to_owned()),
+        ],
         log_file: logs.path().join("function.log"),
     })
     .await?;

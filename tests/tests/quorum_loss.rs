@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use etcd_aws_tests::sim_cluster::SimCluster;
+use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -62,17 +62,24 @@ async fn survivor_never_forces_a_new_cluster_while_the_others_are_only_unreachab
     for id in &frozen {
         cluster.with_node(id, |n| n.pause())?;
     }
-    // Well past the 3 s grace the harness configures.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Past the 3 s grace the harness configures, the survivor says why it waits...
+    let said_why = wait_for("the survivor to say why it waits", SETTLE, || async {
+        let log = cluster.with_node(&survivor, |n| n.log())?;
+        anyhow::ensure!(
+            log.contains("they may come back with newer data"),
+            "not yet"
+        );
+        Ok(())
+    })
+    .await;
+    // ...and waits on, well past the grace.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let log = cluster.with_node(&survivor, |n| n.log())?;
     assert!(
         !log.contains("RECOVERING"),
         "forced recovery over live members:\n{log}"
     );
-    assert!(
-        log.contains("they may come back with newer data"),
-        "the survivor should say why it waits:\n{log}"
-    );
+    said_why.map_err(|e| e.context(log))?;
 
     // They come back: the same cluster, the same members.
     for id in &frozen {

@@ -71,6 +71,29 @@ async fn nodes_serve_clients_and_peers_over_tls_with_certificates_they_issued_th
     Ok(())
 }
 
+/// The load balancer's health check: plain HTTP, no certificate, on the metrics port.
+async fn health_check(ip: std::net::Ipv4Addr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect((ip, 2381)).await?;
+    stream
+        .write_all(b"GET /health?serializable=true HTTP/1.0\r\nHost: etcd\r\n\r\n")
+        .await?;
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await??;
+    Ok(answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_balancer_health_check_needs_no_certificate() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let instance = cluster.stand_in.instances().await?.remove(0);
+    let answer = health_check(instance.private_ip).await?;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(answer.contains(r#""health":"true""#), "{answer}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_without_a_certificate_is_refused() -> anyhow::Result<()> {
     let cluster = SimCluster::start(3).await?;
@@ -262,8 +285,13 @@ async fn a_client_certificate_from_another_ca_is_named_as_such() -> anyhow::Resu
     .await?;
     let secret = format!("etcd-aws/{}/foreign-client", stand_in.group_name());
     let sdk = stand_in.sdk_config().await;
+    // The secret names the cluster's CA, but the certificate beside it is another CA's.
+    let mismatched = TlsCredentials {
+        ca_pem: stand_in.pki().expect("TLS").ca.cert_pem().to_owned(),
+        ..a_foreign_client()?
+    };
     SecretStore::new(&sdk)
-        .store_client(&secret, &a_foreign_client()?)
+        .store_client(&secret, &mismatched)
         .await?;
     let error = ClientTlsSource::Secret(secret.clone())
         .access(&sdk, EtcdTimeouts::default())
