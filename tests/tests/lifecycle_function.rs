@@ -13,9 +13,11 @@ use etcd_aws_cluster::member::Member;
 use etcd_aws_tests::event_source::{EventSourceOptions, Invoke, SqsEventSource};
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::node::{Node, NodeSpec};
-use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
+use etcd_aws_tests::sim_cluster::{
+    client_options, snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS,
+};
 use etcd_aws_tests::stand_in::{ActionOutcome, StandIn, StandInOptions};
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::Client;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -119,9 +121,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_millis(500))
-        .with_timeout(Duration::from_secs(2));
+    let options = client_options(
+        &cluster.etcd_access(),
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+    );
     let mut writes = Writes {
         acknowledged: Vec::new(),
         failed_attempts: 0,
