@@ -1,7 +1,6 @@
 //! Running the standard tools as measured child processes: wall time from
 //! the first spawn to the last exit, and each process's peak resident memory
-//! from `wait4(2)`'s rusage (`ru_maxrss`, the kernel's own high-water mark,
-//! so short-lived tools need no sampling). Pipelines (`etcdctl ... | gzip`)
+//! (VmHWM, sampled; see [`wait_all`]). Pipelines (`etcdctl ... | gzip`)
 //! are wired with real pipes. Every process is killed when the timeout
 //! passes, and reaped whatever happens.
 
@@ -152,7 +151,7 @@ fn run_blocking(
         }
         false
     });
-    let outcomes: Vec<(i32, u64)> = pids.iter().map(|pid| wait(*pid)).collect();
+    let outcomes = wait_all(&pids, timeout);
     let elapsed = started.elapsed();
     let _ = done.send(());
     let timed_out = watchdog.join().unwrap_or(false);
@@ -174,23 +173,52 @@ fn run_blocking(
     })
 }
 
-/// Waits for `pid`; its wait status and peak RSS in KiB.
-fn wait(pid: i32) -> (i32, u64) {
+/// Waits for every pid; (wait status, peak RSS in KiB) of each. The peak is
+/// VmHWM from /proc, sampled every 5 ms until the process exits: rusage's
+/// `ru_maxrss` would be wrong here, since Linux carries a process's maxrss
+/// across exec and a forked child starts with its parent's (this runner's)
+/// resident size. A peak in a process's last 5 ms can be missed.
+fn wait_all(pids: &[i32], timeout: Duration) -> Vec<(i32, u64)> {
+    let mut outcomes: Vec<Option<(i32, u64)>> = vec![None; pids.len()];
+    let mut peaks = vec![0u64; pids.len()];
+    // The watchdog kills at `timeout`; this bound only guards against a
+    // process that cannot be reaped at all.
+    let deadline = Instant::now() + timeout + Duration::from_secs(30);
+    while outcomes.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (index, pid) in pids.iter().enumerate() {
+            if outcomes[index].is_some() {
+                continue;
+            }
+            if let Some(kib) = u32::try_from(*pid).ok().and_then(vm_hwm_kib) {
+                peaks[index] = peaks[index].max(kib);
+            }
+            let mut status = 0;
+            // SAFETY: polling a child this thread spawned, with a valid pointer.
+            let reaped = unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) };
+            if reaped == *pid || reaped < 0 {
+                outcomes[index] = Some((if reaped < 0 { -1 } else { status }, peaks[index]));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    outcomes.into_iter().map(|o| o.unwrap_or((-1, 0))).collect()
+}
+
+/// Waits for `pid` (a child being killed); its wait status.
+fn wait(pid: i32) -> i32 {
     let mut status = 0;
-    // SAFETY: rusage is plain old data; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // EINTR is the only retryable error; bound the retries anyway.
     for _ in 0..1000 {
-        // SAFETY: waiting for a child this thread spawned, with valid pointers.
-        let result = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        // SAFETY: waiting for a child this thread spawned, with a valid pointer.
+        let result = unsafe { libc::waitpid(pid, &mut status, 0) };
         if result == pid {
-            return (status, u64::try_from(usage.ru_maxrss).unwrap_or(0));
+            return status;
         }
         if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             break;
         }
     }
-    (-1, 0)
+    -1
 }
 
 fn kill_and_reap(children: &[Child]) {
