@@ -79,10 +79,10 @@ async fn termination_and_bootstrap(options: &Options, report: &mut Report) -> an
         let mut client = etcd_client::Client::connect(&survivors, None)
             .await
             .context("cannot connect to the survivors")?;
-        loop {
-            match events.try_recv() {
-                Ok(_) | Err(TryRecvError::Lagged(_)) => continue,
-                Err(_) => break,
+        // Forget earlier launches (bounded: the channel holds few events).
+        for _ in 0..10_000 {
+            if let Err(TryRecvError::Empty | TryRecvError::Closed) = events.try_recv() {
+                break;
             }
         }
         let noticed = Instant::now();
