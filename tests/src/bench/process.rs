@@ -291,8 +291,16 @@ mod tests {
         )
         .await
         .expect("pipeline runs");
+        // echo and cat may exit before the first 5 ms sample: only the count.
         assert_eq!(finished.max_rss_kib.len(), 2);
-        assert!(finished.max_rss_kib.iter().all(|kib| *kib > 0));
+        let sleeper = run(
+            Stage::new(Path::new("/bin/sleep"), &["0.2"]),
+            log.clone(),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("sleep runs");
+        assert!(sleeper.max_rss_kib[0] > 0, "{sleeper:?}");
         assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "hello\n");
 
         let failed = run(
