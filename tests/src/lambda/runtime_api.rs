@@ -68,6 +68,9 @@ struct Shared {
     in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<FunctionError>>,
     records: Mutex<Vec<InvocationRecord>>,
+    /// When the runtime first asked for an invocation: the end of its init
+    /// phase, which Lambda reports as Init Duration.
+    first_poll: Mutex<Option<std::time::Instant>>,
 }
 
 /// A running Runtime API on 127.0.0.1. Dropping it stops serving.
@@ -93,6 +96,7 @@ impl RuntimeApi {
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             records: Mutex::new(Vec::new()),
+            first_poll: Mutex::new(None),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(RuntimeApi {
@@ -120,6 +124,11 @@ impl RuntimeApi {
 
     pub fn invocations(&self) -> Vec<InvocationRecord> {
         lock(&self.shared.records).clone()
+    }
+
+    /// When the runtime first polled `/invocation/next` (its init phase ended).
+    pub fn first_poll_at(&self) -> Option<std::time::Instant> {
+        *lock(&self.shared.first_poll)
     }
 
     /// Invokes the function synchronously (RequestResponse) and waits for its
@@ -219,7 +228,10 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     };
     let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        (Method::GET, ["invocation", "next"]) => next_invocation(shared).await,
+        (Method::GET, ["invocation", "next"]) => {
+            lock(&shared.first_poll).get_or_insert_with(std::time::Instant::now);
+            next_invocation(shared).await
+        }
         (Method::POST, ["invocation", id, "response"]) => answer(shared, id, Ok(body)),
         (Method::POST, ["invocation", id, "error"]) => {
             answer(shared, id, Err(function_error(&body)))
