@@ -29,7 +29,7 @@ pub enum NoCa {
     GaveUp,
 }
 
-/// Reads the CA (waiting while the secret still holds the stack's
+/// Reads the CA (waiting while the secret still holds the deploy's
 /// placeholder), then issues and writes this node's certificate.
 pub async fn prepare(
     cli: &Cli,
