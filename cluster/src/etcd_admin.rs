@@ -197,6 +197,33 @@ impl EtcdAdmin {
         })
     }
 
+    /// Runs `call` through each endpoint in turn until one answers, and
+    /// returns the last error when none does. A balanced client may hand a
+    /// call to an instance whose etcd is not running yet (a replacement still
+    /// booting) and fail it although other members would have answered.
+    pub async fn first_answer<T>(
+        endpoints: &[String],
+        access: &EtcdAccess,
+        mut call: impl AsyncFnMut(&mut EtcdAdmin) -> Result<T, EtcdError>,
+    ) -> Result<T, EtcdError> {
+        let mut last_error = EtcdError {
+            operation: "connect",
+            endpoints: String::new(),
+            message: "no endpoint to ask".to_owned(),
+        };
+        for endpoint in endpoints {
+            let answer = match Self::connect(std::slice::from_ref(endpoint), access).await {
+                Ok(mut admin) => call(&mut admin).await,
+                Err(error) => Err(error),
+            };
+            match answer {
+                Ok(value) => return Ok(value),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
     /// The cluster id and its members.
     pub async fn members(&mut self) -> Result<(u64, Vec<Member>), EtcdError> {
         let response = bounded(

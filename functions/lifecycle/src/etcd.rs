@@ -43,10 +43,9 @@ impl Etcd for ClientEtcd {
     }
 
     async fn observe(&self, endpoints: &[String]) -> Result<EtcdObservation, EtcdError> {
-        let (_, members) = EtcdAdmin::connect(endpoints, &self.access)
-            .await?
-            .members()
-            .await?;
+        let (_, members) =
+            EtcdAdmin::first_answer(endpoints, &self.access, async |admin| admin.members().await)
+                .await?;
         // Each endpoint on its own: a member that answers through a balanced
         // client says nothing about the others.
         let mut probes = JoinSet::new();
@@ -101,9 +100,9 @@ impl Etcd for ClientEtcd {
     }
 
     async fn remove(&self, endpoints: &[String], member: u64) -> Result<(), EtcdError> {
-        EtcdAdmin::connect(endpoints, &self.access)
-            .await?
-            .remove(member)
-            .await
+        EtcdAdmin::first_answer(endpoints, &self.access, async move |admin| {
+            admin.remove(member).await
+        })
+        .await
     }
 }
