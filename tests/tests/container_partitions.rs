@@ -97,7 +97,7 @@ async fn containers_of_the_image_form_one_cluster_on_the_vpc_subnet() -> anyhow:
     let cluster = three_containers().await?;
     let formed = cluster.wait_healthy(3, SETTLE).await?;
 
-    let subnet = format!("http://{}.", cluster.stand_in.subnet_prefix());
+    let subnet = format!("https://{}.", cluster.stand_in.subnet_prefix());
     for member in &formed.members {
         assert!(
             member.peer_urls.iter().all(|url| url.starts_with(&subnet)),
