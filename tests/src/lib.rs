@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod life;
 pub mod node;
 pub mod paths;
+pub mod planted_backup;
 pub mod sim_cluster;
 pub mod stand_in;
 pub mod workload;

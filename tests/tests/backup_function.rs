@@ -12,6 +12,7 @@ use etcd_aws_cluster::backup_store::{hex, BackupStore};
 use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::paths::etcd_tool;
+use etcd_aws_tests::planted_backup::plant_backup;
 use etcd_aws_tests::sim_cluster::SimCluster;
 use etcd_aws_tests::stand_in::FaultRule;
 use sha2::{Digest, Sha256};
@@ -249,43 +250,7 @@ async fn an_upload_part_error_mid_upload_publishes_nothing_and_leaves_no_open_up
 
 /// A backup as an earlier run would have left it, `age` seconds old.
 async fn plant(store: &BackupStore, age: i64, revision: i64) -> anyhow::Result<BackupManifest> {
-    let created_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64
-        - age;
-    let key = store
-        .layout()
-        .snapshot_key(created_at, revision, Compression::None);
-    let body = noise(64, revision as u64);
-    let manifest = BackupManifest {
-        key: key.clone(),
-        sha256: hex(&Sha256::digest(&body)),
-        stored_bytes: body.len() as u64,
-        snapshot_bytes: body.len() as u64,
-        compression: Compression::None,
-        revision,
-        cluster_id: "1".into(),
-        member_count: 3,
-        etcd_version: "3.5.1".into(),
-        created_at,
-    };
-    for (object_key, bytes) in [
-        (key.clone(), body),
-        (
-            BackupLayout::manifest_key(&key),
-            serde_json::to_vec(&manifest)?,
-        ),
-    ] {
-        store
-            .s3()
-            .put_object()
-            .bucket(store.bucket())
-            .key(object_key)
-            .body(bytes.into())
-            .send()
-            .await?;
-    }
-    Ok(manifest)
+    plant_backup(store, age, revision, noise(64, revision as u64)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,14 +19,14 @@ use etcd_aws_cfn::names::logical::{
     BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
 };
 use etcd_aws_cfn::Options;
-use etcd_aws_cluster::backup::{BackupLayout, BackupManifest, Compression};
-use etcd_aws_cluster::backup_store::{hex, BackupStore};
+use etcd_aws_cluster::backup::BackupManifest;
+use etcd_aws_cluster::backup_store::BackupStore;
 use etcd_aws_tests::functions::{BackupOnSchedule, LifecycleOnQueue, LifecycleSettings};
 use etcd_aws_tests::iam::{action_matches, iam_action, roles, Role, Statement, Table};
+use etcd_aws_tests::planted_backup::plant_backup;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::stand_in::{ActionOutcome, Caller, RecordedCall, StandInOptions};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -261,41 +261,13 @@ async fn scenario() -> anyhow::Result<Observed> {
 
 /// A backup as an earlier run would have left it, `age` seconds old.
 async fn plant(store: &BackupStore, age: i64, revision: i64) -> anyhow::Result<BackupManifest> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let created_at = i64::try_from(now.as_secs())? - age;
-    let key = store
-        .layout()
-        .snapshot_key(created_at, revision, Compression::None);
-    let body = format!("planted {revision}").into_bytes();
-    let manifest = BackupManifest {
-        key: key.clone(),
-        sha256: hex(&Sha256::digest(&body)),
-        stored_bytes: body.len() as u64,
-        snapshot_bytes: body.len() as u64,
-        compression: Compression::None,
+    plant_backup(
+        store,
+        age,
         revision,
-        cluster_id: "1".into(),
-        member_count: 3,
-        etcd_version: "3.5.1".into(),
-        created_at,
-    };
-    for (object_key, bytes) in [
-        (key.clone(), body),
-        (
-            BackupLayout::manifest_key(&key),
-            serde_json::to_vec(&manifest)?,
-        ),
-    ] {
-        store
-            .s3()
-            .put_object()
-            .bucket(store.bucket())
-            .key(object_key)
-            .body(bytes.into())
-            .send()
-            .await?;
-    }
-    Ok(manifest)
+        format!("planted {revision}").into_bytes(),
+    )
+    .await
 }
 
 fn template() -> anyhow::Result<Value> {

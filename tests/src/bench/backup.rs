@@ -4,6 +4,7 @@
 //! invoked with a scheduled event; the standard is `etcdctl snapshot save`
 //! then `aws s3 cp` of the file. Same member, same data, runs interleaved.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -14,6 +15,7 @@ use super::process::{self, run, vm_hwm_kib};
 use super::report::{self, Report, Row, Target};
 use super::stats::{max, median, ratio};
 use crate::lambda::{FunctionSpec, LambdaFunction};
+use crate::stand_in::StandIn;
 
 /// Bound on one backup either way (the function's own default is 9 min).
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -117,20 +119,11 @@ pub async fn run_backups(
 /// is new for each run, so its high-water mark belongs to this backup alone.
 async fn backup_function_run(dataset: &Dataset) -> anyhow::Result<(f64, u64, u64)> {
     let stand_in = &dataset.cluster.stand_in;
-    let mut env = stand_in.env();
-    env.extend(stand_in.functions_tls_env());
-    env.push((
-        "ETCD_AWS_GROUP_NAME".into(),
-        stand_in.group_name().to_owned(),
-    ));
-    env.push(("ETCD_BACKUP_BUCKET".into(), stand_in.bucket().to_owned()));
-    let function = LambdaFunction::start(FunctionSpec {
-        binary: "etcd-aws-backup".to_owned(),
-        function_name: "etcd-backup".to_owned(),
-        timeout: BACKUP_TIMEOUT,
-        env,
-        log_file: dataset.work.join("backup-function.log"),
-    })
+    let function = start_backup_function(
+        stand_in,
+        BACKUP_TIMEOUT,
+        dataset.work.join("backup-function.log"),
+    )
     .await?;
     // Init is not part of the backup: Lambda keeps a warm function, and the
     // standard tools' start-up is a few milliseconds.
@@ -192,4 +185,28 @@ pub fn scheduled_event(region: &str) -> Value {
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The backup function's release binary behind the Runtime API emulator,
+/// configured for `stand_in`'s group and bucket with production defaults.
+pub async fn start_backup_function(
+    stand_in: &StandIn,
+    timeout: Duration,
+    log_file: PathBuf,
+) -> anyhow::Result<LambdaFunction> {
+    let mut env = stand_in.env();
+    env.extend(stand_in.functions_tls_env());
+    env.push((
+        "ETCD_AWS_GROUP_NAME".into(),
+        stand_in.group_name().to_owned(),
+    ));
+    env.push(("ETCD_BACKUP_BUCKET".into(), stand_in.bucket().to_owned()));
+    LambdaFunction::start(FunctionSpec {
+        binary: "etcd-aws-backup".to_owned(),
+        function_name: "etcd-backup".to_owned(),
+        timeout,
+        env,
+        log_file,
+    })
+    .await
 }

@@ -20,7 +20,7 @@ use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::time::Instant;
 
-use super::backup::{scheduled_event, tail, wait_initialised};
+use super::backup::{scheduled_event, start_backup_function, tail, wait_initialised};
 use super::data;
 use super::environment::Tools;
 use super::process::{mib, vm_hwm_kib};
@@ -28,7 +28,6 @@ use super::report::{self, Report, Row, Target};
 use super::stats::{max, median, percentile, ratio};
 use super::Options;
 use crate::functions::LifecycleOnQueue;
-use crate::lambda::{FunctionSpec, LambdaFunction};
 use crate::node::{Node, ETCD_TUNING_ARGS};
 use crate::sim_cluster::SimCluster;
 use crate::stand_in::{InstanceEvent, StandIn, StandInOptions};
@@ -295,20 +294,11 @@ async fn total_loss(options: &Options, work: &Path, report: &mut Report) -> anyh
 /// One backup by the function, as the schedule would; the stored bytes.
 async fn take_backup(cluster: &SimCluster, work: &Path) -> anyhow::Result<u64> {
     let stand_in = &cluster.stand_in;
-    let mut env = stand_in.env();
-    env.extend(stand_in.functions_tls_env());
-    env.push((
-        "ETCD_AWS_GROUP_NAME".into(),
-        stand_in.group_name().to_owned(),
-    ));
-    env.push(("ETCD_BACKUP_BUCKET".into(), stand_in.bucket().to_owned()));
-    let function = LambdaFunction::start(FunctionSpec {
-        binary: "etcd-aws-backup".to_owned(),
-        function_name: "etcd-backup".to_owned(),
-        timeout: Duration::from_secs(600),
-        env,
-        log_file: work.join("total-loss-backup.log"),
-    })
+    let function = start_backup_function(
+        stand_in,
+        Duration::from_secs(600),
+        work.join("total-loss-backup.log"),
+    )
     .await?;
     wait_initialised(&function).await?;
     let answer = function
