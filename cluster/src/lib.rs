@@ -18,6 +18,7 @@ pub mod identity;
 pub mod instance;
 pub mod logging;
 pub mod member;
+pub mod names;
 pub mod observation;
 pub mod peer_probe;
 pub mod recovery;

@@ -1,7 +1,11 @@
 //! Logging set-up shared by the agent and the functions: text for a
 //! terminal, JSON lines for CloudWatch Logs, levels from `ETCD_AWS_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
+
+use crate::names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -21,10 +25,16 @@ pub enum LogTarget {
 
 /// `ETCD_AWS_LOG` (same syntax as `RUST_LOG`) sets levels; `info` by default.
 pub fn init(format: LogFormat, target: LogTarget) {
-    let filter = EnvFilter::try_from_env("ETCD_AWS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env(names::env::LOG_FILTER).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match (target, format) {
-        (LogTarget::Process, LogFormat::Text) => builder.with_writer(std::io::stderr).init(),
+        // Colour codes only where a person reads them: a log file or a pipe
+        // (journald, `> out.log`) would keep them as escape sequences.
+        (LogTarget::Process, LogFormat::Text) => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
         (LogTarget::Process, LogFormat::Json) => builder
             .with_writer(std::io::stderr)
             .json()
