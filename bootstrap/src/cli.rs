@@ -1,12 +1,24 @@
 //! Command-line flags. Every flag has an environment variable, so the same
 //! binary is configured by systemd unit, container env or user-data alike.
+//!
+//! The flags are parsed once, here, and handed on as the parts of
+//! [`AgentConfig`]: each part of the agent gets only its own settings, and no
+//! module below reads the command line.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
 pub use etcd_aws_cluster::logging::LogFormat;
+use etcd_aws_cluster::names::{bucket, env, paths, ports};
+
+use crate::agent::{AgentConfig, IdentityFlags, Supervision};
+use crate::etcd_process::EtcdSettings;
+use crate::node_tls::TlsSettings;
+use crate::restore::BackupSettings;
+use crate::wait::WaitPolicy;
 
 /// Runs etcd as a member of the cluster formed by this instance's autoscaling group.
 ///
@@ -35,11 +47,11 @@ pub struct Cli {
 
     /// The autoscaling group whose instances form the cluster; looked up from
     /// the instance id when not given.
-    #[arg(long, env = "ETCD_AWS_GROUP_NAME")]
+    #[arg(long, env = env::GROUP_NAME)]
     pub group_name: Option<String>,
 
     /// etcd's data directory.
-    #[arg(long, env = "ETCD_DATA_DIR", default_value = "/var/lib/etcd")]
+    #[arg(long, env = env::DATA_DIR, default_value = paths::DATA_DIR)]
     pub data_dir: PathBuf,
 
     /// The etcd binary to run (a path, or a name looked up on PATH).
@@ -53,19 +65,19 @@ pub struct Cli {
     /// S3 bucket holding the cluster's backups. The seed of a cluster that
     /// lost every member restores the newest valid one; without a bucket it
     /// forms an empty cluster.
-    #[arg(long, env = "ETCD_BACKUP_BUCKET")]
+    #[arg(long, env = env::BACKUP_BUCKET)]
     pub backup_bucket: Option<String>,
 
     /// Key prefix of the backups in the bucket.
-    #[arg(long, env = "ETCD_BACKUP_PREFIX", default_value = "backups/")]
+    #[arg(long, env = env::BACKUP_PREFIX, default_value = bucket::BACKUP_PREFIX)]
     pub backup_prefix: String,
 
     /// etcd's client port on the private IP.
-    #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
+    #[arg(long, env = env::CLIENT_PORT, default_value_t = ports::CLIENT)]
     pub client_port: u16,
 
     /// etcd's peer port on the private IP.
-    #[arg(long, env = "ETCD_AWS_PEER_PORT", default_value_t = 2380)]
+    #[arg(long, env = env::PEER_PORT, default_value_t = ports::PEER)]
     pub peer_port: u16,
 
     /// How long a peer probe may take before the peer counts as silent.
@@ -98,14 +110,14 @@ pub struct Cli {
     /// etcd requires certificates from that CA of every client and peer.
     #[arg(
         long,
-        env = "ETCD_AWS_TLS_CA_SECRET",
+        env = env::TLS_CA_SECRET,
         required_unless_present = "insecure_plaintext"
     )]
     pub tls_ca_secret: Option<String>,
 
     /// Extra DNS names for this node's certificate, comma-separated (the load
     /// balancer's name, so clients going through it can verify the node).
-    #[arg(long, env = "ETCD_AWS_TLS_DNS_NAMES", value_delimiter = ',')]
+    #[arg(long, env = env::TLS_DNS_NAMES, value_delimiter = ',')]
     pub tls_dns_names: Vec<String>,
 
     /// Extra IP addresses for this node's certificate, comma-separated. etcd
@@ -115,11 +127,7 @@ pub struct Cli {
     pub tls_extra_ips: Vec<IpAddr>,
 
     /// Where the node's certificate, key and the CA certificate are written for etcd.
-    #[arg(
-        long,
-        env = "ETCD_AWS_TLS_DIR",
-        default_value = "/var/lib/etcd-aws/tls"
-    )]
+    #[arg(long, env = env::TLS_DIR, default_value = paths::TLS_DIR)]
     pub tls_dir: PathBuf,
 
     /// Lifetime of the certificate the node issues itself at each start.
@@ -130,26 +138,74 @@ pub struct Cli {
     /// client or peer port can read and change every key. For labs only.
     #[arg(
         long,
-        env = "ETCD_AWS_INSECURE_PLAINTEXT",
+        env = env::INSECURE_PLAINTEXT,
         conflicts_with = "tls_ca_secret"
     )]
     pub insecure_plaintext: bool,
 
     /// Port on the private IP where etcd serves plain-HTTP /health and
     /// /metrics (no client certificate needed) for load-balancer health checks.
-    #[arg(long, env = "ETCD_AWS_METRICS_PORT", default_value_t = 2381)]
+    #[arg(long, env = env::METRICS_PORT, default_value_t = ports::METRICS)]
     pub metrics_port: u16,
 
     /// A file written once this node is a healthy voting member (for health
     /// checks and tests); removed at start.
-    #[arg(long, env = "ETCD_AWS_READY_FILE")]
+    #[arg(long, env = env::READY_FILE)]
     pub ready_file: Option<PathBuf>,
 
     /// Log format: `text` for terminals, `json` for CloudWatch Logs.
-    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Flags passed to etcd unchanged, after `--`.
     #[arg(last = true, value_name = "ETCD_FLAGS")]
     pub etcd_args: Vec<String>,
+}
+
+impl Cli {
+    /// The parts of the agent's configuration, each for the part that uses it.
+    pub fn into_config(self) -> AgentConfig {
+        let tls = self.tls_ca_secret.map(|ca_secret| TlsSettings {
+            ca_secret,
+            dns_names: self.tls_dns_names,
+            extra_ips: self.tls_extra_ips,
+            dir: self.tls_dir,
+            cert_validity: self.tls_cert_validity,
+        });
+        let backups = self.backup_bucket.map(|bucket| BackupSettings {
+            bucket,
+            prefix: self.backup_prefix,
+            etcdutl: self.etcdutl_binary,
+        });
+        AgentConfig {
+            identity: IdentityFlags {
+                instance_id: self.instance_id,
+                private_ip: self.private_ip,
+                group_name: self.group_name,
+            },
+            etcd: EtcdSettings {
+                binary: self.etcd_binary,
+                data_dir: self.data_dir,
+                client_port: self.client_port,
+                peer_port: self.peer_port,
+                metrics_port: self.metrics_port,
+                extra_args: self.etcd_args,
+            },
+            tls,
+            backups,
+            timeouts: EtcdTimeouts {
+                connect: self.probe_timeout,
+                request: self.probe_timeout * 3,
+            },
+            wait: WaitPolicy {
+                poll_interval: self.poll_interval,
+                timeout: self.wait_timeout,
+            },
+            supervision: Supervision {
+                promote_timeout: self.promote_timeout,
+                quorum_loss_grace: self.quorum_loss_grace,
+                ready_file: self.ready_file,
+            },
+        }
+    }
 }

@@ -1,51 +1,63 @@
-//! Runs etcd as a child: forwards signals, reports readiness, returns its exit.
+//! Runs etcd as a child: passes its output through, forwards signals, watches
+//! readiness and quorum, and reports how it ended.
 
-use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Command;
+use tokio::task::JoinHandle;
 
+use crate::policy::EtcdExit;
 use crate::quorum_watch::QuorumWatch;
 use crate::readiness::{Readiness, ReadinessError};
 use crate::signals::Signals;
 
-/// How the child ended.
-#[derive(Debug)]
-pub struct EtcdExit {
-    pub status: ExitStatus,
-    /// Whether the node had become a healthy voting member before it ended.
-    pub was_ready: bool,
-    /// Whether etcd-aws itself stopped etcd because it never became ready.
-    pub stopped_unready: bool,
-    /// Of those, whether it never got past being a learner.
-    pub stopped_as_learner: bool,
-    /// Whether etcd-aws stopped etcd to restart it with `--force-new-cluster`.
-    pub stopped_for_recovery: bool,
+/// How etcd is started, from the agent's flags.
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    /// The etcd binary (a path, or a name looked up on PATH).
+    pub binary: PathBuf,
+    pub data_dir: PathBuf,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub metrics_port: u16,
+    /// Flags after `--`, passed to etcd unchanged (last, so they win).
+    pub extra_args: Vec<String>,
 }
 
-/// Exit code for our own process: etcd's code, or 128 + the signal that ended it.
-pub fn exit_code(status: ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code).unwrap_or(1),
-        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
-        (None, None) => 1,
-    }
+/// How many of etcd's last output lines are kept for the report of a failure.
+const TAIL_LINES: usize = 20;
+/// A kept line is cut to this many characters (etcd's JSON lines can be long).
+const TAIL_LINE_CHARS: usize = 500;
+
+/// How etcd ended, and the last lines it wrote (for an operator's report).
+#[derive(Debug)]
+pub struct Supervised {
+    pub exit: EtcdExit,
+    pub last_lines: Vec<String>,
 }
 
 pub async fn run(
-    binary: &Path,
+    binary: &std::path::Path,
     launch: &EtcdLaunch,
     readiness: Readiness,
     watch: &QuorumWatch,
     signals: &mut Signals,
-) -> anyhow::Result<EtcdExit> {
+) -> anyhow::Result<Supervised> {
     let args = launch.args();
     tracing::info!(binary = %binary.display(), ?args, "starting etcd");
     let mut command = Command::new(binary);
-    command.args(&args).stdin(Stdio::null());
+    command
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // etcd reads ETCD_* variables as flags and dies when one duplicates a flag
     // we pass (ETCD_DATA_DIR); ours are not meant for it.
     for (name, _) in std::env::vars_os() {
@@ -59,6 +71,14 @@ pub async fn run(
             binary.display()
         )
     })?;
+    let tail = Tail::default();
+    let mut copies = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        copies.push(tail.pass_through(stdout, tokio::io::stdout()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        copies.push(tail.pass_through(stderr, tokio::io::stderr()));
+    }
     let pid = child
         .id()
         .context("etcd exited before its pid could be read")?;
@@ -68,35 +88,109 @@ pub async fn run(
     tokio::pin!(ready);
     let recovery = watch.until_forced_recovery_is_due();
     tokio::pin!(recovery);
-    let (mut was_ready, mut readiness_done, mut stopped_unready) = (false, false, false);
-    let mut stopped_as_learner = false;
-    let mut stopped_for_recovery = false;
-    loop {
+    let mut was_ready = false;
+    let mut readiness_done = false;
+    // Why etcd is being stopped, once it is: by whom decides what comes next.
+    let mut stopping: Option<EtcdExit> = None;
+    let mut forwarded = false;
+    let status = loop {
         tokio::select! {
-            status = child.wait() => {
-                let status = status.context("waiting for etcd failed")?;
-                tracing::info!(%status, "etcd exited");
-                return Ok(EtcdExit { status, was_ready, stopped_unready, stopped_as_learner, stopped_for_recovery });
-            }
+            status = child.wait() => break status.context("waiting for etcd failed")?,
             result = &mut ready, if !readiness_done => {
                 readiness_done = true;
                 match result {
                     Ok(()) => was_ready = true,
                     Err(e) => {
                         tracing::error!(error = %e, "stopping etcd");
-                        stopped_unready = true;
-                        stopped_as_learner = matches!(e, ReadinessError::NeverPromoted(..));
+                        stopping.get_or_insert(match e {
+                            ReadinessError::NeverPromoted(..) => EtcdExit::StrandedLearner,
+                            _ => EtcdExit::NeverReady,
+                        });
                         forward(pid, libc::SIGTERM);
                     }
                 }
             }
-            () = &mut recovery, if !stopped_for_recovery => {
+            () = &mut recovery, if stopping.is_none() => {
                 tracing::warn!("RECOVERING: quorum is lost for good (the lost members' instances are gone from the group) and this member has the newest data; restarting etcd with --force-new-cluster");
-                stopped_for_recovery = true;
+                stopping = Some(EtcdExit::ForRecovery);
                 forward(pid, libc::SIGTERM);
             }
-            signal = signals.recv() => forward(pid, signal),
+            signal = signals.recv() => {
+                forwarded = true;
+                forward(pid, signal);
+            }
         }
+    };
+    // The copies end at etcd's end of output; bounded, in case a process etcd
+    // started holds the pipes open.
+    for copy in copies {
+        let _ = tokio::time::timeout(Duration::from_secs(2), copy).await;
+    }
+    tracing::info!(%status, "etcd exited");
+    let exit = match (forwarded, stopping) {
+        // The operator's stop wins over the agent's own reasons.
+        (true, _) => EtcdExit::Stopped { status },
+        (false, Some(stopping)) => stopping,
+        (false, None) => EtcdExit::Ended { status, was_ready },
+    };
+    Ok(Supervised {
+        exit,
+        last_lines: tail.lines(),
+    })
+}
+
+/// The last lines etcd wrote, kept while every line passes through unchanged.
+#[derive(Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn pass_through(
+        &self,
+        from: impl AsyncRead + Unpin + Send + 'static,
+        mut to: impl AsyncWrite + Unpin + Send + 'static,
+    ) -> JoinHandle<()> {
+        let tail = self.clone();
+        tokio::spawn(async move {
+            let mut from = BufReader::new(from);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match from.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                // Our own output gone (a closed journal) must not stop etcd
+                // from writing: keep reading, stop passing on.
+                if to.write_all(&line).await.is_ok() {
+                    let _ = to.flush().await;
+                }
+                tail.keep(&line);
+            }
+        })
+    }
+
+    fn keep(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return;
+        }
+        let mut lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(text.chars().take(TAIL_LINE_CHARS).collect());
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines.iter().cloned().collect()
     }
 }
 
@@ -138,9 +232,28 @@ mod tests {
     }
 
     #[test]
-    fn exit_code_is_etcds_code_or_128_plus_signal() {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
-        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGTERM)), 128 + 15);
+    fn the_tail_keeps_the_last_lines_without_blank_ones() {
+        let tail = Tail::default();
+        for n in 0..(TAIL_LINES + 5) {
+            tail.keep(format!("line {n}\n").as_bytes());
+            tail.keep(b"\n");
+        }
+        let lines = tail.lines();
+        assert_eq!(lines.len(), TAIL_LINES);
+        assert_eq!(lines.first().map(String::as_str), Some("line 5"));
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(format!("line {}", TAIL_LINES + 4).as_str())
+        );
+    }
+
+    #[test]
+    fn the_tail_cuts_long_lines_and_survives_bytes_that_are_not_utf8() {
+        let tail = Tail::default();
+        tail.keep(&[b'x'; 2 * TAIL_LINE_CHARS]);
+        tail.keep(&[0xff, b'a', b'\n']);
+        let lines = tail.lines();
+        assert_eq!(lines[0].chars().count(), TAIL_LINE_CHARS);
+        assert_eq!(lines[1], "\u{fffd}a");
     }
 }

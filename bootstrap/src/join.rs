@@ -30,7 +30,7 @@ impl From<EtcdError> for JoinError {
     }
 }
 
-/// Returns the launch and the client URLs of the members that were serving.
+/// Returns the launch that joins, through the serving members' client URLs.
 pub async fn prepare(
     plan: &JoinPlan,
     cluster_endpoints: &[String],
@@ -54,7 +54,7 @@ pub async fn prepare(
             id
         }
         None => {
-            let (id, _) = admin.add_learner(&launch.peer_url()).await?;
+            let id = admin.add_learner(&launch.peer_url()).await?;
             tracing::info!(member_id = %format!("{id:x}"), peer_url = %launch.peer_url(), "added this node as a learner");
             id
         }

@@ -1,15 +1,22 @@
 //! `etcd-aws`: the node agent. See `etcd-aws --help`.
+//!
+//! This file only parses, sets up logging and the runtime, and maps the
+//! outcome to an exit status; [`agent`] is the loop, [`policy`] what it does
+//! after each outcome.
 
+mod agent;
 mod cli;
 mod etcd_process;
+mod exit_status;
 mod join;
 mod node_tls;
 mod observe;
+mod policy;
 mod quorum_watch;
 mod readiness;
 mod restore;
-mod run;
 mod signals;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -32,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(cli)) {
+    match runtime.block_on(agent::run(cli.into_config())) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "etcd-aws failed");

@@ -6,15 +6,30 @@
 //! name is picked up by a restart.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use etcd_aws_cluster::observation::Me;
 use etcd_aws_cluster::tls::authority::ValidityPeriod;
 use etcd_aws_cluster::tls::credentials::TlsFiles;
 use etcd_aws_cluster::tls::{ClusterCa, SecretStore, SecretStoreError, TlsCredentials};
 
-use crate::cli::Cli;
 use crate::signals::Signals;
+use crate::wait::{Wait, WaitEnd};
+
+/// The node's TLS settings, from `--tls-*`.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// The Secrets Manager secret (name or ARN) holding the cluster CA.
+    pub ca_secret: String,
+    pub dns_names: Vec<String>,
+    /// Addresses besides the private IP, which is always in the certificate.
+    pub extra_ips: Vec<IpAddr>,
+    /// Where the certificate, key and CA certificate are written for etcd.
+    pub dir: PathBuf,
+    pub cert_validity: Duration,
+}
 
 /// What etcd and the agent's own client use.
 pub struct NodeTls {
@@ -23,40 +38,35 @@ pub struct NodeTls {
     pub files: TlsFiles,
 }
 
-/// How a wait for the CA ended without one.
-pub enum NoCa {
-    Signal(i32),
-    GaveUp,
-}
-
 /// Reads the CA (waiting while the secret still holds the deploy's
-/// placeholder), then issues and writes this node's certificate.
+/// placeholder), then issues and writes this node's certificate. `Ok(Err)`
+/// when the wait for the CA ended without one.
 pub async fn prepare(
-    cli: &Cli,
-    ca_secret: &str,
+    settings: &TlsSettings,
     config: &aws_config::SdkConfig,
-    instance_id: &str,
-    private_ip: IpAddr,
+    me: &Me,
+    wait: &mut Wait,
     signals: &mut Signals,
-) -> anyhow::Result<Result<NodeTls, NoCa>> {
+) -> anyhow::Result<Result<NodeTls, WaitEnd>> {
+    let ca_secret = settings.ca_secret.as_str();
     let store = SecretStore::new(config);
-    let ca = match wait_for_ca(&store, ca_secret, cli, signals).await? {
+    let ca = match wait_for_ca(&store, ca_secret, wait, signals).await? {
         Ok(ca) => ca,
-        Err(stopped) => return Ok(Err(stopped)),
+        Err(end) => return Ok(Err(end)),
     };
     ca.check(
         &format!("the cluster CA in secret {ca_secret}"),
         SystemTime::now(),
     )
     .context("etcd cannot start with this CA")?;
-    let mut ips = vec![private_ip];
-    ips.extend(cli.tls_extra_ips.iter().filter(|ip| **ip != private_ip));
+    let mut ips = vec![me.private_ip];
+    ips.extend(settings.extra_ips.iter().filter(|ip| **ip != me.private_ip));
     let issued = ca
         .issue_peer(
-            instance_id,
+            &me.instance_id,
             &ips,
-            &cli.tls_dns_names,
-            ValidityPeriod::starting_now(cli.tls_cert_validity),
+            &settings.dns_names,
+            ValidityPeriod::starting_now(settings.cert_validity),
         )
         .with_context(|| {
             format!("cannot issue this node's certificate from the CA in {ca_secret}")
@@ -65,13 +75,13 @@ pub async fn prepare(
     let info = credentials
         .check("this node's new certificate", SystemTime::now())
         .context("the certificate just issued does not verify against the CA")?;
-    let files = credentials.write_to(&cli.tls_dir).with_context(|| {
+    let files = credentials.write_to(&settings.dir).with_context(|| {
         format!(
             "cannot write this node's certificate into {} (set --tls-dir to a writable directory)",
-            cli.tls_dir.display()
+            settings.dir.display()
         )
     })?;
-    tracing::info!(ca_secret, dir = %cli.tls_dir.display(), ips = ?info.ips, dns_names = ?cli.tls_dns_names,
+    tracing::info!(ca_secret, dir = %settings.dir.display(), ips = ?info.ips, dns_names = ?settings.dns_names,
         valid_until = %humantime::format_rfc3339_seconds(info.not_after),
         "issued this node's certificate from the cluster CA");
     Ok(Ok(NodeTls { credentials, files }))
@@ -80,35 +90,20 @@ pub async fn prepare(
 async fn wait_for_ca(
     store: &SecretStore,
     secret: &str,
-    cli: &Cli,
+    wait: &mut Wait,
     signals: &mut Signals,
-) -> anyhow::Result<Result<ClusterCa, NoCa>> {
-    let started = tokio::time::Instant::now();
-    let mut logged = false;
+) -> anyhow::Result<Result<ClusterCa, WaitEnd>> {
     loop {
         match store.load_ca(secret).await {
             Ok(ca) => return Ok(Ok(ca)),
             Err(e @ SecretStoreError::NotInitialised { .. }) => {
-                if !logged {
-                    tracing::info!(reason = %e, "waiting for the cluster CA");
-                    logged = true;
+                if let Err(end) = wait.pause(&e, signals).await {
+                    return Ok(Err(end));
                 }
             }
             Err(e) => {
                 return Err(e).context("cannot read the cluster CA; etcd cannot start without it")
             }
-        }
-        if cli.wait_timeout.is_some_and(|t| started.elapsed() >= t) {
-            tracing::error!(
-                secret,
-                "gave up waiting for the cluster CA (--wait-timeout)"
-            );
-            return Ok(Err(NoCa::GaveUp));
-        }
-        let pause: Duration = cli.poll_interval;
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            signal = signals.recv() => return Ok(Err(NoCa::Signal(signal))),
         }
     }
 }

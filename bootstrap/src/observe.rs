@@ -57,7 +57,6 @@ impl Observer {
             group,
             probes: results,
             local_data,
-            newest_backup: None,
         })
     }
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
 use etcd_aws_cluster::recovery::{decide_recovery, QuorumLoss, Recovery};
 use tokio::time::Instant;
 
@@ -20,6 +20,26 @@ pub struct QuorumWatch {
     pub interval: Duration,
 }
 
+/// What one look at this member's own etcd found.
+enum Quorum {
+    Holds,
+    Lost,
+    /// This member is a learner: it cannot serve the linearizable read that
+    /// proves quorum, and a slow catch-up is not a quorum loss.
+    NotAVoter,
+}
+
+/// Why the cluster could not be observed for the recovery decision.
+#[derive(Debug, thiserror::Error)]
+enum ObserveError {
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("cannot read the newest backup's revision: {0}")]
+    Backups(#[from] BackupStoreError),
+}
+
 impl QuorumWatch {
     /// Returns once this member should restart with `--force-new-cluster`;
     /// runs for as long as etcd does otherwise.
@@ -28,11 +48,14 @@ impl QuorumWatch {
         let mut last_reason = String::new();
         loop {
             tokio::time::sleep(self.interval).await;
-            if self.has_quorum().await {
-                if lost_since.take().is_some() {
-                    tracing::info!("quorum is back");
+            match self.quorum().await {
+                Quorum::Holds | Quorum::NotAVoter => {
+                    if lost_since.take().is_some() {
+                        tracing::info!("quorum is back");
+                    }
+                    continue;
                 }
-                continue;
+                Quorum::Lost => {}
             }
             let since = *lost_since.get_or_insert_with(|| {
                 tracing::warn!("this member's cluster has no quorum");
@@ -59,56 +82,45 @@ impl QuorumWatch {
         }
     }
 
-    async fn has_quorum(&self) -> bool {
-        match EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access).await {
-            Ok(mut admin) => admin.check_quorum().await.is_ok(),
-            Err(_) => false,
+    async fn quorum(&self) -> Quorum {
+        let Ok(mut own) =
+            EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access).await
+        else {
+            return Quorum::Lost;
+        };
+        match own.status().await {
+            Ok(status) if status.is_learner => return Quorum::NotAVoter,
+            Ok(_) => {}
+            Err(_) => return Quorum::Lost,
+        }
+        match own.check_quorum().await {
+            Ok(_) => Quorum::Holds,
+            Err(_) => Quorum::Lost,
         }
     }
 
-    async fn observe(&self) -> Result<QuorumLoss, String> {
-        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access)
+    async fn observe(&self) -> Result<QuorumLoss, ObserveError> {
+        let mut own =
+            EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access).await?;
+        let status = own.status().await?;
+        let (_, members) = own.members().await?;
+        let others: Vec<String> = members
+            .iter()
+            .filter(|m| m.id != status.member_id)
+            .flat_map(|m| m.client_urls.iter().cloned())
+            .collect();
+        let mut answering: Vec<(u64, i64)> = EtcdAdmin::status_of_each(&others, &self.access)
             .await
-            .map_err(|e| e.to_string())?;
-        let status = own.server_status().await.map_err(|e| e.to_string())?;
-        let (_, members) = own.members().await.map_err(|e| e.to_string())?;
-        // All at once: a frozen peer costs a whole timeout, and the
-        // decision should not wait for several of them in turn.
-        let mut replies = tokio::task::JoinSet::new();
-        for member in members.iter().filter(|m| m.id != status.member_id) {
-            let (urls, access) = (member.client_urls.clone(), self.access.clone());
-            replies.spawn(async move {
-                for url in &urls {
-                    let reply = async {
-                        let mut admin =
-                            EtcdAdmin::connect(std::slice::from_ref(url), &access).await?;
-                        admin.server_status().await
-                    };
-                    if let Ok(other) = reply.await {
-                        return Some((other.member_id, other.revision));
-                    }
-                }
-                None
-            });
-        }
-        let mut answering = Vec::new();
-        while let Some(reply) = replies.join_next().await {
-            if let Ok(Some(answer)) = reply {
-                answering.push(answer);
-            }
-        }
+            .into_iter()
+            .filter_map(|(_, answer)| answer.ok())
+            .map(|other| (other.member_id, other.revision))
+            .collect();
+        // A member with two client URLs answers twice.
         answering.sort_unstable();
-        let group = self
-            .discovery
-            .instances(&self.group)
-            .await
-            .map_err(|e| e.to_string())?;
+        answering.dedup_by_key(|(id, _)| *id);
+        let group = self.discovery.instances(&self.group).await?;
         let newest_backup_revision = match &self.backups {
-            Some(store) => store
-                .pointer()
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|m| m.revision),
+            Some(store) => store.pointer().await?.map(|m| m.revision),
             None => None,
         };
         Ok(QuorumLoss {

@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
 use etcd_aws_cluster::member::Member;
+use etcd_aws_cluster::observation::Me;
 use tokio::time::Instant;
 
 pub struct Readiness {
-    pub name: String,
+    pub me: Me,
     pub own_client_url: String,
     /// Client URLs of the other members as last seen; a learner cannot serve
     /// cluster calls, so those go through the others.
@@ -25,11 +26,11 @@ pub struct Readiness {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadinessError {
     #[error("this node did not become a healthy voting member within {0:?} (last problem: {1}); check that the learner can reach the leader on the peer port")]
-    Timeout(Duration, String),
+    Timeout(Duration, NotReady),
     /// The join's learner was never seen as a voter: whatever it holds, the
     /// cluster's voters hold too (or held, if they are gone).
     #[error("this node stayed a learner for {0:?} (last problem: {1}); the cluster it joined may be gone")]
-    NeverPromoted(Duration, String),
+    NeverPromoted(Duration, NotReady),
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
         path: PathBuf,
@@ -37,17 +38,36 @@ pub enum ReadinessError {
     },
 }
 
+/// Why the node is not ready yet.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("etcd has not answered yet")]
+    NoAnswerYet,
+    #[error("this node is not (yet) listed as a started member")]
+    NotListed,
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+}
+
+/// What one round of checking came to.
+enum Round {
+    Ready,
+    /// This node was promoted from learner; check again.
+    Promoted,
+    NotReady(NotReady),
+}
+
 impl Readiness {
     pub async fn wait_until_ready(&self) -> Result<(), ReadinessError> {
         let deadline = self.promote_timeout.map(|t| Instant::now() + t);
-        let mut last_problem = String::from("etcd has not answered yet");
+        let mut last_problem = NotReady::NoAnswerYet;
         let mut voter = false;
         loop {
-            match self.step(&mut voter).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(problem) => {
-                    if problem != last_problem {
+            match self.round(&mut voter).await {
+                Round::Ready => break,
+                Round::Promoted => {}
+                Round::NotReady(problem) => {
+                    if problem.to_string() != last_problem.to_string() {
                         tracing::debug!(%problem, "not ready yet");
                     }
                     last_problem = problem;
@@ -70,58 +90,67 @@ impl Readiness {
                 source,
             })?;
         }
-        tracing::info!(member = %self.name, "ready: this node is a healthy voting member");
+        tracing::info!(member = %self.me.instance_id, "ready: this node is a healthy voting member");
         Ok(())
     }
 
-    /// One round: `Ok(true)` when ready, `Ok(false)` after progress (a
-    /// promotion), `Err` with the reason it is not ready yet. Sets `voter`
-    /// once this node is seen as, or made, a voting member.
-    async fn step(&self, voter: &mut bool) -> Result<bool, String> {
-        let members = self.members().await?;
-        let me = members
-            .iter()
-            .find(|m| m.name == self.name)
-            .ok_or_else(|| "this node is not (yet) listed as a started member".to_string())?;
+    /// One round. Sets `voter` once this node is seen as, or made, a voting member.
+    async fn round(&self, voter: &mut bool) -> Round {
+        let members = match self.members().await {
+            Ok(members) => members,
+            Err(error) => return Round::NotReady(error.into()),
+        };
+        let Some(me) = members.iter().find(|m| m.is_mine(&self.me)) else {
+            return Round::NotReady(NotReady::NotListed);
+        };
         if me.is_learner {
-            let voters: Vec<String> = members
-                .iter()
-                .filter(|m| !m.is_learner)
-                .flat_map(|m| m.client_urls.iter().cloned())
-                .collect();
-            let mut admin = EtcdAdmin::connect(&voters, &self.access)
-                .await
-                .map_err(|e| e.to_string())?;
-            admin.promote(me.id).await.map_err(|e| e.to_string())?;
-            *voter = true;
-            tracing::info!(member_id = %format!("{:x}", me.id), "promoted this node from learner to voting member");
-            return Ok(false);
+            return match self.promote(me, &members).await {
+                Ok(()) => {
+                    *voter = true;
+                    tracing::info!(member_id = %format!("{:x}", me.id), "promoted this node from learner to voting member");
+                    Round::Promoted
+                }
+                Err(error) => Round::NotReady(error.into()),
+            };
         }
         *voter = true;
-        let mut own = EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access)
+        let quorum = async {
+            EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access)
+                .await?
+                .check_quorum()
+                .await
+        };
+        match quorum.await {
+            Ok(_) => Round::Ready,
+            Err(error) => Round::NotReady(error.into()),
+        }
+    }
+
+    /// Through the voters: a learner cannot change the membership.
+    async fn promote(&self, me: &Member, members: &[Member]) -> Result<(), EtcdError> {
+        let voters: Vec<String> = members
+            .iter()
+            .filter(|m| !m.is_learner)
+            .flat_map(|m| m.client_urls.iter().cloned())
+            .collect();
+        EtcdAdmin::connect(&voters, &self.access)
+            .await?
+            .promote(me.id)
             .await
-            .map_err(|e| e.to_string())?;
-        own.check_quorum().await.map_err(|e| e.to_string())?;
-        Ok(true)
     }
 
     /// The member list from the first endpoint that answers, others first.
-    async fn members(&self) -> Result<Vec<Member>, String> {
-        let mut last = String::from("no endpoint to ask");
-        for url in self
+    async fn members(&self) -> Result<Vec<Member>, EtcdError> {
+        let endpoints: Vec<String> = self
             .peer_client_urls
             .iter()
             .chain(std::iter::once(&self.own_client_url))
-        {
-            let attempt = async {
-                let mut admin = EtcdAdmin::connect(std::slice::from_ref(url), &self.access).await?;
-                admin.members().await
-            };
-            match attempt.await {
-                Ok((_, members)) => return Ok(members),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
+            .cloned()
+            .collect();
+        let (_, members) = EtcdAdmin::first_answer(&endpoints, &self.access, async |admin| {
+            admin.members().await
+        })
+        .await?;
+        Ok(members)
     }
 }

@@ -10,14 +10,53 @@ use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use tokio::process::Command;
 
-pub struct Restorer<'a> {
-    pub store: &'a BackupStore,
-    pub etcdutl: &'a Path,
-    /// `--initial-cluster-token` of the restored one-member cluster.
-    pub token: &'a str,
+/// Where the cluster's backups are, from `--backup-bucket` and friends.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub bucket: String,
+    pub prefix: String,
+    /// The etcdutl binary that restores a snapshot into a data directory.
+    pub etcdutl: PathBuf,
 }
 
-impl Restorer<'_> {
+pub struct Restorer {
+    pub store: BackupStore,
+    pub etcdutl: PathBuf,
+    /// `--initial-cluster-token` of the restored one-member cluster.
+    pub token: String,
+}
+
+impl Restorer {
+    /// The backups a seed may restore, newest first. A bucket that does not
+    /// exist, or one without backups, means a brand-new cluster; any other
+    /// failure stops the seed rather than form an empty cluster over data
+    /// that might exist.
+    pub async fn candidates(&self) -> anyhow::Result<Vec<BackupManifest>> {
+        let store = &self.store;
+        let manifests = match store.manifests().await {
+            Ok(manifests) => manifests,
+            Err(BackupStoreError::NoSuchBucket { bucket }) => {
+                tracing::warn!(%bucket, "backup bucket does not exist: the new cluster starts empty (create the bucket, or the backups will fail)");
+                return Ok(Vec::new());
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(
+                    "cannot read the backups; refusing to form an empty cluster over data that might exist",
+                ))
+            }
+        };
+        if manifests.is_empty() {
+            tracing::info!(bucket = store.bucket(), prefix = %store.layout().snapshots_prefix(), "no backups found: this is a new cluster, it starts empty");
+            return Ok(manifests);
+        }
+        // The manifests decide, not the pointer: a damaged pointer names no
+        // backup, but an operator should hear that it is damaged.
+        if let Err(BackupStoreError::Damaged { key, reason, .. }) = store.pointer().await {
+            tracing::warn!(%key, %reason, "latest.json is unreadable; ignoring it and restoring the newest valid backup its manifests describe");
+        }
+        Ok(manifests)
+    }
+
     /// Restores the first backup of `candidates` (newest first) that downloads,
     /// verifies and restores cleanly; returns which one it was.
     pub async fn restore(
@@ -88,7 +127,7 @@ impl Restorer<'_> {
             tracing::warn!(moved_to = %moved.display(), "moved an existing data directory aside before restoring");
         }
         let peer = launch.peer_url();
-        let output = Command::new(self.etcdutl)
+        let output = Command::new(&self.etcdutl)
             .arg("snapshot")
             .arg("restore")
             .arg(snapshot)

@@ -85,14 +85,21 @@ impl BackupLayout {
         format!("{}latest.json", self.prefix)
     }
 
-    /// Keys sort by time, then revision, so a listing is already in age order.
-    pub fn snapshot_key(&self, created_at: i64, revision: i64, compression: Compression) -> String {
+    /// Keys sort by time, then revision, so a listing is already in age order;
+    /// `run` tells apart the objects of runs at the same second and revision.
+    pub fn snapshot_key(
+        &self,
+        created_at: i64,
+        revision: i64,
+        run: &str,
+        compression: Compression,
+    ) -> String {
         let extension = match compression {
             Compression::None => "db",
             Compression::Zstd => "db.zst",
         };
         format!(
-            "{}{}-r{revision:020}.{extension}",
+            "{}{}-r{revision:020}-{run}.{extension}",
             self.snapshots_prefix(),
             utc_stamp(created_at)
         )
@@ -148,12 +155,21 @@ mod tests {
     #[test]
     fn snapshot_keys_sort_by_time_then_revision() {
         let layout = BackupLayout::new("backups");
-        let a = layout.snapshot_key(1_000, 99, Compression::Zstd);
-        let b = layout.snapshot_key(1_000, 100, Compression::Zstd);
-        let c = layout.snapshot_key(2_000, 5, Compression::None);
+        let a = layout.snapshot_key(1_000, 99, "b0", Compression::Zstd);
+        let b = layout.snapshot_key(1_000, 100, "a0", Compression::Zstd);
+        let c = layout.snapshot_key(2_000, 5, "a0", Compression::None);
         assert!(a < b && b < c, "{a} {b} {c}");
         assert!(a.starts_with("backups/snapshots/19700101T001640Z-r"), "{a}");
-        assert!(a.ends_with(".db.zst"));
+        assert!(a.ends_with("-b0.db.zst"), "{a}");
+    }
+
+    #[test]
+    fn runs_at_the_same_second_and_revision_get_keys_of_their_own() {
+        let layout = BackupLayout::new("backups");
+        assert_ne!(
+            layout.snapshot_key(1_000, 99, "run-a", Compression::Zstd),
+            layout.snapshot_key(1_000, 99, "run-b", Compression::Zstd)
+        );
     }
 
     #[test]

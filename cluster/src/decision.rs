@@ -8,9 +8,8 @@
 
 use std::fmt;
 
-use crate::backup::BackupRef;
 use crate::instance::Instance;
-use crate::member::Member;
+use crate::member::{Member, Standing};
 use crate::observation::{LocalData, Me, Observation, PeerState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +20,9 @@ pub enum Decision {
     /// A healthy cluster exists and this node is not (or no longer) in it.
     Join(JoinPlan),
     /// No cluster exists and this node is the seed: form a one-member cluster,
-    /// from the backup when there is one.
-    Form { restore_from: Option<BackupRef> },
+    /// from the newest valid backup when there is one (which backup is chosen
+    /// after this decision, since only a seed needs to read the bucket).
+    Form,
     /// Nothing safe to do yet; observe again later.
     Wait(WaitReason),
 }
@@ -80,7 +80,6 @@ pub fn decide(observation: &Observation) -> Decision {
         group,
         probes,
         local_data,
-        newest_backup,
     } = observation;
     let live: Vec<&Instance> = group.iter().filter(|i| i.is_live()).collect();
     if !live.iter().any(|i| i.id == me.instance_id) {
@@ -106,13 +105,10 @@ pub fn decide(observation: &Observation) -> Decision {
     }
 
     if let Some((_, members, _)) = serving.iter().find(|(_, _, quorum)| *quorum) {
-        // Members of terminating instances still serve: handing them over is
-        // the lifecycle function's job. A joiner removes only the gone ones.
-        let present: Vec<&Instance> = group.iter().filter(|i| !i.is_gone()).collect();
-        return decide_with_healthy_cluster(me, &present, members, *local_data);
+        return decide_with_healthy_cluster(me, group, members, *local_data);
     }
     if let Some((_, members, _)) = serving.first() {
-        let am_member = members.iter().any(|m| is_mine(m, me));
+        let am_member = members.iter().any(|m| m.is_mine(me));
         return match (am_member, local_data) {
             // Our vote may be the one the cluster is missing.
             (true, LocalData::Present) => Decision::Restart,
@@ -124,22 +120,25 @@ pub fn decide(observation: &Observation) -> Decision {
         // member list, and etcd finds the others once they start too.
         return Decision::Restart;
     }
-    decide_without_cluster(me, &live, observation, newest_backup)
+    decide_without_cluster(me, &live, observation)
 }
 
 fn decide_with_healthy_cluster(
     me: &Me,
-    present: &[&Instance],
+    group: &[Instance],
     members: &[Member],
     local_data: LocalData,
 ) -> Decision {
-    let mine = members.iter().find(|m| is_mine(m, me));
+    let mine = members.iter().find(|m| m.is_mine(me));
     let pending = members
         .iter()
         .find(|m| m.is_unstarted() && m.has_peer_ip(me.private_ip));
+    // Members of leaving instances still serve: handing them over is the
+    // lifecycle function's job. A joiner removes only the departed ones.
     let mut remove: Vec<Member> = members
         .iter()
-        .filter(|m| Some(*m) != mine && Some(*m) != pending && has_departed(m, present, me))
+        .filter(|m| Some(*m) != mine && Some(*m) != pending)
+        .filter(|m| m.standing(group, Some(me)) == Standing::Departed)
         .cloned()
         .collect();
     match (mine, local_data) {
@@ -161,12 +160,7 @@ fn decide_with_healthy_cluster(
     }
 }
 
-fn decide_without_cluster(
-    me: &Me,
-    live: &[&Instance],
-    observation: &Observation,
-    newest_backup: &Option<BackupRef>,
-) -> Decision {
+fn decide_without_cluster(me: &Me, live: &[&Instance], observation: &Observation) -> Decision {
     let seed = live
         .iter()
         .min_by(|a, b| a.launch_order().cmp(&b.launch_order()));
@@ -187,34 +181,12 @@ fn decide_without_cluster(
                 .map(|i| i.id.clone())
                 .collect();
             if unconfirmed.is_empty() {
-                Decision::Form {
-                    restore_from: newest_backup.clone(),
-                }
+                Decision::Form
             } else {
                 Decision::Wait(WaitReason::PeersUnconfirmed(unconfirmed))
             }
         }
     }
-}
-
-/// The member this node runs: named after its instance and at its address.
-fn is_mine(member: &Member, me: &Me) -> bool {
-    member.name == me.instance_id && member.has_peer_ip(me.private_ip)
-}
-
-/// A member whose instance is gone from the group. A member carrying our
-/// name at another address is a stale record of ours and has departed too.
-fn has_departed(member: &Member, present: &[&Instance], me: &Me) -> bool {
-    if member.is_unstarted() {
-        let ips: Vec<_> = member.peer_ips().collect();
-        return !present
-            .iter()
-            .any(|i| i.private_ip.is_some_and(|ip| ips.contains(&ip)));
-    }
-    if member.name == me.instance_id {
-        return true;
-    }
-    !present.iter().any(|i| i.id == member.name)
 }
 
 #[cfg(test)]

@@ -1,39 +1,13 @@
 //! Table tests of the bootstrap decision: one row per branch, named for it.
 
 use super::*;
-use crate::instance::LifecycleState;
 use crate::observation::PeerProbe;
+use crate::test_support::{instance, ip, launched, learner, member, unstarted};
 
 const ME: &str = "i-me";
 
-fn ip(last: u8) -> std::net::IpAddr {
-    std::net::IpAddr::from([127, 0, 1, last])
-}
-
-fn instance(id: &str, last: u8, launched: i64) -> Instance {
-    Instance {
-        id: id.into(),
-        private_ip: Some(ip(last)),
-        lifecycle_state: LifecycleState::InService,
-        launch_time: Some(launched),
-    }
-}
-
 fn leaving(id: &str, last: u8) -> Instance {
-    Instance {
-        lifecycle_state: LifecycleState::parse("Terminating:Wait"),
-        ..instance(id, last, 0)
-    }
-}
-
-fn member(id: u64, name: &str, last: u8) -> Member {
-    Member {
-        id,
-        name: name.into(),
-        peer_urls: vec![format!("http://{}:2380", ip(last))],
-        client_urls: vec![format!("http://{}:2379", ip(last))],
-        is_learner: false,
-    }
+    instance(id, last, "Terminating:Wait")
 }
 
 fn serving(instance_id: &str, members: &[Member], has_quorum: bool) -> PeerProbe {
@@ -64,15 +38,14 @@ fn observe(group: Vec<Instance>, probes: Vec<PeerProbe>, local_data: LocalData) 
         group,
         probes,
         local_data,
-        newest_backup: None,
     }
 }
 
 fn three(me_launched: i64) -> Vec<Instance> {
     vec![
-        instance("i-a", 4, 10),
-        instance("i-b", 5, 20),
-        instance(ME, 10, me_launched),
+        launched("i-a", 4, 10),
+        launched("i-b", 5, 20),
+        launched(ME, 10, me_launched),
     ]
 }
 
@@ -105,9 +78,7 @@ fn member_with_its_data_restarts() {
 
 #[test]
 fn learner_with_its_data_restarts_and_is_promoted_later() {
-    let mut mine = member(3, ME, 10);
-    mine.is_learner = true;
-    let members = [member(1, "i-a", 4), mine];
+    let members = [member(1, "i-a", 4), learner(3, ME, 10)];
     let obs = observe(
         three(30),
         vec![serving("i-a", &members, true)],
@@ -154,10 +125,7 @@ fn joining_node_leaves_members_of_terminating_instances_to_the_lifecycle_functio
 #[test]
 fn joining_node_removes_members_whose_instances_are_terminated() {
     let mut group = three(30);
-    group.push(Instance {
-        lifecycle_state: LifecycleState::parse("Terminated"),
-        ..instance("i-old", 6, 0)
-    });
+    group.push(instance("i-old", 6, "Terminated"));
     let old = member(6, "i-old", 6);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), old.clone()];
     let obs = observe(
@@ -170,7 +138,7 @@ fn joining_node_removes_members_whose_instances_are_terminated() {
 
 #[test]
 fn joining_node_removes_an_unstarted_member_at_an_address_no_live_instance_has() {
-    let orphan = member(7, "", 77);
+    let orphan = unstarted(7, 77);
     let members = [member(1, "i-a", 4), member(2, "i-b", 5), orphan.clone()];
     let obs = observe(
         three(30),
@@ -183,8 +151,8 @@ fn joining_node_removes_an_unstarted_member_at_an_address_no_live_instance_has()
 #[test]
 fn joining_node_keeps_an_unstarted_member_of_another_live_instance() {
     let mut group = three(30);
-    group.push(instance("i-c", 6, 40));
-    let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(7, "", 6)];
+    group.push(launched("i-c", 6, 40));
+    let members = [member(1, "i-a", 4), member(2, "i-b", 5), unstarted(7, 6)];
     let obs = observe(
         group,
         vec![serving("i-a", &members, true)],
@@ -195,7 +163,7 @@ fn joining_node_keeps_an_unstarted_member_of_another_live_instance() {
 
 #[test]
 fn node_that_was_added_but_never_started_reuses_its_member() {
-    let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(3, "", 10)];
+    let members = [member(1, "i-a", 4), member(2, "i-b", 5), unstarted(3, 10)];
     let obs = observe(
         three(30),
         vec![serving("i-a", &members, true)],
@@ -301,33 +269,13 @@ fn seed_forms_when_every_peer_refuses() {
         probe("i-b", PeerState::Refused),
     ];
     let obs = observe(three(5), probes, LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Form { restore_from: None });
-}
-
-#[test]
-fn seed_forms_from_the_newest_backup_when_there_is_one() {
-    let probes = vec![
-        probe("i-a", PeerState::Refused),
-        probe("i-b", PeerState::Refused),
-    ];
-    let mut obs = observe(three(5), probes, LocalData::Empty);
-    let backup = BackupRef {
-        key: "backups/1.db".into(),
-        revision: 42,
-    };
-    obs.newest_backup = Some(backup.clone());
-    assert_eq!(
-        decide(&obs),
-        Decision::Form {
-            restore_from: Some(backup)
-        }
-    );
+    assert_eq!(decide(&obs), Decision::Form);
 }
 
 #[test]
 fn single_instance_group_forms_at_once() {
-    let obs = observe(vec![instance(ME, 10, 1)], vec![], LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Form { restore_from: None });
+    let obs = observe(vec![launched(ME, 10, 1)], vec![], LocalData::Empty);
+    assert_eq!(decide(&obs), Decision::Form);
 }
 
 #[test]
@@ -374,9 +322,9 @@ fn non_seed_waits_for_the_earliest_launched_instance() {
 #[test]
 fn equal_launch_times_pick_the_lowest_instance_id_as_seed() {
     let group = vec![
-        instance("i-b", 5, 10),
-        instance("i-a", 4, 10),
-        instance(ME, 10, 10),
+        launched("i-b", 5, 10),
+        launched("i-a", 4, 10),
+        launched(ME, 10, 10),
     ];
     let probes = vec![
         probe("i-a", PeerState::Refused),
@@ -391,9 +339,9 @@ fn equal_launch_times_pick_the_lowest_instance_id_as_seed() {
 
 #[test]
 fn terminating_instances_are_never_the_seed() {
-    let group = vec![leaving("i-a", 4), instance(ME, 10, 30)];
+    let group = vec![leaving("i-a", 4), launched(ME, 10, 30)];
     let obs = observe(group, vec![], LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Form { restore_from: None });
+    assert_eq!(decide(&obs), Decision::Form);
 }
 
 #[test]
@@ -406,13 +354,13 @@ fn instances_without_launch_time_sort_after_known_ones() {
         probe("i-b", PeerState::Refused),
     ];
     let obs = observe(group, probes, LocalData::Empty);
-    assert_eq!(decide(&obs), Decision::Form { restore_from: None });
+    assert_eq!(decide(&obs), Decision::Form);
 }
 
 #[test]
 fn node_not_listed_in_its_group_waits() {
     let obs = observe(
-        vec![instance("i-a", 4, 10)],
+        vec![launched("i-a", 4, 10)],
         healthy_ab(),
         LocalData::Present,
     );
@@ -422,8 +370,8 @@ fn node_not_listed_in_its_group_waits() {
 #[test]
 fn terminating_node_waits_instead_of_joining() {
     let group = vec![
-        instance("i-a", 4, 10),
-        instance("i-b", 5, 20),
+        launched("i-a", 4, 10),
+        launched("i-b", 5, 20),
         leaving(ME, 10),
     ];
     let obs = observe(group, healthy_ab(), LocalData::Empty);

@@ -41,13 +41,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// An instance as EC2 alone describes it, group or not.
+/// What EC2 alone says of an instance, group or not: where its member would be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ec2Instance {
-    pub id: String,
     pub private_ip: Option<IpAddr>,
-    /// EC2's state name: "running", "shutting-down", "terminated", ...
-    pub state: String,
 }
 
 /// Reads the group through the Auto Scaling and EC2 APIs.
@@ -154,12 +151,7 @@ impl GroupDiscovery {
             .flat_map(|r| r.instances())
             .find(|i| i.instance_id() == Some(instance_id))
             .map(|i| Ec2Instance {
-                id: instance_id.to_owned(),
                 private_ip: i.private_ip_address().and_then(|ip| ip.parse().ok()),
-                state: i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map_or_else(String::new, |n| n.as_str().to_owned()),
             }))
     }
 

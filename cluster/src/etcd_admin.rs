@@ -10,65 +10,194 @@ use crate::discovery::error_chain;
 use crate::member::Member;
 use crate::tls::TlsCredentials;
 
+/// A failed call to etcd: which call, through which endpoints, what kind of
+/// failure (classified once, when the error is made; see [`EtcdErrorKind`]),
+/// and the whole message for the operator.
 #[derive(Debug, thiserror::Error)]
 #[error("etcd {operation} via {endpoints} failed: {message}")]
 pub struct EtcdError {
     pub operation: &'static str,
     pub endpoints: String,
+    pub kind: EtcdErrorKind,
     pub message: String,
 }
 
-impl EtcdError {
-    fn has(&self, needle: &str) -> bool {
-        self.message.contains(needle)
-    }
-
-    /// etcd allows one learner at a time; another node is joining.
-    pub fn is_too_many_learners(&self) -> bool {
-        self.has("too many learner members")
-    }
-
-    /// The learner has not caught up with the leader yet.
-    pub fn is_learner_not_ready(&self) -> bool {
-        self.has("in sync with leader")
-    }
-
-    /// The member is already a voting member (a promotion that already happened).
-    pub fn is_not_a_learner(&self) -> bool {
-        self.has("can only promote a learner member") && !self.is_learner_not_ready()
-    }
-
-    pub fn is_member_not_found(&self) -> bool {
-        self.has("member not found")
-    }
-
-    /// Transient refusals that clear by themselves: retry later.
-    pub fn is_transient(&self) -> bool {
-        self.is_too_many_learners()
-            || self.is_learner_not_ready()
-            || self.has("not enough started members")
-            || self.has("unhealthy cluster")
-            || self.has("leader changed")
-            || self.has("timed out")
-            || self.has("Timeout expired")
-            || self.has("deadline")
-            // The member we asked just went away (e.g. terminated mid-join).
-            || self.has("currently unavailable")
-    }
-}
-
-/// One member's own view, from the maintenance Status call.
+/// What went wrong, as far as a caller's next step depends on it.
+///
+/// etcd answers with a gRPC status whose code is coarse (three different
+/// refusals share `FailedPrecondition`) and whose description is one of etcd's
+/// fixed error strings (`rpctypes` in etcd's source); etcd's own Go client tells
+/// them apart by that exact string, and so do we: by code, then by the whole
+/// description, never by a fragment of a longer message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemberStatus {
-    pub member_id: u64,
-    pub leader_id: u64,
-    pub is_learner: bool,
+pub enum EtcdErrorKind {
+    /// The member id is not in the cluster (already removed).
+    MemberNotFound,
+    /// A promotion was refused because the learner has not caught up yet.
+    LearnerNotInSync,
+    /// A promotion was refused because the member already votes.
+    NotALearner,
+    /// etcd allows one learner at a time; another node is joining.
+    TooManyLearners,
+    /// A membership change would leave too few started members.
+    NotEnoughStartedMembers,
+    /// A membership change was refused to protect quorum: some members are
+    /// down or only just connected (etcd waits 5 s after a peer connects).
+    UnhealthyCluster,
+    LeaderChanged,
+    NoLeader,
+    /// etcd accepted the request but did not finish it in time (no quorum).
+    RequestTimedOut,
+    /// A learner cannot serve this call (a linearizable read, say).
+    NotSupportedForLearner,
+    /// The backend quota is exhausted: the NOSPACE alarm is raised.
+    NoSpace,
+    /// The cluster raised its CORRUPT alarm.
+    Corrupt,
+    /// The TLS handshake failed: the peer's certificate is not from our CA,
+    /// or it refused ours.
+    TlsRefused,
+    /// Nothing answered in time, or the connection failed.
+    Unreachable,
+    /// Anything else; the message says what.
+    Other,
 }
 
-/// A member's fuller report, for choosing which member to back up from and
-/// describing the backup: the revision it has applied, its size and version.
+impl EtcdErrorKind {
+    /// Refusals that clear by themselves: observe again and retry later.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::TooManyLearners
+                | Self::LearnerNotInSync
+                | Self::NotEnoughStartedMembers
+                | Self::UnhealthyCluster
+                | Self::LeaderChanged
+                | Self::NoLeader
+                | Self::RequestTimedOut
+                // The member we asked just went away (terminated mid-join).
+                | Self::Unreachable
+        )
+    }
+
+    /// Classifies what the etcd client returned.
+    pub fn of(error: &etcd_client::Error) -> Self {
+        match error {
+            etcd_client::Error::GRpcStatus(status) => {
+                if refused_tls(status) {
+                    Self::TlsRefused
+                } else {
+                    Self::of_status(status.code(), status.message())
+                }
+            }
+            etcd_client::Error::TransportError(transport) if refused_tls(transport) => {
+                Self::TlsRefused
+            }
+            etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+                Self::Unreachable
+            }
+            _ => Self::Other,
+        }
+    }
+
+    /// A gRPC status: by code, then by etcd's exact error description.
+    pub fn of_status(code: tonic::Code, description: &str) -> Self {
+        use tonic::Code;
+        match (code, description) {
+            (Code::NotFound, "etcdserver: member not found") => Self::MemberNotFound,
+            (
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ) => Self::LearnerNotInSync,
+            (Code::FailedPrecondition, "etcdserver: can only promote a learner member") => {
+                Self::NotALearner
+            }
+            (Code::FailedPrecondition, "etcdserver: too many learner members in cluster") => {
+                Self::TooManyLearners
+            }
+            (
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ) => Self::NotEnoughStartedMembers,
+            (Code::Unavailable, "etcdserver: unhealthy cluster") => Self::UnhealthyCluster,
+            (Code::Unavailable, "etcdserver: leader changed") => Self::LeaderChanged,
+            (Code::Unavailable, "etcdserver: no leader") => Self::NoLeader,
+            (
+                Code::Unavailable,
+                "etcdserver: request timed out"
+                | "etcdserver: request timed out, possibly due to previous leader failure"
+                | "etcdserver: request timed out, possibly due to connection lost"
+                | "etcdserver: request timed out, waiting for the applied index took too long",
+            ) => Self::RequestTimedOut,
+            (Code::Unavailable, "etcdserver: rpc not supported for learner") => {
+                Self::NotSupportedForLearner
+            }
+            (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded") => Self::NoSpace,
+            (Code::DataLoss, "etcdserver: corrupt cluster") => Self::Corrupt,
+            // Any other Unavailable is the transport's (no connection, the
+            // member shutting down); a deadline is ours or the server's.
+            (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => Self::Unreachable,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Whether a rustls error is somewhere in the chain: a certificate we or the
+/// peer refused. rustls sits several layers down (tonic, hyper, an
+/// `io::Error`), and `io::Error::source` skips the error it wraps, so both
+/// links are looked through.
+fn refused_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        next = error.source();
+    }
+    false
+}
+
+impl EtcdError {
+    fn new(operation: &'static str, endpoints: &str, error: &etcd_client::Error) -> Self {
+        Self {
+            operation,
+            endpoints: endpoints.to_owned(),
+            kind: EtcdErrorKind::of(error),
+            message: client_error_chain(error),
+        }
+    }
+
+    /// Refusals that clear by themselves: observe again and retry later.
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
+/// The etcd client's error with its causes. Its own type reports no source,
+/// so the gRPC status or transport error inside is walked for them: the cause
+/// (a refused certificate, a connection refused) is what an operator needs.
+fn client_error_chain(error: &etcd_client::Error) -> String {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => match std::error::Error::source(status) {
+            Some(source) => format!("{}: {}", status.message(), error_chain(source)),
+            None => format!("{} ({:?})", status.message(), status.code()),
+        },
+        etcd_client::Error::TransportError(transport) => error_chain(transport),
+        other => error_chain(other),
+    }
+}
+
+/// One member's own report, from the maintenance Status call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerStatus {
+pub struct MemberStatus {
     pub cluster_id: u64,
     pub member_id: u64,
     /// 0 when the member knows no leader.
@@ -94,11 +223,7 @@ impl SnapshotStream {
         match self.stream.message().await {
             Ok(Some(message)) => Ok(Some(message.blob().to_vec())),
             Ok(None) => Ok(None),
-            Err(e) => Err(EtcdError {
-                operation: "Snapshot",
-                endpoints: self.endpoints.clone(),
-                message: error_chain(&e),
-            }),
+            Err(e) => Err(EtcdError::new("Snapshot", &self.endpoints, &e)),
         }
     }
 }
@@ -184,12 +309,7 @@ impl EtcdAdmin {
         }
         let client = Client::connect(endpoints, Some(options))
             .await
-            .map_err(|e| EtcdError {
-                operation: "connect",
-                endpoints: joined.clone(),
-                // The cause (a refused certificate, say) is in the source chain.
-                message: error_chain(&e),
-            })?;
+            .map_err(|e| EtcdError::new("connect", &joined, &e))?;
         Ok(Self {
             client,
             endpoints: joined,
@@ -209,6 +329,7 @@ impl EtcdAdmin {
         let mut last_error = EtcdError {
             operation: "connect",
             endpoints: String::new(),
+            kind: EtcdErrorKind::Unreachable,
             message: "no endpoint to ask".to_owned(),
         };
         for endpoint in endpoints {
@@ -253,7 +374,7 @@ impl EtcdAdmin {
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 
-    /// Which member answered and which member it believes leads (0: none).
+    /// This member's own report (see [`MemberStatus`]).
     pub async fn status(&mut self) -> Result<MemberStatus, EtcdError> {
         let response = bounded(
             self.deadline,
@@ -262,24 +383,8 @@ impl EtcdAdmin {
             self.client.status(),
         )
         .await?;
-        Ok(MemberStatus {
-            member_id: response.header().map_or(0, |h| h.member_id()),
-            leader_id: response.leader(),
-            is_learner: response.is_learner(),
-        })
-    }
-
-    /// This member's fuller status (see [`ServerStatus`]).
-    pub async fn server_status(&mut self) -> Result<ServerStatus, EtcdError> {
-        let response = bounded(
-            self.deadline,
-            &self.endpoints,
-            "Status",
-            self.client.status(),
-        )
-        .await?;
         let header = response.header();
-        Ok(ServerStatus {
+        Ok(MemberStatus {
             cluster_id: header.map_or(0, |h| h.cluster_id()),
             member_id: header.map_or(0, |h| h.member_id()),
             leader_id: response.leader(),
@@ -289,6 +394,40 @@ impl EtcdAdmin {
             db_size: response.db_size(),
             version: response.version().to_owned(),
         })
+    }
+
+    /// Each endpoint's own status, asked of each on its own and all at once:
+    /// through a balanced client one answer says nothing about which member
+    /// gave it, and a frozen member must cost one timeout, not one each.
+    /// Answers come back in the order of `endpoints`.
+    pub async fn status_of_each(
+        endpoints: &[String],
+        access: &EtcdAccess,
+    ) -> Vec<(String, Result<MemberStatus, EtcdError>)> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, endpoint) in endpoints.iter().enumerate() {
+            let (endpoint, access) = (endpoint.clone(), access.clone());
+            tasks.spawn(async move {
+                let status = match Self::connect(std::slice::from_ref(&endpoint), &access).await {
+                    Ok(mut admin) => admin.status().await,
+                    Err(error) => Err(error),
+                };
+                (index, endpoint, status)
+            });
+        }
+        let mut answers = Vec::with_capacity(endpoints.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(answer) => answers.push(answer),
+                // Only a panic in the task gets here; that endpoint just has no answer.
+                Err(error) => tracing::warn!(%error, "a status request task failed"),
+            }
+        }
+        answers.sort_by_key(|(index, _, _)| *index);
+        answers
+            .into_iter()
+            .map(|(_, endpoint, status)| (endpoint, status))
+            .collect()
     }
 
     /// Starts a consistent snapshot of this member's database. The request
@@ -321,8 +460,8 @@ impl EtcdAdmin {
         Ok(())
     }
 
-    /// Adds a learner at `peer_url`; returns its id and the member list after the add.
-    pub async fn add_learner(&mut self, peer_url: &str) -> Result<(u64, Vec<Member>), EtcdError> {
+    /// Adds a learner at `peer_url`; returns its member id.
+    pub async fn add_learner(&mut self, peer_url: &str) -> Result<u64, EtcdError> {
         let response = bounded(
             self.deadline,
             &self.endpoints,
@@ -331,8 +470,7 @@ impl EtcdAdmin {
                 .member_add([peer_url], Some(MemberAddOptions::new().with_is_learner())),
         )
         .await?;
-        let id = response.member().map_or(0, |m| m.id());
-        Ok((id, response.member_list().iter().map(to_member).collect()))
+        Ok(response.member().map_or(0, |m| m.id()))
     }
 
     /// Removes a member; a member that is already gone counts as removed.
@@ -345,7 +483,7 @@ impl EtcdAdmin {
         )
         .await;
         match removed {
-            Err(error) if !error.is_member_not_found() => Err(error),
+            Err(error) if error.kind != EtcdErrorKind::MemberNotFound => Err(error),
             _ => Ok(()),
         }
     }
@@ -360,7 +498,7 @@ impl EtcdAdmin {
         )
         .await;
         match promoted {
-            Err(error) if !error.is_not_a_learner() => Err(error),
+            Err(error) if error.kind != EtcdErrorKind::NotALearner => Err(error),
             _ => Ok(()),
         }
     }
@@ -375,15 +513,15 @@ async fn bounded<T>(
     operation: &'static str,
     call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, EtcdError> {
-    let error = |message: String| EtcdError {
-        operation,
-        endpoints: endpoints.to_owned(),
-        message,
-    };
     match tokio::time::timeout(deadline, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(error(error_chain(&e))),
-        Err(_) => Err(error(format!("timed out after {deadline:?}"))),
+        Ok(Err(e)) => Err(EtcdError::new(operation, endpoints, &e)),
+        Err(_) => Err(EtcdError {
+            operation,
+            endpoints: endpoints.to_owned(),
+            kind: EtcdErrorKind::Unreachable,
+            message: format!("timed out after {deadline:?}"),
+        }),
     }
 }
 

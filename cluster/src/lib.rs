@@ -7,11 +7,13 @@
 //! thing each does, so the decision can be tested as a table and the I/O
 //! against the real thing.
 
+pub mod aws_env;
 pub mod backup;
 pub mod backup_store;
 pub mod data_dir;
 pub mod decision;
 pub mod discovery;
+pub mod emf;
 pub mod etcd_admin;
 pub mod etcd_launch;
 pub mod identity;
@@ -22,4 +24,5 @@ pub mod names;
 pub mod observation;
 pub mod peer_probe;
 pub mod recovery;
+pub mod test_support;
 pub mod tls;

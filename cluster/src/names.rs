@@ -81,6 +81,9 @@ pub mod metrics {
     pub const BACKUP_BYTES: &str = "BackupBytes";
     pub const BACKUP_DURATION: &str = "BackupDurationSeconds";
     pub const BACKUP_REVISION: &str = "BackupRevision";
+    /// Lifecycle notices for another autoscaling group, acknowledged without
+    /// action (a hook of another stack pointed at this queue).
+    pub const FOREIGN_LIFECYCLE_NOTICES: &str = "ForeignLifecycleNotices";
 }
 
 /// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.

@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 
-use crate::backup::BackupRef;
 use crate::instance::Instance;
 use crate::member::Member;
 
@@ -54,6 +53,4 @@ pub struct Observation {
     /// One probe per other live instance that has a private IP.
     pub probes: Vec<PeerProbe>,
     pub local_data: LocalData,
-    /// The newest backup that passed verification, if any.
-    pub newest_backup: Option<BackupRef>,
 }

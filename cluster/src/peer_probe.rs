@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
 
-use crate::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
+use crate::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdErrorKind};
 use crate::observation::PeerState;
 
 /// Probes `ip:client_port` with short timeouts. Only a refused connection is
@@ -52,7 +52,7 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, access: &EtcdAccess) -> Pe
 /// A refused certificate is worth an operator's eye (another cluster's node,
 /// or a CA mix-up); any other silence is routine while peers start.
 fn log_silent(address: SocketAddr, error: &EtcdError, what: &str) {
-    if error.message.to_ascii_lowercase().contains("certificate") {
+    if error.kind == EtcdErrorKind::TlsRefused {
         tracing::warn!(%address, %error, "peer probe: TLS handshake refused; counting the peer as silent");
     } else {
         tracing::debug!(%address, %error, "peer probe: {what}");

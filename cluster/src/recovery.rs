@@ -9,7 +9,7 @@
 use std::fmt;
 
 use crate::instance::Instance;
-use crate::member::Member;
+use crate::member::{Member, Standing};
 
 /// What a running member sees once its cluster has lost quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,16 +74,11 @@ pub fn decide_recovery(view: &QuorumLoss) -> Recovery {
         return Recovery::Wait(RecoveryWait::NotAVoter);
     }
     let answers = |id: u64| id == view.my_member_id || view.answering.iter().any(|(a, _)| *a == id);
-    let live: Vec<&Instance> = view.group.iter().filter(|i| i.is_live()).collect();
+    // A leaving instance's member will not come back: only live ones may.
     let silent_but_live: Vec<String> = voters
         .iter()
         .filter(|m| !answers(m.id))
-        .filter(|m| {
-            live.iter().any(|i| {
-                (!m.name.is_empty() && i.id == m.name)
-                    || i.private_ip.is_some_and(|ip| m.has_peer_ip(ip))
-            })
-        })
+        .filter(|m| m.standing(&view.group, None) == Standing::Live)
         .map(|m| {
             if m.name.is_empty() {
                 format!("{:x}", m.id)
@@ -133,25 +128,10 @@ pub fn decide_recovery(view: &QuorumLoss) -> Recovery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::LifecycleState;
-
-    fn member(id: u64, name: &str, last: u8) -> Member {
-        Member {
-            id,
-            name: name.into(),
-            peer_urls: vec![format!("http://127.0.1.{last}:2380")],
-            client_urls: vec![],
-            is_learner: false,
-        }
-    }
+    use crate::test_support::{instance, member, unstarted};
 
     fn live(id: &str, last: u8) -> Instance {
-        Instance {
-            id: id.into(),
-            private_ip: Some(std::net::IpAddr::from([127, 0, 1, last])),
-            lifecycle_state: LifecycleState::InService,
-            launch_time: Some(0),
-        }
+        instance(id, last, "InService")
     }
 
     /// Me (1, "i-me") at revision 100 in a three-member cluster with i-b and i-c.
@@ -193,8 +173,7 @@ mod tests {
 
     #[test]
     fn terminating_instances_count_as_gone() {
-        let mut leaving = live("i-b", 5);
-        leaving.lifecycle_state = LifecycleState::parse("Terminating:Wait");
+        let leaving = instance("i-b", 5, "Terminating:Wait");
         let v = view(vec![live("i-me", 4), leaving], vec![]);
         assert_eq!(decide_recovery(&v), Recovery::ForceNewCluster);
     }
@@ -202,7 +181,10 @@ mod tests {
     #[test]
     fn unstarted_member_at_a_live_instances_address_is_waited_for() {
         let mut v = view(vec![live("i-me", 4), live("i-x", 5)], vec![]);
-        v.members[1].name = String::new();
+        v.members[1] = Member {
+            is_learner: false,
+            ..unstarted(2, 5)
+        };
         assert_eq!(
             decide_recovery(&v),
             Recovery::Wait(RecoveryWait::MembersMayReturn(vec!["2".into()]))

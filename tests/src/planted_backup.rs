@@ -17,7 +17,7 @@ pub async fn plant_backup(
     let created_at = i64::try_from(now.as_secs())? - age;
     let key = store
         .layout()
-        .snapshot_key(created_at, revision, Compression::None);
+        .snapshot_key(created_at, revision, "planted", Compression::None);
     let manifest = BackupManifest {
         key: key.clone(),
         sha256: hex(&Sha256::digest(&body)),

@@ -5,7 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
 
+use etcd_aws_cluster::etcd_admin::EtcdAdmin;
+use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths;
+use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, HARNESS_TIMEOUTS};
 use etcd_aws_tests::stand_in::{FaultRule, StandIn, StandInOptions};
 use tokio::process::Command;
 
@@ -311,5 +314,124 @@ async fn backup_bucket_that_does_not_exist_forms_a_new_cluster_and_says_so() -> 
         "{}",
         stderr(&output)
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_the_cluster_keeps_refusing_gives_up_at_the_wait_timeout() -> anyhow::Result<()> {
+    // Given a group of three whose earliest instance runs a one-member cluster,
+    let stand_in = StandIn::start(StandInOptions {
+        group_size: 3,
+        lifecycle_hook: None,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let mut instances = stand_in.instances().await?;
+    instances.sort_by(|a, b| (a.launch_time, &a.id).cmp(&(b.launch_time, &b.id)));
+    let (seed, joiner, silent) = (&instances[0], &instances[1], &instances[2]);
+    let root = tempfile::tempdir()?;
+    let seed_node = Node::start(NodeSpec {
+        instance_id: seed.id.clone(),
+        private_ip: seed.private_ip,
+        group_name: stand_in.group_name().to_owned(),
+        aws_env: stand_in.env(),
+        root: root.path().join(&seed.id),
+        extra_args: Vec::new(),
+        backup_bucket: None,
+        tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+    })?;
+    let seed_url = seed_node.spec().client_url();
+    let access = stand_in.etcd_access(HARNESS_TIMEOUTS);
+    wait_for("the seed to serve", DEADLINE, || async {
+        snapshot_via(&seed_url, &access).await.map(|_| ())
+    })
+    .await?;
+    // and whose one learner slot is taken by the third instance's pending join,
+    let mut admin = EtcdAdmin::connect(std::slice::from_ref(&seed_url), &access).await?;
+    admin
+        .add_learner(&format!("https://{}:2380", silent.private_ip))
+        .await?;
+
+    // a node whose join is refused ("too many learners") for longer than
+    // --wait-timeout gives up with EX_TEMPFAIL instead of waiting forever,
+    let dir = tempfile::tempdir()?;
+    let mut command = agent()?;
+    let ip = joiner.private_ip.to_string();
+    as_instance(&mut command, &stand_in, &joiner.id, &ip, &dir);
+    command
+        .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?)
+        .env("ETCD_AWS_GROUP_NAME", stand_in.group_name())
+        .env("ETCD_AWS_POLL_INTERVAL", "200ms")
+        .env("ETCD_AWS_WAIT_TIMEOUT", "3s");
+    let output = run(command).await?;
+    assert_clean_failure(&output, 75, "gave up waiting to start etcd");
+    // saying why it waited, and without having started etcd.
+    assert!(
+        stderr(&output).contains("too many learner members"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("etcd").exists(), "etcd was started");
+    Ok(())
+}
+
+#[tokio::test]
+async fn etcd_that_fails_is_reported_with_its_last_lines_and_what_to_check() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let fake_etcd = dir.path().join("etcd-fails");
+    std::fs::write(
+        &fake_etcd,
+        "#!/bin/sh\necho 'opening the backend' >&2\necho 'mvcc: database is locked' >&2\nexit 1\n",
+    )?;
+    std::fs::set_permissions(&fake_etcd, std::fs::Permissions::from_mode(0o755))?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command.env("ETCD_AWS_ETCD_BINARY", &fake_etcd);
+    let output = run(command).await?;
+    assert_clean_failure(&output, 1, "etcd exited with a failure");
+    let text = stderr(&output);
+    let report = text
+        .lines()
+        .find(|line| line.contains("etcd exited with a failure"))
+        .unwrap_or_default();
+    assert!(report.contains("ERROR"), "{report}");
+    assert!(report.contains("mvcc: database is locked"), "{report}");
+    assert!(report.contains("data directory"), "{report}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_not_a_url_is_one_line_naming_the_variable() -> anyhow::Result<()> {
+    let mut command = agent()?;
+    command
+        .env("AWS_ENDPOINT_URL", "not a url")
+        .env("ETCD_AWS_INSECURE_PLAINTEXT", "true")
+        .env("ETCD_AWS_INSTANCE_ID", "i-0123")
+        .env("ETCD_AWS_PRIVATE_IP", "127.0.0.9");
+    let output = run(command).await?;
+    assert_clean_failure(&output, 1, r#"AWS_ENDPOINT_URL="not a url" is not a URL"#);
+    let text = stderr(&output);
+    let error = text
+        .lines()
+        .find(|line| line.contains("is not a URL"))
+        .unwrap_or_default();
+    assert!(error.len() < 400, "{} characters: {error}", error.len());
+    Ok(())
+}
+
+#[tokio::test]
+async fn text_logs_into_a_pipe_carry_no_colour_codes() -> anyhow::Result<()> {
+    let mut command = agent()?;
+    command
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("ETCD_AWS_INSECURE_PLAINTEXT", "true")
+        .env("ETCD_AWS_INSTANCE_ID", "i-0123")
+        .env("ETCD_AWS_PRIVATE_IP", "127.0.0.9")
+        .env("ETCD_AWS_GROUP_NAME", "etcd")
+        .env("ETCD_AWS_LOG_FORMAT", "text");
+    let output = run(command).await?;
+    let text = stderr(&output);
+    assert!(text.contains("WARN"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in: {text:?}");
     Ok(())
 }

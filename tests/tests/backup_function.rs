@@ -192,6 +192,28 @@ async fn an_unchanged_revision_uploads_nothing_the_second_time() -> anyhow::Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_revision_is_backed_up_anew_once_its_backup_is_old_enough(
+) -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 10, 1_000).await?;
+    let config = BackupConfig {
+        refresh_after: Duration::ZERO,
+        ..config(&cluster)
+    };
+    let first = uploaded(&backup(&cluster, &config).await?)?;
+
+    // With no write in between but a backup already as old as the bound,
+    let second = uploaded(&backup(&cluster, &config).await?)?;
+
+    // the second run takes a new one of the same revision, under a key of its own.
+    assert_eq!(second.revision, first.revision);
+    assert_ne!(second.key, first.key);
+    let store = store(&cluster, &config).await;
+    assert_eq!(store.pointer().await?, Some(second));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_part_error_mid_upload_publishes_nothing_and_leaves_no_open_upload(
 ) -> anyhow::Result<()> {
     // Given a published backup, and new writes since,
@@ -300,7 +322,13 @@ async fn the_metric_line_reports_the_backup_under_the_alarms_names() -> anyhow::
     assert_eq!(directive["Namespace"], "EtcdAws");
     assert_eq!(directive["Dimensions"], serde_json::json!([["GroupName"]]));
     assert_eq!(line["GroupName"], cluster.stand_in.group_name());
-    assert_eq!(line["BackupAgeSeconds"], serde_json::json!(0.0));
+    // The age is the new backup's own: taken at the start of this run.
+    let age = line["BackupAgeSeconds"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (0.0..=outcome.metrics.duration_seconds + 1.0).contains(&age),
+        "age {age} after a run of {} s",
+        outcome.metrics.duration_seconds
+    );
     assert_eq!(
         line["BackupBytes"],
         serde_json::json!(manifest.stored_bytes)

@@ -21,14 +21,14 @@ pub struct ClientTlsArgs {
     /// key and the cluster CA; etcd refuses clients without one.
     #[arg(
         long,
-        env = "ETCD_AWS_TLS_CLIENT_SECRET",
+        env = crate::names::env::TLS_CLIENT_SECRET,
         required_unless_present = "insecure_plaintext"
     )]
     pub tls_client_secret: Option<String>,
     /// Talk to a cluster running without TLS (`etcd-aws --insecure-plaintext`). Labs only.
     #[arg(
         long,
-        env = "ETCD_AWS_INSECURE_PLAINTEXT",
+        env = crate::names::env::INSECURE_PLAINTEXT,
         conflicts_with = "tls_client_secret"
     )]
     pub insecure_plaintext: bool,

@@ -8,6 +8,7 @@ use etcd_aws_cluster::backup::Compression;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
 pub use etcd_aws_cluster::logging::LogFormat;
 use etcd_aws_cluster::logging::{self, LogTarget};
+use etcd_aws_cluster::names::{bucket, env, ports};
 use etcd_aws_cluster::tls::client_source::{ClientTlsArgs, ClientTlsSource};
 
 use crate::retention::RetentionPolicy;
@@ -15,6 +16,9 @@ use crate::retention::RetentionPolicy;
 /// S3's smallest part (every part but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Twice the default 15-minute schedule: under the stale-backup alarm's
+/// three missed runs.
+pub const DEFAULT_REFRESH_AFTER: Duration = Duration::from_secs(30 * 60);
 
 /// Everything one backup run needs besides the AWS configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +47,9 @@ pub struct BackupConfig {
     /// Upper bound on streaming the whole snapshot; keep it under the
     /// function's own timeout so a stuck stream ends in a clean abort.
     pub snapshot_timeout: Duration,
+    /// A cluster whose revision has not moved is backed up anew once its
+    /// newest backup is this old; keep it under the stale-backup alarm's limit.
+    pub refresh_after: Duration,
 }
 
 impl BackupConfig {
@@ -51,8 +58,8 @@ impl BackupConfig {
         Self {
             group_name: group_name.to_owned(),
             bucket: bucket.to_owned(),
-            prefix: "backups/".to_owned(),
-            client_port: 2379,
+            prefix: bucket::BACKUP_PREFIX.to_owned(),
+            client_port: ports::CLIENT,
             compression: Compression::Zstd,
             zstd_level: 1,
             part_size: DEFAULT_PART_SIZE,
@@ -63,6 +70,7 @@ impl BackupConfig {
                 request: Duration::from_secs(6),
             },
             snapshot_timeout: Duration::from_secs(540),
+            refresh_after: DEFAULT_REFRESH_AFTER,
             tls,
         }
     }
@@ -109,13 +117,13 @@ pub enum CompressionArg {
 )]
 pub struct EnvConfig {
     /// The autoscaling group whose instances run etcd.
-    #[arg(long, env = "ETCD_AWS_GROUP_NAME")]
+    #[arg(long, env = env::GROUP_NAME)]
     pub group_name: String,
-    #[arg(long, env = "ETCD_BACKUP_BUCKET")]
+    #[arg(long, env = env::BACKUP_BUCKET)]
     pub bucket: String,
-    #[arg(long, env = "ETCD_BACKUP_PREFIX", default_value = "backups/")]
+    #[arg(long, env = env::BACKUP_PREFIX, default_value = bucket::BACKUP_PREFIX)]
     pub prefix: String,
-    #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
+    #[arg(long, env = env::CLIENT_PORT, default_value_t = ports::CLIENT)]
     pub client_port: u16,
     #[command(flatten)]
     pub tls: ClientTlsArgs,
@@ -138,8 +146,12 @@ pub struct EnvConfig {
     /// Bound on streaming the snapshot; keep it under the function's timeout.
     #[arg(long, env = "ETCD_BACKUP_SNAPSHOT_TIMEOUT", default_value = "9m", value_parser = humantime::parse_duration)]
     pub snapshot_timeout: Duration,
+    /// Back up an unchanged cluster anew once its newest backup is this old
+    /// (keep it under the stale-backup alarm's limit: three scheduled runs).
+    #[arg(long, env = "ETCD_BACKUP_REFRESH_AFTER", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub refresh_after: Duration,
     /// JSON lines for CloudWatch Logs, or text for a terminal.
-    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
 
@@ -160,6 +172,7 @@ impl EnvConfig {
                 daily_days: self.daily_days,
             },
             snapshot_timeout: self.snapshot_timeout,
+            refresh_after: self.refresh_after,
             ..BackupConfig::new(&self.group_name, &self.bucket, self.tls.source())
         };
         config.validate()?;

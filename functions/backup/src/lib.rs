@@ -11,8 +11,9 @@
 //!    (a snapshot is a full read of the database: the leader should not pay it).
 //! 2. Confirms quorum with a linearizable read through the chosen member; its
 //!    revision is the one recorded (a lower bound of what the snapshot holds).
-//! 3. When `latest.json` already names that revision of that cluster, uploads
-//!    nothing and says so in the log.
+//! 3. When `latest.json` already names that revision of that cluster, and that
+//!    backup is younger than `ETCD_BACKUP_REFRESH_AFTER`, uploads nothing and
+//!    says so in the log.
 //! 4. Otherwise streams the maintenance snapshot into an S3 multipart upload:
 //!    [`stored_stream`] compresses (zstd, optional), cuts parts, hashes the
 //!    stored bytes and checks etcd's own trailing digest; [`multipart`] keeps a
@@ -38,6 +39,7 @@
 //! | `ETCD_BACKUP_HOURLY_HOURS` | `24` | then the newest of each hour, this many hours back |
 //! | `ETCD_BACKUP_DAILY_DAYS` | `7` | then the newest of each UTC day, this many days back |
 //! | `ETCD_BACKUP_SNAPSHOT_TIMEOUT` | `9m` | bound on streaming one snapshot (under the function's 10-minute timeout) |
+//! | `ETCD_BACKUP_REFRESH_AFTER` | `30m` | an unchanged cluster is backed up anew once its newest backup is this old |
 //! | `ETCD_AWS_LOG_FORMAT` | `json` | `json` for CloudWatch Logs, `text` for a terminal |
 //! | `ETCD_AWS_LOG` | `info` | log filter, `RUST_LOG` syntax |
 //!
@@ -45,11 +47,14 @@
 //! whatever the retention settings say.
 //!
 //! # Metrics
-//! Namespace `EtcdAws`, dimension `GroupName`: `BackupAgeSeconds` (0 after an
-//! upload or an unchanged revision), `BackupBytes` (stored size of the newest
-//! backup), `BackupDurationSeconds`, `BackupRevision`. A failed run prints no
-//! metric line and fails the invocation: the stale-backup alarm treats missing
-//! data as breaching, and the Lambda error alarm sees the failure.
+//! Namespace `EtcdAws`, dimension `GroupName`: `BackupAgeSeconds` (seconds
+//! since the newest valid backup was taken: about the run's duration after an
+//! upload, that backup's age after an unchanged revision, at most
+//! `ETCD_BACKUP_REFRESH_AFTER` plus a schedule interval on a healthy cluster),
+//! `BackupBytes` (stored size of the newest backup), `BackupDurationSeconds`,
+//! `BackupRevision`. A failed run prints no metric line and fails the
+//! invocation: the stale-backup alarm fires on an age past its limit and treats
+//! missing data as breaching, and the Lambda error alarm sees the failure.
 //!
 //! # Memory
 //! About `(parts in flight + 1) x part size` plus zstd's window: with the

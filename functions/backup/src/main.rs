@@ -2,7 +2,6 @@
 //! Runtime API loop over [`run_backup`]. Any event starts a run; its content
 //! only goes to the log.
 
-use aws_config::BehaviorVersion;
 use clap::Parser;
 use etcd_aws_backup::config::{init_logging, EnvConfig};
 use etcd_aws_backup::{run_backup, BackupAction};
@@ -16,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = EnvConfig::parse();
     init_logging(env.log_format);
     let config = env.backup_config()?;
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = etcd_aws_cluster::aws_env::load().await?;
     tracing::info!(
         group = %config.group_name,
         bucket = %config.bucket,

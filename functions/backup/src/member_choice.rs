@@ -6,20 +6,20 @@
 //! leader is the one member whose slowness slows every write. The leader is
 //! still better than no backup, so it comes last rather than never.
 
-use etcd_aws_cluster::etcd_admin::ServerStatus;
+use etcd_aws_cluster::etcd_admin::MemberStatus;
 
 /// One live instance's client URL and what its member answered, if it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberProbe {
     pub endpoint: String,
-    pub status: Option<ServerStatus>,
+    pub status: Option<MemberStatus>,
 }
 
 /// A member that may serve the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub endpoint: String,
-    pub status: ServerStatus,
+    pub status: MemberStatus,
     pub is_leader: bool,
 }
 
@@ -64,8 +64,8 @@ pub fn candidates(probes: &[MemberProbe]) -> Vec<Candidate> {
 mod tests {
     use super::*;
 
-    fn status(member_id: u64, leader_id: u64, applied: u64) -> ServerStatus {
-        ServerStatus {
+    fn status(member_id: u64, leader_id: u64, applied: u64) -> MemberStatus {
+        MemberStatus {
             cluster_id: 7,
             member_id,
             leader_id,
@@ -77,7 +77,7 @@ mod tests {
         }
     }
 
-    fn probe(endpoint: &str, status: Option<ServerStatus>) -> MemberProbe {
+    fn probe(endpoint: &str, status: Option<MemberStatus>) -> MemberProbe {
         MemberProbe {
             endpoint: endpoint.into(),
             status,

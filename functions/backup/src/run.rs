@@ -3,15 +3,16 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use etcd_aws_cluster::emf;
+
 use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdTimeouts};
 use etcd_aws_cluster::tls::ClientTlsError;
-use tokio::task::JoinSet;
 
 use crate::config::{BackupConfig, ConfigError};
-use crate::emf::{self, BackupMetrics};
+use crate::emf::BackupMetrics;
 use crate::member_choice::{candidates, Candidate, MemberProbe};
 use crate::multipart::{MultipartUpload, UploadError};
 use crate::retention;
@@ -123,7 +124,7 @@ pub async fn run_backup(
     };
     let cluster_id = format!("{:x}", source.cluster_id);
     let action = match pointer {
-        Some(newest) if newest.revision == source.revision && newest.cluster_id == cluster_id => {
+        Some(newest) if still_current(&newest, &source, &cluster_id, config.refresh_after) => {
             tracing::info!(
                 revision = source.revision,
                 key = %newest.key,
@@ -136,14 +137,12 @@ pub async fn run_backup(
     let manifest = action.manifest().clone();
     let (deleted, retention_errors) = apply_retention(config, &store, &manifest).await;
     let metrics = BackupMetrics {
-        age_seconds: 0.0,
+        age_seconds: (unix_seconds() - manifest.created_at).max(0) as f64,
         bytes: manifest.stored_bytes,
         duration_seconds: started.elapsed().as_secs_f64(),
         revision: manifest.revision,
     };
-    let emf_line = emf::line(&config.group_name, &metrics, unix_millis());
-    // Printed, not logged: CloudWatch reads the metrics from the bare JSON line.
-    println!("{emf_line}");
+    let emf_line = emf::print(&config.group_name, &metrics.metrics());
     Ok(BackupOutcome {
         action,
         endpoint,
@@ -154,6 +153,22 @@ pub async fn run_backup(
         metrics,
         emf_line,
     })
+}
+
+/// The newest backup still holds everything: the same cluster at the same
+/// revision, and young enough. An idle cluster's backup is still taken anew
+/// once it is `refresh_after` old, so its age (and the stale-backup alarm
+/// that reads it) tells a stopped backup from a quiet cluster.
+fn still_current(
+    newest: &BackupManifest,
+    source: &Source,
+    cluster_id: &str,
+    refresh_after: Duration,
+) -> bool {
+    let age = unix_seconds().saturating_sub(newest.created_at);
+    newest.revision == source.revision
+        && newest.cluster_id == cluster_id
+        && u64::try_from(age).is_ok_and(|age| age < refresh_after.as_secs())
 }
 
 async fn find_source(
@@ -207,36 +222,19 @@ async fn find_source(
     })
 }
 
-/// Each member on its own: through a balanced client, one answer would say
-/// nothing about which member gave it.
 async fn probe(endpoints: &[String], access: &EtcdAccess) -> Vec<MemberProbe> {
-    let mut tasks = JoinSet::new();
-    for (index, endpoint) in endpoints.iter().enumerate() {
-        let (endpoint, access) = (endpoint.clone(), access.clone());
-        tasks.spawn(async move {
-            let status = match EtcdAdmin::connect(std::slice::from_ref(&endpoint), &access).await {
-                Ok(mut admin) => admin.server_status().await,
-                Err(error) => Err(error),
-            };
-            let status = match status {
-                Ok(status) => Some(status),
-                Err(error) => {
-                    tracing::info!(%endpoint, %error, "member did not answer a status request");
-                    None
-                }
-            };
-            (index, MemberProbe { endpoint, status })
-        });
-    }
-    let mut probes = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(probe) => probes.push(probe),
-            Err(error) => tracing::warn!(%error, "status probe task failed"),
-        }
-    }
-    probes.sort_by_key(|(index, _)| *index);
-    probes.into_iter().map(|(_, probe)| probe).collect()
+    EtcdAdmin::status_of_each(endpoints, access)
+        .await
+        .into_iter()
+        .map(|(endpoint, status)| {
+            let status = status
+                .inspect_err(|error| {
+                    tracing::info!(%endpoint, %error, "member did not answer a status request")
+                })
+                .ok();
+            MemberProbe { endpoint, status }
+        })
+        .collect()
 }
 
 /// Quorum through this very member (a linearizable read it must serve), and
@@ -258,9 +256,13 @@ async fn upload(
     access: &EtcdAccess,
 ) -> Result<BackupManifest, BackupError> {
     let created_at = unix_seconds();
-    let key = store
-        .layout()
-        .snapshot_key(created_at, source.revision, config.compression);
+    // Two runs in the same second at the same revision (an overlapping
+    // schedule, a manual invoke) must never write into one object.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let key =
+        store
+            .layout()
+            .snapshot_key(created_at, source.revision, &run[..12], config.compression);
     let summary = snapshot_to_s3(config, store, access, &source.candidate.endpoint, &key).await?;
     let manifest = BackupManifest {
         key,
@@ -412,10 +414,4 @@ fn unix_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

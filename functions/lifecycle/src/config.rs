@@ -7,6 +7,7 @@ use clap::Parser;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
 pub use etcd_aws_cluster::logging::LogFormat;
 use etcd_aws_cluster::logging::{self, LogTarget};
+use etcd_aws_cluster::names::{env, ports};
 use etcd_aws_cluster::tls::client_source::ClientTlsArgs;
 
 use crate::handler::Settings;
@@ -19,10 +20,10 @@ use crate::handler::Settings;
 pub struct Config {
     /// The autoscaling group this function serves. Without it, each message's
     /// AutoScalingGroupName is trusted, and the scheduled reconcile cannot run.
-    #[arg(long, env = "ETCD_AWS_GROUP_NAME")]
+    #[arg(long, env = env::GROUP_NAME)]
     pub group_name: Option<String>,
     /// etcd's client port on every instance.
-    #[arg(long, env = "ETCD_AWS_CLIENT_PORT", default_value_t = 2379)]
+    #[arg(long, env = env::CLIENT_PORT, default_value_t = ports::CLIENT)]
     pub client_port: u16,
     #[command(flatten)]
     pub tls: ClientTlsArgs,
@@ -38,7 +39,7 @@ pub struct Config {
     #[arg(long, env = "ETCD_AWS_ETCD_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub etcd_timeout: Duration,
     /// JSON lines for CloudWatch Logs, or text for a terminal.
-    #[arg(long, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
 

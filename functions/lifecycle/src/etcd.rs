@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
 use etcd_aws_cluster::member::Member;
-use tokio::task::JoinSet;
 
 /// The member list, and which members answered for themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,35 +45,20 @@ impl Etcd for ClientEtcd {
         let (_, members) =
             EtcdAdmin::first_answer(endpoints, &self.access, async |admin| admin.members().await)
                 .await?;
-        // Each endpoint on its own: a member that answers through a balanced
-        // client says nothing about the others.
-        let mut probes = JoinSet::new();
-        for endpoint in endpoints {
-            let (endpoint, access) = (endpoint.clone(), self.access.clone());
-            probes.spawn(async move {
-                let status =
-                    match EtcdAdmin::connect(std::slice::from_ref(&endpoint), &access).await {
-                        Ok(mut admin) => admin.status().await,
-                        Err(error) => Err(error),
-                    };
-                (endpoint, status)
-            });
-        }
         let mut healthy = Vec::new();
         let mut leader_votes: HashMap<u64, usize> = HashMap::new();
-        while let Some(joined) = probes.join_next().await {
-            match joined {
-                Ok((_, Ok(status))) if status.leader_id != 0 => {
+        for (endpoint, status) in EtcdAdmin::status_of_each(endpoints, &self.access).await {
+            match status {
+                Ok(status) if status.leader_id != 0 => {
                     healthy.push(status.member_id);
                     *leader_votes.entry(status.leader_id).or_default() += 1;
                 }
-                Ok((endpoint, Ok(_))) => {
+                Ok(_) => {
                     tracing::info!(%endpoint, "member answers but knows no leader; not counted as healthy")
                 }
-                Ok((endpoint, Err(error))) => {
+                Err(error) => {
                     tracing::info!(%endpoint, %error, "member did not answer a status request")
                 }
-                Err(error) => tracing::warn!(%error, "status probe task failed"),
             }
         }
         healthy.sort_unstable();

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use etcd_aws_cluster::discovery::DiscoveryError;
+use etcd_aws_cluster::emf::{self, Metric, Unit};
 use etcd_aws_cluster::etcd_admin::EtcdError;
 use etcd_aws_cluster::instance::Instance;
+use etcd_aws_cluster::names::{metrics, ports};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -36,7 +38,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             group_name: None,
-            client_port: 2379,
+            client_port: ports::CLIENT,
             heartbeat_interval: Duration::from_secs(30),
             retry_for: Duration::from_secs(25),
             retry_pause: Duration::from_secs(1),
@@ -60,17 +62,16 @@ pub enum Handled {
     },
     /// The hook's TEST_NOTIFICATION: acknowledged, nothing to do.
     TestNotification,
+    /// A notice for another autoscaling group than the one this function
+    /// serves: acknowledged without action, since no retry would change it
+    /// and the dead-letter alarm must not page for it. Counted in a metric.
+    ForeignGroup { group_name: String },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error("the message is for group {message_group}, but this function serves {configured_group} (ETCD_AWS_GROUP_NAME)")]
-    ForeignGroup {
-        message_group: String,
-        configured_group: String,
-    },
     #[error("instance {0} is known neither to its group nor to EC2; nothing is removed for it")]
     UnknownInstance(String),
     #[error(transparent)]
@@ -93,10 +94,8 @@ impl MessageError {
     /// queue); this only decides how loudly it is logged and whether it is
     /// retried within the invocation.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            Self::Parse(_) | Self::ForeignGroup { .. } | Self::UnknownInstance(_)
-        ) && !matches!(self, Self::Discovery(DiscoveryError::NoSuchGroup(_)))
+        !matches!(self, Self::Parse(_) | Self::UnknownInstance(_))
+            && !matches!(self, Self::Discovery(DiscoveryError::NoSuchGroup(_)))
     }
 
     /// Refusals and etcd's "not now" answers ("unhealthy cluster" for a few
@@ -199,6 +198,17 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
             log_outcome(&message_id, &result);
             reports.push(MessageReport { message_id, result });
         }
+        let foreign = foreign_notices(&reports);
+        if let (Some(group), true) = (&self.settings.group_name, foreign > 0) {
+            emf::print(
+                group,
+                &[Metric::new(
+                    metrics::FOREIGN_LIFECYCLE_NOTICES,
+                    Unit::Count,
+                    foreign,
+                )],
+            );
+        }
         reports
     }
 
@@ -226,9 +236,10 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
     ) -> Result<Handled, MessageError> {
         if let Some(configured) = &self.settings.group_name {
             if configured != &action.group_name {
-                return Err(MessageError::ForeignGroup {
-                    message_group: action.group_name.clone(),
-                    configured_group: configured.clone(),
+                tracing::warn!(message_group = %action.group_name, configured_group = %configured, instance_id = %action.instance_id,
+                    "a lifecycle notice for another autoscaling group; acknowledged without action (is another stack's hook sending to this queue?)");
+                return Ok(Handled::ForeignGroup {
+                    group_name: action.group_name.clone(),
                 });
             }
         }
@@ -401,6 +412,14 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
             }
         }
     }
+}
+
+/// How many messages of a batch were notices for another group.
+pub fn foreign_notices(reports: &[MessageReport]) -> usize {
+    reports
+        .iter()
+        .filter(|r| matches!(r.result, Ok(Handled::ForeignGroup { .. })))
+        .count()
 }
 
 /// The partial batch response: the ids of the failed messages, which SQS

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use etcd_aws_cluster::discovery::Ec2Instance;
-use etcd_aws_cluster::instance::LifecycleState;
+use etcd_aws_cluster::etcd_admin::EtcdErrorKind;
 use etcd_aws_cluster::member::Member;
+use etcd_aws_cluster::test_support::{instance, ip, member};
 use serde_json::json;
 
 use super::*;
@@ -18,29 +19,6 @@ use super::*;
 const GROUP: &str = "etcd";
 const HOOK: &str = "etcd-member-removal";
 const LEAVING: &str = "i-leaving";
-
-fn ip(last: u8) -> IpAddr {
-    IpAddr::from([127, 0, 1, last])
-}
-
-fn instance(id: &str, last: u8, state: &str) -> Instance {
-    Instance {
-        id: id.into(),
-        private_ip: Some(ip(last)),
-        lifecycle_state: LifecycleState::parse(state),
-        launch_time: Some(0),
-    }
-}
-
-fn member(id: u64, name: &str, last: u8) -> Member {
-    Member {
-        id,
-        name: name.into(),
-        peer_urls: vec![format!("http://{}:2380", ip(last))],
-        client_urls: vec![format!("http://{}:2379", ip(last))],
-        is_learner: false,
-    }
-}
 
 /// Everything the fakes know and everything they were asked to do.
 #[derive(Debug, Default)]
@@ -107,6 +85,7 @@ fn etcd_error(operation: &'static str, message: &str) -> EtcdError {
     EtcdError {
         operation,
         endpoints: "fake".to_owned(),
+        kind: EtcdErrorKind::Other,
         message: message.to_owned(),
     }
 }
@@ -331,9 +310,7 @@ async fn a_late_message_for_an_instance_gone_from_the_group_is_checked_with_ec2(
         w.ec2.insert(
             LEAVING.to_owned(),
             Ec2Instance {
-                id: LEAVING.to_owned(),
                 private_ip: Some(ip(3)),
-                state: "terminated".to_owned(),
             },
         );
     }
@@ -358,15 +335,39 @@ async fn an_unknown_instance_fails_for_good_and_nothing_is_removed() {
 }
 
 #[tokio::test]
-async fn a_message_for_another_group_fails_for_good() {
+async fn a_message_for_another_group_is_acknowledged_without_action() {
     let fakes = Fakes::three();
     let handled = handle_one(&fakes, quick(), &terminating_body(LEAVING, "other")).await;
-    let error = handled.err();
-    assert!(
-        matches!(&error, Some(e @ MessageError::ForeignGroup { .. }) if !e.is_retryable()),
-        "{error:?}"
+    assert_eq!(
+        handled.ok(),
+        Some(Handled::ForeignGroup {
+            group_name: "other".to_owned()
+        })
     );
-    assert!(fakes.calls().is_empty());
+    assert!(
+        fakes.calls().is_empty(),
+        "nothing removed, nothing completed"
+    );
+}
+
+#[tokio::test]
+async fn notices_for_another_group_are_counted_and_kept_out_of_the_dead_letter_queue() {
+    let fakes = Fakes::three();
+    let event = batch(vec![
+        message("m-1", &terminating_body(LEAVING, "other")),
+        message("m-2", &terminating_body(LEAVING, "another")),
+        message("m-3", "not json"),
+    ]);
+    let reports = function(&fakes, quick())
+        .process_batch(&event, later())
+        .await;
+    assert_eq!(foreign_notices(&reports), 2);
+    let failed: Vec<String> = batch_response(&reports)
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, ["m-3"]);
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
 use clap::Parser;
 use etcd_aws_lifecycle::aws::SdkAws;
 use etcd_aws_lifecycle::config::{init_logging, Config};
@@ -19,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Lambda reports as the init error.
     let config = Config::parse();
     init_logging(config.log_format);
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = etcd_aws_cluster::aws_env::load().await?;
     // Read once per cold start: a re-issued certificate arrives with the next
     // execution environment.
     let access = config

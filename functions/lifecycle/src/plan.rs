@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use etcd_aws_cluster::discovery::Ec2Instance;
 use etcd_aws_cluster::instance::Instance;
-use etcd_aws_cluster::member::Member;
+use etcd_aws_cluster::member::{Member, Standing};
 
 /// What the function observed of the cluster and its group.
 #[derive(Debug, Clone, Copy)]
@@ -105,16 +105,15 @@ pub fn plan_reconcile(view: &ClusterView<'_>) -> Vec<Result<Removal, Refusal>> {
     let mut departed: Vec<&Member> = view
         .members
         .iter()
-        .filter(|m| !backed_by_live_instance(m, view.group))
+        .filter(|m| m.standing(view.group, None) != Standing::Live)
         .collect();
     departed.sort_by_key(|m| (view.leader == Some(m.id), m.id));
     plan_removals(view, &departed)
 }
 
-/// The members of a terminating instance: named after it, or added for its IP
-/// but never started. An unstarted member is only matched by an IP that no live
-/// instance holds, because IPs are reused and the new holder's join may be the
-/// one pending.
+/// The members of a terminating instance. An unstarted member at its IP is
+/// only its own when no live instance runs it, because IPs are reused and the
+/// new holder's join may be the one pending.
 fn members_of<'a>(
     view: &ClusterView<'a>,
     instance_id: &str,
@@ -122,19 +121,8 @@ fn members_of<'a>(
 ) -> Vec<&'a Member> {
     view.members
         .iter()
-        .filter(|m| {
-            if m.is_unstarted() {
-                ip.is_some_and(|ip| {
-                    m.has_peer_ip(ip)
-                        && !view
-                            .group
-                            .iter()
-                            .any(|i| i.is_live() && i.private_ip == Some(ip))
-                })
-            } else {
-                m.name == instance_id
-            }
-        })
+        .filter(|m| m.is_run_by(instance_id, ip))
+        .filter(|m| !m.is_unstarted() || m.standing(view.group, None) != Standing::Live)
         .collect()
 }
 
@@ -154,7 +142,8 @@ fn plan_removals(view: &ClusterView<'_>, doomed: &[&Member]) -> Vec<Result<Remov
         let mut healthy_voters: Vec<u64> = after
             .iter()
             .filter(|m| !m.is_learner)
-            .filter(|m| view.healthy.contains(&m.id) && backed_by_live_instance(m, view.group))
+            .filter(|m| view.healthy.contains(&m.id))
+            .filter(|m| m.standing(view.group, None) == Standing::Live)
             .map(|m| m.id)
             .collect();
         healthy_voters.sort_unstable();
@@ -182,17 +171,6 @@ fn plan_removals(view: &ClusterView<'_>, doomed: &[&Member]) -> Vec<Result<Remov
         }));
     }
     steps
-}
-
-/// The member runs on an instance the group lists as live: by name once
-/// started, by peer IP before.
-fn backed_by_live_instance(member: &Member, group: &[Instance]) -> bool {
-    let mut live = group.iter().filter(|i| i.is_live());
-    if member.is_unstarted() {
-        live.any(|i| i.private_ip.is_some_and(|ip| member.has_peer_ip(ip)))
-    } else {
-        live.any(|i| i.id == member.name)
-    }
 }
 
 fn state_name(instance: &Instance) -> String {

@@ -1,39 +1,9 @@
 //! Table tests of the lifecycle decision: one row per branch, named for it.
 
 use super::*;
-use etcd_aws_cluster::instance::LifecycleState;
+use etcd_aws_cluster::test_support::{instance, ip, learner, member, unstarted};
 
 const LEAVING: &str = "i-leaving";
-
-fn ip(last: u8) -> IpAddr {
-    IpAddr::from([127, 0, 1, last])
-}
-
-fn instance(id: &str, last: u8, state: &str) -> Instance {
-    Instance {
-        id: id.into(),
-        private_ip: Some(ip(last)),
-        lifecycle_state: LifecycleState::parse(state),
-        launch_time: Some(0),
-    }
-}
-
-fn member(id: u64, name: &str, last: u8) -> Member {
-    Member {
-        id,
-        name: name.into(),
-        peer_urls: vec![format!("http://{}:2380", ip(last))],
-        client_urls: vec![format!("http://{}:2379", ip(last))],
-        is_learner: false,
-    }
-}
-
-fn learner(id: u64, name: &str, last: u8) -> Member {
-    Member {
-        is_learner: true,
-        ..member(id, name, last)
-    }
-}
 
 /// Three instances a (.1), b (.2) and the leaving one (.3), each with its member
 /// (ids 1, 2, 3), all healthy; a leads.
@@ -174,7 +144,7 @@ fn an_instance_whose_member_is_already_gone_needs_only_its_action_completed() {
 #[test]
 fn a_member_added_but_never_started_is_found_by_its_peer_ip() {
     let f = Fixture {
-        members: vec![member(1, "i-a", 1), member(2, "i-b", 2), learner(3, "", 3)],
+        members: vec![member(1, "i-a", 1), member(2, "i-b", 2), unstarted(3, 3)],
         ..Fixture::three()
     };
     assert_eq!(
@@ -188,7 +158,7 @@ fn an_unstarted_member_at_an_ip_a_live_instance_now_holds_is_not_touched() {
     // The leaving instance's IP was already handed to a new instance that is
     // joining: the unstarted member is the newcomer's, not ours.
     let f = Fixture {
-        members: vec![member(1, "i-a", 1), member(2, "i-b", 2), learner(3, "", 3)],
+        members: vec![member(1, "i-a", 1), member(2, "i-b", 2), unstarted(3, 3)],
         group: vec![
             instance("i-a", 1, "InService"),
             instance("i-b", 2, "InService"),
@@ -222,9 +192,7 @@ fn an_instance_already_gone_from_the_group_is_found_through_ec2() {
         ..Fixture::three()
     };
     let ec2 = Ec2Instance {
-        id: LEAVING.to_owned(),
         private_ip: Some(ip(3)),
-        state: "terminated".to_owned(),
     };
     assert_eq!(
         plan_termination(&f.view(), LEAVING, Some(&ec2)),

@@ -1,0 +1,396 @@
+//! The agent's loop: observe, decide, act; run etcd; then do what
+//! [`policy::next`] says about how it ended.
+//!
+//! The decisions live elsewhere, as pure functions: what to start is
+//! [`decide`]'s, what to do after an outcome is [`policy::next`]'s. This module
+//! only gathers what they need and carries out what they say.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::data_dir;
+use etcd_aws_cluster::decision::{decide, Decision};
+use etcd_aws_cluster::discovery::GroupDiscovery;
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
+use etcd_aws_cluster::observation::{Me, Observation, PeerState};
+use etcd_aws_cluster::{aws_env, identity};
+
+use crate::etcd_process::{self, EtcdSettings, Supervised};
+use crate::join::{self, JoinError};
+use crate::node_tls::{self, TlsSettings};
+use crate::observe::Observer;
+use crate::policy::{self, EtcdExit, Next, Outcome, Start};
+use crate::quorum_watch::QuorumWatch;
+use crate::readiness::Readiness;
+use crate::restore::{BackupSettings, Restorer};
+use crate::signals::Signals;
+use crate::wait::{Wait, WaitPolicy};
+
+/// Everything the agent is told, in the parts that use it.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub identity: IdentityFlags,
+    pub etcd: EtcdSettings,
+    /// `None`: `--insecure-plaintext`.
+    pub tls: Option<TlsSettings>,
+    /// `None`: no backup bucket; a seed forms an empty cluster.
+    pub backups: Option<BackupSettings>,
+    pub timeouts: EtcdTimeouts,
+    pub wait: WaitPolicy,
+    pub supervision: Supervision,
+}
+
+/// Who this node is, where given; IMDSv2 and the group say the rest.
+#[derive(Debug, Clone)]
+pub struct IdentityFlags {
+    pub instance_id: Option<String>,
+    pub private_ip: Option<IpAddr>,
+    pub group_name: Option<String>,
+}
+
+/// How a running etcd is watched.
+#[derive(Debug, Clone)]
+pub struct Supervision {
+    /// How long a joining learner may take to be promoted and ready.
+    pub promote_timeout: Duration,
+    /// How long quorum must stay lost before recovering from this member.
+    pub quorum_loss_grace: Duration,
+    pub ready_file: Option<PathBuf>,
+}
+
+/// What the waits say they wait for.
+const FOR_THE_CA: &str = "for the cluster CA";
+const TO_START_ETCD: &str = "to start etcd";
+
+/// Runs the agent until etcd ends for good; returns the exit status.
+pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
+    let mut signals = Signals::install()?;
+    let aws = aws_env::load().await?;
+    let (instance_id, private_ip) = identity::resolve(
+        config.identity.instance_id.clone(),
+        config.identity.private_ip,
+    )
+    .await?;
+    let me = Me {
+        instance_id,
+        private_ip,
+    };
+    let discovery = GroupDiscovery::new(&aws);
+    let group = match &config.identity.group_name {
+        Some(group) => group.clone(),
+        None => discovery.group_of(&me.instance_id).await?,
+    };
+    tracing::info!(instance_id = %me.instance_id, %private_ip, %group, data_dir = %config.etcd.data_dir.display(), "etcd-aws starting");
+    if let Some(path) = &config.supervision.ready_file {
+        remove_stale_ready_file(path)?;
+    }
+    let (access, tls_files) = match &config.tls {
+        None => {
+            node_tls::warn_plaintext();
+            (EtcdAccess::plaintext(config.timeouts), None)
+        }
+        Some(settings) => {
+            let mut wait = Wait::new(config.wait, FOR_THE_CA);
+            match node_tls::prepare(settings, &aws, &me, &mut wait, &mut signals).await? {
+                Ok(tls) => (
+                    EtcdAccess::tls(config.timeouts, tls.credentials),
+                    Some(tls.files),
+                ),
+                Err(end) => return Ok(policy::after_wait(&end)),
+            }
+        }
+    };
+    let backups = config
+        .backups
+        .as_ref()
+        .map(|b| BackupStore::new(&aws, &b.bucket, &b.prefix));
+    let agent = Agent {
+        observer: Observer {
+            discovery: discovery.clone(),
+            group: group.clone(),
+            me: me.clone(),
+            data_dir: config.etcd.data_dir.clone(),
+            client_port: config.etcd.client_port,
+            access: access.clone(),
+        },
+        watch: QuorumWatch {
+            own_client_url: access.url(private_ip, config.etcd.client_port),
+            discovery,
+            group: group.clone(),
+            backups: backups.clone(),
+            access: access.clone(),
+            grace: config.supervision.quorum_loss_grace,
+            interval: Duration::from_secs(2).min(config.supervision.quorum_loss_grace),
+        },
+        restorer: backups
+            .zip(config.backups.as_ref())
+            .map(|(store, settings)| Restorer {
+                store,
+                etcdutl: settings.etcdutl.clone(),
+                token: group.clone(),
+            }),
+        base: EtcdLaunch {
+            name: me.instance_id.clone(),
+            data_dir: config.etcd.data_dir.clone(),
+            ip: private_ip,
+            client_port: config.etcd.client_port,
+            peer_port: config.etcd.peer_port,
+            metrics_port: config.etcd.metrics_port,
+            tls: tls_files,
+            initial_cluster: None,
+            extra_args: config.etcd.extra_args.clone(),
+        },
+        me,
+        group,
+        etcd_binary: config.etcd.binary.clone(),
+        access,
+        supervision: config.supervision.clone(),
+        wait: config.wait,
+    };
+    agent.run(&mut signals).await
+}
+
+fn remove_stale_ready_file(path: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove stale ready file {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+struct Agent {
+    me: Me,
+    group: String,
+    observer: Observer,
+    watch: QuorumWatch,
+    restorer: Option<Restorer>,
+    /// etcd's command line for a start on the data directory as it is.
+    base: EtcdLaunch,
+    etcd_binary: PathBuf,
+    access: EtcdAccess,
+    supervision: Supervision,
+    wait: WaitPolicy,
+}
+
+/// etcd's command line, and what supervising it needs to know.
+struct Launch {
+    etcd: EtcdLaunch,
+    /// Client URLs of the serving voting members, as observed.
+    peers: Vec<String>,
+    start: Start,
+}
+
+/// What observing and deciding came to.
+enum Prepared {
+    Launch(Box<Launch>),
+    /// etcd is not started this round.
+    Waited(Outcome),
+}
+
+impl Agent {
+    async fn run(&self, signals: &mut Signals) -> anyhow::Result<u8> {
+        let mut wait = Wait::new(self.wait, TO_START_ETCD);
+        let mut failed_joins = 0;
+        // A launch decided by the policy rather than by observing: the restart
+        // that forces a new cluster.
+        let mut decided: Option<Launch> = None;
+        loop {
+            let launch = match decided.take() {
+                Some(launch) => launch,
+                None => match self.prepare(failed_joins, &mut wait, signals).await? {
+                    Prepared::Launch(launch) => *launch,
+                    Prepared::Waited(outcome) => match policy::next(&outcome) {
+                        Next::Exit(code) => return Ok(code),
+                        _ => continue,
+                    },
+                },
+            };
+            let supervised = self.supervise(&launch, signals).await?;
+            // A new stretch of waiting starts once etcd has run.
+            wait = Wait::new(self.wait, TO_START_ETCD);
+            let next = policy::next(&Outcome::EtcdEnded {
+                exit: supervised.exit.clone(),
+                start: launch.start,
+            });
+            report(&supervised, &next);
+            match next {
+                Next::Observe => {}
+                Next::RetryJoin => failed_joins += 1,
+                Next::MoveDataAsideAndObserve => {
+                    let moved = data_dir::move_aside(&self.base.data_dir)?;
+                    tracing::warn!(data_dir = %self.base.data_dir.display(), moved_to = %moved.display(),
+                        "this node was never promoted from learner; moved its data aside (not deleted) and observing the group again");
+                }
+                Next::RestartForcingNewCluster => {
+                    decided = Some(self.forcing_new_cluster(launch.peers));
+                }
+                Next::Exit(code) => return Ok(code),
+                Next::Fail(failure) => return Err(failure.into()),
+            }
+        }
+    }
+
+    /// Observes, decides and acts until etcd can start, or waits one round.
+    async fn prepare(
+        &self,
+        failed_joins: u32,
+        wait: &mut Wait,
+        signals: &mut Signals,
+    ) -> anyhow::Result<Prepared> {
+        let observation = self.observer.observe().await?;
+        let peers = serving_client_urls(&observation, &self.me.instance_id);
+        let (etcd, start) = match decide(&observation) {
+            Decision::Wait(reason) => return Ok(pause(wait, &reason, signals).await),
+            Decision::Restart => {
+                tracing::info!(
+                    "this node's data belongs to a member of the cluster; restarting etcd on it"
+                );
+                (self.base.clone(), Start::Other)
+            }
+            Decision::Form => (self.form().await?, Start::Other),
+            Decision::Join(plan) => {
+                tracing::info!(
+                    remove = plan.remove.len(),
+                    move_aside = plan.move_aside_local_data,
+                    "a healthy cluster exists: joining it as a learner"
+                );
+                match join::prepare(&plan, &peers, self.base.clone(), &self.access).await {
+                    Ok(launch) => (
+                        launch,
+                        Start::Join {
+                            failed_before: failed_joins,
+                        },
+                    ),
+                    Err(JoinError::NotYet(reason)) => {
+                        return Ok(pause(wait, &reason, signals).await)
+                    }
+                    Err(e) => return Err(e).context("joining the cluster failed"),
+                }
+            }
+        };
+        Ok(Prepared::Launch(Box::new(Launch { etcd, peers, start })))
+    }
+
+    /// The seed's start: from the newest valid backup when there is one.
+    async fn form(&self) -> anyhow::Result<EtcdLaunch> {
+        let candidates = match &self.restorer {
+            Some(restorer) => restorer.candidates().await?,
+            None => {
+                tracing::info!("no backup bucket configured (--backup-bucket / ETCD_BACKUP_BUCKET): the new cluster starts empty");
+                Vec::new()
+            }
+        };
+        match (&self.restorer, candidates.first()) {
+            (Some(restorer), Some(newest)) => {
+                tracing::info!(group = %self.group, key = %newest.key, revision = newest.revision,
+                    "no cluster exists and this node is the seed: restoring the newest backup and forming from it");
+                restorer.restore(&candidates, &self.base).await?;
+                // The restored data dir holds the one-member cluster: start on it.
+                Ok(self.base.clone())
+            }
+            _ => {
+                tracing::info!(group = %self.group, "no cluster exists and this node is the seed: forming a new one-member cluster");
+                Ok(EtcdLaunch {
+                    initial_cluster: Some(InitialCluster {
+                        members: vec![(self.me.instance_id.clone(), self.base.peer_url())],
+                        state: ClusterState::New,
+                        token: self.group.clone(),
+                    }),
+                    ..self.base.clone()
+                })
+            }
+        }
+    }
+
+    /// Once only per loss: later restarts run on the recovered data as it is.
+    fn forcing_new_cluster(&self, peers: Vec<String>) -> Launch {
+        let mut extra_args = self.base.extra_args.clone();
+        extra_args.push("--force-new-cluster".into());
+        Launch {
+            etcd: EtcdLaunch {
+                initial_cluster: None,
+                extra_args,
+                ..self.base.clone()
+            },
+            peers,
+            start: Start::Other,
+        }
+    }
+
+    async fn supervise(
+        &self,
+        launch: &Launch,
+        signals: &mut Signals,
+    ) -> anyhow::Result<Supervised> {
+        let is_join = matches!(launch.start, Start::Join { .. });
+        let readiness = Readiness {
+            me: self.me.clone(),
+            own_client_url: launch.etcd.client_url(),
+            peer_client_urls: launch.peers.clone(),
+            promote_timeout: is_join.then_some(self.supervision.promote_timeout),
+            poll_interval: Duration::from_millis(500),
+            ready_file: self.supervision.ready_file.clone(),
+            access: self.access.clone(),
+        };
+        etcd_process::run(
+            &self.etcd_binary,
+            &launch.etcd,
+            readiness,
+            &self.watch,
+            signals,
+        )
+        .await
+    }
+}
+
+/// Waits one poll interval through the one wait helper.
+async fn pause(wait: &mut Wait, reason: &dyn std::fmt::Display, signals: &mut Signals) -> Prepared {
+    Prepared::Waited(match wait.pause(reason, signals).await {
+        Ok(()) => Outcome::NotYet,
+        Err(end) => Outcome::WaitEnded(end),
+    })
+}
+
+/// Says what a failed etcd run means: etcd's own last lines, and what to check.
+fn report(supervised: &Supervised, next: &Next) {
+    let EtcdExit::Ended { status, .. } = supervised.exit else {
+        return;
+    };
+    if status.success() {
+        return;
+    }
+    let last_lines = &supervised.last_lines;
+    match next {
+        Next::RetryJoin => tracing::warn!(%status, ?last_lines,
+            "etcd exited while joining (a concurrent join may have changed the member list); observing the cluster again"),
+        _ => tracing::error!(%status, ?last_lines,
+            "etcd exited with a failure, so etcd-aws stops too; etcd's last lines say why. Check the flags after `--`, that the data directory is writable and has free space, and that the client and peer ports are free"),
+    }
+}
+
+/// Client URLs of the voting members seen by peers that have quorum.
+fn serving_client_urls(observation: &Observation, me: &str) -> Vec<String> {
+    let mut urls: Vec<String> = observation
+        .probes
+        .iter()
+        .filter_map(|p| match &p.state {
+            PeerState::Serving {
+                members,
+                has_quorum: true,
+                ..
+            } => Some(members),
+            _ => None,
+        })
+        .flatten()
+        .filter(|m| !m.is_learner && m.name != me)
+        .flat_map(|m| m.client_urls.iter().cloned())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
