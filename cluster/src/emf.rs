@@ -18,6 +18,7 @@ pub enum Unit {
     Seconds,
     Bytes,
     Count,
+    Percent,
     None,
 }
 
@@ -27,6 +28,7 @@ impl Unit {
             Self::Seconds => "Seconds",
             Self::Bytes => "Bytes",
             Self::Count => "Count",
+            Self::Percent => "Percent",
             Self::None => "None",
         }
     }

@@ -4,7 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, MemberAddOptions};
+use etcd_client::{
+    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, ConnectOptions, GetOptions,
+    MemberAddOptions,
+};
 
 use crate::discovery::error_chain;
 use crate::member::Member;
@@ -54,6 +57,8 @@ pub enum EtcdErrorKind {
     NoSpace,
     /// The cluster raised its CORRUPT alarm.
     Corrupt,
+    /// The revision asked for has been compacted away.
+    Compacted,
     /// The TLS handshake failed: the peer's certificate is not from our CA,
     /// or it refused ours.
     TlsRefused,
@@ -134,6 +139,9 @@ impl EtcdErrorKind {
             }
             (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded") => Self::NoSpace,
             (Code::DataLoss, "etcdserver: corrupt cluster") => Self::Corrupt,
+            (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted") => {
+                Self::Compacted
+            }
             // Any other Unavailable is the transport's (no connection, the
             // member shutting down); a deadline is ours or the server's.
             (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => Self::Unreachable,
@@ -206,8 +214,53 @@ pub struct MemberStatus {
     /// The revision this member has applied (not a linearizable read).
     pub revision: i64,
     pub raft_applied_index: u64,
+    /// Rises by one with every leader election.
+    pub raft_term: u64,
+    /// The size of the backend file.
     pub db_size: i64,
+    /// What of the file holds data; the rest is free pages a defragmentation returns.
+    pub db_size_in_use: i64,
     pub version: String,
+}
+
+impl MemberStatus {
+    /// The bytes a defragmentation would give back.
+    pub fn free_bytes(&self) -> i64 {
+        (self.db_size - self.db_size_in_use).max(0)
+    }
+}
+
+/// An alarm a member has raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarm {
+    pub member_id: u64,
+    pub kind: AlarmKind,
+}
+
+/// The alarms etcd raises (its `AlarmType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmKind {
+    /// The backend quota is exhausted: the cluster refuses writes.
+    NoSpace,
+    /// A member's data differs from its peers' at the same revision.
+    Corrupt,
+}
+
+impl AlarmKind {
+    fn of(alarm: AlarmType) -> Option<Self> {
+        match alarm {
+            AlarmType::Nospace => Some(Self::NoSpace),
+            AlarmType::Corrupt => Some(Self::Corrupt),
+            AlarmType::None => None,
+        }
+    }
+
+    fn etcd(self) -> AlarmType {
+        match self {
+            Self::NoSpace => AlarmType::Nospace,
+            Self::Corrupt => AlarmType::Corrupt,
+        }
+    }
 }
 
 /// The chunks of a snapshot as etcd streams them: the database, then the
@@ -391,9 +444,75 @@ impl EtcdAdmin {
             is_learner: response.is_learner(),
             revision: header.map_or(0, |h| h.revision()),
             raft_applied_index: response.raft_applied_index(),
+            raft_term: response.raft_term(),
             db_size: response.db_size(),
+            db_size_in_use: response.raft_used_db_size(),
             version: response.version().to_owned(),
         })
+    }
+
+    /// The alarms active in the cluster.
+    pub async fn alarms(&mut self) -> Result<Vec<Alarm>, EtcdError> {
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "Alarm",
+            self.client.alarm(AlarmAction::Get, AlarmType::None, None),
+        )
+        .await?;
+        Ok(response
+            .alarms()
+            .iter()
+            .filter_map(|a| {
+                AlarmKind::of(a.alarm()).map(|kind| Alarm {
+                    member_id: a.member_id(),
+                    kind,
+                })
+            })
+            .collect())
+    }
+
+    /// Clears `alarm`; etcd refuses writes until a NOSPACE alarm is cleared.
+    pub async fn disarm(&mut self, alarm: Alarm) -> Result<(), EtcdError> {
+        let mut options = AlarmOptions::new();
+        options.with_member(alarm.member_id);
+        bounded(
+            self.deadline,
+            &self.endpoints,
+            "Alarm deactivate",
+            self.client
+                .alarm(AlarmAction::Deactivate, alarm.kind.etcd(), Some(options)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Drops the history before `revision` and waits until every member has
+    /// applied it (physical), so the free pages exist before a defragmentation.
+    pub async fn compact(&mut self, revision: i64) -> Result<(), EtcdError> {
+        bounded(
+            self.deadline,
+            &self.endpoints,
+            "Compact",
+            self.client
+                .compact(revision, Some(CompactionOptions::new().with_physical())),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Rewrites this member's backend file without its free pages. The member
+    /// answers nothing else meanwhile: connect to it alone, with a request
+    /// timeout long enough for its database.
+    pub async fn defragment(&mut self) -> Result<(), EtcdError> {
+        bounded(
+            self.deadline,
+            &self.endpoints,
+            "Defragment",
+            self.client.defragment(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Each endpoint's own status, asked of each on its own and all at once:

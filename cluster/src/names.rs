@@ -42,6 +42,8 @@ pub mod env {
     pub const TLS_DIR: &str = "ETCD_AWS_TLS_DIR";
     /// Functions: the secret holding their client certificate.
     pub const TLS_CLIENT_SECRET: &str = "ETCD_AWS_TLS_CLIENT_SECRET";
+    /// Agent and backup function: the backend quota etcd runs with, in bytes.
+    pub const QUOTA_BACKEND_BYTES: &str = "ETCD_AWS_QUOTA_BACKEND_BYTES";
     /// Agent and functions: run without TLS (labs only).
     pub const INSECURE_PLAINTEXT: &str = "ETCD_AWS_INSECURE_PLAINTEXT";
 }
@@ -84,6 +86,31 @@ pub mod metrics {
     /// Lifecycle notices for another autoscaling group, acknowledged without
     /// action (a hook of another stack pointed at this queue).
     pub const FOREIGN_LIFECYCLE_NOTICES: &str = "ForeignLifecycleNotices";
+
+    /// etcd's own health, published by the maintenance run.
+    /// The largest member's backend file.
+    pub const DB_SIZE: &str = "DbSizeBytes";
+    /// The largest member's bytes in use (the file less its free pages).
+    pub const DB_SIZE_IN_USE: &str = "DbSizeInUseBytes";
+    pub const DB_QUOTA: &str = "DbQuotaBytes";
+    /// The largest member's file in percent of the quota.
+    pub const DB_QUOTA_USED: &str = "DbQuotaUsedPercent";
+    /// 1 when the members agree on a leader, else 0.
+    pub const HAS_LEADER: &str = "HasLeader";
+    /// Rises by one with every election: its increase is the leader changes.
+    pub const RAFT_TERM: &str = "RaftTerm";
+    pub const VOTING_MEMBERS: &str = "VotingMembers";
+    pub const LEARNERS: &str = "Learners";
+    pub const MEMBERS_ANSWERING: &str = "MembersAnswering";
+    pub const NOSPACE_ALARMS: &str = "NospaceAlarms";
+    pub const CORRUPT_ALARMS: &str = "CorruptAlarms";
+    /// Members defragmented by a maintenance run, and the bytes given back.
+    pub const DEFRAGMENTED_MEMBERS: &str = "DefragmentedMembers";
+    pub const RECLAIMED_BYTES: &str = "ReclaimedBytes";
+    /// NOSPACE alarms cleared after reclaiming space.
+    pub const NOSPACE_RECOVERIES: &str = "NospaceRecoveries";
+    /// 1 when a run reclaimed what it could and a member stayed above its quota.
+    pub const NOSPACE_UNRECOVERED: &str = "NospaceUnrecovered";
 }
 
 /// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.

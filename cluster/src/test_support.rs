@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use crate::etcd_admin::MemberStatus;
 use crate::instance::{Instance, LifecycleState};
 use crate::member::Member;
 use crate::names::ports;
@@ -70,5 +71,22 @@ pub fn unstarted(id: u64, last: u8) -> Member {
         name: String::new(),
         client_urls: Vec::new(),
         ..learner(id, "", last)
+    }
+}
+
+/// A voting member's status report: of cluster 7, at revision 10, a 4 KiB
+/// database wholly in use; adjust the fields a row is about.
+pub fn status(member_id: u64, leader_id: u64) -> MemberStatus {
+    MemberStatus {
+        cluster_id: 7,
+        member_id,
+        leader_id,
+        is_learner: false,
+        revision: 10,
+        raft_applied_index: 10,
+        raft_term: 2,
+        db_size: 4096,
+        db_size_in_use: 4096,
+        version: "3.5.16".into(),
     }
 }

@@ -120,12 +120,15 @@ pub struct BackupRun {
     pub stored_bytes: u64,
 }
 
+/// One scheduled invocation and what came of it.
 #[derive(Debug, Clone)]
-pub struct ScheduledRun {
+pub struct Scheduled<T> {
     pub started: Instant,
     pub finished: Instant,
-    pub outcome: Result<BackupRun, String>,
+    pub outcome: Result<T, String>,
 }
+
+pub type ScheduledRun = Scheduled<BackupRun>;
 
 /// The backup function invoked on a fixed schedule (EventBridge's rate
 /// expression, shortened). Dropping it stops the schedule and the function.
@@ -139,30 +142,17 @@ pub struct BackupOnSchedule {
 impl BackupOnSchedule {
     pub async fn start(stand_in: &StandIn, every: Duration) -> anyhow::Result<Self> {
         let logs = log_dir("backup")?;
-        let mut env = stand_in.env_as(Caller::BackupFunction);
-        env.extend(stand_in.functions_tls_env());
-        env.extend(owned([
-            ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
-            ("ETCD_BACKUP_BUCKET", stand_in.bucket()),
-            ("ETCD_BACKUP_PART_MIB", "5"),
-            ("ETCD_BACKUP_SNAPSHOT_TIMEOUT", "50s"),
-        ]));
         let function = Arc::new(
-            LambdaFunction::start(FunctionSpec {
-                binary: "etcd-aws-backup".to_owned(),
-                function_name: "etcd-backup".to_owned(),
-                timeout: Duration::from_secs(60),
-                env,
-                log_file: logs.path().join("backup-function.log"),
-            })
-            .await?,
+            start_backup_binary(stand_in, &logs, "backup-function.log", Vec::new()).await?,
         );
         let runs = Arc::new(Mutex::new(Vec::new()));
+        let region = stand_in.region().to_owned();
         let schedule = tokio::spawn(run_schedule(
             Arc::clone(&function),
             Arc::clone(&runs),
             every,
-            stand_in.region().to_owned(),
+            move || scheduled_event(&region),
+            backup_run,
         ));
         Ok(Self {
             function,
@@ -221,11 +211,14 @@ impl Drop for BackupOnSchedule {
     }
 }
 
-async fn run_schedule(
+/// Invokes `function` every `every` with `payload()`, recording each answer
+/// as `parse` reads it.
+async fn run_schedule<T>(
     function: Arc<LambdaFunction>,
-    runs: Arc<Mutex<Vec<ScheduledRun>>>,
+    runs: Arc<Mutex<Vec<Scheduled<T>>>>,
     every: Duration,
-    region: String,
+    payload: impl Fn() -> Value,
+    parse: impl Fn(&Value) -> Result<T, String>,
 ) {
     let mut ticks = tokio::time::interval(every);
     // A run longer than the period delays the next one instead of bunching them.
@@ -234,15 +227,108 @@ async fn run_schedule(
     loop {
         ticks.tick().await;
         let started = Instant::now();
-        let outcome = match function.invoke(&scheduled_event(&region)).await {
-            Ok(answer) => backup_run(&answer),
+        let outcome = match function.invoke(&payload()).await {
+            Ok(answer) => parse(&answer),
             Err(error) => Err(error.to_string()),
         };
-        lock(&runs).push(ScheduledRun {
+        lock(&runs).push(Scheduled {
             started,
             finished: Instant::now(),
             outcome,
         });
+    }
+}
+
+/// The backup function's binary, as the stack configures it, scaled down.
+async fn start_backup_binary(
+    stand_in: &StandIn,
+    logs: &tempfile::TempDir,
+    log_name: &str,
+    extra_env: Vec<(String, String)>,
+) -> anyhow::Result<LambdaFunction> {
+    let mut env = stand_in.env_as(Caller::BackupFunction);
+    env.extend(stand_in.functions_tls_env());
+    env.extend(owned([
+        ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
+        ("ETCD_BACKUP_BUCKET", stand_in.bucket()),
+        ("ETCD_BACKUP_PART_MIB", "5"),
+        ("ETCD_BACKUP_SNAPSHOT_TIMEOUT", "50s"),
+    ]));
+    env.extend(extra_env);
+    LambdaFunction::start(FunctionSpec {
+        binary: "etcd-aws-backup".to_owned(),
+        function_name: "etcd-backup".to_owned(),
+        timeout: Duration::from_secs(60),
+        env,
+        log_file: logs.path().join(log_name),
+    })
+    .await
+}
+
+/// The backup function on the maintenance schedule: the stack's second
+/// EventBridge rule, whose constant input is `{"job": "maintenance"}`.
+/// Dropping it stops the schedule and the function.
+pub struct MaintenanceOnSchedule {
+    function: Arc<LambdaFunction>,
+    runs: Arc<Mutex<Vec<Scheduled<Value>>>>,
+    schedule: JoinHandle<()>,
+    _logs: tempfile::TempDir,
+}
+
+impl MaintenanceOnSchedule {
+    /// `env` adds to (and overrides) the stack's settings: the quota, the
+    /// defragmentation threshold.
+    pub async fn start(
+        stand_in: &StandIn,
+        every: Duration,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let logs = log_dir("maintenance")?;
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let function =
+            Arc::new(start_backup_binary(stand_in, &logs, "maintenance-function.log", env).await?);
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let schedule = tokio::spawn(run_schedule(
+            Arc::clone(&function),
+            Arc::clone(&runs),
+            every,
+            || json!({"job": "maintenance"}),
+            |answer: &Value| Ok(answer.clone()),
+        ));
+        Ok(Self {
+            function,
+            runs,
+            schedule,
+            _logs: logs,
+        })
+    }
+
+    /// Every run so far: the function's answer (a `MaintenanceOutcome`), or its error.
+    pub fn runs(&self) -> Vec<Scheduled<Value>> {
+        lock(&self.runs).clone()
+    }
+
+    pub fn log(&self) -> String {
+        self.function.log()
+    }
+
+    /// The metric lines the runs printed (one JSON object per line with `_aws`).
+    pub fn metric_lines(&self) -> Vec<Value> {
+        self.function
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some())
+            .collect()
+    }
+}
+
+impl Drop for MaintenanceOnSchedule {
+    fn drop(&mut self) {
+        self.schedule.abort();
     }
 }
 

@@ -41,6 +41,9 @@ pub struct NodeOptions {
     /// Auto Scaling which group its instance is in. The default names the group,
     /// which spares every start a call.
     pub discover_group: bool,
+    /// etcd flags every node's agent passes on (after `--`), such as a small
+    /// `--quota-backend-bytes`.
+    pub etcd_args: Vec<String>,
 }
 
 pub struct SimCluster<N: NodeRunner = Node> {
@@ -402,7 +405,7 @@ fn node_template(stand_in: &StandIn, root: &std::path::Path, options: &NodeOptio
         },
         aws_env: stand_in.env_as(Caller::Node),
         root: root.to_owned(),
-        extra_args: Vec::new(),
+        extra_args: options.etcd_args.clone(),
         backup_bucket: Some(stand_in.bucket().to_owned()),
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
     }

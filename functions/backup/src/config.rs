@@ -11,6 +11,8 @@ use etcd_aws_cluster::logging::{self, LogTarget};
 use etcd_aws_cluster::names::{bucket, env, ports};
 use etcd_aws_cluster::tls::client_source::{ClientTlsArgs, ClientTlsSource};
 
+use crate::maintenance::plan::Thresholds;
+use crate::maintenance::MaintenanceSettings;
 use crate::retention::RetentionPolicy;
 
 /// S3's smallest part (every part but the last).
@@ -113,7 +115,7 @@ pub enum CompressionArg {
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "etcd-aws-backup",
-    about = "Lambda: streams a consistent etcd snapshot to S3, then thins old backups"
+    about = "Lambda: streams a consistent etcd snapshot to S3, then thins old backups; invoked with {\"job\": \"maintenance\"} it publishes etcd's health and reclaims space"
 )]
 pub struct EnvConfig {
     /// The autoscaling group whose instances run etcd.
@@ -150,6 +152,21 @@ pub struct EnvConfig {
     /// (keep it under the stale-backup alarm's limit: three scheduled runs).
     #[arg(long, env = "ETCD_BACKUP_REFRESH_AFTER", default_value = "30m", value_parser = humantime::parse_duration)]
     pub refresh_after: Duration,
+    /// The backend quota the members run with, in bytes (the agent's
+    /// --quota-backend-bytes): the health metrics measure against it, and
+    /// NOSPACE is cleared only below it.
+    #[arg(long, env = env::QUOTA_BACKEND_BYTES, default_value_t = DEFAULT_QUOTA_BYTES)]
+    pub quota_backend_bytes: i64,
+    /// Maintenance defragments a member once this many MiB of its file are free.
+    #[arg(long, env = "ETCD_MAINTENANCE_DEFRAG_FREE_MIB", default_value_t = 128)]
+    pub defrag_free_mib: i64,
+    /// Maintenance backs up first when the newest backup is older than this
+    /// (the backup schedule's interval).
+    #[arg(long, env = "ETCD_MAINTENANCE_BACKUP_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub backup_max_age: Duration,
+    /// Bound on one member's defragmentation.
+    #[arg(long, env = "ETCD_MAINTENANCE_DEFRAG_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub defrag_timeout: Duration,
     /// JSON lines for CloudWatch Logs, or text for a terminal.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -179,6 +196,24 @@ impl EnvConfig {
         Ok(config)
     }
 }
+
+impl EnvConfig {
+    pub fn maintenance_settings(&self) -> MaintenanceSettings {
+        MaintenanceSettings {
+            quota_bytes: self.quota_backend_bytes,
+            thresholds: Thresholds {
+                defrag_free_bytes: self.defrag_free_mib.saturating_mul(1024 * 1024),
+                backup_max_age_seconds: i64::try_from(self.backup_max_age.as_secs())
+                    .unwrap_or(i64::MAX),
+            },
+            defrag_timeout: self.defrag_timeout,
+            settle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// etcd's own default quota (2 GiB).
+pub const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
 
 /// Logs for CloudWatch Logs (see [`etcd_aws_cluster::logging`]).
 pub fn init_logging(format: LogFormat) {

@@ -84,6 +84,8 @@
 
 pub mod config;
 pub mod emf;
+pub mod invocation;
+pub mod maintenance;
 pub mod member_choice;
 pub mod multipart;
 pub mod retention;

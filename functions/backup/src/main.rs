@@ -1,12 +1,19 @@
 //! The Lambda entry point: configuration from the environment, then the
-//! Runtime API loop over [`run_backup`]. Any event starts a run; its content
-//! only goes to the log.
+//! Runtime API loop. Each event is a job ([`invocation::job`]): a backup
+//! ([`run_backup`]) or a maintenance run ([`run_maintenance`]).
+
+use std::time::Duration;
 
 use clap::Parser;
 use etcd_aws_backup::config::{init_logging, EnvConfig};
+use etcd_aws_backup::invocation::{job, Job};
+use etcd_aws_backup::maintenance::run_maintenance;
 use etcd_aws_backup::{run_backup, BackupAction};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
+
+/// Time kept back from the invocation's deadline to answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,6 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = EnvConfig::parse();
     init_logging(env.log_format);
     let config = env.backup_config()?;
+    let maintenance = env.maintenance_settings();
     let aws = etcd_aws_cluster::aws_env::load().await?;
     tracing::info!(
         group = %config.group_name,
@@ -24,38 +32,59 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "etcd-aws-backup ready"
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (config, aws) = (config.clone(), aws.clone());
+        let (config, maintenance, aws) = (config.clone(), maintenance.clone(), aws.clone());
         async move {
             let source = event
                 .payload
                 .get("source")
                 .and_then(|s| s.as_str())
                 .unwrap_or("(none)");
-            tracing::info!(
-                request_id = %event.context.request_id,
-                source,
-                "backup requested"
-            );
-            let outcome = run_backup(&config, &aws)
-                .await
-                .map_err(|e| anyhow::Error::new(e).context("backup failed"))
-                .map_err(|e| {
-                    tracing::error!(error = %format!("{e:#}"), "backup failed");
-                    lambda_runtime::Error::from(format!("{e:#}"))
-                })?;
-            let (uploaded, manifest) = match &outcome.action {
-                BackupAction::Uploaded(m) => (true, m),
-                BackupAction::Unchanged(m) => (false, m),
+            let job = job(&event.payload).map_err(|e| {
+                tracing::error!(error = %e, "unrecognised event");
+                lambda_runtime::Error::from(e.to_string())
+            })?;
+            tracing::info!(request_id = %event.context.request_id, source, ?job, "job requested");
+            let answer = match job {
+                Job::Backup => backup(&config, &aws).await,
+                Job::Maintenance => {
+                    let left = event
+                        .context
+                        .deadline()
+                        .duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                        .saturating_sub(DEADLINE_MARGIN);
+                    let deadline = tokio::time::Instant::now() + left;
+                    run_maintenance(&config, &maintenance, &aws, deadline)
+                        .await
+                        .map_err(anyhow::Error::new)
+                        .and_then(|outcome| Ok(serde_json::to_value(outcome)?))
+                }
             };
-            Ok::<Value, lambda_runtime::Error>(json!({
-                "uploaded": uploaded,
-                "key": manifest.key,
-                "revision": manifest.revision,
-                "stored_bytes": manifest.stored_bytes,
-                "member": outcome.endpoint,
-                "deleted": outcome.deleted,
-            }))
+            answer.map_err(|e| {
+                let e = e.context(format!("{job:?} failed"));
+                tracing::error!(error = %format!("{e:#}"), "job failed");
+                lambda_runtime::Error::from(format!("{e:#}"))
+            })
         }
     }))
     .await
+}
+
+async fn backup(
+    config: &etcd_aws_backup::BackupConfig,
+    aws: &aws_config::SdkConfig,
+) -> anyhow::Result<Value> {
+    let outcome = run_backup(config, aws).await?;
+    let (uploaded, manifest) = match &outcome.action {
+        BackupAction::Uploaded(m) => (true, m),
+        BackupAction::Unchanged(m) => (false, m),
+    };
+    Ok(json!({
+        "uploaded": uploaded,
+        "key": manifest.key,
+        "revision": manifest.revision,
+        "stored_bytes": manifest.stored_bytes,
+        "member": outcome.endpoint,
+        "deleted": outcome.deleted,
+    }))
 }

@@ -66,14 +66,8 @@ mod tests {
 
     fn status(member_id: u64, leader_id: u64, applied: u64) -> MemberStatus {
         MemberStatus {
-            cluster_id: 7,
-            member_id,
-            leader_id,
-            is_learner: false,
-            revision: 10,
             raft_applied_index: applied,
-            db_size: 4096,
-            version: "3.5.1".into(),
+            ..etcd_aws_cluster::test_support::status(member_id, leader_id)
         }
     }
 

@@ -1,0 +1,54 @@
+//! Which job an invocation asks for: a backup (the backup schedule's events,
+//! a manual invoke with `{}`), or maintenance (the maintenance schedule's
+//! constant input `{"job": "maintenance"}`).
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Backup,
+    Maintenance,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "unknown job {0:?}: expected \"backup\" or \"maintenance\" (or no \"job\" field, for a backup)"
+)]
+pub struct UnknownJob(pub String);
+
+pub fn job(payload: &Value) -> Result<Job, UnknownJob> {
+    match payload.get("job") {
+        None | Some(Value::Null) => Ok(Job::Backup),
+        Some(Value::String(job)) if job == "backup" => Ok(Job::Backup),
+        Some(Value::String(job)) if job == "maintenance" => Ok(Job::Maintenance),
+        Some(other) => Err(UnknownJob(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_scheduled_event_or_an_empty_payload_is_a_backup() {
+        let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+        assert_eq!(job(&scheduled), Ok(Job::Backup));
+        assert_eq!(job(&json!({})), Ok(Job::Backup));
+        assert_eq!(job(&json!({"job": "backup"})), Ok(Job::Backup));
+    }
+
+    #[test]
+    fn the_maintenance_schedules_input_is_maintenance() {
+        assert_eq!(job(&json!({"job": "maintenance"})), Ok(Job::Maintenance));
+    }
+
+    #[test]
+    fn an_unknown_job_is_refused_rather_than_taken_for_a_backup() {
+        assert_eq!(
+            job(&json!({"job": "defrag"})),
+            Err(UnknownJob("\"defrag\"".into()))
+        );
+    }
+}

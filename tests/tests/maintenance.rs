@@ -1,0 +1,312 @@
+//! Scenarios: the maintenance run keeps a cluster's space in check by itself.
+//!
+//! The backup function runs on the stack's maintenance schedule (shortened to
+//! seconds here) through the Lambda runtime contract: it publishes etcd's
+//! health, recovers NOSPACE without anyone's help, and defragments fragmented
+//! members one at a time, the leader last, without stalling writers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use etcd_aws_cluster::etcd_admin::{EtcdAdmin, MemberStatus};
+use etcd_aws_tests::functions::MaintenanceOnSchedule;
+use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
+use etcd_aws_tests::stand_in::StandInOptions;
+use etcd_aws_tests::workload::{self, Writer, WriterOptions};
+use etcd_client::{Client, CompactionOptions};
+use serde_json::Value;
+use tokio::time::Instant;
+
+const SETTLE: Duration = Duration::from_secs(60);
+const MIB: usize = 1024 * 1024;
+/// The quota of the NOSPACE scenario: small enough to fill in seconds.
+const SMALL_QUOTA: usize = 16 * MIB;
+/// The promise: writes are accepted again within this long after NOSPACE.
+const NOSPACE_RECOVERED_WITHIN: Duration = Duration::from_secs(60);
+/// The promise: a defragmentation never stalls a writer longer than this.
+const DEFRAG_STALL_BOUND: Duration = Duration::from_secs(1);
+
+async fn client(cluster: &SimCluster) -> anyhow::Result<Client> {
+    Ok(Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?)
+}
+
+/// Each member's own status, by member id.
+async fn statuses(cluster: &SimCluster) -> anyhow::Result<HashMap<u64, MemberStatus>> {
+    let mut statuses = HashMap::new();
+    for (endpoint, status) in
+        EtcdAdmin::status_of_each(&cluster.client_urls(), &cluster.etcd_access()).await
+    {
+        let status = status.with_context(|| format!("{endpoint} did not answer"))?;
+        statuses.insert(status.member_id, status);
+    }
+    Ok(statuses)
+}
+
+fn is_nospace(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status)
+        if status.message() == "etcdserver: mvcc: database space exceeded")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_runs_out_of_space_accepts_writes_again_by_itself() -> anyhow::Result<()> {
+    // Given three members with a 16 MiB quota, the maintenance run every two
+    // seconds, and a steady writer of small keys checking every acknowledgement,
+    let cluster = SimCluster::start_with_nodes(
+        StandInOptions::default(),
+        NodeOptions {
+            etcd_args: vec![format!("--quota-backend-bytes={SMALL_QUOTA}")],
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let quota = SMALL_QUOTA.to_string();
+    let maintenance = MaintenanceOnSchedule::start(
+        &cluster.stand_in,
+        Duration::from_secs(2),
+        &[
+            ("ETCD_AWS_QUOTA_BACKEND_BYTES", quota.as_str()),
+            ("ETCD_MAINTENANCE_DEFRAG_TIMEOUT", "10s"),
+        ],
+    )
+    .await?;
+    let writer = Writer::start(
+        cluster.endpoints(),
+        WriterOptions {
+            prefix: "steady".to_owned(),
+            ..WriterOptions::default()
+        },
+    );
+    writer.wait_for_more(5, SETTLE).await?;
+
+    // when a second writer overwrites the same eight keys with 256 KiB values
+    // until etcd refuses it for want of space (every revision is kept until a
+    // compaction),
+    let mut squeezer = client(&cluster).await?;
+    let value = vec![b'x'; 256 * 1024];
+    let mut last_written: HashMap<String, i64> = HashMap::new();
+    let mut full_at = None;
+    for round in 0..(4 * SMALL_QUOTA / value.len()) {
+        let key = format!("squeeze/{}", round % 8);
+        match squeezer.put(key.as_str(), value.clone(), None).await {
+            Ok(answer) => {
+                let revision = answer.header().map_or(0, |h| h.revision());
+                last_written.insert(key, revision);
+            }
+            Err(error) if is_nospace(&error) => {
+                full_at = Some(Instant::now());
+                break;
+            }
+            Err(error) => return Err(error).context("the squeezing writer failed"),
+        }
+    }
+    let full_at = full_at.context("the cluster never ran out of space")?;
+
+    // the maintenance run reclaims the space and clears the alarm without any
+    // action from the test: writes are accepted again,
+    let accepted_at = wait_for(
+        "writes to be accepted again after NOSPACE",
+        NOSPACE_RECOVERED_WITHIN,
+        || async {
+            client(&cluster)
+                .await?
+                .put("squeeze/after", "accepted", None)
+                .await?;
+            Ok(Instant::now())
+        },
+    )
+    .await
+    .with_context(|| format!("maintenance log:\n{}", maintenance.log()))?;
+    let recovery = accepted_at - full_at;
+    println!("NOSPACE to writes accepted again: {recovery:?}");
+
+    // every member's file is below the quota, the alarm is gone, and the run
+    // that recovered counted it;
+    let mut admin = EtcdAdmin::connect(&cluster.client_urls(), &cluster.etcd_access()).await?;
+    assert_eq!(admin.alarms().await?, vec![]);
+    for (id, status) in statuses(&cluster).await? {
+        assert!(
+            status.db_size < i64::try_from(SMALL_QUOTA)?,
+            "member {id:x} is still {} bytes",
+            status.db_size
+        );
+    }
+    let recoveries: f64 = maintenance
+        .metric_lines()
+        .iter()
+        .filter_map(|line| line.get("NospaceRecoveries").and_then(Value::as_f64))
+        .sum();
+    assert!(recoveries >= 1.0, "{}", maintenance.log());
+
+    // and no acknowledged write was lost: the steady writer's keys are all
+    // there, and each squeezed key holds its last acknowledged revision.
+    writer.wait_for_more(5, SETTLE).await?;
+    let acks = writer.acks();
+    let present = workload::present_keys(&cluster.endpoints(), writer.prefix()).await?;
+    assert_eq!(workload::missing(&acks, &present), vec![]);
+    let stall = workload::window(&acks, writer.started(), Instant::now()).max_stall;
+    println!("the steady writer's longest stall: {stall:?}");
+    let mut reader = client(&cluster).await?;
+    for (key, revision) in &last_written {
+        let got = reader.get(key.as_str(), None).await?;
+        let kv = got
+            .kvs()
+            .first()
+            .with_context(|| format!("{key} is gone"))?;
+        assert_eq!(kv.mod_revision(), *revision, "{key}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_members_are_defragmented_one_at_a_time_without_stalling_a_writer(
+) -> anyhow::Result<()> {
+    // Given three members whose files are mostly free pages: 24 MiB written,
+    // overwritten, and the history compacted away,
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let mut filler = client(&cluster).await?;
+    let value = vec![b'f'; 128 * 1024];
+    for _ in 0..2 {
+        for n in 0..(24 * MIB / value.len()) {
+            filler.put(format!("fill/{n}"), value.clone(), None).await?;
+        }
+    }
+    for n in 0..(24 * MIB / value.len()) {
+        filler.delete(format!("fill/{n}"), None).await?;
+    }
+    let revision = filler
+        .get("fill/0", None)
+        .await?
+        .header()
+        .map_or(0, |h| h.revision());
+    filler
+        .compact(revision, Some(CompactionOptions::new().with_physical()))
+        .await?;
+    // (each member compacts on its own time, and counts the freed pages at
+    // its next commit: write until all have),
+    let before = wait_for("every member to have compacted", SETTLE, || async {
+        client(&cluster).await?.put("fill/tick", "", None).await?;
+        let statuses = statuses(&cluster).await?;
+        for status in statuses.values() {
+            anyhow::ensure!(status.free_bytes() > 16 * i64::try_from(MIB)?, "{status:?}");
+        }
+        Ok(statuses)
+    })
+    .await?;
+
+    // and a steady writer,
+    let writer = Writer::start(
+        cluster.endpoints(),
+        WriterOptions {
+            prefix: "steady".to_owned(),
+            interval: Duration::from_millis(20),
+            ..WriterOptions::default()
+        },
+    );
+    writer.wait_for_more(5, SETTLE).await?;
+
+    // when the maintenance run finds them past its threshold (8 MiB free),
+    let started = Instant::now();
+    let maintenance = MaintenanceOnSchedule::start(
+        &cluster.stand_in,
+        Duration::from_secs(2),
+        &[
+            ("ETCD_MAINTENANCE_DEFRAG_FREE_MIB", "8"),
+            ("ETCD_MAINTENANCE_DEFRAG_TIMEOUT", "10s"),
+        ],
+    )
+    .await?;
+    let outcome = wait_for("a run that defragmented", SETTLE, || async {
+        maintenance
+            .runs()
+            .into_iter()
+            .find_map(|run| {
+                run.outcome.ok().filter(|outcome| {
+                    outcome["defragmented"]
+                        .as_array()
+                        .is_some_and(|d| !d.is_empty())
+                })
+            })
+            .context("not yet")
+    })
+    .await
+    .with_context(|| format!("maintenance log:\n{}", maintenance.log()))?;
+    let finished = Instant::now();
+
+    // it backed up first (there was no backup), defragmented every member,
+    // the leader last,
+    assert_eq!(outcome["backed_up"], Value::Bool(true), "{outcome}");
+    let order: Vec<String> = outcome["defragmented"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(order.len(), 3, "{outcome}");
+    let leader_before = before.values().map(|s| s.leader_id).max().unwrap_or(0);
+    assert_eq!(
+        order.last(),
+        Some(&format!("{leader_before:x}")),
+        "{outcome}"
+    );
+    // and each file shrank by what was free;
+    let after = statuses(&cluster).await?;
+    for (id, status) in &after {
+        let was = before.get(id).context("a member appeared")?;
+        assert!(
+            status.db_size < was.db_size - 16 * i64::try_from(MIB)?,
+            "member {id:x}: {} bytes before, {} after",
+            was.db_size,
+            status.db_size
+        );
+    }
+    // the writer never waited longer than the bound, and lost nothing.
+    let stall = workload::window(&writer.acks(), started, finished).max_stall;
+    println!("the writer's longest stall while defragmenting: {stall:?}");
+    assert!(
+        stall < DEFRAG_STALL_BOUND,
+        "the writer stalled for {stall:?}\n{}",
+        maintenance.log()
+    );
+    let present = workload::present_keys(&cluster.endpoints(), writer.prefix()).await?;
+    assert_eq!(workload::missing(&writer.acks(), &present), vec![]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_run_publishes_etcds_health_as_metrics() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let maintenance =
+        MaintenanceOnSchedule::start(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
+    let line = wait_for("a health metric line", SETTLE, || async {
+        maintenance
+            .metric_lines()
+            .into_iter()
+            .find(|line| line.get("VotingMembers").is_some())
+            .context("not yet")
+    })
+    .await?;
+    assert_eq!(line["GroupName"], cluster.stand_in.group_name());
+    assert_eq!(line["VotingMembers"], 3);
+    assert_eq!(line["Learners"], 0);
+    assert_eq!(line["MembersAnswering"], 3);
+    assert_eq!(line["HasLeader"], 1);
+    assert_eq!(line["NospaceAlarms"], 0);
+    assert_eq!(line["CorruptAlarms"], 0);
+    assert_eq!(line["DbQuotaBytes"], 2_147_483_648_i64);
+    let size = line["DbSizeBytes"].as_f64().unwrap_or(0.0);
+    let percent = line["DbQuotaUsedPercent"].as_f64().unwrap_or(-1.0);
+    assert!(size > 0.0, "{line}");
+    assert!(
+        (percent - size * 100.0 / 2_147_483_648.0).abs() < 1e-9,
+        "{line}"
+    );
+    assert!(line["RaftTerm"].as_f64().unwrap_or(0.0) >= 2.0, "{line}");
+    Ok(())
+}
