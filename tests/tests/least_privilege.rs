@@ -151,6 +151,7 @@ async fn scenario() -> anyhow::Result<Observed> {
         StandInOptions::default(),
         NodeOptions {
             discover_group: true,
+            ..NodeOptions::default()
         },
     )
     .await?;
