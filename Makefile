@@ -93,7 +93,7 @@ CONTAINER_TEST_THREADS ?= 2
 
 .PHONY: image push-image
 image: setup
-	bootstrap/image/build.sh $(IMAGE)
+	ETCD_RELEASE=$(LOCAL_ETCD) bootstrap/image/build.sh $(IMAGE)
 
 push-image:
 	@test -n "$(REGISTRY)" || { echo "usage: make push-image REGISTRY=<registry host>/<namespace>" >&2; exit 2; }
