@@ -47,7 +47,7 @@ mirror() {
   local codename uri
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
   [ -n "$codename" ] || die "cannot read this machine's Debian release from /etc/os-release; set DEBIAN_MIRROR to a Debian archive URI"
-  uri=$(apt-get indextargets --format '$(REPO_URI)' "Release: $codename" 'Component: main' 'Created-By: Packages' 2>/dev/null | head -1)
+  uri=$(apt-get indextargets --format '$(REPO_URI)' "Release: $codename" 'Component: main' 'Created-By: Packages' 2>/dev/null | awk 'NR == 1')
   [ -n "$uri" ] || die "this machine's apt has no source for Debian $codename main to take the mirror from; set DEBIAN_MIRROR to a Debian archive URI"
   echo "$uri"
 }
@@ -148,13 +148,16 @@ fetch() {
 # trixie's binaries; the image carries trixie's libc6 instead (build.sh). A
 # machine with an older glibc fails here, naming what the binary needs.
 check_runs() {
-  local root=$1 lines=$2 dest binary
+  local root=$1 lines=$2 dest binary output
   for dest in $(awk '$2 ~ /^etcd\// { print $2 }' <<<"$lines" | sort -u); do
     binary=$root/$dest/usr/bin/etcd
-    if ! "$binary" --version 2>/dev/null | grep -qx "etcd Version: ${dest#etcd/}"; then
+    output=$("$binary" --version 2>&1) || true
+    if ! grep -qx "etcd Version: ${dest#etcd/}" <<<"$output"; then
       local needs=unknown
-      command -v objdump >/dev/null && needs=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
-      die "$binary does not run here (it needs $needs; this machine has $(getconf GNU_LIBC_VERSION 2>/dev/null || echo 'an unknown libc')): $("$binary" --version 2>&1 | head -1)"
+      if command -v objdump >/dev/null; then
+        needs=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sort -uV | awk 'END { print }')
+      fi
+      die "$binary does not run here (it needs $needs; this machine has $(getconf GNU_LIBC_VERSION 2>/dev/null || echo 'an unknown libc')): $(awk 'NR == 1' <<<"$output")"
     fi
   done
 }
