@@ -1,6 +1,7 @@
-# The node agent as a container: a static etcd-aws and the static etcd, etcdctl
-# and etcdutl binaries, nothing else. Built from a context that
-# bootstrap/image/build.sh stages (run `make image`); see that script for what
+# The node agent as a container: a static etcd-aws, Debian's etcd, etcdctl and
+# etcdutl, and the loader and libc they are linked against (from Debian's
+# libc6), nothing else. Built from a context that bootstrap/image/build.sh
+# stages from the pinned packages (run `make image`); see that script for what
 # goes in and why.
 #
 # Run it with the host's network: etcd-aws binds etcd on the instance's private

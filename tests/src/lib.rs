@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod container_node;
 pub mod docker;
+pub mod etcd_metrics;
 pub mod event_source;
 pub mod functions;
 pub mod iam;

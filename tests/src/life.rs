@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::functions::{BackupOnSchedule, BackupRun, LifecycleOnQueue};
-use crate::sim_cluster::{wait_for, ClusterSnapshot, Endpoints, SimCluster};
+use crate::paths::EtcdRelease;
+use crate::sim_cluster::{wait_for, ClusterSnapshot, Endpoints, NodeOptions, SimCluster};
 use crate::stand_in::{ActionOutcome, StandInOptions};
 use crate::workload::{self, describe, Writer, WriterOptions};
 
@@ -29,6 +30,8 @@ pub struct LifeOptions {
     /// Whether the writer starts with the group or only once the cluster
     /// has formed (see `Life::formed`).
     pub writes_from_start: bool,
+    /// The etcd release the group's instances start with.
+    pub etcd: EtcdRelease,
 }
 
 impl Default for LifeOptions {
@@ -40,6 +43,7 @@ impl Default for LifeOptions {
             max_stall: Duration::from_secs(20),
             progress_every: None,
             writes_from_start: true,
+            etcd: EtcdRelease::default(),
         }
     }
 }
@@ -86,10 +90,16 @@ impl Life {
     /// Starts everything; the group's instances begin forming at once.
     pub async fn start(options: LifeOptions) -> anyhow::Result<Life> {
         let started = Instant::now();
-        let cluster = SimCluster::start_with(StandInOptions {
-            group_size: options.size,
-            ..StandInOptions::default()
-        })
+        let cluster = SimCluster::start_with_nodes(
+            StandInOptions {
+                group_size: options.size,
+                ..StandInOptions::default()
+            },
+            NodeOptions {
+                etcd: options.etcd,
+                ..NodeOptions::default()
+            },
+        )
         .await
         .context("starting the stand-in and the group")?;
         let lifecycle = LifecycleOnQueue::start(&cluster.stand_in)
@@ -183,6 +193,82 @@ impl Life {
         );
         let began = Instant::now();
         self.cluster.stand_in.terminate(victim).await?;
+        self.removed_by_the_lifecycle_function(victim, began)
+            .await?;
+        let after = self
+            .cluster
+            .wait_healthy(self.options.size, self.options.step_timeout)
+            .await?;
+        let newcomer = same_cluster_one_newcomer(&before, &after)?;
+        self.say(&format!(
+            "  replacement {newcomer} joined as a voting member {:.1}s after the termination began",
+            began.elapsed().as_secs_f64()
+        ));
+        Ok(newcomer)
+    }
+
+    /// The first half of one batch of the template's rolling update
+    /// (MaxBatchSize 1, MinInstancesInService = size): the group launches one
+    /// instance more, and the update waits until it is a healthy voting
+    /// member. Returns its instance id.
+    pub async fn launch_one_more(&self) -> anyhow::Result<String> {
+        let before = self.cluster.snapshot().await?;
+        let began = Instant::now();
+        self.cluster
+            .stand_in
+            .set_desired_capacity(self.options.size + 1)
+            .await?;
+        let after = self
+            .cluster
+            .wait_healthy(self.options.size + 1, self.options.step_timeout)
+            .await?;
+        let newcomer = same_cluster_one_newcomer(&before, &after)?;
+        self.say(&format!(
+            "  {newcomer} launched and joined as a voting member after {:.1}s",
+            began.elapsed().as_secs_f64()
+        ));
+        Ok(newcomer)
+    }
+
+    /// The second half: the update terminates `victim`, lowering the desired
+    /// capacity back to size; the hook holds it, and the lifecycle function
+    /// removes its member and lets it go.
+    pub async fn retire(&self, victim: &str) -> anyhow::Result<()> {
+        let before = self.cluster.snapshot().await?;
+        anyhow::ensure!(
+            before.members.iter().any(|m| m.name == victim),
+            "{victim} is not a member"
+        );
+        let began = Instant::now();
+        aws_sdk_autoscaling::Client::new(&self.cluster.stand_in.sdk_config().await)
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(victim)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await
+            .with_context(|| format!("terminating {victim} with the desired capacity lowered"))?;
+        self.removed_by_the_lifecycle_function(victim, began)
+            .await?;
+        let after = self
+            .cluster
+            .wait_healthy(self.options.size, self.options.step_timeout)
+            .await?;
+        anyhow::ensure!(
+            after.cluster_id == before.cluster_id,
+            "the cluster id changed from {:x} to {:x}: a second cluster formed",
+            before.cluster_id,
+            after.cluster_id
+        );
+        Ok(())
+    }
+
+    /// Waits for `victim`'s lifecycle action to complete with CONTINUE after
+    /// the lifecycle function removed its member.
+    async fn removed_by_the_lifecycle_function(
+        &self,
+        victim: &str,
+        began: Instant,
+    ) -> anyhow::Result<()> {
         let outcome = wait_for(
             &format!("the lifecycle action of {victim} to complete"),
             self.options.step_timeout,
@@ -212,27 +298,7 @@ impl Life {
             "  {victim}: member removed by the lifecycle function, action completed (CONTINUE) after {:.1}s",
             began.elapsed().as_secs_f64()
         ));
-        let after = self
-            .cluster
-            .wait_healthy(self.options.size, self.options.step_timeout)
-            .await?;
-        anyhow::ensure!(
-            after.cluster_id == before.cluster_id,
-            "the cluster id changed from {:x} to {:x}: a second cluster formed",
-            before.cluster_id,
-            after.cluster_id
-        );
-        let newcomer = after
-            .members
-            .iter()
-            .find(|m| before.members.iter().all(|b| b.name != m.name))
-            .map(|m| m.name.clone())
-            .context("no new member joined")?;
-        self.say(&format!(
-            "  replacement {newcomer} joined as a voting member {:.1}s after the termination began",
-            began.elapsed().as_secs_f64()
-        ));
-        Ok(newcomer)
+        Ok(())
     }
 
     /// Replaces every current instance, one at a time.
@@ -594,6 +660,26 @@ pub fn summary_table(reports: &[StepReport]) -> String {
 
 fn say(started: Instant, text: &str) {
     println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
+}
+
+/// The one member of `after` that `before` did not have, checking that no
+/// second cluster formed in between.
+fn same_cluster_one_newcomer(
+    before: &ClusterSnapshot,
+    after: &ClusterSnapshot,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        after.cluster_id == before.cluster_id,
+        "the cluster id changed from {:x} to {:x}: a second cluster formed",
+        before.cluster_id,
+        after.cluster_id
+    );
+    after
+        .members
+        .iter()
+        .find(|m| before.members.iter().all(|b| b.name != m.name))
+        .map(|m| m.name.clone())
+        .context("no new member joined")
 }
 
 fn names(snapshot: &ClusterSnapshot) -> String {

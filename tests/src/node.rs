@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::process::Command;
 
-use crate::paths;
+use crate::paths::{self, EtcdRelease};
 
 /// How a node's process is started.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct NodeSpec {
     pub backup_bucket: Option<String>,
     /// The secret holding the cluster CA; `None` runs the node `--insecure-plaintext`.
     pub tls_ca_secret: Option<String>,
+    /// The etcd release installed on the instance, which its agent runs.
+    pub etcd: EtcdRelease,
 }
 
 impl NodeSpec {
@@ -151,8 +153,8 @@ impl Node {
         std::fs::create_dir_all(&spec.root)
             .with_context(|| format!("cannot create {}", spec.root.display()))?;
         let binary = paths::etcd_aws_binary()?;
-        let etcd = paths::etcd_tool("etcd")?;
-        let etcdutl = paths::etcd_tool("etcdutl")?;
+        let etcd = spec.etcd.tool("etcd")?;
+        let etcdutl = spec.etcd.restore_tool()?;
         let node = Node {
             spec: spec.clone(),
             pgid: Arc::new(AtomicI32::new(0)),

@@ -27,7 +27,7 @@ pub async fn plant_backup(
         revision,
         cluster_id: "1".into(),
         member_count: 3,
-        etcd_version: "3.5.1".into(),
+        etcd_version: "3.5.16".into(),
         created_at,
     };
     for (object_key, bytes) in [

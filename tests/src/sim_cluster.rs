@@ -16,7 +16,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::etcd_metrics::{member_versions, MemberVersions};
 use crate::node::{Node, NodeRunner, NodeSpec};
+use crate::paths::EtcdRelease;
 use crate::stand_in::{Caller, InstanceEvent, StandIn, StandInOptions};
 
 /// Nodes by instance id, plus the ids the group has terminated (never restarted).
@@ -44,13 +46,18 @@ pub struct NodeOptions {
     /// etcd flags every node's agent passes on (after `--`), such as a small
     /// `--quota-backend-bytes`.
     pub etcd_args: Vec<String>,
+    /// The etcd release the group's launch template installs on its instances
+    /// (until `SimCluster::launch_with_etcd` changes it).
+    pub etcd: EtcdRelease,
 }
 
 pub struct SimCluster<N: NodeRunner = Node> {
     pub stand_in: StandIn,
     fleet: Arc<Mutex<Fleet<N>>>,
     settings: N::Settings,
-    node_options: NodeOptions,
+    /// What every instance the group launches gets, like a launch template:
+    /// `launch` fills in the instance.
+    template: Arc<Mutex<NodeSpec>>,
     root: tempfile::TempDir,
     asg: JoinHandle<()>,
 }
@@ -156,11 +163,15 @@ impl<N: NodeRunner> SimCluster<N> {
             .context("cannot create the cluster's temp dir")?;
         let fleet = Arc::new(Mutex::new(Fleet::<N>::default()));
         let mut events = stand_in.subscribe();
-        let template = node_template(&stand_in, root.path(), &node_options);
+        let template = Arc::new(Mutex::new(node_template(
+            &stand_in,
+            root.path(),
+            &node_options,
+        )));
         for instance in stand_in.instances().await? {
             launch(
                 &fleet,
-                &template,
+                &current(&template),
                 &settings,
                 &instance.id,
                 instance.private_ip,
@@ -171,9 +182,13 @@ impl<N: NodeRunner> SimCluster<N> {
         let asg = tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(InstanceEvent::Launched { id, private_ip }) => {
-                        launch(&asg_fleet, &asg_template, &asg_settings, &id, private_ip)
-                    }
+                    Ok(InstanceEvent::Launched { id, private_ip }) => launch(
+                        &asg_fleet,
+                        &current(&asg_template),
+                        &asg_settings,
+                        &id,
+                        private_ip,
+                    ),
                     Ok(InstanceEvent::Terminated { id }) => {
                         let mut fleet = lock(&asg_fleet);
                         fleet.terminated.insert(id.clone());
@@ -190,10 +205,16 @@ impl<N: NodeRunner> SimCluster<N> {
             stand_in,
             fleet,
             settings,
-            node_options,
+            template,
             root,
             asg,
         })
+    }
+
+    /// Instances launched from now on run `release`, as after a stack update
+    /// gives the launch template a new etcd; running instances keep theirs.
+    pub fn launch_with_etcd(&self, release: EtcdRelease) {
+        lock_template(&self.template).etcd = release;
     }
 
     /// Ids of the instances that currently have a node.
@@ -268,7 +289,8 @@ impl<N: NodeRunner> SimCluster<N> {
         }
     }
 
-    /// Starts a fresh node process on an instance (after `remove_node`).
+    /// Starts a fresh node process on an instance (after `remove_node`), with
+    /// what the launch template gives now.
     pub async fn restart_node(&self, instance_id: &str) -> anyhow::Result<()> {
         let instance = self
             .stand_in
@@ -277,7 +299,7 @@ impl<N: NodeRunner> SimCluster<N> {
             .into_iter()
             .find(|i| i.id == instance_id)
             .with_context(|| format!("instance {instance_id} is not in the group"))?;
-        let template = node_template(&self.stand_in, self.root.path(), &self.node_options);
+        let template = current(&self.template);
         lock(&self.fleet).terminated.remove(instance_id);
         launch(
             &self.fleet,
@@ -311,6 +333,25 @@ impl<N: NodeRunner> SimCluster<N> {
     /// The member list through one client URL, checked for quorum.
     pub async fn snapshot_via(&self, url: &str) -> anyhow::Result<ClusterSnapshot> {
         snapshot_via(url, &self.etcd_access()).await
+    }
+
+    /// Every node's etcd release and cluster version, by instance id, as each
+    /// member reports them.
+    pub async fn etcd_versions(&self) -> anyhow::Result<Vec<(String, MemberVersions)>> {
+        let mut nodes: Vec<(String, Ipv4Addr)> = lock(&self.fleet)
+            .nodes
+            .iter()
+            .map(|(id, n)| (id.clone(), n.spec().private_ip))
+            .collect();
+        nodes.sort();
+        let mut versions = Vec::with_capacity(nodes.len());
+        for (id, ip) in nodes {
+            let reported = member_versions(ip)
+                .await
+                .with_context(|| format!("the etcd versions of instance {id}"))?;
+            versions.push((id, reported));
+        }
+        Ok(versions)
     }
 
     /// Every node's log, for failure messages.
@@ -408,7 +449,19 @@ fn node_template(stand_in: &StandIn, root: &std::path::Path, options: &NodeOptio
         extra_args: options.etcd_args.clone(),
         backup_bucket: Some(stand_in.bucket().to_owned()),
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+        etcd: options.etcd,
     }
+}
+
+/// The launch template as it is now.
+fn current(template: &Mutex<NodeSpec>) -> NodeSpec {
+    lock_template(template).clone()
+}
+
+fn lock_template(template: &Mutex<NodeSpec>) -> std::sync::MutexGuard<'_, NodeSpec> {
+    template
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn launch<N: NodeRunner>(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use etcd_aws_cluster::etcd_admin::EtcdAdmin;
 use etcd_aws_tests::node::{Node, NodeSpec};
-use etcd_aws_tests::paths;
+use etcd_aws_tests::paths::{self, EtcdRelease};
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, HARNESS_TIMEOUTS};
 use etcd_aws_tests::stand_in::{FaultRule, StandIn, StandInOptions};
 use tokio::process::Command;
@@ -339,6 +339,7 @@ async fn a_join_the_cluster_keeps_refusing_gives_up_at_the_wait_timeout() -> any
         extra_args: Vec::new(),
         backup_bucket: None,
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+        etcd: EtcdRelease::default(),
     })?;
     let seed_url = seed_node.spec().client_url();
     let access = stand_in.etcd_access(HARNESS_TIMEOUTS);

@@ -13,6 +13,7 @@ use etcd_aws_cluster::member::Member;
 use etcd_aws_tests::event_source::{EventSourceOptions, Invoke, SqsEventSource};
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::node::{Node, NodeSpec};
+use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{
     client_options, snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS,
 };
@@ -413,6 +414,7 @@ async fn start_nodes(stand_in: &StandIn, root: &std::path::Path) -> anyhow::Resu
             extra_args: Vec::new(),
             backup_bucket: None,
             tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+            etcd: EtcdRelease::default(),
         })?);
     }
     Ok(nodes)

@@ -13,6 +13,7 @@ use etcd_aws_cluster::tls::authority::ValidityPeriod;
 use etcd_aws_cluster::tls::certificate::check_certificate;
 use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_tests::node::{Node, NodeSpec};
+use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
 use etcd_aws_tests::stand_in::{SimInstance, StandIn, StandInOptions};
 use etcd_client::{Certificate, Client, ConnectOptions, TlsOptions};
@@ -179,6 +180,7 @@ fn node_on(
         extra_args: Vec::new(),
         backup_bucket: None,
         tls_ca_secret: Some(ca_secret.to_owned()),
+        etcd: EtcdRelease::default(),
     })
 }
 

