@@ -12,10 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use etcd_aws_cluster::backup_store::BackupStore;
 use etcd_aws_cluster::data_dir;
-use etcd_aws_cluster::decision::{decide, Decision};
+use etcd_aws_cluster::decision::{after_divergence, decide, Decision};
 use etcd_aws_cluster::discovery::GroupDiscovery;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
+use etcd_aws_cluster::etcd_release::{cluster_version, EtcdBinary};
 use etcd_aws_cluster::observation::{Me, Observation, PeerState};
 use etcd_aws_cluster::{aws_env, identity};
 
@@ -104,6 +105,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             }
         }
     };
+    let etcd = EtcdBinary::probe(&config.etcd.binary).await?;
+    etcd.release.check_supported()?;
+    tracing::info!(release = %etcd.release, binary = %config.etcd.binary.display(), "etcd release");
     let backups = config
         .backups
         .as_ref()
@@ -142,8 +146,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             metrics_port: config.etcd.metrics_port,
             tls: tls_files,
             initial_cluster: None,
+            upkeep_args: config.etcd.upkeep.args(&etcd),
             extra_args: config.etcd.extra_args.clone(),
         },
+        etcd,
         me,
         group,
         etcd_binary: config.etcd.binary.clone(),
@@ -171,6 +177,8 @@ struct Agent {
     restorer: Option<Restorer>,
     /// etcd's command line for a start on the data directory as it is.
     base: EtcdLaunch,
+    /// The etcd that runs: its release decides what it may join.
+    etcd: EtcdBinary,
     etcd_binary: PathBuf,
     access: EtcdAccess,
     supervision: Supervision,
@@ -226,6 +234,11 @@ impl Agent {
                     tracing::warn!(data_dir = %self.base.data_dir.display(), moved_to = %moved.display(),
                         "this node was never promoted from learner; moved its data aside (not deleted) and observing the group again");
                 }
+                Next::SetAsideDivergedData => {
+                    if let Err(end) = self.set_aside_diverged_data(&mut wait, signals).await? {
+                        return Ok(policy::after_wait(&end));
+                    }
+                }
                 Next::RestartForcingNewCluster => {
                     decided = Some(self.forcing_new_cluster(launch.peers));
                 }
@@ -244,7 +257,17 @@ impl Agent {
     ) -> anyhow::Result<Prepared> {
         let observation = self.observer.observe().await?;
         let peers = serving_client_urls(&observation, &self.me.instance_id);
-        let (etcd, start) = match decide(&observation) {
+        let decision = decide(&observation);
+        if matches!(decision, Decision::Restart | Decision::Join(_)) {
+            let versions = observation.probes.iter().filter_map(|p| match &p.state {
+                PeerState::Serving { version, .. } => version.as_deref(),
+                _ => None,
+            });
+            if let Some(cluster) = cluster_version(versions) {
+                self.etcd.release.check_can_join(cluster)?;
+            }
+        }
+        let (etcd, start) = match decision {
             Decision::Wait(reason) => return Ok(pause(wait, &reason, signals).await),
             Decision::Restart => {
                 tracing::info!(
@@ -303,6 +326,32 @@ impl Agent {
                     }),
                     ..self.base.clone()
                 })
+            }
+        }
+    }
+
+    /// Sets aside data that diverged from the peers' once a healthy quorum
+    /// serves (waiting while none does); the next observation then finds this
+    /// node's member without data, removes it and joins afresh.
+    async fn set_aside_diverged_data(
+        &self,
+        wait: &mut Wait,
+        signals: &mut Signals,
+    ) -> anyhow::Result<Result<(), crate::wait::WaitEnd>> {
+        loop {
+            let observation = self.observer.observe().await?;
+            match after_divergence(&observation) {
+                Ok(()) => {
+                    let moved = data_dir::move_aside(&self.base.data_dir)?;
+                    tracing::error!(data_dir = %self.base.data_dir.display(), moved_to = %moved.display(),
+                        "DATA DIVERGED: etcd's corruption check found this member's data differs from its peers' at the same revision; moved it aside (not deleted) and rejoining as a new learner from the healthy quorum");
+                    return Ok(Ok(()));
+                }
+                Err(reason) => {
+                    if let Err(end) = wait.pause(&reason, signals).await {
+                        return Ok(Err(end));
+                    }
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
+use etcd_aws_cluster::etcd_launch::{AutoCompaction, CompactionMode, Upkeep};
 pub use etcd_aws_cluster::logging::LogFormat;
 use etcd_aws_cluster::names::{bucket, env, paths, ports};
 
@@ -153,6 +154,23 @@ pub struct Cli {
     #[arg(long, env = env::READY_FILE)]
     pub ready_file: Option<PathBuf>,
 
+    /// etcd's backend quota in bytes: past it the cluster refuses writes
+    /// (NOSPACE) until the maintenance run reclaims space. etcd suggests at
+    /// most 8 GiB; keep it well under the instance's memory (etcd maps the
+    /// whole file).
+    #[arg(long, env = env::QUOTA_BACKEND_BYTES, default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub quota_backend_bytes: u64,
+
+    /// How etcd compacts its history: `periodic` keeps a window of time,
+    /// `revision` a number of revisions.
+    #[arg(long, env = "ETCD_AWS_AUTO_COMPACTION_MODE", value_enum, default_value_t = CompactionModeArg::Periodic)]
+    pub auto_compaction_mode: CompactionModeArg,
+
+    /// What auto-compaction keeps: a duration for `periodic` (watchers and
+    /// the backups can resume within it), a revision count for `revision`.
+    #[arg(long, env = "ETCD_AWS_AUTO_COMPACTION_RETENTION", default_value = "1h")]
+    pub auto_compaction_retention: String,
+
     /// Log format: `text` for terminals, `json` for CloudWatch Logs.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -160,6 +178,12 @@ pub struct Cli {
     /// Flags passed to etcd unchanged, after `--`.
     #[arg(last = true, value_name = "ETCD_FLAGS")]
     pub etcd_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompactionModeArg {
+    Periodic,
+    Revision,
 }
 
 impl Cli {
@@ -189,6 +213,16 @@ impl Cli {
                 client_port: self.client_port,
                 peer_port: self.peer_port,
                 metrics_port: self.metrics_port,
+                upkeep: Upkeep {
+                    quota_backend_bytes: self.quota_backend_bytes,
+                    auto_compaction: AutoCompaction {
+                        mode: match self.auto_compaction_mode {
+                            CompactionModeArg::Periodic => CompactionMode::Periodic,
+                            CompactionModeArg::Revision => CompactionMode::Revision,
+                        },
+                        retention: self.auto_compaction_retention,
+                    },
+                },
                 extra_args: self.etcd_args,
             },
             tls,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_launch::EtcdLaunch;
+use etcd_aws_cluster::etcd_launch::{EtcdLaunch, Upkeep};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -27,9 +27,17 @@ pub struct EtcdSettings {
     pub client_port: u16,
     pub peer_port: u16,
     pub metrics_port: u16,
+    pub upkeep: Upkeep,
     /// Flags after `--`, passed to etcd unchanged (last, so they win).
     pub extra_args: Vec<String>,
 }
+
+/// What etcd says, in its fatal log line, when its initial corruption check
+/// finds its data differs from its peers' at the same revision
+/// (`InitialCheck` in etcd's `corrupt.go`). etcd exits with status 1 like any
+/// other failure, so its words are the only sign; the corruption scenario
+/// pins them against the real etcd.
+const DIVERGENCE_VERDICT: &str = "found data inconsistency with peers";
 
 /// How many of etcd's last output lines are kept for the report of a failure.
 const TAIL_LINES: usize = 20;
@@ -131,6 +139,7 @@ pub async fn run(
         // The operator's stop wins over the agent's own reasons.
         (true, _) => EtcdExit::Stopped { status },
         (false, Some(stopping)) => stopping,
+        (false, None) if !status.success() && tail.saw_divergence() => EtcdExit::Diverged,
         (false, None) => EtcdExit::Ended { status, was_ready },
     };
     Ok(Supervised {
@@ -139,9 +148,13 @@ pub async fn run(
     })
 }
 
-/// The last lines etcd wrote, kept while every line passes through unchanged.
+/// The last lines etcd wrote, kept while every line passes through
+/// unchanged, and whether any of them was the divergence verdict.
 #[derive(Clone, Default)]
-struct Tail(Arc<Mutex<VecDeque<String>>>);
+struct Tail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    diverged: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Tail {
     fn pass_through(
@@ -175,8 +188,12 @@ impl Tail {
         if text.is_empty() {
             return;
         }
+        if text.contains(DIVERGENCE_VERDICT) {
+            self.diverged
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let mut lines = self
-            .0
+            .lines
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.len() == TAIL_LINES {
@@ -187,10 +204,14 @@ impl Tail {
 
     fn lines(&self) -> Vec<String> {
         let lines = self
-            .0
+            .lines
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         lines.iter().cloned().collect()
+    }
+
+    fn saw_divergence(&self) -> bool {
+        self.diverged.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -245,6 +266,15 @@ mod tests {
             lines.last().map(String::as_str),
             Some(format!("line {}", TAIL_LINES + 4).as_str())
         );
+    }
+
+    #[test]
+    fn the_tail_notices_etcds_divergence_verdict() {
+        let tail = Tail::default();
+        tail.keep(br#"{"level":"info","msg":"starting initial corruption check"}"#);
+        assert!(!tail.saw_divergence());
+        tail.keep(br#"{"level":"fatal","msg":"discovery failed","error":"8211f1d0f64f3269 found data inconsistency with peers"}"#);
+        assert!(tail.saw_divergence());
     }
 
     #[test]

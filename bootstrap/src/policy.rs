@@ -33,6 +33,9 @@ pub enum EtcdExit {
     /// The agent stopped it to restart it with `--force-new-cluster`: quorum is
     /// lost for good and this member has the newest data.
     ForRecovery,
+    /// etcd refused to start: its corruption check found this member's data
+    /// differs from its peers' at the same revision.
+    Diverged,
 }
 
 /// How etcd was started, as far as what comes after depends on it.
@@ -66,6 +69,9 @@ pub enum Next {
     RetryJoin,
     /// Move the data directory aside (never delete it), then observe afresh.
     MoveDataAsideAndObserve,
+    /// The data diverged: set it aside once a healthy quorum holds the
+    /// cluster's data (waiting until then), then observe afresh and rejoin.
+    SetAsideDivergedData,
     /// Start etcd again on its data with `--force-new-cluster`.
     RestartForcingNewCluster,
     /// Stop with this exit status.
@@ -105,6 +111,8 @@ fn after_etcd(exit: &EtcdExit, start: Start) -> Next {
         // learner forever: start over without its data, kept aside.
         EtcdExit::StrandedLearner => Next::MoveDataAsideAndObserve,
         EtcdExit::NeverReady => Next::Fail(Failure::NeverReady),
+        // Restarting on that data would fail the same check forever.
+        EtcdExit::Diverged => Next::SetAsideDivergedData,
         EtcdExit::Ended { status, was_ready } => match start {
             Start::Join { failed_before }
                 if !was_ready && !status.success() && failed_before + 1 < JOIN_ATTEMPTS =>
@@ -208,6 +216,15 @@ mod tests {
             start: join(0),
         };
         assert_eq!(next(&outcome), Next::Fail(Failure::NeverReady));
+    }
+
+    #[test]
+    fn data_that_diverged_from_the_peers_is_set_aside_rather_than_restarted_on() {
+        let outcome = Outcome::EtcdEnded {
+            exit: EtcdExit::Diverged,
+            start: Start::Other,
+        };
+        assert_eq!(next(&outcome), Next::SetAsideDivergedData);
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub enum WaitReason {
     WaitingForSeed(String),
     /// This node is the seed but cannot confirm these instances run no etcd.
     PeersUnconfirmed(Vec<String>),
+    /// This node's data differs from its peers' and no healthy quorum holds
+    /// the cluster's data for it to rejoin from.
+    DivergedWithoutQuorum,
 }
 
 impl fmt::Display for WaitReason {
@@ -64,6 +67,7 @@ impl fmt::Display for WaitReason {
             }
             Self::NoQuorum => write!(f, "members answer but the cluster has no quorum, and this node has no member data to restore it"),
             Self::WaitingForSeed(seed) => write!(f, "no cluster is serving yet; waiting for the seed instance {seed} to form it"),
+            Self::DivergedWithoutQuorum => write!(f, "this member's data differs from its peers' (etcd's corruption check refused it), and no peer serves with quorum: keeping the data in place until a healthy quorum can take this node back as a learner"),
             Self::PeersUnconfirmed(ids) => write!(
                 f,
                 "this node is the seed, but cannot confirm that {} run no etcd (silent or without an IP); a cluster may exist behind them",
@@ -93,6 +97,7 @@ pub fn decide(observation: &Observation) -> Decision {
                 cluster_id,
                 members,
                 has_quorum,
+                ..
             } => Some((*cluster_id, members, *has_quorum)),
             _ => None,
         })
@@ -121,6 +126,27 @@ pub fn decide(observation: &Observation) -> Decision {
         return Decision::Restart;
     }
     decide_without_cluster(me, &live, observation)
+}
+
+/// After etcd refused to start this member because its data differs from
+/// its peers' at the same revision: set the data aside (never delete it)
+/// and rejoin as a new learner, but only while a healthy quorum holds the
+/// cluster's data; otherwise wait, since this copy may be all that is left.
+pub fn after_divergence(observation: &Observation) -> Result<(), WaitReason> {
+    let healthy = observation.probes.iter().any(|p| {
+        matches!(
+            p.state,
+            PeerState::Serving {
+                has_quorum: true,
+                ..
+            }
+        )
+    });
+    if healthy {
+        Ok(())
+    } else {
+        Err(WaitReason::DivergedWithoutQuorum)
+    }
 }
 
 fn decide_with_healthy_cluster(

@@ -17,6 +17,7 @@ fn serving(instance_id: &str, members: &[Member], has_quorum: bool) -> PeerProbe
             cluster_id: 0xc1,
             members: members.to_vec(),
             has_quorum,
+            version: Some("3.5.16".into()),
         },
     }
 }
@@ -387,6 +388,7 @@ fn peers_serving_different_clusters_make_the_node_wait() {
             cluster_id: 0xc2,
             members: vec![member(2, "i-b", 5)],
             has_quorum: true,
+            version: Some("3.5.16".into()),
         },
     };
     let obs = observe(
@@ -406,5 +408,41 @@ fn wait_reasons_explain_themselves() {
     assert!(
         text.contains("i-b") && text.contains("cannot confirm"),
         "{text}"
+    );
+}
+
+#[test]
+fn diverged_data_is_set_aside_while_a_healthy_quorum_serves() {
+    let obs = observe(three(30), healthy_ab(), LocalData::Present);
+    assert_eq!(after_divergence(&obs), Ok(()));
+}
+
+#[test]
+fn diverged_data_stays_while_the_peers_have_no_quorum() {
+    let members = [member(1, "i-a", 4), member(2, "i-b", 5), member(3, ME, 10)];
+    let obs = observe(
+        three(30),
+        vec![
+            serving("i-a", &members, false),
+            probe("i-b", PeerState::Silent),
+        ],
+        LocalData::Present,
+    );
+    assert_eq!(
+        after_divergence(&obs),
+        Err(WaitReason::DivergedWithoutQuorum)
+    );
+}
+
+#[test]
+fn diverged_data_stays_while_nobody_serves() {
+    let probes = vec![
+        probe("i-a", PeerState::Refused),
+        probe("i-b", PeerState::Refused),
+    ];
+    let obs = observe(three(30), probes, LocalData::Present);
+    assert_eq!(
+        after_divergence(&obs),
+        Err(WaitReason::DivergedWithoutQuorum)
     );
 }

@@ -3,8 +3,71 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use crate::etcd_release::EtcdBinary;
 use crate::member::Member;
 use crate::tls::credentials::TlsFiles;
+
+/// What keeps a member healthy for months: its history compacted, its
+/// backend bounded, its data checked against its peers'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upkeep {
+    /// etcd's `--quota-backend-bytes`: past it the cluster raises NOSPACE.
+    pub quota_backend_bytes: u64,
+    pub auto_compaction: AutoCompaction,
+}
+
+/// etcd's auto-compaction: `periodic` keeps a window of time (a duration such
+/// as `1h`), `revision` a number of revisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoCompaction {
+    pub mode: CompactionMode,
+    pub retention: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionMode {
+    Periodic,
+    Revision,
+}
+
+impl CompactionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Periodic => "periodic",
+            Self::Revision => "revision",
+        }
+    }
+}
+
+impl Upkeep {
+    /// The flags for the etcd that will run them: the corruption checks are
+    /// feature gates from 3.6 and experimental flags before, and the compact
+    /// hash check exists only in later 3.5 releases.
+    pub fn args(&self, etcd: &EtcdBinary) -> Vec<String> {
+        let mut args = vec![
+            format!("--quota-backend-bytes={}", self.quota_backend_bytes),
+            format!(
+                "--auto-compaction-mode={}",
+                self.auto_compaction.mode.as_str()
+            ),
+            format!(
+                "--auto-compaction-retention={}",
+                self.auto_compaction.retention
+            ),
+        ];
+        if etcd.knows("--feature-gates") {
+            args.push("--feature-gates=InitialCorruptCheck=true,CompactHashCheck=true".to_owned());
+            return args;
+        }
+        if etcd.knows("--experimental-initial-corrupt-check") {
+            args.push("--experimental-initial-corrupt-check=true".to_owned());
+        }
+        if etcd.knows("--experimental-compact-hash-check-enabled") {
+            args.push("--experimental-compact-hash-check-enabled=true".to_owned());
+        }
+        args
+    }
+}
 
 /// Whether the member starts a new cluster or joins one that exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +100,8 @@ pub struct EtcdLaunch {
     pub tls: Option<TlsFiles>,
     /// `None` when restarting on existing data, where etcd ignores it anyway.
     pub initial_cluster: Option<InitialCluster>,
+    /// The agent's own choices for the etcd it runs ([`Upkeep::args`]).
+    pub upkeep_args: Vec<String>,
     /// Flags the operator passed after `--`; they come last so they win.
     pub extra_args: Vec<String>,
 }
@@ -111,6 +176,7 @@ impl EtcdLaunch {
             ));
             args.push(format!("--initial-cluster-token={}", initial.token));
         }
+        args.extend(self.upkeep_args.iter().cloned());
         args.extend(self.extra_args.iter().cloned());
         args
     }
@@ -156,8 +222,85 @@ mod tests {
             metrics_port: 2381,
             tls: None,
             initial_cluster,
+            upkeep_args: vec!["--quota-backend-bytes=1".into()],
             extra_args: vec!["--snapshot-count=1000".into()],
         }
+    }
+
+    fn etcd(release: &str, flags: &[&str]) -> EtcdBinary {
+        EtcdBinary {
+            release: crate::etcd_release::EtcdRelease::parse(release).unwrap_or(
+                crate::etcd_release::EtcdRelease {
+                    major: 0,
+                    minor: 0,
+                    patch: 0,
+                },
+            ),
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    fn upkeep() -> Upkeep {
+        Upkeep {
+            quota_backend_bytes: 2 << 30,
+            auto_compaction: AutoCompaction {
+                mode: CompactionMode::Periodic,
+                retention: "1h".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn every_etcd_gets_its_history_compacted_and_its_quota_set() {
+        let args = upkeep().args(&etcd("3.4.23", &[]));
+        assert_eq!(
+            args,
+            [
+                "--quota-backend-bytes=2147483648",
+                "--auto-compaction-mode=periodic",
+                "--auto-compaction-retention=1h"
+            ]
+        );
+    }
+
+    #[test]
+    fn etcd_3_4_checks_its_data_at_start() {
+        let args = upkeep().args(&etcd("3.4.23", &["--experimental-initial-corrupt-check"]));
+        assert!(args.contains(&"--experimental-initial-corrupt-check=true".to_owned()));
+        assert!(!args.iter().any(|a| a.contains("compact-hash")), "{args:?}");
+    }
+
+    #[test]
+    fn a_later_etcd_3_5_also_checks_hashes_after_each_compaction() {
+        let args = upkeep().args(&etcd(
+            "3.5.16",
+            &[
+                "--experimental-initial-corrupt-check",
+                "--experimental-compact-hash-check-enabled",
+            ],
+        ));
+        assert!(args.contains(&"--experimental-initial-corrupt-check=true".to_owned()));
+        assert!(args.contains(&"--experimental-compact-hash-check-enabled=true".to_owned()));
+    }
+
+    #[test]
+    fn etcd_3_6_gets_feature_gates_instead_of_experimental_flags() {
+        let args = upkeep().args(&etcd("3.6.1", &["--feature-gates"]));
+        assert!(args.contains(
+            &"--feature-gates=InitialCorruptCheck=true,CompactHashCheck=true".to_owned()
+        ));
+        assert!(
+            !args.iter().any(|a| a.starts_with("--experimental")),
+            "{args:?}"
+        );
+    }
+
+    #[test]
+    fn the_agents_choices_come_before_the_operators_so_the_operator_wins() {
+        let args = launch(None).args();
+        let agent = args.iter().position(|a| a == "--quota-backend-bytes=1");
+        let operator = args.iter().position(|a| a == "--snapshot-count=1000");
+        assert!(agent < operator, "{args:?}");
     }
 
     #[test]

@@ -16,11 +16,13 @@ pub struct Me {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerState {
     /// etcd answered with its member list; `has_quorum` is whether a
-    /// linearizable read through it succeeded.
+    /// linearizable read through it succeeded; `version` is its release
+    /// (`None` when its status did not answer).
     Serving {
         cluster_id: u64,
         members: Vec<Member>,
         has_quorum: bool,
+        version: Option<String>,
     },
     /// The connection was refused: that host runs no etcd right now.
     Refused,

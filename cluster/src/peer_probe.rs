@@ -42,10 +42,12 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, access: &EtcdAccess) -> Pe
         }
     };
     let has_quorum = admin.check_quorum().await.is_ok();
+    let version = admin.status().await.ok().map(|status| status.version);
     PeerState::Serving {
         cluster_id,
         members,
         has_quorum,
+        version,
     }
 }
 

@@ -82,6 +82,13 @@ async fn single_instance() -> anyhow::Result<(StandIn, String, String, tempfile:
     ))
 }
 
+/// A stand-in for etcd that names its release when asked and otherwise runs `body`.
+fn fake_etcd_script(release: &str, body: &str) -> String {
+    format!(
+        "#!/bin/sh\ncase \"$1\" in\n  --version) echo 'etcd Version: {release}'; exit 0;;\n  --help) exit 0;;\nesac\n{body}\n"
+    )
+}
+
 fn as_instance(
     command: &mut Command,
     stand_in: &StandIn,
@@ -231,7 +238,7 @@ async fn missing_etcd_binary_fails_clearly() -> anyhow::Result<()> {
 async fn etcd_exit_status_becomes_the_agents() -> anyhow::Result<()> {
     let (stand_in, id, ip, dir) = single_instance().await?;
     let fake_etcd = dir.path().join("etcd-exits-7");
-    std::fs::write(&fake_etcd, "#!/bin/sh\nexit 7\n")?;
+    std::fs::write(&fake_etcd, fake_etcd_script("3.5.16", "exit 7"))?;
     std::fs::set_permissions(&fake_etcd, std::fs::Permissions::from_mode(0o755))?;
     let mut command = agent()?;
     as_instance(&mut command, &stand_in, &id, &ip, &dir);
@@ -382,7 +389,10 @@ async fn etcd_that_fails_is_reported_with_its_last_lines_and_what_to_check() -> 
     let fake_etcd = dir.path().join("etcd-fails");
     std::fs::write(
         &fake_etcd,
-        "#!/bin/sh\necho 'opening the backend' >&2\necho 'mvcc: database is locked' >&2\nexit 1\n",
+        fake_etcd_script(
+            "3.5.16",
+            "echo 'opening the backend' >&2\necho 'mvcc: database is locked' >&2\nexit 1",
+        ),
     )?;
     std::fs::set_permissions(&fake_etcd, std::fs::Permissions::from_mode(0o755))?;
     let mut command = agent()?;
@@ -434,5 +444,25 @@ async fn text_logs_into_a_pipe_carry_no_colour_codes() -> anyhow::Result<()> {
     let text = stderr(&output);
     assert!(text.contains("WARN"), "{text}");
     assert!(!text.contains('\u{1b}'), "escape codes in: {text:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_etcd_release_withdrawn_for_corruption_is_refused_with_what_to_install(
+) -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let fake_etcd = dir.path().join("etcd-3.5.1");
+    std::fs::write(&fake_etcd, fake_etcd_script("3.5.1", "exit 0"))?;
+    std::fs::set_permissions(&fake_etcd, std::fs::Permissions::from_mode(0o755))?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command.env("ETCD_AWS_ETCD_BINARY", &fake_etcd);
+    let output = run(command).await?;
+    assert_clean_failure(&output, 1, "etcd 3.5.1 is not for production");
+    assert!(
+        stderr(&output).contains("install 3.5.16"),
+        "{}",
+        stderr(&output)
+    );
     Ok(())
 }
