@@ -16,7 +16,7 @@ use etcd_aws_cluster::decision::{after_divergence, decide, Decision};
 use etcd_aws_cluster::discovery::GroupDiscovery;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
-use etcd_aws_cluster::etcd_release::{cluster_version, EtcdBinary};
+use etcd_aws_cluster::etcd_release::{EtcdBinary, EtcdRelease};
 use etcd_aws_cluster::observation::{Me, Observation, PeerState};
 use etcd_aws_cluster::{aws_env, identity};
 
@@ -259,13 +259,16 @@ impl Agent {
         let peers = serving_client_urls(&observation, &self.me.instance_id);
         let decision = decide(&observation);
         if matches!(decision, Decision::Restart | Decision::Join(_)) {
-            let versions = observation.probes.iter().filter_map(|p| match &p.state {
-                PeerState::Serving { version, .. } => version.as_deref(),
-                _ => None,
-            });
-            if let Some(cluster) = cluster_version(versions) {
-                self.etcd.release.check_can_join(cluster)?;
-            }
+            let members: Vec<EtcdRelease> = observation
+                .probes
+                .iter()
+                .filter_map(|p| match &p.state {
+                    PeerState::Serving { version, .. } => version.as_deref(),
+                    _ => None,
+                })
+                .filter_map(EtcdRelease::parse)
+                .collect();
+            self.etcd.release.check_can_join(&members)?;
         }
         let (etcd, start) = match decision {
             Decision::Wait(reason) => return Ok(pause(wait, &reason, signals).await),

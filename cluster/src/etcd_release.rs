@@ -52,7 +52,21 @@ pub enum ReleaseError {
         mine: EtcdRelease,
         cluster: ClusterVersion,
     },
+    #[error("etcd {mine} cannot join while members run {older}: etcd's 3.5-to-3.6 upgrade needs every member on {minimum} or later first; replace the 3.5 members with {minimum} or later, then the 3.6 nodes")]
+    UpgradeTooEarly {
+        mine: EtcdRelease,
+        older: EtcdRelease,
+        minimum: EtcdRelease,
+    },
 }
+
+/// The 3.5 release every member must run before a 3.6 member joins
+/// (etcd's "Upgrade etcd from v3.5 to v3.6" checklist).
+pub const BEFORE_3_6: EtcdRelease = EtcdRelease {
+    major: 3,
+    minor: 5,
+    patch: 26,
+};
 
 impl EtcdRelease {
     /// The release in `etcd --version` output ("etcd Version: 3.5.16").
@@ -101,30 +115,35 @@ impl EtcdRelease {
         Ok(())
     }
 
-    /// etcd refuses to run a member older than its cluster; so does the
-    /// agent, before etcd starts, with a message that says what to install.
-    pub fn check_can_join(&self, cluster: ClusterVersion) -> Result<(), ReleaseError> {
-        if self.cluster_version() < cluster {
-            return Err(ReleaseError::Downgrade {
-                mine: *self,
-                cluster,
-            });
+    /// Whether this release may join (or rejoin) a cluster whose members
+    /// run `members`. etcd refuses a member older than its cluster (the lowest
+    /// `major.minor` among the members); the agent refuses first, with what to
+    /// install. A 3.6 member may join only once every 3.5 member runs
+    /// [`BEFORE_3_6`] or later.
+    pub fn check_can_join(&self, members: &[EtcdRelease]) -> Result<(), ReleaseError> {
+        if let Some(cluster) = members.iter().map(EtcdRelease::cluster_version).min() {
+            if self.cluster_version() < cluster {
+                return Err(ReleaseError::Downgrade {
+                    mine: *self,
+                    cluster,
+                });
+            }
+        }
+        if (self.major, self.minor) >= (3, 6) {
+            let too_early = members
+                .iter()
+                .filter(|m| (m.major, m.minor) == (3, 5) && **m < BEFORE_3_6)
+                .min();
+            if let Some(older) = too_early {
+                return Err(ReleaseError::UpgradeTooEarly {
+                    mine: *self,
+                    older: *older,
+                    minimum: BEFORE_3_6,
+                });
+            }
         }
         Ok(())
     }
-}
-
-/// The cluster's version as its members report theirs: the lowest
-/// `major.minor` among them (etcd sets the cluster version to what every
-/// member supports). `None` when no member reported a release.
-pub fn cluster_version<'a>(
-    member_versions: impl IntoIterator<Item = &'a str>,
-) -> Option<ClusterVersion> {
-    member_versions
-        .into_iter()
-        .filter_map(EtcdRelease::parse)
-        .map(|r| r.cluster_version())
-        .min()
 }
 
 /// The etcd binary the agent launches: its release and the flags it knows.
@@ -251,25 +270,41 @@ mod tests {
 
     #[test]
     fn a_node_may_not_be_older_than_its_cluster() {
-        let cluster = ClusterVersion { major: 3, minor: 5 };
-        assert_eq!(release("3.5.16").check_can_join(cluster), Ok(()));
-        assert_eq!(release("3.6.0").check_can_join(cluster), Ok(()));
+        let members = [release("3.5.16"), release("3.5.16")];
+        assert_eq!(release("3.5.3").check_can_join(&members), Ok(()));
         assert_eq!(
-            release("3.4.23").check_can_join(cluster),
+            release("3.4.23").check_can_join(&members),
             Err(ReleaseError::Downgrade {
                 mine: release("3.4.23"),
-                cluster
+                cluster: ClusterVersion { major: 3, minor: 5 }
             })
         );
     }
 
     #[test]
-    fn the_cluster_version_is_the_lowest_of_its_members() {
+    fn a_newer_node_joins_a_cluster_still_on_the_older_release() {
+        let members = [release("3.4.23"), release("3.5.16")];
+        assert_eq!(release("3.5.16").check_can_join(&members), Ok(()));
+    }
+
+    #[test]
+    fn a_3_6_node_waits_for_every_3_5_member_to_run_the_release_etcd_asks_for_first() {
+        let members = [release("3.5.26"), release("3.5.16")];
         assert_eq!(
-            cluster_version(["3.5.16", "3.4.23", "3.5.16"]),
-            Some(ClusterVersion { major: 3, minor: 4 })
+            release("3.6.0").check_can_join(&members),
+            Err(ReleaseError::UpgradeTooEarly {
+                mine: release("3.6.0"),
+                older: release("3.5.16"),
+                minimum: BEFORE_3_6
+            })
         );
-        assert_eq!(cluster_version(["", "garbage"]), None);
+        let ready = [release("3.5.26"), release("3.5.30"), release("3.6.0")];
+        assert_eq!(release("3.6.1").check_can_join(&ready), Ok(()));
+    }
+
+    #[test]
+    fn no_member_release_known_means_nothing_to_refuse() {
+        assert_eq!(release("3.5.16").check_can_join(&[]), Ok(()));
     }
 
     #[test]
