@@ -182,7 +182,8 @@ async fn unreachable_aws_endpoint_names_the_failed_call() -> anyhow::Result<()> 
         .env("ETCD_AWS_INSECURE_PLAINTEXT", "true")
         .env("ETCD_AWS_INSTANCE_ID", "i-0123")
         .env("ETCD_AWS_PRIVATE_IP", "127.0.0.9")
-        .env("ETCD_AWS_GROUP_NAME", "etcd");
+        .env("ETCD_AWS_GROUP_NAME", "etcd")
+        .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?);
     assert_clean_failure(
         &run(command).await?,
         1,
@@ -206,7 +207,9 @@ async fn aws_error_answer_is_reported_with_its_code() -> anyhow::Result<()> {
     );
     let mut command = agent()?;
     as_instance(&mut command, &stand_in, &id, &ip, &dir);
-    command.env("ETCD_AWS_GROUP_NAME", stand_in.group_name());
+    command
+        .env("ETCD_AWS_GROUP_NAME", stand_in.group_name())
+        .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?);
     assert_clean_failure(&run(command).await?, 1, "AccessDenied");
     Ok(())
 }
