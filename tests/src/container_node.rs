@@ -239,6 +239,10 @@ impl ContainerNode {
             };
             while current() && supervision.starts.fetch_add(1, Ordering::SeqCst) < MAX_STARTS {
                 let status = attach(&name, &log_file).await;
+                if !current() {
+                    // Stopped for good: its directory is being removed.
+                    break;
+                }
                 append_log(&log_file, &format!("harness: container exited: {status:?}"));
                 tokio::time::sleep(RESTART_DELAY).await;
             }

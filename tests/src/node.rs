@@ -187,6 +187,11 @@ impl Node {
                 pgid.store(0, Ordering::SeqCst);
                 // etcd may outlive a killed agent; the group kill takes it too.
                 kill_group(id, libc::SIGKILL);
+                // A node stopped for good is being cleaned up: a line written
+                // now would recreate its log in a directory being removed.
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
                 append_log(
                     &spec.log_file(),
                     &format!("harness: etcd-aws exited: {status:?}"),
