@@ -118,5 +118,5 @@ $(VENV)/.bench-installed: Makefile $(VENV)/.installed
 bench: bench-setup
 	@# Two builds: one with the runner would unify features and rebuild the programs.
 	cargo build --release -p etcd-aws -p etcd-aws-backup -p etcd-aws-lifecycle
-	cargo build --release -p etcd-aws-tests --bin bench
+	cargo build --release -p etcd-aws-bench --bin bench
 	$${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client as S3Client;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::aws_error::{self, AwsErrorKind};
 use crate::backup::{BackupLayout, BackupManifest, Compression};
 use crate::discovery::error_chain;
 
@@ -84,27 +86,21 @@ impl BackupStore {
         &self.layout
     }
 
-    fn error<E, R>(
+    fn error<E>(
         &self,
         operation: &'static str,
         key: &str,
-        error: SdkError<E, R>,
+        error: SdkError<E, HttpResponse>,
     ) -> BackupStoreError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
-        let status = match &error {
-            SdkError::ServiceError(service) => {
-                Some(service.err().code().unwrap_or_default().to_owned())
-            }
-            _ => None,
-        };
-        match status.as_deref() {
-            Some("NoSuchBucket") => BackupStoreError::NoSuchBucket {
+        let error = aws_error::read(&error);
+        match error.kind {
+            AwsErrorKind::NoSuchBucket => BackupStoreError::NoSuchBucket {
                 bucket: self.bucket.clone(),
             },
-            Some("AccessDenied") | Some("Forbidden") => BackupStoreError::AccessDenied {
+            AwsErrorKind::AccessDenied => BackupStoreError::AccessDenied {
                 operation,
                 bucket: self.bucket.clone(),
                 key: key.to_owned(),
@@ -113,7 +109,7 @@ impl BackupStore {
                 operation,
                 bucket: self.bucket.clone(),
                 key: key.to_owned(),
-                message: error_chain(&error),
+                message: error.summary,
             },
         }
     }

@@ -8,6 +8,7 @@
 //! against the real thing.
 
 pub mod aws_env;
+pub mod aws_error;
 pub mod backup;
 pub mod backup_store;
 pub mod data_dir;

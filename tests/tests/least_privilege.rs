@@ -15,12 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use etcd_aws_cfn::names::logical::{
-    BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
-};
-use etcd_aws_cfn::Options;
 use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_template::names::logical::{
+    BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
+};
+use etcd_aws_template::Options;
 use etcd_aws_tests::functions::{BackupOnSchedule, LifecycleOnQueue, LifecycleSettings};
 use etcd_aws_tests::iam::{action_matches, iam_action, roles, Role, Statement, Table};
 use etcd_aws_tests::planted_backup::plant_backup;
@@ -272,7 +272,7 @@ async fn plant(store: &BackupStore, age: i64, revision: i64) -> anyhow::Result<B
 }
 
 fn template() -> anyhow::Result<Value> {
-    Ok(etcd_aws_cfn::template(&Options::default())?)
+    Ok(etcd_aws_template::template(&Options::default())?)
 }
 
 fn role(template: &Value, logical_id: &str) -> anyhow::Result<Role> {

@@ -15,7 +15,7 @@ use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredenti
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
-use etcd_aws_tests::stand_in::{SimInstance, StandIn, StandInOptions};
+use etcd_aws_tests::stand_in::{create_secret, SimInstance, StandIn, StandInOptions};
 use etcd_client::{Certificate, Client, ConnectOptions, TlsOptions};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -213,9 +213,9 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() -> anyhow::Resu
     // The fourth instance's agent was given another cluster's CA.
     let foreign_secret = format!("etcd-aws/{}/impostor-ca", stand_in.group_name());
     let foreign = ClusterCa::generate("impostor", ValidityPeriod::starting_now(HOUR))?;
-    SecretStore::new(&stand_in.sdk_config().await)
-        .store_ca(&foreign_secret, &foreign)
-        .await?;
+    let store = SecretStore::new(&stand_in.sdk_config().await);
+    create_secret(&store, &foreign_secret).await?;
+    store.store_ca(&foreign_secret, &foreign).await?;
     let intruder = node_on(&stand_in, &impostor[0], root.path(), &foreign_secret)?;
 
     // It cannot talk to the members, so it neither joins nor forms a cluster of its own.
@@ -292,9 +292,9 @@ async fn a_client_certificate_from_another_ca_is_named_as_such() -> anyhow::Resu
         ca_pem: stand_in.pki().expect("TLS").ca.cert_pem().to_owned(),
         ..a_foreign_client()?
     };
-    SecretStore::new(&sdk)
-        .store_client(&secret, &mismatched)
-        .await?;
+    let store = SecretStore::new(&sdk);
+    create_secret(&store, &secret).await?;
+    store.store_client(&secret, &mismatched).await?;
     let error = ClientTlsSource::Secret(secret.clone())
         .access(&sdk, EtcdTimeouts::default())
         .await
@@ -320,12 +320,7 @@ async fn a_node_waits_for_the_cluster_ca_until_deploy_writes_it() -> anyhow::Res
     let sdk = stand_in.sdk_config().await;
     // What the stack's secret holds before the first deploy writes the CA.
     let pending = format!("etcd-aws/{}/pending-ca", stand_in.group_name());
-    aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name(&pending)
-        .secret_string(r#"{"placeholder":"written by etcd-aws-cfn deploy"}"#)
-        .send()
-        .await?;
+    create_secret(&SecretStore::new(&sdk), &pending).await?;
     let root = tempfile::tempdir()?;
     let instance = stand_in.instances().await?.remove(0);
     let node = node_on(&stand_in, &instance, root.path(), &pending)?;

@@ -16,4 +16,4 @@ pub use authority::{ClusterCa, IssuedCertificate};
 pub use certificate::CertificateError;
 pub use client_source::{ClientTlsError, ClientTlsSource};
 pub use credentials::TlsCredentials;
-pub use secret_store::{SecretStore, SecretStoreError};
+pub use secret_store::{NewSecret, SecretStore, SecretStoreError};

@@ -4,11 +4,13 @@
 //! first, then the value) and never replaces a CA. A node that finds a
 //! placeholder waits for the value rather than inventing a CA of its own.
 
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client as SecretsClient;
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::error_chain;
+use crate::aws_error::{self, AwsErrorKind};
 use crate::tls::authority::{AuthorityError, ClusterCa};
 use crate::tls::credentials::TlsCredentials;
 
@@ -18,6 +20,8 @@ pub enum SecretStoreError {
     NotFound { secret: String },
     #[error("secret {secret} holds no {kind} yet; `etcd-aws-cfn deploy` writes it before it creates the stack")]
     NotInitialised { secret: String, kind: &'static str },
+    #[error("secret {secret} exists already")]
+    AlreadyExists { secret: String },
     #[error("access denied to secret {secret} ({operation}); the role needs secretsmanager:{operation} on it and kms:Decrypt on its key")]
     AccessDenied {
         secret: String,
@@ -96,15 +100,6 @@ impl SecretStore {
         })
     }
 
-    /// Whether the secret already holds a value of ours (not the placeholder).
-    pub async fn is_initialised(&self, secret: &str) -> Result<bool, SecretStoreError> {
-        match self.read(secret, "value").await {
-            Ok(_) => Ok(true),
-            Err(SecretStoreError::NotInitialised { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     pub async fn store_ca(&self, secret: &str, ca: &ClusterCa) -> Result<(), SecretStoreError> {
         let value = CaSecret {
             kind: CA_KIND.into(),
@@ -146,32 +141,62 @@ impl SecretStore {
         }
     }
 
-    /// Writes a new version; creates the secret when nothing made it yet
-    /// (the stand-in, or a cluster run outside the stack).
+    /// Writes a new version of a secret that [`SecretStore::create`] made.
     async fn write(&self, secret: &str, value: &str) -> Result<(), SecretStoreError> {
-        let put = self
-            .client
+        self.client
             .put_secret_value()
             .secret_id(secret)
             .secret_string(value)
             .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {
-                self.client
-                    .create_secret()
-                    .name(secret)
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .map_err(|e| api_error("CreateSecret", secret, e))?;
-                Ok(())
-            }
-            Err(e) => Err(api_error("PutSecretValue", secret, e)),
+            .await
+            .map_err(|e| api_error("PutSecretValue", secret, e))?;
+        Ok(())
+    }
+
+    /// Creates the secret with a placeholder value (which reads as "not
+    /// initialised", so a node seeing it waits) and returns its ARN. The one
+    /// way this project creates a secret: with its description, key and tags.
+    pub async fn create(&self, new: &NewSecret<'_>) -> Result<String, SecretStoreError> {
+        let mut create = self
+            .client
+            .create_secret()
+            .name(new.name)
+            .description(new.description)
+            .secret_string(PLACEHOLDER);
+        for (key, value) in new.tags {
+            create = create.tags(Tag::builder().key(*key).value(*value).build());
         }
+        if let Some(key) = new.kms_key_arn {
+            create = create.kms_key_id(key);
+        }
+        let created = create
+            .send()
+            .await
+            .map_err(|e| api_error("CreateSecret", new.name, e))?;
+        created
+            .arn()
+            .map(str::to_owned)
+            .ok_or_else(|| SecretStoreError::Api {
+                operation: "CreateSecret",
+                secret: new.name.to_owned(),
+                message: "the answer carried no ARN".to_owned(),
+            })
     }
 }
+
+/// A secret to create: see [`SecretStore::create`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewSecret<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    /// A customer managed KMS key; `None` for the AWS managed key.
+    pub kms_key_arn: Option<&'a str>,
+    pub tags: &'a [(&'a str, &'a str)],
+}
+
+/// Written when a secret is created, until its value is; anything without our
+/// `kind` field reads as "not initialised".
+const PLACEHOLDER: &str = r#"{"placeholder":"etcd-aws-cfn writes the value"}"#;
 
 fn parse<T: serde::de::DeserializeOwned>(
     secret: &str,
@@ -190,21 +215,24 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn api_error<E, R>(operation: &'static str, secret: &str, error: SdkError<E, R>) -> SecretStoreError
+fn api_error<E>(
+    operation: &'static str,
+    secret: &str,
+    error: SdkError<E, HttpResponse>,
+) -> SecretStoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let secret = secret.to_owned();
-    match error.code() {
-        Some("ResourceNotFoundException") => SecretStoreError::NotFound { secret },
-        Some("AccessDeniedException") | Some("AccessDenied") => {
-            SecretStoreError::AccessDenied { secret, operation }
-        }
+    let error = aws_error::read(&error);
+    match error.kind {
+        AwsErrorKind::NotFound => SecretStoreError::NotFound { secret },
+        AwsErrorKind::AlreadyExists => SecretStoreError::AlreadyExists { secret },
+        AwsErrorKind::AccessDenied => SecretStoreError::AccessDenied { secret, operation },
         _ => SecretStoreError::Api {
             operation,
             secret,
-            message: error_chain(&error),
+            message: error.summary,
         },
     }
 }

@@ -2,8 +2,9 @@
 //! streamed to S3, published only once it is whole, then old backups thinned.
 //!
 //! [`run_backup`] is the whole job and runs in-process (tests, the demo);
-//! `main.rs` is a thin Lambda handler around it that accepts any event (the
-//! EventBridge schedule sends a "Scheduled Event"; a manual invoke may send `{}`).
+//! `main.rs` is a thin Lambda handler around it: any event runs a backup (the
+//! EventBridge schedule sends a "Scheduled Event"; a manual invoke may send
+//! `{}`), except `{"job":"maintenance"}`, which runs [`maintenance`] instead.
 //!
 //! # What a run does
 //! 1. Reads the group's live instances and asks each member for its status;
@@ -59,28 +60,17 @@
 //! # Memory
 //! About `(parts in flight + 1) x part size` plus zstd's window: with the
 //! defaults (2 in flight, 8 MiB parts) some 24 MiB of buffers whatever the
-//! database size. Measured: the benchmark below peaks at 49-58 MiB resident
-//! (the whole process: runtime, SDK, buffers) for a 344 MiB database.
+//! database size. The measured peak is in `docs/benchmarks.md`.
 //!
 //! # Why zstd (level 1) is the default
-//! `examples/compression_bench.rs`, release build, one etcd 3.5.1 and moto
-//! 5.2.5 S3 on loopback, 2-core VM shared with other builds; a 344 MiB
-//! database of 114,688 Kubernetes-like JSON objects (one in eight with a
-//! random base64 blob); three rounds each, snapshot + compression + upload
-//! through [`run::snapshot_to_s3`]:
-//!
-//! | setting | seconds (3 rounds) | stored | ratio |
-//! |---|---|---|---|
-//! | none | 3.95 / 3.92 / 4.44 | 344.1 MiB | 1.00 |
-//! | zstd level 1 | 2.09 / 2.09 / 2.03 | 57.7 MiB | 5.97 |
-//! | zstd level 3 | 2.39 / 2.20 / 2.19 | 57.6 MiB | 5.98 |
-//!
-//! The upload is the bottleneck, so fewer bytes win; level 3 buys nothing
-//! over level 1 on this data. The ratio depends on the data (protobuf-encoded
-//! objects compress less than JSON; bbolt's free pages compress to nothing).
-//! A Lambda function with little memory also has a fraction of a vCPU, where
-//! compression is slower than here: `ETCD_BACKUP_COMPRESSION=none` is the
-//! switch if the duration metric says so.
+//! The upload is the bottleneck, so fewer bytes win, and a higher level
+//! compresses Kubernetes-like data barely more for more CPU
+//! (`examples/compression_bench.rs` measures none, level 1 and level 3 on
+//! your own data; the stored sizes `make bench` sees are in
+//! `docs/benchmarks.md`). A Lambda function
+//! with little memory also has a fraction of a vCPU, where compression is
+//! slower: `ETCD_BACKUP_COMPRESSION=none` is the switch if the duration metric
+//! says so.
 
 pub mod config;
 pub mod emf;

@@ -1,12 +1,11 @@
 //! One S3 multipart upload, with a bounded number of parts in flight so the
 //! snapshot keeps streaming while parts upload, and memory stays bounded.
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client as S3Client;
 use bytes::Bytes;
-use etcd_aws_cluster::discovery::error_chain;
+use etcd_aws_cluster::aws_error;
 use tokio::task::JoinSet;
 
 /// S3 refuses more parts than this in one upload.
@@ -19,21 +18,6 @@ pub struct UploadError {
     pub bucket: String,
     pub key: String,
     pub message: String,
-}
-
-fn describe<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match error {
-        SdkError::ServiceError(service) => format!(
-            "{}: {}",
-            service.err().code().unwrap_or("unknown error"),
-            service.err().message().unwrap_or_default()
-        ),
-        other => error_chain(other),
-    }
 }
 
 pub struct MultipartUpload {
@@ -67,7 +51,7 @@ impl MultipartUpload {
             .content_type("application/octet-stream")
             .send()
             .await
-            .map_err(|e| error("CreateMultipartUpload", describe(&e)))?;
+            .map_err(|e| error("CreateMultipartUpload", aws_error::read(&e).summary))?;
         let upload_id = created
             .upload_id()
             .filter(|id| !id.is_empty())
@@ -129,7 +113,7 @@ impl MultipartUpload {
         let failed = self.error("UploadPart", String::new());
         self.in_flight.spawn(async move {
             let uploaded = request.send().await.map_err(|e| UploadError {
-                message: format!("part {part_number}: {}", describe(&e)),
+                message: format!("part {part_number}: {}", aws_error::read(&e).summary),
                 ..failed
             })?;
             Ok(CompletedPart::builder()
@@ -173,7 +157,7 @@ impl MultipartUpload {
             )
             .send()
             .await
-            .map_err(|e| self.error("CompleteMultipartUpload", describe(&e)))?;
+            .map_err(|e| self.error("CompleteMultipartUpload", aws_error::read(&e).summary))?;
         Ok(())
     }
 
@@ -190,7 +174,7 @@ impl MultipartUpload {
             .upload_id(&self.upload_id)
             .send()
             .await
-            .map_err(|e| self.error("AbortMultipartUpload", describe(&e)))?;
+            .map_err(|e| self.error("AbortMultipartUpload", aws_error::read(&e).summary))?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_cluster::tls::authority::ValidityPeriod;
-use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
+use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, NewSecret, SecretStore, TlsCredentials};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -33,6 +33,8 @@ impl ClusterPki {
             ca,
         };
         let store = SecretStore::new(sdk);
+        create_secret(&store, &pki.ca_secret).await?;
+        create_secret(&store, &pki.functions_secret).await?;
         store
             .store_ca(&pki.ca_secret, &pki.ca)
             .await
@@ -48,6 +50,21 @@ impl ClusterPki {
     pub fn issue_client(&self, name: &str) -> anyhow::Result<TlsCredentials> {
         issue_client(&self.ca, name)
     }
+}
+
+/// Creates `name` the way `etcd-aws-cfn deploy` does (holding its placeholder
+/// until a value is stored).
+pub async fn create_secret(store: &SecretStore, name: &str) -> anyhow::Result<()> {
+    store
+        .create(&NewSecret {
+            name,
+            description: "made by the test harness",
+            kms_key_arn: None,
+            tags: &[],
+        })
+        .await
+        .with_context(|| format!("creating secret {name} in the stand-in"))?;
+    Ok(())
 }
 
 fn issue_client(ca: &ClusterCa, name: &str) -> anyhow::Result<TlsCredentials> {

@@ -34,7 +34,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 pub use call_log::{Caller, RecordedCall};
-pub use cluster_pki::ClusterPki;
+pub use cluster_pki::{create_secret, ClusterPki};
 pub use docker_network::DockerNetworks;
 pub use fault_injection::{FaultEffect, FaultInjector, FaultRule};
 pub use instances::{InstanceEvent, SimInstance};

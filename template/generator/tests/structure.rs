@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use etcd_aws_cfn::names::{conditions, env, functions, logical, parameters, ports};
-use etcd_aws_cfn::options::{ClusterSize, Options, OptionsError, SshCidr};
+use etcd_aws_template::names::{conditions, env, functions, logical, parameters, ports};
+use etcd_aws_template::options::{ClusterSize, Options, OptionsError, SshCidr};
 use serde_json::{json, Value};
 
 #[test]
@@ -116,8 +116,8 @@ fn ssh_without_a_key_pair_is_refused() {
         ..Options::default()
     };
     assert!(matches!(
-        etcd_aws_cfn::template(&options),
-        Err(etcd_aws_cfn::TemplateError::Options(
+        etcd_aws_template::template(&options),
+        Err(etcd_aws_template::TemplateError::Options(
             OptionsError::SshWithoutKeyPair(_)
         ))
     ));
@@ -377,7 +377,7 @@ fn backups_that_stop_raise_an_alarm() {
     let alarm = &resource(&template, "BackupStaleAlarm")["Properties"];
     assert_eq!(
         alarm["MetricName"],
-        etcd_aws_cfn::names::metrics::BACKUP_AGE
+        etcd_aws_template::names::metrics::BACKUP_AGE
     );
     assert_eq!(alarm["TreatMissingData"], "breaching");
     // Three missed 15-minute runs.
@@ -709,9 +709,9 @@ fn client_endpoint_is_an_https_url_on_the_load_balancer() {
 #[test]
 fn compact_template_fits_the_cloudformation_body_limit() {
     for template in [default_template(), template_for(&everything_options())] {
-        let body = etcd_aws_cfn::compact(&template).expect("renders");
+        let body = etcd_aws_template::compact(&template).expect("renders");
         assert!(
-            body.len() <= etcd_aws_cfn::deploy::TEMPLATE_BODY_LIMIT,
+            body.len() <= etcd_aws_template::TEMPLATE_BODY_LIMIT,
             "{} bytes",
             body.len()
         );
@@ -721,7 +721,8 @@ fn compact_template_fits_the_cloudformation_body_limit() {
 #[test]
 fn yaml_and_json_renderings_hold_the_same_template() {
     let template = template_for(&everything_options());
-    let yaml = etcd_aws_cfn::render(&template, etcd_aws_cfn::Format::Yaml).expect("renders YAML");
+    let yaml = etcd_aws_template::render(&template, etcd_aws_template::Format::Yaml)
+        .expect("renders YAML");
     let back: Value = serde_norway::from_str(&yaml).expect("YAML parses");
     assert_eq!(back, template);
 }

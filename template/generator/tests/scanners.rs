@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{everything_options, template_for};
-use etcd_aws_cfn::options::Options;
-use etcd_aws_cfn::{render, Format};
+use etcd_aws_template::options::Options;
+use etcd_aws_template::{render, Format};
 
 fn tool(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.venv/bin")
+        .join("../../.venv/bin")
         .join(name);
     assert!(
         path.exists(),

@@ -1,6 +1,6 @@
 //! Generation options accept only values that make a working stack.
 
-use etcd_aws_cfn::options::{
+use etcd_aws_template::options::{
     Architecture, ArtifactPrefix, EtcdVersion, InstanceType, OptionsError, Schedule, SecretsKey,
     Sha256, VpcCidr,
 };

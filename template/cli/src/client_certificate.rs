@@ -14,8 +14,8 @@ use etcd_aws_cluster::tls::certificate::{check_certificate, CertificateError};
 use etcd_aws_cluster::tls::credentials::TlsFiles;
 use etcd_aws_cluster::tls::{SecretStore, SecretStoreError, TlsCredentials};
 
-use crate::names::ports::CLIENT;
-use crate::names::secrets;
+use etcd_aws_template::names::ports::CLIENT;
+use etcd_aws_template::names::secrets;
 
 /// The default lifetime of an issued client certificate.
 pub const DEFAULT_VALIDITY: &str = "90days";

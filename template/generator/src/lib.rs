@@ -1,6 +1,6 @@
-//! # etcd-aws-cfn
+//! # etcd-aws-template
 //!
-//! Generates, and deploys, the CloudFormation stack of a self-healing etcd cluster:
+//! Generates the CloudFormation stack of a self-healing etcd cluster:
 //!
 //! - a VPC over three availability zones with private subnets only (the AWS APIs are
 //!   reached through VPC endpoints, or through one NAT gateway with `--network-mode nat`);
@@ -24,21 +24,10 @@
 //!
 //! ## Use
 //!
-//! ```text
-//! etcd-aws-cfn --dry-run > etcd.template               # JSON; --format yaml for YAML
-//! etcd-aws-cfn --stack-name etcd --alarm-email ops@example.com \
-//!     --artifact-bucket my-artifacts --etcd-sha256 <sha256 of the etcd archive>
-//! ```
-//!
-//! Before the stack, a deploy makes sure the cluster CA and the functions' client
-//! certificate exist in Secrets Manager ([`cluster_secrets`]) and passes their ARNs as
-//! template parameters; `etcd-aws-cfn issue-client-cert --name alice --out DIR` issues a
-//! client certificate from the CA ([`client_certificate`]).
-//!
-//! Without `--dry-run` the command creates or updates the stack through a change set,
-//! prints the stack events as they happen, waits for the end, and exits non-zero with
-//! the failing resources' reasons when the operation fails or rolls back. Every flag
-//! has an environment variable (`etcd-aws-cfn --help` lists them).
+//! This crate is the generator only: [`Options`] in, the template out
+//! ([`template`], then [`render`] or [`compact`]); it talks to no AWS API. The
+//! `etcd-aws-cfn` command (the `template/cli` crate) prints it, deploys it and
+//! provisions the secrets and client certificates a stack needs.
 //!
 //! The template is built as typed Rust: [`options::Options`] holds only values that
 //! produce a working stack (a cluster size of 3 or 5, an SSH source that is not the
@@ -49,10 +38,7 @@
 pub mod alarms;
 pub mod autoscaling;
 pub mod backup_bucket;
-pub mod client_certificate;
-pub mod cluster_secrets;
 pub mod dashboard;
-pub mod deploy;
 pub mod endpoints;
 pub mod fragment;
 pub mod functions;
@@ -70,7 +56,6 @@ pub mod policy;
 pub mod render;
 pub mod schedules;
 pub mod security_groups;
-pub mod stack_events;
 pub mod suppressions;
 pub mod tls_secrets;
 pub mod user_data;
@@ -79,7 +64,7 @@ use serde_json::{json, Value};
 
 pub use fragment::DuplicateId;
 pub use options::{Options, OptionsError};
-pub use render::{compact, render, Format, RenderError};
+pub use render::{compact, render, Format, RenderError, TEMPLATE_BODY_LIMIT};
 
 /// Why no template could be built.
 #[derive(Debug, thiserror::Error)]

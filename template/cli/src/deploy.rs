@@ -11,10 +11,11 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
+use etcd_aws_cluster::aws_error;
+
 use crate::stack_events::{self, Event, Outcome};
 
-/// CloudFormation refuses a `TemplateBody` longer than this many bytes.
-pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
+pub use etcd_aws_template::TEMPLATE_BODY_LIMIT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -49,41 +50,8 @@ where
 {
     move |error| DeployError::Api {
         action,
-        message: describe_error(&error),
+        message: aws_error::read(&error).summary,
     }
-}
-
-/// The most useful one-line account of an API error: AWS's code and message when the
-/// answer carried them, else the HTTP status and body (an emulator or proxy in the way
-/// may answer in a shape the SDK cannot parse), else the SDK's own chain of causes.
-fn describe_error<E>(error: &SdkError<E, HttpResponse>) -> String
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-{
-    if let (Some(code), Some(message)) = (error.code(), error.message()) {
-        return format!("{code}: {message}");
-    }
-    if let Some(raw) = error.raw_response() {
-        let body = raw
-            .body()
-            .bytes()
-            .map(|b| {
-                String::from_utf8_lossy(b)
-                    .chars()
-                    .take(1_000)
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
-        // AWS-style JSON errors ({"__type": ..., "message": ...}) say it best themselves.
-        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) {
-            if let Some(message) = json["message"].as_str() {
-                let kind = json["__type"].as_str().unwrap_or("error");
-                return format!("{kind}: {message}");
-            }
-        }
-        return format!("HTTP {}: {body}", raw.status().as_u16());
-    }
-    DisplayErrorContext(error).to_string()
 }
 
 /// What a deployment did.
@@ -215,7 +183,7 @@ async fn stack_status(client: &Client, stack: &str) -> Result<Option<String>, De
             } else {
                 Err(DeployError::Api {
                     action: "DescribeStacks",
-                    message: describe_error(&error),
+                    message: aws_error::read(&error).summary,
                 })
             }
         }

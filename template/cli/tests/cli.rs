@@ -95,8 +95,8 @@ fn dry_run_without_flags_prints_the_library_default_template() {
     assert!(output.status.success());
     let printed: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("stdout is JSON");
-    let library =
-        etcd_aws_cfn::template(&etcd_aws_cfn::Options::default()).expect("default template");
+    let library = etcd_aws_template::template(&etcd_aws_template::Options::default())
+        .expect("default template");
     assert_eq!(printed, library);
 }
 

@@ -1,8 +1,12 @@
-//! Names shared with the rest of the project, defined once.
+//! The names the template uses more than once.
 //!
-//! The node agent, the two functions and the template meet only through these strings:
-//! a typo here would be a cluster that never finds its bucket, so every module of this
-//! crate and every test reads them from here.
+//! What the template shares with the binaries (environment variables, metrics,
+//! ports, secrets, paths) is defined once in [`etcd_aws_cluster::names`] and
+//! re-exported here; what only the template knows (logical ids, parameters,
+//! conditions, the install layout) is defined here. Every module of this crate
+//! and every test reads them from here.
+
+use etcd_aws_cluster::names as shared;
 
 /// The node agent binary, run by systemd on every instance.
 pub const AGENT_BINARY: &str = "etcd-aws";
@@ -13,55 +17,17 @@ pub const READY_UNIT: &str = "etcd-aws-ready.service";
 /// Where user-data installs the agent and the etcd binaries (put on the agent's PATH).
 pub const INSTALL_DIR: &str = "/opt/etcd-aws/bin";
 /// etcd's data directory on the instances.
-pub const DATA_DIR: &str = "/var/lib/etcd";
+pub const DATA_DIR: &str = shared::paths::DATA_DIR;
 /// Where the agent writes the node's certificate and key.
-pub const TLS_DIR: &str = "/var/lib/etcd-aws/tls";
+pub const TLS_DIR: &str = shared::paths::TLS_DIR;
 /// The file the agent writes once its node is a healthy voting member (in the agent
 /// unit's runtime directory).
 pub const READY_FILE: &str = "/run/etcd-aws/ready";
 /// Prefix of backup objects in the backup bucket.
-pub const BACKUP_PREFIX: &str = "backups/";
+pub const BACKUP_PREFIX: &str = shared::bucket::BACKUP_PREFIX;
 
-/// Environment variables read by the node agent and the functions.
-pub mod env {
-    pub const BACKUP_BUCKET: &str = "ETCD_BACKUP_BUCKET";
-    pub const BACKUP_PREFIX: &str = "ETCD_BACKUP_PREFIX";
-    pub const DATA_DIR: &str = "ETCD_DATA_DIR";
-    pub const LOG_FORMAT: &str = "ETCD_AWS_LOG_FORMAT";
-    pub const REGION: &str = "AWS_REGION";
-    pub const GROUP_NAME: &str = "ETCD_AWS_GROUP_NAME";
-    /// Where the agent writes its ready file.
-    pub const READY_FILE: &str = "ETCD_AWS_READY_FILE";
-    /// The secret holding the cluster CA, from which each node issues itself its
-    /// certificate at boot (nodes only).
-    pub const TLS_CA_SECRET: &str = "ETCD_AWS_TLS_CA_SECRET";
-    /// Extra DNS names in each node's certificate (comma-separated), so that clients
-    /// reaching a node through the load balancer can verify it by the balancer's name.
-    pub const TLS_DNS_NAMES: &str = "ETCD_AWS_TLS_DNS_NAMES";
-    /// Where the agent writes the node's certificate and key.
-    pub const TLS_DIR: &str = "ETCD_AWS_TLS_DIR";
-    /// The port on which etcd serves plain-HTTP `/health` and `/metrics`.
-    pub const METRICS_PORT: &str = "ETCD_AWS_METRICS_PORT";
-    /// The secret holding the functions' client certificate (functions only).
-    pub const TLS_CLIENT_SECRET: &str = "ETCD_AWS_TLS_CLIENT_SECRET";
-}
-
-/// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.
-pub mod secrets {
-    /// The cluster CA (certificate and key). Only the nodes may read it: whoever holds
-    /// it can issue a peer certificate and join the cluster.
-    pub fn cluster_ca(stack: &str) -> String {
-        format!("etcd-aws/{stack}/cluster-ca")
-    }
-
-    /// The functions' client certificate, issued from the CA (without the CA's key).
-    pub fn functions_client(stack: &str) -> String {
-        format!("etcd-aws/{stack}/functions-client")
-    }
-
-    /// The tag naming the stack a secret belongs to.
-    pub const STACK_TAG: &str = "etcd-aws:stack";
-}
+/// The names the binaries read: environment variables, secrets, metrics and ports.
+pub use shared::{env, metrics, ports, secrets};
 
 /// The Lambda functions: cargo package names (what `cargo lambda build` produces a zip
 /// for) and how they run.
@@ -72,30 +38,7 @@ pub mod functions {
     pub const HANDLER: &str = "bootstrap";
     /// The scheduled event that asks the lifecycle function to reconcile members
     /// against the group instead of handling a queue message.
-    pub const RECONCILE_EVENT: &str = r#"{"reconcile": true}"#;
-}
-
-/// The backup function's metrics (CloudWatch embedded metric format in its log lines),
-/// which the alarms and the dashboard read.
-pub mod metrics {
-    pub const NAMESPACE: &str = "EtcdAws";
-    /// Dimension holding the autoscaling group's name, so two stacks' metrics stay apart.
-    pub const GROUP_DIMENSION: &str = "GroupName";
-    /// Seconds since the newest backup was confirmed current (uploaded, or found to
-    /// match an unchanged revision).
-    pub const BACKUP_AGE: &str = "BackupAgeSeconds";
-    pub const BACKUP_BYTES: &str = "BackupBytes";
-    pub const BACKUP_DURATION: &str = "BackupDurationSeconds";
-    pub const BACKUP_REVISION: &str = "BackupRevision";
-}
-
-/// etcd's ports.
-pub mod ports {
-    pub const CLIENT: u16 = 2379;
-    pub const PEER: u16 = 2380;
-    /// Plain-HTTP `/health` and `/metrics` without a client certificate: what the load
-    /// balancer's health check can reach, since the client port requires one.
-    pub const METRICS: u16 = 2381;
+    pub const RECONCILE_EVENT: &str = super::shared::RECONCILE_EVENT;
 }
 
 /// Logical ids that more than one module refers to.

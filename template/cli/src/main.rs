@@ -4,7 +4,7 @@
 //!
 //! See the library's documentation for what the stack contains.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,20 +14,16 @@ use clap::{Parser, Subcommand};
 use etcd_aws_cfn::client_certificate::{self, ClientCertificateRequest};
 use etcd_aws_cfn::cluster_secrets::{self, SecretsSettings};
 use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
-use etcd_aws_cfn::names::parameters::{
+use etcd_aws_cluster::logging::{self, LogFormat, LogTarget};
+use etcd_aws_template::names;
+use etcd_aws_template::names::parameters::{
     CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
 };
-use etcd_aws_cfn::options::{
+use etcd_aws_template::options::{
     defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode,
     Schedule, SecretsKey, Sha256, SshCidr, VpcCidr,
 };
-use etcd_aws_cfn::{compact, render, template, Format, Options};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
+use etcd_aws_template::{compact, render, template, Format, Options};
 
 /// Generates the CloudFormation template of a self-healing etcd cluster, and creates or
 /// updates its stack.
@@ -116,8 +112,9 @@ struct Cli {
     /// expires within 30 days).
     #[arg(long, env = "ETCD_AWS_REISSUE_FUNCTIONS_CERTIFICATE")]
     reissue_functions_certificate: bool,
-    /// Log format on stderr.
-    #[arg(long, global = true, env = "ETCD_AWS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    /// Log format on stderr: text (coloured only on a terminal) or json; levels from
+    /// ETCD_AWS_LOG (RUST_LOG syntax).
+    #[arg(long, global = true, env = names::env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
@@ -192,21 +189,6 @@ impl Cli {
             );
         }
         Ok(())
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
-    if format == LogFormat::Json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -309,7 +291,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format, LogTarget::Process);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

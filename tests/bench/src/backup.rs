@@ -14,8 +14,8 @@ use super::dataset::{Dataset, STANDARD_SNAPSHOT_KEY};
 use super::process::{self, run, vm_hwm_kib};
 use super::report::{self, Report, Row, Target};
 use super::stats::{max, median, ratio};
-use crate::lambda::{FunctionSpec, LambdaFunction};
-use crate::stand_in::StandIn;
+use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
+use etcd_aws_tests::stand_in::StandIn;
 
 /// Bound on one backup either way (the function's own default is 9 min).
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(15 * 60);

@@ -9,14 +9,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
+use etcd_aws_cluster::aws_error::{self, AwsErrorKind};
 use etcd_aws_cluster::tls::authority::{AuthorityError, ValidityPeriod};
-use etcd_aws_cluster::tls::{ClusterCa, SecretStore, SecretStoreError, TlsCredentials};
+use etcd_aws_cluster::tls::{ClusterCa, NewSecret, SecretStore, SecretStoreError, TlsCredentials};
 
-use crate::names::secrets;
-use crate::options::SecretsKey;
+use etcd_aws_template::names::secrets;
+use etcd_aws_template::options::SecretsKey;
 
 /// How long the CA is valid. Replacing it means re-issuing every certificate at once,
 /// so it outlives any cluster we expect to run.
@@ -28,10 +27,6 @@ pub const FUNCTIONS_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(2 * 365
 pub const FUNCTIONS_CERTIFICATE_RENEWAL: Duration = Duration::from_secs(30 * 86_400);
 /// The functions' certificate's common name (what etcd logs as the client).
 pub const FUNCTIONS_CLIENT_NAME: &str = "etcd-aws-functions";
-
-/// Written when a secret is created, until its value is; anything without our `kind`
-/// field reads as "not initialised", so a node seeing it waits instead of failing.
-const PLACEHOLDER: &str = r#"{"placeholder":"etcd-aws-cfn writes the value"}"#;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterSecretsError {
@@ -112,6 +107,7 @@ pub async fn ensure(
 
     let ca_arn = ensure_secret(
         &client,
+        &store,
         settings,
         &secrets::cluster_ca(stack),
         "etcd-aws cluster CA (certificate and key); only the etcd nodes may read it",
@@ -121,6 +117,7 @@ pub async fn ensure(
 
     let functions_client_arn = ensure_secret(
         &client,
+        &store,
         settings,
         &secrets::functions_client(stack),
         "etcd-aws client certificate of the lifecycle and backup functions",
@@ -241,6 +238,7 @@ pub async fn ensure_functions_certificate(
 /// placeholder value) when it does not exist.
 async fn ensure_secret(
     client: &Client,
+    store: &SecretStore,
     settings: &SecretsSettings,
     name: &str,
     description: &str,
@@ -248,44 +246,33 @@ async fn ensure_secret(
     if let Some(arn) = existing_secret(client, settings, name).await? {
         return Ok(arn);
     }
-    let mut create = client
-        .create_secret()
-        .name(name)
-        .description(description)
-        .secret_string(PLACEHOLDER)
-        .tags(
-            Tag::builder()
-                .key(secrets::STACK_TAG)
-                .value(&settings.stack)
-                .build(),
-        );
-    if let Some(arn) = settings.key.customer_arn() {
-        create = create.kms_key_id(arn);
-    }
-    match create.send().await {
-        Ok(created) => {
+    let new = NewSecret {
+        name,
+        description,
+        kms_key_arn: settings.key.customer_arn(),
+        tags: &[(secrets::STACK_TAG, settings.stack.as_str())],
+    };
+    match store.create(&new).await {
+        Ok(arn) => {
             tracing::info!(secret = name, key = %settings.key, "created secret {name}");
-            created
-                .arn()
-                .map(str::to_string)
-                .ok_or_else(|| ClusterSecretsError::Api {
-                    operation: "CreateSecret",
-                    secret: name.to_string(),
-                    message: "the answer carried no ARN".to_string(),
-                })
+            Ok(arn)
         }
         // Another deploy made it meanwhile: use theirs.
-        Err(error) if error.code() == Some("ResourceExistsException") => {
-            existing_secret(client, settings, name)
-                .await?
-                .ok_or_else(|| ClusterSecretsError::Api {
-                    operation: "DescribeSecret",
-                    secret: name.to_string(),
-                    message: "CreateSecret said it exists, DescribeSecret that it does not"
-                        .to_string(),
-                })
+        Err(SecretStoreError::AlreadyExists { .. }) => existing_secret(client, settings, name)
+            .await?
+            .ok_or_else(|| ClusterSecretsError::Api {
+                operation: "DescribeSecret",
+                secret: name.to_string(),
+                message: "CreateSecret said it exists, DescribeSecret that it does not".to_string(),
+            }),
+        Err(SecretStoreError::AccessDenied { operation, .. }) => {
+            Err(ClusterSecretsError::AccessDenied {
+                secret: name.to_string(),
+                stack: settings.stack.clone(),
+                operation,
+            })
         }
-        Err(error) => Err(api_error("CreateSecret", name, &settings.stack, error)),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -297,8 +284,22 @@ async fn existing_secret(
 ) -> Result<Option<String>, ClusterSecretsError> {
     let described = match client.describe_secret().secret_id(name).send().await {
         Ok(described) => described,
-        Err(error) if error.code() == Some("ResourceNotFoundException") => return Ok(None),
-        Err(error) => return Err(api_error("DescribeSecret", name, &settings.stack, error)),
+        Err(error) => {
+            let error = aws_error::read(&error);
+            return match error.kind {
+                AwsErrorKind::NotFound => Ok(None),
+                AwsErrorKind::AccessDenied => Err(ClusterSecretsError::AccessDenied {
+                    secret: name.to_string(),
+                    stack: settings.stack.clone(),
+                    operation: "DescribeSecret",
+                }),
+                _ => Err(ClusterSecretsError::Api {
+                    operation: "DescribeSecret",
+                    secret: name.to_string(),
+                    message: error.summary,
+                }),
+            };
+        }
     };
     if described.deleted_date().is_some() {
         return Err(ClusterSecretsError::PendingDeletion {
@@ -310,7 +311,7 @@ async fn existing_secret(
             secret: name.to_string(),
             actual: described
                 .kms_key_id()
-                .unwrap_or(crate::options::defaults::SECRETS_KMS_KEY)
+                .unwrap_or(etcd_aws_template::options::defaults::SECRETS_KMS_KEY)
                 .to_string(),
             wanted: settings.key.to_string(),
         });
@@ -337,33 +338,6 @@ pub fn same_key(reported: Option<&str>, wanted: &SecretsKey) -> bool {
         (SecretsKey::Customer(arn), Some(key)) => {
             key == arn || arn.ends_with(&format!("key/{key}"))
         }
-    }
-}
-
-fn api_error<E, R>(
-    operation: &'static str,
-    secret: &str,
-    stack: &str,
-    error: SdkError<E, R>,
-) -> ClusterSecretsError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match error.code() {
-        Some("AccessDeniedException" | "AccessDenied") => ClusterSecretsError::AccessDenied {
-            secret: secret.to_string(),
-            stack: stack.to_string(),
-            operation,
-        },
-        _ => ClusterSecretsError::Api {
-            operation,
-            secret: secret.to_string(),
-            message: match (error.code(), error.message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
-                _ => aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
-            },
-        },
     }
 }
 

@@ -27,8 +27,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use crate::paths;
 use environment::{Contention, Tools};
+use etcd_aws_tests::paths;
 use report::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use tokio::task::JoinHandle;
 
-use crate::paths;
+use etcd_aws_tests::paths;
 
 /// The standard tools the benchmarks compare against.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use super::process::{self, Stage};
 use super::report::{self, Report, Row, Target};
 use super::stats::{max, median};
 use super::Options;
-use crate::lambda::{function_binary, FunctionSpec, LambdaFunction};
+use etcd_aws_tests::lambda::{function_binary, FunctionSpec, LambdaFunction};
 
 const FUNCTIONS: [&str; 2] = ["etcd-aws-backup", "etcd-aws-lifecycle"];
 

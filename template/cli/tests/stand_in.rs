@@ -6,6 +6,7 @@
 //! Each test starts its own moto server on a free loopback port and points the deploy
 //! command at it through `AWS_ENDPOINT_URL`.
 
+#[path = "../../generator/tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,9 +17,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::template_for;
-use etcd_aws_cfn::names::{parameters, secrets};
-use etcd_aws_cfn::options::Options;
 use etcd_aws_cluster::tls::{ClusterCa, SecretStore, TlsCredentials};
+use etcd_aws_template::names::{parameters, secrets};
+use etcd_aws_template::options::Options;
 use serde_json::Value;
 
 /// Resource types moto's CloudFormation does not implement: it logs "No Moto
@@ -48,7 +49,7 @@ const ARTIFACT_BUCKET: &str = "etcd-aws-artifacts";
 
 fn venv_tool(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.venv/bin")
+        .join("../../.venv/bin")
         .join(name);
     assert!(
         path.exists(),
@@ -208,7 +209,11 @@ fn template_for_moto() -> Value {
 
 fn write(directory: &Path, template: &Value) -> PathBuf {
     let path = directory.join("template.json");
-    std::fs::write(&path, etcd_aws_cfn::compact(template).expect("renders")).expect("written");
+    std::fs::write(
+        &path,
+        etcd_aws_template::compact(template).expect("renders"),
+    )
+    .expect("written");
     path
 }
 

@@ -12,8 +12,8 @@ use super::control_plane;
 use super::data::{self, Filled};
 use super::environment::Tools;
 use super::process::Stage;
-use crate::sim_cluster::SimCluster;
-use crate::stand_in::StandInOptions;
+use etcd_aws_tests::sim_cluster::SimCluster;
+use etcd_aws_tests::stand_in::StandInOptions;
 
 /// Keys of the data set; the dump reads everything, this is only for counting.
 pub const PREFIX: &str = "/bench/objects/";
@@ -74,7 +74,7 @@ impl Dataset {
             .await
             .context("cannot connect to bump the revision")?;
         client
-            .put("/bench/marker", crate::bench::environment::utc_now(), None)
+            .put("/bench/marker", crate::environment::utc_now(), None)
             .await
             .context("cannot bump the revision")?;
         Ok(())

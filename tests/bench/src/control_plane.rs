@@ -27,10 +27,10 @@ use super::process::{mib, vm_hwm_kib};
 use super::report::{self, Report, Row, Target};
 use super::stats::{max, median, percentile, ratio};
 use super::Options;
-use crate::functions::LifecycleOnQueue;
-use crate::node::{Node, ETCD_TUNING_ARGS};
-use crate::sim_cluster::SimCluster;
-use crate::stand_in::{InstanceEvent, StandIn, StandInOptions};
+use etcd_aws_tests::functions::LifecycleOnQueue;
+use etcd_aws_tests::node::{Node, ETCD_TUNING_ARGS};
+use etcd_aws_tests::sim_cluster::SimCluster;
+use etcd_aws_tests::stand_in::{InstanceEvent, StandIn, StandInOptions};
 
 /// How often the benchmarks look: fine enough for sub-second figures.
 const POLL: Duration = Duration::from_millis(20);

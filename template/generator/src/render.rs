@@ -4,6 +4,10 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+/// CloudFormation refuses a `TemplateBody` longer than this many bytes; the
+/// generated template must fit in it to deploy without an upload.
+pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use etcd_aws_tests::bench::{run_all, Options};
+use etcd_aws_bench::{run_all, Options};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use etcd_aws_cfn::options::{NetworkMode, Options, SshCidr};
+use etcd_aws_template::options::{NetworkMode, Options, SshCidr};
 use serde_json::{Map, Value};
 
 /// The template generated with the defaults.
@@ -12,7 +12,7 @@ pub fn default_template() -> Value {
 }
 
 pub fn template_for(options: &Options) -> Value {
-    match etcd_aws_cfn::template(options) {
+    match etcd_aws_template::template(options) {
         Ok(template) => template,
         Err(error) => panic!("template generation failed: {error}"),
     }
