@@ -21,7 +21,11 @@ CFN = $(CFN_ENV) cargo run --quiet --release -p etcd-aws-cfn --
 NODE_ARCH ?= arm64
 # Functions: arm64 (default) or x86_64.
 FUNCTION_ARCH ?= arm64
-ETCD_VERSION ?= 3.5.21
+# The release the tests run, whose archive this project builds from the pinned
+# Debian packages (template/generator/etcd-archives.lock); another version is
+# downloaded from etcd's releases and checked against their SHA256SUMS.
+ETCD_ARCHIVE_LOCK := template/generator/etcd-archives.lock
+ETCD_VERSION ?= $(LOCAL_ETCD)
 # Artifacts of different builds live side by side, so a stack update that changes the
 # prefix replaces the function code and the nodes' binaries together.
 ARTIFACT_PREFIX ?= etcd-aws/$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)/
@@ -33,8 +37,8 @@ CFN_ENV := ETCD_AWS_ETCD_VERSION=$${ETCD_AWS_ETCD_VERSION:-$(ETCD_VERSION)} \
   ETCD_AWS_ARTIFACT_PREFIX=$${ETCD_AWS_ARTIFACT_PREFIX:-$(ARTIFACT_PREFIX)}
 
 ETCD_RELEASE_ARCH := $(if $(filter arm64,$(NODE_ARCH)),arm64,amd64)
-ETCD_ARCHIVE := etcd-v$(ETCD_VERSION)-linux-$(ETCD_RELEASE_ARCH).tar.gz
-ETCD_RELEASES := https://github.com/etcd-io/etcd/releases/download/v$(ETCD_VERSION)
+ETCD_ARCHIVE = etcd-v$(ETCD_VERSION)-linux-$(ETCD_RELEASE_ARCH).tar.gz
+ETCD_RELEASES = https://github.com/etcd-io/etcd/releases/download/v$(ETCD_VERSION)
 LAMBDA_ARCH_FLAG := $(if $(filter arm64,$(FUNCTION_ARCH)),--arm64,--x86-64)
 NODE_ARCH_FLAG := $(if $(filter arm64,$(NODE_ARCH)),--arm64,--x86-64)
 
@@ -62,9 +66,13 @@ package:
 	cp target/lambda/etcd-aws-backup/bootstrap.zip $(DIST)/etcd-aws-backup.zip
 	cargo lambda build --release $(NODE_ARCH_FLAG) -p etcd-aws
 	cp target/lambda/etcd-aws/bootstrap $(DIST)/etcd-aws
-	test -f $(DIST)/$(ETCD_ARCHIVE) || curl -fsSL -o $(DIST)/$(ETCD_ARCHIVE) $(ETCD_RELEASES)/$(ETCD_ARCHIVE)
-	curl -fsSL -o $(DIST)/etcd-SHA256SUMS $(ETCD_RELEASES)/SHA256SUMS
-	cd $(DIST) && grep " $(ETCD_ARCHIVE)$$" etcd-SHA256SUMS | sha256sum --check --strict
+	if grep -q "^$(ETCD_RELEASE_ARCH)  *$(ETCD_VERSION) " $(ETCD_ARCHIVE_LOCK); then \
+	  bootstrap/image/etcd-archive.sh $(ETCD_RELEASE_ARCH) $(DIST); \
+	else \
+	  { test -f $(DIST)/$(ETCD_ARCHIVE) || curl -fsSL -o $(DIST)/$(ETCD_ARCHIVE) $(ETCD_RELEASES)/$(ETCD_ARCHIVE); } && \
+	  curl -fsSL -o $(DIST)/etcd-SHA256SUMS $(ETCD_RELEASES)/SHA256SUMS && \
+	  (cd $(DIST) && grep " $(ETCD_ARCHIVE)$$" etcd-SHA256SUMS | sha256sum --check --strict); \
+	fi
 
 deploy: package
 	test -n "$(ETCD_AWS_ARTIFACT_BUCKET)" || { echo "set ETCD_AWS_ARTIFACT_BUCKET"; exit 1; }

@@ -7,6 +7,9 @@
 #   bootstrap/image/debian-etcd.sh fetch [ARCH]   the pinned packages of ARCH (default:
 #                                                 this machine's) into .tools/ (another
 #                                                 architecture's into .tools/ARCH/)
+#   bootstrap/image/debian-etcd.sh extract ARCH DEST DIR
+#                                                 the pinned packages of one lock
+#                                                 destination (etcd/3.5.16) into DIR
 #   bootstrap/image/debian-etcd.sh pins [ARCH]    lock lines for what the suites serve
 #                                                 now, for re-pinning
 #
@@ -101,17 +104,11 @@ apt_spec() {
   echo "$package=${version//%3a/:}"
 }
 
-fetch() {
-  local arch=${1:-$(native_arch)} native
-  native=$(native_arch)
-  local lines debs root
-  lines=$(lock_lines "$arch")
-  [ -n "$lines" ] || die "$LOCK pins no package for $arch; add its lines (\`$0 pins $arch\` prints them)"
-  debs=.tools/apt/$arch/debs
-  if [ "$arch" = "$native" ]; then root=.tools; else root=.tools/$arch; fi
+# Downloads what is missing or does not match its pin into .tools/apt/ARCH/debs
+# and checks every pinned file there; extracts nothing.
+download() {
+  local arch=$1 lines=$2 debs=.tools/apt/$1/debs
   mkdir -p "$debs"
-
-  # Download only what is missing or does not match its pin.
   local missing=() suite dest sha file
   while read -r suite dest sha file; do
     if ! echo "$sha  $debs/$file" | sha256sum --quiet --check --status 2>/dev/null; then
@@ -127,19 +124,43 @@ fetch() {
     echo "$sha  $debs/$file" | sha256sum --quiet --check >/dev/null 2>&1 ||
       die "$debs/$file does not match its pinned SHA-256 $sha in $LOCK: a changed pin or a tampered download; either needs a look (delete the file to fetch it again)"
   done <<<"$lines"
+}
+
+fetch() {
+  local arch=${1:-$(native_arch)} native
+  native=$(native_arch)
+  local lines root
+  lines=$(lock_lines "$arch")
+  [ -n "$lines" ] || die "$LOCK pins no package for $arch; add its lines (\`$0 pins $arch\` prints them)"
+  if [ "$arch" = "$native" ]; then root=.tools; else root=.tools/$arch; fi
+  download "$arch" "$lines"
 
   # Each destination afresh, so a removed file never lingers.
+  local dest
   for dest in $(awk '{ print $2 }' <<<"$lines" | sort -u); do
     rm -rf "$root/$dest.new"
     mkdir -p "$root/$dest.new"
     awk -v dest="$dest" '$2 == dest { print $4 }' <<<"$lines" | while read -r file; do
-      dpkg-deb -x "$debs/$file" "$root/$dest.new"
+      dpkg-deb -x ".tools/apt/$arch/debs/$file" "$root/$dest.new"
     done
     rm -rf "${root:?}/$dest"
     mv "$root/$dest.new" "$root/$dest"
   done
   if [ "$arch" = "$native" ]; then check_runs "$root" "$lines"; fi
   echo "Debian packages for $arch checked against $LOCK and extracted into $root/"
+}
+
+# Extracts the pinned packages of one destination (etcd/3.5.16, say) of ARCH
+# into DIR, leaving .tools alone (tests may be running its binaries).
+extract() {
+  local arch=$1 dest=$2 into=$3 lines
+  lines=$(lock_lines "$arch" | awk -v dest="$dest" '$2 == dest')
+  [ -n "$lines" ] || die "$LOCK pins no $dest for $arch"
+  download "$arch" "$lines"
+  mkdir -p "$into"
+  awk '{ print $4 }' <<<"$lines" | while read -r file; do
+    dpkg-deb -x ".tools/apt/$arch/debs/$file" "$into"
+  done
 }
 
 # Debian builds etcd dynamically against glibc. Measured with `objdump -T`:
@@ -184,6 +205,7 @@ pins() {
 
 case "${1:-}" in
   fetch) fetch "${2:-}" ;;
+  extract) [ $# -eq 4 ] || die "usage: $0 extract ARCH DEST DIR"; extract "$2" "$3" "$4" ;;
   pins) pins "${2:-}" ;;
-  *) die "usage: $0 fetch|pins [ARCH]" ;;
+  *) die "usage: $0 fetch|pins [ARCH], or $0 extract ARCH DEST DIR" ;;
 esac

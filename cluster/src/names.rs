@@ -44,6 +44,12 @@ pub mod env {
     pub const TLS_CLIENT_SECRET: &str = "ETCD_AWS_TLS_CLIENT_SECRET";
     /// Agent and backup function: the backend quota etcd runs with, in bytes.
     pub const QUOTA_BACKEND_BYTES: &str = "ETCD_AWS_QUOTA_BACKEND_BYTES";
+    /// Backup function: an unchanged cluster is backed up anew once its newest
+    /// backup is this old (a duration such as `30m`).
+    pub const BACKUP_REFRESH_AFTER: &str = "ETCD_BACKUP_REFRESH_AFTER";
+    /// Backup function (maintenance run): take a backup before defragmenting when
+    /// the newest is older than this.
+    pub const MAINTENANCE_BACKUP_MAX_AGE: &str = "ETCD_MAINTENANCE_BACKUP_MAX_AGE";
     /// Agent and functions: run without TLS (labs only).
     pub const INSECURE_PLAINTEXT: &str = "ETCD_AWS_INSECURE_PLAINTEXT";
 }
@@ -133,3 +139,6 @@ pub mod secrets {
 /// The lifecycle function's scheduled input: reconcile members against the group
 /// instead of handling a queue message.
 pub const RECONCILE_EVENT: &str = r#"{"reconcile": true}"#;
+
+/// The backup function's scheduled input for a maintenance run instead of a backup.
+pub const MAINTENANCE_EVENT: &str = r#"{"job": "maintenance"}"#;

@@ -295,7 +295,7 @@ impl MaintenanceOnSchedule {
             Arc::clone(&function),
             Arc::clone(&runs),
             every,
-            || json!({"job": "maintenance"}),
+            maintenance_event,
             |answer: &Value| Ok(answer.clone()),
         ));
         Ok(Self {
@@ -330,6 +330,11 @@ impl Drop for MaintenanceOnSchedule {
     fn drop(&mut self) {
         self.schedule.abort();
     }
+}
+
+/// The maintenance rule's constant input, as the template sets it.
+fn maintenance_event() -> Value {
+    serde_json::from_str(etcd_aws_cluster::names::MAINTENANCE_EVENT).unwrap_or_default()
 }
 
 /// The event an EventBridge schedule sends.

@@ -21,7 +21,9 @@ use etcd_aws_template::names::logical::{
     BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
 };
 use etcd_aws_template::Options;
-use etcd_aws_tests::functions::{BackupOnSchedule, LifecycleOnQueue, LifecycleSettings};
+use etcd_aws_tests::functions::{
+    BackupOnSchedule, LifecycleOnQueue, LifecycleSettings, MaintenanceOnSchedule,
+};
 use etcd_aws_tests::iam::{action_matches, iam_action, roles, Role, Statement, Table};
 use etcd_aws_tests::planted_backup::plant_backup;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
@@ -177,6 +179,19 @@ async fn scenario() -> anyhow::Result<Observed> {
         .await
         .with_context(|| backups.log())?;
     drop(backups);
+
+    // The same code on the maintenance schedule (the stack's maintenance function
+    // runs with the backup function's role): health, defragmentation, NOSPACE.
+    let maintenance = MaintenanceOnSchedule::start(stand_in, BACKUP_EVERY, &[]).await?;
+    wait_for("a maintenance run", SETTLE, || async {
+        match maintenance.runs().into_iter().next() {
+            Some(run) => run.outcome.map(|_| ()).map_err(anyhow::Error::msg),
+            None => bail!("no run yet"),
+        }
+    })
+    .await
+    .with_context(|| maintenance.log())?;
+    drop(maintenance);
     let left: Vec<String> = harness
         .manifests()
         .await?

@@ -150,7 +150,7 @@ pub struct EnvConfig {
     pub snapshot_timeout: Duration,
     /// Back up an unchanged cluster anew once its newest backup is this old
     /// (keep it under the stale-backup alarm's limit: three scheduled runs).
-    #[arg(long, env = "ETCD_BACKUP_REFRESH_AFTER", default_value = "30m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = env::BACKUP_REFRESH_AFTER, default_value = "30m", value_parser = humantime::parse_duration)]
     pub refresh_after: Duration,
     /// The backend quota the members run with, in bytes (the agent's
     /// --quota-backend-bytes): the health metrics measure against it, and
@@ -162,7 +162,7 @@ pub struct EnvConfig {
     pub defrag_free_mib: i64,
     /// Maintenance backs up first when the newest backup is older than this
     /// (the backup schedule's interval).
-    #[arg(long, env = "ETCD_MAINTENANCE_BACKUP_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = env::MAINTENANCE_BACKUP_MAX_AGE, default_value = "15m", value_parser = humantime::parse_duration)]
     pub backup_max_age: Duration,
     /// Bound on one member's defragmentation.
     #[arg(long, env = "ETCD_MAINTENANCE_DEFRAG_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]

@@ -42,6 +42,9 @@ mod tests {
     #[test]
     fn the_maintenance_schedules_input_is_maintenance() {
         assert_eq!(job(&json!({"job": "maintenance"})), Ok(Job::Maintenance));
+        let scheduled: Value =
+            serde_json::from_str(etcd_aws_cluster::names::MAINTENANCE_EVENT).expect("JSON");
+        assert_eq!(job(&scheduled), Ok(Job::Maintenance));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub enum DeployError {
         action: &'static str,
         message: String,
     },
-    #[error("the template is {bytes} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit for a template body")]
+    #[error("the template is {bytes} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit for a template body; stage it in S3 first (crate::staging)")]
     TemplateTooLarge { bytes: usize },
     #[error("stack {stack} cannot be deployed now: {reason}")]
     NotUpdatable { stack: String, reason: String },
@@ -68,6 +68,9 @@ pub enum Deployed {
 pub struct Deployment {
     pub stack_name: String,
     pub template_body: String,
+    /// Where the body was staged in S3 when it is too large to send inline
+    /// ([`crate::staging`]); the change set then reads it from there.
+    pub template_url: Option<String>,
     /// Parameter values (name, value) for the change set; only those the template
     /// declares are sent, since CloudFormation refuses any other.
     pub parameters: Vec<(String, String)>,
@@ -81,7 +84,7 @@ pub struct Deployment {
 /// event as it appears.
 pub async fn deploy(client: &Client, deployment: &Deployment) -> Result<Deployed, DeployError> {
     let bytes = deployment.template_body.len();
-    if bytes > TEMPLATE_BODY_LIMIT {
+    if bytes > TEMPLATE_BODY_LIMIT && deployment.template_url.is_none() {
         return Err(DeployError::TemplateTooLarge { bytes });
     }
     let stack = deployment.stack_name.as_str();
@@ -119,8 +122,12 @@ pub async fn deploy(client: &Client, deployment: &Deployment) -> Result<Deployed
         .create_change_set()
         .stack_name(stack)
         .change_set_name(&change_set_name)
-        .change_set_type(change_set_type)
-        .template_body(&deployment.template_body)
+        .change_set_type(change_set_type);
+    let created = match &deployment.template_url {
+        Some(url) => created.template_url(url),
+        None => created.template_body(&deployment.template_body),
+    };
+    let created = created
         .set_parameters(Some(parameters))
         .capabilities(Capability::CapabilityIam)
         .capabilities(Capability::CapabilityNamedIam)

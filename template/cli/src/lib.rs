@@ -25,3 +25,4 @@ pub mod client_certificate;
 pub mod cluster_secrets;
 pub mod deploy;
 pub mod stack_events;
+pub mod staging;

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use etcd_aws_cfn::client_certificate::{self, ClientCertificateRequest};
 use etcd_aws_cfn::cluster_secrets::{self, SecretsSettings};
 use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
+use etcd_aws_cfn::staging;
 use etcd_aws_cluster::logging::{self, LogFormat, LogTarget};
 use etcd_aws_template::names;
 use etcd_aws_template::names::parameters::{
@@ -21,9 +22,9 @@ use etcd_aws_template::names::parameters::{
 };
 use etcd_aws_template::options::{
     defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode,
-    Schedule, SecretsKey, Sha256, SshCidr, VpcCidr,
+    QuotaBytes, Schedule, SecretsKey, Sha256, SshCidr, VpcCidr,
 };
-use etcd_aws_template::{compact, render, template, Format, Options};
+use etcd_aws_template::{compact, render, template, Format, Options, TEMPLATE_BODY_LIMIT};
 
 /// Generates the CloudFormation template of a self-healing etcd cluster, and creates or
 /// updates its stack.
@@ -56,7 +57,8 @@ struct Cli {
     /// etcd release installed on the nodes (3.5 or newer).
     #[arg(long, env = "ETCD_AWS_ETCD_VERSION", default_value = defaults::ETCD_VERSION)]
     etcd_version: EtcdVersion,
-    /// SHA-256 of the etcd release archive for the nodes' architecture.
+    /// SHA-256 of the etcd release archive for the nodes' architecture; defaults to
+    /// this project's pin when the version is the one it builds (the default).
     #[arg(long, env = "ETCD_AWS_ETCD_SHA256")]
     etcd_sha256: Option<Sha256>,
     /// EventBridge schedule of the backups.
@@ -73,6 +75,18 @@ struct Cli {
         default_value = defaults::RECONCILE_SCHEDULE
     )]
     reconcile_schedule: Schedule,
+    /// EventBridge schedule of the maintenance runs: etcd's health metrics,
+    /// defragmentation when a member's free space passes a threshold, NOSPACE recovery.
+    #[arg(
+        long,
+        env = "ETCD_AWS_MAINTENANCE_SCHEDULE",
+        default_value = defaults::MAINTENANCE_SCHEDULE
+    )]
+    maintenance_schedule: Schedule,
+    /// etcd's backend quota in bytes (128 MiB to 8 GiB): past it the cluster refuses
+    /// writes until space is reclaimed. Default of the EtcdQuotaBackendBytes parameter.
+    #[arg(long, env = names::env::QUOTA_BACKEND_BYTES, default_value_t = QuotaBytes::default())]
+    quota_backend_bytes: QuotaBytes,
     /// Days S3 keeps backup versions that were deleted or overwritten.
     #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = defaults::BACKUP_RETENTION_DAYS)]
     backup_retention_days: u32,
@@ -158,6 +172,8 @@ impl Cli {
             etcd_sha256: self.etcd_sha256.clone(),
             backup_schedule: self.backup_schedule.clone(),
             reconcile_schedule: self.reconcile_schedule.clone(),
+            maintenance_schedule: self.maintenance_schedule.clone(),
+            quota_backend_bytes: self.quota_backend_bytes,
             backup_retention_days: self.backup_retention_days,
             alarm_email: self.alarm_email.clone(),
             network_mode: self.network_mode,
@@ -177,7 +193,10 @@ impl Cli {
         let missing: Vec<&str> = [
             ("--alarm-email", self.alarm_email.is_none()),
             ("--artifact-bucket", self.artifact_bucket.is_none()),
-            ("--etcd-sha256", self.etcd_sha256.is_none()),
+            (
+                "--etcd-sha256 (no archive of this etcd version is pinned)",
+                self.options().etcd_archive_sha256().is_none(),
+            ),
         ]
         .into_iter()
         .filter_map(|(flag, absent)| absent.then_some(flag))
@@ -227,6 +246,31 @@ async fn issue_client_cert(args: &IssueClientCert) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stages a template too large to send inline in the artifact bucket; its URL.
+async fn stage_template(
+    cli: &Cli,
+    config: &aws_config::SdkConfig,
+    body: &str,
+) -> anyhow::Result<String> {
+    let bucket = cli
+        .artifact_bucket
+        .as_deref()
+        .ok_or(staging::StagingError::NoBucket { bytes: body.len() })?;
+    let region = config
+        .region()
+        .map(|region| region.to_string())
+        .context("staging the template in S3 needs a region (AWS_REGION)")?;
+    let key = staging::staged_key(cli.artifact_prefix.as_str(), body);
+    staging::stage(&aws_sdk_s3::Client::new(config), bucket, &key, body).await?;
+    tracing::info!(
+        bucket,
+        key,
+        bytes = body.len(),
+        "template staged in S3 (over the inline limit of {TEMPLATE_BODY_LIMIT} bytes)"
+    );
+    Ok(staging::template_url(bucket, &region, &key))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::IssueClientCert(args)) = &cli.command {
         return issue_client_cert(args).await;
@@ -247,6 +291,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => compact(&template(&cli.options())?)?,
     };
     let config = aws_config::load_from_env().await;
+    let template_url = if template_body.len() > TEMPLATE_BODY_LIMIT {
+        Some(stage_template(&cli, &config, &template_body).await?)
+    } else {
+        None
+    };
     // Before the stack: its nodes cannot start, nor signal, without the CA.
     let secrets = cluster_secrets::ensure(
         &config,
@@ -261,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let deployment = Deployment {
         stack_name: cli.stack_name.clone(),
         template_body,
+        template_url,
         parameters: vec![
             (CLUSTER_CA_SECRET_ARN.to_string(), secrets.ca_arn),
             (

@@ -72,13 +72,23 @@ fn flags_can_come_from_the_environment() {
 }
 
 #[test]
-fn deploying_without_alarm_email_artifacts_and_checksum_names_what_is_missing() {
+fn deploying_without_alarm_email_and_artifacts_names_what_is_missing() {
     let output = etcd_aws_cfn(&["--stack-name", "etcd"]);
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
-    for flag in ["--alarm-email", "--artifact-bucket", "--etcd-sha256"] {
+    for flag in ["--alarm-email", "--artifact-bucket"] {
         assert!(error.contains(flag), "{error}");
     }
+    // The default etcd release's checksum is pinned.
+    assert!(!error.contains("--etcd-sha256"), "{error}");
+}
+
+#[test]
+fn deploying_an_etcd_release_without_a_pinned_archive_asks_for_its_checksum() {
+    let output = etcd_aws_cfn(&["--stack-name", "etcd", "--etcd-version", "3.5.21"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("--etcd-sha256"), "{error}");
 }
 
 #[test]

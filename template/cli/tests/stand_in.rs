@@ -130,8 +130,10 @@ for name in ["etcd-aws-lifecycle.zip", "etcd-aws-backup.zip"]:
         );
     }
 
+    /// Deploys as `make deploy` does: with the artifact bucket, where a template over
+    /// the inline limit is staged.
     fn deploy(&self, stack: &str, template: &Path) -> Output {
-        self.deploy_with(stack, template, &[])
+        self.deploy_with(stack, template, &["--artifact-bucket", ARTIFACT_BUCKET])
     }
 
     fn deploy_with(&self, stack: &str, template: &Path, extra: &[&str]) -> Output {
@@ -318,6 +320,45 @@ fn deploying_the_same_template_again_reports_no_changes() {
     assert!(log.contains("stack unchanged"), "{log}");
 }
 
+/// `template` with top-level metadata that takes its body past CloudFormation's
+/// inline limit, whatever size the stack's own resources have.
+fn over_the_inline_limit(mut template: Value) -> Value {
+    let body = etcd_aws_template::compact(&template).expect("renders");
+    let padding = (etcd_aws_template::TEMPLATE_BODY_LIMIT + 1).saturating_sub(body.len());
+    template["Metadata"]["Padding"] = Value::String("x".repeat(padding.max(1)));
+    template
+}
+
+#[test]
+fn a_template_over_the_inline_limit_is_staged_in_the_artifact_bucket() {
+    let moto = Moto::start();
+    moto.upload_artifacts(Options::default().artifact_prefix.as_str());
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = write(
+        directory.path(),
+        &over_the_inline_limit(template_for_moto()),
+    );
+    let output = moto.deploy("etcd-large", &path);
+    let log = stderr(&output);
+    assert!(output.status.success(), "deploy failed:\n{log}");
+    assert!(log.contains("template staged in S3"), "{log}");
+    assert!(log.contains("stack created"), "{log}");
+}
+
+#[test]
+fn a_template_over_the_inline_limit_without_an_artifact_bucket_says_to_pass_one() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = write(
+        directory.path(),
+        &over_the_inline_limit(template_for_moto()),
+    );
+    let output = moto.deploy_with("etcd-large", &path, &[]);
+    let log = stderr(&output);
+    assert!(!output.status.success(), "deploy succeeded:\n{log}");
+    assert!(log.contains("pass --artifact-bucket"), "{log}");
+}
+
 // The cluster's secrets: made by the deploy command before the stack, never replaced.
 
 /// A stack deployed once on `moto`, with the log of the deploy.
@@ -476,7 +517,15 @@ async fn reissuing_the_functions_certificate_keeps_the_cluster_ca() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let (path, _) = deployed(&moto, "etcd-reissue", directory.path());
     let before = stored_secrets(&moto, "etcd-reissue").await;
-    let output = moto.deploy_with("etcd-reissue", &path, &["--reissue-functions-certificate"]);
+    let output = moto.deploy_with(
+        "etcd-reissue",
+        &path,
+        &[
+            "--artifact-bucket",
+            ARTIFACT_BUCKET,
+            "--reissue-functions-certificate",
+        ],
+    );
     let log = stderr(&output);
     assert!(output.status.success(), "deploy failed:\n{log}");
     assert!(

@@ -7,7 +7,8 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference};
 use crate::names::logical::{
     ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_FUNCTION, FAILED_INVOCATIONS_QUEUE,
-    LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LOAD_BALANCER, TARGET_GROUP,
+    LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LOAD_BALANCER, MAINTENANCE_FUNCTION,
+    TARGET_GROUP,
 };
 use crate::names::metrics;
 use crate::names::parameters::ALARM_EMAIL;
@@ -19,6 +20,7 @@ const MISSED_BACKUPS: u64 = 3;
 /// Backup-age limit when the schedule is a cron expression with no fixed interval.
 const CRON_BACKUP_AGE_LIMIT: u64 = 2 * 86_400;
 
+#[derive(Default)]
 struct Alarm<'a> {
     id: &'a str,
     description: &'a str,
@@ -70,11 +72,92 @@ pub fn backup_age_limit(options: &Options) -> u64 {
         .unwrap_or(CRON_BACKUP_AGE_LIMIT)
 }
 
+/// Alarms on etcd's own health, from the maintenance function's metrics (one
+/// line a minute by default). Missing data breaches where the metric must be
+/// there on a healthy cluster: silence means the runs stopped.
+fn etcd_health(options: &Options) -> Vec<Alarm<'static>> {
+    let minutely = || Alarm {
+        namespace: metrics::NAMESPACE,
+        dimensions: json!([dimension(
+            metrics::GROUP_DIMENSION,
+            reference(AUTO_SCALING_GROUP)
+        )]),
+        period: 60,
+        missing_data: "notBreaching",
+        ..Alarm::default()
+    };
+    vec![
+        Alarm {
+            id: "EtcdQuotaAlarm",
+            description: "etcd's database above 80% of its quota for 5 minutes: at 100% writes stop (NOSPACE). Raise EtcdQuotaBackendBytes or delete data",
+            metric: metrics::DB_QUOTA_USED,
+            statistic: "Maximum",
+            evaluation_periods: 5,
+            comparison: "GreaterThanThreshold",
+            threshold: 80.0,
+            ..minutely()
+        },
+        Alarm {
+            id: "EtcdNoLeaderAlarm",
+            description: "No etcd leader for 3 minutes (or no health metrics): no writes are served",
+            metric: metrics::HAS_LEADER,
+            statistic: "Minimum",
+            evaluation_periods: 3,
+            comparison: "LessThanThreshold",
+            threshold: 1.0,
+            missing_data: "breaching",
+            ..minutely()
+        },
+        Alarm {
+            id: "EtcdCorruptAlarm",
+            description: "An etcd member's data differs from its peers' (CORRUPT); see its agent's log",
+            metric: metrics::CORRUPT_ALARMS,
+            statistic: "Maximum",
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            ..minutely()
+        },
+        Alarm {
+            id: "EtcdNospaceAlarm",
+            description: "etcd's NOSPACE alarm raised for 5 minutes: writes are refused",
+            metric: metrics::NOSPACE_ALARMS,
+            statistic: "Maximum",
+            evaluation_periods: 5,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            ..minutely()
+        },
+        Alarm {
+            id: "EtcdNospaceUnrecoveredAlarm",
+            description: "Space reclaimed, still above the quota: delete data or raise EtcdQuotaBackendBytes",
+            metric: metrics::NOSPACE_UNRECOVERED,
+            statistic: "Maximum",
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            ..minutely()
+        },
+        Alarm {
+            id: "EtcdVotersMissingAlarm",
+            description: "Fewer voting etcd members than the cluster size for 15 minutes",
+            metric: metrics::VOTING_MEMBERS,
+            statistic: "Minimum",
+            period: 300,
+            evaluation_periods: 3,
+            comparison: "LessThanThreshold",
+            threshold: f64::from(options.cluster_size.count()),
+            missing_data: "breaching",
+            ..minutely()
+        },
+    ]
+}
+
 pub fn fragment(options: &Options) -> Fragment {
     let size = f64::from(options.cluster_size.count());
     let queue = |id: &str| json!([dimension("QueueName", get_att(id, "QueueName"))]);
     let function = |id: &str| json!([dimension("FunctionName", reference(id))]);
-    let alarms = [
+    let mut alarms = vec![
         Alarm {
             id: "LifecycleDeadLetterAlarm",
             description: "A lifecycle message failed repeatedly and was moved to the dead-letter queue: a terminated node's member may still count against quorum",
@@ -169,7 +252,21 @@ pub fn fragment(options: &Options) -> Fragment {
             threshold: size,
             missing_data: "breaching",
         },
+        Alarm {
+            id: "MaintenanceFunctionErrorsAlarm",
+            description: "The maintenance function is failing",
+            namespace: "AWS/Lambda",
+            metric: "Errors",
+            dimensions: function(MAINTENANCE_FUNCTION),
+            statistic: "Sum",
+            period: 300,
+            evaluation_periods: 3,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            missing_data: "notBreaching",
+        },
     ];
+    alarms.extend(etcd_health(options));
     let mut fragment = Fragment::new()
         .resource(
             ALARM_TOPIC,

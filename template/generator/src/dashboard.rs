@@ -1,5 +1,7 @@
 //! One CloudWatch dashboard with what an operator looks at first: nodes in service and
-//! healthy, backup age and size, the functions' errors, and the lifecycle queues.
+//! healthy, backup age and size, the functions' errors, the lifecycle queues, and
+//! etcd's own health from the maintenance runs (database against its quota,
+//! members, leader, alarms).
 
 use serde_json::{json, Value};
 
@@ -7,7 +9,7 @@ use crate::fragment::Fragment;
 use crate::intrinsics::sub;
 use crate::names::logical::{
     AUTO_SCALING_GROUP, BACKUP_FUNCTION, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE,
-    LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER, TARGET_GROUP,
+    LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, TARGET_GROUP,
 };
 use crate::names::metrics;
 
@@ -44,6 +46,7 @@ pub fn body() -> Value {
     };
     let backup =
         |metric: &str| json!([metrics::NAMESPACE, metric, metrics::GROUP_DIMENSION, group]);
+    let etcd = backup;
     let lambda = |metric: &str, function: &str| json!(["AWS/Lambda", metric, "FunctionName", format!("${{{function}}}"), { "stat": "Sum" }]);
     let queue = |queue: &str| {
         json!([
@@ -70,11 +73,32 @@ pub fn body() -> Value {
                 lambda("Errors", LIFECYCLE_FUNCTION),
                 lambda("Invocations", BACKUP_FUNCTION),
                 lambda("Errors", BACKUP_FUNCTION),
+                lambda("Errors", MAINTENANCE_FUNCTION),
             ]),
             widget("Lifecycle queues", (12, 6), vec![
                 queue(LIFECYCLE_QUEUE),
                 queue(LIFECYCLE_DEAD_LETTER_QUEUE),
             ]),
+            widget("etcd database against its quota", (0, 12), vec![
+                etcd(metrics::DB_SIZE),
+                etcd(metrics::DB_SIZE_IN_USE),
+                etcd(metrics::DB_QUOTA),
+            ]),
+            widget("etcd members and leader", (12, 12), vec![
+                etcd(metrics::VOTING_MEMBERS),
+                etcd(metrics::LEARNERS),
+                etcd(metrics::MEMBERS_ANSWERING),
+                etcd(metrics::HAS_LEADER),
+            ]),
+            widget("etcd alarms and space reclaimed", (0, 18), vec![
+                etcd(metrics::NOSPACE_ALARMS),
+                etcd(metrics::CORRUPT_ALARMS),
+                etcd(metrics::NOSPACE_UNRECOVERED),
+                etcd(metrics::NOSPACE_RECOVERIES),
+                etcd(metrics::DEFRAGMENTED_MEMBERS),
+            ]),
+            // The term rises by one with every election: its steps are leader changes.
+            widget("etcd raft term", (12, 18), vec![etcd(metrics::RAFT_TERM)]),
         ],
     })
 }

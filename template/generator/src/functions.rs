@@ -1,4 +1,5 @@
-//! The two Lambda functions, their roles and log groups, and the queue feeding the
+//! The Lambda functions (lifecycle, backup, and the backup code again as the
+//! maintenance function), their roles and log groups, and the queue feeding the
 //! lifecycle function.
 //!
 //! Both run in the VPC (they talk to etcd on the nodes' client port) as Rust binaries
@@ -13,9 +14,9 @@ use crate::lifecycle_queue::LIFECYCLE_FUNCTION_TIMEOUT;
 use crate::names::logical::{
     AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE,
     FAILED_INVOCATIONS_QUEUE, FUNCTION_SECURITY_GROUP, LIFECYCLE_EVENT_SOURCE, LIFECYCLE_FUNCTION,
-    LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE,
+    LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE, MAINTENANCE_FUNCTION,
 };
-use crate::names::parameters::FUNCTIONS_CLIENT_SECRET_ARN;
+use crate::names::parameters::{FUNCTIONS_CLIENT_SECRET_ARN, QUOTA_BACKEND_BYTES};
 use crate::names::{env, functions, BACKUP_PREFIX};
 use crate::network::private_subnet_refs;
 use crate::options::{artifacts, Options};
@@ -25,6 +26,35 @@ use crate::tls_secrets::read_secret;
 
 /// The backup function's timeout: a snapshot of a large database takes minutes.
 pub const BACKUP_FUNCTION_TIMEOUT: u32 = 600;
+/// The maintenance function's timeout: room for a backup first and then each
+/// member's defragmentation; the run itself stops before it.
+pub const MAINTENANCE_FUNCTION_TIMEOUT: u32 = 900;
+
+/// What the backup schedule implies for the backup runs: an unchanged cluster is
+/// backed up anew after two intervals, so the age the stale-backup alarm watches
+/// stays under its limit of three.
+fn backup_environment(options: &Options) -> Vec<(&'static str, Value)> {
+    match options.backup_schedule.interval_seconds() {
+        Some(interval) => vec![(
+            env::BACKUP_REFRESH_AFTER,
+            json!(format!("{}s", interval.saturating_mul(2))),
+        )],
+        None => Vec::new(),
+    }
+}
+
+/// The maintenance run backs up first when the newest backup is older than one
+/// backup interval, and knows the quota the nodes run with.
+fn maintenance_environment(options: &Options) -> Vec<(&'static str, Value)> {
+    let mut environment = vec![(env::QUOTA_BACKEND_BYTES, reference(QUOTA_BACKEND_BYTES))];
+    if let Some(interval) = options.backup_schedule.interval_seconds() {
+        environment.push((
+            env::MAINTENANCE_BACKUP_MAX_AGE,
+            json!(format!("{interval}s")),
+        ));
+    }
+    environment
+}
 /// Days CloudWatch keeps the functions' logs.
 pub const LOG_RETENTION_DAYS: u32 = 365;
 
@@ -100,10 +130,21 @@ struct Function<'a> {
     /// One invocation at a time: two concurrent membership changes or snapshots would
     /// only race each other.
     concurrency: u32,
+    /// Environment beyond what every function gets.
+    environment: Vec<(&'a str, Value)>,
 }
 
 fn function(options: &Options, f: &Function) -> Value {
     let logs = log_group_id(f.id);
+    let mut variables = json!({
+        env::GROUP_NAME: reference(AUTO_SCALING_GROUP),
+        env::BACKUP_BUCKET: reference(BACKUP_BUCKET),
+        env::BACKUP_PREFIX: BACKUP_PREFIX,
+        env::TLS_CLIENT_SECRET: reference(FUNCTIONS_CLIENT_SECRET_ARN),
+    });
+    for (name, value) in &f.environment {
+        variables[*name] = value.clone();
+    }
     json!({
         "Type": "AWS::Lambda::Function",
         "Metadata": metadata(&[
@@ -133,12 +174,7 @@ fn function(options: &Options, f: &Function) -> Value {
                 "SubnetIds": private_subnet_refs(),
                 "SecurityGroupIds": [reference(FUNCTION_SECURITY_GROUP)],
             },
-            "Environment": { "Variables": {
-                env::GROUP_NAME: reference(AUTO_SCALING_GROUP),
-                env::BACKUP_BUCKET: reference(BACKUP_BUCKET),
-                env::BACKUP_PREFIX: BACKUP_PREFIX,
-                env::TLS_CLIENT_SECRET: reference(FUNCTIONS_CLIENT_SECRET_ARN),
-            }},
+            "Environment": { "Variables": variables },
             "DeadLetterConfig": { "TargetArn": get_att(FAILED_INVOCATIONS_QUEUE, "Arn") },
             "TracingConfig": { "Mode": "Active" },
             "LoggingConfig": { "LogGroup": reference(&logs), "LogFormat": "Text" },
@@ -206,6 +242,7 @@ pub fn fragment(options: &Options) -> Fragment {
         timeout: LIFECYCLE_FUNCTION_TIMEOUT,
         memory: 256,
         concurrency: 1,
+        environment: Vec::new(),
     };
     let backup = Function {
         id: BACKUP_FUNCTION,
@@ -215,9 +252,23 @@ pub fn fragment(options: &Options) -> Fragment {
         timeout: BACKUP_FUNCTION_TIMEOUT,
         memory: 512,
         concurrency: 1,
+        environment: backup_environment(options),
+    };
+    // The backup code on its own schedule and concurrency, so a long snapshot never
+    // holds back the health metrics, and a defragmentation never a backup.
+    let maintenance = Function {
+        id: MAINTENANCE_FUNCTION,
+        role: BACKUP_FUNCTION_ROLE,
+        description: "etcd health metrics, defragmentation, NOSPACE recovery",
+        zip: artifacts::BACKUP_ZIP,
+        timeout: MAINTENANCE_FUNCTION_TIMEOUT,
+        memory: 256,
+        concurrency: 1,
+        environment: maintenance_environment(options),
     };
     let (lifecycle_logs_id, lifecycle_logs) = log_group(LIFECYCLE_FUNCTION);
     let (backup_logs_id, backup_logs) = log_group(BACKUP_FUNCTION);
+    let (maintenance_logs_id, maintenance_logs) = log_group(MAINTENANCE_FUNCTION);
     Fragment::new()
         .resource(
             LIFECYCLE_FUNCTION_ROLE,
@@ -229,8 +280,10 @@ pub fn fragment(options: &Options) -> Fragment {
         )
         .resource(&lifecycle_logs_id, lifecycle_logs)
         .resource(&backup_logs_id, backup_logs)
+        .resource(&maintenance_logs_id, maintenance_logs)
         .resource(LIFECYCLE_FUNCTION, function(options, &lifecycle))
         .resource(BACKUP_FUNCTION, function(options, &backup))
+        .resource(MAINTENANCE_FUNCTION, function(options, &maintenance))
         .resource(
             LIFECYCLE_EVENT_SOURCE,
             json!({

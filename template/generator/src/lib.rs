@@ -40,6 +40,7 @@ pub mod autoscaling;
 pub mod backup_bucket;
 pub mod dashboard;
 pub mod endpoints;
+pub mod etcd_archive;
 pub mod fragment;
 pub mod functions;
 pub mod intrinsics;
@@ -64,7 +65,7 @@ use serde_json::{json, Value};
 
 pub use fragment::DuplicateId;
 pub use options::{Options, OptionsError};
-pub use render::{compact, render, Format, RenderError, TEMPLATE_BODY_LIMIT};
+pub use render::{compact, render, Format, RenderError, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT};
 
 /// Why no template could be built.
 #[derive(Debug, thiserror::Error)]

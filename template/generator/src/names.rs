@@ -39,6 +39,8 @@ pub mod functions {
     /// The scheduled event that asks the lifecycle function to reconcile members
     /// against the group instead of handling a queue message.
     pub const RECONCILE_EVENT: &str = super::shared::RECONCILE_EVENT;
+    /// The scheduled event that asks the backup function's code for a maintenance run.
+    pub const MAINTENANCE_EVENT: &str = super::shared::MAINTENANCE_EVENT;
 }
 
 /// Logical ids that more than one module refers to.
@@ -66,6 +68,9 @@ pub mod logical {
     pub const LIFECYCLE_EVENT_SOURCE: &str = "LifecycleQueueEventSource";
     pub const BACKUP_FUNCTION: &str = "BackupFunction";
     pub const BACKUP_FUNCTION_ROLE: &str = "BackupFunctionRole";
+    /// The backup function's code on its own schedule and concurrency: health
+    /// metrics, defragmentation, NOSPACE recovery.
+    pub const MAINTENANCE_FUNCTION: &str = "MaintenanceFunction";
     pub const BACKUP_BUCKET: &str = "BackupBucket";
     pub const ALARM_TOPIC: &str = "AlarmTopic";
     pub const DASHBOARD: &str = "Dashboard";
@@ -86,6 +91,8 @@ pub mod parameters {
     /// ARN of the customer managed KMS key encrypting both secrets; empty for the AWS
     /// managed key `aws/secretsmanager`.
     pub const SECRETS_KMS_KEY_ARN: &str = "SecretsKmsKeyArn";
+    /// etcd's backend quota in bytes, for the agent and the maintenance function.
+    pub const QUOTA_BACKEND_BYTES: &str = "EtcdQuotaBackendBytes";
 }
 
 /// Template conditions that more than one module refers to.

@@ -8,8 +8,10 @@
 use serde_json::{json, Value};
 
 use crate::fragment::Fragment;
-use crate::names::parameters::{ALARM_EMAIL, ARTIFACT_BUCKET, ETCD_SHA256, IMAGE_ID};
-use crate::options::Options;
+use crate::names::parameters::{
+    ALARM_EMAIL, ARTIFACT_BUCKET, ETCD_SHA256, IMAGE_ID, QUOTA_BACKEND_BYTES,
+};
+use crate::options::{Options, QuotaBytes};
 
 pub fn fragment(options: &Options) -> Fragment {
     let architecture = options.instance_type.architecture();
@@ -49,13 +51,21 @@ pub fn fragment(options: &Options) -> Fragment {
             "AllowedPattern": "^[0-9a-f]{64}$",
             "ConstraintDescription": "64 lowercase hexadecimal characters",
         }),
-        options.etcd_sha256.as_ref().map(|s| s.as_str()),
+        options.etcd_archive_sha256().as_ref().map(|s| s.as_str()),
     );
+    let quota = json!({
+        "Type": "Number",
+        "Description": "etcd's backend quota in bytes (--quota-backend-bytes): past it the cluster raises NOSPACE and refuses writes until space is reclaimed. At most 8 GiB (etcd's advice), and below the nodes' memory",
+        "Default": options.quota_backend_bytes.bytes(),
+        "MinValue": QuotaBytes::MIN,
+        "MaxValue": QuotaBytes::MAX,
+    });
     Fragment::new()
         .parameter(IMAGE_ID, image)
         .parameter(ALARM_EMAIL, email)
         .parameter(ARTIFACT_BUCKET, bucket)
         .parameter(ETCD_SHA256, sha)
+        .parameter(QUOTA_BACKEND_BYTES, quota)
 }
 
 fn with_default(mut parameter: Value, default: Option<&str>) -> Value {

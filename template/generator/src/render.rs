@@ -7,6 +7,9 @@ use serde_json::Value;
 /// CloudFormation refuses a `TemplateBody` longer than this many bytes; the
 /// generated template must fit in it to deploy without an upload.
 pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
+/// CloudFormation refuses a template read from S3 larger than this; a deploy
+/// stages a template over [`TEMPLATE_BODY_LIMIT`] in S3.
+pub const TEMPLATE_URL_LIMIT: usize = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

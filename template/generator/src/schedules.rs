@@ -1,16 +1,18 @@
-//! The EventBridge schedules: periodic backups, and the lifecycle function's reconcile
-//! that removes members whose instances vanished without a queue message.
+//! The EventBridge schedules: periodic backups, the maintenance runs (health
+//! metrics, defragmentation, NOSPACE), and the lifecycle function's reconcile that
+//! removes members whose instances vanished without a queue message.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference};
-use crate::names::functions::RECONCILE_EVENT;
-use crate::names::logical::{BACKUP_FUNCTION, LIFECYCLE_FUNCTION};
+use crate::names::functions::{MAINTENANCE_EVENT, RECONCILE_EVENT};
+use crate::names::logical::{BACKUP_FUNCTION, LIFECYCLE_FUNCTION, MAINTENANCE_FUNCTION};
 use crate::options::Options;
 
 pub const BACKUP_RULE: &str = "BackupSchedule";
 pub const RECONCILE_RULE: &str = "ReconcileSchedule";
+pub const MAINTENANCE_RULE: &str = "MaintenanceSchedule";
 
 pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
@@ -39,6 +41,34 @@ pub fn fragment(options: &Options) -> Fragment {
                         "Arn": get_att(LIFECYCLE_FUNCTION, "Arn"),
                         "Input": RECONCILE_EVENT,
                     }],
+                },
+            }),
+        )
+        .resource(
+            MAINTENANCE_RULE,
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Description": "etcd health metrics, defragmentation and NOSPACE recovery",
+                    "ScheduleExpression": options.maintenance_schedule.as_str(),
+                    "State": "ENABLED",
+                    "Targets": [{
+                        "Id": "maintenance",
+                        "Arn": get_att(MAINTENANCE_FUNCTION, "Arn"),
+                        "Input": MAINTENANCE_EVENT,
+                    }],
+                },
+            }),
+        )
+        .resource(
+            "MaintenanceSchedulePermission",
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": reference(MAINTENANCE_FUNCTION),
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": get_att(MAINTENANCE_RULE, "Arn"),
                 },
             }),
         )

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
 use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER};
-use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
+use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, QUOTA_BACKEND_BYTES};
 use crate::names::ports::METRICS;
 use crate::names::{
     env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
@@ -87,6 +87,8 @@ Environment=@ENV_TLS_DIR@=@TLS_DIR@
 # Plain-HTTP /health and /metrics for the load balancer's health check, which has no
 # client certificate to present on the client port.
 Environment=@ENV_METRICS_PORT@=@METRICS_PORT@
+# etcd's backend quota: the stack's parameter, also given to the maintenance function.
+Environment=@ENV_QUOTA@=${@QUOTA@}
 # The agent writes its ready file once this node is a healthy voting member; systemd
 # empties the runtime directory whenever the agent stops, so the file never outlives
 # the run that wrote it.
@@ -154,7 +156,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 27] = [
+    let replacements: [(&str, String); 29] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -193,6 +195,8 @@ pub fn script(options: &Options) -> String {
         ("@METRICS_PORT@", METRICS.to_string()),
         ("@ENV_TLS_DIR@", env::TLS_DIR.to_string()),
         ("@TLS_DIR@", TLS_DIR.to_string()),
+        ("@ENV_QUOTA@", env::QUOTA_BACKEND_BYTES.to_string()),
+        ("@QUOTA@", QUOTA_BACKEND_BYTES.to_string()),
     ];
     replacements
         .iter()
