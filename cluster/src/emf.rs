@@ -52,9 +52,18 @@ impl Metric {
     }
 }
 
-/// The EMF document for `metrics` of `group`; `timestamp_ms` is milliseconds
-/// since the epoch.
-pub fn document(group: &str, metrics: &[Metric], timestamp_ms: i64) -> Value {
+/// A value the line carries for Logs Insights without declaring it a metric
+/// (an identifier, a name): CloudWatch keeps it as a field of the log event.
+pub type Property = (&'static str, Value);
+
+/// The EMF document for `metrics` of `group`, with `properties` beside them;
+/// `timestamp_ms` is milliseconds since the epoch.
+pub fn document(
+    group: &str,
+    metrics: &[Metric],
+    properties: &[Property],
+    timestamp_ms: i64,
+) -> Value {
     let declared: Vec<Value> = metrics
         .iter()
         .map(|m| json!({ "Name": m.name, "Unit": m.unit.as_str() }))
@@ -75,6 +84,9 @@ pub fn document(group: &str, metrics: &[Metric], timestamp_ms: i64) -> Value {
         names::metrics::GROUP_DIMENSION.to_owned(),
         Value::from(group),
     );
+    for (name, value) in properties {
+        document.insert((*name).to_owned(), value.clone());
+    }
     for metric in metrics {
         document.insert(metric.name.to_owned(), metric.value.clone());
     }
@@ -83,13 +95,18 @@ pub fn document(group: &str, metrics: &[Metric], timestamp_ms: i64) -> Value {
 
 /// The document as the single line CloudWatch Logs expects.
 pub fn line(group: &str, metrics: &[Metric], timestamp_ms: i64) -> String {
-    document(group, metrics, timestamp_ms).to_string()
+    document(group, metrics, &[], timestamp_ms).to_string()
 }
 
 /// Prints the line on stdout, now: printed, not logged, because CloudWatch
 /// reads the metrics from the bare JSON line. Returns it.
 pub fn print(group: &str, metrics: &[Metric]) -> String {
-    let line = line(group, metrics, unix_millis());
+    print_with(group, metrics, &[])
+}
+
+/// [`print`] with properties beside the metrics.
+pub fn print_with(group: &str, metrics: &[Metric], properties: &[Property]) -> String {
+    let line = document(group, metrics, properties, unix_millis()).to_string();
     println!("{line}");
     line
 }
@@ -135,6 +152,19 @@ mod tests {
         assert_eq!(doc["GroupName"], "etcd-group");
         assert_eq!(doc["Bytes"], json!(1_234));
         assert_eq!(doc["Age"], json!(2.5));
+    }
+
+    #[test]
+    fn a_property_is_a_field_of_the_line_but_not_a_declared_metric() {
+        let doc = document(
+            "etcd-group",
+            &[Metric::new("Bytes", Unit::Bytes, 1)],
+            &[("LeaderId", json!("8e9e05c52164694d"))],
+            1,
+        );
+        assert_eq!(doc["LeaderId"], "8e9e05c52164694d");
+        let declared = &doc["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert_eq!(declared, &json!([{"Name": "Bytes", "Unit": "Bytes"}]));
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod node;
 pub mod paths;
 pub mod planted_backup;
 pub mod sim_cluster;
+pub mod space;
 pub mod stand_in;
 pub mod workload;

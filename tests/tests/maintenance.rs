@@ -5,48 +5,25 @@
 //! health, recovers NOSPACE without anyone's help, and defragments fragmented
 //! members one at a time, the leader last, without stalling writers.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, MemberStatus};
+use etcd_aws_cluster::etcd_admin::EtcdAdmin;
 use etcd_aws_tests::functions::MaintenanceOnSchedule;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
+use etcd_aws_tests::space::{self, MIB};
 use etcd_aws_tests::stand_in::StandInOptions;
 use etcd_aws_tests::workload::{self, Writer, WriterOptions};
-use etcd_client::{Client, CompactionOptions};
 use serde_json::Value;
 use tokio::time::Instant;
 
 const SETTLE: Duration = Duration::from_secs(60);
-const MIB: usize = 1024 * 1024;
 /// The quota of the NOSPACE scenario: small enough to fill in seconds.
 const SMALL_QUOTA: usize = 16 * MIB;
 /// The promise: writes are accepted again within this long after NOSPACE.
 const NOSPACE_RECOVERED_WITHIN: Duration = Duration::from_secs(60);
 /// The promise: a defragmentation never stalls a writer longer than this.
 const DEFRAG_STALL_BOUND: Duration = Duration::from_secs(1);
-
-async fn client(cluster: &SimCluster) -> anyhow::Result<Client> {
-    Ok(Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?)
-}
-
-/// Each member's own status, by member id.
-async fn statuses(cluster: &SimCluster) -> anyhow::Result<HashMap<u64, MemberStatus>> {
-    let mut statuses = HashMap::new();
-    for (endpoint, status) in
-        EtcdAdmin::status_of_each(&cluster.client_urls(), &cluster.etcd_access()).await
-    {
-        let status = status.with_context(|| format!("{endpoint} did not answer"))?;
-        statuses.insert(status.member_id, status);
-    }
-    Ok(statuses)
-}
-
-fn is_nospace(error: &etcd_client::Error) -> bool {
-    matches!(error, etcd_client::Error::GRpcStatus(status)
-        if status.message() == "etcdserver: mvcc: database space exceeded")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_that_runs_out_of_space_accepts_writes_again_by_itself() -> anyhow::Result<()> {
@@ -83,54 +60,21 @@ async fn a_cluster_that_runs_out_of_space_accepts_writes_again_by_itself() -> an
     // when a second writer overwrites the same eight keys with 256 KiB values
     // until etcd refuses it for want of space (every revision is kept until a
     // compaction),
-    let mut squeezer = client(&cluster).await?;
-    let value = vec![b'x'; 256 * 1024];
-    let mut last_written: HashMap<String, i64> = HashMap::new();
-    let mut full_at = None;
-    // etcd applies the put that crosses the quota and answers it with
-    // NOSPACE (its quota applier runs the put, then reports): that key may
-    // hold a later revision than its last acknowledged one.
-    let mut crossed = None;
-    for round in 0..(4 * SMALL_QUOTA / value.len()) {
-        let key = format!("squeeze/{}", round % 8);
-        match squeezer.put(key.as_str(), value.clone(), None).await {
-            Ok(answer) => {
-                let revision = answer.header().map_or(0, |h| h.revision());
-                last_written.insert(key, revision);
-            }
-            Err(error) if is_nospace(&error) => {
-                full_at = Some(Instant::now());
-                crossed = Some(key);
-                break;
-            }
-            Err(error) => return Err(error).context("the squeezing writer failed"),
-        }
-    }
-    let full_at = full_at.context("the cluster never ran out of space")?;
+    let squeezed = space::squeeze_until_nospace(&cluster, SMALL_QUOTA).await?;
 
     // the maintenance run reclaims the space and clears the alarm without any
     // action from the test: writes are accepted again,
-    let accepted_at = wait_for(
-        "writes to be accepted again after NOSPACE",
-        NOSPACE_RECOVERED_WITHIN,
-        || async {
-            client(&cluster)
-                .await?
-                .put("squeeze/after", "accepted", None)
-                .await?;
-            Ok(Instant::now())
-        },
-    )
-    .await
-    .with_context(|| format!("maintenance log:\n{}", maintenance.log()))?;
-    let recovery = accepted_at - full_at;
+    let accepted_at = space::writable_again(&cluster, NOSPACE_RECOVERED_WITHIN)
+        .await
+        .with_context(|| format!("maintenance log:\n{}", maintenance.log()))?;
+    let recovery = accepted_at - squeezed.full_at;
     println!("NOSPACE to writes accepted again: {recovery:?}");
 
     // every member's file is below the quota, the alarm is gone, and the run
     // that recovered counted it;
     let mut admin = EtcdAdmin::connect(&cluster.client_urls(), &cluster.etcd_access()).await?;
     assert_eq!(admin.alarms().await?, vec![]);
-    for (id, status) in statuses(&cluster).await? {
+    for (id, status) in space::statuses(&cluster).await? {
         assert!(
             status.db_size < i64::try_from(SMALL_QUOTA)?,
             "member {id:x} is still {} bytes",
@@ -152,14 +96,14 @@ async fn a_cluster_that_runs_out_of_space_accepts_writes_again_by_itself() -> an
     assert_eq!(workload::missing(&acks, &present), vec![]);
     let stall = workload::window(&acks, writer.started(), Instant::now()).max_stall;
     println!("the steady writer's longest stall: {stall:?}");
-    let mut reader = client(&cluster).await?;
-    for (key, revision) in &last_written {
+    let mut reader = space::client(&cluster).await?;
+    for (key, revision) in &squeezed.last_written {
         let got = reader.get(key.as_str(), None).await?;
         let kv = got
             .kvs()
             .first()
             .with_context(|| format!("{key} is gone"))?;
-        if crossed.as_ref() == Some(key) {
+        if &squeezed.crossed == key {
             assert!(kv.mod_revision() >= *revision, "{key}");
         } else {
             assert_eq!(kv.mod_revision(), *revision, "{key}");
@@ -175,35 +119,7 @@ async fn fragmented_members_are_defragmented_one_at_a_time_without_stalling_a_wr
     // overwritten, and the history compacted away,
     let cluster = SimCluster::start(3).await?;
     cluster.wait_healthy(3, SETTLE).await?;
-    let mut filler = client(&cluster).await?;
-    let value = vec![b'f'; 128 * 1024];
-    for _ in 0..2 {
-        for n in 0..(24 * MIB / value.len()) {
-            filler.put(format!("fill/{n}"), value.clone(), None).await?;
-        }
-    }
-    for n in 0..(24 * MIB / value.len()) {
-        filler.delete(format!("fill/{n}"), None).await?;
-    }
-    let revision = filler
-        .get("fill/0", None)
-        .await?
-        .header()
-        .map_or(0, |h| h.revision());
-    filler
-        .compact(revision, Some(CompactionOptions::new().with_physical()))
-        .await?;
-    // (each member compacts on its own time, and counts the freed pages at
-    // its next commit: write until all have),
-    let before = wait_for("every member to have compacted", SETTLE, || async {
-        client(&cluster).await?.put("fill/tick", "", None).await?;
-        let statuses = statuses(&cluster).await?;
-        for status in statuses.values() {
-            anyhow::ensure!(status.free_bytes() > 16 * i64::try_from(MIB)?, "{status:?}");
-        }
-        Ok(statuses)
-    })
-    .await?;
+    let before = space::fragment(&cluster, 16, SETTLE).await?;
 
     // and a steady writer,
     let writer = Writer::start(
@@ -264,7 +180,7 @@ async fn fragmented_members_are_defragmented_one_at_a_time_without_stalling_a_wr
         "{outcome}"
     );
     // and each file shrank by what was free;
-    let after = statuses(&cluster).await?;
+    let after = space::statuses(&cluster).await?;
     for (id, status) in &after {
         let was = before.get(id).context("a member appeared")?;
         assert!(
@@ -317,5 +233,9 @@ async fn the_maintenance_run_publishes_etcds_health_as_metrics() -> anyhow::Resu
         "{line}"
     );
     assert!(line["RaftTerm"].as_f64().unwrap_or(0.0) >= 2.0, "{line}");
+    // The leader's member id rides along as a field, as etcdctl prints it.
+    let mut admin = EtcdAdmin::connect(&cluster.client_urls(), &cluster.etcd_access()).await?;
+    let leader = admin.status().await?.leader_id;
+    assert_eq!(line["LeaderId"], format!("{leader:x}"), "{line}");
     Ok(())
 }

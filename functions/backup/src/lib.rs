@@ -74,6 +74,7 @@
 
 pub mod config;
 pub mod emf;
+pub mod endpoints;
 pub mod invocation;
 pub mod maintenance;
 pub mod member_choice;

@@ -7,12 +7,13 @@ use etcd_aws_cluster::emf;
 
 use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_cluster::discovery::DiscoveryError;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdTimeouts};
 use etcd_aws_cluster::tls::ClientTlsError;
 
 use crate::config::{BackupConfig, ConfigError};
 use crate::emf::BackupMetrics;
+use crate::endpoints::live_endpoints;
 use crate::member_choice::{candidates, Candidate, MemberProbe};
 use crate::multipart::{MultipartUpload, UploadError};
 use crate::retention;
@@ -176,15 +177,7 @@ async fn find_source(
     sdk: &aws_config::SdkConfig,
     access: &EtcdAccess,
 ) -> Result<Source, BackupError> {
-    let instances = GroupDiscovery::new(sdk)
-        .instances(&config.group_name)
-        .await?;
-    let endpoints: Vec<String> = instances
-        .iter()
-        .filter(|i| i.is_live())
-        .filter_map(|i| i.private_ip)
-        .map(|ip| access.url(ip, config.client_port))
-        .collect();
+    let endpoints = live_endpoints(config, sdk, access).await?;
     if endpoints.is_empty() {
         return Err(BackupError::NoInstances(config.group_name.clone()));
     }

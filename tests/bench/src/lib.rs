@@ -8,6 +8,8 @@
 //! - [`control_plane`]: removal on termination, bootstrap, total loss,
 //!   formation vs raw etcd; the agent's memory
 //! - [`lambda`]: cold start and package size of both functions
+//! - [`maintenance`]: a writer's stall during defragmentation, and NOSPACE
+//!   recovery, vs `etcdctl defrag --cluster` and etcd's runbook
 //!
 //! [`report`] prints the table and writes `docs/benchmarks.md`.
 
@@ -18,6 +20,7 @@ pub mod dataset;
 pub mod dump;
 pub mod environment;
 pub mod lambda;
+pub mod maintenance;
 pub mod process;
 pub mod report;
 pub mod restore;
@@ -38,6 +41,7 @@ pub enum Family {
     Restore,
     ControlPlane,
     Lambda,
+    Maintenance,
 }
 
 /// Benchmarks of etcd-aws against the standard tools (see docs/benchmarks.md).
@@ -83,7 +87,7 @@ pub struct Options {
         env = "BENCH_ONLY",
         value_enum,
         value_delimiter = ',',
-        default_value = "backup,dump,restore,control-plane,lambda"
+        default_value = "backup,dump,restore,control-plane,lambda,maintenance"
     )]
     pub only: Vec<Family>,
     /// Where the results document goes.
@@ -138,6 +142,10 @@ pub async fn run_all(options: &Options) -> anyhow::Result<Report> {
         if let Err(error) = lambda::run(options, work.path(), &mut report).await {
             report.failure("5. lambda", &error);
         }
+    }
+    if options.runs(Family::Maintenance) {
+        println!("== maintenance");
+        maintenance::run_all(options, &tools, work.path(), &mut report).await;
     }
 
     let context = environment::describe(&tools, &contention).await;

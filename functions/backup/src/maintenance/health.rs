@@ -2,10 +2,13 @@
 //! leader, term, members and learners, active alarms. Pure: the run gathers
 //! the answers, this turns them into figures.
 
-use etcd_aws_cluster::emf::{Metric, Unit};
+use etcd_aws_cluster::emf::{Metric, Property, Unit};
 use etcd_aws_cluster::etcd_admin::{Alarm, AlarmKind, MemberStatus};
 use etcd_aws_cluster::member::Member;
 use etcd_aws_cluster::names::metrics;
+
+/// The health line's field naming the leader (a property, not a metric).
+pub const LEADER_ID: &str = "LeaderId";
 
 /// The cluster's health at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +70,17 @@ impl Health {
             return 0.0;
         }
         self.db_size_bytes as f64 * 100.0 / self.quota_bytes as f64
+    }
+
+    /// What the line carries beside the metrics: the leader's member id, in
+    /// hex as etcdctl prints it (an identifier, not a quantity: a metric would
+    /// round it; `RaftTerm`'s increase counts the leader changes).
+    pub fn properties(&self) -> Vec<Property> {
+        vec![(
+            LEADER_ID,
+            self.leader_id
+                .map_or(serde_json::Value::Null, |id| format!("{id:x}").into()),
+        )]
     }
 
     /// The figures the alarms and the dashboard read.
@@ -148,6 +162,13 @@ mod tests {
         let health = Health::of(&three(), &statuses, &[], 1000);
         assert_eq!(health.leader_id, Some(1));
         assert_eq!(value(&health, "HasLeader"), json!(1));
+    }
+
+    #[test]
+    fn the_leader_id_travels_as_a_hex_property() {
+        let statuses = [status(1, 26), status(2, 26), status(3, 26)];
+        let health = Health::of(&three(), &statuses, &[], 1000);
+        assert_eq!(health.properties(), vec![(LEADER_ID, json!("1a"))]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod plan;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_cluster::discovery::DiscoveryError;
 use etcd_aws_cluster::emf::{self, Metric, Unit};
 use etcd_aws_cluster::etcd_admin::{
     Alarm, EtcdAccess, EtcdAdmin, EtcdError, EtcdErrorKind, EtcdTimeouts, MemberStatus,
@@ -101,7 +101,7 @@ pub async fn run_maintenance(
         &seen.alarms,
         settings.quota_bytes,
     );
-    emf::print(&config.group_name, &health.metrics());
+    emf::print_with(&config.group_name, &health.metrics(), &health.properties());
     let backup_age_seconds = newest_backup_age(config, sdk).await;
     let state = ClusterState {
         members: &seen.members,
@@ -180,15 +180,7 @@ async fn live_endpoints(
     sdk: &aws_config::SdkConfig,
     access: &EtcdAccess,
 ) -> Result<Vec<String>, MaintenanceError> {
-    let instances = GroupDiscovery::new(sdk)
-        .instances(&config.group_name)
-        .await?;
-    let endpoints: Vec<String> = instances
-        .iter()
-        .filter(|i| i.is_live())
-        .filter_map(|i| i.private_ip)
-        .map(|ip| access.url(ip, config.client_port))
-        .collect();
+    let endpoints = crate::endpoints::live_endpoints(config, sdk, access).await?;
     if endpoints.is_empty() {
         return Err(MaintenanceError::NoInstances(config.group_name.clone()));
     }
