@@ -17,6 +17,7 @@ use etcd_aws_cluster::discovery::GroupDiscovery;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_cluster::etcd_release::{EtcdBinary, EtcdRelease};
+use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::observation::{Me, Observation, PeerState};
 use etcd_aws_cluster::{aws_env, identity};
 
@@ -346,7 +347,7 @@ impl Agent {
             match after_divergence(&observation) {
                 Ok(()) => {
                     let moved = data_dir::move_aside(&self.base.data_dir)?;
-                    tracing::error!(data_dir = %self.base.data_dir.display(), moved_to = %moved.display(),
+                    tracing::error!(event = events::DATA_DIVERGED, data_dir = %self.base.data_dir.display(), moved_to = %moved.display(),
                         "DATA DIVERGED: etcd's corruption check found this member's data differs from its peers' at the same revision; moved it aside (not deleted) and rejoining as a new learner from the healthy quorum");
                     return Ok(Ok(()));
                 }
@@ -418,9 +419,9 @@ fn report(supervised: &Supervised, next: &Next) {
     }
     let last_lines = &supervised.last_lines;
     match next {
-        Next::RetryJoin => tracing::warn!(%status, ?last_lines,
+        Next::RetryJoin => tracing::warn!(event = events::ETCD_EXITED, %status, ?last_lines,
             "etcd exited while joining (a concurrent join may have changed the member list); observing the cluster again"),
-        _ => tracing::error!(%status, ?last_lines,
+        _ => tracing::error!(event = events::ETCD_EXITED, %status, ?last_lines,
             "etcd exited with a failure, so etcd-aws stops too; etcd's last lines say why. Check the flags after `--`, that the data directory is writable and has free space, and that the client and peer ports are free"),
     }
 }

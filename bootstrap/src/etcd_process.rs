@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_cluster::etcd_launch::{EtcdLaunch, Upkeep};
+use etcd_aws_cluster::names::events;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -119,7 +120,7 @@ pub async fn run(
                 }
             }
             () = &mut recovery, if stopping.is_none() => {
-                tracing::warn!("RECOVERING: quorum is lost for good (the lost members' instances are gone from the group) and this member has the newest data; restarting etcd with --force-new-cluster");
+                tracing::warn!(event = events::FORCE_NEW_CLUSTER, "RECOVERING: quorum is lost for good (the lost members' instances are gone from the group) and this member has the newest data; restarting etcd with --force-new-cluster");
                 stopping = Some(EtcdExit::ForRecovery);
                 forward(pid, libc::SIGTERM);
             }

@@ -8,6 +8,7 @@ use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
+use etcd_aws_cluster::names::events;
 use tokio::process::Command;
 
 /// Where the cluster's backups are, from `--backup-bucket` and friends.
@@ -77,13 +78,13 @@ impl Restorer {
             match self.try_one(manifest, &snapshot, launch).await {
                 Ok(()) => {
                     if index > 0 {
-                        tracing::warn!(key = %manifest.key, skipped = index, "restored an OLDER backup because the newer ones are damaged; writes after revision {} are lost", manifest.revision);
+                        tracing::warn!(event = events::OLDER_BACKUP_RESTORED, key = %manifest.key, skipped = index, "restored an OLDER backup because the newer ones are damaged; writes after revision {} are lost", manifest.revision);
                     }
                     tracing::info!(key = %manifest.key, revision = manifest.revision, cluster_id = %manifest.cluster_id, "restored backup");
                     return Ok(manifest.clone());
                 }
                 Err(RestoreAttempt::Damaged(reason)) => {
-                    tracing::error!(key = %manifest.key, %reason, "BACKUP DAMAGED: refusing it and falling back to the previous backup");
+                    tracing::error!(event = events::BACKUP_DAMAGED, key = %manifest.key, %reason, "BACKUP DAMAGED: refusing it and falling back to the previous backup");
                 }
                 Err(RestoreAttempt::Fatal(e)) => return Err(e),
             }

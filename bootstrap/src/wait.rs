@@ -5,6 +5,7 @@
 use std::fmt::Display;
 use std::time::Duration;
 
+use etcd_aws_cluster::names::events;
 use tokio::time::Instant;
 
 use crate::signals::Signals;
@@ -62,6 +63,7 @@ impl Wait {
         if let Some(timeout) = self.policy.timeout {
             if self.since.elapsed() >= timeout {
                 tracing::error!(
+                    event = events::GAVE_UP_WAITING,
                     reason = self.last_reason.as_deref().unwrap_or_default(),
                     waited = %humantime::format_duration(timeout),
                     "gave up waiting {} (--wait-timeout); etcd is not running",

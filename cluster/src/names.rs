@@ -119,6 +119,27 @@ pub mod metrics {
     pub const NOSPACE_UNRECOVERED: &str = "NospaceUnrecovered";
 }
 
+/// The `event` field of the agent's log lines that an operator must hear of
+/// after the fact: the stack's metric filters match it (`{ $.event = "..." }`)
+/// rather than the wording of the message, which may change. Every line keeps
+/// its message for people.
+pub mod events {
+    /// The field's name in the JSON line (the tracing field `event`).
+    pub const FIELD: &str = "event";
+    /// The agent stopped because a wait passed `--wait-timeout`.
+    pub const GAVE_UP_WAITING: &str = "gave_up_waiting";
+    /// A backup failed its checks at restore and was refused.
+    pub const BACKUP_DAMAGED: &str = "backup_damaged";
+    /// The restore fell back to an older backup: writes after it are lost.
+    pub const OLDER_BACKUP_RESTORED: &str = "older_backup_restored";
+    /// A survivor restarted etcd with `--force-new-cluster`.
+    pub const FORCE_NEW_CLUSTER: &str = "force_new_cluster";
+    /// etcd ended on its own (not stopped by the agent).
+    pub const ETCD_EXITED: &str = "etcd_exited";
+    /// etcd's corruption check refused this member's data, set aside.
+    pub const DATA_DIVERGED: &str = "data_diverged";
+}
+
 /// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.
 pub mod secrets {
     /// The cluster CA (certificate and key). Only the nodes may read it: whoever holds

@@ -6,6 +6,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use etcd_aws_cluster::etcd_admin::EtcdAdmin;
+use etcd_aws_cluster::names::events;
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::{self, EtcdRelease};
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, HARNESS_TIMEOUTS};
@@ -32,6 +33,15 @@ async fn run(mut command: Command) -> anyhow::Result<Output> {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The agent's JSON log line whose `event` field is `event`.
+fn json_event(output: &Output, event: &str) -> serde_json::Value {
+    let text = stderr(output);
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line[events::FIELD] == event)
+        .unwrap_or_else(|| panic!("no JSON line with event {event:?} in:\n{text}"))
 }
 
 fn assert_clean_failure(output: &Output, code: i32, needle: &str) {
@@ -373,9 +383,15 @@ async fn a_join_the_cluster_keeps_refusing_gives_up_at_the_wait_timeout() -> any
         .env("ETCD_AWS_ETCD_BINARY", paths::etcd_tool("etcd")?)
         .env("ETCD_AWS_GROUP_NAME", stand_in.group_name())
         .env("ETCD_AWS_POLL_INTERVAL", "200ms")
-        .env("ETCD_AWS_WAIT_TIMEOUT", "3s");
+        .env("ETCD_AWS_WAIT_TIMEOUT", "3s")
+        .env("ETCD_AWS_LOG_FORMAT", "json");
     let output = run(command).await?;
     assert_clean_failure(&output, 75, "gave up waiting to start etcd");
+    // (as the event the stack's metric filter counts),
+    assert_eq!(
+        json_event(&output, events::GAVE_UP_WAITING)["level"],
+        "ERROR"
+    );
     // saying why it waited, and without having started etcd.
     assert!(
         stderr(&output).contains("too many learner members"),
@@ -411,6 +427,29 @@ async fn etcd_that_fails_is_reported_with_its_last_lines_and_what_to_check() -> 
     assert!(report.contains("ERROR"), "{report}");
     assert!(report.contains("mvcc: database is locked"), "{report}");
     assert!(report.contains("data directory"), "{report}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_json_logs_a_failing_etcd_is_the_event_the_stack_counts() -> anyhow::Result<()> {
+    let (stand_in, id, ip, dir) = single_instance().await?;
+    let fake_etcd = dir.path().join("etcd-fails");
+    std::fs::write(&fake_etcd, fake_etcd_script("3.5.16", "exit 1"))?;
+    std::fs::set_permissions(&fake_etcd, std::fs::Permissions::from_mode(0o755))?;
+    let mut command = agent()?;
+    as_instance(&mut command, &stand_in, &id, &ip, &dir);
+    command
+        .env("ETCD_AWS_ETCD_BINARY", &fake_etcd)
+        .env("ETCD_AWS_LOG_FORMAT", "json");
+    let output = run(command).await?;
+    let line = json_event(&output, events::ETCD_EXITED);
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("etcd exited with a failure")),
+        "{line}"
+    );
     Ok(())
 }
 

@@ -77,6 +77,21 @@ const NODE_UNOBSERVABLE: &[Unobservable] = &[
         action: "cloudformation:SignalResource",
         why: "the user data's ready unit signals CloudFormation; the agent only writes the ready file",
     },
+    Unobservable {
+        sid: "ShipNodeLogs",
+        action: "logs:CreateLogStream",
+        why: "the CloudWatch agent the user data installs creates the instance's stream; the harness runs no CloudWatch agent",
+    },
+    Unobservable {
+        sid: "ShipNodeLogs",
+        action: "logs:PutLogEvents",
+        why: "the CloudWatch agent ships the node's log file; the harness runs no CloudWatch agent",
+    },
+    Unobservable {
+        sid: "ShipNodeLogs",
+        action: "logs:DescribeLogStreams",
+        why: "the CloudWatch agent looks for the instance's stream before creating it; the harness runs no CloudWatch agent",
+    },
     secret_key("ReadClusterCaKey"),
 ];
 

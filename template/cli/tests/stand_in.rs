@@ -27,6 +27,7 @@ use serde_json::Value;
 const MOTO_SKIPS: &[&str] = &[
     "AWS::CloudWatch::Alarm",
     "AWS::EC2::SecurityGroupEgress",
+    "AWS::Logs::MetricFilter",
     "AWS::S3::BucketPolicy",
     "AWS::SNS::Subscription",
 ];
@@ -106,7 +107,7 @@ impl Moto {
 
     /// Uploads stand-in function zips, as `make package` would upload the real ones.
     fn upload_artifacts(&self, prefix: &str) {
-        let script = format!(
+        self.python(&format!(
             r##"
 import boto3, io, zipfile
 s3 = boto3.client("s3")
@@ -117,15 +118,26 @@ with zipfile.ZipFile(archive, "w") as z:
 for name in ["etcd-aws-lifecycle.zip", "etcd-aws-backup.zip"]:
     s3.put_object(Bucket="{ARTIFACT_BUCKET}", Key="{prefix}" + name, Body=archive.getvalue())
 "##
-        );
+        ));
+    }
+
+    /// The artifact bucket, empty: where a large template is staged.
+    fn create_artifact_bucket(&self) {
+        self.python(&format!(
+            r#"import boto3; boto3.client("s3").create_bucket(Bucket="{ARTIFACT_BUCKET}")"#
+        ));
+    }
+
+    /// Runs `script` with the venv's Python against this server.
+    fn python(&self, script: &str) {
         let output = self
             .command(&venv_tool("python"))
-            .args(["-c", &script])
+            .args(["-c", script])
             .output()
             .expect("python runs");
         assert!(
             output.status.success(),
-            "upload failed: {}",
+            "python failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -277,13 +289,15 @@ async fn stack_is_created_in_the_stand_in_except_the_types_moto_skips() {
 #[test]
 fn deploy_shows_progress_and_names_the_reason_when_the_create_fails() {
     let moto = Moto::start();
-    // Injected failure: the function zips were never uploaded, so creating the
-    // functions fails in the middle of the stack.
+    // Injected failure: the stack's artifact bucket was never made, so creating the
+    // functions fails in the middle of the stack (the template itself is staged in
+    // the deployer's bucket, which exists).
+    moto.create_artifact_bucket();
+    let mut template = template_for_moto();
+    template["Parameters"][parameters::ARTIFACT_BUCKET]["Default"] =
+        Value::from("etcd-aws-never-made");
     let directory = tempfile::tempdir().expect("temporary directory");
-    let output = moto.deploy(
-        "etcd-broken",
-        &write(directory.path(), &template_for_moto()),
-    );
+    let output = moto.deploy("etcd-broken", &write(directory.path(), &template));
     let log = stderr(&output);
     assert!(
         !output.status.success(),

@@ -12,6 +12,7 @@ use crate::names::logical::{
     LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, TARGET_GROUP,
 };
 use crate::names::metrics;
+use crate::node_logs;
 
 fn widget(title: &str, position: (u32, u32), metrics: Vec<Value>) -> Value {
     json!({
@@ -56,51 +57,82 @@ pub fn body() -> Value {
             format!("${{{queue}.QueueName}}")
         ])
     };
-    json!({
-        "widgets": [
-            widget("Nodes", (0, 0), vec![
-                json!(["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", group]),
+    let mut widgets = vec![
+        widget(
+            "Nodes",
+            (0, 0),
+            vec![
+                json!([
+                    "AWS/AutoScaling",
+                    "GroupInServiceInstances",
+                    "AutoScalingGroupName",
+                    group
+                ]),
                 elb("HealthyHostCount"),
                 elb("UnHealthyHostCount"),
-            ]),
-            widget("Backups", (12, 0), vec![
+            ],
+        ),
+        widget(
+            "Backups",
+            (12, 0),
+            vec![
                 backup(metrics::BACKUP_AGE),
                 backup(metrics::BACKUP_BYTES),
                 backup(metrics::BACKUP_DURATION),
-            ]),
-            widget("Functions", (0, 6), vec![
+            ],
+        ),
+        widget(
+            "Functions",
+            (0, 6),
+            vec![
                 lambda("Invocations", LIFECYCLE_FUNCTION),
                 lambda("Errors", LIFECYCLE_FUNCTION),
                 lambda("Invocations", BACKUP_FUNCTION),
                 lambda("Errors", BACKUP_FUNCTION),
                 lambda("Errors", MAINTENANCE_FUNCTION),
-            ]),
-            widget("Lifecycle queues", (12, 6), vec![
-                queue(LIFECYCLE_QUEUE),
-                queue(LIFECYCLE_DEAD_LETTER_QUEUE),
-            ]),
-            widget("etcd database against its quota", (0, 12), vec![
+            ],
+        ),
+        widget(
+            "Lifecycle queues",
+            (12, 6),
+            vec![queue(LIFECYCLE_QUEUE), queue(LIFECYCLE_DEAD_LETTER_QUEUE)],
+        ),
+        widget(
+            "etcd database against its quota",
+            (0, 12),
+            vec![
                 etcd(metrics::DB_SIZE),
                 etcd(metrics::DB_SIZE_IN_USE),
                 etcd(metrics::DB_QUOTA),
-            ]),
-            widget("etcd members and leader", (12, 12), vec![
+            ],
+        ),
+        widget(
+            "etcd members and leader",
+            (12, 12),
+            vec![
                 etcd(metrics::VOTING_MEMBERS),
                 etcd(metrics::LEARNERS),
                 etcd(metrics::MEMBERS_ANSWERING),
                 etcd(metrics::HAS_LEADER),
-            ]),
-            widget("etcd alarms and space reclaimed", (0, 18), vec![
+            ],
+        ),
+        widget(
+            "etcd alarms and space reclaimed",
+            (0, 18),
+            vec![
                 etcd(metrics::NOSPACE_ALARMS),
                 etcd(metrics::CORRUPT_ALARMS),
                 etcd(metrics::NOSPACE_UNRECOVERED),
                 etcd(metrics::NOSPACE_RECOVERIES),
                 etcd(metrics::DEFRAGMENTED_MEMBERS),
-            ]),
-            // The term rises by one with every election: its steps are leader changes.
-            widget("etcd raft term", (12, 18), vec![etcd(metrics::RAFT_TERM)]),
-        ],
-    })
+            ],
+        ),
+        // The term rises by one with every election: its steps are leader changes.
+        widget("etcd raft term", (12, 18), vec![etcd(metrics::RAFT_TERM)]),
+    ];
+    // Below the graphs: a Logs Insights query per event kind of the nodes' logs.
+    widgets.extend(node_logs::widgets(24));
+    json!({ "widgets": widgets })
 }
 
 pub fn fragment() -> Fragment {

@@ -2,9 +2,9 @@
 //!
 //! S3 always goes through a gateway endpoint: it costs nothing and keeps backup traffic
 //! off the NAT gateway. In endpoints mode every other API the nodes and functions call
-//! gets an interface endpoint, and the subnets have no route out at all. Logs and
-//! metrics need none: Lambda ships the functions' logs (and the embedded metrics in
-//! them) itself, outside the VPC.
+//! gets an interface endpoint, and the subnets have no route out at all. The
+//! functions' logs need none: Lambda ships them (and the embedded metrics in them)
+//! itself, outside the VPC; the nodes' logs go through the `logs` endpoint.
 
 use serde_json::json;
 
@@ -24,6 +24,8 @@ const INTERFACE_SERVICES: &[(&str, &str)] = &[
     ("cloudformation", "CloudFormationEndpoint"),
     // Nodes read the cluster CA; the functions read their client certificate.
     ("secretsmanager", "SecretsManagerEndpoint"),
+    // Nodes ship their agent's and etcd's logs (the CloudWatch agent).
+    ("logs", "LogsEndpoint"),
     // SSM Session Manager replaces SSH.
     ("ssm", "SsmEndpoint"),
     ("ssmmessages", "SsmMessagesEndpoint"),

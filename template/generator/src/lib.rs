@@ -49,6 +49,7 @@ pub mod lifecycle_queue;
 pub mod load_balancer;
 pub mod names;
 pub mod network;
+pub mod node_logs;
 pub mod node_role;
 pub mod options;
 pub mod outputs;
@@ -85,6 +86,7 @@ pub fn template(options: &Options) -> Result<Value, TemplateError> {
         .merge(endpoints::fragment(options))?
         .merge(security_groups::fragment(options))?
         .merge(node_role::fragment(options))?
+        .merge(node_logs::fragment())?
         .merge(launch_template::fragment(options))?
         .merge(lifecycle_queue::fragment())?
         .merge(autoscaling::fragment(options))?

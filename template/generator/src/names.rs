@@ -27,7 +27,7 @@ pub const READY_FILE: &str = "/run/etcd-aws/ready";
 pub const BACKUP_PREFIX: &str = shared::bucket::BACKUP_PREFIX;
 
 /// The names the binaries read: environment variables, secrets, metrics and ports.
-pub use shared::{env, metrics, ports, secrets};
+pub use shared::{env, events, metrics, ports, secrets};
 
 /// The Lambda functions: cargo package names (what `cargo lambda build` produces a zip
 /// for) and how they run.
@@ -75,6 +75,9 @@ pub mod logical {
     pub const ALARM_TOPIC: &str = "AlarmTopic";
     pub const DASHBOARD: &str = "Dashboard";
     pub const ENCRYPTION_KEY: &str = "EncryptionKey";
+    /// The nodes' agent and etcd logs, and the key that encrypts them.
+    pub const NODE_LOGS: &str = "NodeLogs";
+    pub const NODE_LOGS_KEY: &str = "NodeLogsKey";
 }
 
 /// Template parameters: values the deployer may set at stack creation without
@@ -93,6 +96,8 @@ pub mod parameters {
     pub const SECRETS_KMS_KEY_ARN: &str = "SecretsKmsKeyArn";
     /// etcd's backend quota in bytes, for the agent and the maintenance function.
     pub const QUOTA_BACKEND_BYTES: &str = "EtcdQuotaBackendBytes";
+    /// Days CloudWatch Logs keeps the nodes' logs.
+    pub const NODE_LOG_RETENTION_DAYS: &str = "NodeLogRetentionDays";
 }
 
 /// Template conditions that more than one module refers to.

@@ -1,12 +1,12 @@
 //! The nodes' IAM role: find the group and its instances, read backups to restore,
-//! read the cluster CA to issue themselves a certificate, fetch the artifacts, signal
-//! CloudFormation, and be reachable by Session Manager.
+//! read the cluster CA to issue themselves a certificate, fetch the artifacts, ship
+//! their logs, signal CloudFormation, and be reachable by Session Manager.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
-use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_ROLE};
+use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_LOGS, NODE_ROLE};
 use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
 use crate::names::BACKUP_PREFIX;
 use crate::options::Options;
@@ -43,6 +43,17 @@ pub fn fragment(options: &Options) -> Fragment {
                 "arn:${{AWS::Partition}}:s3:::${{ArtifactBucket}}/{}*",
                 options.artifact_prefix.as_str()
             ))],
+        ),
+        // The CloudWatch agent ships the node's log file: its own stream in the
+        // stack's group, which exists already (nothing to create but streams).
+        allow(
+            "ShipNodeLogs",
+            &[
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
+            vec![get_att(NODE_LOGS, "Arn")],
         ),
         allow(
             "SignalReadiness",

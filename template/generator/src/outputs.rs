@@ -8,7 +8,7 @@ use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{
     ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CLIENT_SECURITY_GROUP,
     DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER,
-    MAINTENANCE_FUNCTION, VPC,
+    MAINTENANCE_FUNCTION, NODE_LOGS, VPC,
 };
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::ports::CLIENT;
@@ -48,6 +48,7 @@ pub fn fragment() -> Fragment {
         .output("AutoScalingGroupName", output("The etcd nodes' group", reference(AUTO_SCALING_GROUP)))
         .output("AlarmTopicArn", output("Where the alarms go", reference(ALARM_TOPIC)))
         .output("DashboardName", output("CloudWatch dashboard", reference(DASHBOARD)))
+        .output("NodeLogGroupName", output("The nodes' agent and etcd logs, one stream per instance", reference(NODE_LOGS)))
         .output("VpcId", output("The cluster's VPC", reference(VPC)))
         .output("PrivateSubnetIds", output("Private subnets, one per zone", sub(&subnets.join(","))))
         .output("BackupBucketArn", output("Bucket ARN", get_att(BACKUP_BUCKET, "Arn")))

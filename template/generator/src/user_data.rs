@@ -1,6 +1,6 @@
 //! The instances' user-data: install a pinned, checksum-verified etcd and the agent,
-//! run the agent under systemd, and signal CloudFormation only once this node is a
-//! healthy voting member.
+//! ship the agent's log file to CloudWatch Logs, run the agent under systemd, and
+//! signal CloudFormation only once this node is a healthy voting member.
 //!
 //! The script is a `Fn::Sub` string: `${AWS::Region}`, `${ArtifactBucket}` and the like
 //! are filled in by CloudFormation, so the script's own shell variables are written
@@ -17,6 +17,7 @@ use crate::names::{
     env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
     TLS_DIR,
 };
+use crate::node_logs;
 use crate::options::{artifacts, Options};
 
 /// Where the readiness script is installed.
@@ -63,6 +64,28 @@ install -d -m 0700 '@DATA_DIR@'
 # The node's private key lives here: readable by root only, the directory as well.
 install -d -m 0700 '@TLS_DIR@'
 
+# The node's logs outlive it: the agent's unit appends its output (and etcd's, which
+# the agent passes through) to one file, which the CloudWatch agent from Amazon
+# Linux's repositories ships to the stack's log group, one stream per instance.
+dnf install -y -q amazon-cloudwatch-agent
+install -d -m 0750 "$(dirname '@LOG_FILE@')"
+cat > /opt/aws/amazon-cloudwatch-agent/etc/etcd-aws.json <<'CWAGENT'
+@CWAGENT_CONFIG@
+CWAGENT
+cat > /etc/logrotate.d/etcd-aws <<'ROTATE'
+@LOG_FILE@ {
+  daily
+  rotate 7
+  maxsize 100M
+  compress
+  missingok
+  notifempty
+  copytruncate
+}
+ROTATE
+/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+  -c file:/opt/aws/amazon-cloudwatch-agent/etc/etcd-aws.json
+
 cat > /etc/systemd/system/@AGENT_UNIT@ <<'UNIT'
 [Unit]
 Description=etcd, run by etcd-aws (forms, joins or restores the cluster)
@@ -95,6 +118,9 @@ Environment=@ENV_QUOTA@=${@QUOTA@}
 RuntimeDirectory=etcd-aws
 Environment=@ENV_READY_FILE@=@READY_FILE@
 ExecStart=@BIN@/@AGENT@
+# To the file the CloudWatch agent ships (so not to the journal).
+StandardOutput=append:@LOG_FILE@
+StandardError=append:@LOG_FILE@
 Restart=always
 RestartSec=5
 # The agent forwards SIGTERM to etcd and waits for it; only stragglers get SIGKILL.
@@ -156,7 +182,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 29] = [
+    let replacements: [(&str, String); 31] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -197,6 +223,8 @@ pub fn script(options: &Options) -> String {
         ("@TLS_DIR@", TLS_DIR.to_string()),
         ("@ENV_QUOTA@", env::QUOTA_BACKEND_BYTES.to_string()),
         ("@QUOTA@", QUOTA_BACKEND_BYTES.to_string()),
+        ("@LOG_FILE@", node_logs::LOG_FILE.to_string()),
+        ("@CWAGENT_CONFIG@", node_logs::cloudwatch_agent_config()),
     ];
     replacements
         .iter()

@@ -614,6 +614,7 @@ fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
                     "BackupBucket",
                     parameters::CLUSTER_CA_SECRET_ARN,
                     parameters::QUOTA_BACKEND_BYTES,
+                    logical::NODE_LOGS,
                     logical::LOAD_BALANCER,
                 ]
                 .contains(&name.as_str()),
