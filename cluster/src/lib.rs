@@ -26,5 +26,7 @@ pub mod names;
 pub mod observation;
 pub mod peer_probe;
 pub mod recovery;
+pub mod replay;
+pub mod segment;
 pub mod test_support;
 pub mod tls;
