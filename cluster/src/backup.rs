@@ -77,8 +77,18 @@ impl BackupLayout {
         Self { prefix }
     }
 
+    /// The prefix everything lives under ("" for the bucket's root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn snapshots_prefix(&self) -> String {
         format!("{}snapshots/", self.prefix)
+    }
+
+    /// Where the continuous backup's segments live ([`crate::segment`]).
+    pub fn segments_prefix(&self) -> String {
+        format!("{}{}", self.prefix, crate::segment::SEGMENTS_DIR)
     }
 
     pub fn pointer_key(&self) -> String {

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::aws_error::{self, AwsErrorKind};
 use crate::backup::{BackupLayout, BackupManifest, Compression};
 use crate::discovery::error_chain;
+use crate::segment::{Segment, SegmentRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupStoreError {
@@ -227,6 +228,98 @@ impl BackupStore {
                 .await
                 .map_err(|e| self.error("DeleteObject", &key, e))?;
         }
+        Ok(())
+    }
+
+    /// Every stored segment, by the last revision it covers; keys that are not
+    /// segments are skipped (they name no range).
+    pub async fn segments(&self) -> Result<Vec<SegmentRef>, BackupStoreError> {
+        let prefix = self.layout.segments_prefix();
+        let mut segments = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, e))?;
+            segments.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter_map(SegmentRef::parse),
+            );
+        }
+        segments.sort();
+        Ok(segments)
+    }
+
+    /// Stores a segment. The same range and changes give the same key and bytes,
+    /// so a repeated flush changes nothing.
+    pub async fn put_segment(&self, segment: &Segment) -> Result<SegmentRef, BackupStoreError> {
+        let (key, stored) =
+            segment
+                .encode(self.layout.prefix())
+                .map_err(|e| BackupStoreError::Damaged {
+                    bucket: self.bucket.clone(),
+                    key: self.layout.segments_prefix(),
+                    reason: e.to_string(),
+                })?;
+        let reference = SegmentRef::parse(&key).ok_or_else(|| BackupStoreError::Damaged {
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+            reason: "the segment's own key does not parse".into(),
+        })?;
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(stored))
+            .send()
+            .await
+            .map_err(|e| self.error("PutObject", &key, e))?;
+        Ok(reference)
+    }
+
+    /// Reads one segment and verifies it against the checksum its key names.
+    pub async fn read_segment(&self, reference: &SegmentRef) -> Result<Segment, BackupStoreError> {
+        let key = reference.key.as_str();
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", key, e))?;
+        let stored = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| BackupStoreError::S3 {
+                operation: "GetObject",
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                message: error_chain(&e),
+            })?
+            .into_bytes();
+        Segment::decode(reference, &stored).map_err(|e| BackupStoreError::Damaged {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn delete_segment(&self, reference: &SegmentRef) -> Result<(), BackupStoreError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&reference.key)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteObject", &reference.key, e))?;
         Ok(())
     }
 
