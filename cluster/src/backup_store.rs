@@ -115,28 +115,35 @@ impl BackupStore {
         }
     }
 
-    /// Every backup whose manifest is readable, newest first. A manifest that
-    /// does not parse is skipped with a warning: it names no usable backup.
-    pub async fn manifests(&self) -> Result<Vec<BackupManifest>, BackupStoreError> {
-        let prefix = self.layout.snapshots_prefix();
+    /// Every key under `prefix`, all pages of the listing.
+    async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, BackupStoreError> {
         let mut keys = Vec::new();
         let mut pages = self
             .s3
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&prefix)
+            .prefix(prefix)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, e))?;
+            let page = page.map_err(|e| self.error("ListObjectsV2", prefix, e))?;
             keys.extend(
                 page.contents()
                     .iter()
                     .filter_map(|o| o.key())
-                    .filter(|k| BackupLayout::is_manifest_key(k))
                     .map(str::to_owned),
             );
         }
+        Ok(keys)
+    }
+
+    /// Every backup whose manifest is readable, newest first. A manifest that
+    /// does not parse is skipped with a warning: it names no usable backup.
+    pub async fn manifests(&self) -> Result<Vec<BackupManifest>, BackupStoreError> {
+        let keys = self.keys_under(&self.layout.snapshots_prefix()).await?;
+        let keys = keys
+            .into_iter()
+            .filter(|k| BackupLayout::is_manifest_key(k));
         let mut manifests = Vec::new();
         for key in keys {
             match self.read_manifest(&key).await {
@@ -234,24 +241,9 @@ impl BackupStore {
     /// Every stored segment, by the last revision it covers; keys that are not
     /// segments are skipped (they name no range).
     pub async fn segments(&self) -> Result<Vec<SegmentRef>, BackupStoreError> {
-        let prefix = self.layout.segments_prefix();
-        let mut segments = Vec::new();
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, e))?;
-            segments.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key())
-                    .filter_map(SegmentRef::parse),
-            );
-        }
+        let keys = self.keys_under(&self.layout.segments_prefix()).await?;
+        let mut segments: Vec<SegmentRef> =
+            keys.iter().filter_map(|k| SegmentRef::parse(k)).collect();
         segments.sort();
         Ok(segments)
     }

@@ -7,16 +7,7 @@
 
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::tls::{NewSecret, SecretStore, SecretStoreError};
-use etcd_aws_tests::stand_in::{StandIn, StandInOptions};
-
-async fn stand_in() -> anyhow::Result<StandIn> {
-    StandIn::start(StandInOptions {
-        group_size: 0,
-        lifecycle_hook: None,
-        ..StandInOptions::default()
-    })
-    .await
-}
+use etcd_aws_tests::stand_in::StandIn;
 
 fn secret<'a>(name: &'a str) -> NewSecret<'a> {
     NewSecret {
@@ -29,7 +20,7 @@ fn secret<'a>(name: &'a str) -> NewSecret<'a> {
 
 #[tokio::test]
 async fn a_missing_bucket_is_named_as_such() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let store = BackupStore::new(&stand_in.sdk_config().await, "no-such-bucket", "backups/");
     match store.manifests().await {
         Err(BackupStoreError::NoSuchBucket { bucket }) => assert_eq!(bucket, "no-such-bucket"),
@@ -40,7 +31,7 @@ async fn a_missing_bucket_is_named_as_such() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_missing_secret_is_not_found() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let store = SecretStore::new(&stand_in.sdk_config().await);
     match store.load_ca("etcd-aws/nobody/cluster-ca").await {
         Err(SecretStoreError::NotFound { secret }) => {
@@ -53,7 +44,7 @@ async fn a_missing_secret_is_not_found() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn creating_a_secret_twice_says_it_exists_and_keeps_the_first() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let store = SecretStore::new(&stand_in.sdk_config().await);
     let name = format!("etcd-aws/{}/twice", stand_in.group_name());
     let arn = store.create(&secret(&name)).await?;
@@ -72,7 +63,7 @@ async fn creating_a_secret_twice_says_it_exists_and_keeps_the_first() -> anyhow:
 
 #[tokio::test]
 async fn a_value_for_a_secret_nobody_created_is_refused_not_created() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let store = SecretStore::new(&stand_in.sdk_config().await);
     let name = format!("etcd-aws/{}/never-created", stand_in.group_name());
     let ca = etcd_aws_cluster::tls::ClusterCa::generate(

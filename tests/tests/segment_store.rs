@@ -4,16 +4,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
-use etcd_aws_tests::stand_in::{StandIn, StandInOptions};
-
-async fn stand_in() -> anyhow::Result<StandIn> {
-    StandIn::start(StandInOptions {
-        group_size: 0,
-        lifecycle_hook: None,
-        ..StandInOptions::default()
-    })
-    .await
-}
+use etcd_aws_tests::stand_in::StandIn;
 
 fn segment(first: i64, last: i64) -> Segment {
     Segment {
@@ -41,7 +32,7 @@ fn segment(first: i64, last: i64) -> Segment {
 
 #[tokio::test]
 async fn segments_are_listed_by_revision_and_read_back_as_written() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let sdk = stand_in.sdk_config().await;
     let store = BackupStore::new(&sdk, stand_in.bucket(), "backups/");
     store.put_segment(&segment(21, 30)).await?;
@@ -64,7 +55,7 @@ async fn segments_are_listed_by_revision_and_read_back_as_written() -> anyhow::R
 
 #[tokio::test]
 async fn the_same_range_flushed_twice_is_one_object() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let store = BackupStore::new(&stand_in.sdk_config().await, stand_in.bucket(), "backups/");
     let first = store.put_segment(&segment(5, 9)).await?;
     let again = store.put_segment(&segment(5, 9)).await?;
@@ -75,7 +66,7 @@ async fn the_same_range_flushed_twice_is_one_object() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_segment_whose_bytes_changed_in_the_bucket_is_refused_as_damaged() -> anyhow::Result<()> {
-    let stand_in = stand_in().await?;
+    let stand_in = StandIn::start_without_instances().await?;
     let sdk = stand_in.sdk_config().await;
     let store = BackupStore::new(&sdk, stand_in.bucket(), "backups/");
     let reference = store.put_segment(&segment(5, 9)).await?;

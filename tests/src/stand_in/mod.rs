@@ -118,6 +118,17 @@ impl StandIn {
         Self::start_on(opts, SubnetRange::Loopback).await
     }
 
+    /// A stand-in with an empty group and no lifecycle hook: for tests of the
+    /// bucket and the secrets alone.
+    pub async fn start_without_instances() -> anyhow::Result<StandIn> {
+        Self::start(StandInOptions {
+            group_size: 0,
+            lifecycle_hook: None,
+            ..StandInOptions::default()
+        })
+        .await
+    }
+
     /// A stand-in whose instances get their IPs from `range`. For
     /// `SubnetRange::Docker` it creates the Docker networks (see
     /// `docker_networks()`) and serves its AWS endpoint on one of them.
