@@ -72,6 +72,7 @@
 //! slower: `ETCD_BACKUP_COMPRESSION=none` is the switch if the duration metric
 //! says so.
 
+pub mod capture;
 pub mod config;
 pub mod emf;
 pub mod endpoints;

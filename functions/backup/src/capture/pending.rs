@@ -1,0 +1,211 @@
+//! What the capture holds between flushes: the changes after the last flushed
+//! revision, each revision's events together, and whether it is time to flush
+//! them. Pure: the watch feeds it events, a clock tells it the time.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use etcd_aws_cluster::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
+use tokio::time::Instant;
+
+/// When held changes are flushed: once the oldest has waited `delay` (the loss
+/// window's share of the capture), or once they reach `max_bytes`, whichever
+/// comes first. Nothing is flushed while nothing changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    pub delay: Duration,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The last revision stored (flushed, or in the snapshot the capture started from).
+    after: i64,
+    revisions: Vec<RevisionChange>,
+    bytes: usize,
+    oldest: Option<Instant>,
+}
+
+impl Pending {
+    pub fn new(after: i64) -> Self {
+        Self {
+            after,
+            revisions: Vec::new(),
+            bytes: 0,
+            oldest: None,
+        }
+    }
+
+    /// The last revision stored.
+    pub fn after(&self) -> i64 {
+        self.after
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.revisions.is_empty()
+    }
+
+    /// Holds one watch event of `revision`. Events of a revision arrive together
+    /// and in order; one at or below what is stored is a repeat (a watch resumed
+    /// from an older revision) and is dropped.
+    pub fn add(&mut self, revision: i64, change: Change, now: Instant) {
+        let held = self.revisions.last().map_or(self.after, |r| r.revision);
+        if revision <= self.after || revision < held {
+            return;
+        }
+        self.bytes += match &change {
+            Change::Put { key, value, .. } => key.len() + value.len(),
+            Change::Delete { key } => key.len(),
+        };
+        match self.revisions.last_mut() {
+            Some(last) if last.revision == revision => last.changes.push(change),
+            _ => self.revisions.push(RevisionChange {
+                revision,
+                changes: vec![change],
+            }),
+        }
+        self.oldest.get_or_insert(now);
+    }
+
+    /// Whether the held changes are due for a flush at `now`.
+    pub fn due(&self, now: Instant, policy: &FlushPolicy) -> bool {
+        match self.oldest {
+            None => false,
+            Some(oldest) => {
+                self.bytes >= policy.max_bytes || now.duration_since(oldest) >= policy.delay
+            }
+        }
+    }
+
+    /// The leases the held puts are attached to, whose TTLs the segment records.
+    pub fn lease_ids(&self) -> Vec<i64> {
+        let ids: BTreeSet<i64> = self
+            .revisions
+            .iter()
+            .flat_map(|r| &r.changes)
+            .filter_map(|change| match change {
+                Change::Put { lease, .. } if *lease != 0 => Some(*lease),
+                _ => None,
+            })
+            .collect();
+        ids.into_iter().collect()
+    }
+
+    /// The held changes as the segment that follows the last stored revision;
+    /// afterwards its last revision counts as stored. `None` when nothing is held.
+    pub fn take(
+        &mut self,
+        cluster_id: &str,
+        flushed_at: i64,
+        leases: Vec<LeaseGrant>,
+    ) -> Option<Segment> {
+        let last = self.revisions.last()?.revision;
+        let segment = Segment {
+            format: FORMAT,
+            cluster_id: cluster_id.to_owned(),
+            first: self.after + 1,
+            last,
+            flushed_at,
+            revisions: std::mem::take(&mut self.revisions),
+            leases,
+        };
+        *self = Self::new(last);
+        Some(segment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: FlushPolicy = FlushPolicy {
+        delay: Duration::from_secs(1),
+        max_bytes: 100,
+    };
+
+    fn put(key: &str, lease: i64) -> Change {
+        Change::Put {
+            key: key.as_bytes().to_vec(),
+            value: b"0123456789".to_vec(),
+            lease,
+        }
+    }
+
+    #[test]
+    fn the_events_of_one_revision_stay_together() {
+        let now = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(11, put("a", 0), now);
+        pending.add(11, Change::Delete { key: b"b".to_vec() }, now);
+        pending.add(12, put("c", 0), now);
+        let segment = pending.take("c1", 0, vec![]).expect("held changes");
+        assert_eq!((segment.first, segment.last), (11, 12));
+        assert_eq!(segment.revisions.len(), 2);
+        assert_eq!(segment.revisions[0].changes.len(), 2);
+    }
+
+    #[test]
+    fn repeats_of_stored_or_older_revisions_are_dropped() {
+        let now = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(9, put("old", 0), now);
+        pending.add(10, put("stored", 0), now);
+        assert!(pending.is_empty());
+        pending.add(12, put("a", 0), now);
+        pending.add(11, put("late", 0), now);
+        let segment = pending.take("c1", 0, vec![]).expect("held changes");
+        assert_eq!(segment.revisions.len(), 1);
+    }
+
+    #[test]
+    fn nothing_is_due_while_nothing_changes() {
+        let pending = Pending::new(10);
+        assert!(!pending.due(Instant::now() + Duration::from_secs(3600), &POLICY));
+    }
+
+    #[test]
+    fn held_changes_are_due_once_the_oldest_has_waited_the_delay() {
+        let start = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(11, put("a", 0), start);
+        pending.add(12, put("b", 0), start + Duration::from_millis(900));
+        assert!(!pending.due(start + Duration::from_millis(999), &POLICY));
+        assert!(pending.due(start + Duration::from_secs(1), &POLICY));
+    }
+
+    #[test]
+    fn held_changes_are_due_at_once_past_the_size_bound() {
+        let now = Instant::now();
+        let mut pending = Pending::new(10);
+        for revision in 11..=19 {
+            pending.add(revision, put("k", 0), now);
+        }
+        assert!(!pending.due(now, &POLICY), "99 bytes held");
+        pending.add(20, put("k", 0), now);
+        assert!(pending.due(now, &POLICY), "110 bytes held");
+    }
+
+    #[test]
+    fn segments_follow_each_other_without_a_gap() {
+        let now = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(11, put("a", 0), now);
+        let first = pending.take("c1", 0, vec![]).expect("first");
+        assert_eq!(pending.after(), 11);
+        pending.add(12, put("b", 0), now);
+        let second = pending.take("c1", 0, vec![]).expect("second");
+        assert_eq!((first.last, second.first), (11, 12));
+        assert_eq!(pending.take("c1", 0, vec![]), None);
+    }
+
+    #[test]
+    fn the_leases_held_keys_are_attached_to_are_each_named_once() {
+        let now = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(11, put("a", 7), now);
+        pending.add(12, put("b", 7), now);
+        pending.add(13, put("c", 3), now);
+        pending.add(14, put("d", 0), now);
+        assert_eq!(pending.lease_ids(), vec![3, 7]);
+    }
+}
