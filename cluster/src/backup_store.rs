@@ -115,6 +115,33 @@ impl BackupStore {
         }
     }
 
+    /// The whole object at `key`; `None` when there is none.
+    async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, BackupStoreError> {
+        let object = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => object,
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
+            Err(e) => return Err(self.error("GetObject", key, e)),
+        };
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| BackupStoreError::S3 {
+                operation: "GetObject",
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                message: error_chain(&e),
+            })?;
+        Ok(Some(bytes.to_vec()))
+    }
+
     /// Every key under `prefix`, all pages of the listing.
     async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, BackupStoreError> {
         let mut keys = Vec::new();
@@ -167,29 +194,10 @@ impl BackupStore {
     }
 
     async fn read_manifest(&self, key: &str) -> Result<Option<BackupManifest>, BackupStoreError> {
-        let object = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(object) => object,
-            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
-            Err(e) => return Err(self.error("GetObject", key, e)),
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
         };
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| BackupStoreError::S3 {
-                operation: "GetObject",
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-                message: error_chain(&e),
-            })?;
-        serde_json::from_slice(&bytes.into_bytes())
+        serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| BackupStoreError::Damaged {
                 bucket: self.bucket.clone(),
@@ -278,30 +286,16 @@ impl BackupStore {
     /// Reads one segment and verifies it against the checksum its key names.
     pub async fn read_segment(&self, reference: &SegmentRef) -> Result<Segment, BackupStoreError> {
         let key = reference.key.as_str();
-        let object = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.error("GetObject", key, e))?;
-        let stored = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| BackupStoreError::S3 {
-                operation: "GetObject",
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-                message: error_chain(&e),
-            })?
-            .into_bytes();
-        Segment::decode(reference, &stored).map_err(|e| BackupStoreError::Damaged {
+        let damaged = |reason: String| BackupStoreError::Damaged {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let stored = self
+            .get_bytes(key)
+            .await?
+            .ok_or_else(|| damaged("the segment object is missing".into()))?;
+        Segment::decode(reference, &stored).map_err(|e| damaged(e.to_string()))
     }
 
     pub async fn delete_segment(&self, reference: &SegmentRef) -> Result<(), BackupStoreError> {

@@ -338,7 +338,7 @@ fn maintenance_event() -> Value {
 }
 
 /// The event an EventBridge schedule sends.
-fn scheduled_event(region: &str) -> Value {
+pub fn scheduled_event(region: &str) -> Value {
     json!({
         "version": "0",
         "id": uuid::Uuid::new_v4().to_string(),

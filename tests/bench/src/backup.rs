@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::dataset::{Dataset, STANDARD_SNAPSHOT_KEY};
 use super::process::{self, run, vm_hwm_kib};
 use super::report::{self, Report, Row, Target};
 use super::stats::{max, median, ratio};
+use etcd_aws_tests::functions::scheduled_event;
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::stand_in::StandIn;
 
@@ -166,20 +167,6 @@ pub async fn wait_initialised(function: &LambdaFunction) -> anyhow::Result<Durat
         function.runtime_api().init_error(),
         tail(&function.log(), 15)
     )
-}
-
-pub fn scheduled_event(region: &str) -> Value {
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-01-01T00:00:00Z",
-        "region": region,
-        "resources": [format!("arn:aws:events:{region}:123456789012:rule/etcd-backup")],
-        "detail": {}
-    })
 }
 
 pub fn tail(text: &str, lines: usize) -> String {

@@ -20,13 +20,14 @@ use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::time::Instant;
 
-use super::backup::{scheduled_event, start_backup_function, tail, wait_initialised};
+use super::backup::{start_backup_function, tail, wait_initialised};
 use super::data;
 use super::environment::Tools;
 use super::process::{mib, vm_hwm_kib};
 use super::report::{self, Report, Row, Target};
 use super::stats::{max, median, percentile, ratio};
 use super::Options;
+use etcd_aws_tests::functions::scheduled_event;
 use etcd_aws_tests::functions::LifecycleOnQueue;
 use etcd_aws_tests::node::{Node, ETCD_TUNING_ARGS};
 use etcd_aws_tests::sim_cluster::SimCluster;
