@@ -19,6 +19,7 @@ use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_cluster::etcd_release::{EtcdBinary, EtcdRelease};
 use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::observation::{Me, Observation, PeerState};
+use etcd_aws_cluster::replay::ReplayTarget;
 use etcd_aws_cluster::{aws_env, identity};
 
 use crate::etcd_process::{self, EtcdSettings, Supervised};
@@ -136,6 +137,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             .map(|(store, settings)| Restorer {
                 store,
                 etcdutl: settings.etcdutl.clone(),
+                etcd: config.etcd.binary.clone(),
+                etcd_args: config.etcd.upkeep.args(&etcd),
                 token: group.clone(),
             }),
         base: EtcdLaunch {
@@ -316,7 +319,18 @@ impl Agent {
             (Some(restorer), Some(newest)) => {
                 tracing::info!(group = %self.group, key = %newest.key, revision = newest.revision,
                     "no cluster exists and this node is the seed: restoring the newest backup and forming from it");
-                restorer.restore(&candidates, &self.base).await?;
+                let restored = restorer
+                    .restore(&candidates, &self.base, ReplayTarget::Latest)
+                    .await?;
+                tracing::info!(
+                    key = %restored.manifest.key,
+                    cluster_id = %restored.manifest.cluster_id,
+                    snapshot_revision = restored.snapshot_revision,
+                    replayed_revisions = restored.replayed.revisions,
+                    replayed_segments = restored.replayed.segments,
+                    restored_until = restored.replayed.until,
+                    "restored the backup and replayed the changes captured after it"
+                );
                 // The restored data dir holds the one-member cluster: start on it.
                 Ok(self.base.clone())
             }

@@ -61,19 +61,12 @@ pub async fn run(
 ) -> anyhow::Result<Supervised> {
     let args = launch.args();
     tracing::info!(binary = %binary.display(), ?args, "starting etcd");
-    let mut command = Command::new(binary);
+    let mut command = etcd_command(binary);
     command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // etcd reads ETCD_* variables as flags and dies when one duplicates a flag
-    // we pass (ETCD_DATA_DIR); ours are not meant for it.
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(is_etcd_aws_variable) {
-            command.env_remove(&name);
-        }
-    }
     let mut child = command.spawn().with_context(|| {
         format!(
             "cannot start etcd binary {}; check --etcd-binary / ETCD_AWS_ETCD_BINARY and PATH",
@@ -216,13 +209,26 @@ impl Tail {
     }
 }
 
+/// etcd's command, without the agent's own variables: etcd reads ETCD_*
+/// variables as flags and dies when one duplicates a flag we pass
+/// (ETCD_DATA_DIR); ours are not meant for it.
+pub(crate) fn etcd_command(binary: &std::path::Path) -> Command {
+    let mut command = Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_etcd_aws_variable) {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
+
 /// Variables etcd-aws reads itself. Other `ETCD_*` variables reach etcd, as
 /// an operator who sets, say, ETCD_QUOTA_BACKEND_BYTES expects.
 fn is_etcd_aws_variable(name: &str) -> bool {
     name.starts_with("ETCD_AWS_") || name.starts_with("ETCD_BACKUP_") || name == "ETCD_DATA_DIR"
 }
 
-fn forward(pid: i32, signal: i32) {
+pub(crate) fn forward(pid: i32, signal: i32) {
     tracing::info!(signal, "forwarding signal to etcd");
     // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
     let rc = unsafe { libc::kill(pid, signal) };

@@ -14,6 +14,7 @@ mod observe;
 mod policy;
 mod quorum_watch;
 mod readiness;
+mod replay;
 mod restore;
 mod signals;
 mod wait;

@@ -59,6 +59,10 @@ pub enum EtcdErrorKind {
     Corrupt,
     /// The revision asked for has been compacted away.
     Compacted,
+    /// A lease with the id asked for is granted already.
+    LeaseExists,
+    /// The lease asked about does not exist (expired, revoked, never granted).
+    LeaseNotFound,
     /// The TLS handshake failed: the peer's certificate is not from our CA,
     /// or it refused ours.
     TlsRefused,
@@ -142,6 +146,8 @@ impl EtcdErrorKind {
             (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted") => {
                 Self::Compacted
             }
+            (Code::FailedPrecondition, "etcdserver: lease already exists") => Self::LeaseExists,
+            (Code::NotFound, "etcdserver: requested lease not found") => Self::LeaseNotFound,
             // Any other Unavailable is the transport's (no connection, the
             // member shutting down); a deadline is ours or the server's.
             (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => Self::Unreachable,
@@ -174,7 +180,11 @@ fn refused_tls(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl EtcdError {
-    fn new(operation: &'static str, endpoints: &str, error: &etcd_client::Error) -> Self {
+    pub(crate) fn new(
+        operation: &'static str,
+        endpoints: &str,
+        error: &etcd_client::Error,
+    ) -> Self {
         Self {
             operation,
             endpoints: endpoints.to_owned(),
@@ -345,10 +355,10 @@ impl EtcdAccess {
 
 /// A client for cluster administration through the given client URLs.
 pub struct EtcdAdmin {
-    client: Client,
-    endpoints: String,
+    pub(crate) client: Client,
+    pub(crate) endpoints: String,
     /// Bound on any one call, connection included; see [`bounded`].
-    deadline: Duration,
+    pub(crate) deadline: Duration,
 }
 
 impl EtcdAdmin {
@@ -626,7 +636,7 @@ impl EtcdAdmin {
 /// tonic's timeouts bound the TCP connect and each request, but not a TLS
 /// handshake with a peer that accepted the connection and then froze (a
 /// paused process, a half-dead instance): bound every call as a whole.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     deadline: Duration,
     endpoints: &str,
     operation: &'static str,

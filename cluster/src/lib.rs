@@ -16,6 +16,7 @@ pub mod decision;
 pub mod discovery;
 pub mod emf;
 pub mod etcd_admin;
+pub mod etcd_changes;
 pub mod etcd_launch;
 pub mod etcd_release;
 pub mod identity;

@@ -117,6 +117,15 @@ pub mod metrics {
     pub const NOSPACE_RECOVERIES: &str = "NospaceRecoveries";
     /// 1 when a run reclaimed what it could and a member stayed above its quota.
     pub const NOSPACE_UNRECOVERED: &str = "NospaceUnrecovered";
+    /// The continuous backup: the longest a captured change waited to be
+    /// flushed during a capture run (what a total loss would have lost).
+    pub const CAPTURE_LOSS_WINDOW: &str = "CaptureLossWindowSeconds";
+    /// Revisions captured but not yet flushed when the run ended.
+    pub const CAPTURE_LAG: &str = "CaptureLagRevisions";
+    /// History compacted away before it was captured (closed by a snapshot).
+    pub const CAPTURE_GAPS: &str = "CaptureGaps";
+    pub const CAPTURE_SEGMENTS: &str = "CaptureSegments";
+    pub const CAPTURE_REVISIONS: &str = "CaptureRevisions";
 }
 
 /// The `event` field of the agent's log lines that an operator must hear of
@@ -138,6 +147,11 @@ pub mod events {
     pub const ETCD_EXITED: &str = "etcd_exited";
     /// etcd's corruption check refused this member's data, set aside.
     pub const DATA_DIVERGED: &str = "data_diverged";
+    /// A restore could not replay every captured segment (one is missing or
+    /// damaged): the revisions after the last one it proved are lost.
+    pub const SEGMENTS_UNRECOVERABLE: &str = "segments_unrecoverable";
+    /// The capture found etcd's history compacted past what it had stored.
+    pub const CAPTURE_GAP: &str = "capture_gap";
 }
 
 /// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.
@@ -163,3 +177,6 @@ pub const RECONCILE_EVENT: &str = r#"{"reconcile": true}"#;
 
 /// The backup function's scheduled input for a maintenance run instead of a backup.
 pub const MAINTENANCE_EVENT: &str = r#"{"job": "maintenance"}"#;
+
+/// The capture schedule's input: watch and flush the changes for a while.
+pub const CAPTURE_EVENT: &str = r#"{"job": "capture"}"#;

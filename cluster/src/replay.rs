@@ -8,7 +8,9 @@
 //! replays across a gap: a later change applied without the ones before it
 //! would be a state the cluster never had.
 
-use crate::segment::SegmentRef;
+use std::collections::HashSet;
+
+use crate::segment::{Change, RevisionChange, SegmentRef};
 
 /// How far a restore goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,54 @@ pub fn superseded(snapshot: i64, segments: &[SegmentRef]) -> Vec<SegmentRef> {
         .filter(|s| s.last <= snapshot)
         .cloned()
         .collect()
+}
+
+/// Bounds on one replay transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_operations: usize,
+    pub max_bytes: usize,
+}
+
+/// The revisions in `(after, until]` of `revisions`, cut into transactions
+/// for a replay onto a private etcd: in order, each within `limits`, none
+/// changing one key twice (etcd refuses that). Nothing reads the private
+/// etcd until the replay is over, so several revisions may share a
+/// transaction, and a revision too large for one may span several; what the
+/// cluster serves afterwards is the same.
+pub fn batches(
+    revisions: &[RevisionChange],
+    after: i64,
+    until: i64,
+    limits: BatchLimits,
+) -> Vec<Vec<Change>> {
+    let mut batches = Vec::new();
+    let mut current: Vec<Change> = Vec::new();
+    let mut keys: HashSet<Vec<u8>> = HashSet::new();
+    let mut bytes = 0;
+    let wanted = revisions
+        .iter()
+        .filter(|r| r.revision > after && r.revision <= until);
+    for change in wanted.flat_map(|r| &r.changes) {
+        let (key, size) = match change {
+            Change::Put { key, value, .. } => (key, key.len() + value.len()),
+            Change::Delete { key } => (key, key.len()),
+        };
+        let full = current.len() >= limits.max_operations.max(1)
+            || (bytes + size > limits.max_bytes && !current.is_empty());
+        if full || keys.contains(key) {
+            batches.push(std::mem::take(&mut current));
+            keys.clear();
+            bytes = 0;
+        }
+        keys.insert(key.clone());
+        bytes += size;
+        current.push(change.clone());
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
 }
 
 #[cfg(test)]
@@ -176,6 +226,94 @@ mod tests {
     fn no_segments_restore_the_snapshot_as_it_is() {
         let p = plan(10, &[], ReplayTarget::Latest);
         assert_eq!((p.until, p.cut_off_by_gap, p.segments.len()), (10, None, 0));
+    }
+
+    const LIMITS: BatchLimits = BatchLimits {
+        max_operations: 3,
+        max_bytes: 1_000,
+    };
+
+    fn put(key: &str) -> Change {
+        Change::Put {
+            key: key.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+            lease: 0,
+        }
+    }
+
+    fn revision(revision: i64, keys: &[&str]) -> RevisionChange {
+        RevisionChange {
+            revision,
+            changes: keys.iter().map(|k| put(k)).collect(),
+        }
+    }
+
+    fn keys(batches: &[Vec<Change>]) -> Vec<Vec<String>> {
+        batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|change| match change {
+                        Change::Put { key, .. } | Change::Delete { key } => {
+                            String::from_utf8_lossy(key).into_owned()
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn revisions_share_a_transaction_until_it_is_full() {
+        let revisions = [
+            revision(11, &["a"]),
+            revision(12, &["b", "c"]),
+            revision(13, &["d"]),
+        ];
+        assert_eq!(
+            keys(&batches(&revisions, 10, 13, LIMITS)),
+            vec![vec!["a", "b", "c"], vec!["d"]]
+        );
+    }
+
+    #[test]
+    fn a_key_changed_again_starts_a_new_transaction() {
+        let revisions = [revision(11, &["a"]), revision(12, &["a"])];
+        assert_eq!(
+            keys(&batches(&revisions, 10, 12, LIMITS)),
+            vec![vec!["a"], vec!["a"]]
+        );
+    }
+
+    #[test]
+    fn only_revisions_after_the_snapshot_and_up_to_the_target_are_taken() {
+        let revisions = [
+            revision(10, &["in-snapshot"]),
+            revision(11, &["a"]),
+            revision(12, &["after-target"]),
+        ];
+        assert_eq!(keys(&batches(&revisions, 10, 11, LIMITS)), vec![vec!["a"]]);
+    }
+
+    #[test]
+    fn a_large_value_fills_a_transaction_by_bytes() {
+        let big = Change::Put {
+            key: b"big".to_vec(),
+            value: vec![0; 999],
+            lease: 0,
+        };
+        let revisions = [
+            revision(11, &["a"]),
+            RevisionChange {
+                revision: 12,
+                changes: vec![big],
+            },
+        ];
+        assert_eq!(
+            keys(&batches(&revisions, 10, 12, LIMITS)),
+            vec![vec!["a"], vec!["big"]]
+        );
     }
 
     #[test]

@@ -47,6 +47,17 @@ pub struct RevisionChange {
     pub changes: Vec<Change>,
 }
 
+/// The TTL recorded for a lease whose TTL the capture could not ask (etcd did
+/// not answer), and granted on replay to a lease no segment records: long
+/// enough for a client to renew it after a restore, short enough that an
+/// abandoned lease's keys go soon.
+pub const UNKNOWN_LEASE_TTL: i64 = 60;
+
+/// The TTL recorded for a lease already gone when its keys were flushed: its
+/// keys' deletes follow in the history; should they be lost, the keys expire
+/// at once after a restore, as they did on the lost cluster.
+pub const GONE_LEASE_TTL: i64 = 1;
+
 /// A lease a captured key holds, with the TTL it was granted with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseGrant {

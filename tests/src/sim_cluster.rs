@@ -315,14 +315,21 @@ impl<N: NodeRunner> SimCluster<N> {
     /// them all with fresh instances (new ids, new IPs, empty disks).
     pub async fn lose_every_instance(&self) -> anyhow::Result<Vec<String>> {
         let lost = self.instance_ids();
-        for id in &lost {
+        self.lose_instances(&lost).await?;
+        Ok(lost)
+    }
+
+    /// These instances are lost, disks included (their nodes may already be
+    /// stopped with [`SimCluster::remove_node`]); the group replaces them.
+    pub async fn lose_instances(&self, lost: &[String]) -> anyhow::Result<()> {
+        for id in lost {
             self.remove_node(id);
             wipe(&self.instance_root(id)).await?;
         }
-        for id in &lost {
+        for id in lost {
             self.stand_in.vanish(id).await?;
         }
-        Ok(lost)
+        Ok(())
     }
 
     /// An etcd client over every node.

@@ -11,6 +11,8 @@ use etcd_aws_cluster::logging::{self, LogTarget};
 use etcd_aws_cluster::names::{bucket, env, ports};
 use etcd_aws_cluster::tls::client_source::{ClientTlsArgs, ClientTlsSource};
 
+use crate::capture::pending::FlushPolicy;
+use crate::capture::CaptureSettings;
 use crate::maintenance::plan::Thresholds;
 use crate::maintenance::MaintenanceSettings;
 use crate::retention::RetentionPolicy;
@@ -167,6 +169,25 @@ pub struct EnvConfig {
     /// Bound on one member's defragmentation.
     #[arg(long, env = "ETCD_MAINTENANCE_DEFRAG_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub defrag_timeout: Duration,
+    /// How long one capture run (`{"job": "capture"}`) watches etcd's changes;
+    /// runs start every minute, so a little over a minute overlaps them.
+    #[arg(long, env = "ETCD_CAPTURE_DURATION", default_value = "70s", value_parser = humantime::parse_duration)]
+    pub capture_duration: Duration,
+    /// A captured change is flushed to the bucket once it has waited this
+    /// long: the loss window's share of the capture.
+    #[arg(long, env = "ETCD_CAPTURE_FLUSH_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub capture_flush_delay: Duration,
+    /// ...or at once when this many MiB of changes are held.
+    #[arg(long, env = "ETCD_CAPTURE_FLUSH_MIB", default_value_t = 4)]
+    pub capture_flush_mib: usize,
+    /// The capture takes a full snapshot once this many revisions follow the
+    /// newest one, so a restore never replays more.
+    #[arg(
+        long,
+        env = "ETCD_CAPTURE_SNAPSHOT_AFTER_REVISIONS",
+        default_value_t = 100_000
+    )]
+    pub capture_snapshot_after_revisions: i64,
     /// JSON lines for CloudWatch Logs, or text for a terminal.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -209,6 +230,30 @@ impl EnvConfig {
             defrag_timeout: self.defrag_timeout,
             settle_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl EnvConfig {
+    pub fn capture_settings(&self) -> Result<CaptureSettings, ConfigError> {
+        if self.capture_flush_delay.is_zero() || self.capture_duration.is_zero() {
+            return Err(ConfigError(
+                "the capture's duration and flush delay must be above zero".into(),
+            ));
+        }
+        if self.capture_snapshot_after_revisions < 1 {
+            return Err(ConfigError(format!(
+                "ETCD_CAPTURE_SNAPSHOT_AFTER_REVISIONS is {}; it must be at least 1",
+                self.capture_snapshot_after_revisions
+            )));
+        }
+        Ok(CaptureSettings {
+            duration: self.capture_duration,
+            flush: FlushPolicy {
+                delay: self.capture_flush_delay,
+                max_bytes: self.capture_flush_mib.max(1).saturating_mul(1024 * 1024),
+            },
+            snapshot_after_revisions: self.capture_snapshot_after_revisions,
+        })
     }
 }
 
@@ -301,6 +346,40 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.contains("--bucket"), "{error}");
+    }
+
+    #[test]
+    fn the_capture_flushes_after_a_second_and_watches_seventy_seconds_by_default() {
+        let env = EnvConfig::try_parse_from([
+            "etcd-aws-backup",
+            "--group-name",
+            "g",
+            "--bucket",
+            "b",
+            "--insecure-plaintext",
+        ])
+        .map_err(|e| e.to_string())
+        .and_then(|env| env.capture_settings().map_err(|e| e.to_string()));
+        assert_eq!(env, Ok(CaptureSettings::default()));
+    }
+
+    #[test]
+    fn a_zero_flush_delay_is_refused() {
+        let error = EnvConfig::try_parse_from([
+            "etcd-aws-backup",
+            "--group-name",
+            "g",
+            "--bucket",
+            "b",
+            "--insecure-plaintext",
+            "--capture-flush-delay",
+            "0s",
+        ])
+        .map_err(|e| e.to_string())
+        .and_then(|env| env.capture_settings().map_err(|e| e.to_string()))
+        .err()
+        .unwrap_or_default();
+        assert!(error.contains("flush delay"), "{error}");
     }
 
     #[test]

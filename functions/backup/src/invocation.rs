@@ -1,6 +1,7 @@
 //! Which job an invocation asks for: a backup (the backup schedule's events,
-//! a manual invoke with `{}`), or maintenance (the maintenance schedule's
-//! constant input `{"job": "maintenance"}`).
+//! a manual invoke with `{}`), maintenance (the maintenance schedule's
+//! constant input `{"job": "maintenance"}`), or the continuous backup's
+//! capture (`{"job": "capture"}`).
 
 use serde_json::Value;
 
@@ -8,11 +9,12 @@ use serde_json::Value;
 pub enum Job {
     Backup,
     Maintenance,
+    Capture,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown job {0:?}: expected \"backup\" or \"maintenance\" (or no \"job\" field, for a backup)"
+    "unknown job {0:?}: expected \"backup\", \"maintenance\" or \"capture\" (or no \"job\" field, for a backup)"
 )]
 pub struct UnknownJob(pub String);
 
@@ -21,6 +23,7 @@ pub fn job(payload: &Value) -> Result<Job, UnknownJob> {
         None | Some(Value::Null) => Ok(Job::Backup),
         Some(Value::String(job)) if job == "backup" => Ok(Job::Backup),
         Some(Value::String(job)) if job == "maintenance" => Ok(Job::Maintenance),
+        Some(Value::String(job)) if job == "capture" => Ok(Job::Capture),
         Some(other) => Err(UnknownJob(other.to_string())),
     }
 }
@@ -45,6 +48,13 @@ mod tests {
         let scheduled: Value =
             serde_json::from_str(etcd_aws_cluster::names::MAINTENANCE_EVENT).expect("JSON");
         assert_eq!(job(&scheduled), Ok(Job::Maintenance));
+    }
+
+    #[test]
+    fn the_capture_schedules_input_is_a_capture() {
+        let scheduled: Value =
+            serde_json::from_str(etcd_aws_cluster::names::CAPTURE_EVENT).expect("JSON");
+        assert_eq!(job(&scheduled), Ok(Job::Capture));
     }
 
     #[test]

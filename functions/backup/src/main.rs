@@ -1,10 +1,12 @@
 //! The Lambda entry point: configuration from the environment, then the
 //! Runtime API loop. Each event is a job ([`invocation::job`]): a backup
-//! ([`run_backup`]) or a maintenance run ([`run_maintenance`]).
+//! ([`run_backup`]), a maintenance run ([`run_maintenance`]) or a capture run
+//! ([`run_capture`]).
 
 use std::time::Duration;
 
 use clap::Parser;
+use etcd_aws_backup::capture::run_capture;
 use etcd_aws_backup::config::{init_logging, EnvConfig};
 use etcd_aws_backup::invocation::{job, Job};
 use etcd_aws_backup::maintenance::run_maintenance;
@@ -23,6 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging(env.log_format);
     let config = env.backup_config()?;
     let maintenance = env.maintenance_settings();
+    let capture = env.capture_settings()?;
     let aws = etcd_aws_cluster::aws_env::load().await?;
     tracing::info!(
         group = %config.group_name,
@@ -32,7 +35,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "etcd-aws-backup ready"
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (config, maintenance, aws) = (config.clone(), maintenance.clone(), aws.clone());
+        let (config, maintenance, capture, aws) =
+            (config.clone(), maintenance.clone(), capture, aws.clone());
         async move {
             let source = event
                 .payload
@@ -44,21 +48,34 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 lambda_runtime::Error::from(e.to_string())
             })?;
             tracing::info!(request_id = %event.context.request_id, source, ?job, "job requested");
+            let left = event
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN);
+            let deadline = tokio::time::Instant::now() + left;
             let answer = match job {
                 Job::Backup => backup(&config, &aws).await,
-                Job::Maintenance => {
-                    let left = event
-                        .context
-                        .deadline()
-                        .duration_since(std::time::SystemTime::now())
-                        .unwrap_or_default()
-                        .saturating_sub(DEADLINE_MARGIN);
-                    let deadline = tokio::time::Instant::now() + left;
-                    run_maintenance(&config, &maintenance, &aws, deadline)
-                        .await
-                        .map_err(anyhow::Error::new)
-                        .and_then(|outcome| Ok(serde_json::to_value(outcome)?))
-                }
+                Job::Maintenance => run_maintenance(&config, &maintenance, &aws, deadline)
+                    .await
+                    .map_err(anyhow::Error::new)
+                    .and_then(|outcome| Ok(serde_json::to_value(outcome)?)),
+                Job::Capture => run_capture(&config, &capture, &aws, deadline)
+                    .await
+                    .map_err(anyhow::Error::new)
+                    .map(|outcome| {
+                        json!({
+                            "cluster_id": outcome.cluster_id,
+                            "after": outcome.started_after,
+                            "until": outcome.stored_until,
+                            "segments": outcome.segments,
+                            "revisions": outcome.revisions,
+                            "gaps": outcome.gaps,
+                            "snapshots": outcome.snapshots,
+                            "loss_window_seconds": outcome.loss_window.as_secs_f64(),
+                        })
+                    }),
             };
             answer.map_err(|e| {
                 let e = e.context(format!("{job:?} failed"));

@@ -9,6 +9,7 @@ use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::discovery::DiscoveryError;
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdTimeouts};
+use etcd_aws_cluster::replay;
 use etcd_aws_cluster::tls::ClientTlsError;
 
 use crate::config::{BackupConfig, ConfigError};
@@ -388,6 +389,12 @@ async fn apply_retention(
         Some(&newest.key),
     );
     let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+    let doomed_keys: Vec<&str> = doomed.iter().map(|m| m.key.as_str()).collect();
+    let oldest_kept = manifests
+        .iter()
+        .filter(|m| !doomed_keys.contains(&m.key.as_str()))
+        .map(|m| m.revision)
+        .min();
     for manifest in doomed {
         match store.delete(&manifest).await {
             Ok(()) => {
@@ -400,7 +407,45 @@ async fn apply_retention(
             }
         }
     }
+    if let Some(oldest_kept) = oldest_kept {
+        delete_superseded_segments(store, oldest_kept, &mut deleted, &mut errors).await;
+    }
     (deleted, errors)
+}
+
+/// Segments whose every revision the oldest kept backup holds go with the
+/// backups before it: nothing could replay them.
+async fn delete_superseded_segments(
+    store: &BackupStore,
+    oldest_kept: i64,
+    deleted: &mut Vec<String>,
+    errors: &mut Vec<String>,
+) {
+    let segments = match store.segments().await {
+        Ok(segments) => segments,
+        Err(error) => {
+            tracing::error!(%error, "cannot list segments; their retention skipped this run");
+            errors.push(error.to_string());
+            return;
+        }
+    };
+    let superseded = replay::superseded(oldest_kept, &segments);
+    if !superseded.is_empty() {
+        tracing::info!(
+            count = superseded.len(),
+            oldest_kept,
+            "retention deletes the segments the oldest kept backup holds"
+        );
+    }
+    for segment in superseded {
+        match store.delete_segment(&segment).await {
+            Ok(()) => deleted.push(segment.key),
+            Err(error) => {
+                tracing::error!(key = %segment.key, %error, "retention could not delete a segment");
+                errors.push(error.to_string());
+            }
+        }
+    }
 }
 
 fn unix_seconds() -> i64 {

@@ -1,6 +1,9 @@
 //! The continuous backup's capture: etcd's changes after the newest stored
 //! revision, flushed to the bucket as segments ([`etcd_aws_cluster::segment`]).
-//! [`pending`] holds and times what is not flushed yet; the watch and the
-//! flushing run are the next step of the capture.
+//! [`pending`] holds and times what is not flushed yet; [`run`] is one
+//! invocation's watch.
 
 pub mod pending;
+pub mod run;
+
+pub use run::{run_capture, CaptureError, CaptureOutcome, CaptureSettings};

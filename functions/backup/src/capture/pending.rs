@@ -41,6 +41,12 @@ impl Pending {
         self.after
     }
 
+    /// The newest revision held, or the last stored when nothing is: a watch
+    /// resumes after it.
+    pub fn last_revision(&self) -> i64 {
+        self.revisions.last().map_or(self.after, |r| r.revision)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.revisions.is_empty()
     }
@@ -49,14 +55,10 @@ impl Pending {
     /// and in order; one at or below what is stored is a repeat (a watch resumed
     /// from an older revision) and is dropped.
     pub fn add(&mut self, revision: i64, change: Change, now: Instant) {
-        let held = self.revisions.last().map_or(self.after, |r| r.revision);
-        if revision <= self.after || revision < held {
+        if revision <= self.after || revision < self.last_revision() {
             return;
         }
-        self.bytes += match &change {
-            Change::Put { key, value, .. } => key.len() + value.len(),
-            Change::Delete { key } => key.len(),
-        };
+        self.bytes += change_bytes(&change);
         match self.revisions.last_mut() {
             Some(last) if last.revision == revision => last.changes.push(change),
             _ => self.revisions.push(RevisionChange {
@@ -91,26 +93,59 @@ impl Pending {
         ids.into_iter().collect()
     }
 
+    /// The revisions held, and how long the oldest has waited at `now`.
+    pub fn held(&self, now: Instant) -> (usize, Duration) {
+        let waited = self
+            .oldest
+            .map_or(Duration::ZERO, |oldest| now.duration_since(oldest));
+        (self.revisions.len(), waited)
+    }
+
     /// The held changes as the segment that follows the last stored revision;
-    /// afterwards its last revision counts as stored. `None` when nothing is held.
-    pub fn take(
-        &mut self,
+    /// `None` when nothing is held. They stay held until [`Pending::flushed`]
+    /// says the segment is stored: a failed upload loses nothing.
+    pub fn segment(
+        &self,
         cluster_id: &str,
         flushed_at: i64,
         leases: Vec<LeaseGrant>,
     ) -> Option<Segment> {
         let last = self.revisions.last()?.revision;
-        let segment = Segment {
+        Some(Segment {
             format: FORMAT,
             cluster_id: cluster_id.to_owned(),
             first: self.after + 1,
             last,
             flushed_at,
-            revisions: std::mem::take(&mut self.revisions),
+            revisions: self.revisions.clone(),
             leases,
-        };
+        })
+    }
+
+    /// The segment ending at `last` is stored: what it held is dropped, and
+    /// the next segment starts after it.
+    pub fn flushed(&mut self, last: i64) {
+        if last < self.after {
+            return;
+        }
+        let kept: Vec<RevisionChange> = std::mem::take(&mut self.revisions)
+            .into_iter()
+            .filter(|r| r.revision > last)
+            .collect();
+        let oldest = self.oldest.filter(|_| !kept.is_empty());
         *self = Self::new(last);
-        Some(segment)
+        for revision in kept {
+            self.bytes += revision.changes.iter().map(change_bytes).sum::<usize>();
+            self.revisions.push(revision);
+        }
+        self.oldest = oldest;
+    }
+}
+
+fn change_bytes(change: &Change) -> usize {
+    match change {
+        Change::Put { key, value, .. } => key.len() + value.len(),
+        Change::Delete { key } => key.len(),
     }
 }
 
@@ -138,7 +173,7 @@ mod tests {
         pending.add(11, put("a", 0), now);
         pending.add(11, Change::Delete { key: b"b".to_vec() }, now);
         pending.add(12, put("c", 0), now);
-        let segment = pending.take("c1", 0, vec![]).expect("held changes");
+        let segment = pending.segment("c1", 0, vec![]).expect("held changes");
         assert_eq!((segment.first, segment.last), (11, 12));
         assert_eq!(segment.revisions.len(), 2);
         assert_eq!(segment.revisions[0].changes.len(), 2);
@@ -153,7 +188,7 @@ mod tests {
         assert!(pending.is_empty());
         pending.add(12, put("a", 0), now);
         pending.add(11, put("late", 0), now);
-        let segment = pending.take("c1", 0, vec![]).expect("held changes");
+        let segment = pending.segment("c1", 0, vec![]).expect("held changes");
         assert_eq!(segment.revisions.len(), 1);
     }
 
@@ -190,12 +225,40 @@ mod tests {
         let now = Instant::now();
         let mut pending = Pending::new(10);
         pending.add(11, put("a", 0), now);
-        let first = pending.take("c1", 0, vec![]).expect("first");
+        let first = pending.segment("c1", 0, vec![]).expect("first");
+        pending.flushed(first.last);
         assert_eq!(pending.after(), 11);
         pending.add(12, put("b", 0), now);
-        let second = pending.take("c1", 0, vec![]).expect("second");
+        let second = pending.segment("c1", 0, vec![]).expect("second");
+        pending.flushed(second.last);
         assert_eq!((first.last, second.first), (11, 12));
-        assert_eq!(pending.take("c1", 0, vec![]), None);
+        assert_eq!(pending.segment("c1", 0, vec![]), None);
+        assert!(!pending.due(now + Duration::from_secs(60), &POLICY));
+    }
+
+    #[test]
+    fn a_segment_not_stored_stays_held_and_is_due_again() {
+        let start = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(11, put("a", 0), start);
+        let failed = pending.segment("c1", 0, vec![]).expect("held");
+        pending.add(12, put("b", 0), start + Duration::from_millis(500));
+        let retried = pending.segment("c1", 0, vec![]).expect("still held");
+        assert_eq!((failed.first, retried.first, retried.last), (11, 11, 12));
+        assert!(pending.due(start + Duration::from_secs(1), &POLICY));
+    }
+
+    #[test]
+    fn changes_that_arrived_during_an_upload_stay_held_after_it() {
+        let start = Instant::now();
+        let mut pending = Pending::new(10);
+        pending.add(11, put("a", 0), start);
+        let uploading = pending.segment("c1", 0, vec![]).expect("held");
+        pending.add(12, put("b", 0), start + Duration::from_millis(900));
+        pending.flushed(uploading.last);
+        let next = pending.segment("c1", 0, vec![]).expect("the later change");
+        assert_eq!((next.first, next.last), (12, 12));
+        assert!(pending.due(start + Duration::from_secs(1), &POLICY));
     }
 
     #[test]

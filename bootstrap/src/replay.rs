@@ -1,0 +1,283 @@
+//! Replaying the captured segments onto a restored data directory through a
+//! private etcd: on 127.0.0.1, plaintext, on ports nobody is told of. No
+//! client, peer or load balancer sees the cluster until the replay is whole;
+//! the agent then starts etcd on the data directory as usual.
+//!
+//! Which segments, in which order, is the pure plan's
+//! ([`etcd_aws_cluster::replay::plan`]); this module reads each one (its
+//! checksum verified), grants the leases its puts name under their own ids,
+//! and applies its revisions in order, each once. A missing or damaged
+//! segment is passed over when another covers its revisions; otherwise the
+//! replay stops at the last revision it can prove, and says which revisions
+//! are lost.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::names::events;
+use etcd_aws_cluster::replay::{self, BatchLimits, ReplayTarget};
+use etcd_aws_cluster::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
+use tokio::process::Child;
+use tokio::time::Instant;
+
+use crate::etcd_process::{etcd_command, forward};
+
+/// One replay transaction's bounds; the private etcd is started to accept them.
+const LIMITS: BatchLimits = BatchLimits {
+    max_operations: 1_000,
+    max_bytes: 8 * 1024 * 1024,
+};
+/// How long the private etcd may take to answer, and to stop.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a replay did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// The snapshot's revision: the replay applied what came after it.
+    pub from: i64,
+    /// The last revision the data directory now holds.
+    pub until: i64,
+    pub segments: usize,
+    pub revisions: usize,
+    /// Revisions captured but not replayed: `(first, last)`, after a missing or
+    /// damaged segment, or a hole in the capture.
+    pub lost: Option<(i64, i64)>,
+}
+
+/// Where the segments are, and the etcd that applies them.
+pub struct SegmentReplay<'a> {
+    pub store: &'a BackupStore,
+    pub etcd: &'a Path,
+    /// The flags the cluster runs with that shape its data (quota, compaction).
+    pub etcd_args: &'a [String],
+}
+
+/// Replays onto `data_dir` (a restored snapshot at `snapshot_revision`, of
+/// member `name`) what `segments` hold after it, up to `target`.
+pub async fn replay_segments(
+    replay: &SegmentReplay<'_>,
+    data_dir: &Path,
+    name: &str,
+    snapshot_revision: i64,
+    segments: &[SegmentRef],
+    target: ReplayTarget,
+) -> anyhow::Result<Replayed> {
+    let SegmentReplay {
+        store,
+        etcd,
+        etcd_args,
+    } = *replay;
+    let mut replayed = Replayed {
+        from: snapshot_revision,
+        until: snapshot_revision,
+        segments: 0,
+        revisions: 0,
+        lost: None,
+    };
+    let mut passed_over: HashSet<String> = HashSet::new();
+    let mut leases: HashMap<i64, i64> = HashMap::new();
+    let mut granted: HashSet<i64> = HashSet::new();
+    let mut private: Option<PrivateEtcd> = None;
+    loop {
+        let usable: Vec<SegmentRef> = segments
+            .iter()
+            .filter(|s| !passed_over.contains(&s.key))
+            .cloned()
+            .collect();
+        let step = replay::plan(replayed.until, &usable, target);
+        let Some(next) = step.segments.first() else {
+            replayed.lost = step.cut_off_by_gap;
+            break;
+        };
+        let segment = match store.read_segment(next).await {
+            Ok(segment) => segment,
+            Err(BackupStoreError::Damaged { key, reason, .. }) => {
+                tracing::error!(event = events::SEGMENTS_UNRECOVERABLE, %key, %reason, "SEGMENT DAMAGED: passing it over; the replay continues only if another segment holds its revisions");
+                passed_over.insert(next.key.clone());
+                continue;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot read segment {}; the restore stops rather than serve without it",
+                    next.key
+                )))
+            }
+        };
+        if private.is_none() {
+            private = Some(PrivateEtcd::start(etcd, data_dir, name, etcd_args).await?);
+        }
+        let admin = &mut private
+            .as_mut()
+            .context("the private etcd is running")?
+            .admin;
+        let until = step.until.min(segment.last);
+        let applied = apply(
+            admin,
+            &segment,
+            replayed.until,
+            until,
+            &mut leases,
+            &mut granted,
+        )
+        .await
+        .with_context(|| format!("replaying segment {} onto the restored data", next.key))?;
+        replayed.revisions += applied;
+        replayed.segments += 1;
+        replayed.until = until;
+    }
+    if let Some(private) = private {
+        private.stop().await?;
+    }
+    if let Some((first, last)) = replayed.lost {
+        tracing::error!(
+            event = events::SEGMENTS_UNRECOVERABLE,
+            first_lost = first,
+            last_lost = last,
+            restored_until = replayed.until,
+            "REVISIONS LOST: the captured revisions {first}..={last} cannot be replayed (a segment is missing or damaged); the cluster starts from revision {}",
+            replayed.until
+        );
+    }
+    Ok(replayed)
+}
+
+/// Applies the revisions of `segment` in `(after, until]`; returns how many.
+async fn apply(
+    admin: &mut EtcdAdmin,
+    segment: &Segment,
+    after: i64,
+    until: i64,
+    leases: &mut HashMap<i64, i64>,
+    granted: &mut HashSet<i64>,
+) -> anyhow::Result<usize> {
+    leases.extend(segment.leases.iter().map(|l| (l.id, l.ttl_seconds)));
+    for batch in replay::batches(&segment.revisions, after, until, LIMITS) {
+        for change in &batch {
+            if let Change::Put { lease, .. } = change {
+                if *lease != 0 && granted.insert(*lease) {
+                    let ttl_seconds = leases.get(lease).copied().unwrap_or(UNKNOWN_LEASE_TTL);
+                    admin
+                        .grant_lease(LeaseGrant {
+                            id: *lease,
+                            ttl_seconds,
+                        })
+                        .await?;
+                }
+            }
+        }
+        admin.apply(&batch).await?;
+    }
+    Ok(segment
+        .revisions
+        .iter()
+        .filter(|r| r.revision > after && r.revision <= until)
+        .count())
+}
+
+/// etcd on the restored data directory, reachable only from this host.
+struct PrivateEtcd {
+    child: Child,
+    admin: EtcdAdmin,
+    log: PathBuf,
+}
+
+impl PrivateEtcd {
+    async fn start(
+        binary: &Path,
+        data_dir: &Path,
+        name: &str,
+        etcd_args: &[String],
+    ) -> anyhow::Result<PrivateEtcd> {
+        let (client, peer) = (free_port()?, free_port()?);
+        let client_url = format!("http://127.0.0.1:{client}");
+        let log = data_dir.with_extension("replay.log");
+        let output = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let mut command = etcd_command(binary);
+        command
+            .arg(format!("--name={name}"))
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!("--max-txn-ops={}", LIMITS.max_operations))
+            .arg(format!("--max-request-bytes={}", 2 * LIMITS.max_bytes))
+            .args(etcd_args)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .kill_on_drop(true);
+        tracing::info!(data_dir = %data_dir.display(), %client_url, log = %log.display(), "starting a private etcd to replay the captured changes");
+        let mut child = command.spawn().with_context(|| {
+            format!(
+                "cannot start etcd binary {} for the replay",
+                binary.display()
+            )
+        })?;
+        let access = EtcdAccess::plaintext(EtcdTimeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(30),
+        });
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "the private etcd for the replay exited with {status} before answering; its output: {}",
+                    last_lines(&log)
+                );
+            }
+            if let Ok(mut admin) =
+                EtcdAdmin::connect(std::slice::from_ref(&client_url), &access).await
+            {
+                if admin.status().await.is_ok() {
+                    return Ok(PrivateEtcd { child, admin, log });
+                }
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "the private etcd for the replay did not answer within {START_TIMEOUT:?}; its output: {}",
+                    last_lines(&log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops etcd cleanly (SIGTERM): the data directory is then whole.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            forward(pid, libc::SIGTERM);
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(status)) if status.success() || status.code().is_none() => {
+                let _ = std::fs::remove_file(&self.log);
+                Ok(())
+            }
+            Ok(Ok(status)) => bail!(
+                "the private etcd for the replay exited with {status} when stopped; its output: {}",
+                last_lines(&self.log)
+            ),
+            Ok(Err(e)) => Err(e).context("waiting for the private etcd to stop"),
+            Err(_) => bail!("the private etcd for the replay did not stop within {STOP_TIMEOUT:?}"),
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .context("cannot find a free port on 127.0.0.1 for the replay")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn last_lines(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
