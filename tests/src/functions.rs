@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_cluster::names;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -265,37 +266,65 @@ async fn start_backup_binary(
     .await
 }
 
-/// The backup function on the maintenance schedule: the stack's second
-/// EventBridge rule, whose constant input is `{"job": "maintenance"}`.
-/// Dropping it stops the schedule and the function.
-pub struct MaintenanceOnSchedule {
+/// The backup function's code on another schedule of the stack: the
+/// maintenance rule (constant input `{"job": "maintenance"}`) or the capture
+/// rule (`{"job": "capture"}`). Dropping it stops the schedule and the function.
+pub struct JobOnSchedule {
     function: Arc<LambdaFunction>,
     runs: Arc<Mutex<Vec<Scheduled<Value>>>>,
     schedule: JoinHandle<()>,
     _logs: tempfile::TempDir,
 }
 
-impl MaintenanceOnSchedule {
-    /// `env` adds to (and overrides) the stack's settings: the quota, the
-    /// defragmentation threshold.
-    pub async fn start(
+impl JobOnSchedule {
+    /// Maintenance runs. `env` adds to (and overrides) the stack's settings:
+    /// the quota, the defragmentation threshold.
+    pub async fn maintenance(
         stand_in: &StandIn,
         every: Duration,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let logs = log_dir("maintenance")?;
+        Self::start(
+            stand_in,
+            every,
+            env,
+            "maintenance",
+            names::MAINTENANCE_EVENT,
+        )
+        .await
+    }
+
+    /// Capture runs (the continuous backup). `env` adds to the stack's settings:
+    /// the run's duration, the flush delay.
+    pub async fn capture(
+        stand_in: &StandIn,
+        every: Duration,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::start(stand_in, every, env, "capture", names::CAPTURE_EVENT).await
+    }
+
+    async fn start(
+        stand_in: &StandIn,
+        every: Duration,
+        env: &[(&str, &str)],
+        job: &str,
+        input: &'static str,
+    ) -> anyhow::Result<Self> {
+        let logs = log_dir(job)?;
         let env = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let function =
-            Arc::new(start_backup_binary(stand_in, &logs, "maintenance-function.log", env).await?);
+        let function = Arc::new(
+            start_backup_binary(stand_in, &logs, &format!("{job}-function.log"), env).await?,
+        );
         let runs = Arc::new(Mutex::new(Vec::new()));
         let schedule = tokio::spawn(run_schedule(
             Arc::clone(&function),
             Arc::clone(&runs),
             every,
-            maintenance_event,
+            move || serde_json::from_str(input).unwrap_or_default(),
             |answer: &Value| Ok(answer.clone()),
         ));
         Ok(Self {
@@ -306,7 +335,7 @@ impl MaintenanceOnSchedule {
         })
     }
 
-    /// Every run so far: the function's answer (a `MaintenanceOutcome`), or its error.
+    /// Every run so far: the function's answer, or its error.
     pub fn runs(&self) -> Vec<Scheduled<Value>> {
         lock(&self.runs).clone()
     }
@@ -326,15 +355,10 @@ impl MaintenanceOnSchedule {
     }
 }
 
-impl Drop for MaintenanceOnSchedule {
+impl Drop for JobOnSchedule {
     fn drop(&mut self) {
         self.schedule.abort();
     }
-}
-
-/// The maintenance rule's constant input, as the template sets it.
-fn maintenance_event() -> Value {
-    serde_json::from_str(etcd_aws_cluster::names::MAINTENANCE_EVENT).unwrap_or_default()
 }
 
 /// The event an EventBridge schedule sends.

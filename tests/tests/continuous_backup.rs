@@ -165,6 +165,16 @@ async fn a_total_loss_under_a_writer_keeps_every_write_acknowledged_before_the_w
     );
 
     let mut client = cluster.client().await?;
+    // Revisions jumped past anything the lost cluster could have reached.
+    let revision = client
+        .get("txn/a", None)
+        .await?
+        .header()
+        .map_or(0, |h| h.revision());
+    assert!(
+        revision > 1_000_000_000,
+        "restored revision {revision} is not bumped"
+    );
     assert_eq!(value(&mut client, "txn/a").await?.as_deref(), Some("both"));
     assert_eq!(value(&mut client, "txn/b").await?.as_deref(), Some("both"));
     assert_eq!(

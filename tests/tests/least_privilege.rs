@@ -22,7 +22,7 @@ use etcd_aws_template::names::logical::{
 };
 use etcd_aws_template::Options;
 use etcd_aws_tests::functions::{
-    BackupOnSchedule, LifecycleOnQueue, LifecycleSettings, MaintenanceOnSchedule,
+    BackupOnSchedule, JobOnSchedule, LifecycleOnQueue, LifecycleSettings,
 };
 use etcd_aws_tests::iam::{action_matches, iam_action, roles, Role, Statement, Table};
 use etcd_aws_tests::planted_backup::plant_backup;
@@ -197,7 +197,7 @@ async fn scenario() -> anyhow::Result<Observed> {
 
     // The same code on the maintenance schedule (the stack's maintenance function
     // runs with the backup function's role): health, defragmentation, NOSPACE.
-    let maintenance = MaintenanceOnSchedule::start(stand_in, BACKUP_EVERY, &[]).await?;
+    let maintenance = JobOnSchedule::maintenance(stand_in, BACKUP_EVERY, &[]).await?;
     wait_for("a maintenance run", SETTLE, || async {
         match maintenance.runs().into_iter().next() {
             Some(run) => run.outcome.map(|_| ()).map_err(anyhow::Error::msg),
@@ -207,6 +207,29 @@ async fn scenario() -> anyhow::Result<Observed> {
     .await
     .with_context(|| maintenance.log())?;
     drop(maintenance);
+
+    // And on the capture schedule (the stack's capture function, same role):
+    // the continuous backup stores changes as segments, which the restore
+    // below replays with the node role.
+    let capture =
+        JobOnSchedule::capture(stand_in, BACKUP_EVERY, &[("ETCD_CAPTURE_DURATION", "5s")]).await?;
+    let client = cluster.client().await?;
+    wait_for("a capture run that stored a segment", SETTLE, || {
+        let (capture, client) = (&capture, client.clone());
+        async move {
+            let mut client = client;
+            client.put("captured", "by a segment", None).await?;
+            let stored = capture.runs().into_iter().any(|run| {
+                run.outcome
+                    .as_ref()
+                    .is_ok_and(|answer| answer["segments"].as_u64().unwrap_or(0) > 0)
+            });
+            Ok(stored.then_some(()))
+        }
+    })
+    .await
+    .with_context(|| capture.log())?;
+    drop((capture, client));
     let left: Vec<String> = harness
         .manifests()
         .await?

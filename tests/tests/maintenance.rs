@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_cluster::etcd_admin::EtcdAdmin;
-use etcd_aws_tests::functions::MaintenanceOnSchedule;
+use etcd_aws_tests::functions::JobOnSchedule;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::space::{self, MIB};
 use etcd_aws_tests::stand_in::StandInOptions;
@@ -39,7 +39,7 @@ async fn a_cluster_that_runs_out_of_space_accepts_writes_again_by_itself() -> an
     .await?;
     cluster.wait_healthy(3, SETTLE).await?;
     let quota = SMALL_QUOTA.to_string();
-    let maintenance = MaintenanceOnSchedule::start(
+    let maintenance = JobOnSchedule::maintenance(
         &cluster.stand_in,
         Duration::from_secs(2),
         &[
@@ -134,7 +134,7 @@ async fn fragmented_members_are_defragmented_one_at_a_time_without_stalling_a_wr
 
     // when the maintenance run finds them past its threshold (8 MiB free),
     let started = Instant::now();
-    let maintenance = MaintenanceOnSchedule::start(
+    let maintenance = JobOnSchedule::maintenance(
         &cluster.stand_in,
         Duration::from_secs(2),
         &[
@@ -208,7 +208,7 @@ async fn the_maintenance_run_publishes_etcds_health_as_metrics() -> anyhow::Resu
     let cluster = SimCluster::start(3).await?;
     cluster.wait_healthy(3, SETTLE).await?;
     let maintenance =
-        MaintenanceOnSchedule::start(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
+        JobOnSchedule::maintenance(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
     let line = wait_for("a health metric line", SETTLE, || async {
         maintenance
             .metric_lines()

@@ -224,7 +224,7 @@ async fn newest_backup_that_is_not_a_snapshot_is_refused_even_with_a_matching_ch
     cluster.wait_healthy(3, SETTLE).await?;
     let logs = cluster.logs();
     assert!(
-        logs.contains("BACKUP DAMAGED") && logs.contains("etcdutl snapshot restore failed"),
+        logs.contains("BACKUP DAMAGED") && logs.contains("etcdutl snapshot status failed"),
         "{logs}"
     );
     assert_restored_the_older_backup(&cluster).await?;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference};
 use crate::names::logical::{
-    ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_FUNCTION, FAILED_INVOCATIONS_QUEUE,
+    ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_FUNCTION, CAPTURE_FUNCTION, FAILED_INVOCATIONS_QUEUE,
     LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LOAD_BALANCER, MAINTENANCE_FUNCTION,
     TARGET_GROUP,
 };
@@ -87,6 +87,27 @@ fn etcd_health(options: &Options) -> Vec<Alarm<'static>> {
         ..Alarm::default()
     };
     vec![
+        Alarm {
+            id: "CaptureLossWindowAlarm",
+            description: "The continuous backup's loss window above 5 seconds for 5 minutes (or no capture reporting): a total loss now would lose more than the README promises",
+            metric: metrics::CAPTURE_LOSS_WINDOW,
+            statistic: "Maximum",
+            evaluation_periods: 5,
+            comparison: "GreaterThanThreshold",
+            threshold: 5.0,
+            missing_data: "breaching",
+            ..minutely()
+        },
+        Alarm {
+            id: "CaptureGapAlarm",
+            description: "etcd compacted history before the capture stored it (the capture was stopped for longer than etcd keeps history); a snapshot closed the gap, but writes in it could have been lost in a total loss",
+            metric: metrics::CAPTURE_GAPS,
+            statistic: "Sum",
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 1.0,
+            ..minutely()
+        },
         Alarm {
             id: "EtcdQuotaAlarm",
             description: "etcd's database above 80% of its quota for 5 minutes: at 100% writes stop (NOSPACE). Raise EtcdQuotaBackendBytes or delete data",
@@ -251,6 +272,19 @@ pub fn fragment(options: &Options) -> Fragment {
             comparison: "LessThanThreshold",
             threshold: size,
             missing_data: "breaching",
+        },
+        Alarm {
+            id: "CaptureFunctionErrorsAlarm",
+            description: "The continuous backup's capture runs are failing: changes since the last segment are not in the bucket",
+            namespace: "AWS/Lambda",
+            metric: "Errors",
+            dimensions: function(CAPTURE_FUNCTION),
+            statistic: "Sum",
+            period: 300,
+            evaluation_periods: 1,
+            comparison: "GreaterThanOrEqualToThreshold",
+            threshold: 2.0,
+            missing_data: "notBreaching",
         },
         Alarm {
             id: "MaintenanceFunctionErrorsAlarm",

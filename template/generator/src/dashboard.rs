@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::fragment::Fragment;
 use crate::intrinsics::sub;
 use crate::names::logical::{
-    AUTO_SCALING_GROUP, BACKUP_FUNCTION, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE,
+    AUTO_SCALING_GROUP, BACKUP_FUNCTION, CAPTURE_FUNCTION, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE,
     LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, TARGET_GROUP,
 };
 use crate::names::metrics;
@@ -79,6 +79,8 @@ pub fn body() -> Value {
                 backup(metrics::BACKUP_AGE),
                 backup(metrics::BACKUP_BYTES),
                 backup(metrics::BACKUP_DURATION),
+                backup(metrics::CAPTURE_LOSS_WINDOW),
+                backup(metrics::CAPTURE_LAG),
             ],
         ),
         widget(
@@ -90,6 +92,7 @@ pub fn body() -> Value {
                 lambda("Invocations", BACKUP_FUNCTION),
                 lambda("Errors", BACKUP_FUNCTION),
                 lambda("Errors", MAINTENANCE_FUNCTION),
+                lambda("Errors", CAPTURE_FUNCTION),
             ],
         ),
         widget(

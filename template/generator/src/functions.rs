@@ -1,6 +1,6 @@
 //! The Lambda functions (lifecycle, backup, and the backup code again as the
-//! maintenance function), their roles and log groups, and the queue feeding the
-//! lifecycle function.
+//! maintenance and the capture function), their roles and log groups, and the
+//! queue feeding the lifecycle function.
 //!
 //! Both run in the VPC (they talk to etcd on the nodes' client port) as Rust binaries
 //! on the `provided.al2023` runtime; their code comes from the artifact bucket and is
@@ -12,7 +12,7 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::lifecycle_queue::LIFECYCLE_FUNCTION_TIMEOUT;
 use crate::names::logical::{
-    AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE,
+    AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE, CAPTURE_FUNCTION,
     FAILED_INVOCATIONS_QUEUE, FUNCTION_SECURITY_GROUP, LIFECYCLE_EVENT_SOURCE, LIFECYCLE_FUNCTION,
     LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE, MAINTENANCE_FUNCTION,
 };
@@ -29,6 +29,13 @@ pub const BACKUP_FUNCTION_TIMEOUT: u32 = 600;
 /// The maintenance function's timeout: room for a backup first and then each
 /// member's defragmentation; the run itself stops before it.
 pub const MAINTENANCE_FUNCTION_TIMEOUT: u32 = 900;
+/// The capture function's timeout: a run watches for 70 s, and may wait for a
+/// snapshot it started past the segment bound.
+pub const CAPTURE_FUNCTION_TIMEOUT: u32 = 900;
+/// Capture runs start every minute and watch for 70 s: two overlap for ten
+/// seconds (harmless: segments are keyed by their revisions), a third would
+/// only repeat them.
+pub const CAPTURE_CONCURRENCY: u32 = 2;
 
 /// What the backup schedule implies for the backup runs: an unchanged cluster is
 /// backed up anew after two intervals, so the age the stale-backup alarm watches
@@ -127,8 +134,8 @@ struct Function<'a> {
     zip: &'a str,
     timeout: u32,
     memory: u32,
-    /// One invocation at a time: two concurrent membership changes or snapshots would
-    /// only race each other.
+    /// Invocations at once; one for the lifecycle, backup and maintenance runs
+    /// (two concurrent membership changes or snapshots would only race each other).
     concurrency: u32,
     /// Environment beyond what every function gets.
     environment: Vec<(&'a str, Value)>,
@@ -266,9 +273,23 @@ pub fn fragment(options: &Options) -> Fragment {
         concurrency: 1,
         environment: maintenance_environment(options),
     };
+    // And once more for the continuous backup, which snapshots too (a new
+    // cluster, a gap, past the segment bound): the backup runs' refresh.
+    let capture = Function {
+        id: CAPTURE_FUNCTION,
+        role: BACKUP_FUNCTION_ROLE,
+        description:
+            "Continuous backup: every etcd change flushed to the backup bucket within seconds",
+        zip: artifacts::BACKUP_ZIP,
+        timeout: CAPTURE_FUNCTION_TIMEOUT,
+        memory: 256,
+        concurrency: CAPTURE_CONCURRENCY,
+        environment: backup_environment(options),
+    };
     let (lifecycle_logs_id, lifecycle_logs) = log_group(LIFECYCLE_FUNCTION);
     let (backup_logs_id, backup_logs) = log_group(BACKUP_FUNCTION);
     let (maintenance_logs_id, maintenance_logs) = log_group(MAINTENANCE_FUNCTION);
+    let (capture_logs_id, capture_logs) = log_group(CAPTURE_FUNCTION);
     Fragment::new()
         .resource(
             LIFECYCLE_FUNCTION_ROLE,
@@ -281,9 +302,11 @@ pub fn fragment(options: &Options) -> Fragment {
         .resource(&lifecycle_logs_id, lifecycle_logs)
         .resource(&backup_logs_id, backup_logs)
         .resource(&maintenance_logs_id, maintenance_logs)
+        .resource(&capture_logs_id, capture_logs)
         .resource(LIFECYCLE_FUNCTION, function(options, &lifecycle))
         .resource(BACKUP_FUNCTION, function(options, &backup))
         .resource(MAINTENANCE_FUNCTION, function(options, &maintenance))
+        .resource(CAPTURE_FUNCTION, function(options, &capture))
         .resource(
             LIFECYCLE_EVENT_SOURCE,
             json!({

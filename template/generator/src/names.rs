@@ -41,6 +41,8 @@ pub mod functions {
     pub const RECONCILE_EVENT: &str = super::shared::RECONCILE_EVENT;
     /// The scheduled event that asks the backup function's code for a maintenance run.
     pub const MAINTENANCE_EVENT: &str = super::shared::MAINTENANCE_EVENT;
+    /// The scheduled event that asks the backup function's code for a capture run.
+    pub const CAPTURE_EVENT: &str = super::shared::CAPTURE_EVENT;
 }
 
 /// Logical ids that more than one module refers to.
@@ -71,6 +73,9 @@ pub mod logical {
     /// The backup function's code on its own schedule and concurrency: health
     /// metrics, defragmentation, NOSPACE recovery.
     pub const MAINTENANCE_FUNCTION: &str = "MaintenanceFunction";
+    /// The backup function's code once more, every minute: the continuous
+    /// backup's capture of every change into segments.
+    pub const CAPTURE_FUNCTION: &str = "CaptureFunction";
     pub const BACKUP_BUCKET: &str = "BackupBucket";
     pub const ALARM_TOPIC: &str = "AlarmTopic";
     pub const DASHBOARD: &str = "Dashboard";

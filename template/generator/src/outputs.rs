@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{
-    ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CLIENT_SECURITY_GROUP,
-    DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION, LIFECYCLE_QUEUE, LOAD_BALANCER,
-    MAINTENANCE_FUNCTION, NODE_LOGS, VPC,
+    ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CAPTURE_FUNCTION,
+    CLIENT_SECURITY_GROUP, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION,
+    LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS, VPC,
 };
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::ports::CLIENT;
@@ -45,6 +45,7 @@ pub fn fragment() -> Fragment {
         .output("LifecycleFunctionName", output("For cargo lambda deploy", reference(LIFECYCLE_FUNCTION)))
         .output("BackupFunctionName", output("For cargo lambda deploy", reference(BACKUP_FUNCTION)))
         .output("MaintenanceFunctionName", output("For cargo lambda deploy (the backup code)", reference(MAINTENANCE_FUNCTION)))
+        .output("CaptureFunctionName", output("For cargo lambda deploy (the backup code)", reference(CAPTURE_FUNCTION)))
         .output("AutoScalingGroupName", output("The etcd nodes' group", reference(AUTO_SCALING_GROUP)))
         .output("AlarmTopicArn", output("Where the alarms go", reference(ALARM_TOPIC)))
         .output("DashboardName", output("CloudWatch dashboard", reference(DASHBOARD)))

@@ -1,18 +1,24 @@
-//! The EventBridge schedules: periodic backups, the maintenance runs (health
-//! metrics, defragmentation, NOSPACE), and the lifecycle function's reconcile that
-//! removes members whose instances vanished without a queue message.
+//! The EventBridge schedules: periodic backups, the continuous backup's capture
+//! runs, the maintenance runs (health metrics, defragmentation, NOSPACE), and the
+//! lifecycle function's reconcile that removes members whose instances vanished
+//! without a queue message.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference};
-use crate::names::functions::{MAINTENANCE_EVENT, RECONCILE_EVENT};
-use crate::names::logical::{BACKUP_FUNCTION, LIFECYCLE_FUNCTION, MAINTENANCE_FUNCTION};
+use crate::names::functions::{CAPTURE_EVENT, MAINTENANCE_EVENT, RECONCILE_EVENT};
+use crate::names::logical::{
+    BACKUP_FUNCTION, CAPTURE_FUNCTION, LIFECYCLE_FUNCTION, MAINTENANCE_FUNCTION,
+};
 use crate::options::Options;
 
 pub const BACKUP_RULE: &str = "BackupSchedule";
 pub const RECONCILE_RULE: &str = "ReconcileSchedule";
 pub const MAINTENANCE_RULE: &str = "MaintenanceSchedule";
+pub const CAPTURE_RULE: &str = "CaptureSchedule";
+/// Every minute, EventBridge's finest schedule: each run watches a little longer.
+pub const CAPTURE_SCHEDULE: &str = "rate(1 minute)";
 
 pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
@@ -57,6 +63,34 @@ pub fn fragment(options: &Options) -> Fragment {
                         "Arn": get_att(MAINTENANCE_FUNCTION, "Arn"),
                         "Input": MAINTENANCE_EVENT,
                     }],
+                },
+            }),
+        )
+        .resource(
+            CAPTURE_RULE,
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Description": "Continuous backup: a capture run every minute",
+                    "ScheduleExpression": CAPTURE_SCHEDULE,
+                    "State": "ENABLED",
+                    "Targets": [{
+                        "Id": "capture",
+                        "Arn": get_att(CAPTURE_FUNCTION, "Arn"),
+                        "Input": CAPTURE_EVENT,
+                    }],
+                },
+            }),
+        )
+        .resource(
+            "CaptureSchedulePermission",
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": reference(CAPTURE_FUNCTION),
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": get_att(CAPTURE_RULE, "Arn"),
                 },
             }),
         )

@@ -691,6 +691,7 @@ fn outputs_name_the_client_endpoint_bucket_queue_and_functions() {
         "LifecycleFunctionName",
         "BackupFunctionName",
         "MaintenanceFunctionName",
+        "CaptureFunctionName",
         "ClientSecurityGroupId",
     ] {
         assert!(

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_tests::functions::MaintenanceOnSchedule;
+use etcd_aws_tests::functions::JobOnSchedule;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::space::{self, MIB};
 use etcd_aws_tests::workload::{self, Writer, WriterOptions};
@@ -94,7 +94,7 @@ async fn defragmentation(
         space::fragment(&cluster, free_mib, SETTLE).await?;
         let threshold = (free_mib / 2).to_string();
         let (our_stall, our_seconds) = stall_during(&writer, || async {
-            let maintenance = MaintenanceOnSchedule::start(
+            let maintenance = JobOnSchedule::maintenance(
                 &cluster.stand_in,
                 SCHEDULE,
                 &[
@@ -183,7 +183,7 @@ async fn nospace(
         cluster.wait_healthy(3, SETTLE).await?;
 
         let quota = NOSPACE_QUOTA.to_string();
-        let maintenance = MaintenanceOnSchedule::start(
+        let maintenance = JobOnSchedule::maintenance(
             &cluster.stand_in,
             SCHEDULE,
             &[
