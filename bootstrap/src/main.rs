@@ -1,27 +1,13 @@
 //! `etcd-aws`: the node agent. See `etcd-aws --help`.
 //!
 //! This file only parses, sets up logging and the runtime, and maps the
-//! outcome to an exit status; [`agent`] is the loop, [`policy`] what it does
-//! after each outcome.
-
-mod agent;
-mod cli;
-mod etcd_process;
-mod exit_status;
-mod join;
-mod node_tls;
-mod observe;
-mod policy;
-mod quorum_watch;
-mod readiness;
-mod replay;
-mod restore;
-mod signals;
-mod wait;
+//! outcome to an exit status; [`agent`] is the loop (the parts are in the
+//! library, `lib.rs`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use etcd_aws::{agent, cli};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

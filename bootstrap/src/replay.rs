@@ -24,6 +24,7 @@ use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::replay::{self, BatchLimits, ReplayTarget};
 use etcd_aws_cluster::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
 use tokio::process::Child;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::etcd_process::{etcd_command, forward};
@@ -33,6 +34,9 @@ const LIMITS: BatchLimits = BatchLimits {
     max_operations: 1_000,
     max_bytes: 8 * 1024 * 1024,
 };
+/// Segments read ahead of the one being applied: a restore's time is mostly
+/// one S3 round trip per segment when they are read one by one.
+const READ_AHEAD: usize = 8;
 /// How long the private etcd may take to answer, and to stop.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,6 +89,7 @@ pub async fn replay_segments(
     let mut leases: HashMap<i64, i64> = HashMap::new();
     let mut granted: HashSet<i64> = HashSet::new();
     let mut private: Option<PrivateEtcd> = None;
+    let mut reads = ReadAhead::default();
     loop {
         let usable: Vec<SegmentRef> = segments
             .iter()
@@ -96,7 +101,8 @@ pub async fn replay_segments(
             replayed.lost = step.cut_off_by_gap;
             break;
         };
-        let segment = match store.read_segment(next).await {
+        reads.start(store, &step.segments);
+        let segment = match reads.take(store, next).await {
             Ok(segment) => segment,
             Err(BackupStoreError::Damaged { key, reason, .. }) => {
                 tracing::error!(event = events::SEGMENTS_UNRECOVERABLE, %key, %reason, "SEGMENT DAMAGED: passing it over; the replay continues only if another segment holds its revisions");
@@ -146,6 +152,51 @@ pub async fn replay_segments(
         );
     }
     Ok(replayed)
+}
+
+/// Segment reads in flight, for the segments the plan takes next.
+#[derive(Default)]
+struct ReadAhead {
+    reads: HashMap<String, JoinHandle<Result<Segment, BackupStoreError>>>,
+}
+
+impl ReadAhead {
+    /// Starts reading the first [`READ_AHEAD`] of `planned` not read yet.
+    fn start(&mut self, store: &BackupStore, planned: &[SegmentRef]) {
+        for reference in planned.iter().take(READ_AHEAD) {
+            if !self.reads.contains_key(&reference.key) {
+                let (store, reference) = (store.clone(), reference.clone());
+                self.reads.insert(
+                    reference.key.clone(),
+                    tokio::spawn(async move { store.read_segment(&reference).await }),
+                );
+            }
+        }
+    }
+
+    /// The segment, from its read in flight (or read now).
+    async fn take(
+        &mut self,
+        store: &BackupStore,
+        reference: &SegmentRef,
+    ) -> Result<Segment, BackupStoreError> {
+        match self.reads.remove(&reference.key) {
+            Some(read) => match read.await {
+                Ok(result) => result,
+                // The read task panicked or was cancelled: read it here instead.
+                Err(_) => store.read_segment(reference).await,
+            },
+            None => store.read_segment(reference).await,
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        for read in self.reads.values() {
+            read.abort();
+        }
+    }
 }
 
 /// Applies the revisions of `segment` in `(after, until]`; returns how many.

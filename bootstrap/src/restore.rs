@@ -193,7 +193,10 @@ impl Restorer {
     ) -> Result<i64, RestoreAttempt> {
         let result = self.store.download_verified(manifest, snapshot).await;
         let outcome = match result {
-            Ok(()) => self.restore_file(snapshot, launch, target).await,
+            Ok(()) => {
+                self.restore_file(snapshot, manifest.revision, launch, target)
+                    .await
+            }
             Err(BackupStoreError::Damaged { reason, .. }) => Err(RestoreAttempt::Damaged(reason)),
             Err(e) => Err(RestoreAttempt::Fatal(
                 anyhow::Error::new(e).context("cannot download the backup"),
@@ -203,13 +206,25 @@ impl Restorer {
         outcome
     }
 
+    /// Restores the file; returns the revision the replay continues after.
+    ///
+    /// Both figures are lower bounds of the snapshot's revision: the
+    /// manifest's is a read just before it, etcdutl's the newest revision
+    /// among the stored keys, which misses revisions whose only trace
+    /// compaction removed (and is 0 for an empty cluster at revision 1). The
+    /// higher one is taken; replaying a revision the snapshot already holds
+    /// again changes nothing, as later revisions follow it.
     async fn restore_file(
         &self,
         snapshot: &Path,
+        manifest_revision: i64,
         launch: &EtcdLaunch,
         target: ReplayTarget,
     ) -> Result<i64, RestoreAttempt> {
-        let revision = self.snapshot_revision(snapshot).await?;
+        let revision = self
+            .snapshot_revision(snapshot)
+            .await?
+            .max(manifest_revision);
         if let ReplayTarget::Revision(wanted) = target {
             if revision > wanted {
                 return Err(RestoreAttempt::PastTarget(revision));
@@ -219,8 +234,7 @@ impl Restorer {
         Ok(revision)
     }
 
-    /// The revision the snapshot file holds (`etcdutl snapshot status`): the
-    /// replay starts after it.
+    /// The newest revision among the snapshot's keys (`etcdutl snapshot status`).
     async fn snapshot_revision(&self, snapshot: &Path) -> Result<i64, RestoreAttempt> {
         let output = Command::new(&self.etcdutl)
             .arg("snapshot")

@@ -3,16 +3,26 @@
 //! segments; after a total loss the seed restores the newest snapshot and
 //! replays the segments after it before it serves.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
+use aws_sdk_s3::primitives::ByteStream;
+use etcd_aws::restore::{Restored, Restorer};
 use etcd_aws_backup::capture::{run_capture, CaptureOutcome, CaptureSettings};
-use etcd_aws_backup::BackupConfig;
+use etcd_aws_backup::retention::RetentionPolicy;
+use etcd_aws_backup::{run_backup, BackupConfig};
 use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use etcd_aws_cluster::replay::{self, ReplayTarget};
+use etcd_aws_tests::paths::etcd_tool;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_aws_tests::stand_in::FaultRule;
 use etcd_aws_tests::workload::{self, Writer, WriterOptions};
-use etcd_client::{Client, CompactionOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, CompactionOptions, GetOptions, PutOptions, Txn, TxnOp};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -33,12 +43,23 @@ async fn capture_for(
     cluster: &SimCluster,
     seconds: u64,
 ) -> JoinHandle<anyhow::Result<CaptureOutcome>> {
+    capture_with(
+        cluster,
+        CaptureSettings {
+            duration: Duration::from_secs(seconds),
+            ..CaptureSettings::default()
+        },
+    )
+    .await
+}
+
+async fn capture_with(
+    cluster: &SimCluster,
+    settings: CaptureSettings,
+) -> JoinHandle<anyhow::Result<CaptureOutcome>> {
     let config = backup_config(cluster);
     let sdk = cluster.stand_in.sdk_config().await;
-    let settings = CaptureSettings {
-        duration: Duration::from_secs(seconds),
-        ..CaptureSettings::default()
-    };
+    let seconds = settings.duration.as_secs();
     tokio::spawn(async move {
         let deadline = Instant::now() + Duration::from_secs(seconds + 60);
         Ok(run_capture(&config, &settings, &sdk, deadline).await?)
@@ -198,7 +219,12 @@ async fn a_total_loss_under_a_writer_keeps_every_write_acknowledged_before_the_w
         Duration::from_secs(60),
         || {
             let mut client = client.clone();
-            async move { Ok((value(&mut client, "leased").await?.is_none()).then_some(())) }
+            async move {
+                match value(&mut client, "leased").await? {
+                    None => Ok(()),
+                    Some(_) => anyhow::bail!("the leased key is still there"),
+                }
+            }
         },
     )
     .await?;
@@ -254,5 +280,287 @@ async fn history_compacted_before_it_was_captured_is_closed_by_a_snapshot_at_onc
         ReplayTarget::Latest,
     );
     assert_eq!(reach.cut_off_by_gap, None, "{reach:?}");
+    Ok(())
+}
+
+fn store(cluster: &SimCluster, sdk: &aws_config::SdkConfig) -> BackupStore {
+    BackupStore::new(sdk, cluster.stand_in.bucket(), "backups/")
+}
+
+/// The bucket's backup and segments restored into `dir`, as the seed's agent
+/// restores them, up to `target`.
+async fn restore_into(
+    cluster: &SimCluster,
+    dir: &Path,
+    target: ReplayTarget,
+) -> anyhow::Result<Restored> {
+    let sdk = cluster.stand_in.sdk_config().await;
+    let restorer = Restorer {
+        store: store(cluster, &sdk),
+        etcdutl: etcd_tool("etcdutl")?,
+        etcd: etcd_tool("etcd")?,
+        etcd_args: Vec::new(),
+        token: "restored".into(),
+    };
+    let launch = EtcdLaunch {
+        name: "restored".into(),
+        data_dir: dir.join("etcd"),
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        client_port: 0,
+        peer_port: free_port()?,
+        metrics_port: 0,
+        tls: None,
+        initial_cluster: None,
+        upkeep_args: Vec::new(),
+        extra_args: Vec::new(),
+    };
+    let candidates = restorer.candidates().await?;
+    restorer.restore(&candidates, &launch, target).await
+}
+
+/// etcd serving a restored data directory on 127.0.0.1; killed when dropped.
+struct Served {
+    _etcd: Child,
+    client: Client,
+}
+
+async fn serve(dir: &Path) -> anyhow::Result<Served> {
+    let (client_port, peer_port) = (free_port()?, free_port()?);
+    let url = format!("http://127.0.0.1:{client_port}");
+    let etcd = tokio::process::Command::new(etcd_tool("etcd")?)
+        .arg("--name=restored")
+        .arg(format!("--data-dir={}", dir.join("etcd").display()))
+        .arg(format!("--listen-client-urls={url}"))
+        .arg(format!("--advertise-client-urls={url}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let client = wait_for(
+        "the restored etcd to answer",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                let mut client = Client::connect([url], None).await?;
+                client.status().await?;
+                Ok(client)
+            }
+        },
+    )
+    .await?;
+    Ok(Served {
+        _etcd: etcd,
+        client,
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Every key under `prefix` with its value, now or at `revision`.
+async fn keys_at(
+    client: &mut Client,
+    prefix: &str,
+    revision: Option<i64>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut options = GetOptions::new().with_prefix();
+    if let Some(revision) = revision {
+        options = options.with_revision(revision);
+    }
+    Ok(client
+        .get(prefix, Some(options))
+        .await?
+        .kvs()
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                String::from_utf8_lossy(kv.value()).into_owned(),
+            )
+        })
+        .collect())
+}
+
+/// Rounds of puts, overwrites and deletes under `prefix`; the revision after each round.
+async fn write_rounds(
+    client: &mut Client,
+    prefix: &str,
+    rounds: usize,
+) -> anyhow::Result<Vec<i64>> {
+    let mut after_each = Vec::new();
+    for round in 0..rounds {
+        let mut revision = 0;
+        for key in 0..5 {
+            let put = client
+                .put(format!("{prefix}{key}"), format!("round {round}"), None)
+                .await?;
+            revision = put.header().map_or(0, |h| h.revision());
+        }
+        if round % 2 == 1 {
+            let deleted = client.delete(format!("{prefix}{round}"), None).await?;
+            revision = deleted.header().map_or(revision, |h| h.revision());
+        }
+        after_each.push(revision);
+        // Apart enough that the rounds land in different segments.
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+    }
+    Ok(after_each)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_to_a_revision_in_the_middle_holds_exactly_what_etcd_served_at_it(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_for(&cluster, 12).await;
+    let mut client = cluster.client().await?;
+    // Let the capture take the cluster's first snapshot before the writes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rounds = write_rounds(&mut client, "pitr/", 6).await?;
+    let middle = rounds[2];
+    let expected = keys_at(&mut client, "pitr/", Some(middle)).await?;
+    let outcome = capture.await??;
+    assert!(outcome.segments >= 3, "{outcome:?}");
+
+    let dir = tempfile::tempdir()?;
+    let restored = restore_into(&cluster, dir.path(), ReplayTarget::Revision(middle)).await?;
+    assert_eq!(restored.replayed.until, middle, "{restored:?}");
+    assert!(restored.snapshot_revision <= middle, "{restored:?}");
+    let mut served = serve(dir.path()).await?;
+    assert_eq!(keys_at(&mut served.client, "pitr/", None).await?, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_segment_stops_the_replay_at_the_last_revision_it_can_prove() -> anyhow::Result<()>
+{
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_for(&cluster, 12).await;
+    let mut client = cluster.client().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    write_rounds(&mut client, "damaged/", 6).await?;
+    let everything = keys_at(&mut client, "damaged/", None).await?;
+    capture.await??;
+
+    // One segment in the middle rots in the bucket; no other holds its revisions.
+    let sdk = cluster.stand_in.sdk_config().await;
+    let store = store(&cluster, &sdk);
+    let segments = store.segments().await?;
+    anyhow::ensure!(segments.len() >= 3, "too few segments: {segments:?}");
+    let rotten = segments[segments.len() / 2].clone();
+    let newest = segments.iter().map(|s| s.last).max().unwrap_or_default();
+    store
+        .s3()
+        .put_object()
+        .bucket(store.bucket())
+        .key(&rotten.key)
+        .body(ByteStream::from(b"not a segment".to_vec()))
+        .send()
+        .await?;
+
+    let dir = tempfile::tempdir()?;
+    let restored = restore_into(&cluster, dir.path(), ReplayTarget::Latest).await?;
+    assert_eq!(restored.replayed.until, rotten.first - 1, "{restored:?}");
+    assert_eq!(restored.replayed.lost, Some((rotten.first, newest)));
+    // What is served is the cluster as it was at the last proven revision.
+    let expected = keys_at(&mut client, "damaged/", Some(rotten.first - 1)).await?;
+    let mut served = serve(dir.path()).await?;
+    let restored_keys = keys_at(&mut served.client, "damaged/", None).await?;
+    assert_eq!(restored_keys, expected);
+    assert_ne!(
+        restored_keys, everything,
+        "nothing was lost: the rot was not read"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_segment_bound_the_capture_takes_a_snapshot_beside_the_watch() -> anyhow::Result<()>
+{
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_with(
+        &cluster,
+        CaptureSettings {
+            duration: Duration::from_secs(8),
+            snapshot_after_revisions: 20,
+            ..CaptureSettings::default()
+        },
+    )
+    .await;
+    let mut client = cluster.client().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut revision = 0;
+    for i in 0..60 {
+        revision = client
+            .put(format!("bound/{i}"), "x", None)
+            .await?
+            .header()
+            .map_or(0, |h| h.revision());
+    }
+    let outcome = capture.await??;
+    // The first snapshot (a new cluster), then at least one past the bound.
+    assert!(outcome.snapshots.len() >= 2, "{outcome:?}");
+    let sdk = cluster.stand_in.sdk_config().await;
+    let pointer = store(&cluster, &sdk)
+        .pointer()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no latest.json"))?;
+    assert!(
+        revision - pointer.revision <= 20 + 60,
+        "the newest snapshot at {} is far behind revision {revision}",
+        pointer.revision
+    );
+    assert!(
+        pointer.revision > 20,
+        "no snapshot after the first: {pointer:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_the_segments_the_oldest_kept_snapshot_holds() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_for(&cluster, 6).await;
+    let mut client = cluster.client().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    write_rounds(&mut client, "kept/", 3).await?;
+    capture.await??;
+    let sdk = cluster.stand_in.sdk_config().await;
+    let store = store(&cluster, &sdk);
+    let before = store.segments().await?;
+    anyhow::ensure!(!before.is_empty(), "the capture stored no segment");
+
+    // A backup that keeps only itself: every segment it holds goes.
+    let config = BackupConfig {
+        retention: RetentionPolicy {
+            keep_last: 1,
+            hourly_hours: 0,
+            daily_days: 0,
+        },
+        ..backup_config(&cluster)
+    };
+    let outcome = run_backup(&config, &sdk).await?;
+    let kept_from = outcome.action.manifest().revision;
+    let after = store.segments().await?;
+    assert!(
+        after.iter().all(|s| s.last > kept_from),
+        "segments the kept snapshot at {kept_from} holds are left: {after:?}"
+    );
+    assert!(
+        before
+            .iter()
+            .filter(|s| s.last <= kept_from)
+            .all(|s| outcome.deleted.contains(&s.key)),
+        "the run does not report the segments it deleted: {:?}",
+        outcome.deleted
+    );
     Ok(())
 }

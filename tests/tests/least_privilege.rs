@@ -224,7 +224,8 @@ async fn scenario() -> anyhow::Result<Observed> {
                     .as_ref()
                     .is_ok_and(|answer| answer["segments"].as_u64().unwrap_or(0) > 0)
             });
-            Ok(stored.then_some(()))
+            anyhow::ensure!(stored, "no capture run stored a segment yet");
+            Ok(())
         }
     })
     .await

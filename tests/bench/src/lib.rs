@@ -10,10 +10,14 @@
 //! - [`lambda`]: cold start and package size of both functions
 //! - [`maintenance`]: a writer's stall during defragmentation, and NOSPACE
 //!   recovery, vs `etcdctl defrag --cluster` and etcd's runbook
+//! - [`continuous`]: the continuous backup's loss window vs the standard
+//!   tools' intervals, and the restore with an hour of segments vs the
+//!   snapshot alone
 //!
 //! [`report`] prints the table and writes `docs/benchmarks.md`.
 
 pub mod backup;
+pub mod continuous;
 pub mod control_plane;
 pub mod data;
 pub mod dataset;
@@ -42,6 +46,7 @@ pub enum Family {
     ControlPlane,
     Lambda,
     Maintenance,
+    Continuous,
 }
 
 /// Benchmarks of etcd-aws against the standard tools (see docs/benchmarks.md).
@@ -87,7 +92,7 @@ pub struct Options {
         env = "BENCH_ONLY",
         value_enum,
         value_delimiter = ',',
-        default_value = "backup,dump,restore,control-plane,lambda,maintenance"
+        default_value = "backup,dump,restore,control-plane,lambda,maintenance,continuous"
     )]
     pub only: Vec<Family>,
     /// Where the results document goes.
@@ -127,7 +132,11 @@ pub async fn run_all(options: &Options) -> anyhow::Result<Report> {
     let work = environment::work_dir(options.work_dir.as_deref())?;
     let mut report = Report::default();
 
-    if options.runs(Family::Backup) || options.runs(Family::Dump) || options.runs(Family::Restore) {
+    if options.runs(Family::Backup)
+        || options.runs(Family::Dump)
+        || options.runs(Family::Restore)
+        || options.runs(Family::Continuous)
+    {
         println!("== data benchmarks: backup, dump, restore");
         if let Err(error) = data_families(options, &tools, work.path(), &mut report).await {
             report.failure("data benchmarks", &error);
@@ -146,6 +155,11 @@ pub async fn run_all(options: &Options) -> anyhow::Result<Report> {
     if options.runs(Family::Maintenance) {
         println!("== maintenance");
         maintenance::run_all(options, &tools, work.path(), &mut report).await;
+    }
+    if options.runs(Family::Continuous) {
+        println!("== continuous backup: loss window");
+        let seconds = if options.quick { 10 } else { 30 };
+        continuous::loss_windows(&[10, 200], seconds, &mut report).await;
     }
 
     let context = environment::describe(&tools, &contention).await;
@@ -220,6 +234,14 @@ async fn data_families(
             println!("-- {size}: restore");
             if let Err(error) = restore::run_restores(&dataset, &size, options.runs, report).await {
                 report.failure(&format!("3. restore, {size}"), &error);
+            }
+        }
+        if options.runs(Family::Continuous) {
+            println!("-- {size}: restore with an hour of segments");
+            if let Err(error) =
+                continuous::restore_with_segments(&dataset, &size, options.runs, report).await
+            {
+                report.failure(&format!("7. continuous backup: restore, {size}"), &error);
             }
         }
     }
