@@ -15,6 +15,7 @@ use etcd_aws_cluster::backup::BackupManifest;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::data_dir;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
+use etcd_aws_cluster::etcd_release::listed_flags;
 use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::replay::ReplayTarget;
 use tokio::process::Command;
@@ -281,6 +282,7 @@ impl Restorer {
             tracing::warn!(moved_to = %moved.display(), "moved an existing data directory aside before restoring");
         }
         let peer = launch.peer_url();
+        let bump = self.bump_flags().await;
         let output = Command::new(&self.etcdutl)
             .arg("snapshot")
             .arg("restore")
@@ -290,8 +292,7 @@ impl Restorer {
             .arg(format!("--initial-cluster={}={peer}", launch.name))
             .arg(format!("--initial-cluster-token={}", self.token))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--bump-revision={REVISION_BUMP}"))
-            .arg("--mark-compacted")
+            .args(&bump)
             .output()
             .await
             .with_context(|| {
@@ -325,6 +326,36 @@ enum RestoreAttempt {
     PastTarget(i64),
     /// Something outside the backup is wrong; trying older ones would not help.
     Fatal(anyhow::Error),
+}
+
+impl Restorer {
+    /// `--bump-revision` and `--mark-compacted` when the restore tool knows
+    /// them (etcdutl 3.5.13 and later); an older tool (3.4's etcdctl)
+    /// restores without, and the log says what that means.
+    async fn bump_flags(&self) -> Vec<String> {
+        let help = Command::new(&self.etcdutl)
+            .args(["snapshot", "restore", "--help"])
+            .output()
+            .await
+            .map(|out| {
+                format!(
+                    "{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .unwrap_or_default();
+        let flags = listed_flags(&help);
+        if flags.contains("--bump-revision") && flags.contains("--mark-compacted") {
+            vec![
+                format!("--bump-revision={REVISION_BUMP}"),
+                "--mark-compacted".to_owned(),
+            ]
+        } else {
+            tracing::warn!(tool = %self.etcdutl.display(), "this restore tool cannot bump revisions (--bump-revision needs etcdutl 3.5.13 or later): the restored cluster reuses revisions the lost one had served, and a watcher resuming from one may miss changes; restore with a newer etcdutl");
+            Vec::new()
+        }
+    }
 }
 
 fn last_line(stderr: &[u8]) -> String {

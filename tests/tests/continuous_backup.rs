@@ -17,7 +17,7 @@ use etcd_aws_backup::{run_backup, BackupConfig};
 use etcd_aws_cluster::backup_store::BackupStore;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use etcd_aws_cluster::replay::{self, ReplayTarget};
-use etcd_aws_tests::paths::etcd_tool;
+use etcd_aws_tests::paths::{etcd_tool, EtcdRelease};
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_aws_tests::stand_in::FaultRule;
 use etcd_aws_tests::workload::{self, Writer, WriterOptions};
@@ -294,10 +294,19 @@ async fn restore_into(
     dir: &Path,
     target: ReplayTarget,
 ) -> anyhow::Result<Restored> {
+    restore_with(cluster, dir, target, etcd_tool("etcdutl")?).await
+}
+
+async fn restore_with(
+    cluster: &SimCluster,
+    dir: &Path,
+    target: ReplayTarget,
+    restore_tool: std::path::PathBuf,
+) -> anyhow::Result<Restored> {
     let sdk = cluster.stand_in.sdk_config().await;
     let restorer = Restorer {
         store: store(cluster, &sdk),
-        etcdutl: etcd_tool("etcdutl")?,
+        etcdutl: restore_tool,
         etcd: etcd_tool("etcd")?,
         etcd_args: Vec::new(),
         token: "restored".into(),
@@ -433,6 +442,41 @@ async fn a_restore_to_a_revision_in_the_middle_holds_exactly_what_etcd_served_at
     assert!(restored.snapshot_revision <= middle, "{restored:?}");
     let mut served = serve(dir.path()).await?;
     assert_eq!(keys_at(&mut served.client, "pitr/", None).await?, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_tool_that_cannot_bump_revisions_still_restores_and_replays() -> anyhow::Result<()>
+{
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_for(&cluster, 6).await;
+    let mut client = cluster.client().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    write_rounds(&mut client, "old-tool/", 2).await?;
+    let expected = keys_at(&mut client, "old-tool/", None).await?;
+    capture.await??;
+
+    // etcd 3.4's etcdctl restores snapshots but knows no --bump-revision.
+    let dir = tempfile::tempdir()?;
+    let old_tool = EtcdRelease::V3_4_23.restore_tool()?;
+    let restored = restore_with(&cluster, dir.path(), ReplayTarget::Latest, old_tool).await?;
+    assert!(restored.replayed.revisions > 0, "{restored:?}");
+    let mut served = serve(dir.path()).await?;
+    assert_eq!(
+        keys_at(&mut served.client, "old-tool/", None).await?,
+        expected
+    );
+    let revision = served
+        .client
+        .get("old-tool/0", None)
+        .await?
+        .header()
+        .map_or(0, |h| h.revision());
+    assert!(
+        revision < 1_000_000_000,
+        "bumped by a tool that cannot: {revision}"
+    );
     Ok(())
 }
 

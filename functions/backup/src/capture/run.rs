@@ -67,6 +67,10 @@ const TICK: Duration = Duration::from_millis(100);
 const PUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause before retrying a failed flush, or a lost watch.
 const RETRY: Duration = Duration::from_millis(500);
+/// How long a run keeps trying to store what it holds once its time is up:
+/// the next run captures the same revisions again from etcd's history, so
+/// waiting longer only holds back its successor.
+const FINAL_FLUSH: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -497,11 +501,12 @@ impl Capture {
 
     /// Flushes what is left, waits for a snapshot still running, reports.
     async fn finish(mut self, deadline: Instant) -> Result<CaptureOutcome, CaptureError> {
-        while !self.pending.is_empty() && Instant::now() < deadline {
+        let give_up = deadline.min(Instant::now() + FINAL_FLUSH);
+        while !self.pending.is_empty() && Instant::now() < give_up {
             self.next_flush = self.next_flush.min(Instant::now());
             self.flush(None).await;
             if !self.pending.is_empty() {
-                tokio::time::sleep_until((Instant::now() + RETRY).min(deadline)).await;
+                tokio::time::sleep_until((Instant::now() + RETRY).min(give_up)).await;
             }
         }
         if let Some(task) = self.snapshot_task.take() {
