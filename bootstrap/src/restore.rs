@@ -88,6 +88,60 @@ impl Restorer {
         Ok(manifests)
     }
 
+    /// The newest revision the cluster had acknowledged by `time_ms`
+    /// (milliseconds since the epoch): the last captured revision received by
+    /// then, or, before every captured change, the newest snapshot taken by
+    /// then. A restore "as of a time" is a restore to this revision.
+    pub async fn revision_at(&self, time_ms: i64) -> anyhow::Result<i64> {
+        let segments = self
+            .store
+            .segments()
+            .await
+            .context("cannot list the captured changes (segments)")?;
+        // Segments sort by revision, and so by the time their revisions were
+        // received: find the newest one whose first revision came by then.
+        let first_seen = |segment: &etcd_aws_cluster::segment::Segment| {
+            segment.revisions.first().map_or(0, |r| r.seen_at_ms)
+        };
+        let (mut low, mut high) = (0, segments.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let segment = self.store.read_segment(&segments[middle]).await?;
+            let seen = first_seen(&segment);
+            if seen != 0 && seen <= time_ms {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        if let Some(reference) = low.checked_sub(1).and_then(|i| segments.get(i)) {
+            let segment = self.store.read_segment(reference).await?;
+            let newest = segment
+                .revisions
+                .iter()
+                .rev()
+                .find(|r| r.seen_at_ms != 0 && r.seen_at_ms <= time_ms);
+            if let Some(revision) = newest {
+                return Ok(revision.revision);
+            }
+        }
+        let manifests = self.store.manifests().await?;
+        manifests
+            .iter()
+            .filter(|m| m.created_at.saturating_mul(1000) <= time_ms)
+            .map(|m| m.revision)
+            .max()
+            .with_context(|| {
+                let oldest = manifests.iter().map(|m| m.created_at).min();
+                format!(
+                    "no backup in s3://{}/{} is as old as that time (the oldest was taken at {} seconds since the epoch); choose a later time",
+                    self.store.bucket(),
+                    self.store.layout().prefix(),
+                    oldest.map_or_else(|| "(none)".to_owned(), |t| t.to_string())
+                )
+            })
+    }
+
     /// Restores the first backup of `candidates` (newest first) that downloads,
     /// verifies and restores cleanly and is not past `target`, then replays
     /// the captured changes after it up to `target`.

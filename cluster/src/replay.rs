@@ -245,6 +245,7 @@ mod tests {
         RevisionChange {
             revision,
             changes: keys.iter().map(|k| put(k)).collect(),
+            seen_at_ms: 0,
         }
     }
 
@@ -308,6 +309,7 @@ mod tests {
             RevisionChange {
                 revision: 12,
                 changes: vec![big],
+                seen_at_ms: 0,
             },
         ];
         assert_eq!(

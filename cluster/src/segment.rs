@@ -45,6 +45,11 @@ pub enum Change {
 pub struct RevisionChange {
     pub revision: i64,
     pub changes: Vec<Change>,
+    /// Milliseconds since the epoch when the capture received the revision,
+    /// a few milliseconds after etcd acknowledged it: what a restore to a
+    /// point in time goes by. 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seen_at_ms: i64,
 }
 
 /// The TTL recorded for a lease whose TTL the capture could not ask (etcd did
@@ -255,6 +260,7 @@ mod tests {
                 .map(|&revision| RevisionChange {
                     revision,
                     changes: vec![put("k", "v", 0)],
+                    seen_at_ms: 1_700_000_000_000 + revision,
                 })
                 .collect(),
             leases: vec![],
@@ -277,10 +283,12 @@ mod tests {
                             key: b"gone".to_vec(),
                         },
                     ],
+                    seen_at_ms: 1_700_000_000_123,
                 },
                 RevisionChange {
                     revision: 12,
                     changes: vec![put("a", "b", 0)],
+                    seen_at_ms: 0,
                 },
             ],
             leases: vec![LeaseGrant {

@@ -303,14 +303,7 @@ async fn restore_with(
     target: ReplayTarget,
     restore_tool: std::path::PathBuf,
 ) -> anyhow::Result<Restored> {
-    let sdk = cluster.stand_in.sdk_config().await;
-    let restorer = Restorer {
-        store: store(cluster, &sdk),
-        etcdutl: restore_tool,
-        etcd: etcd_tool("etcd")?,
-        etcd_args: Vec::new(),
-        token: "restored".into(),
-    };
+    let restorer = restorer(cluster, restore_tool).await?;
     let launch = EtcdLaunch {
         name: "restored".into(),
         data_dir: dir.join("etcd"),
@@ -325,6 +318,21 @@ async fn restore_with(
     };
     let candidates = restorer.candidates().await?;
     restorer.restore(&candidates, &launch, target).await
+}
+
+/// The seed's restorer, for the bucket of `cluster`.
+async fn restorer(
+    cluster: &SimCluster,
+    restore_tool: std::path::PathBuf,
+) -> anyhow::Result<Restorer> {
+    let sdk = cluster.stand_in.sdk_config().await;
+    Ok(Restorer {
+        store: store(cluster, &sdk),
+        etcdutl: restore_tool,
+        etcd: etcd_tool("etcd")?,
+        etcd_args: Vec::new(),
+        token: "restored".into(),
+    })
 }
 
 /// etcd serving a restored data directory on 127.0.0.1; killed when dropped.
@@ -365,6 +373,12 @@ async fn serve(dir: &Path) -> anyhow::Result<Served> {
     })
 }
 
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -395,12 +409,27 @@ async fn keys_at(
         .collect())
 }
 
-/// Rounds of puts, overwrites and deletes under `prefix`; the revision after each round.
+/// Rounds of puts, overwrites and deletes under `prefix`; the revision after
+/// each round.
 async fn write_rounds(
     client: &mut Client,
     prefix: &str,
     rounds: usize,
 ) -> anyhow::Result<Vec<i64>> {
+    Ok(timed_rounds(client, prefix, rounds)
+        .await?
+        .into_iter()
+        .map(|(revision, _)| revision)
+        .collect())
+}
+
+/// [`write_rounds`], with a wall-clock time (ms since the epoch) between
+/// each round and the next.
+async fn timed_rounds(
+    client: &mut Client,
+    prefix: &str,
+    rounds: usize,
+) -> anyhow::Result<Vec<(i64, i64)>> {
     let mut after_each = Vec::new();
     for round in 0..rounds {
         let mut revision = 0;
@@ -414,9 +443,10 @@ async fn write_rounds(
             let deleted = client.delete(format!("{prefix}{round}"), None).await?;
             revision = deleted.header().map_or(revision, |h| h.revision());
         }
-        after_each.push(revision);
         // Apart enough that the rounds land in different segments.
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        after_each.push((revision, unix_millis()));
+        tokio::time::sleep(Duration::from_millis(600)).await;
     }
     Ok(after_each)
 }
@@ -442,6 +472,33 @@ async fn a_restore_to_a_revision_in_the_middle_holds_exactly_what_etcd_served_at
     assert!(restored.snapshot_revision <= middle, "{restored:?}");
     let mut served = serve(dir.path()).await?;
     assert_eq!(keys_at(&mut served.client, "pitr/", None).await?, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_between_two_writes_resolves_to_the_revision_of_the_first() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_for(&cluster, 10).await;
+    let mut client = cluster.client().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before_the_writes = unix_millis() - 500;
+    let rounds = timed_rounds(&mut client, "at/", 4).await?;
+    capture.await??;
+
+    let restorer = restorer(&cluster, etcd_tool("etcdutl")?).await?;
+    for (revision, time) in &rounds {
+        assert_eq!(restorer.revision_at(*time).await?, *revision, "at {time}");
+    }
+    // Before any captured change: the snapshot taken by then (the capture's first).
+    let manifests = restorer.store.manifests().await?;
+    let first_snapshot = manifests.last().map(|m| m.revision).unwrap_or_default();
+    assert_eq!(
+        restorer.revision_at(before_the_writes).await?,
+        first_snapshot
+    );
+    // Before every backup: nothing to restore.
+    assert!(restorer.revision_at(0).await.is_err());
     Ok(())
 }
 

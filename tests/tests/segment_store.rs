@@ -21,6 +21,7 @@ fn segment(first: i64, last: i64) -> Segment {
                     value: b"v".to_vec(),
                     lease: 7,
                 }],
+                seen_at_ms: 0,
             })
             .collect(),
         leases: vec![LeaseGrant {

@@ -312,6 +312,7 @@ async fn write_segments(store: &BackupStore, cluster_id: &str, after: i64) -> an
                         value: format!("{revision:0100}").into_bytes(),
                         lease: 0,
                     }],
+                    seen_at_ms: 0,
                 })
                 .collect(),
             leases: Vec::new(),

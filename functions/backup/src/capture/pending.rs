@@ -51,10 +51,11 @@ impl Pending {
         self.revisions.is_empty()
     }
 
-    /// Holds one watch event of `revision`. Events of a revision arrive together
-    /// and in order; one at or below what is stored is a repeat (a watch resumed
-    /// from an older revision) and is dropped.
-    pub fn add(&mut self, revision: i64, change: Change, now: Instant) {
+    /// Holds one watch event of `revision`, received at `now` (`seen_at_ms`
+    /// on the wall clock). Events of a revision arrive together and in order;
+    /// one at or below what is stored is a repeat (a watch resumed from an
+    /// older revision) and is dropped.
+    pub fn add(&mut self, revision: i64, change: Change, now: Instant, seen_at_ms: i64) {
         if revision <= self.after || revision < self.last_revision() {
             return;
         }
@@ -64,6 +65,7 @@ impl Pending {
             _ => self.revisions.push(RevisionChange {
                 revision,
                 changes: vec![change],
+                seen_at_ms,
             }),
         }
         self.oldest.get_or_insert(now);
@@ -170,9 +172,9 @@ mod tests {
     fn the_events_of_one_revision_stay_together() {
         let now = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(11, put("a", 0), now);
-        pending.add(11, Change::Delete { key: b"b".to_vec() }, now);
-        pending.add(12, put("c", 0), now);
+        pending.add(11, put("a", 0), now, 0);
+        pending.add(11, Change::Delete { key: b"b".to_vec() }, now, 0);
+        pending.add(12, put("c", 0), now, 0);
         let segment = pending.segment("c1", 0, vec![]).expect("held changes");
         assert_eq!((segment.first, segment.last), (11, 12));
         assert_eq!(segment.revisions.len(), 2);
@@ -183,11 +185,11 @@ mod tests {
     fn repeats_of_stored_or_older_revisions_are_dropped() {
         let now = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(9, put("old", 0), now);
-        pending.add(10, put("stored", 0), now);
+        pending.add(9, put("old", 0), now, 0);
+        pending.add(10, put("stored", 0), now, 0);
         assert!(pending.is_empty());
-        pending.add(12, put("a", 0), now);
-        pending.add(11, put("late", 0), now);
+        pending.add(12, put("a", 0), now, 0);
+        pending.add(11, put("late", 0), now, 0);
         let segment = pending.segment("c1", 0, vec![]).expect("held changes");
         assert_eq!(segment.revisions.len(), 1);
     }
@@ -202,8 +204,8 @@ mod tests {
     fn held_changes_are_due_once_the_oldest_has_waited_the_delay() {
         let start = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(11, put("a", 0), start);
-        pending.add(12, put("b", 0), start + Duration::from_millis(900));
+        pending.add(11, put("a", 0), start, 0);
+        pending.add(12, put("b", 0), start + Duration::from_millis(900), 0);
         assert!(!pending.due(start + Duration::from_millis(999), &POLICY));
         assert!(pending.due(start + Duration::from_secs(1), &POLICY));
     }
@@ -213,10 +215,10 @@ mod tests {
         let now = Instant::now();
         let mut pending = Pending::new(10);
         for revision in 11..=19 {
-            pending.add(revision, put("k", 0), now);
+            pending.add(revision, put("k", 0), now, 0);
         }
         assert!(!pending.due(now, &POLICY), "99 bytes held");
-        pending.add(20, put("k", 0), now);
+        pending.add(20, put("k", 0), now, 0);
         assert!(pending.due(now, &POLICY), "110 bytes held");
     }
 
@@ -224,11 +226,11 @@ mod tests {
     fn segments_follow_each_other_without_a_gap() {
         let now = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(11, put("a", 0), now);
+        pending.add(11, put("a", 0), now, 0);
         let first = pending.segment("c1", 0, vec![]).expect("first");
         pending.flushed(first.last);
         assert_eq!(pending.after(), 11);
-        pending.add(12, put("b", 0), now);
+        pending.add(12, put("b", 0), now, 0);
         let second = pending.segment("c1", 0, vec![]).expect("second");
         pending.flushed(second.last);
         assert_eq!((first.last, second.first), (11, 12));
@@ -240,9 +242,9 @@ mod tests {
     fn a_segment_not_stored_stays_held_and_is_due_again() {
         let start = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(11, put("a", 0), start);
+        pending.add(11, put("a", 0), start, 0);
         let failed = pending.segment("c1", 0, vec![]).expect("held");
-        pending.add(12, put("b", 0), start + Duration::from_millis(500));
+        pending.add(12, put("b", 0), start + Duration::from_millis(500), 0);
         let retried = pending.segment("c1", 0, vec![]).expect("still held");
         assert_eq!((failed.first, retried.first, retried.last), (11, 11, 12));
         assert!(pending.due(start + Duration::from_secs(1), &POLICY));
@@ -252,9 +254,9 @@ mod tests {
     fn changes_that_arrived_during_an_upload_stay_held_after_it() {
         let start = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(11, put("a", 0), start);
+        pending.add(11, put("a", 0), start, 0);
         let uploading = pending.segment("c1", 0, vec![]).expect("held");
-        pending.add(12, put("b", 0), start + Duration::from_millis(900));
+        pending.add(12, put("b", 0), start + Duration::from_millis(900), 0);
         pending.flushed(uploading.last);
         let next = pending.segment("c1", 0, vec![]).expect("the later change");
         assert_eq!((next.first, next.last), (12, 12));
@@ -265,10 +267,10 @@ mod tests {
     fn the_leases_held_keys_are_attached_to_are_each_named_once() {
         let now = Instant::now();
         let mut pending = Pending::new(10);
-        pending.add(11, put("a", 7), now);
-        pending.add(12, put("b", 7), now);
-        pending.add(13, put("c", 3), now);
-        pending.add(14, put("d", 0), now);
+        pending.add(11, put("a", 7), now, 0);
+        pending.add(12, put("b", 7), now, 0);
+        pending.add(13, put("c", 3), now, 0);
+        pending.add(14, put("d", 0), now, 0);
         assert_eq!(pending.lease_ids(), vec![3, 7]);
     }
 }

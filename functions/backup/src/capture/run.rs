@@ -325,9 +325,9 @@ impl Capture {
             tokio::select! {
                 answer = watch.next() => match answer {
                     Ok(Watched::Changes(changes)) => {
-                        let now = Instant::now();
+                        let (now, seen_at_ms) = (Instant::now(), unix_millis());
                         for (revision, change) in changes {
-                            self.pending.add(revision, change, now);
+                            self.pending.add(revision, change, now, seen_at_ms);
                         }
                     }
                     Ok(Watched::Quiet) => {}
@@ -560,6 +560,12 @@ impl Capture {
         }
         Ok(self.outcome)
     }
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn unix_seconds() -> i64 {
