@@ -11,7 +11,7 @@
 //! replay stops at the last revision it can prove, and says which revisions
 //! are lost.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
+use etcd_aws_cluster::etcd_release::EtcdBinary;
 use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::replay::{self, BatchLimits, ReplayTarget};
 use etcd_aws_cluster::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
@@ -31,12 +32,12 @@ use crate::etcd_process::{etcd_command, forward};
 
 /// One replay transaction's bounds; the private etcd is started to accept them.
 const LIMITS: BatchLimits = BatchLimits {
-    max_operations: 1_000,
+    max_operations: 10_000,
     max_bytes: 8 * 1024 * 1024,
 };
 /// Segments read ahead of the one being applied: a restore's time is mostly
 /// one S3 round trip per segment when they are read one by one.
-const READ_AHEAD: usize = 8;
+const READ_AHEAD: usize = 32;
 /// How long the private etcd may take to answer, and to stop.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,23 +91,26 @@ pub async fn replay_segments(
     let mut granted: HashSet<i64> = HashSet::new();
     let mut private: Option<PrivateEtcd> = None;
     let mut reads = ReadAhead::default();
+    let mut plan = replay::plan(replayed.until, segments, target);
+    let mut queue: VecDeque<SegmentRef> = plan.segments.drain(..).collect();
     loop {
-        let usable: Vec<SegmentRef> = segments
-            .iter()
-            .filter(|s| !passed_over.contains(&s.key))
-            .cloned()
-            .collect();
-        let step = replay::plan(replayed.until, &usable, target);
-        let Some(next) = step.segments.first() else {
-            replayed.lost = step.cut_off_by_gap;
+        let Some(next) = queue.front().cloned() else {
+            replayed.lost = plan.cut_off_by_gap;
             break;
         };
-        reads.start(store, &step.segments);
-        let segment = match reads.take(store, next).await {
+        reads.start(store, queue.iter().take(READ_AHEAD));
+        let segment = match reads.take(store, &next).await {
             Ok(segment) => segment,
             Err(BackupStoreError::Damaged { key, reason, .. }) => {
                 tracing::error!(event = events::SEGMENTS_UNRECOVERABLE, %key, %reason, "SEGMENT DAMAGED: passing it over; the replay continues only if another segment holds its revisions");
                 passed_over.insert(next.key.clone());
+                let usable: Vec<SegmentRef> = segments
+                    .iter()
+                    .filter(|s| !passed_over.contains(&s.key))
+                    .cloned()
+                    .collect();
+                plan = replay::plan(replayed.until, &usable, target);
+                queue = plan.segments.drain(..).collect();
                 continue;
             }
             Err(e) => {
@@ -116,6 +120,7 @@ pub async fn replay_segments(
                 )))
             }
         };
+        queue.pop_front();
         if private.is_none() {
             private = Some(PrivateEtcd::start(etcd, data_dir, name, etcd_args).await?);
         }
@@ -123,7 +128,7 @@ pub async fn replay_segments(
             .as_mut()
             .context("the private etcd is running")?
             .admin;
-        let until = step.until.min(segment.last);
+        let until = plan.until.min(segment.last);
         let applied = apply(
             admin,
             &segment,
@@ -161,9 +166,9 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Starts reading the first [`READ_AHEAD`] of `planned` not read yet.
-    fn start(&mut self, store: &BackupStore, planned: &[SegmentRef]) {
-        for reference in planned.iter().take(READ_AHEAD) {
+    /// Starts reading those of `planned` not read yet.
+    fn start<'a>(&mut self, store: &BackupStore, planned: impl Iterator<Item = &'a SegmentRef>) {
+        for reference in planned {
             if !self.reads.contains_key(&reference.key) {
                 let (store, reference) = (store.clone(), reference.clone());
                 self.reads.insert(
@@ -237,6 +242,10 @@ struct PrivateEtcd {
     child: Child,
     admin: EtcdAdmin,
     log: PathBuf,
+    data_dir: PathBuf,
+    /// Started with `--unsafe-no-fsync`: the data directory is synced once,
+    /// after etcd stops, instead of at every transaction.
+    unsynced: bool,
 }
 
 impl PrivateEtcd {
@@ -251,7 +260,16 @@ impl PrivateEtcd {
         let log = data_dir.with_extension("replay.log");
         let output = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
+        // A crash mid-replay loses nothing that matters: the restore starts
+        // over from the bucket. So the replay skips etcd's fsync per
+        // transaction, and syncs the directory once at the end.
+        let unsynced = EtcdBinary::probe(binary)
+            .await
+            .is_ok_and(|etcd| etcd.knows("--unsafe-no-fsync"));
         let mut command = etcd_command(binary);
+        if unsynced {
+            command.arg("--unsafe-no-fsync");
+        }
         command
             .arg(format!("--name={name}"))
             .arg(format!("--data-dir={}", data_dir.display()))
@@ -288,7 +306,13 @@ impl PrivateEtcd {
                 EtcdAdmin::connect(std::slice::from_ref(&client_url), &access).await
             {
                 if admin.status().await.is_ok() {
-                    return Ok(PrivateEtcd { child, admin, log });
+                    return Ok(PrivateEtcd {
+                        child,
+                        admin,
+                        log,
+                        data_dir: data_dir.to_owned(),
+                        unsynced,
+                    });
                 }
             }
             if started.elapsed() > START_TIMEOUT {
@@ -308,6 +332,18 @@ impl PrivateEtcd {
         }
         match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
             Ok(Ok(status)) if status.success() || status.code().is_none() => {
+                if self.unsynced {
+                    let dir = self.data_dir.clone();
+                    tokio::task::spawn_blocking(move || sync_tree(&dir))
+                        .await
+                        .context("syncing the replayed data directory")?
+                        .with_context(|| {
+                            format!(
+                                "cannot sync the replayed data in {}",
+                                self.data_dir.display()
+                            )
+                        })?;
+                }
                 let _ = std::fs::remove_file(&self.log);
                 Ok(())
             }
@@ -319,6 +355,19 @@ impl PrivateEtcd {
             Err(_) => bail!("the private etcd for the replay did not stop within {STOP_TIMEOUT:?}"),
         }
     }
+}
+
+/// Every file and directory under `dir` to disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn free_port() -> anyhow::Result<u16> {

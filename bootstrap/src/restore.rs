@@ -291,20 +291,14 @@ impl Restorer {
 
     /// The newest revision among the snapshot's keys (`etcdutl snapshot status`).
     async fn snapshot_revision(&self, snapshot: &Path) -> Result<i64, RestoreAttempt> {
-        let output = Command::new(&self.etcdutl)
-            .arg("snapshot")
-            .arg("status")
-            .arg(snapshot)
-            .arg("--write-out=json")
-            .output()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot run {}; check --etcdutl-binary / ETCD_AWS_ETCDUTL_BINARY",
-                    self.etcdutl.display()
-                )
+        let output = self
+            .etcdutl(|command| {
+                command
+                    .args(["snapshot", "status"])
+                    .arg(snapshot)
+                    .arg("--write-out=json");
             })
-            .map_err(RestoreAttempt::Fatal)?;
+            .await?;
         if !output.status.success() {
             return Err(RestoreAttempt::Damaged(format!(
                 "etcdutl snapshot status failed ({}): {}",
@@ -323,6 +317,26 @@ impl Restorer {
             })
     }
 
+    /// Runs the restore tool with the arguments `args` gives it; a tool that
+    /// cannot run stops the restore (no older backup would do better).
+    async fn etcdutl(
+        &self,
+        args: impl FnOnce(&mut Command),
+    ) -> Result<std::process::Output, RestoreAttempt> {
+        let mut command = Command::new(&self.etcdutl);
+        args(&mut command);
+        command
+            .output()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot run {}; check --etcdutl-binary / ETCD_AWS_ETCDUTL_BINARY",
+                    self.etcdutl.display()
+                )
+            })
+            .map_err(RestoreAttempt::Fatal)
+    }
+
     async fn etcdutl_restore(
         &self,
         snapshot: &Path,
@@ -337,25 +351,19 @@ impl Restorer {
         }
         let peer = launch.peer_url();
         let bump = self.bump_flags().await;
-        let output = Command::new(&self.etcdutl)
-            .arg("snapshot")
-            .arg("restore")
-            .arg(snapshot)
-            .arg(format!("--data-dir={}", launch.data_dir.display()))
-            .arg(format!("--name={}", launch.name))
-            .arg(format!("--initial-cluster={}={peer}", launch.name))
-            .arg(format!("--initial-cluster-token={}", self.token))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .args(&bump)
-            .output()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot run {}; check --etcdutl-binary / ETCD_AWS_ETCDUTL_BINARY",
-                    self.etcdutl.display()
-                )
+        let output = self
+            .etcdutl(|command| {
+                command
+                    .args(["snapshot", "restore"])
+                    .arg(snapshot)
+                    .arg(format!("--data-dir={}", launch.data_dir.display()))
+                    .arg(format!("--name={}", launch.name))
+                    .arg(format!("--initial-cluster={}={peer}", launch.name))
+                    .arg(format!("--initial-cluster-token={}", self.token))
+                    .arg(format!("--initial-advertise-peer-urls={peer}"))
+                    .args(&bump);
             })
-            .map_err(RestoreAttempt::Fatal)?;
+            .await?;
         if output.status.success() {
             return Ok(());
         }
@@ -387,9 +395,10 @@ impl Restorer {
     /// them (etcdutl 3.5.13 and later); an older tool (3.4's etcdctl)
     /// restores without, and the log says what that means.
     async fn bump_flags(&self) -> Vec<String> {
-        let help = Command::new(&self.etcdutl)
-            .args(["snapshot", "restore", "--help"])
-            .output()
+        let help = self
+            .etcdutl(|command| {
+                command.args(["snapshot", "restore", "--help"]);
+            })
             .await
             .map(|out| {
                 format!(

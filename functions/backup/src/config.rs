@@ -348,37 +348,32 @@ mod tests {
         assert!(error.contains("--bucket"), "{error}");
     }
 
-    #[test]
-    fn the_capture_flushes_after_a_second_and_watches_seventy_seconds_by_default() {
-        let env = EnvConfig::try_parse_from([
+    fn capture(args: &[&str]) -> Result<CaptureSettings, String> {
+        let mut argv = vec![
             "etcd-aws-backup",
             "--group-name",
             "g",
             "--bucket",
             "b",
             "--insecure-plaintext",
-        ])
-        .map_err(|e| e.to_string())
-        .and_then(|env| env.capture_settings().map_err(|e| e.to_string()));
-        assert_eq!(env, Ok(CaptureSettings::default()));
+        ];
+        argv.extend_from_slice(args);
+        EnvConfig::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .capture_settings()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_capture_flushes_after_a_second_and_watches_seventy_seconds_by_default() {
+        assert_eq!(capture(&[]), Ok(CaptureSettings::default()));
     }
 
     #[test]
     fn a_zero_flush_delay_is_refused() {
-        let error = EnvConfig::try_parse_from([
-            "etcd-aws-backup",
-            "--group-name",
-            "g",
-            "--bucket",
-            "b",
-            "--insecure-plaintext",
-            "--capture-flush-delay",
-            "0s",
-        ])
-        .map_err(|e| e.to_string())
-        .and_then(|env| env.capture_settings().map_err(|e| e.to_string()))
-        .err()
-        .unwrap_or_default();
+        let error = capture(&["--capture-flush-delay", "0s"])
+            .err()
+            .unwrap_or_default();
         assert!(error.contains("flush delay"), "{error}");
     }
 
