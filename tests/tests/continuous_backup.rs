@@ -542,12 +542,16 @@ async fn a_damaged_segment_stops_the_replay_at_the_last_revision_it_can_prove() 
 {
     let cluster = SimCluster::start(1).await?;
     cluster.wait_healthy(1, SETTLE).await?;
-    let capture = capture_for(&cluster, 12).await;
+    // Three capture runs one after the other, each leaving one merged segment.
     let mut client = cluster.client().await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    write_rounds(&mut client, "damaged/", 6).await?;
+    for run in 0..3 {
+        let capture = capture_for(&cluster, 5).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        write_rounds(&mut client, &format!("damaged/{run}/"), 2).await?;
+        let outcome = capture.await??;
+        assert!(outcome.merged.is_some(), "{outcome:?}");
+    }
     let everything = keys_at(&mut client, "damaged/", None).await?;
-    capture.await??;
 
     // One segment in the middle rots in the bucket; no other holds its revisions.
     let sdk = cluster.stand_in.sdk_config().await;
@@ -622,6 +626,29 @@ async fn past_the_segment_bound_the_capture_takes_a_snapshot_beside_the_watch() 
         pointer.revision > 20,
         "no snapshot after the first: {pointer:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_run_leaves_one_segment_for_everything_it_stored() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let capture = capture_for(&cluster, 6).await;
+    let mut client = cluster.client().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rounds = write_rounds(&mut client, "merged/", 3).await?;
+    let outcome = capture.await??;
+    assert!(outcome.segments >= 3, "{outcome:?}");
+
+    let sdk = cluster.stand_in.sdk_config().await;
+    let segments = store(&cluster, &sdk).segments().await?;
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert_eq!(Some(&segments[0].key), outcome.merged.as_ref());
+    assert_eq!(
+        (segments[0].first, segments[0].last),
+        (outcome.started_after + 1, outcome.stored_until)
+    );
+    assert!(segments[0].last >= rounds[2]);
     Ok(())
 }
 

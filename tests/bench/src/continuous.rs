@@ -12,10 +12,11 @@
 //!   up to one interval, evenly spread, so their p50 and p99 are half and 99%
 //!   of the interval.
 //! - Restore: the agent's restore of a snapshot plus one hour of segments
-//!   at 100 writes/s (3,600 segments of 100 revisions, what the capture
-//!   writes at that rate), against the same restore of the snapshot alone.
-//!   The segments are written by the benchmark: an hour of writes in real
-//!   time would take an hour.
+//!   at 100 writes/s (60 segments of 6,000 revisions: what the capture
+//!   leaves at that rate once each run has merged its one-second segments),
+//!   against the same restore of the snapshot alone. The segments are
+//!   written by the benchmark: an hour of writes in real time would take an
+//!   hour.
 //! - Capture cost in GB-s per hour, from the stack's settings.
 
 use std::collections::HashMap;
@@ -190,10 +191,10 @@ async fn loss_window(rate: u32, seconds: u64, report: &mut Report) -> anyhow::Re
     Ok(())
 }
 
-/// Revisions per synthesized segment and segments per hour: 100 writes/s
-/// flushed every second.
-const REVISIONS_PER_SEGMENT: i64 = 100;
-const SEGMENTS_PER_HOUR: i64 = 3_600;
+/// Revisions per synthesized segment and segments per hour: 100 writes/s,
+/// one merged segment per capture run (a minute).
+const REVISIONS_PER_SEGMENT: i64 = 6_000;
+const SEGMENTS_PER_HOUR: i64 = 60;
 /// Distinct keys the synthesized writes cycle through.
 const SEGMENT_KEYS: i64 = 10_000;
 

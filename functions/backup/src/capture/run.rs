@@ -31,6 +31,7 @@ use etcd_aws_cluster::tls::ClientTlsError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::capture::merge::RunLog;
 use crate::capture::pending::{FlushPolicy, Pending};
 use crate::config::{BackupConfig, ConfigError};
 use crate::endpoints::live_endpoints;
@@ -67,6 +68,8 @@ const TICK: Duration = Duration::from_millis(100);
 const PUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause before retrying a failed flush, or a lost watch.
 const RETRY: Duration = Duration::from_millis(500);
+/// A run merges what it stored once it holds this much (and at its end).
+const MERGE_AT_BYTES: usize = 64 * 1024 * 1024;
 /// How long a run keeps trying to store what it holds once its time is up:
 /// the next run captures the same revisions again from etcd's history, so
 /// waiting longer only holds back its successor.
@@ -115,6 +118,8 @@ pub struct CaptureOutcome {
     pub snapshots: Vec<String>,
     /// The longest a captured change waited for its flush.
     pub loss_window: Duration,
+    /// The segment that replaced the run's small ones, when it stored more than one.
+    pub merged: Option<String>,
     pub emf_line: String,
 }
 
@@ -142,6 +147,7 @@ pub async fn run_capture(
         snapshot_task: None,
         next_flush: Instant::now(),
         last_flush_error: None,
+        stored: RunLog::default(),
         outcome: CaptureOutcome {
             cluster_id: connection.cluster_id.clone(),
             started_after: 0,
@@ -151,6 +157,7 @@ pub async fn run_capture(
             gaps: 0,
             snapshots: Vec::new(),
             loss_window: Duration::ZERO,
+            merged: None,
             emf_line: String::new(),
         },
         store,
@@ -216,6 +223,8 @@ struct Capture {
     /// No flush is tried before this (a failed one waits [`RETRY`]).
     next_flush: Instant,
     last_flush_error: Option<String>,
+    /// What the run stored, to be merged into one segment.
+    stored: RunLog,
     outcome: CaptureOutcome,
 }
 
@@ -390,7 +399,11 @@ impl Capture {
                 self.outcome.loss_window = self.outcome.loss_window.max(waited);
                 self.last_flush_error = None;
                 tracing::debug!(key = %reference.key, first = segment.first, last = segment.last, revisions = held, "segment stored");
+                self.stored.record(&segment, reference);
                 self.maybe_snapshot();
+                if self.stored.bytes() >= MERGE_AT_BYTES {
+                    self.merge_stored().await;
+                }
                 return;
             }
             Ok(Err(error)) => error.to_string(),
@@ -399,6 +412,28 @@ impl Capture {
         tracing::warn!(first = segment.first, last = segment.last, %error, "cannot store the segment; it stays held and is tried again");
         self.last_flush_error = Some(error);
         self.next_flush = Instant::now() + RETRY;
+    }
+
+    /// Stores what the run stored as one segment, then deletes the small
+    /// ones it replaces. A failure leaves them: they hold the same revisions.
+    async fn merge_stored(&mut self) {
+        let Some((merged, replaced)) = self.stored.merge(&self.cluster_id, unix_seconds()) else {
+            return;
+        };
+        match self.store.put_segment(&merged).await {
+            Ok(reference) => {
+                tracing::info!(key = %reference.key, first = merged.first, last = merged.last, replaced = replaced.len(), "merged the run's segments into one");
+                for small in replaced {
+                    if let Err(error) = self.store.delete_segment(&small).await {
+                        tracing::warn!(key = %small.key, %error, "cannot delete a merged segment; the merged one covers it, retention deletes it later");
+                    }
+                }
+                self.outcome.merged = Some(reference.key);
+            }
+            Err(error) => {
+                tracing::warn!(first = merged.first, last = merged.last, %error, "cannot store the merged segment; the run's segments stay as they are")
+            }
+        }
     }
 
     /// The TTL of each lease the held puts name: asked once per lease and run.
@@ -509,6 +544,7 @@ impl Capture {
                 tokio::time::sleep_until((Instant::now() + RETRY).min(give_up)).await;
             }
         }
+        self.merge_stored().await;
         if let Some(task) = self.snapshot_task.take() {
             let output = tokio::time::timeout_at(deadline, task)
                 .await
