@@ -4,7 +4,9 @@
 //! [`run_backup`] is the whole job and runs in-process (tests, the demo);
 //! `main.rs` is a thin Lambda handler around it: any event runs a backup (the
 //! EventBridge schedule sends a "Scheduled Event"; a manual invoke may send
-//! `{}`), except `{"job":"maintenance"}`, which runs [`maintenance`] instead.
+//! `{}`), except `{"job":"maintenance"}`, which runs [`maintenance`] instead,
+//! and `{"job":"capture"}`, which runs the continuous backup's [`capture`]:
+//! about a minute of watching every change and flushing it as segments.
 //!
 //! # What a run does
 //! 1. Reads the group's live instances and asks each member for its status;
@@ -41,6 +43,10 @@
 //! | `ETCD_BACKUP_DAILY_DAYS` | `7` | then the newest of each UTC day, this many days back |
 //! | `ETCD_BACKUP_SNAPSHOT_TIMEOUT` | `9m` | bound on streaming one snapshot (under the function's 10-minute timeout) |
 //! | `ETCD_BACKUP_REFRESH_AFTER` | `30m` | an unchanged cluster is backed up anew once its newest backup is this old |
+//! | `ETCD_CAPTURE_DURATION` | `70s` | how long a capture run watches (runs start every minute) |
+//! | `ETCD_CAPTURE_FLUSH_DELAY` | `1s` | a captured change is flushed once it has waited this long |
+//! | `ETCD_CAPTURE_FLUSH_MIB` | `4` | ...or at once when this many MiB are held |
+//! | `ETCD_CAPTURE_SNAPSHOT_AFTER_REVISIONS` | `100000` | the capture takes a snapshot once this many revisions follow the newest one |
 //! | `ETCD_AWS_LOG_FORMAT` | `json` | `json` for CloudWatch Logs, `text` for a terminal |
 //! | `ETCD_AWS_LOG` | `info` | log filter, `RUST_LOG` syntax |
 //!
@@ -53,7 +59,9 @@
 //! upload, that backup's age after an unchanged revision, at most
 //! `ETCD_BACKUP_REFRESH_AFTER` plus a schedule interval on a healthy cluster),
 //! `BackupBytes` (stored size of the newest backup), `BackupDurationSeconds`,
-//! `BackupRevision`. A failed run prints no metric line and fails the
+//! `BackupRevision`; a capture run: `CaptureLossWindowSeconds`,
+//! `CaptureLagRevisions`, `CaptureGaps`, `CaptureSegments`,
+//! `CaptureRevisions`. A failed backup run prints no metric line and fails the
 //! invocation: the stale-backup alarm fires on an age past its limit and treats
 //! missing data as breaching, and the Lambda error alarm sees the failure.
 //!

@@ -239,7 +239,7 @@ async fn data_families(
         if options.runs(Family::Continuous) {
             println!("-- {size}: restore with an hour of segments");
             if let Err(error) =
-                continuous::restore_with_segments(&dataset, &size, options.runs, report).await
+                continuous::restore_with_segments(&dataset, &size, mib, options.runs, report).await
             {
                 report.failure(&format!("7. continuous backup: restore, {size}"), &error);
             }
