@@ -12,6 +12,12 @@ use etcd_client::{
 use crate::etcd_admin::{bounded, EtcdAdmin, EtcdError, EtcdErrorKind};
 use crate::segment::{Change, LeaseGrant};
 
+/// The largest watch answer read. A watch that catches up sends up to 1,000
+/// revisions in one answer, whole (etcd splits an answer only when asked to,
+/// and then a revision's events may straddle two): 4 MiB, the gRPC default,
+/// is 4 KiB a revision, less than many Kubernetes objects.
+pub const WATCH_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
+
 /// What one watch answer brought.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Watched {
@@ -91,11 +97,15 @@ impl EtcdAdmin {
             .with_all_keys()
             .with_start_revision(from_revision)
             .with_progress_notify();
+        let mut watch = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(WATCH_MESSAGE_LIMIT);
         let stream = bounded(
             self.deadline,
             &self.endpoints,
             "Watch",
-            self.client.watch(vec![0u8], Some(options)),
+            watch.watch(vec![0u8], Some(options)),
         )
         .await?;
         Ok(ChangeWatch {

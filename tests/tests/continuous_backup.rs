@@ -653,6 +653,29 @@ async fn a_capture_run_leaves_one_segment_for_everything_it_stored() -> anyhow::
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_catches_up_on_history_larger_than_grpcs_default_message() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    capture_for(&cluster, 3).await.await??;
+
+    // While no capture runs, 12 MiB of history: a catching-up watch gets it
+    // in one answer, three times gRPC's default limit.
+    let mut client = cluster.client().await?;
+    let value = "x".repeat(1024 * 1024);
+    let mut revision = 0;
+    for i in 0..12 {
+        revision = client
+            .put(format!("large/{i}"), value.as_str(), None)
+            .await?
+            .header()
+            .map_or(0, |h| h.revision());
+    }
+    let outcome = capture_for(&cluster, 4).await.await??;
+    assert!(outcome.stored_until >= revision, "{outcome:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_the_segments_the_oldest_kept_snapshot_holds() -> anyhow::Result<()> {
     let cluster = SimCluster::start(1).await?;
     cluster.wait_healthy(1, SETTLE).await?;
