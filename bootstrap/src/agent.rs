@@ -20,12 +20,14 @@ use etcd_aws_cluster::etcd_release::{EtcdBinary, EtcdRelease};
 use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::observation::{Me, Observation, PeerState};
 use etcd_aws_cluster::replay::ReplayTarget;
+use etcd_aws_cluster::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
 use etcd_aws_cluster::{aws_env, identity};
 
 use crate::etcd_process::{self, EtcdSettings, Supervised};
 use crate::join::{self, JoinError};
 use crate::node_tls::{self, TlsSettings};
 use crate::observe::Observer;
+use crate::order_watch::{OrderWatch, Step};
 use crate::policy::{self, EtcdExit, Next, Outcome, Start};
 use crate::quorum_watch::QuorumWatch;
 use crate::readiness::Readiness;
@@ -62,6 +64,8 @@ pub struct Supervision {
     pub promote_timeout: Duration,
     /// How long quorum must stay lost before recovering from this member.
     pub quorum_loss_grace: Duration,
+    /// How often a running member reads the bucket for a restore order.
+    pub restore_poll_interval: Duration,
     pub ready_file: Option<PathBuf>,
 }
 
@@ -132,6 +136,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             grace: config.supervision.quorum_loss_grace,
             interval: Duration::from_secs(2).min(config.supervision.quorum_loss_grace),
         },
+        orders: backups.clone().map(|store| OrderWatch {
+            store,
+            instance_id: me.instance_id.clone(),
+            interval: config.supervision.restore_poll_interval,
+        }),
         restorer: backups
             .zip(config.backups.as_ref())
             .map(|(store, settings)| Restorer {
@@ -178,6 +187,8 @@ struct Agent {
     group: String,
     observer: Observer,
     watch: QuorumWatch,
+    /// `None` without a backup bucket: restore orders live there.
+    orders: Option<OrderWatch>,
     restorer: Option<Restorer>,
     /// etcd's command line for a start on the data directory as it is.
     base: EtcdLaunch,
@@ -259,6 +270,30 @@ impl Agent {
         wait: &mut Wait,
         signals: &mut Signals,
     ) -> anyhow::Result<Prepared> {
+        let ordered = match self.restore_order_step().await {
+            Ok(step) => step,
+            Err(reason) => return Ok(pause(wait, &reason, signals).await),
+        };
+        let order_target = match ordered {
+            None => None,
+            Some(Step {
+                step: NodeStep::Restore(target),
+                ..
+            }) => Some(target),
+            Some(Step {
+                step: NodeStep::Quarantine,
+                order: Some(order),
+            }) => {
+                self.quarantine(&order).await?;
+                return Ok(pause(wait, &holding(&order), signals).await);
+            }
+            Some(Step {
+                step: NodeStep::Hold,
+                order: Some(order),
+            }) => return Ok(pause(wait, &holding(&order), signals).await),
+            // Carry on (a quarantine or hold always comes with its order).
+            Some(_) => None,
+        };
         let observation = self.observer.observe().await?;
         let peers = serving_client_urls(&observation, &self.me.instance_id);
         let decision = decide(&observation);
@@ -282,7 +317,7 @@ impl Agent {
                 );
                 (self.base.clone(), Start::Other)
             }
-            Decision::Form => (self.form().await?, Start::Other),
+            Decision::Form => (self.form(order_target.as_ref()).await?, Start::Other),
             Decision::Join(plan) => {
                 tracing::info!(
                     remove = plan.remove.len(),
@@ -306,8 +341,57 @@ impl Agent {
         Ok(Prepared::Launch(Box::new(Launch { etcd, peers, start })))
     }
 
-    /// The seed's start: from the newest valid backup when there is one.
-    async fn form(&self) -> anyhow::Result<EtcdLaunch> {
+    /// What the bucket's restore order says this node does; `None` without a
+    /// backup bucket. An unreadable order is a reason to wait: starting etcd
+    /// might rejoin a cluster an operator is restoring.
+    async fn restore_order_step(&self) -> Result<Option<Step>, String> {
+        let Some(orders) = &self.orders else {
+            return Ok(None);
+        };
+        match orders.step().await {
+            Ok(step) => Ok(Some(step)),
+            Err(e) => Err(format!("cannot read the restore order ({e})")),
+        }
+    }
+
+    /// Stops taking part in the cluster for a restore: etcd is not running
+    /// here (the supervisor stopped it, or it never started), the data
+    /// directory is moved aside (never deleted) so the node starts afresh,
+    /// and the bucket hears that this node is out.
+    async fn quarantine(&self, order: &RestoreOrder) -> anyhow::Result<()> {
+        let data_dir = &self.base.data_dir;
+        if data_dir.exists() {
+            let moved = data_dir::move_aside(data_dir)?;
+            tracing::warn!(order = %order.id, data_dir = %data_dir.display(), moved_to = %moved.display(),
+                "QUARANTINED for a restore: moved this member's data aside (not deleted); etcd stays stopped until every node is out");
+        }
+        if let Some(orders) = &self.orders {
+            orders
+                .store
+                .acknowledge_quarantine(&order.id, &self.me.instance_id)
+                .await
+                .context("cannot acknowledge the restore order's quarantine in the bucket")?;
+        }
+        Ok(())
+    }
+
+    /// The seed's start: the restore order's target during a restore, the
+    /// newest valid backup otherwise, and an empty cluster without backups.
+    async fn form(&self, order_target: Option<&RestoreTarget>) -> anyhow::Result<EtcdLaunch> {
+        if let (Some(restorer), Some(target)) = (&self.restorer, order_target) {
+            tracing::info!(group = %self.group, %target, "no cluster exists and this node is the seed of an operator's restore: restoring its target and forming from it");
+            let candidates = restorer.candidates().await?;
+            let restored = restorer
+                .restore_target(&candidates, &self.base, target)
+                .await?;
+            tracing::info!(
+                key = %restored.manifest.key,
+                snapshot_revision = restored.snapshot_revision,
+                restored_until = restored.replayed.until,
+                "restored the order's target"
+            );
+            return Ok(self.base.clone());
+        }
         let candidates = match &self.restorer {
             Some(restorer) => restorer.candidates().await?,
             None => {
@@ -409,6 +493,7 @@ impl Agent {
             &launch.etcd,
             readiness,
             &self.watch,
+            self.orders.as_ref(),
             signals,
         )
         .await
@@ -421,6 +506,14 @@ async fn pause(wait: &mut Wait, reason: &dyn std::fmt::Display, signals: &mut Si
         Ok(()) => Outcome::NotYet,
         Err(end) => Outcome::WaitEnded(end),
     })
+}
+
+/// Why a quarantined node waits.
+fn holding(order: &RestoreOrder) -> String {
+    format!(
+        "quarantined by restore order {} (to {}): etcd stays stopped until every node is out and the order moves on",
+        order.id, order.target
+    )
 }
 
 /// Says what a failed etcd run means: etcd's own last lines, and what to check.

@@ -106,6 +106,12 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_QUORUM_LOSS_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub quorum_loss_grace: Duration,
 
+    /// How often a running member reads the backup bucket for an operator's
+    /// restore order (`etcd-aws-cfn restore`), which stops its etcd until
+    /// the cluster is restored. One GET per interval.
+    #[arg(long, env = "ETCD_AWS_RESTORE_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub restore_poll_interval: Duration,
+
     /// Secrets Manager secret (name or ARN) holding the cluster CA. At start
     /// the node issues itself a certificate for its private IP from it, and
     /// etcd requires certificates from that CA of every client and peer.
@@ -238,6 +244,7 @@ impl Cli {
             supervision: Supervision {
                 promote_timeout: self.promote_timeout,
                 quorum_loss_grace: self.quorum_loss_grace,
+                restore_poll_interval: self.restore_poll_interval,
                 ready_file: self.ready_file,
             },
         }

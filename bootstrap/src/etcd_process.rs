@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
+use crate::order_watch::OrderWatch;
 use crate::policy::EtcdExit;
 use crate::quorum_watch::QuorumWatch;
 use crate::readiness::{Readiness, ReadinessError};
@@ -57,6 +58,7 @@ pub async fn run(
     launch: &EtcdLaunch,
     readiness: Readiness,
     watch: &QuorumWatch,
+    orders: Option<&OrderWatch>,
     signals: &mut Signals,
 ) -> anyhow::Result<Supervised> {
     let args = launch.args();
@@ -90,6 +92,13 @@ pub async fn run(
     tokio::pin!(ready);
     let recovery = watch.until_forced_recovery_is_due();
     tokio::pin!(recovery);
+    let quarantine = async {
+        match orders {
+            Some(orders) => orders.until_quarantine().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(quarantine);
     let mut was_ready = false;
     let mut readiness_done = false;
     // Why etcd is being stopped, once it is: by whom decides what comes next.
@@ -115,6 +124,11 @@ pub async fn run(
             () = &mut recovery, if stopping.is_none() => {
                 tracing::warn!(event = events::FORCE_NEW_CLUSTER, "RECOVERING: quorum is lost for good (the lost members' instances are gone from the group) and this member has the newest data; restarting etcd with --force-new-cluster");
                 stopping = Some(EtcdExit::ForRecovery);
+                forward(pid, libc::SIGTERM);
+            }
+            order = &mut quarantine, if stopping.is_none() => {
+                tracing::warn!(order = %order.id, target = %order.target, "QUARANTINE: an operator's restore order stops this member's etcd, so no client reads or writes the cluster while it is restored");
+                stopping = Some(EtcdExit::Quarantined);
                 forward(pid, libc::SIGTERM);
             }
             signal = signals.recv() => {

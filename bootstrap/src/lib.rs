@@ -10,6 +10,7 @@ mod exit_status;
 mod join;
 mod node_tls;
 mod observe;
+mod order_watch;
 mod policy;
 mod quorum_watch;
 mod readiness;

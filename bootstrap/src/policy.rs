@@ -36,6 +36,9 @@ pub enum EtcdExit {
     /// etcd refused to start: its corruption check found this member's data
     /// differs from its peers' at the same revision.
     Diverged,
+    /// The agent stopped it because an operator's restore order quarantines
+    /// the cluster ([`etcd_aws_cluster::restore_order`]).
+    Quarantined,
 }
 
 /// How etcd was started, as far as what comes after depends on it.
@@ -107,6 +110,8 @@ fn after_etcd(exit: &EtcdExit, start: Start) -> Next {
     match exit {
         EtcdExit::Stopped { status } => Next::Exit(exit_status::of_etcd(*status)),
         EtcdExit::ForRecovery => Next::RestartForcingNewCluster,
+        // The next observation reads the order again and quarantines the node.
+        EtcdExit::Quarantined => Next::Observe,
         // Its peers would wait on it forever, and it would restart as that
         // learner forever: start over without its data, kept aside.
         EtcdExit::StrandedLearner => Next::MoveDataAsideAndObserve,
@@ -234,5 +239,16 @@ mod tests {
             start: Start::Other,
         };
         assert_eq!(next(&outcome), Next::RestartForcingNewCluster);
+    }
+
+    #[test]
+    fn a_quarantine_for_a_restore_observes_again_whether_joining_or_not() {
+        for start in [Start::Other, join(0)] {
+            let outcome = Outcome::EtcdEnded {
+                exit: EtcdExit::Quarantined,
+                start,
+            };
+            assert_eq!(next(&outcome), Next::Observe, "{start:?}");
+        }
     }
 }

@@ -18,6 +18,7 @@ use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use etcd_aws_cluster::etcd_release::listed_flags;
 use etcd_aws_cluster::names::events;
 use etcd_aws_cluster::replay::ReplayTarget;
+use etcd_aws_cluster::restore_order::RestoreTarget;
 use tokio::process::Command;
 
 use crate::replay::{replay_segments, Replayed, SegmentReplay};
@@ -44,7 +45,8 @@ pub struct Restorer {
     pub etcd: PathBuf,
     /// The flags the cluster runs with that shape its data (quota, compaction).
     pub etcd_args: Vec<String>,
-    /// `--initial-cluster-token` of the restored one-member cluster.
+    /// `--initial-cluster-token` of the restored one-member cluster, to
+    /// which each restore adds its time ([`Restorer::restore_token`]).
     pub token: String,
 }
 
@@ -88,58 +90,76 @@ impl Restorer {
         Ok(manifests)
     }
 
-    /// The newest revision the cluster had acknowledged by `time_ms`
-    /// (milliseconds since the epoch): the last captured revision received by
-    /// then, or, before every captured change, the newest snapshot taken by
-    /// then. A restore "as of a time" is a restore to this revision.
+    /// The revision a restore "as of `time_ms`" (milliseconds since the
+    /// epoch) goes back to ([`BackupStore::revision_at`]).
     pub async fn revision_at(&self, time_ms: i64) -> anyhow::Result<i64> {
-        let segments = self
-            .store
-            .segments()
+        Ok(self.store.revision_at(time_ms).await?)
+    }
+
+    /// Restores what an operator's restore order asks for: exactly one
+    /// backup, or a revision through the backups and the captured changes.
+    pub async fn restore_target(
+        &self,
+        candidates: &[BackupManifest],
+        launch: &EtcdLaunch,
+        target: &RestoreTarget,
+    ) -> anyhow::Result<Restored> {
+        match target {
+            RestoreTarget::Revision(revision) => {
+                self.restore(candidates, launch, ReplayTarget::Revision(*revision))
+                    .await
+            }
+            RestoreTarget::Backup(key) => {
+                let manifest = candidates.iter().find(|m| &m.key == key).with_context(|| {
+                    format!(
+                        "the restore order names backup s3://{}/{key}, which has no manifest; run the restore command again with another backup",
+                        self.store.bucket()
+                    )
+                })?;
+                self.restore_exactly(manifest, launch).await
+            }
+        }
+    }
+
+    /// Restores this one backup and nothing after it.
+    async fn restore_exactly(
+        &self,
+        manifest: &BackupManifest,
+        launch: &EtcdLaunch,
+    ) -> anyhow::Result<Restored> {
+        let snapshot = restore_file_path(launch)?;
+        tracing::info!(key = %manifest.key, revision = manifest.revision, "restoring exactly this backup, as the restore order asks");
+        match self
+            .try_one(manifest, &snapshot, launch, ReplayTarget::Latest)
             .await
-            .context("cannot list the captured changes (segments)")?;
-        // Segments sort by revision, and so by the time their revisions were
-        // received: find the newest one whose first revision came by then.
-        let first_seen = |segment: &etcd_aws_cluster::segment::Segment| {
-            segment.revisions.first().map_or(0, |r| r.seen_at_ms)
-        };
-        let (mut low, mut high) = (0, segments.len());
-        while low < high {
-            let middle = low + (high - low) / 2;
-            let segment = self.store.read_segment(&segments[middle]).await?;
-            let seen = first_seen(&segment);
-            if seen != 0 && seen <= time_ms {
-                low = middle + 1;
-            } else {
-                high = middle;
+        {
+            Ok(snapshot_revision) => {
+                tracing::info!(key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
+                Ok(Restored {
+                    manifest: manifest.clone(),
+                    snapshot_revision,
+                    replayed: Replayed {
+                        from: snapshot_revision,
+                        until: snapshot_revision,
+                        segments: 0,
+                        revisions: 0,
+                        lost: None,
+                    },
+                })
             }
-        }
-        if let Some(reference) = low.checked_sub(1).and_then(|i| segments.get(i)) {
-            let segment = self.store.read_segment(reference).await?;
-            let newest = segment
-                .revisions
-                .iter()
-                .rev()
-                .find(|r| r.seen_at_ms != 0 && r.seen_at_ms <= time_ms);
-            if let Some(revision) = newest {
-                return Ok(revision.revision);
+            Err(RestoreAttempt::Damaged(reason)) => {
+                tracing::error!(event = events::BACKUP_DAMAGED, key = %manifest.key, %reason, "BACKUP DAMAGED: the backup the restore order names cannot be restored");
+                bail!("backup {} cannot be restored: {reason}; run the restore command again with another backup", manifest.key)
             }
-        }
-        let manifests = self.store.manifests().await?;
-        manifests
-            .iter()
-            .filter(|m| m.created_at.saturating_mul(1000) <= time_ms)
-            .map(|m| m.revision)
-            .max()
-            .with_context(|| {
-                let oldest = manifests.iter().map(|m| m.created_at).min();
-                format!(
-                    "no backup in s3://{}/{} is as old as that time (the oldest was taken at {} seconds since the epoch); choose a later time",
-                    self.store.bucket(),
-                    self.store.layout().prefix(),
-                    oldest.map_or_else(|| "(none)".to_owned(), |t| t.to_string())
+            // Only a restore to a revision refuses a snapshot past it.
+            Err(RestoreAttempt::PastTarget(revision)) => {
+                bail!(
+                    "backup {} holds revision {revision}, past what was asked",
+                    manifest.key
                 )
-            })
+            }
+            Err(RestoreAttempt::Fatal(e)) => Err(e),
+        }
     }
 
     /// Restores the first backup of `candidates` (newest first) that downloads,
@@ -151,14 +171,7 @@ impl Restorer {
         launch: &EtcdLaunch,
         target: ReplayTarget,
     ) -> anyhow::Result<Restored> {
-        let parent = launch
-            .data_dir
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-        let snapshot = parent.join(format!("{}.restore.db", file_name(&launch.data_dir)));
+        let snapshot = restore_file_path(launch)?;
         let usable = candidates.iter().filter(|m| match target {
             ReplayTarget::Latest => true,
             // A manifest's revision is a lower bound of its snapshot's.
@@ -359,7 +372,7 @@ impl Restorer {
                     .arg(format!("--data-dir={}", launch.data_dir.display()))
                     .arg(format!("--name={}", launch.name))
                     .arg(format!("--initial-cluster={}={peer}", launch.name))
-                    .arg(format!("--initial-cluster-token={}", self.token))
+                    .arg(format!("--initial-cluster-token={}", self.restore_token()))
                     .arg(format!("--initial-advertise-peer-urls={peer}"))
                     .args(&bump);
             })
@@ -378,6 +391,19 @@ impl Restorer {
             output.status,
             last_line(&output.stderr)
         )))
+    }
+}
+
+impl Restorer {
+    /// etcd derives the cluster id from the members and this token: the
+    /// group's name alone would give a cluster restored in place on its seed
+    /// the id it had before, and clients, the capture and the operator's
+    /// restore could not tell the restored cluster from the one it replaced.
+    fn restore_token(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("{}-restored-{now}", self.token)
     }
 }
 
@@ -428,6 +454,18 @@ fn last_line(stderr: &[u8]) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("no output")
         .to_owned()
+}
+
+/// Where a downloaded snapshot waits beside the data directory for the restore tool.
+fn restore_file_path(launch: &EtcdLaunch) -> anyhow::Result<PathBuf> {
+    let parent = launch
+        .data_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    Ok(parent.join(format!("{}.restore.db", file_name(&launch.data_dir))))
 }
 
 fn file_name(path: &Path) -> String {

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::aws_error::{self, AwsErrorKind};
 use crate::backup::{BackupLayout, BackupManifest, Compression};
 use crate::discovery::error_chain;
+use crate::restore_order::RestoreOrder;
 use crate::segment::{Segment, SegmentRef};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,13 @@ pub enum BackupStoreError {
         bucket: String,
         key: String,
         reason: String,
+    },
+    #[error("no backup in s3://{bucket}/{prefix} is as old as {time_ms} ms since the epoch (the oldest was taken {}); choose a later time", oldest.map_or_else(|| "(there is none)".to_owned(), |t| format!("at {t} s since the epoch")))]
+    NothingThatOld {
+        bucket: String,
+        prefix: String,
+        time_ms: i64,
+        oldest: Option<i64>,
     },
     #[error("local file {path}: {source}")]
     Io {
@@ -206,8 +214,12 @@ impl BackupStore {
             })
     }
 
-    async fn put_json(&self, key: &str, manifest: &BackupManifest) -> Result<(), BackupStoreError> {
-        let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    async fn put_json(
+        &self,
+        key: &str,
+        value: &impl serde::Serialize,
+    ) -> Result<(), BackupStoreError> {
+        let body = serde_json::to_vec_pretty(value).unwrap_or_default();
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -307,6 +319,107 @@ impl BackupStore {
             .await
             .map_err(|e| self.error("DeleteObject", &reference.key, e))?;
         Ok(())
+    }
+
+    /// The manifest of the snapshot stored at `snapshot_key`, if it has one.
+    pub async fn manifest_of(
+        &self,
+        snapshot_key: &str,
+    ) -> Result<Option<BackupManifest>, BackupStoreError> {
+        self.read_manifest(&BackupLayout::manifest_key(snapshot_key))
+            .await
+    }
+
+    /// The newest revision the cluster had acknowledged by `time_ms`
+    /// (milliseconds since the epoch): the last captured revision received by
+    /// then, or, before every captured change, the newest snapshot taken by
+    /// then. A restore "as of a time" is a restore to this revision.
+    pub async fn revision_at(&self, time_ms: i64) -> Result<i64, BackupStoreError> {
+        let segments = self.segments().await?;
+        // Segments sort by revision, and so by the time their revisions were
+        // received: find the newest one whose first revision came by then.
+        let first_seen = |segment: &Segment| segment.revisions.first().map_or(0, |r| r.seen_at_ms);
+        let (mut low, mut high) = (0, segments.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let seen = first_seen(&self.read_segment(&segments[middle]).await?);
+            if seen != 0 && seen <= time_ms {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        if let Some(reference) = low.checked_sub(1).and_then(|i| segments.get(i)) {
+            let segment = self.read_segment(reference).await?;
+            let newest = segment
+                .revisions
+                .iter()
+                .rev()
+                .find(|r| r.seen_at_ms != 0 && r.seen_at_ms <= time_ms);
+            if let Some(revision) = newest {
+                return Ok(revision.revision);
+            }
+        }
+        let manifests = self.manifests().await?;
+        manifests
+            .iter()
+            .filter(|m| m.created_at.saturating_mul(1000) <= time_ms)
+            .map(|m| m.revision)
+            .max()
+            .ok_or_else(|| BackupStoreError::NothingThatOld {
+                bucket: self.bucket.clone(),
+                prefix: self.layout.prefix().to_owned(),
+                time_ms,
+                oldest: manifests.iter().map(|m| m.created_at).min(),
+            })
+    }
+
+    /// The restore order in the bucket, if any ([`crate::restore_order`]).
+    pub async fn restore_order(&self) -> Result<Option<RestoreOrder>, BackupStoreError> {
+        let key = self.layout.restore_order_key();
+        let Some(bytes) = self.get_bytes(&key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| BackupStoreError::Damaged {
+                bucket: self.bucket.clone(),
+                key,
+                reason: format!("the restore order is not valid JSON of this version: {e}"),
+            })
+    }
+
+    pub async fn put_restore_order(&self, order: &RestoreOrder) -> Result<(), BackupStoreError> {
+        self.put_json(&self.layout.restore_order_key(), order).await
+    }
+
+    /// Records that `instance_id` stopped its etcd for order `id`.
+    pub async fn acknowledge_quarantine(
+        &self,
+        id: &str,
+        instance_id: &str,
+    ) -> Result<(), BackupStoreError> {
+        let key = self.layout.quarantine_ack_key(id, instance_id);
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(|e| self.error("PutObject", &key, e))?;
+        Ok(())
+    }
+
+    /// The instances that acknowledged order `id`'s quarantine.
+    pub async fn quarantine_acks(&self, id: &str) -> Result<Vec<String>, BackupStoreError> {
+        let prefix = self.layout.quarantine_acks_prefix(id);
+        let keys = self.keys_under(&prefix).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Downloads the snapshot to `dest`, checks its size and SHA-256 against

@@ -19,6 +19,16 @@ pub enum LifecycleState {
 }
 
 impl LifecycleState {
+    /// The state as AWS spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            LifecycleState::Pending => "Pending",
+            LifecycleState::InService => "InService",
+            LifecycleState::Standby => "Standby",
+            LifecycleState::Leaving(state) | LifecycleState::Other(state) => state,
+        }
+    }
+
     /// Parses the AWS lifecycle state string (`InService`, `Terminating:Wait`, ...).
     pub fn parse(state: &str) -> Self {
         match state {

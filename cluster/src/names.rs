@@ -67,6 +67,9 @@ pub mod paths {
 pub mod bucket {
     /// The default key prefix of the backups.
     pub const BACKUP_PREFIX: &str = "backups/";
+    /// Under the prefix: an operator's restore order and the nodes'
+    /// acknowledgements of it ([`crate::restore_order`]).
+    pub const RESTORE_DIR: &str = "restore/";
 }
 
 /// etcd's ports.

@@ -266,6 +266,38 @@ async fn start_backup_binary(
     .await
 }
 
+/// The backup function as the operator's commands reach it: Lambda's Invoke
+/// of [`BackupOnDemand::NAME`] through the stand-in. Dropping it stops the
+/// function (and Invoke then answers that it does not exist).
+pub struct BackupOnDemand {
+    function: Arc<LambdaFunction>,
+    _logs: tempfile::TempDir,
+}
+
+impl BackupOnDemand {
+    pub const NAME: &'static str = "etcd-backup";
+
+    /// `env` adds to the stack's settings (the quota the status reports).
+    pub async fn start(stand_in: &StandIn, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let logs = log_dir("backup-on-demand")?;
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let function =
+            Arc::new(start_backup_binary(stand_in, &logs, "backup-function.log", env).await?);
+        stand_in.serve_function(Self::NAME, &function);
+        Ok(Self {
+            function,
+            _logs: logs,
+        })
+    }
+
+    pub fn log(&self) -> String {
+        self.function.log()
+    }
+}
+
 /// The backup function's code on another schedule of the stack: the
 /// maintenance rule (constant input `{"job": "maintenance"}`) or the capture
 /// rule (`{"job": "capture"}`). Dropping it stops the schedule and the function.

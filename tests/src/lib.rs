@@ -12,6 +12,7 @@ pub mod iam;
 pub mod lambda;
 pub mod life;
 pub mod node;
+pub mod operator;
 pub mod paths;
 pub mod planted_backup;
 pub mod sim_cluster;

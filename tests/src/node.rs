@@ -91,8 +91,9 @@ pub(crate) const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// The agent's timings, scaled down from production's so scenarios take
 /// seconds; every node of the harness, process or container, runs with them.
-pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 5] = [
+pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 6] = [
     ("ETCD_AWS_POLL_INTERVAL", "500ms"),
+    ("ETCD_AWS_RESTORE_POLL_INTERVAL", "1s"),
     ("ETCD_AWS_PROBE_TIMEOUT", "500ms"),
     ("ETCD_AWS_QUORUM_LOSS_GRACE", "3s"),
     // A learner left without its cluster gives up within a scenario's time.

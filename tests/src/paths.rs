@@ -20,15 +20,24 @@ pub fn etcd_aws_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("ETCD_AWS_BIN") {
         return Ok(PathBuf::from(path));
     }
+    built_binary("etcd-aws")
+}
+
+/// A binary of the workspace built beside the running test
+/// (target/<profile>/<name>).
+pub fn built_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the running test binary")?;
     // target/<profile>/deps/<test> or target/<profile>/<bin>
     for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("etcd-aws");
+        let candidate = dir.join(name);
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
-    bail!("etcd-aws is not built next to {}; run `cargo build -p etcd-aws` (make test does) or set ETCD_AWS_BIN", exe.display())
+    bail!(
+        "{name} is not built next to {}; run `cargo build --workspace --bins` (make test does)",
+        exe.display()
+    )
 }
 
 /// An etcd tool (`etcd`, `etcdctl`, `etcdutl`) of the release everything

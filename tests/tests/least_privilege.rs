@@ -22,9 +22,10 @@ use etcd_aws_template::names::logical::{
 };
 use etcd_aws_template::Options;
 use etcd_aws_tests::functions::{
-    BackupOnSchedule, JobOnSchedule, LifecycleOnQueue, LifecycleSettings,
+    BackupOnDemand, BackupOnSchedule, JobOnSchedule, LifecycleOnQueue, LifecycleSettings,
 };
 use etcd_aws_tests::iam::{action_matches, iam_action, roles, Role, Statement, Table};
+use etcd_aws_tests::operator::OperatorCommand;
 use etcd_aws_tests::planted_backup::plant_backup;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::stand_in::{ActionOutcome, Caller, RecordedCall, StandInOptions};
@@ -298,6 +299,21 @@ async fn scenario() -> anyhow::Result<Observed> {
             cluster.logs()
         );
     }
+
+    // The operator restores it in place to the first backup: every node stops
+    // and says so in the bucket; the backup function reports the cluster and
+    // backs up the restored one.
+    let on_demand = BackupOnDemand::start(stand_in, &[]).await?;
+    let restore = OperatorCommand::new(stand_in)
+        .run(&["restore", "--backup", &run.key, "--yes"], SETTLE)
+        .await?;
+    if !restore.succeeded() {
+        bail!(
+            "the operator's restore failed: {restore}\n{}",
+            on_demand.log()
+        );
+    }
+    drop(on_demand);
 
     let calls = stand_in.calls();
     let strangers: BTreeSet<&str> = calls

@@ -1,7 +1,8 @@
 //! Which job an invocation asks for: a backup (the backup schedule's events,
 //! a manual invoke with `{}`), maintenance (the maintenance schedule's
-//! constant input `{"job": "maintenance"}`), or the continuous backup's
-//! capture (`{"job": "capture"}`).
+//! constant input `{"job": "maintenance"}`), the continuous backup's
+//! capture (`{"job": "capture"}`), or the operator's status report
+//! (`{"job": "status"}`).
 
 use serde_json::Value;
 
@@ -10,11 +11,12 @@ pub enum Job {
     Backup,
     Maintenance,
     Capture,
+    Status,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown job {0:?}: expected \"backup\", \"maintenance\" or \"capture\" (or no \"job\" field, for a backup)"
+    "unknown job {0:?}: expected \"backup\", \"maintenance\", \"capture\" or \"status\" (or no \"job\" field, for a backup)"
 )]
 pub struct UnknownJob(pub String);
 
@@ -24,6 +26,7 @@ pub fn job(payload: &Value) -> Result<Job, UnknownJob> {
         Some(Value::String(job)) if job == "backup" => Ok(Job::Backup),
         Some(Value::String(job)) if job == "maintenance" => Ok(Job::Maintenance),
         Some(Value::String(job)) if job == "capture" => Ok(Job::Capture),
+        Some(Value::String(job)) if job == "status" => Ok(Job::Status),
         Some(other) => Err(UnknownJob(other.to_string())),
     }
 }
@@ -55,6 +58,11 @@ mod tests {
         let scheduled: Value =
             serde_json::from_str(etcd_aws_cluster::names::CAPTURE_EVENT).expect("JSON");
         assert_eq!(job(&scheduled), Ok(Job::Capture));
+    }
+
+    #[test]
+    fn the_operators_status_command_asks_for_a_status() {
+        assert_eq!(job(&json!({"job": "status"})), Ok(Job::Status));
     }
 
     #[test]

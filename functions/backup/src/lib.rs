@@ -5,8 +5,10 @@
 //! `main.rs` is a thin Lambda handler around it: any event runs a backup (the
 //! EventBridge schedule sends a "Scheduled Event"; a manual invoke may send
 //! `{}`), except `{"job":"maintenance"}`, which runs [`maintenance`] instead,
-//! and `{"job":"capture"}`, which runs the continuous backup's [`capture`]:
-//! about a minute of watching every change and flushing it as segments.
+//! `{"job":"capture"}`, which runs the continuous backup's [`capture`]:
+//! about a minute of watching every change and flushing it as segments, and
+//! `{"job":"status"}`, which answers with what the function sees of the
+//! cluster ([`status`]) for the operator's commands.
 //!
 //! # What a run does
 //! 1. Reads the group's live instances and asks each member for its status;
@@ -90,6 +92,7 @@ pub mod member_choice;
 pub mod multipart;
 pub mod retention;
 pub mod run;
+pub mod status;
 pub mod stored_stream;
 
 pub use config::BackupConfig;

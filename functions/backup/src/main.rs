@@ -10,6 +10,7 @@ use etcd_aws_backup::capture::run_capture;
 use etcd_aws_backup::config::{init_logging, EnvConfig};
 use etcd_aws_backup::invocation::{job, Job};
 use etcd_aws_backup::maintenance::run_maintenance;
+use etcd_aws_backup::status::run_status;
 use etcd_aws_backup::{run_backup, BackupAction};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
@@ -61,6 +62,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     .await
                     .map_err(anyhow::Error::new)
                     .and_then(|outcome| Ok(serde_json::to_value(outcome)?)),
+                Job::Status => run_status(&config, maintenance.quota_bytes, &aws)
+                    .await
+                    .map_err(anyhow::Error::new)
+                    .and_then(|report| Ok(serde_json::to_value(report)?)),
                 Job::Capture => run_capture(&config, &capture, &aws, deadline)
                     .await
                     .map_err(anyhow::Error::new)

@@ -24,5 +24,6 @@
 pub mod client_certificate;
 pub mod cluster_secrets;
 pub mod deploy;
+pub mod operate;
 pub mod stack_events;
 pub mod staging;

@@ -1,6 +1,8 @@
 //! `etcd-aws-cfn`: print the etcd cluster's CloudFormation template, or deploy it
 //! (after making sure the cluster CA and the functions' client certificate exist);
-//! `etcd-aws-cfn issue-client-cert` issues a client certificate from the cluster CA.
+//! `etcd-aws-cfn issue-client-cert` issues a client certificate from the cluster CA;
+//! `status`, `backups list`, `backup` and `restore` operate a running cluster
+//! ([`etcd_aws_cfn::operate`]).
 //!
 //! See the library's documentation for what the stack contains.
 
@@ -14,7 +16,16 @@ use clap::{Parser, Subcommand};
 use etcd_aws_cfn::client_certificate::{self, ClientCertificateRequest};
 use etcd_aws_cfn::cluster_secrets::{self, SecretsSettings};
 use etcd_aws_cfn::deploy::{deploy, Deployed, Deployment};
+use etcd_aws_cfn::operate::function::BackupFunction;
+use etcd_aws_cfn::operate::progress::Progress;
+use etcd_aws_cfn::operate::restore::{Requested, RestoreRun, Waits};
+use etcd_aws_cfn::operate::stack::{StackFlags, StackParts};
+use etcd_aws_cfn::operate::status::{self, Limits};
+use etcd_aws_cfn::operate::{self, commands};
 use etcd_aws_cfn::staging;
+use etcd_aws_cluster::backup::utc_stamp;
+use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::discovery::GroupDiscovery;
 use etcd_aws_cluster::logging::{self, LogFormat, LogTarget};
 use etcd_aws_template::names;
 use etcd_aws_template::names::parameters::{
@@ -137,6 +148,106 @@ enum Command {
     /// Issue a client certificate from the stack's cluster CA and write ca.pem, cert.pem
     /// and key.pem for etcdctl or any etcd client.
     IssueClientCert(IssueClientCert),
+    /// Show every member, the database against its quota, alarms, the newest backup,
+    /// the continuous backup and the lifecycle queues; exit 1 when anything is not
+    /// healthy (so it can gate a pipeline).
+    ///
+    /// Reads the cluster through the backup function (inside the VPC), so it works
+    /// from a machine that cannot reach the members. Example:
+    ///   etcd-aws-cfn status --stack-name prod --output json
+    Status(StatusArgs),
+    /// List the backups and the revisions a restore can reach.
+    Backups {
+        #[command(subcommand)]
+        command: BackupsCommand,
+    },
+    /// Take a backup now through the backup function and wait for it to be stored.
+    ///
+    /// Example, before a risky change:  etcd-aws-cfn backup --stack-name prod
+    Backup(OperateArgs),
+    /// Bring the running cluster back to a backup, a revision or a time.
+    ///
+    /// Takes a safety backup first (restoring it undoes the restore), stops every
+    /// member's etcd (clients are refused until the restored cluster serves), restores
+    /// the seed from the target with revisions bumped past the old ones, lets the
+    /// others join, backs up the restored cluster, and reports where it went back to.
+    /// Interrupted, it is run again with the same target and carries on. Examples:
+    ///   etcd-aws-cfn restore --to-time 2026-12-01T09:59:00Z
+    ///   etcd-aws-cfn restore --to-revision 48211 --yes
+    ///   etcd-aws-cfn restore --backup backups/snapshots/20261201T093000Z-r...db.zst
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupsCommand {
+    /// Every snapshot (time, revision, size, cluster, checksum) and the stretches of
+    /// revisions a restore can reach with the captured changes.
+    ///
+    /// Example:  etcd-aws-cfn backups list --verify
+    List(ListArgs),
+}
+
+/// What every operator command needs: where the stack's parts are, how to print.
+#[derive(Debug, clap::Args)]
+struct OperateArgs {
+    #[command(flatten)]
+    stack: StackFlags,
+    /// table (for people) or json (for scripts).
+    #[arg(long, env = "ETCD_AWS_OUTPUT", value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    operate: OperateArgs,
+    /// The newest snapshot older than this is a problem.
+    #[arg(long, env = "ETCD_AWS_BACKUP_MAX_AGE", default_value = "1h", value_parser = humantime::parse_duration)]
+    backup_max_age: Duration,
+    /// The fullest member past this share of the quota (percent) is a problem.
+    #[arg(long, env = "ETCD_AWS_QUOTA_WARN_PERCENT", default_value_t = 80)]
+    quota_warn_percent: i64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    operate: OperateArgs,
+    /// Download every snapshot and check it against its manifest's SHA-256.
+    #[arg(long, env = "ETCD_AWS_VERIFY")]
+    verify: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_time", "to_revision", "backup"])))]
+struct RestoreArgs {
+    #[command(flatten)]
+    operate: OperateArgs,
+    /// Go back to the last change acknowledged by this time (RFC 3339, UTC).
+    #[arg(long, env = "ETCD_AWS_RESTORE_TO_TIME", value_parser = humantime::parse_rfc3339_weak)]
+    to_time: Option<std::time::SystemTime>,
+    /// Go back to exactly this revision of the cluster.
+    #[arg(long, env = "ETCD_AWS_RESTORE_TO_REVISION")]
+    to_revision: Option<i64>,
+    /// Go back to exactly this snapshot (its key, from `backups list`), without the
+    /// changes captured after it.
+    #[arg(long, env = "ETCD_AWS_RESTORE_BACKUP")]
+    backup: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, env = "ETCD_AWS_YES")]
+    yes: bool,
+    /// Bound on each wait: every node stopping, the restored cluster becoming whole.
+    #[arg(long, env = "ETCD_AWS_RESTORE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How often the progress is read.
+    #[arg(long, env = "ETCD_AWS_RESTORE_POLL", default_value = "2s", value_parser = humantime::parse_duration)]
+    poll: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -271,10 +382,183 @@ async fn stage_template(
     Ok(staging::template_url(bucket, &region, &key))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::IssueClientCert(args)) = &cli.command {
-        return issue_client_cert(args).await;
+/// Prints `value` as JSON, or `table` for people.
+fn print(output: Output, value: &impl serde::Serialize, table: &str) -> anyhow::Result<()> {
+    let text = match output {
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(value)?),
+        Output::Table => table.to_owned(),
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")
+}
+
+async fn operate(
+    args: &OperateArgs,
+) -> anyhow::Result<(aws_config::SdkConfig, StackParts, BackupStore)> {
+    let config = aws_config::load_from_env().await;
+    let parts = args.stack.resolve(&config).await?;
+    let store = BackupStore::new(&config, &parts.bucket, &parts.prefix);
+    Ok((config, parts, store))
+}
+
+/// Exit status 1 when the cluster is not healthy.
+async fn show_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let (config, parts, store) = operate(&args.operate).await?;
+    let limits = Limits {
+        backup_max_age_seconds: args.backup_max_age.as_secs() as i64,
+        quota_warn_percent: args.quota_warn_percent,
+    };
+    let view = commands::status(&config, &parts, &store, &limits).await?;
+    print(args.operate.output, &view, &status::table(&view))?;
+    Ok(if view.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn list_backups(args: &ListArgs) -> anyhow::Result<()> {
+    let (_, _, store) = operate(&args.operate).await?;
+    let (rows, stretches) = commands::backups(&store, args.verify).await?;
+    let mut table = format!(
+        "{:<17} {:>12} {:>12} {:<9} {:<17} {:<12} KEY\n",
+        "TAKEN", "REVISION", "BYTES", "KIND", "CLUSTER", "CHECKSUM"
+    );
+    for row in &rows {
+        table.push_str(&format!(
+            "{:<17} {:>12} {:>12} {:<9} {:<17} {:<12} {}\n",
+            utc_stamp(row.created_at),
+            row.revision,
+            row.stored_bytes,
+            row.kind,
+            row.cluster_id,
+            row.verified.to_string(),
+            row.key
+        ));
     }
+    for stretch in &stretches {
+        table.push_str(&format!(
+            "point in time: revisions {} to {} (from the snapshot taken {})\n",
+            stretch.from_revision,
+            stretch.until_revision,
+            utc_stamp(stretch.from_time)
+        ));
+    }
+    print(
+        args.operate.output,
+        &serde_json::json!({"backups": rows, "point_in_time": stretches}),
+        &table,
+    )
+}
+
+async fn backup_now(args: &OperateArgs) -> anyhow::Result<()> {
+    let (config, parts, _) = operate(args).await?;
+    let progress = Progress::new();
+    progress.step("backup", format!("invoking {}", parts.backup_function));
+    let answer = BackupFunction::new(&config, &parts.backup_function)
+        .backup()
+        .await?;
+    let table = format!(
+        "{} {} (revision {}, {} bytes, from {}) in {:.1} s\n",
+        if answer.uploaded {
+            "stored"
+        } else {
+            "unchanged since"
+        },
+        answer.key,
+        answer.revision,
+        answer.stored_bytes,
+        answer.member,
+        progress.elapsed().as_secs_f64()
+    );
+    print(
+        args.output,
+        &serde_json::json!({"uploaded": answer.uploaded, "key": answer.key, "revision": answer.revision, "stored_bytes": answer.stored_bytes}),
+        &table,
+    )
+}
+
+async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
+    let (config, parts, store) = operate(&args.operate).await?;
+    let requested = match (&args.backup, args.to_revision, args.to_time) {
+        (Some(key), _, _) => Requested::Backup(key.clone()),
+        (None, Some(revision), _) => Requested::Revision(revision),
+        (None, None, Some(time)) => Requested::Time(
+            time.duration_since(std::time::UNIX_EPOCH)
+                .context("--to-time is before 1970")?
+                .as_millis() as i64,
+        ),
+        (None, None, None) => bail!("give --to-time, --to-revision or --backup"),
+    };
+    let (target, described) = operate::restore::resolve(&store, &requested).await?;
+    tracing::info!("restoring group {} to {described}", parts.group_name);
+    if !args.yes {
+        confirm(&parts.group_name)?;
+    }
+    let function = BackupFunction::new(&config, &parts.backup_function);
+    let progress = Progress::new();
+    let run = RestoreRun {
+        store: &store,
+        function: &function,
+        discovery: GroupDiscovery::new(&config),
+        group: parts.group_name.clone(),
+        waits: Waits {
+            poll: args.poll,
+            timeout: args.timeout,
+        },
+        progress: &progress,
+    };
+    let outcome = run.run(target).await?;
+    let out = outcome.clients_out_seconds.map_or_else(String::new, |s| {
+        format!("; clients were refused for {s:.1} s")
+    });
+    let table = format!(
+        "restored to {} (revision {}) as cluster {} in {:.1} s{out}\nundo with: etcd-aws-cfn restore --backup {}\n",
+        outcome.target,
+        outcome.revision,
+        outcome.cluster_id,
+        progress.elapsed().as_secs_f64(),
+        outcome.safety_backup
+    );
+    print(args.operate.output, &outcome, &table)
+}
+
+/// Asks on the terminal; refuses without one (scripts pass --yes).
+fn confirm(group: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("a restore replaces the data of every member of {group}; confirm with --yes when not running on a terminal");
+    }
+    eprint!("This replaces the data of every member of {group}. Type the group's name to go on: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("reading the confirmation")?;
+    if answer.trim() != group {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Some(Command::IssueClientCert(args)) => {
+            return issue_client_cert(args).await.map(|()| ExitCode::SUCCESS)
+        }
+        Some(Command::Status(args)) => return show_status(args).await,
+        Some(Command::Backups {
+            command: BackupsCommand::List(args),
+        }) => return list_backups(args).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Backup(args)) => return backup_now(args).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Restore(args)) => return restore(args).await.map(|()| ExitCode::SUCCESS),
+        None => {}
+    }
+    deploy_stack(cli).await.map(|()| ExitCode::SUCCESS)
+}
+
+async fn deploy_stack(cli: Cli) -> anyhow::Result<()> {
     if cli.dry_run {
         let template = template(&cli.options())?;
         let text = render(&template, cli.format)?;
@@ -343,7 +627,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, LogTarget::Process);
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE

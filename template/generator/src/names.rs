@@ -25,6 +25,8 @@ pub const TLS_DIR: &str = shared::paths::TLS_DIR;
 pub const READY_FILE: &str = "/run/etcd-aws/ready";
 /// Prefix of backup objects in the backup bucket.
 pub const BACKUP_PREFIX: &str = shared::bucket::BACKUP_PREFIX;
+/// Where a restore order and its acknowledgements live, under the backup prefix.
+pub const RESTORE_DIR: &str = shared::bucket::RESTORE_DIR;
 
 /// The names the binaries read: environment variables, secrets, metrics and ports.
 pub use shared::{env, events, metrics, ports, secrets};
@@ -103,6 +105,15 @@ pub mod parameters {
     pub const QUOTA_BACKEND_BYTES: &str = "EtcdQuotaBackendBytes";
     /// Days CloudWatch Logs keeps the nodes' logs.
     pub const NODE_LOG_RETENTION_DAYS: &str = "NodeLogRetentionDays";
+}
+
+/// The stack's outputs that the operator's commands read.
+pub mod outputs {
+    pub const BACKUP_BUCKET_NAME: &str = "BackupBucketName";
+    pub const BACKUP_FUNCTION_NAME: &str = "BackupFunctionName";
+    pub const AUTO_SCALING_GROUP_NAME: &str = "AutoScalingGroupName";
+    pub const LIFECYCLE_QUEUE_URL: &str = "LifecycleQueueUrl";
+    pub const LIFECYCLE_DEAD_LETTER_QUEUE_URL: &str = "LifecycleDeadLetterQueueUrl";
 }
 
 /// Template conditions that more than one module refers to.

@@ -1,5 +1,5 @@
 //! The nodes' IAM role: find the group and its instances, read backups to restore,
-//! read the cluster CA to issue themselves a certificate, fetch the artifacts, ship
+//! acknowledge an operator's restore, read the cluster CA to issue themselves a certificate, fetch the artifacts, ship
 //! their logs, signal CloudFormation, and be reachable by Session Manager.
 
 use serde_json::json;
@@ -8,7 +8,7 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_LOGS, NODE_ROLE};
 use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
-use crate::names::BACKUP_PREFIX;
+use crate::names::{BACKUP_PREFIX, RESTORE_DIR};
 use crate::options::Options;
 use crate::policy::{allow, allow_when, inline, managed, trust};
 use crate::tls_secrets::read_secret;
@@ -35,6 +35,15 @@ pub fn fragment(options: &Options) -> Fragment {
             &["s3:ListBucket"],
             vec![get_att(BACKUP_BUCKET, "Arn")],
             json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
+        ),
+        // An operator's restore: each node says, with an empty object under the
+        // restore order's prefix, that it stopped its etcd.
+        allow(
+            "AcknowledgeRestore",
+            &["s3:PutObject"],
+            vec![sub(&format!(
+                "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*"
+            ))],
         ),
         allow(
             "FetchArtifacts",

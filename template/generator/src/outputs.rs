@@ -10,6 +10,10 @@ use crate::names::logical::{
     CLIENT_SECURITY_GROUP, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION,
     LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS, VPC,
 };
+use crate::names::outputs::{
+    AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME,
+    LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL,
+};
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::ports::CLIENT;
 use crate::names::{private_subnet, ZONES};
@@ -39,14 +43,14 @@ pub fn fragment() -> Fragment {
             "Security group to attach to etcd clients",
             reference(CLIENT_SECURITY_GROUP),
         ))
-        .output("BackupBucketName", output("Bucket holding the backups", reference(BACKUP_BUCKET)))
-        .output("LifecycleQueueUrl", output("Queue of terminating-instance notifications", reference(LIFECYCLE_QUEUE)))
-        .output("LifecycleDeadLetterQueueUrl", output("Lifecycle messages that failed repeatedly", reference(LIFECYCLE_DEAD_LETTER_QUEUE)))
+        .output(BACKUP_BUCKET_NAME, output("Bucket holding the backups", reference(BACKUP_BUCKET)))
+        .output(LIFECYCLE_QUEUE_URL, output("Queue of terminating-instance notifications", reference(LIFECYCLE_QUEUE)))
+        .output(LIFECYCLE_DEAD_LETTER_QUEUE_URL, output("Lifecycle messages that failed repeatedly", reference(LIFECYCLE_DEAD_LETTER_QUEUE)))
         .output("LifecycleFunctionName", output("For cargo lambda deploy", reference(LIFECYCLE_FUNCTION)))
-        .output("BackupFunctionName", output("For cargo lambda deploy", reference(BACKUP_FUNCTION)))
+        .output(BACKUP_FUNCTION_NAME, output("For cargo lambda deploy", reference(BACKUP_FUNCTION)))
         .output("MaintenanceFunctionName", output("For cargo lambda deploy (the backup code)", reference(MAINTENANCE_FUNCTION)))
         .output("CaptureFunctionName", output("For cargo lambda deploy (the backup code)", reference(CAPTURE_FUNCTION)))
-        .output("AutoScalingGroupName", output("The etcd nodes' group", reference(AUTO_SCALING_GROUP)))
+        .output(AUTO_SCALING_GROUP_NAME, output("The etcd nodes' group", reference(AUTO_SCALING_GROUP)))
         .output("AlarmTopicArn", output("Where the alarms go", reference(ALARM_TOPIC)))
         .output("DashboardName", output("CloudWatch dashboard", reference(DASHBOARD)))
         .output("NodeLogGroupName", output("The nodes' agent and etcd logs, one stream per instance", reference(NODE_LOGS)))

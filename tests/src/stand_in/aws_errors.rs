@@ -47,6 +47,15 @@ pub fn error_response(
             })
             .to_string(),
         },
+        Protocol::RestJson => CannedResponse {
+            status,
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("x-amzn-requestid", request_id),
+                ("x-amzn-errortype", code.to_owned()),
+            ],
+            body: serde_json::json!({ "message": message }).to_string(),
+        },
         Protocol::Query => CannedResponse::xml(
             status,
             format!(

@@ -25,6 +25,7 @@ use super::aws_errors::{error_response, CannedResponse};
 use super::aws_request::{classify, AwsCall, Protocol};
 use super::call_log::{CallLog, RecordedCall};
 use super::fault_injection::{FaultEffect, FaultInjector};
+use super::function_routes::FunctionRoutes;
 use super::lifecycle_actions::{ActionKey, ActionTarget, HookResult};
 use super::lifecycle_hooks::PutLifecycleHook;
 use super::lifecycle_layer::LifecycleLayer;
@@ -43,6 +44,7 @@ impl AwsProxy {
         layer: Arc<LifecycleLayer>,
         faults: FaultInjector,
         calls: CallLog,
+        functions: FunctionRoutes,
         moto_url: String,
         bind: IpAddr,
     ) -> anyhow::Result<Self> {
@@ -54,6 +56,7 @@ impl AwsProxy {
             layer,
             faults,
             calls,
+            functions,
             moto_url,
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -113,6 +116,7 @@ struct Proxy {
     layer: Arc<LifecycleLayer>,
     faults: FaultInjector,
     calls: CallLog,
+    functions: FunctionRoutes,
     moto_url: String,
     client: Client<HttpConnector, Body>,
 }
@@ -165,6 +169,11 @@ impl Proxy {
     async fn respond(&self, call: &AwsCall, received: &Received) -> Response<Body> {
         let answer = match (call.service.as_str(), call.operation.as_str()) {
             ("autoscaling", _) => self.autoscaling(call, received).await,
+            ("lambda", "Invoke") => Ok(canned(
+                self.functions
+                    .invoke(received.parts.uri.path(), &received.body)
+                    .await,
+            )),
             ("ec2", "TerminateInstances" | "RunInstances") => {
                 self.forward_then_reconcile(received).await
             }

@@ -16,6 +16,8 @@ pub enum Protocol {
     Json,
     /// S3's REST-XML.
     RestXml,
+    /// Lambda's REST-JSON.
+    RestJson,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,18 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
             service,
             operation,
             protocol: Protocol::Json,
+            params: Vec::new(),
+        };
+    }
+    if service == "lambda" {
+        let invoke = method == Method::POST
+            && uri.path().starts_with("/2015-03-31/functions/")
+            && uri.path().ends_with("/invocations");
+        return AwsCall {
+            access_key_id,
+            operation: if invoke { "Invoke" } else { "" }.to_owned(),
+            service,
+            protocol: Protocol::RestJson,
             params: Vec::new(),
         };
     }

@@ -13,6 +13,7 @@ mod call_log;
 mod cluster_pki;
 mod docker_network;
 mod fault_injection;
+mod function_routes;
 mod group_watch;
 mod instances;
 mod lifecycle_actions;
@@ -37,6 +38,7 @@ pub use call_log::{Caller, RecordedCall};
 pub use cluster_pki::{create_secret, ClusterPki};
 pub use docker_network::DockerNetworks;
 pub use fault_injection::{FaultEffect, FaultInjector, FaultRule};
+use function_routes::FunctionRoutes;
 pub use instances::{InstanceEvent, SimInstance};
 pub use lifecycle_actions::{ActionOutcome, HookResult, LifecycleActionRecord};
 pub use notification::{LifecycleNotification, TestNotification};
@@ -110,6 +112,7 @@ pub struct StandIn {
     pki: Option<ClusterPki>,
     queue_url: String,
     dead_letter_queue_url: String,
+    functions: FunctionRoutes,
 }
 
 impl StandIn {
@@ -168,10 +171,12 @@ impl StandIn {
         layer.reconcile().await?;
         let faults = FaultInjector::default();
         let calls = CallLog::default();
+        let functions = FunctionRoutes::default();
         let proxy = AwsProxy::start(
             Arc::clone(&layer),
             faults.clone(),
             calls.clone(),
+            functions.clone(),
             moto.url(),
             IpAddr::V4(proxy_ip),
         )
@@ -193,7 +198,14 @@ impl StandIn {
             pki,
             queue_url: provisioned.queue_url,
             dead_letter_queue_url: provisioned.dead_letter_queue_url,
+            functions,
         })
+    }
+
+    /// Answers Lambda's Invoke of `name` with this function, as a deployed
+    /// stack's function is invoked (the operator's commands do).
+    pub fn serve_function(&self, name: &str, function: &Arc<crate::lambda::LambdaFunction>) {
+        self.functions.serve(name, function);
     }
 
     /// The proxy in front of moto; what programs under test get as AWS_ENDPOINT_URL.

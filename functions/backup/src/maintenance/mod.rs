@@ -169,10 +169,10 @@ pub async fn run_maintenance(
 }
 
 /// What one look at the cluster found.
-struct Seen {
-    members: Vec<etcd_aws_cluster::member::Member>,
-    statuses: Vec<MemberStatus>,
-    alarms: Vec<Alarm>,
+pub(crate) struct Seen {
+    pub members: Vec<etcd_aws_cluster::member::Member>,
+    pub statuses: Vec<MemberStatus>,
+    pub alarms: Vec<Alarm>,
 }
 
 async fn live_endpoints(
@@ -187,7 +187,10 @@ async fn live_endpoints(
     Ok(endpoints)
 }
 
-async fn observe(endpoints: &[String], access: &EtcdAccess) -> Result<Seen, MaintenanceError> {
+pub(crate) async fn observe(
+    endpoints: &[String],
+    access: &EtcdAccess,
+) -> Result<Seen, MaintenanceError> {
     let mut statuses = Vec::new();
     for (endpoint, status) in EtcdAdmin::status_of_each(endpoints, access).await {
         match status {

@@ -1,0 +1,67 @@
+//! The operator's restore orders, as one node sees them: while etcd runs,
+//! notice an order that asks this node to stop; before etcd starts, say
+//! whether it may ([`restore_order::node_step`] decides, this module reads
+//! the bucket).
+//!
+//! [`restore_order::node_step`]: etcd_aws_cluster::restore_order::node_step
+
+use std::time::Duration;
+
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_cluster::restore_order::{node_step, NodeStep, Phase, RestoreOrder};
+
+pub struct OrderWatch {
+    pub store: BackupStore,
+    pub instance_id: String,
+    /// How often a running node reads the order.
+    pub interval: Duration,
+}
+
+/// What the bucket says this node should do, and the order that says it.
+#[derive(Debug)]
+pub struct Step {
+    pub step: NodeStep,
+    pub order: Option<RestoreOrder>,
+}
+
+impl OrderWatch {
+    pub async fn step(&self) -> Result<Step, BackupStoreError> {
+        let order = self.store.restore_order().await?;
+        let acknowledged = match &order {
+            Some(order) if order.phase == Phase::Quarantine => self
+                .store
+                .quarantine_acks(&order.id)
+                .await?
+                .contains(&self.instance_id),
+            _ => false,
+        };
+        Ok(Step {
+            step: node_step(order.as_ref(), acknowledged),
+            order,
+        })
+    }
+
+    /// Returns once an order asks this node to stop its etcd; runs for as
+    /// long as etcd does otherwise. An unreadable bucket is logged once per
+    /// problem and read again: it is no reason to stop a serving member.
+    pub async fn until_quarantine(&self) -> RestoreOrder {
+        let mut last_problem = String::new();
+        loop {
+            tokio::time::sleep(self.interval).await;
+            match self.step().await {
+                Ok(Step {
+                    step: NodeStep::Quarantine,
+                    order: Some(order),
+                }) => return order,
+                Ok(_) => last_problem.clear(),
+                Err(problem) => {
+                    let problem = problem.to_string();
+                    if problem != last_problem {
+                        tracing::warn!(%problem, "cannot read the restore order; reading it again");
+                        last_problem = problem;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The `{"job": "status"}` run: what the cluster looks like from inside the
+//! VPC, for the operator's `status` and `restore` commands. It reads only,
+//! and answers even when no member does (the report then says why).
+
+use etcd_aws_cluster::cluster_report::ClusterReport;
+use etcd_aws_cluster::discovery::GroupDiscovery;
+
+use crate::config::BackupConfig;
+use crate::maintenance::{observe, MaintenanceError};
+
+/// The report; an error only when the function cannot reach etcd at all
+/// (its client certificate) or cannot read the group.
+pub async fn run_status(
+    config: &BackupConfig,
+    quota_bytes: i64,
+    sdk: &aws_config::SdkConfig,
+) -> Result<ClusterReport, MaintenanceError> {
+    let access = config.tls.access(sdk, config.etcd_timeouts).await?;
+    let instances = GroupDiscovery::new(sdk)
+        .instances(&config.group_name)
+        .await?;
+    let endpoints: Vec<String> = instances
+        .iter()
+        .filter(|i| i.is_live())
+        .filter_map(|i| i.private_ip)
+        .map(|ip| access.url(ip, config.client_port))
+        .collect();
+    if endpoints.is_empty() {
+        return Ok(ClusterReport {
+            error: Some(format!(
+                "group {} has no live instance with a private IP",
+                config.group_name
+            )),
+            quota_bytes,
+            ..ClusterReport::of(&instances, &[], &[], &[], quota_bytes)
+        });
+    }
+    match observe(&endpoints, &access).await {
+        Ok(seen) => Ok(ClusterReport::of(
+            &instances,
+            &seen.members,
+            &seen.statuses,
+            &seen.alarms,
+            quota_bytes,
+        )),
+        Err(error) => Ok(ClusterReport {
+            error: Some(format!("no member answered with the member list: {error}")),
+            ..ClusterReport::of(&instances, &[], &[], &[], quota_bytes)
+        }),
+    }
+}

@@ -1,0 +1,103 @@
+//! The commands' reads: what `status` and `backups list` gather from the
+//! function, the bucket and the queues before the pure parts judge and show it.
+
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+
+use super::backups::{coverage, rows, BackupRow, Stretch, Verified};
+use super::function::{BackupFunction, InvokeError};
+use super::stack::StackParts;
+use super::status::{problems, Capture, Limits, NewestBackup, StatusView};
+use super::unix_seconds;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Store(#[from] BackupStoreError),
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+}
+
+pub async fn status(
+    config: &aws_config::SdkConfig,
+    parts: &StackParts,
+    store: &BackupStore,
+    limits: &Limits,
+) -> Result<StatusView, CommandError> {
+    let function = BackupFunction::new(config, &parts.backup_function);
+    let cluster = function.status().await?;
+    let newest_backup = store.manifests().await?.first().map(|m| NewestBackup {
+        key: m.key.clone(),
+        revision: m.revision,
+        age_seconds: unix_seconds() - m.created_at,
+    });
+    let captured_until = store.segments().await?.iter().map(|s| s.last).max();
+    let held = captured_until.max(newest_backup.as_ref().map(|b| b.revision));
+    let capture = Capture {
+        captured_until,
+        behind_revisions: cluster
+            .revision
+            .zip(held)
+            .map(|(now, held)| (now - held).max(0)),
+    };
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut view = StatusView {
+        cluster,
+        newest_backup,
+        capture,
+        lifecycle_queue_depth: queue_depth(&sqs, parts.lifecycle_queue_url.as_deref()).await,
+        dead_letters: queue_depth(&sqs, parts.dead_letter_queue_url.as_deref()).await,
+        problems: Vec::new(),
+    };
+    view.problems = problems(&view, limits);
+    Ok(view)
+}
+
+/// Messages waiting in a queue; `None` (shown as "not read") when the queue
+/// is not known or cannot be read, which the log says.
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: Option<&str>) -> Option<u64> {
+    let url = url?;
+    let answer = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await;
+    match answer {
+        Ok(answer) => answer
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
+            .and_then(|n| n.parse().ok()),
+        Err(e) => {
+            tracing::warn!(queue = url, error = %etcd_aws_cluster::aws_error::read(&e).summary, "cannot read the queue's depth");
+            None
+        }
+    }
+}
+
+/// The backups, newest first, and the stretches of revisions a restore reaches.
+pub async fn backups(
+    store: &BackupStore,
+    verify: bool,
+) -> Result<(Vec<BackupRow>, Vec<Stretch>), CommandError> {
+    let manifests = store.manifests().await?;
+    let segments = store.segments().await?;
+    let mut listed = rows(&manifests);
+    if verify {
+        let scratch = tempfile::tempdir().map_err(|source| BackupStoreError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        for (row, manifest) in listed.iter_mut().zip(&manifests) {
+            let file = scratch.path().join("snapshot.db");
+            row.verified = match store.download_verified(manifest, &file).await {
+                Ok(()) => Verified::Intact,
+                Err(BackupStoreError::Damaged { reason, .. }) => Verified::Damaged(reason),
+                Err(e) => return Err(e.into()),
+            };
+            let _ = std::fs::remove_file(&file);
+        }
+    }
+    Ok((listed, coverage(&manifests, &segments)))
+}

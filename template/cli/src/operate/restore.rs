@@ -1,0 +1,472 @@
+//! `restore`: brings the running cluster back to a backup, a revision or a
+//! time, through the bucket and the backup function (see
+//! [`etcd_aws_cluster::restore_order`] for what the nodes do).
+//!
+//! 1. A safety backup of the cluster as it is, so the restore can be undone
+//!    (`restore --backup <its key>`).
+//! 2. The order, phase quarantine: every node stops etcd and moves its data
+//!    aside; the command waits until every live instance of the group says
+//!    it is out. From here no client reads or writes.
+//! 3. Phase restore: the seed restores the target and forms a new cluster
+//!    (revisions bumped, marked compacted); the others join. Clients are back
+//!    once the seed serves. The command waits for a whole, new cluster.
+//! 4. A backup of the restored cluster, then phase done.
+//!
+//! Every step reads its state from the bucket first, so a command that was
+//! interrupted is run again with the same target and carries on where it
+//! stopped.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use etcd_aws_cluster::backup::utc_stamp;
+use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_cluster::cluster_report::ClusterReport;
+use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_cluster::replay::{plan, ReplayTarget};
+use etcd_aws_cluster::restore_order::{self, Phase, RestoreOrder, RestoreTarget, Restored};
+use tokio::time::Instant;
+
+use super::function::{BackupFunction, InvokeError};
+use super::progress::Progress;
+use super::unix_seconds;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    Backup(String),
+    Revision(i64),
+    /// Milliseconds since the epoch.
+    Time(i64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Store(#[from] BackupStoreError),
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    #[error("cannot read the group's instances: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("backup {key} has no manifest in the bucket; `etcd-aws-cfn backups list` shows the backups there are")]
+    NoSuchBackup { key: String },
+    #[error("no snapshot was taken at or before revision {revision}; `etcd-aws-cfn backups list` shows the revisions a restore can reach")]
+    NothingBefore { revision: i64 },
+    #[error("revision {revision} cannot be reached: from snapshot {snapshot} the captured changes reach revision {reach}; `etcd-aws-cfn backups list` shows the revisions a restore can reach")]
+    Unreachable {
+        revision: i64,
+        snapshot: String,
+        reach: i64,
+    },
+    #[error("restore order {id} to {target} is in progress (phase {phase:?}); run this command again with the same target to finish it")]
+    InProgress {
+        id: String,
+        target: RestoreTarget,
+        phase: Phase,
+    },
+    #[error("the safety backup {key} has no manifest, so the restore did not start; run the command again")]
+    SafetyBackupMissing { key: String },
+    #[error("{what} did not happen within {waited:?}: {state}. The order stays in the bucket: run this command again to carry on")]
+    TimedOut {
+        what: &'static str,
+        waited: Duration,
+        state: String,
+    },
+}
+
+/// What a finished restore did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub order_id: String,
+    pub target: RestoreTarget,
+    pub revision: i64,
+    pub cluster_id: String,
+    pub safety_backup: String,
+    pub backup_of_restored: String,
+    /// From the first node out to the restored cluster serving, as this
+    /// command saw it; `None` when an earlier run of it saw the start.
+    pub clients_out_seconds: Option<f64>,
+}
+
+/// The target as the nodes restore it, and a sentence saying what it is.
+pub async fn resolve(
+    store: &BackupStore,
+    requested: &Requested,
+) -> Result<(RestoreTarget, String), RestoreError> {
+    match requested {
+        Requested::Backup(key) => {
+            let manifest = store
+                .manifest_of(key)
+                .await?
+                .ok_or_else(|| RestoreError::NoSuchBackup { key: key.clone() })?;
+            Ok((
+                RestoreTarget::Backup(key.clone()),
+                format!(
+                    "backup {key} (revision {}, taken {}), without the changes captured after it",
+                    manifest.revision,
+                    utc_stamp(manifest.created_at)
+                ),
+            ))
+        }
+        Requested::Revision(revision) => reachable(store, *revision, None).await,
+        Requested::Time(time_ms) => {
+            let revision = store.revision_at(*time_ms).await?;
+            reachable(store, revision, Some(*time_ms)).await
+        }
+    }
+}
+
+async fn reachable(
+    store: &BackupStore,
+    revision: i64,
+    time_ms: Option<i64>,
+) -> Result<(RestoreTarget, String), RestoreError> {
+    let manifests = store.manifests().await?;
+    let snapshot = manifests
+        .iter()
+        .filter(|m| m.revision <= revision)
+        .max_by_key(|m| (m.revision, m.created_at))
+        .ok_or(RestoreError::NothingBefore { revision })?;
+    let segments = store.segments().await?;
+    let reach = plan(
+        snapshot.revision,
+        &segments,
+        ReplayTarget::Revision(revision),
+    );
+    if reach.until < revision {
+        return Err(RestoreError::Unreachable {
+            revision,
+            snapshot: snapshot.key.clone(),
+            reach: reach.until,
+        });
+    }
+    let when = time_ms.map_or_else(String::new, |ms| {
+        format!(", the last change acknowledged by {}", utc_stamp(ms / 1000))
+    });
+    Ok((
+        RestoreTarget::Revision(revision),
+        format!(
+            "revision {revision}{when}: snapshot {} (revision {}) and {} captured segments after it",
+            snapshot.key,
+            snapshot.revision,
+            reach.segments.len()
+        ),
+    ))
+}
+
+/// How the command waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    pub poll: Duration,
+    /// Bound on each wait (the quarantine, the restored cluster).
+    pub timeout: Duration,
+}
+
+pub struct RestoreRun<'a> {
+    pub store: &'a BackupStore,
+    pub function: &'a BackupFunction,
+    pub discovery: GroupDiscovery,
+    pub group: String,
+    pub waits: Waits,
+    pub progress: &'a Progress,
+}
+
+impl RestoreRun<'_> {
+    pub async fn run(&self, target: RestoreTarget) -> Result<Outcome, RestoreError> {
+        let mut order = self.order_for(target).await?;
+        let mut out_since = None;
+        if order.phase == Phase::Quarantine {
+            out_since = Some(self.quarantine(&order).await?);
+            order.phase = Phase::Restore;
+            self.store.put_restore_order(&order).await?;
+            self.progress.step(
+                "restore",
+                "every node is out: the seed restores the target and forms the cluster, the others join it",
+            );
+        }
+        if order.phase == Phase::Restore {
+            let report = self.restored_cluster(&order).await?;
+            let clients_out = out_since.map(|since: Instant| since.elapsed().as_secs_f64());
+            let cluster_id = report.cluster_id.unwrap_or_default();
+            self.progress.step(
+                "backup",
+                format!("cluster {cluster_id} is whole; backing it up, so a later total loss restores it and not the order's target"),
+            );
+            let backup = self.function.backup().await?;
+            let revision = match &order.target {
+                RestoreTarget::Revision(revision) => *revision,
+                RestoreTarget::Backup(key) => {
+                    self.store.manifest_of(key).await?.map_or(0, |m| m.revision)
+                }
+            };
+            order.phase = Phase::Done;
+            order.restored = Some(Restored {
+                cluster_id: cluster_id.clone(),
+                revision,
+                finished_at: unix_seconds(),
+            });
+            self.store.put_restore_order(&order).await?;
+            return Ok(Outcome {
+                order_id: order.id.clone(),
+                target: order.target.clone(),
+                revision,
+                cluster_id,
+                safety_backup: order.safety_backup.clone(),
+                backup_of_restored: backup.key,
+                clients_out_seconds: clients_out,
+            });
+        }
+        // Done already: an earlier run finished it between our reads.
+        let restored = order.restored.clone().unwrap_or(Restored {
+            cluster_id: String::new(),
+            revision: 0,
+            finished_at: 0,
+        });
+        Ok(Outcome {
+            order_id: order.id,
+            target: order.target,
+            revision: restored.revision,
+            cluster_id: restored.cluster_id,
+            safety_backup: order.safety_backup,
+            backup_of_restored: String::new(),
+            clients_out_seconds: None,
+        })
+    }
+
+    /// The order in progress for this target, or a new one after a safety backup.
+    async fn order_for(&self, target: RestoreTarget) -> Result<RestoreOrder, RestoreError> {
+        if let Some(order) = self.store.restore_order().await? {
+            if order.phase != Phase::Done {
+                if order.target != target {
+                    return Err(RestoreError::InProgress {
+                        id: order.id,
+                        target: order.target,
+                        phase: order.phase,
+                    });
+                }
+                self.progress.step(
+                    "resume",
+                    format!(
+                        "restore order {} is in phase {:?}; carrying on",
+                        order.id, order.phase
+                    ),
+                );
+                return Ok(order);
+            }
+        }
+        self.progress.step(
+            "safety backup",
+            "backing up the cluster as it is now, so the restore can be undone",
+        );
+        let safety = self.function.backup().await?;
+        let manifest = self.store.manifest_of(&safety.key).await?.ok_or_else(|| {
+            RestoreError::SafetyBackupMissing {
+                key: safety.key.clone(),
+            }
+        })?;
+        self.progress.step(
+            "safety backup",
+            format!(
+                "{} (revision {}); `restore --backup {}` undoes this restore",
+                safety.key, safety.revision, safety.key
+            ),
+        );
+        let now = unix_seconds();
+        let order = RestoreOrder {
+            format: restore_order::FORMAT,
+            id: format!("{}-{}", utc_stamp(now), std::process::id()),
+            target,
+            safety_backup: safety.key,
+            from_cluster_id: manifest.cluster_id,
+            phase: Phase::Quarantine,
+            created_at: now,
+            restored: None,
+        };
+        self.store.put_restore_order(&order).await?;
+        self.progress.step(
+            "quarantine",
+            format!("order {} written: every node stops its etcd", order.id),
+        );
+        Ok(order)
+    }
+
+    /// Waits until every live instance of the group acknowledged the
+    /// quarantine; returns when the first one did.
+    async fn quarantine(&self, order: &RestoreOrder) -> Result<Instant, RestoreError> {
+        let started = Instant::now();
+        let mut first_out = None;
+        let mut last_count = usize::MAX;
+        loop {
+            let instances = self.discovery.instances(&self.group).await?;
+            let live: BTreeSet<String> = instances
+                .iter()
+                .filter(|i| i.is_live())
+                .map(|i| i.id.clone())
+                .collect();
+            let acks: BTreeSet<String> = self
+                .store
+                .quarantine_acks(&order.id)
+                .await?
+                .into_iter()
+                .collect();
+            let out = live.intersection(&acks).count();
+            if !acks.is_empty() {
+                first_out.get_or_insert_with(Instant::now);
+            }
+            if out != last_count {
+                self.progress.step(
+                    "quarantine",
+                    format!("{out} of {} nodes stopped", live.len()),
+                );
+                last_count = out;
+            }
+            if !live.is_empty() && live.is_subset(&acks) {
+                return Ok(first_out.unwrap_or_else(Instant::now));
+            }
+            if started.elapsed() >= self.waits.timeout {
+                let missing: Vec<&String> = live.difference(&acks).collect();
+                return Err(RestoreError::TimedOut {
+                    what: "every node stopping",
+                    waited: self.waits.timeout,
+                    state: format!("instances {missing:?} did not acknowledge (is their agent running, and of this version?)"),
+                });
+            }
+            tokio::time::sleep(self.waits.poll).await;
+        }
+    }
+
+    /// Waits for a new cluster whose every live instance is a voting member
+    /// that answers, with a leader.
+    async fn restored_cluster(&self, order: &RestoreOrder) -> Result<ClusterReport, RestoreError> {
+        let started = Instant::now();
+        let mut last_state = String::new();
+        loop {
+            let state = match self.function.status().await {
+                Ok(report) => match restored_state(&report, &order.from_cluster_id) {
+                    Ok(()) => return Ok(report),
+                    Err(state) => state,
+                },
+                Err(e) => format!("the status job failed: {e}"),
+            };
+            if state != last_state {
+                self.progress.step("restore", &state);
+                last_state = state;
+            }
+            if started.elapsed() >= self.waits.timeout {
+                return Err(RestoreError::TimedOut {
+                    what: "the restored cluster becoming whole",
+                    waited: self.waits.timeout,
+                    state: last_state,
+                });
+            }
+            tokio::time::sleep(self.waits.poll).await;
+        }
+    }
+}
+
+/// Whether `report` shows the restored cluster whole; what it shows otherwise.
+pub fn restored_state(report: &ClusterReport, from_cluster_id: &str) -> Result<(), String> {
+    let Some(cluster_id) = &report.cluster_id else {
+        return Err(format!(
+            "no member serves yet ({})",
+            report.error.as_deref().unwrap_or("the seed is restoring")
+        ));
+    };
+    if cluster_id == from_cluster_id {
+        return Err(format!(
+            "cluster {cluster_id}, the one being restored, still answers"
+        ));
+    }
+    let live: Vec<&str> = report
+        .instances
+        .iter()
+        .filter(|i| i.live)
+        .map(|i| i.id.as_str())
+        .collect();
+    let ready = live
+        .iter()
+        .filter(|id| {
+            report
+                .members
+                .iter()
+                .any(|m| m.name == **id && !m.is_learner && m.status.is_some())
+        })
+        .count();
+    if ready < live.len() || report.leader_id.is_none() {
+        return Err(format!(
+            "cluster {cluster_id} serves; {ready} of {} nodes are voting members",
+            live.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use etcd_aws_cluster::cluster_report::{ReportedInstance, ReportedMember, ReportedStatus};
+
+    use super::*;
+
+    fn report(cluster_id: Option<&str>, voters: usize, learners: usize) -> ClusterReport {
+        let instances: Vec<ReportedInstance> = (0..3)
+            .map(|n| ReportedInstance {
+                id: format!("i-{n}"),
+                private_ip: None,
+                lifecycle_state: "InService".into(),
+                live: true,
+            })
+            .collect();
+        let members = (0..voters + learners)
+            .map(|n| ReportedMember {
+                id: format!("m{n}"),
+                name: format!("i-{n}"),
+                peer_urls: vec![],
+                is_learner: n >= voters,
+                status: Some(ReportedStatus {
+                    version: "3.5.16".into(),
+                    revision: 1,
+                    db_size: 1,
+                    db_size_in_use: 1,
+                    raft_term: 1,
+                }),
+            })
+            .collect();
+        ClusterReport {
+            instances,
+            members,
+            cluster_id: cluster_id.map(str::to_owned),
+            leader_id: cluster_id.map(|_| "m0".to_owned()),
+            revision: Some(1),
+            alarms: vec![],
+            quota_bytes: 1,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_new_cluster_with_every_node_a_voter_is_restored() {
+        assert_eq!(restored_state(&report(Some("new"), 3, 0), "old"), Ok(()));
+    }
+
+    #[test]
+    fn the_old_cluster_answering_is_not_restored() {
+        assert!(restored_state(&report(Some("old"), 3, 0), "old")
+            .unwrap_err()
+            .contains("the one being restored"));
+    }
+
+    #[test]
+    fn a_seed_alone_or_with_learners_is_not_whole_yet() {
+        assert_eq!(
+            restored_state(&report(Some("new"), 1, 2), "old"),
+            Err("cluster new serves; 1 of 3 nodes are voting members".to_owned())
+        );
+    }
+
+    #[test]
+    fn no_member_serving_is_the_seed_still_restoring() {
+        assert!(restored_state(&report(None, 0, 0), "old")
+            .unwrap_err()
+            .starts_with("no member serves yet"));
+    }
+}

@@ -1,0 +1,354 @@
+//! `status`: the cluster as the backup function sees it from inside the VPC,
+//! with the backups and the lifecycle's backlog, and one verdict: healthy or
+//! the list of what is not. Judging is pure ([`problems`]); gathering is the
+//! command's.
+
+use etcd_aws_cluster::cluster_report::ClusterReport;
+use serde::Serialize;
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub cluster: ClusterReport,
+    pub newest_backup: Option<NewestBackup>,
+    pub capture: Capture,
+    /// Messages waiting in the lifecycle queue; `None` when not read.
+    pub lifecycle_queue_depth: Option<u64>,
+    pub dead_letters: Option<u64>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewestBackup {
+    pub key: String,
+    pub revision: i64,
+    pub age_seconds: i64,
+}
+
+/// How far the continuous backup has captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capture {
+    /// The last revision a segment holds; `None` with no segment.
+    pub captured_until: Option<i64>,
+    /// Revisions the cluster has that no backup holds yet.
+    pub behind_revisions: Option<i64>,
+}
+
+/// When a backup counts as stale.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub backup_max_age_seconds: i64,
+    /// Fullest member's share of the quota that is worth a warning.
+    pub quota_warn_percent: i64,
+}
+
+/// What is not healthy, one sentence each; empty for a healthy cluster.
+pub fn problems(view: &StatusView, limits: &Limits) -> Vec<String> {
+    let mut found = Vec::new();
+    let cluster = &view.cluster;
+    if let Some(error) = &cluster.error {
+        found.push(format!("the cluster cannot be read: {error}"));
+    }
+    let live: Vec<_> = cluster.instances.iter().filter(|i| i.live).collect();
+    for instance in &live {
+        match cluster.members.iter().find(|m| m.name == instance.id) {
+            None if cluster.error.is_none() => found.push(format!(
+                "instance {} is live in the group but is no member",
+                instance.id
+            )),
+            None => {}
+            Some(member) if member.status.is_none() => found.push(format!(
+                "member {} (instance {}) does not answer",
+                member.id, instance.id
+            )),
+            Some(member) if member.is_learner => found.push(format!(
+                "member {} (instance {}) is a learner, still joining",
+                member.id, instance.id
+            )),
+            Some(_) => {}
+        }
+    }
+    for member in &cluster.members {
+        if !live.iter().any(|i| i.id == member.name) {
+            found.push(format!(
+                "member {} ({}) has no live instance in the group",
+                member.id,
+                if member.name.is_empty() {
+                    "never started"
+                } else {
+                    member.name.as_str()
+                }
+            ));
+        }
+    }
+    if cluster.error.is_none() && cluster.leader_id.is_none() {
+        found.push("no member knows a leader".to_owned());
+    }
+    for alarm in &cluster.alarms {
+        found.push(format!(
+            "alarm {} raised by member {}",
+            alarm.kind, alarm.member_id
+        ));
+    }
+    let fullest = cluster
+        .members
+        .iter()
+        .filter_map(|m| m.status.as_ref())
+        .map(|s| s.db_size)
+        .max();
+    if let (Some(size), true) = (fullest, cluster.quota_bytes > 0) {
+        let percent = size * 100 / cluster.quota_bytes;
+        if percent >= limits.quota_warn_percent {
+            found.push(format!(
+                "the fullest member's database is {percent}% of the quota ({size} of {} bytes)",
+                cluster.quota_bytes
+            ));
+        }
+    }
+    match &view.newest_backup {
+        None => found.push("there is no backup".to_owned()),
+        Some(newest) if newest.age_seconds > limits.backup_max_age_seconds => found.push(format!(
+            "the newest snapshot is {} s old (more than {} s)",
+            newest.age_seconds, limits.backup_max_age_seconds
+        )),
+        Some(_) => {}
+    }
+    if let Some(dead) = view.dead_letters.filter(|d| *d > 0) {
+        found.push(format!(
+            "{dead} lifecycle messages are in the dead-letter queue (members of terminated instances may not have been removed)"
+        ));
+    }
+    found
+}
+
+/// The table for people.
+pub fn table(view: &StatusView) -> String {
+    let cluster = &view.cluster;
+    let mut out = String::new();
+    let leader = cluster.leader_id.as_deref().unwrap_or("");
+    out.push_str(&format!(
+        "cluster {}  revision {}  quota {} bytes\n",
+        cluster.cluster_id.as_deref().unwrap_or("(unknown)"),
+        cluster
+            .revision
+            .map_or_else(|| "?".to_owned(), |r| r.to_string()),
+        cluster.quota_bytes
+    ));
+    out.push_str(&format!(
+        "{:<18} {:<20} {:<16} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
+        "MEMBER", "INSTANCE", "IP", "ROLE", "LEADER", "VERSION", "DB BYTES", "IN USE"
+    ));
+    for member in &cluster.members {
+        let ip = cluster
+            .instances
+            .iter()
+            .find(|i| i.id == member.name)
+            .and_then(|i| i.private_ip.clone())
+            .unwrap_or_default();
+        let role = if member.is_learner {
+            "learner"
+        } else {
+            "voter"
+        };
+        let (version, size, used) = match &member.status {
+            Some(s) => (
+                s.version.clone(),
+                s.db_size.to_string(),
+                s.db_size_in_use.to_string(),
+            ),
+            None => ("-".into(), "no answer".into(), "-".into()),
+        };
+        out.push_str(&format!(
+            "{:<18} {:<20} {:<16} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
+            member.id,
+            member.name,
+            ip,
+            role,
+            if member.id == leader { "yes" } else { "" },
+            version,
+            size,
+            used
+        ));
+    }
+    match &view.newest_backup {
+        Some(b) => out.push_str(&format!(
+            "newest snapshot: {} (revision {}, {} s old)\n",
+            b.key, b.revision, b.age_seconds
+        )),
+        None => out.push_str("newest snapshot: none\n"),
+    }
+    match (view.capture.captured_until, view.capture.behind_revisions) {
+        (Some(until), Some(behind)) => out.push_str(&format!(
+            "continuous backup: captured up to revision {until}, {behind} revisions behind\n"
+        )),
+        (Some(until), None) => out.push_str(&format!(
+            "continuous backup: captured up to revision {until}\n"
+        )),
+        (None, _) => out.push_str("continuous backup: no segment yet\n"),
+    }
+    let count = |n: Option<u64>| n.map_or_else(|| "not read".to_owned(), |n| n.to_string());
+    out.push_str(&format!(
+        "lifecycle queue: {} waiting, {} dead letters\n",
+        count(view.lifecycle_queue_depth),
+        count(view.dead_letters)
+    ));
+    if view.problems.is_empty() {
+        out.push_str("healthy\n");
+    } else {
+        out.push_str("NOT HEALTHY:\n");
+        for problem in &view.problems {
+            out.push_str(&format!("  - {problem}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use etcd_aws_cluster::cluster_report::{
+        ReportedAlarm, ReportedInstance, ReportedMember, ReportedStatus,
+    };
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        backup_max_age_seconds: 3600,
+        quota_warn_percent: 80,
+    };
+
+    fn healthy() -> StatusView {
+        let ids = ["i-1", "i-2", "i-3"];
+        StatusView {
+            cluster: ClusterReport {
+                instances: ids
+                    .iter()
+                    .map(|id| ReportedInstance {
+                        id: (*id).into(),
+                        private_ip: Some("127.0.0.1".into()),
+                        lifecycle_state: "InService".into(),
+                        live: true,
+                    })
+                    .collect(),
+                members: ids
+                    .iter()
+                    .enumerate()
+                    .map(|(n, id)| ReportedMember {
+                        id: format!("m{n}"),
+                        name: (*id).into(),
+                        peer_urls: vec![],
+                        is_learner: false,
+                        status: Some(ReportedStatus {
+                            version: "3.5.16".into(),
+                            revision: 9,
+                            db_size: 100,
+                            db_size_in_use: 50,
+                            raft_term: 2,
+                        }),
+                    })
+                    .collect(),
+                cluster_id: Some("c1".into()),
+                leader_id: Some("m0".into()),
+                revision: Some(9),
+                alarms: vec![],
+                quota_bytes: 1000,
+                error: None,
+            },
+            newest_backup: Some(NewestBackup {
+                key: "k".into(),
+                revision: 9,
+                age_seconds: 60,
+            }),
+            capture: Capture {
+                captured_until: Some(9),
+                behind_revisions: Some(0),
+            },
+            lifecycle_queue_depth: Some(0),
+            dead_letters: Some(0),
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn a_whole_cluster_with_a_young_backup_is_healthy() {
+        assert_eq!(problems(&healthy(), &LIMITS), Vec::<String>::new());
+        assert!(table(&healthy()).ends_with("healthy\n"));
+    }
+
+    #[test]
+    fn a_member_that_does_not_answer_is_a_problem() {
+        let mut view = healthy();
+        view.cluster.members[1].status = None;
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["member m1 (instance i-2) does not answer"]
+        );
+    }
+
+    #[test]
+    fn a_raised_alarm_is_a_problem() {
+        let mut view = healthy();
+        view.cluster.alarms.push(ReportedAlarm {
+            member_id: "m0".into(),
+            kind: "NOSPACE".into(),
+        });
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["alarm NOSPACE raised by member m0"]
+        );
+    }
+
+    #[test]
+    fn a_stale_or_missing_backup_is_a_problem() {
+        let mut view = healthy();
+        view.newest_backup = Some(NewestBackup {
+            key: "k".into(),
+            revision: 1,
+            age_seconds: 7200,
+        });
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["the newest snapshot is 7200 s old (more than 3600 s)"]
+        );
+        view.newest_backup = None;
+        assert_eq!(problems(&view, &LIMITS), vec!["there is no backup"]);
+    }
+
+    #[test]
+    fn a_learner_an_extra_member_and_dead_letters_are_problems() {
+        let mut view = healthy();
+        view.cluster.members[2].is_learner = true;
+        view.cluster.instances.pop();
+        view.dead_letters = Some(2);
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec![
+                "member m2 (i-3) has no live instance in the group".to_owned(),
+                "2 lifecycle messages are in the dead-letter queue (members of terminated instances may not have been removed)".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_database_near_its_quota_is_a_problem() {
+        let mut view = healthy();
+        if let Some(status) = view.cluster.members[0].status.as_mut() {
+            status.db_size = 850;
+        }
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["the fullest member's database is 85% of the quota (850 of 1000 bytes)"]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_cluster_is_a_problem_and_its_reason_is_given() {
+        let mut view = healthy();
+        view.cluster.members.clear();
+        view.cluster.leader_id = None;
+        view.cluster.error = Some("no member answered".into());
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["the cluster cannot be read: no member answered"]
+        );
+    }
+}

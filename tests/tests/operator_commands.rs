@@ -1,0 +1,516 @@
+//! Scenarios: the operator's commands (`etcd-aws-cfn status`, `backups list`,
+//! `backup`, `restore`) against a running cluster of the harness, run as a
+//! process the way an operator runs them: through the backup function (as
+//! Lambda invokes it), the bucket and the group, never a direct etcd
+//! connection.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::restore_order::Phase;
+use etcd_aws_tests::functions::{BackupOnDemand, JobOnSchedule};
+use etcd_aws_tests::operator::OperatorCommand;
+use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
+use etcd_aws_tests::workload::{Writer, WriterOptions};
+use etcd_client::{AlarmAction, AlarmOptions, AlarmType, Client, GetOptions};
+use serde_json::Value;
+
+const SETTLE: Duration = Duration::from_secs(120);
+/// Bound on one command's run.
+const COMMAND: Duration = Duration::from_secs(60);
+/// Bound on a whole restore.
+const RESTORE: Duration = Duration::from_secs(180);
+
+async fn store(cluster: &SimCluster) -> BackupStore {
+    BackupStore::new(
+        &cluster.stand_in.sdk_config().await,
+        cluster.stand_in.bucket(),
+        etcd_aws_cluster::names::bucket::BACKUP_PREFIX,
+    )
+}
+
+/// Every key and value of the cluster, at `revision` or now.
+async fn keyspace(
+    client: &mut Client,
+    revision: Option<i64>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut options = GetOptions::new().with_all_keys();
+    if let Some(revision) = revision {
+        options = options.with_revision(revision);
+    }
+    let answer = client.get("", Some(options)).await?;
+    Ok(answer
+        .kvs()
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                String::from_utf8_lossy(kv.value()).into_owned(),
+            )
+        })
+        .collect())
+}
+
+fn problems(status: &Value) -> Vec<String> {
+    status["problems"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_healthy_then_names_a_member_down_an_alarm_and_a_stale_backup(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let _function = BackupOnDemand::start(&cluster.stand_in, &[]).await?;
+    let command = OperatorCommand::new(&cluster.stand_in);
+
+    // A whole cluster with a fresh backup: healthy, exit 0, every member listed.
+    let backup = command.run(&["backup"], COMMAND).await?;
+    assert!(backup.succeeded(), "{backup}");
+    let healthy = command
+        .run(&["status", "--output", "json"], COMMAND)
+        .await?;
+    assert!(healthy.succeeded(), "{healthy}");
+    let view = healthy.json()?;
+    assert_eq!(problems(&view), Vec::<String>::new());
+    assert_eq!(view["cluster"]["members"].as_array().map(Vec::len), Some(3));
+    assert!(view["cluster"]["leader_id"].is_string(), "{view}");
+    // Read, whatever it holds (no lifecycle function consumes the hook's
+    // test notification in this scenario).
+    assert!(view["lifecycle_queue_depth"].is_u64(), "{view}");
+    assert_eq!(view["dead_letters"], 0, "{view}");
+    let table = command.run(&["status"], COMMAND).await?;
+    assert!(table.stdout.contains("healthy"), "{table}");
+
+    // One member's node stops: named, exit non-zero.
+    let down = cluster.instance_ids()[0].clone();
+    cluster.remove_node(&down);
+    let degraded = wait_for("status to see the member down", SETTLE, || async {
+        let run = command
+            .run(&["status", "--output", "json"], COMMAND)
+            .await?;
+        let found = problems(&run.json()?);
+        if found
+            .iter()
+            .any(|p| p.contains(&down) && p.contains("does not answer"))
+        {
+            Ok(run)
+        } else {
+            anyhow::bail!("not yet: {found:?}")
+        }
+    })
+    .await?;
+    assert!(!degraded.succeeded(), "{degraded}");
+    cluster.restart_node(&down).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+
+    // An alarm raised on a member: named, exit non-zero.
+    let (mut client, member, on_member) = wait_for("an alarm raised", SETTLE, || async {
+        let mut client = cluster.client().await?;
+        let member = client.status().await?.header().map_or(0, |h| h.member_id());
+        let mut on_member = AlarmOptions::new();
+        on_member.with_member(member);
+        client
+            .alarm(
+                AlarmAction::Activate,
+                AlarmType::Nospace,
+                Some(on_member.clone()),
+            )
+            .await?;
+        Ok((client, member, on_member))
+    })
+    .await?;
+    let alarmed = command
+        .run(&["status", "--output", "json"], COMMAND)
+        .await?;
+    assert!(!alarmed.succeeded(), "{alarmed}");
+    assert!(
+        problems(&alarmed.json()?)
+            .iter()
+            .any(|p| p == &format!("alarm NOSPACE raised by member {member:x}")),
+        "{alarmed}"
+    );
+    client
+        .alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some(on_member))
+        .await?;
+
+    // The newest backup older than the limit: named, exit non-zero.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stale = command
+        .run(
+            &["status", "--output", "json", "--backup-max-age", "1s"],
+            COMMAND,
+        )
+        .await?;
+    assert!(!stale.succeeded(), "{stale}");
+    assert!(
+        problems(&stale.json()?)
+            .iter()
+            .any(|p| p.starts_with("the newest snapshot is")),
+        "{stale}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_list_shows_a_backup_taken_now_and_verify_finds_a_damaged_one() -> anyhow::Result<()>
+{
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let _function = BackupOnDemand::start(&cluster.stand_in, &[]).await?;
+    let command = OperatorCommand::new(&cluster.stand_in);
+    let mut client = cluster.client().await?;
+    client.put("before", "the backup", None).await?;
+
+    let backup = command
+        .run(&["backup", "--output", "json"], COMMAND)
+        .await?;
+    assert!(backup.succeeded(), "{backup}");
+    let taken = backup.json()?;
+    let key = taken["key"].as_str().unwrap_or_default().to_owned();
+    let revision = client
+        .get("before", None)
+        .await?
+        .header()
+        .map_or(0, |h| h.revision());
+    assert_eq!(taken["revision"], revision, "{backup}");
+
+    let listed = command
+        .run(
+            &["backups", "list", "--verify", "--output", "json"],
+            COMMAND,
+        )
+        .await?;
+    assert!(listed.succeeded(), "{listed}");
+    let rows = listed.json()?["backups"].clone();
+    let row = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["key"] == key.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["revision"], revision, "{listed}");
+    assert_eq!(row["verified"], "intact", "{listed}");
+    assert_eq!(row["kind"], "snapshot");
+    assert_eq!(
+        listed.json()?["point_in_time"][0]["until_revision"],
+        revision,
+        "{listed}"
+    );
+
+    // The stored bytes changed behind the manifest's back.
+    let store = store(&cluster).await;
+    store
+        .s3()
+        .put_object()
+        .bucket(store.bucket())
+        .key(&key)
+        .body(ByteStream::from_static(b"not the snapshot"))
+        .send()
+        .await?;
+    let damaged = command
+        .run(
+            &["backups", "list", "--verify", "--output", "json"],
+            COMMAND,
+        )
+        .await?;
+    let row = damaged.json()?["backups"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["key"] == key.as_str()).cloned())
+        .unwrap_or_default();
+    assert!(
+        row["verified"]["damaged"].is_string(),
+        "the damaged backup is flagged: {damaged}"
+    );
+    Ok(())
+}
+
+/// A three-member cluster, its backup function, capture runs back to back,
+/// and a writer of unique keys.
+struct Restorable {
+    cluster: SimCluster,
+    _function: BackupOnDemand,
+    _capture: JobOnSchedule,
+    command: OperatorCommand,
+    writer: Writer,
+}
+
+async fn restorable() -> anyhow::Result<Restorable> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let function = BackupOnDemand::start(&cluster.stand_in, &[]).await?;
+    let capture = JobOnSchedule::capture(
+        &cluster.stand_in,
+        Duration::from_secs(3),
+        &[("ETCD_CAPTURE_DURATION", "4s")],
+    )
+    .await?;
+    let command = OperatorCommand::new(&cluster.stand_in);
+    let writer = Writer::start(
+        cluster.endpoints(),
+        WriterOptions {
+            prefix: "written".into(),
+            interval: Duration::from_millis(100),
+            ..WriterOptions::default()
+        },
+    );
+    Ok(Restorable {
+        cluster,
+        _function: function,
+        _capture: capture,
+        command,
+        writer,
+    })
+}
+
+impl Restorable {
+    /// The revision of the writer's newest acknowledged write, once the
+    /// capture holds it.
+    async fn captured_revision(&self, store: &BackupStore) -> anyhow::Result<i64> {
+        self.writer.wait_for_more(20, SETTLE).await?;
+        let revision = self.writer.last_ack().map_or(0, |a| a.revision);
+        wait_for(
+            "the capture to hold the chosen revision",
+            SETTLE,
+            || async {
+                let held = store.segments().await?.iter().map(|s| s.last).max();
+                match held {
+                    Some(last) if last >= revision => Ok(()),
+                    _ => anyhow::bail!("captured up to {held:?}, waiting for {revision}"),
+                }
+            },
+        )
+        .await?;
+        Ok(revision)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_to_a_middle_revision_under_a_writer_brings_that_revision_back_and_its_safety_backup_undoes_it(
+) -> anyhow::Result<()> {
+    let setup = restorable().await?;
+    let store = store(&setup.cluster).await;
+    let first = setup.command.run(&["backup"], COMMAND).await?;
+    assert!(first.succeeded(), "{first}");
+    println!("choosing a revision after the backup, once the capture holds it");
+    let revision = setup.captured_revision(&store).await?;
+    let mut client = setup.cluster.client().await?;
+    let at_revision = keyspace(&mut client, Some(revision)).await?;
+    setup
+        .writer
+        .wait_for_more(at_revision.len() + 20, SETTLE)
+        .await?;
+    let old_cluster = client
+        .status()
+        .await?
+        .header()
+        .map_or(0, |h| h.cluster_id());
+
+    println!("restoring to revision {revision} while the writer keeps writing");
+    let restore = setup
+        .command
+        .run(
+            &[
+                "restore",
+                "--to-revision",
+                &revision.to_string(),
+                "--yes",
+                "--output",
+                "json",
+            ],
+            RESTORE,
+        )
+        .await?;
+    assert!(restore.succeeded(), "{restore}");
+    let outcome = restore.json()?;
+    assert_eq!(outcome["revision"], revision, "{restore}");
+    let safety = outcome["safety_backup"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    println!(
+        "restored: {}",
+        restore.stderr.lines().last().unwrap_or_default()
+    );
+
+    setup.cluster.wait_healthy(3, SETTLE).await?;
+    setup
+        .writer
+        .wait_for_more(setup.writer.acknowledged() + 10, SETTLE)
+        .await?;
+    let acks = setup.writer.acks();
+    drop(setup.writer);
+    let mut client = setup.cluster.client().await?;
+    let restored = keyspace(&mut client, None).await?;
+    let new_cluster = client
+        .status()
+        .await?
+        .header()
+        .map_or(0, |h| h.cluster_id());
+    assert_ne!(
+        new_cluster, old_cluster,
+        "a restored cluster is a new cluster"
+    );
+
+    // Every key of revision R holds its value of then.
+    for (key, value) in &at_revision {
+        assert_eq!(
+            restored.get(key),
+            Some(value),
+            "{key} as at revision {revision}"
+        );
+    }
+    // The old cluster's writes after R are gone; every write the restored
+    // cluster acknowledged is kept.
+    for ack in &acks {
+        let present = restored.contains_key(&ack.key);
+        if ack.cluster_id == new_cluster {
+            assert!(
+                present,
+                "{} was acknowledged after the restore and is kept",
+                ack.key
+            );
+        } else if ack.revision > revision {
+            assert!(
+                !present,
+                "{} (revision {}) is past the target",
+                ack.key, ack.revision
+            );
+        }
+    }
+    assert!(
+        acks.iter().any(|a| a.cluster_id == new_cluster),
+        "the writer wrote to the restored cluster"
+    );
+    for key in restored.keys() {
+        assert!(
+            at_revision.contains_key(key)
+                || acks
+                    .iter()
+                    .any(|a| &a.key == key && a.cluster_id == new_cluster),
+            "{key} is neither of revision {revision} nor written after the restore"
+        );
+    }
+    let order = store.restore_order().await?.expect("the order stays, done");
+    assert_eq!(order.phase, Phase::Done);
+
+    println!("undoing the restore with its safety backup {safety}");
+    let undo = setup
+        .command
+        .run(&["restore", "--backup", &safety, "--yes"], RESTORE)
+        .await?;
+    assert!(undo.succeeded(), "{undo}");
+    setup.cluster.wait_healthy(3, SETTLE).await?;
+    let mut client = setup.cluster.client().await?;
+    let undone = keyspace(&mut client, None).await?;
+    let safety_revision = store.manifest_of(&safety).await?.map_or(0, |m| m.revision);
+    for ack in acks.iter().filter(|a| a.cluster_id == old_cluster) {
+        if ack.revision <= safety_revision {
+            assert!(
+                undone.contains_key(&ack.key),
+                "{} from before the restore is back",
+                ack.key
+            );
+        }
+    }
+    assert!(
+        safety_revision > revision,
+        "the safety backup holds the writes after R"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_midway_and_run_again_ends_healthy_at_its_target() -> anyhow::Result<()> {
+    let setup = restorable().await?;
+    let store = store(&setup.cluster).await;
+    let first = setup.command.run(&["backup"], COMMAND).await?;
+    assert!(first.succeeded(), "{first}");
+    let revision = setup.captured_revision(&store).await?;
+    let mut client = setup.cluster.client().await?;
+    let at_revision = keyspace(&mut client, Some(revision)).await?;
+    let target = revision.to_string();
+    let args = [
+        "restore",
+        "--to-revision",
+        target.as_str(),
+        "--yes",
+        "--output",
+        "json",
+    ];
+
+    println!("starting a restore to {revision} and killing it once the quarantine is ordered");
+    let mut killed = setup.command.spawn(&args)?;
+    wait_for("the restore order in the bucket", SETTLE, || async {
+        match store.restore_order().await? {
+            Some(order) if order.phase == Phase::Quarantine => Ok(()),
+            other => anyhow::bail!("not yet: {other:?}"),
+        }
+    })
+    .await?;
+    killed.kill().await?;
+
+    println!("running the same restore again");
+    let again = setup.command.run(&args, RESTORE).await?;
+    assert!(again.succeeded(), "{again}");
+    assert!(
+        again.stderr.contains("carrying on"),
+        "it resumed the order: {again}"
+    );
+    setup.cluster.wait_healthy(3, SETTLE).await?;
+    drop(setup.writer);
+    let mut client = setup.cluster.client().await?;
+    let restored = keyspace(&mut client, None).await?;
+    for (key, value) in &at_revision {
+        assert_eq!(
+            restored.get(key),
+            Some(value),
+            "{key} as at revision {revision}"
+        );
+    }
+    assert_eq!(
+        store.restore_order().await?.map(|o| o.phase),
+        Some(Phase::Done)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_to_a_revision_no_backup_reaches_is_refused_before_anything_changes(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let _function = BackupOnDemand::start(&cluster.stand_in, &[]).await?;
+    let command = OperatorCommand::new(&cluster.stand_in);
+    let backup = command
+        .run(&["backup", "--output", "json"], COMMAND)
+        .await?;
+    assert!(backup.succeeded(), "{backup}");
+    let reachable = backup.json()?["revision"].to_string();
+
+    let refused = command
+        .run(&["restore", "--to-revision", "999999", "--yes"], COMMAND)
+        .await?;
+    assert!(!refused.succeeded(), "{refused}");
+    assert!(
+        refused.stderr.contains("revision 999999 cannot be reached"),
+        "{refused}"
+    );
+    assert_eq!(store(&cluster).await.restore_order().await?, None);
+
+    // Reachable, but not confirmed (no terminal, no --yes): nothing happens.
+    let unconfirmed = command
+        .run(&["restore", "--to-revision", &reachable], COMMAND)
+        .await?;
+    assert!(!unconfirmed.succeeded(), "{unconfirmed}");
+    assert!(unconfirmed.stderr.contains("--yes"), "{unconfirmed}");
+    assert_eq!(store(&cluster).await.restore_order().await?, None);
+    Ok(())
+}
