@@ -26,7 +26,13 @@ pub struct Step {
 
 impl OrderWatch {
     pub async fn step(&self) -> Result<Step, BackupStoreError> {
-        let order = self.store.restore_order().await?;
+        let order = match self.store.restore_order().await {
+            Ok(order) => order,
+            // No bucket holds no order; the seed then forms a new cluster
+            // and says why.
+            Err(BackupStoreError::NoSuchBucket { .. }) => None,
+            Err(e) => return Err(e),
+        };
         let acknowledged = match &order {
             Some(order) if order.phase == Phase::Quarantine => self
                 .store

@@ -374,6 +374,28 @@ impl BackupStore {
             })
     }
 
+    /// When the cluster acknowledged `revision`, in milliseconds since the
+    /// epoch, as far as the backups say: the time the capture received it, or
+    /// the time of a snapshot at exactly that revision.
+    pub async fn revision_time(&self, revision: i64) -> Result<Option<i64>, BackupStoreError> {
+        let segments = self.segments().await?;
+        if let Some(holder) = segments
+            .iter()
+            .find(|s| s.first <= revision && revision <= s.last)
+        {
+            let segment = self.read_segment(holder).await?;
+            if let Some(change) = segment.revisions.iter().find(|r| r.revision == revision) {
+                return Ok(Some(change.seen_at_ms).filter(|ms| *ms != 0));
+            }
+        }
+        Ok(self
+            .manifests()
+            .await?
+            .iter()
+            .find(|m| m.revision == revision)
+            .map(|m| m.created_at.saturating_mul(1000)))
+    }
+
     /// The restore order in the bucket, if any ([`crate::restore_order`]).
     pub async fn restore_order(&self) -> Result<Option<RestoreOrder>, BackupStoreError> {
         let key = self.layout.restore_order_key();

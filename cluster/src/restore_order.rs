@@ -5,6 +5,9 @@
 //! finds out what to do.
 //!
 //! The phases, in order:
+//! 0. [`Phase::SafetyBackup`]: the command backs the cluster up as it is, so
+//!    the restore can be undone; the order already protects the snapshot to
+//!    restore from retention. The nodes carry on.
 //! 1. [`Phase::Quarantine`]: every node stops its etcd, moves its data
 //!    directory aside (never deleting it) and acknowledges with an object
 //!    `<prefix>restore/<id>/<instance id>`; no member serves, so no client
@@ -21,7 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::BackupLayout;
+use crate::backup::{BackupLayout, BackupManifest};
 use crate::names::bucket::RESTORE_DIR;
 
 /// The order format this code writes and reads.
@@ -50,6 +53,7 @@ impl std::fmt::Display for RestoreTarget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    SafetyBackup,
     Quarantine,
     Restore,
     Done,
@@ -62,11 +66,10 @@ pub struct RestoreOrder {
     /// Tells this restore's acknowledgements apart from an earlier one's.
     pub id: String,
     pub target: RestoreTarget,
-    /// The backup of the cluster as it was just before the restore: restoring
-    /// it undoes the restore.
-    pub safety_backup: String,
-    /// Hex id of the cluster being restored.
-    pub from_cluster_id: String,
+    /// The backup of the cluster as it was just before the restore (restoring
+    /// it undoes the restore); `None` until it is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<SafetyBackup>,
     pub phase: Phase,
     /// Seconds since the epoch.
     pub created_at: i64,
@@ -74,6 +77,13 @@ pub struct RestoreOrder {
     /// reached (before the bump).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<Restored>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafetyBackup {
+    pub key: String,
+    /// Hex id of the cluster being restored (the restored one has another).
+    pub cluster_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,12 +113,36 @@ pub fn node_step(order: Option<&RestoreOrder>, acknowledged: bool) -> NodeStep {
     match order {
         None => NodeStep::Carry,
         Some(order) => match order.phase {
-            Phase::Done => NodeStep::Carry,
+            Phase::SafetyBackup | Phase::Done => NodeStep::Carry,
             Phase::Quarantine if acknowledged => NodeStep::Hold,
             Phase::Quarantine => NodeStep::Quarantine,
             Phase::Restore => NodeStep::Restore(order.target.clone()),
         },
     }
+}
+
+/// The snapshots retention must keep for `order`: its safety backup (it
+/// undoes the restore, until the next one), and while the restore is under
+/// way the snapshot its seed restores: the one named, or the newest at or
+/// before the revision (the captured changes after it stay with it).
+pub fn protected_backups<'a>(
+    order: &'a RestoreOrder,
+    manifests: &'a [BackupManifest],
+) -> Vec<&'a str> {
+    let mut protected: Vec<&str> = order.safety.iter().map(|s| s.key.as_str()).collect();
+    if order.phase != Phase::Done {
+        match &order.target {
+            RestoreTarget::Backup(key) => protected.push(key.as_str()),
+            RestoreTarget::Revision(revision) => protected.extend(
+                manifests
+                    .iter()
+                    .filter(|m| m.revision <= *revision)
+                    .max_by_key(|m| (m.revision, m.created_at))
+                    .map(|m| m.key.as_str()),
+            ),
+        }
+    }
+    protected
 }
 
 impl BackupLayout {
@@ -135,8 +169,10 @@ mod tests {
             format: FORMAT,
             id: "20261201T120000Z".into(),
             target: RestoreTarget::Revision(42),
-            safety_backup: "backups/snapshots/x.db.zst".into(),
-            from_cluster_id: "abc".into(),
+            safety: Some(SafetyBackup {
+                key: "backups/snapshots/x.db.zst".into(),
+                cluster_id: "abc".into(),
+            }),
             phase,
             created_at: 1,
             restored: None,
@@ -144,8 +180,12 @@ mod tests {
     }
 
     #[test]
-    fn without_an_order_or_after_one_a_node_carries_on() {
+    fn without_an_order_while_its_safety_backup_is_taken_or_after_it_a_node_carries_on() {
         assert_eq!(node_step(None, false), NodeStep::Carry);
+        assert_eq!(
+            node_step(Some(&order(Phase::SafetyBackup)), false),
+            NodeStep::Carry
+        );
         assert_eq!(node_step(Some(&order(Phase::Done)), false), NodeStep::Carry);
         assert_eq!(node_step(Some(&order(Phase::Done)), true), NodeStep::Carry);
     }
@@ -181,6 +221,57 @@ mod tests {
         assert!(text.contains(r#""target":{"backup":"#), "{text}");
         let back: RestoreOrder = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, done);
+    }
+
+    fn manifest(key: &str, revision: i64) -> BackupManifest {
+        BackupManifest {
+            key: key.into(),
+            sha256: String::new(),
+            stored_bytes: 0,
+            snapshot_bytes: 0,
+            compression: crate::backup::Compression::None,
+            revision,
+            cluster_id: "abc".into(),
+            member_count: 3,
+            etcd_version: "3.5.16".into(),
+            created_at: revision,
+        }
+    }
+
+    #[test]
+    fn a_restore_under_way_protects_its_safety_backup_and_the_snapshot_it_restores() {
+        let manifests = [
+            manifest("r10", 10),
+            manifest("r40", 40),
+            manifest("r50", 50),
+        ];
+        let mut under_way = order(Phase::Restore);
+        assert_eq!(
+            protected_backups(&under_way, &manifests),
+            vec!["backups/snapshots/x.db.zst", "r40"]
+        );
+        under_way.target = RestoreTarget::Backup("r10".into());
+        assert_eq!(
+            protected_backups(&under_way, &manifests),
+            vec!["backups/snapshots/x.db.zst", "r10"]
+        );
+    }
+
+    #[test]
+    fn before_its_safety_backup_an_order_protects_the_snapshot_it_will_restore() {
+        let manifests = [manifest("r40", 40)];
+        let mut starting = order(Phase::SafetyBackup);
+        starting.safety = None;
+        assert_eq!(protected_backups(&starting, &manifests), vec!["r40"]);
+    }
+
+    #[test]
+    fn a_finished_restore_protects_only_the_backup_that_undoes_it() {
+        let manifests = [manifest("r40", 40)];
+        assert_eq!(
+            protected_backups(&order(Phase::Done), &manifests),
+            vec!["backups/snapshots/x.db.zst"]
+        );
     }
 
     #[test]

@@ -31,14 +31,14 @@ const DAY: i64 = 86_400;
 
 /// The backups to delete, oldest first. `manifests` may come in any order.
 ///
-/// Never deletes the newest backup nor the one `latest.json` names
-/// (`protected`), whatever the policy says: a policy of zeros still leaves
-/// one backup to restore from.
+/// Never deletes the newest backup nor those in `protected` (the one
+/// `latest.json` names, those a restore order needs), whatever the policy
+/// says: a policy of zeros still leaves one backup to restore from.
 pub fn to_delete(
     manifests: &[BackupManifest],
     policy: &RetentionPolicy,
     now: i64,
-    protected: Option<&str>,
+    protected: &[&str],
 ) -> Vec<BackupManifest> {
     let mut newest_first: Vec<&BackupManifest> = manifests.iter().collect();
     newest_first.sort_by(|a, b| {
@@ -51,7 +51,7 @@ pub fn to_delete(
             .take(policy.keep_last.max(1))
             .map(|m| m.key.as_str()),
     );
-    keep.extend(protected);
+    keep.extend(protected.iter().copied());
     keep_newest_per_bucket(
         &newest_first,
         now - i64::from(policy.hourly_hours) * HOUR,
@@ -127,20 +127,20 @@ mod tests {
 
     #[test]
     fn no_backups_means_nothing_to_delete() {
-        assert!(to_delete(&[], &RetentionPolicy::default(), NOW, None).is_empty());
+        assert!(to_delete(&[], &RetentionPolicy::default(), NOW, &[]).is_empty());
     }
 
     #[test]
     fn the_newest_n_are_kept_and_the_rest_deleted_without_thinning() {
         let all: Vec<_> = (1..=6).map(|i| backup(NOW - i * 60)).collect();
-        let deleted = to_delete(&all, &policy(2, 0, 0), NOW, None);
+        let deleted = to_delete(&all, &policy(2, 0, 0), NOW, &[]);
         assert_eq!(ages(&deleted), vec![360, 300, 240, 180]);
     }
 
     #[test]
     fn a_policy_of_zeros_still_keeps_the_newest_backup() {
         let all: Vec<_> = (1..=3).map(|i| backup(NOW - i * 60)).collect();
-        let deleted = to_delete(&all, &policy(0, 0, 0), NOW, None);
+        let deleted = to_delete(&all, &policy(0, 0, 0), NOW, &[]);
         assert_eq!(ages(&deleted), vec![180, 120]);
     }
 
@@ -148,7 +148,7 @@ mod tests {
     fn the_backup_the_pointer_names_is_never_deleted() {
         let all: Vec<_> = (1..=3).map(|i| backup(NOW - i * 60)).collect();
         let pointer = all[2].key.clone();
-        let deleted = to_delete(&all, &policy(1, 0, 0), NOW, Some(&pointer));
+        let deleted = to_delete(&all, &policy(1, 0, 0), NOW, &[pointer.as_str()]);
         assert_eq!(ages(&deleted), vec![120]);
     }
 
@@ -156,7 +156,7 @@ mod tests {
     fn hourly_thinning_keeps_the_newest_backup_of_each_hour_in_the_window() {
         // Every 15 minutes for 4 hours, ending at 11:45; hours 08..11 hold four each.
         let all: Vec<_> = (1..=16).map(|i| backup(NOW - i * 900)).collect();
-        let deleted = to_delete(&all, &policy(1, 3, 0), NOW, None);
+        let deleted = to_delete(&all, &policy(1, 3, 0), NOW, &[]);
         // Kept: 11:45 (newest; also hour 11), 10:45 (hour 10), 09:45 (hour 9).
         // Hour 8 is older than the 3-hour window (which starts at 09:00).
         let kept: Vec<i64> = all
@@ -174,7 +174,7 @@ mod tests {
         let all: Vec<_> = (1..=20)
             .map(|i| backup(NOW - 6 * HOUR - (i - 1) * 12 * HOUR))
             .collect();
-        let deleted = to_delete(&all, &policy(1, 0, 3), NOW, None);
+        let deleted = to_delete(&all, &policy(1, 0, 3), NOW, &[]);
         let kept: Vec<i64> = all
             .iter()
             .filter(|m| !deleted.iter().any(|d| d.key == m.key))
@@ -195,36 +195,36 @@ mod tests {
             backup(NOW - HOUR - 60),
             backup(NOW - HOUR - 120),
         ];
-        let deleted = to_delete(&all, &policy(2, 2, 0), NOW, None);
+        let deleted = to_delete(&all, &policy(2, 2, 0), NOW, &[]);
         assert_eq!(ages(&deleted), vec![HOUR + 120, 180]);
     }
 
     #[test]
     fn backups_older_than_every_window_are_deleted() {
         let all = vec![backup(NOW - 60), backup(NOW - 30 * DAY)];
-        let deleted = to_delete(&all, &policy(1, 24, 7), NOW, None);
+        let deleted = to_delete(&all, &policy(1, 24, 7), NOW, &[]);
         assert_eq!(ages(&deleted), vec![30 * DAY]);
     }
 
     #[test]
     fn input_order_does_not_matter() {
         let mut all: Vec<_> = (1..=6).map(|i| backup(NOW - i * 60)).collect();
-        let expected = to_delete(&all, &policy(2, 0, 0), NOW, None);
+        let expected = to_delete(&all, &policy(2, 0, 0), NOW, &[]);
         all.reverse();
-        assert_eq!(to_delete(&all, &policy(2, 0, 0), NOW, None), expected);
+        assert_eq!(to_delete(&all, &policy(2, 0, 0), NOW, &[]), expected);
     }
 
     #[test]
     fn a_backup_from_a_clock_ahead_of_ours_counts_as_the_newest() {
         let all = vec![backup(NOW + 600), backup(NOW - 60)];
-        let deleted = to_delete(&all, &policy(1, 0, 0), NOW, None);
+        let deleted = to_delete(&all, &policy(1, 0, 0), NOW, &[]);
         assert_eq!(ages(&deleted), vec![60]);
     }
 
     #[test]
     fn deletions_come_oldest_first() {
         let all: Vec<_> = (1..=4).map(|i| backup(NOW - i * 60)).collect();
-        let deleted = to_delete(&all, &policy(1, 0, 0), NOW, None);
+        let deleted = to_delete(&all, &policy(1, 0, 0), NOW, &[]);
         assert_eq!(ages(&deleted), vec![240, 180, 120]);
     }
 }

@@ -19,6 +19,7 @@ use crate::member_choice::{candidates, Candidate, MemberProbe};
 use crate::multipart::{MultipartUpload, UploadError};
 use crate::retention;
 use crate::stored_stream::{StoredStream, StoredSummary, StreamError};
+use etcd_aws_cluster::restore_order::protected_backups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -382,12 +383,20 @@ async fn apply_retention(
             return (Vec::new(), vec![error.to_string()]);
         }
     };
-    let doomed = retention::to_delete(
-        &manifests,
-        &config.retention,
-        unix_seconds(),
-        Some(&newest.key),
-    );
+    // A restore in progress needs its snapshots; one that cannot be read
+    // might, so nothing is deleted then.
+    let order = match store.restore_order().await {
+        Ok(order) => order,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the restore order; retention skipped this run");
+            return (Vec::new(), vec![error.to_string()]);
+        }
+    };
+    let mut protected = vec![newest.key.as_str()];
+    if let Some(order) = &order {
+        protected.extend(protected_backups(order, &manifests));
+    }
+    let doomed = retention::to_delete(&manifests, &config.retention, unix_seconds(), &protected);
     let (mut deleted, mut errors) = (Vec::new(), Vec::new());
     let doomed_keys: Vec<&str> = doomed.iter().map(|m| m.key.as_str()).collect();
     let oldest_kept = manifests

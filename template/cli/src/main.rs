@@ -148,9 +148,9 @@ enum Command {
     /// Issue a client certificate from the stack's cluster CA and write ca.pem, cert.pem
     /// and key.pem for etcdctl or any etcd client.
     IssueClientCert(IssueClientCert),
-    /// Show every member, the database against its quota, alarms, the newest backup,
-    /// the continuous backup and the lifecycle queues; exit 1 when anything is not
-    /// healthy (so it can gate a pipeline).
+    /// Show every member, the database against its quota, etcd's alarms, the newest
+    /// backup, the continuous backup's loss window and the lifecycle queues; exit 1
+    /// when anything is not healthy (so it can gate a pipeline).
     ///
     /// Reads the cluster through the backup function (inside the VPC), so it works
     /// from a machine that cannot reach the members. Example:
@@ -213,6 +213,10 @@ struct StatusArgs {
     /// The fullest member past this share of the quota (percent) is a problem.
     #[arg(long, env = "ETCD_AWS_QUOTA_WARN_PERCENT", default_value_t = 80)]
     quota_warn_percent: i64,
+    /// A total loss now losing more than this (changes no snapshot or segment
+    /// holds yet, by the age of the newest held one) is a problem.
+    #[arg(long, env = "ETCD_AWS_LOSS_WINDOW_MAX", default_value = "2m", value_parser = humantime::parse_duration)]
+    loss_window_max: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -409,6 +413,7 @@ async fn show_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits {
         backup_max_age_seconds: args.backup_max_age.as_secs() as i64,
         quota_warn_percent: args.quota_warn_percent,
+        loss_window_max_seconds: args.loss_window_max.as_secs() as i64,
     };
     let view = commands::status(&config, &parts, &store, &limits).await?;
     print(args.operate.output, &view, &status::table(&view))?;
@@ -492,8 +497,12 @@ async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         ),
         (None, None, None) => bail!("give --to-time, --to-revision or --backup"),
     };
-    let (target, described) = operate::restore::resolve(&store, &requested).await?;
-    tracing::info!("restoring group {} to {described}", parts.group_name);
+    let resolved = operate::restore::resolve(&store, &requested).await?;
+    tracing::info!(
+        "restoring group {} to {}",
+        parts.group_name,
+        resolved.described
+    );
     if !args.yes {
         confirm(&parts.group_name)?;
     }
@@ -510,14 +519,15 @@ async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         },
         progress: &progress,
     };
-    let outcome = run.run(target).await?;
+    let outcome = run.run(&resolved).await?;
     let out = outcome.clients_out_seconds.map_or_else(String::new, |s| {
         format!("; clients were refused for {s:.1} s")
     });
     let table = format!(
-        "restored to {} (revision {}) as cluster {} in {:.1} s{out}\nundo with: etcd-aws-cfn restore --backup {}\n",
+        "restored to {} (revision {}, acknowledged at {}) as cluster {} in {:.1} s{out}\nundo with: etcd-aws-cfn restore --backup {}\n",
         outcome.target,
         outcome.revision,
+        outcome.time.as_deref().unwrap_or("an unrecorded time"),
         outcome.cluster_id,
         progress.elapsed().as_secs_f64(),
         outcome.safety_backup

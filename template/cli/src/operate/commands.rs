@@ -6,7 +6,7 @@ use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use super::backups::{coverage, rows, BackupRow, Stretch, Verified};
 use super::function::{BackupFunction, InvokeError};
 use super::stack::StackParts;
-use super::status::{problems, Capture, Limits, NewestBackup, StatusView};
+use super::status::{loss_window_seconds, problems, Capture, Limits, NewestBackup, StatusView};
 use super::unix_seconds;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +30,34 @@ pub async fn status(
         revision: m.revision,
         age_seconds: unix_seconds() - m.created_at,
     });
-    let captured_until = store.segments().await?.iter().map(|s| s.last).max();
+    let segments = store.segments().await?;
+    let newest_segment = segments.iter().max_by_key(|s| s.last);
+    let captured_until = newest_segment.map(|s| s.last);
     let held = captured_until.max(newest_backup.as_ref().map(|b| b.revision));
+    let behind_revisions = cluster
+        .revision
+        .zip(held)
+        .map(|(now, held)| (now - held).max(0));
+    let segment_held_at = match newest_segment {
+        Some(segment) => store
+            .read_segment(segment)
+            .await?
+            .revisions
+            .last()
+            .map(|r| r.seen_at_ms),
+        None => None,
+    };
+    let snapshot_held_at = newest_backup
+        .as_ref()
+        .map(|b| (unix_seconds() - b.age_seconds) * 1000);
     let capture = Capture {
         captured_until,
-        behind_revisions: cluster
-            .revision
-            .zip(held)
-            .map(|(now, held)| (now - held).max(0)),
+        behind_revisions,
+        loss_window_seconds: loss_window_seconds(
+            behind_revisions,
+            segment_held_at.max(snapshot_held_at),
+            unix_seconds() * 1000,
+        ),
     };
     let sqs = aws_sdk_sqs::Client::new(config);
     let mut view = StatusView {

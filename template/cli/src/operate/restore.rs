@@ -2,8 +2,9 @@
 //! time, through the bucket and the backup function (see
 //! [`etcd_aws_cluster::restore_order`] for what the nodes do).
 //!
-//! 1. A safety backup of the cluster as it is, so the restore can be undone
-//!    (`restore --backup <its key>`).
+//! 1. The order, then a safety backup of the cluster as it is, so the
+//!    restore can be undone (`restore --backup <its key>`); the order keeps
+//!    retention away from the snapshot to restore meanwhile.
 //! 2. The order, phase quarantine: every node stops etcd and moves its data
 //!    aside; the command waits until every live instance of the group says
 //!    it is out. From here no client reads or writes.
@@ -17,14 +18,16 @@
 //! stopped.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use etcd_aws_cluster::backup::utc_stamp;
 use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_cluster::cluster_report::ClusterReport;
 use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
 use etcd_aws_cluster::replay::{plan, ReplayTarget};
-use etcd_aws_cluster::restore_order::{self, Phase, RestoreOrder, RestoreTarget, Restored};
+use etcd_aws_cluster::restore_order::{
+    self, Phase, RestoreOrder, RestoreTarget, Restored, SafetyBackup,
+};
 use tokio::time::Instant;
 
 use super::function::{BackupFunction, InvokeError};
@@ -79,7 +82,10 @@ pub enum RestoreError {
 pub struct Outcome {
     pub order_id: String,
     pub target: RestoreTarget,
+    /// The revision the cluster went back to (before the bump).
     pub revision: i64,
+    /// When the cluster had acknowledged it, RFC 3339 (UTC), when the backups say.
+    pub time: Option<String>,
     pub cluster_id: String,
     pub safety_backup: String,
     pub backup_of_restored: String,
@@ -88,25 +94,38 @@ pub struct Outcome {
     pub clients_out_seconds: Option<f64>,
 }
 
-/// The target as the nodes restore it, and a sentence saying what it is.
-pub async fn resolve(
-    store: &BackupStore,
-    requested: &Requested,
-) -> Result<(RestoreTarget, String), RestoreError> {
+/// A target a restore can reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// What the nodes restore.
+    pub target: RestoreTarget,
+    /// The revision the cluster goes back to (before the bump).
+    pub revision: i64,
+    /// When the cluster had acknowledged it (milliseconds since the epoch),
+    /// as far as the backups say.
+    pub time_ms: Option<i64>,
+    /// A sentence saying what it is, for the confirmation and the log.
+    pub described: String,
+}
+
+/// The target as the nodes restore it, checked against what the bucket holds.
+pub async fn resolve(store: &BackupStore, requested: &Requested) -> Result<Resolved, RestoreError> {
     match requested {
         Requested::Backup(key) => {
             let manifest = store
                 .manifest_of(key)
                 .await?
                 .ok_or_else(|| RestoreError::NoSuchBackup { key: key.clone() })?;
-            Ok((
-                RestoreTarget::Backup(key.clone()),
-                format!(
+            Ok(Resolved {
+                target: RestoreTarget::Backup(key.clone()),
+                revision: manifest.revision,
+                time_ms: Some(manifest.created_at.saturating_mul(1000)),
+                described: format!(
                     "backup {key} (revision {}, taken {}), without the changes captured after it",
                     manifest.revision,
                     utc_stamp(manifest.created_at)
                 ),
-            ))
+            })
         }
         Requested::Revision(revision) => reachable(store, *revision, None).await,
         Requested::Time(time_ms) => {
@@ -119,8 +138,8 @@ pub async fn resolve(
 async fn reachable(
     store: &BackupStore,
     revision: i64,
-    time_ms: Option<i64>,
-) -> Result<(RestoreTarget, String), RestoreError> {
+    asked_time_ms: Option<i64>,
+) -> Result<Resolved, RestoreError> {
     let manifests = store.manifests().await?;
     let snapshot = manifests
         .iter()
@@ -140,18 +159,20 @@ async fn reachable(
             reach: reach.until,
         });
     }
-    let when = time_ms.map_or_else(String::new, |ms| {
+    let when = asked_time_ms.map_or_else(String::new, |ms| {
         format!(", the last change acknowledged by {}", utc_stamp(ms / 1000))
     });
-    Ok((
-        RestoreTarget::Revision(revision),
-        format!(
+    Ok(Resolved {
+        target: RestoreTarget::Revision(revision),
+        revision,
+        time_ms: store.revision_time(revision).await?,
+        described: format!(
             "revision {revision}{when}: snapshot {} (revision {}) and {} captured segments after it",
             snapshot.key,
             snapshot.revision,
             reach.segments.len()
         ),
-    ))
+    })
 }
 
 /// How the command waits.
@@ -172,8 +193,12 @@ pub struct RestoreRun<'a> {
 }
 
 impl RestoreRun<'_> {
-    pub async fn run(&self, target: RestoreTarget) -> Result<Outcome, RestoreError> {
-        let mut order = self.order_for(target).await?;
+    pub async fn run(&self, resolved: &Resolved) -> Result<Outcome, RestoreError> {
+        let mut order = self.order_for(resolved.target.clone()).await?;
+        let time = resolved.time_ms.map(rfc3339);
+        if order.phase == Phase::SafetyBackup {
+            self.safety_backup(&mut order).await?;
+        }
         let mut out_since = None;
         if order.phase == Phase::Quarantine {
             out_since = Some(self.quarantine(&order).await?);
@@ -210,8 +235,9 @@ impl RestoreRun<'_> {
                 order_id: order.id.clone(),
                 target: order.target.clone(),
                 revision,
+                time,
                 cluster_id,
-                safety_backup: order.safety_backup.clone(),
+                safety_backup: safety_key(&order),
                 backup_of_restored: backup.key,
                 clients_out_seconds: clients_out,
             });
@@ -223,11 +249,12 @@ impl RestoreRun<'_> {
             finished_at: 0,
         });
         Ok(Outcome {
+            safety_backup: safety_key(&order),
             order_id: order.id,
             target: order.target,
             revision: restored.revision,
+            time,
             cluster_id: restored.cluster_id,
-            safety_backup: order.safety_backup,
             backup_of_restored: String::new(),
             clients_out_seconds: None,
         })
@@ -254,6 +281,23 @@ impl RestoreRun<'_> {
                 return Ok(order);
             }
         }
+        let now = unix_seconds();
+        let order = RestoreOrder {
+            format: restore_order::FORMAT,
+            id: format!("{}-{}", utc_stamp(now), std::process::id()),
+            target,
+            safety: None,
+            phase: Phase::SafetyBackup,
+            created_at: now,
+            restored: None,
+        };
+        // Written first: from now on retention keeps the snapshot to restore.
+        self.store.put_restore_order(&order).await?;
+        Ok(order)
+    }
+
+    /// Backs the cluster up as it is, then orders the quarantine.
+    async fn safety_backup(&self, order: &mut RestoreOrder) -> Result<(), RestoreError> {
         self.progress.step(
             "safety backup",
             "backing up the cluster as it is now, so the restore can be undone",
@@ -271,23 +315,17 @@ impl RestoreRun<'_> {
                 safety.key, safety.revision, safety.key
             ),
         );
-        let now = unix_seconds();
-        let order = RestoreOrder {
-            format: restore_order::FORMAT,
-            id: format!("{}-{}", utc_stamp(now), std::process::id()),
-            target,
-            safety_backup: safety.key,
-            from_cluster_id: manifest.cluster_id,
-            phase: Phase::Quarantine,
-            created_at: now,
-            restored: None,
-        };
-        self.store.put_restore_order(&order).await?;
+        order.safety = Some(SafetyBackup {
+            key: safety.key,
+            cluster_id: manifest.cluster_id,
+        });
+        order.phase = Phase::Quarantine;
+        self.store.put_restore_order(order).await?;
         self.progress.step(
             "quarantine",
             format!("order {} written: every node stops its etcd", order.id),
         );
-        Ok(order)
+        Ok(())
     }
 
     /// Waits until every live instance of the group acknowledged the
@@ -342,7 +380,7 @@ impl RestoreRun<'_> {
         let mut last_state = String::new();
         loop {
             let state = match self.function.status().await {
-                Ok(report) => match restored_state(&report, &order.from_cluster_id) {
+                Ok(report) => match restored_state(&report, &from_cluster_id(order)) {
                     Ok(()) => return Ok(report),
                     Err(state) => state,
                 },
@@ -362,6 +400,27 @@ impl RestoreRun<'_> {
             tokio::time::sleep(self.waits.poll).await;
         }
     }
+}
+
+/// The key of the backup that undoes `order` (taken before its quarantine).
+fn safety_key(order: &RestoreOrder) -> String {
+    order
+        .safety
+        .as_ref()
+        .map_or_else(String::new, |s| s.key.clone())
+}
+
+fn from_cluster_id(order: &RestoreOrder) -> String {
+    order
+        .safety
+        .as_ref()
+        .map_or_else(String::new, |s| s.cluster_id.clone())
+}
+
+/// `2026-12-01T10:00:00.123Z` for milliseconds since the epoch.
+fn rfc3339(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// Whether `report` shows the restored cluster whole; what it shows otherwise.

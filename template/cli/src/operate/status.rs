@@ -32,6 +32,23 @@ pub struct Capture {
     pub captured_until: Option<i64>,
     /// Revisions the cluster has that no backup holds yet.
     pub behind_revisions: Option<i64>,
+    /// What a total loss now would lose, in seconds ([`loss_window_seconds`]).
+    pub loss_window_seconds: Option<i64>,
+}
+
+/// What a total loss now would lose: nothing when a snapshot or a segment
+/// holds every revision; otherwise at most the time since the newest held
+/// change was received (the changes after it came later).
+pub fn loss_window_seconds(
+    behind_revisions: Option<i64>,
+    newest_held_at_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<i64> {
+    match (behind_revisions?, newest_held_at_ms) {
+        (0, _) => Some(0),
+        (_, Some(held_at)) => Some((now_ms - held_at).max(0) / 1000),
+        (_, None) => None,
+    }
 }
 
 /// When a backup counts as stale.
@@ -40,6 +57,7 @@ pub struct Limits {
     pub backup_max_age_seconds: i64,
     /// Fullest member's share of the quota that is worth a warning.
     pub quota_warn_percent: i64,
+    pub loss_window_max_seconds: i64,
 }
 
 /// What is not healthy, one sentence each; empty for a healthy cluster.
@@ -113,6 +131,16 @@ pub fn problems(view: &StatusView, limits: &Limits) -> Vec<String> {
         )),
         Some(_) => {}
     }
+    if let Some(window) = view
+        .capture
+        .loss_window_seconds
+        .filter(|w| *w > limits.loss_window_max_seconds)
+    {
+        found.push(format!(
+            "a total loss now would lose up to {window} s of changes ({} revisions no backup holds; the capture runs every minute)",
+            view.capture.behind_revisions.unwrap_or_default()
+        ));
+    }
     if let Some(dead) = view.dead_letters.filter(|d| *d > 0) {
         found.push(format!(
             "{dead} lifecycle messages are in the dead-letter queue (members of terminated instances may not have been removed)"
@@ -177,15 +205,21 @@ pub fn table(view: &StatusView) -> String {
         )),
         None => out.push_str("newest snapshot: none\n"),
     }
-    match (view.capture.captured_until, view.capture.behind_revisions) {
-        (Some(until), Some(behind)) => out.push_str(&format!(
-            "continuous backup: captured up to revision {until}, {behind} revisions behind\n"
-        )),
-        (Some(until), None) => out.push_str(&format!(
-            "continuous backup: captured up to revision {until}\n"
-        )),
-        (None, _) => out.push_str("continuous backup: no segment yet\n"),
-    }
+    let captured = view.capture.captured_until.map_or_else(
+        || "no segment yet".to_owned(),
+        |until| format!("captured up to revision {until}"),
+    );
+    let behind = view
+        .capture
+        .behind_revisions
+        .map_or_else(String::new, |b| format!(", {b} revisions behind"));
+    let window = view
+        .capture
+        .loss_window_seconds
+        .map_or_else(|| "unknown".to_owned(), |w| format!("{w} s"));
+    out.push_str(&format!(
+        "continuous backup: {captured}{behind}; a total loss now loses {window}\n"
+    ));
     let count = |n: Option<u64>| n.map_or_else(|| "not read".to_owned(), |n| n.to_string());
     out.push_str(&format!(
         "lifecycle queue: {} waiting, {} dead letters\n",
@@ -214,6 +248,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         backup_max_age_seconds: 3600,
         quota_warn_percent: 80,
+        loss_window_max_seconds: 60,
     };
 
     fn healthy() -> StatusView {
@@ -261,6 +296,7 @@ mod tests {
             capture: Capture {
                 captured_until: Some(9),
                 behind_revisions: Some(0),
+                loss_window_seconds: Some(0),
             },
             lifecycle_queue_depth: Some(0),
             dead_letters: Some(0),
@@ -337,6 +373,26 @@ mod tests {
         assert_eq!(
             problems(&view, &LIMITS),
             vec!["the fullest member's database is 85% of the quota (850 of 1000 bytes)"]
+        );
+    }
+
+    #[test]
+    fn the_loss_window_is_nothing_when_everything_is_held_and_the_age_of_the_newest_held_change_otherwise(
+    ) {
+        assert_eq!(loss_window_seconds(Some(0), Some(1_000), 90_000), Some(0));
+        assert_eq!(loss_window_seconds(Some(5), Some(1_000), 91_000), Some(90));
+        assert_eq!(loss_window_seconds(Some(5), None, 91_000), None);
+        assert_eq!(loss_window_seconds(None, Some(1_000), 91_000), None);
+    }
+
+    #[test]
+    fn a_loss_window_past_its_limit_is_a_problem() {
+        let mut view = healthy();
+        view.capture.behind_revisions = Some(12);
+        view.capture.loss_window_seconds = Some(61);
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["a total loss now would lose up to 61 s of changes (12 revisions no backup holds; the capture runs every minute)"]
         );
     }
 
