@@ -115,6 +115,7 @@ impl NodeRunner for ContainerNode {
                 || format!("cannot give {} to the image's user", spec.root.display()),
             )?;
         }
+        spec.forget_readiness();
         let name = format!("etcd-aws-{}-{}", spec.private_ip, spec.instance_id);
         create_container(&name, &spec, settings)?;
         let node = ContainerNode {
@@ -176,18 +177,22 @@ impl ContainerNode {
     /// Crashes the agent and etcd; the supervisor restarts them on the same disk.
     pub fn crash(&self) {
         self.signal("KILL");
+        self.spec.forget_readiness();
     }
 
     /// The instance powers off: no restart until `power_on`. Returns once the
     /// container has stopped, so its disk can be changed.
     pub fn power_off(&self) -> anyhow::Result<()> {
         self.supervision.stopped.store(true, Ordering::SeqCst);
-        docker_blocking(&["stop", "--time", "0", &self.name]).map(drop)
+        docker_blocking(&["stop", "--time", "0", &self.name])?;
+        self.spec.forget_readiness();
+        Ok(())
     }
 
     /// The instance boots again after `kill` or `power_off`, on the same disk and with the same
     /// network attachment (still cut off if it was).
     pub fn power_on(&self) {
+        self.spec.forget_readiness();
         self.supervision.stopped.store(false, Ordering::SeqCst);
         self.supervise();
     }
@@ -231,7 +236,7 @@ impl ContainerNode {
     fn supervise(&self) {
         let supervision = Arc::clone(&self.supervision);
         let generation = supervision.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let (name, log_file) = (self.name.clone(), self.spec.log_file());
+        let (name, log_file, spec) = (self.name.clone(), self.spec.log_file(), self.spec.clone());
         tokio::spawn(async move {
             let current = || {
                 supervision.generation.load(Ordering::SeqCst) == generation
@@ -239,6 +244,7 @@ impl ContainerNode {
             };
             while current() && supervision.starts.fetch_add(1, Ordering::SeqCst) < MAX_STARTS {
                 let status = attach(&name, &log_file).await;
+                spec.forget_readiness();
                 if !current() {
                     // Stopped for good: its directory is being removed.
                     break;

@@ -43,6 +43,14 @@ impl NodeSpec {
         self.root.join("ready")
     }
 
+    /// A node whose agent is starting or has died is not ready, whatever its
+    /// last run wrote: the agent removes a stale ready file too, but only
+    /// once it runs, and a harness that waited for readiness in between
+    /// would see the old run's file and go on.
+    pub fn forget_readiness(&self) {
+        let _ = std::fs::remove_file(self.ready_file());
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.root.join("etcd-aws.log")
     }
@@ -153,6 +161,7 @@ impl Node {
     pub fn start(spec: NodeSpec) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&spec.root)
             .with_context(|| format!("cannot create {}", spec.root.display()))?;
+        spec.forget_readiness();
         let binary = paths::etcd_aws_binary()?;
         let etcd = spec.etcd.tool("etcd")?;
         let etcdutl = spec.etcd.restore_tool()?;
@@ -186,6 +195,7 @@ impl Node {
                 pgid.store(id, Ordering::SeqCst);
                 let status = child.wait().await;
                 pgid.store(0, Ordering::SeqCst);
+                spec.forget_readiness();
                 // etcd may outlive a killed agent; the group kill takes it too.
                 kill_group(id, libc::SIGKILL);
                 // A node stopped for good is being cleaned up: a line written
@@ -239,6 +249,7 @@ impl Node {
     /// Crashes the agent and etcd; the supervisor restarts them on the same disk.
     pub fn crash(&self) {
         self.signal(libc::SIGKILL);
+        self.spec.forget_readiness();
     }
 
     /// Freezes the agent and etcd: they keep their sockets but answer nothing.

@@ -153,7 +153,6 @@ async fn a_seed_cut_off_from_a_healthy_cluster_waits_and_rejoins_the_same_cluste
     cluster.with_node(&seed, |n| n.power_off())??;
     let disk = cluster.instance_root(&seed);
     std::fs::remove_dir_all(disk.join("etcd"))?;
-    std::fs::remove_file(disk.join("ready"))?;
     cluster.with_node(&seed, |n| n.cut_off())??;
     let log_before_reboot = log_of(&cluster, &seed).len();
     cluster.with_node(&seed, |n| n.power_on())?;
