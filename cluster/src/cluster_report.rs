@@ -24,6 +24,11 @@ pub struct ClusterReport {
     pub alarms: Vec<ReportedAlarm>,
     /// The backend quota the members run with.
     pub quota_bytes: i64,
+    /// The version the cluster speaks (`3.5.0`), from a member's `/version`;
+    /// it trails the members' releases during a rolling upgrade until every
+    /// member runs the new one. `None` when no member said.
+    #[serde(default)]
+    pub cluster_version: Option<String>,
     /// Why the member list could not be read, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -35,6 +40,8 @@ pub struct ReportedInstance {
     pub private_ip: Option<String>,
     pub lifecycle_state: String,
     pub live: bool,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +103,7 @@ impl ClusterReport {
                     private_ip: i.private_ip.map(|ip| ip.to_string()),
                     lifecycle_state: i.lifecycle_state.as_str().to_owned(),
                     live: i.is_live(),
+                    availability_zone: i.availability_zone.clone(),
                 })
                 .collect(),
             members: members
@@ -132,6 +140,7 @@ impl ClusterReport {
                 })
                 .collect(),
             quota_bytes,
+            cluster_version: None,
             error: None,
         }
     }
@@ -174,6 +183,7 @@ mod tests {
             private_ip: "127.0.0.1".parse().ok(),
             lifecycle_state: LifecycleState::parse("InService"),
             launch_time: None,
+            availability_zone: Some("us-east-1a".into()),
         }];
         let members = [member(1, "i-1"), member(2, "i-2"), member(3, "i-3")];
         let report = ClusterReport::of(
@@ -195,5 +205,18 @@ mod tests {
         );
         assert_eq!(report.alarms[0].kind, "NOSPACE");
         assert!(report.instances[0].live);
+        assert_eq!(
+            report.instances[0].availability_zone.as_deref(),
+            Some("us-east-1a")
+        );
+    }
+
+    #[test]
+    fn a_report_from_a_function_that_predates_zones_and_cluster_versions_still_reads() {
+        let older = r#"{"instances":[{"id":"i-1","private_ip":"127.0.0.1","lifecycle_state":"InService","live":true}],
+            "members":[],"cluster_id":null,"leader_id":null,"revision":null,"alarms":[],"quota_bytes":0}"#;
+        let report: ClusterReport = serde_json::from_str(older).expect("an older report reads");
+        assert_eq!(report.cluster_version, None);
+        assert_eq!(report.instances[0].availability_zone, None);
     }
 }

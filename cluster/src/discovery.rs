@@ -92,7 +92,7 @@ impl GroupDiscovery {
             .iter()
             .find(|g| g.auto_scaling_group_name() == Some(group))
             .ok_or_else(|| DiscoveryError::NoSuchGroup(group.to_owned()))?;
-        let members: Vec<(String, LifecycleState)> = asg
+        let members: Vec<(String, LifecycleState, Option<String>)> = asg
             .instances()
             .iter()
             .filter_map(|i| {
@@ -102,24 +102,25 @@ impl GroupDiscovery {
                     .map_or(LifecycleState::Other(String::new()), |s| {
                         LifecycleState::parse(s.as_str())
                     });
-                Some((id, state))
+                Some((id, state, i.availability_zone().map(str::to_owned)))
             })
             .collect();
         if members.is_empty() {
             return Ok(Vec::new());
         }
         let details = self
-            .ec2_details(members.iter().map(|(id, _)| id.clone()).collect())
+            .ec2_details(members.iter().map(|(id, _, _)| id.clone()).collect())
             .await?;
         Ok(members
             .into_iter()
-            .map(|(id, lifecycle_state)| {
+            .map(|(id, lifecycle_state, availability_zone)| {
                 let (private_ip, launch_time) = details.get(&id).cloned().unwrap_or((None, None));
                 Instance {
                     id,
                     private_ip,
                     lifecycle_state,
                     launch_time,
+                    availability_zone,
                 }
             })
             .collect())

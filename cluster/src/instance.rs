@@ -63,6 +63,9 @@ pub struct Instance {
     pub lifecycle_state: LifecycleState,
     /// Seconds since the epoch; `None` when EC2 did not say.
     pub launch_time: Option<i64>,
+    /// `us-east-1a`; `None` when Auto Scaling did not say. Shown to
+    /// operators only: no decision depends on it.
+    pub availability_zone: Option<String>,
 }
 
 impl Instance {

@@ -33,3 +33,4 @@ pub mod restore_order;
 pub mod segment;
 pub mod test_support;
 pub mod tls;
+pub mod version_endpoint;

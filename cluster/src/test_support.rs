@@ -26,6 +26,7 @@ pub fn instance(id: &str, last: u8, state: &str) -> Instance {
         private_ip: Some(ip(last)),
         lifecycle_state: LifecycleState::parse(state),
         launch_time: Some(0),
+        availability_zone: None,
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::event_source::{Delivery, EventSourceOptions, Invoke, Polling, SqsEventSource};
-use crate::lambda::{FunctionSpec, LambdaFunction};
+use crate::lambda::{FunctionSpec, LambdaFunction, LogShipper};
 use crate::stand_in::{Caller, StandIn};
 
 /// The lifecycle function's settings, scaled down for the stand-in.
@@ -271,11 +271,15 @@ async fn start_backup_binary(
 /// function (and Invoke then answers that it does not exist).
 pub struct BackupOnDemand {
     function: Arc<LambdaFunction>,
+    _shipper: LogShipper,
     _logs: tempfile::TempDir,
 }
 
 impl BackupOnDemand {
     pub const NAME: &'static str = "etcd-backup";
+    /// Where its output goes in the stand-in's CloudWatch Logs, as Lambda's
+    /// default group for the function.
+    pub const LOG_GROUP: &'static str = "/aws/lambda/etcd-backup";
 
     /// `env` adds to the stack's settings (the quota the status reports).
     pub async fn start(stand_in: &StandIn, env: &[(&str, &str)]) -> anyhow::Result<Self> {
@@ -284,17 +288,30 @@ impl BackupOnDemand {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        let log_file = logs.path().join("backup-function.log");
         let function =
             Arc::new(start_backup_binary(stand_in, &logs, "backup-function.log", env).await?);
         stand_in.serve_function(Self::NAME, &function);
+        let shipper = LogShipper::start(
+            aws_sdk_cloudwatchlogs::Client::new(&stand_in.sdk_config().await),
+            Self::LOG_GROUP,
+            log_file,
+        )
+        .await?;
         Ok(Self {
             function,
+            _shipper: shipper,
             _logs: logs,
         })
     }
 
     pub fn log(&self) -> String {
         self.function.log()
+    }
+
+    /// An invocation with any payload, as another trigger would send it.
+    pub async fn invoke(&self, payload: &Value) -> Result<Value, crate::lambda::InvokeError> {
+        self.function.invoke(payload).await
     }
 }
 

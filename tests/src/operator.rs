@@ -64,6 +64,7 @@ impl OperatorCommand {
             ("--backup-function", BackupOnDemand::NAME),
             ("--lifecycle-queue-url", stand_in.queue_url()),
             ("--dead-letter-queue-url", stand_in.dead_letter_queue_url()),
+            ("--function-log-groups", BackupOnDemand::LOG_GROUP),
         ]
         .iter()
         .flat_map(|(flag, value)| [(*flag).to_owned(), (*value).to_owned()])

@@ -65,11 +65,11 @@ fn problems(status: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_says_healthy_then_names_a_member_down_an_alarm_and_a_stale_backup(
+async fn status_says_healthy_shows_a_functions_error_then_names_a_member_down_an_alarm_and_a_stale_backup(
 ) -> anyhow::Result<()> {
     let cluster = SimCluster::start(3).await?;
     cluster.wait_healthy(3, SETTLE).await?;
-    let _function = BackupOnDemand::start(&cluster.stand_in, &[]).await?;
+    let function = BackupOnDemand::start(&cluster.stand_in, &[]).await?;
     let command = OperatorCommand::new(&cluster.stand_in);
 
     // A whole cluster with a fresh backup: healthy, exit 0, every member listed.
@@ -88,8 +88,53 @@ async fn status_says_healthy_then_names_a_member_down_an_alarm_and_a_stale_backu
     // test notification in this scenario).
     assert!(view["lifecycle_queue_depth"].is_u64(), "{view}");
     assert_eq!(view["dead_letters"], 0, "{view}");
+    // etcd 3.5.x speaks cluster version 3.5.0; each instance has its zone.
+    assert_eq!(view["cluster"]["cluster_version"], "3.5.0", "{view}");
+    for instance in view["cluster"]["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let zone = instance["availability_zone"].as_str().unwrap_or_default();
+        assert!(
+            zone.starts_with(cluster.stand_in.region()),
+            "{instance} has a zone of the stand-in's region"
+        );
+    }
+    assert_eq!(
+        view["function_errors"][0]["count"], 0,
+        "no function error yet: {view}"
+    );
     let table = command.run(&["status"], COMMAND).await?;
     assert!(table.stdout.contains("healthy"), "{table}");
+    println!("status of the healthy cluster:\n{}", table.stdout);
+
+    // A function fails: its error is shown from its log group, the cluster
+    // is still healthy.
+    let refused = function
+        .invoke(&serde_json::json!({"job": "nonsense"}))
+        .await;
+    assert!(refused.is_err(), "an unknown job fails: {refused:?}");
+    let with_error = wait_for("status to show the function's error", SETTLE, || async {
+        let run = command
+            .run(&["status", "--output", "json"], COMMAND)
+            .await?;
+        let view = run.json()?;
+        let errors = &view["function_errors"][0];
+        let ours = errors["recent"].as_array().into_iter().flatten().any(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("unrecognised event: unknown job"))
+        });
+        anyhow::ensure!(ours, "not yet: {errors}");
+        Ok(run)
+    })
+    .await?;
+    assert!(with_error.succeeded(), "{with_error}");
+    assert_eq!(
+        with_error.json()?["function_errors"][0]["log_group"],
+        BackupOnDemand::LOG_GROUP
+    );
 
     // One member's node stops: named, exit non-zero.
     let down = cluster.instance_ids()[0].clone();

@@ -4,6 +4,8 @@
 
 use etcd_aws_cluster::cluster_report::ClusterReport;
 use etcd_aws_cluster::discovery::GroupDiscovery;
+use etcd_aws_cluster::etcd_admin::EtcdAccess;
+use etcd_aws_cluster::version_endpoint;
 
 use crate::config::BackupConfig;
 use crate::maintenance::{observe, MaintenanceError};
@@ -36,16 +38,31 @@ pub async fn run_status(
         });
     }
     match observe(&endpoints, &access).await {
-        Ok(seen) => Ok(ClusterReport::of(
-            &instances,
-            &seen.members,
-            &seen.statuses,
-            &seen.alarms,
-            quota_bytes,
-        )),
+        Ok(seen) => Ok(ClusterReport {
+            cluster_version: cluster_version(&endpoints, &access).await,
+            ..ClusterReport::of(
+                &instances,
+                &seen.members,
+                &seen.statuses,
+                &seen.alarms,
+                quota_bytes,
+            )
+        }),
         Err(error) => Ok(ClusterReport {
             error: Some(format!("no member answered with the member list: {error}")),
             ..ClusterReport::of(&instances, &[], &[], &[], quota_bytes)
         }),
     }
+}
+
+/// The cluster version as the first member that answers states it (every
+/// member holds the same one, set through raft).
+async fn cluster_version(endpoints: &[String], access: &EtcdAccess) -> Option<String> {
+    for endpoint in endpoints {
+        match version_endpoint::versions(endpoint, access).await {
+            Ok(versions) => return Some(versions.cluster),
+            Err(error) => tracing::info!(%endpoint, %error, "member did not say its versions"),
+        }
+    }
+    None
 }

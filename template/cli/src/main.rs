@@ -148,8 +148,9 @@ enum Command {
     /// Issue a client certificate from the stack's cluster CA and write ca.pem, cert.pem
     /// and key.pem for etcdctl or any etcd client.
     IssueClientCert(IssueClientCert),
-    /// Show every member, the database against its quota, etcd's alarms, the newest
-    /// backup, the continuous backup's loss window and the lifecycle queues; exit 1
+    /// Show every member (zone, role, leader, etcd and cluster version), the database
+    /// against its quota, etcd's alarms, the newest backup, the continuous backup's
+    /// loss window, the lifecycle queues and the functions' recent errors; exit 1
     /// when anything is not healthy (so it can gate a pipeline).
     ///
     /// Reads the cluster through the backup function (inside the VPC), so it works
@@ -217,6 +218,10 @@ struct StatusArgs {
     /// holds yet, by the age of the newest held one) is a problem.
     #[arg(long, env = "ETCD_AWS_LOSS_WINDOW_MAX", default_value = "2m", value_parser = humantime::parse_duration)]
     loss_window_max: Duration,
+    /// How far back the functions' logs are searched for errors (shown, never
+    /// a problem by themselves: what they lead to is).
+    #[arg(long, env = "ETCD_AWS_ERRORS_WINDOW", default_value = "1h", value_parser = humantime::parse_duration)]
+    errors_window: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -415,7 +420,7 @@ async fn show_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         quota_warn_percent: args.quota_warn_percent,
         loss_window_max_seconds: args.loss_window_max.as_secs() as i64,
     };
-    let view = commands::status(&config, &parts, &store, &limits).await?;
+    let view = commands::status(&config, &parts, &store, &limits, args.errors_window).await?;
     print(args.operate.output, &view, &status::table(&view))?;
     Ok(if view.problems.is_empty() {
         ExitCode::SUCCESS

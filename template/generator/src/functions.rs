@@ -109,7 +109,8 @@ fn role(description: &str, statements: Vec<Value>) -> Value {
     })
 }
 
-fn log_group_id(function: &str) -> String {
+/// The logical id of a function's log group.
+pub(crate) fn log_group_id(function: &str) -> String {
     format!("{function}Logs")
 }
 

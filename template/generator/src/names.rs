@@ -114,6 +114,8 @@ pub mod outputs {
     pub const AUTO_SCALING_GROUP_NAME: &str = "AutoScalingGroupName";
     pub const LIFECYCLE_QUEUE_URL: &str = "LifecycleQueueUrl";
     pub const LIFECYCLE_DEAD_LETTER_QUEUE_URL: &str = "LifecycleDeadLetterQueueUrl";
+    /// Every function's log group, comma-separated.
+    pub const FUNCTION_LOG_GROUP_NAMES: &str = "FunctionLogGroupNames";
 }
 
 /// Template conditions that more than one module refers to.

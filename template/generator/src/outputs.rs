@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::fragment::Fragment;
+use crate::functions::log_group_id;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{
     ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CAPTURE_FUNCTION,
@@ -11,7 +12,7 @@ use crate::names::logical::{
     LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS, VPC,
 };
 use crate::names::outputs::{
-    AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME,
+    AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME, FUNCTION_LOG_GROUP_NAMES,
     LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL,
 };
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
@@ -23,6 +24,15 @@ fn output(description: &str, value: Value) -> Value {
 }
 
 pub fn fragment() -> Fragment {
+    let function_logs: Vec<String> = [
+        LIFECYCLE_FUNCTION,
+        BACKUP_FUNCTION,
+        MAINTENANCE_FUNCTION,
+        CAPTURE_FUNCTION,
+    ]
+    .iter()
+    .map(|function| format!("${{{}}}", log_group_id(function)))
+    .collect();
     let subnets: Vec<String> = (0..ZONES)
         .map(|z| format!("${{{}}}", private_subnet(z)))
         .collect();
@@ -50,6 +60,10 @@ pub fn fragment() -> Fragment {
         .output(BACKUP_FUNCTION_NAME, output("For cargo lambda deploy", reference(BACKUP_FUNCTION)))
         .output("MaintenanceFunctionName", output("For cargo lambda deploy (the backup code)", reference(MAINTENANCE_FUNCTION)))
         .output("CaptureFunctionName", output("For cargo lambda deploy (the backup code)", reference(CAPTURE_FUNCTION)))
+        .output(FUNCTION_LOG_GROUP_NAMES, output(
+            "The functions' log groups, comma-separated, where etcd-aws-cfn status looks for their recent errors",
+            sub(&function_logs.join(",")),
+        ))
         .output(AUTO_SCALING_GROUP_NAME, output("The etcd nodes' group", reference(AUTO_SCALING_GROUP)))
         .output("AlarmTopicArn", output("Where the alarms go", reference(ALARM_TOPIC)))
         .output("DashboardName", output("CloudWatch dashboard", reference(DASHBOARD)))

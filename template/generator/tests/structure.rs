@@ -693,11 +693,29 @@ fn outputs_name_the_client_endpoint_bucket_queue_and_functions() {
         "MaintenanceFunctionName",
         "CaptureFunctionName",
         "ClientSecurityGroupId",
+        "FunctionLogGroupNames",
     ] {
         assert!(
             template["Outputs"].get(output).is_some(),
             "no output {output}"
         );
+    }
+}
+
+#[test]
+fn the_function_log_groups_output_names_each_functions_log_group() {
+    let template = default_template();
+    assert_eq!(
+        template["Outputs"]["FunctionLogGroupNames"]["Value"],
+        json!({ "Fn::Sub": "${LifecycleFunctionLogs},${BackupFunctionLogs},${MaintenanceFunctionLogs},${CaptureFunctionLogs}" })
+    );
+    for group in [
+        "LifecycleFunctionLogs",
+        "BackupFunctionLogs",
+        "MaintenanceFunctionLogs",
+        "CaptureFunctionLogs",
+    ] {
+        assert_eq!(template["Resources"][group]["Type"], "AWS::Logs::LogGroup");
     }
 }
 

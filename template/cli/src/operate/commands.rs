@@ -5,6 +5,7 @@ use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
 
 use super::backups::{coverage, rows, BackupRow, Stretch, Verified};
 use super::function::{BackupFunction, InvokeError};
+use super::function_errors::recent_errors;
 use super::stack::StackParts;
 use super::status::{loss_window_seconds, problems, Capture, Limits, NewestBackup, StatusView};
 use super::unix_seconds;
@@ -22,6 +23,7 @@ pub async fn status(
     parts: &StackParts,
     store: &BackupStore,
     limits: &Limits,
+    errors_window: std::time::Duration,
 ) -> Result<StatusView, CommandError> {
     let function = BackupFunction::new(config, &parts.backup_function);
     let cluster = function.status().await?;
@@ -60,12 +62,21 @@ pub async fn status(
         ),
     };
     let sqs = aws_sdk_sqs::Client::new(config);
+    let errors_window_seconds = errors_window.as_secs() as i64;
+    let function_errors = recent_errors(
+        &aws_sdk_cloudwatchlogs::Client::new(config),
+        &parts.function_log_groups,
+        (unix_seconds() - errors_window_seconds) * 1000,
+    )
+    .await;
     let mut view = StatusView {
         cluster,
         newest_backup,
         capture,
         lifecycle_queue_depth: queue_depth(&sqs, parts.lifecycle_queue_url.as_deref()).await,
         dead_letters: queue_depth(&sqs, parts.dead_letter_queue_url.as_deref()).await,
+        function_errors,
+        function_errors_window_seconds: errors_window_seconds,
         problems: Vec::new(),
     };
     view.problems = problems(&view, limits);

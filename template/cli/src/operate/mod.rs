@@ -8,6 +8,7 @@
 pub mod backups;
 pub mod commands;
 pub mod function;
+pub mod function_errors;
 pub mod progress;
 pub mod restore;
 pub mod stack;

@@ -473,6 +473,7 @@ mod tests {
                 private_ip: None,
                 lifecycle_state: "InService".into(),
                 live: true,
+                availability_zone: None,
             })
             .collect();
         let members = (0..voters + learners)
@@ -498,6 +499,7 @@ mod tests {
             revision: Some(1),
             alarms: vec![],
             quota_bytes: 1,
+            cluster_version: None,
             error: None,
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use etcd_aws_template::names::outputs::{
-    AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME,
+    AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME, FUNCTION_LOG_GROUP_NAMES,
     LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL,
 };
 use etcd_aws_template::names::BACKUP_PREFIX;
@@ -33,6 +33,10 @@ pub struct StackFlags {
     /// The dead-letter queue's URL, instead of the LifecycleDeadLetterQueueUrl output.
     #[arg(long, env = "ETCD_AWS_DEAD_LETTER_QUEUE_URL")]
     pub dead_letter_queue_url: Option<String>,
+    /// The functions' log groups (comma-separated), instead of the
+    /// FunctionLogGroupNames output.
+    #[arg(long, env = "ETCD_AWS_FUNCTION_LOG_GROUPS", value_delimiter = ',')]
+    pub function_log_groups: Vec<String>,
 }
 
 /// The stack's parts the commands use.
@@ -44,6 +48,9 @@ pub struct StackParts {
     pub backup_function: String,
     pub lifecycle_queue_url: Option<String>,
     pub dead_letter_queue_url: Option<String>,
+    /// Where the functions log; empty when not known (their errors are then
+    /// not read).
+    pub function_log_groups: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,6 +100,20 @@ impl StackFlags {
                 .dead_letter_queue_url
                 .clone()
                 .or_else(|| outputs.get(LIFECYCLE_DEAD_LETTER_QUEUE_URL).cloned()),
+            function_log_groups: if self.function_log_groups.is_empty() {
+                outputs
+                    .get(FUNCTION_LOG_GROUP_NAMES)
+                    .map(|names| {
+                        names
+                            .split(',')
+                            .filter(|n| !n.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                self.function_log_groups.clone()
+            },
         })
     }
 
@@ -133,6 +154,7 @@ mod tests {
             backup_function: None,
             lifecycle_queue_url: None,
             dead_letter_queue_url: None,
+            function_log_groups: vec![],
         }
     }
 
@@ -142,6 +164,10 @@ mod tests {
             (AUTO_SCALING_GROUP_NAME, "prod-etcd"),
             (BACKUP_FUNCTION_NAME, "prod-backup"),
             (LIFECYCLE_QUEUE_URL, "https://sqs/q"),
+            (
+                FUNCTION_LOG_GROUP_NAMES,
+                "prod-LifecycleLogs,prod-BackupLogs",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -156,6 +182,23 @@ mod tests {
         assert_eq!(parts.backup_function, "prod-backup");
         assert_eq!(parts.lifecycle_queue_url.as_deref(), Some("https://sqs/q"));
         assert_eq!(parts.dead_letter_queue_url, None);
+        assert_eq!(
+            parts.function_log_groups,
+            vec!["prod-LifecycleLogs", "prod-BackupLogs"]
+        );
+    }
+
+    #[test]
+    fn named_log_groups_win_over_the_output() {
+        let mut flags = flags();
+        flags.function_log_groups = vec!["/aws/lambda/etcd-backup".into()];
+        assert_eq!(
+            flags
+                .parts_from(&outputs())
+                .expect("complete")
+                .function_log_groups,
+            vec!["/aws/lambda/etcd-backup"]
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use etcd_aws_cluster::cluster_report::ClusterReport;
 use serde::Serialize;
 
+use super::function_errors::FunctionErrors;
+
 /// Everything `status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusView {
@@ -15,6 +17,11 @@ pub struct StatusView {
     /// Messages waiting in the lifecycle queue; `None` when not read.
     pub lifecycle_queue_depth: Option<u64>,
     pub dead_letters: Option<u64>,
+    /// Each function log group's errors in the window; shown, not judged
+    /// (see [`super::function_errors`]).
+    pub function_errors: Vec<FunctionErrors>,
+    /// How far back `function_errors` looks.
+    pub function_errors_window_seconds: i64,
     pub problems: Vec<String>,
 }
 
@@ -155,23 +162,25 @@ pub fn table(view: &StatusView) -> String {
     let mut out = String::new();
     let leader = cluster.leader_id.as_deref().unwrap_or("");
     out.push_str(&format!(
-        "cluster {}  revision {}  quota {} bytes\n",
+        "cluster {}  version {}  revision {}  quota {} bytes\n",
         cluster.cluster_id.as_deref().unwrap_or("(unknown)"),
+        cluster.cluster_version.as_deref().unwrap_or("?"),
         cluster
             .revision
             .map_or_else(|| "?".to_owned(), |r| r.to_string()),
         cluster.quota_bytes
     ));
     out.push_str(&format!(
-        "{:<18} {:<20} {:<16} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
-        "MEMBER", "INSTANCE", "IP", "ROLE", "LEADER", "VERSION", "DB BYTES", "IN USE"
+        "{:<18} {:<20} {:<16} {:<12} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
+        "MEMBER", "INSTANCE", "IP", "ZONE", "ROLE", "LEADER", "VERSION", "DB BYTES", "IN USE"
     ));
     for member in &cluster.members {
-        let ip = cluster
-            .instances
-            .iter()
-            .find(|i| i.id == member.name)
+        let instance = cluster.instances.iter().find(|i| i.id == member.name);
+        let ip = instance
             .and_then(|i| i.private_ip.clone())
+            .unwrap_or_default();
+        let zone = instance
+            .and_then(|i| i.availability_zone.clone())
             .unwrap_or_default();
         let role = if member.is_learner {
             "learner"
@@ -187,10 +196,11 @@ pub fn table(view: &StatusView) -> String {
             None => ("-".into(), "no answer".into(), "-".into()),
         };
         out.push_str(&format!(
-            "{:<18} {:<20} {:<16} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
+            "{:<18} {:<20} {:<16} {:<12} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
             member.id,
             member.name,
             ip,
+            zone,
             role,
             if member.id == leader { "yes" } else { "" },
             version,
@@ -226,12 +236,45 @@ pub fn table(view: &StatusView) -> String {
         count(view.lifecycle_queue_depth),
         count(view.dead_letters)
     ));
+    out.push_str(&function_errors_lines(view));
     if view.problems.is_empty() {
         out.push_str("healthy\n");
     } else {
         out.push_str("NOT HEALTHY:\n");
         for problem in &view.problems {
             out.push_str(&format!("  - {problem}\n"));
+        }
+    }
+    out
+}
+
+fn function_errors_lines(view: &StatusView) -> String {
+    let window = humantime::format_duration(std::time::Duration::from_secs(
+        view.function_errors_window_seconds.max(0) as u64,
+    ));
+    if view.function_errors.is_empty() {
+        return "function errors: log groups not known\n".to_owned();
+    }
+    let mut out = format!("function errors in the last {window}:\n");
+    for group in &view.function_errors {
+        let line = match (&group.unreadable, group.count) {
+            (Some(reason), _) => format!("not read: {reason}"),
+            (None, Some(0) | None) => "none".to_owned(),
+            (None, Some(count)) => {
+                let more = if group.more { "+" } else { "" };
+                format!("{count}{more}, newest first:")
+            }
+        };
+        out.push_str(&format!("  {}: {line}\n", group.log_group));
+        for error in &group.recent {
+            out.push_str(&format!(
+                "    {}  {}\n",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(error.at_ms.max(0) as u64)
+                ),
+                error.message
+            ));
         }
     }
     out
@@ -262,6 +305,7 @@ mod tests {
                         private_ip: Some("127.0.0.1".into()),
                         lifecycle_state: "InService".into(),
                         live: true,
+                        availability_zone: Some("us-east-1a".into()),
                     })
                     .collect(),
                 members: ids
@@ -286,6 +330,7 @@ mod tests {
                 revision: Some(9),
                 alarms: vec![],
                 quota_bytes: 1000,
+                cluster_version: Some("3.5.0".into()),
                 error: None,
             },
             newest_backup: Some(NewestBackup {
@@ -300,6 +345,8 @@ mod tests {
             },
             lifecycle_queue_depth: Some(0),
             dead_letters: Some(0),
+            function_errors: vec![],
+            function_errors_window_seconds: 3600,
             problems: vec![],
         }
     }
@@ -308,6 +355,47 @@ mod tests {
     fn a_whole_cluster_with_a_young_backup_is_healthy() {
         assert_eq!(problems(&healthy(), &LIMITS), Vec::<String>::new());
         assert!(table(&healthy()).ends_with("healthy\n"));
+    }
+
+    #[test]
+    fn the_table_shows_the_cluster_version_and_each_members_zone() {
+        let shown = table(&healthy());
+        assert!(
+            shown.starts_with("cluster c1  version 3.5.0  revision 9"),
+            "{shown}"
+        );
+        let row = shown
+            .lines()
+            .find(|l| l.starts_with("m1 "))
+            .unwrap_or_default();
+        assert!(
+            row.contains(" i-2 ") && row.contains(" us-east-1a "),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn function_errors_are_shown_with_the_newest_but_are_no_problem() {
+        let mut view = healthy();
+        view.function_errors = vec![
+            super::super::function_errors::summarize(
+                "/aws/lambda/backup",
+                vec![super::super::function_errors::ErrorLine {
+                    event_id: "e1".into(),
+                    at_ms: 1_765_000_000_000,
+                    line: r#"{"level":"ERROR","message":"backup failed","error":"S3 refused"}"#
+                        .into(),
+                }],
+                false,
+            ),
+            super::super::function_errors::summarize("/aws/lambda/lifecycle", vec![], false),
+        ];
+        assert_eq!(problems(&view, &LIMITS), Vec::<String>::new());
+        let shown = table(&view);
+        assert!(
+            shown.contains("function errors in the last 1h:\n  /aws/lambda/backup: 1, newest first:\n    2025-12-06T05:46:40Z  backup failed: S3 refused\n  /aws/lambda/lifecycle: none\n"),
+            "{shown}"
+        );
     }
 
     #[test]
