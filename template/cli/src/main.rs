@@ -156,6 +156,7 @@ enum Command {
     /// Reads the cluster through the backup function (inside the VPC), so it works
     /// from a machine that cannot reach the members. Example:
     ///   etcd-aws-cfn status --stack-name prod --output json
+    #[command(verbatim_doc_comment)]
     Status(StatusArgs),
     /// List the backups and the revisions a restore can reach.
     Backups {
@@ -165,6 +166,7 @@ enum Command {
     /// Take a backup now through the backup function and wait for it to be stored.
     ///
     /// Example, before a risky change:  etcd-aws-cfn backup --stack-name prod
+    #[command(verbatim_doc_comment)]
     Backup(OperateArgs),
     /// Bring the running cluster back to a backup, a revision or a time.
     ///
@@ -176,6 +178,7 @@ enum Command {
     ///   etcd-aws-cfn restore --to-time 2026-12-01T09:59:00Z
     ///   etcd-aws-cfn restore --to-revision 48211 --yes
     ///   etcd-aws-cfn restore --backup backups/snapshots/20261201T093000Z-r...db.zst
+    #[command(verbatim_doc_comment)]
     Restore(RestoreArgs),
 }
 
@@ -185,6 +188,7 @@ enum BackupsCommand {
     /// revisions a restore can reach with the captured changes.
     ///
     /// Example:  etcd-aws-cfn backups list --verify
+    #[command(verbatim_doc_comment)]
     List(ListArgs),
 }
 
