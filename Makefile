@@ -3,6 +3,7 @@
 #   make demo    the main job on the local AWS stand-in (sets everything up first)
 #   make test    fmt check, clippy -D warnings, and every test (sets everything up first)
 #   make bench   benchmarks against the standard tools -> docs/benchmarks.md (BENCH_ARGS=--quick for a smoke run)
+#   make soak    random faults against a cluster under a checking workload (SOAK_ARGS="--duration 1h --seed N")
 #
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
 # moto, Debian's etcd packages (pinned in bootstrap/image/debian-packages.lock)
@@ -30,7 +31,7 @@ TEST_THREADS ?= 4
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(VENV)/.installed .tools/.etcd .tools/.protoc
 
@@ -120,3 +121,20 @@ bench: bench-setup
 	cargo build --release -p etcd-aws -p etcd-aws-backup -p etcd-aws-lifecycle
 	cargo build --release -p etcd-aws-bench --bin bench
 	$${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)
+
+# The soak (docs/soak.md; not part of make test): faults drawn from a printed
+# seed against a cluster of the harness under a checking workload. `soak
+# --help` lists the knobs (duration, seed, nodes, faults, --containers), each
+# also an environment variable. With --containers the nodes run the image.
+SOAK_ARGS ?=
+
+.PHONY: soak
+soak: setup
+	cargo build --quiet -p etcd-aws -p etcd-aws-lifecycle -p etcd-aws-backup
+	cargo build --quiet -p etcd-aws-tests --bin soak
+	@if [[ " $(SOAK_ARGS) " == *" --containers "* || "$${SOAK_CONTAINERS:-}" == true ]]; then \
+	  IMAGE_PROFILE=ci-image $(MAKE) --no-print-directory image && \
+	  ETCD_AWS_IMAGE=$(IMAGE) $${CARGO_TARGET_DIR:-target}/debug/soak $(SOAK_ARGS); \
+	else \
+	  $${CARGO_TARGET_DIR:-target}/debug/soak $(SOAK_ARGS); \
+	fi

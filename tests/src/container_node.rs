@@ -189,6 +189,15 @@ impl ContainerNode {
         Ok(())
     }
 
+    /// The instance shuts down: the agent is asked to stop (SIGTERM, with
+    /// ten seconds before Docker kills it) and is not started again.
+    pub fn shut_down(&self) -> anyhow::Result<()> {
+        self.supervision.stopped.store(true, Ordering::SeqCst);
+        docker_blocking(&["stop", "--time", "10", &self.name])?;
+        self.spec.forget_readiness();
+        Ok(())
+    }
+
     /// The instance boots again after `kill` or `power_off`, on the same disk and with the same
     /// network attachment (still cut off if it was).
     pub fn power_on(&self) {

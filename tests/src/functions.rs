@@ -86,6 +86,24 @@ impl LifecycleOnQueue {
         })
     }
 
+    /// The stack's reconcile schedule: `{"reconcile": true}` every `every`,
+    /// beside the queue's batches, until the returned handle is dropped.
+    pub fn reconcile_every(&self, every: Duration) -> Reconciling {
+        let function = Arc::clone(&self.function);
+        Reconciling(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let deadline = Instant::now() + SCHEDULE_LIMIT;
+            ticks.tick().await;
+            while Instant::now() < deadline {
+                ticks.tick().await;
+                if let Err(error) = function.invoke(&json!({"reconcile": true})).await {
+                    tracing::info!(%error, "a reconcile run failed");
+                }
+            }
+        }))
+    }
+
     /// Every batch delivered so far, in order.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.source.deliveries()
@@ -108,6 +126,18 @@ impl LifecycleOnQueue {
             .filter(|r| r.get("message").and_then(Value::as_str) == Some(message))
             .filter(|r| r.get("member_name").and_then(Value::as_str) == Some(member_name))
             .count()
+    }
+}
+
+/// Bound on any schedule the harness runs, so a forgotten one stops by itself.
+const SCHEDULE_LIMIT: Duration = Duration::from_secs(6 * 3600);
+
+/// A running reconcile schedule; dropping it stops the schedule.
+pub struct Reconciling(JoinHandle<()>);
+
+impl Drop for Reconciling {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

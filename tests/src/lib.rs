@@ -16,6 +16,7 @@ pub mod operator;
 pub mod paths;
 pub mod planted_backup;
 pub mod sim_cluster;
+pub mod soak;
 pub mod space;
 pub mod stand_in;
 pub mod workload;

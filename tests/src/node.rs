@@ -246,6 +246,13 @@ impl Node {
         self.signal(libc::SIGKILL);
     }
 
+    /// The instance shuts down: the agent and etcd are asked to stop
+    /// (SIGTERM) and are not started again.
+    pub fn shut_down(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.signal(libc::SIGTERM);
+    }
+
     /// Crashes the agent and etcd; the supervisor restarts them on the same disk.
     pub fn crash(&self) {
         self.signal(libc::SIGKILL);

@@ -10,16 +10,19 @@ use etcd_aws_cluster::etcd_admin::{EtcdAdmin, MemberStatus};
 use etcd_client::{Client, CompactionOptions};
 use tokio::time::Instant;
 
+use crate::node::NodeRunner;
 use crate::sim_cluster::{wait_for, SimCluster};
 
 pub const MIB: usize = 1024 * 1024;
 
-pub async fn client(cluster: &SimCluster) -> anyhow::Result<Client> {
+pub async fn client<N: NodeRunner>(cluster: &SimCluster<N>) -> anyhow::Result<Client> {
     Ok(Client::connect(cluster.client_urls(), Some(cluster.client_options())).await?)
 }
 
 /// Each member's own status, by member id.
-pub async fn statuses(cluster: &SimCluster) -> anyhow::Result<HashMap<u64, MemberStatus>> {
+pub async fn statuses<N: NodeRunner>(
+    cluster: &SimCluster<N>,
+) -> anyhow::Result<HashMap<u64, MemberStatus>> {
     let mut statuses = HashMap::new();
     for (endpoint, status) in
         EtcdAdmin::status_of_each(&cluster.client_urls(), &cluster.etcd_access()).await
@@ -41,8 +44,8 @@ pub fn is_nospace(error: &etcd_client::Error) -> bool {
 /// history away. Returns the members' statuses once all have counted their
 /// freed pages (each compacts on its own time and counts at its next commit,
 /// so it writes a tick until then).
-pub async fn fragment(
-    cluster: &SimCluster,
+pub async fn fragment<N: NodeRunner>(
+    cluster: &SimCluster<N>,
     free_mib: usize,
     within: Duration,
 ) -> anyhow::Result<HashMap<u64, MemberStatus>> {
@@ -92,8 +95,8 @@ pub struct Squeezed {
 
 /// Overwrites eight keys with 256 KiB values (every revision is kept until a
 /// compaction) until etcd refuses a write for want of space.
-pub async fn squeeze_until_nospace(
-    cluster: &SimCluster,
+pub async fn squeeze_until_nospace<N: NodeRunner>(
+    cluster: &SimCluster<N>,
     quota_bytes: usize,
 ) -> anyhow::Result<Squeezed> {
     let mut squeezer = client(cluster).await?;
@@ -120,7 +123,10 @@ pub async fn squeeze_until_nospace(
 }
 
 /// Waits until a write is accepted; when it was.
-pub async fn writable_again(cluster: &SimCluster, within: Duration) -> anyhow::Result<Instant> {
+pub async fn writable_again<N: NodeRunner>(
+    cluster: &SimCluster<N>,
+    within: Duration,
+) -> anyhow::Result<Instant> {
     wait_for("writes to be accepted again", within, || async {
         client(cluster)
             .await?

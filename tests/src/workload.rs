@@ -250,16 +250,21 @@ pub fn window(acks: &[Ack], from: Instant, to: Instant) -> WindowStats {
         .map(|a| a.at)
         .filter(|at| *at >= from && *at < to)
         .collect();
-    let max_stall = std::iter::once(from)
+    WindowStats {
+        acknowledged: times.len(),
+        max_stall: longest_gap(&times, from, to),
+    }
+}
+
+/// The longest stretch of `[from, to]` without one of `times` (sorted, all
+/// inside the window): what a writer waited at the longest.
+pub fn longest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
+    std::iter::once(from)
         .chain(times.iter().copied())
         .zip(times.iter().copied().chain(std::iter::once(to)))
         .map(|(earlier, later)| later.saturating_duration_since(earlier))
         .max()
-        .unwrap_or_default();
-    WindowStats {
-        acknowledged: times.len(),
-        max_stall,
-    }
+        .unwrap_or_default()
 }
 
 /// The keys under `prefix` that the cluster serves now (a linearizable read).
