@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::replay::{self, ReplayTarget};
 use tokio::time::Instant;
 
 use super::checker::{self, Acked, Read, Rules, TotalLoss};
@@ -112,7 +113,7 @@ async fn soak_on<N: Faultable>(
     let stand_in = &cluster.stand_in;
     let lifecycle = LifecycleOnQueue::start(stand_in).await?;
     let _reconcile = lifecycle.reconcile_every(options.reconcile_every);
-    let _backups = BackupOnSchedule::start(stand_in, options.backup_every).await?;
+    let backups = BackupOnSchedule::start(stand_in, options.backup_every).await?;
     let quota = options.quota_bytes.to_string();
     let _maintenance = JobOnSchedule::maintenance(
         stand_in,
@@ -127,7 +128,7 @@ async fn soak_on<N: Faultable>(
         "{}ms",
         (options.capture_every + Duration::from_secs(1)).as_millis()
     );
-    let _capture = JobOnSchedule::capture(
+    let capture = JobOnSchedule::capture(
         stand_in,
         options.capture_every,
         &[("ETCD_CAPTURE_DURATION", capture_duration.as_str())],
@@ -207,13 +208,17 @@ async fn soak_on<N: Faultable>(
         let healthy_since = Instant::now();
         let acked = writer.acked();
         let read = read_back(&cluster, healthy_since).await?;
-        let findings = checker::check(&acked, &read, &losses, &rules);
+        let in_doubt = writer.since(acked.len());
+        let findings = checker::check(&acked, &in_doubt, &read, &losses, &rules);
         let broken: Vec<String> = findings
             .broken
             .iter()
             .map(ToString::to_string)
             .filter(|b| reported.insert(b.clone()))
             .collect();
+        if !broken.is_empty() {
+            say(&evidence(&cluster, &capture, &backups));
+        }
         let lost_now = findings.lost_in_window.saturating_sub(lost_so_far);
         lost_so_far = findings.lost_in_window;
         let max_stall = longest_stall(&acked, fault_started, Instant::now());
@@ -255,8 +260,9 @@ async fn soak_on<N: Faultable>(
     say("the time is up: the final check");
     let acked = writer.acked();
     let read = read_back(&cluster, Instant::now()).await;
+    let in_doubt = writer.since(acked.len());
     let broken_at_end: Vec<String> = match read {
-        Ok(read) => checker::check(&acked, &read, &losses, &rules)
+        Ok(read) => checker::check(&acked, &in_doubt, &read, &losses, &rules)
             .broken
             .iter()
             .map(ToString::to_string)
@@ -289,6 +295,36 @@ async fn soak_on<N: Faultable>(
     })
 }
 
+/// What the nodes said of their restores and the functions of their
+/// failures: for a broken promise's post-mortem.
+fn evidence<N: Faultable>(
+    cluster: &SimCluster<N>,
+    capture: &JobOnSchedule,
+    backups: &BackupOnSchedule,
+) -> String {
+    const NODE_WORDS: [&str; 6] = ["restor", "replay", "REVISIONS", "SEGMENT", "BACKUP", "gap"];
+    let mut out = String::from("  evidence:\n");
+    for id in cluster.instance_ids() {
+        let log = cluster.with_node(&id, |n| n.log()).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| NODE_WORDS.iter().any(|w| l.contains(w)))
+        {
+            out.push_str(&format!("    {id}: {line}\n"));
+        }
+    }
+    for (name, log) in [("capture", capture.log()), ("backup", backups.log())] {
+        let notable: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("snapshot"))
+            .collect();
+        for line in &notable[notable.len().saturating_sub(40)..] {
+            out.push_str(&format!("    {name} function: {line}\n"));
+        }
+    }
+    out
+}
+
 fn unhealthy_row(number: usize, fault: Fault, why: String) -> FaultRow {
     FaultRow {
         number,
@@ -316,17 +352,29 @@ async fn healthy_again<N: Faultable>(
     writer.wait_for_more(3, options.recovery_timeout).await?;
     let revision = writer.last().map_or(0, |a| a.revision);
     wait_for(
-        "the continuous backup to hold the writer's last acknowledgement",
+        "a restore from the bucket to reach the writer's last acknowledgement",
         options.recovery_timeout,
         || async {
-            let held = store.segments().await?.iter().map(|s| s.last).max();
-            match held {
-                Some(last) if last >= revision => Ok(()),
-                _ => anyhow::bail!("captured up to {held:?}, the writer is at {revision}"),
-            }
+            let reach = restorable_until(store).await?;
+            anyhow::ensure!(
+                reach >= revision,
+                "a restore now reaches revision {reach}, the writer is at {revision}"
+            );
+            Ok(())
         },
     )
     .await
+}
+
+/// The last revision a restore would reach now: the newest snapshot, then
+/// the captured changes after it up to the first hole (what the seed of a
+/// total loss replays).
+async fn restorable_until(store: &BackupStore) -> anyhow::Result<i64> {
+    let newest = store.manifests().await?.into_iter().next();
+    let segments = store.segments().await?;
+    Ok(newest.map_or(0, |snapshot| {
+        replay::plan(snapshot.revision, &segments, ReplayTarget::Latest).until
+    }))
 }
 
 async fn read_back<N: Faultable>(

@@ -71,6 +71,8 @@ fn planned(seq: u64, deletable: &mut VecDeque<String>, lease_ttl: Duration) -> O
 #[derive(Debug, Default)]
 struct Record {
     acked: Vec<Acked>,
+    /// The operation being tried, until it is acknowledged.
+    trying: Option<Op>,
     failed_attempts: u64,
     last_error: Option<String>,
 }
@@ -95,6 +97,19 @@ impl CheckingWriter {
 
     pub fn acked(&self) -> Vec<Acked> {
         lock(&self.record).acked.clone()
+    }
+
+    /// The operations after the first `count` acknowledged ones: those
+    /// acknowledged since, and the one being tried.
+    pub fn since(&self, count: usize) -> Vec<Op> {
+        let record = lock(&self.record);
+        record
+            .acked
+            .iter()
+            .skip(count)
+            .map(|a| a.op.clone())
+            .chain(record.trying.clone())
+            .collect()
     }
 
     pub fn count(&self) -> usize {
@@ -146,6 +161,7 @@ async fn write(endpoints: Endpoints, options: WorkloadOptions, record: Arc<Mutex
     let mut seq = 0u64;
     while Instant::now() < deadline {
         let op = planned(seq, &mut deletable, options.lease_ttl);
+        lock(&record).trying = Some(op.clone());
         // The same operation on every attempt: a retry after an ambiguous
         // failure (committed, answer lost) changes nothing it promised.
         loop {
@@ -157,7 +173,9 @@ async fn write(endpoints: Endpoints, options: WorkloadOptions, record: Arc<Mutex
                     if let Op::Put { key } = &op {
                         deletable.push_back(key.clone());
                     }
-                    lock(&record).acked.push(Acked {
+                    let mut record = lock(&record);
+                    record.trying = None;
+                    record.acked.push(Acked {
                         seq,
                         op: op.clone(),
                         revision,
