@@ -38,6 +38,12 @@ const LIMITS: BatchLimits = BatchLimits {
 /// Segments read ahead of the one being applied: a restore's time is mostly
 /// one S3 round trip per segment when they are read one by one.
 const READ_AHEAD: usize = 32;
+/// The private etcd's backend quota: etcd's suggested maximum. The replay
+/// applies what the lost cluster had accepted, which a snapshot taken near
+/// the cluster's own quota (or holding its NOSPACE alarm) must not refuse;
+/// the restored cluster runs with its own quota again, and a database past
+/// it is the maintenance run's to reclaim.
+const REPLAY_QUOTA_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// How long the private etcd may take to answer, and to stop.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -248,6 +254,26 @@ struct PrivateEtcd {
     unsynced: bool,
 }
 
+/// A snapshot taken while the lost cluster's NOSPACE (or CORRUPT) alarm was
+/// raised carries the alarm, and etcd refuses every write while one is
+/// raised. The alarm belongs to a member of the lost cluster; what the
+/// replay applies, that cluster had accepted. So the replay disarms it, and
+/// says so: the restored cluster raises its own alarms when it needs them.
+async fn disarm_inherited_alarms(admin: &mut EtcdAdmin) -> anyhow::Result<()> {
+    let alarms = admin
+        .alarms()
+        .await
+        .context("cannot list the alarms the restored snapshot holds")?;
+    for alarm in alarms {
+        tracing::warn!(kind = ?alarm.kind, member = %format!("{:x}", alarm.member_id), "the restored snapshot holds an alarm of the lost cluster; disarming it to replay the changes that cluster accepted");
+        admin
+            .disarm(alarm)
+            .await
+            .context("cannot disarm the restored snapshot's alarm")?;
+    }
+    Ok(())
+}
+
 impl PrivateEtcd {
     async fn start(
         binary: &Path,
@@ -279,6 +305,8 @@ impl PrivateEtcd {
             .arg(format!("--max-txn-ops={}", LIMITS.max_operations))
             .arg(format!("--max-request-bytes={}", 2 * LIMITS.max_bytes))
             .args(etcd_args)
+            // After the cluster's flags: the last one given wins.
+            .arg(format!("--quota-backend-bytes={REPLAY_QUOTA_BYTES}"))
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output)
@@ -306,6 +334,7 @@ impl PrivateEtcd {
                 EtcdAdmin::connect(std::slice::from_ref(&client_url), &access).await
             {
                 if admin.status().await.is_ok() {
+                    disarm_inherited_alarms(&mut admin).await?;
                     return Ok(PrivateEtcd {
                         child,
                         admin,

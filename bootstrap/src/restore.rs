@@ -116,7 +116,10 @@ impl Restorer {
                         self.store.bucket()
                     )
                 })?;
-                self.restore_exactly(manifest, launch).await
+                staged(launch, async |staging| {
+                    self.restore_exactly(manifest, staging).await
+                })
+                .await
             }
         }
     }
@@ -166,6 +169,18 @@ impl Restorer {
     /// verifies and restores cleanly and is not past `target`, then replays
     /// the captured changes after it up to `target`.
     pub async fn restore(
+        &self,
+        candidates: &[BackupManifest],
+        launch: &EtcdLaunch,
+        target: ReplayTarget,
+    ) -> anyhow::Result<Restored> {
+        staged(launch, async |staging| {
+            self.restore_and_replay(candidates, staging, target).await
+        })
+        .await
+    }
+
+    async fn restore_and_replay(
         &self,
         candidates: &[BackupManifest],
         launch: &EtcdLaunch,
@@ -355,12 +370,12 @@ impl Restorer {
         snapshot: &Path,
         launch: &EtcdLaunch,
     ) -> Result<(), RestoreAttempt> {
-        // etcdutl refuses an existing directory; one without member data
-        // (an abandoned attempt) is moved aside like any other.
+        // etcdutl refuses an existing directory. This one is the staging
+        // directory ([`staged`]): whatever is there came from the bucket.
         if launch.data_dir.exists() {
-            let moved = data_dir::move_aside(&launch.data_dir)
-                .map_err(|e| RestoreAttempt::Fatal(e.into()))?;
-            tracing::warn!(moved_to = %moved.display(), "moved an existing data directory aside before restoring");
+            std::fs::remove_dir_all(&launch.data_dir)
+                .with_context(|| format!("cannot remove {}", launch.data_dir.display()))
+                .map_err(RestoreAttempt::Fatal)?;
         }
         let peer = launch.peer_url();
         let bump = self.bump_flags().await;
@@ -445,6 +460,62 @@ impl Restorer {
             Vec::new()
         }
     }
+}
+
+/// Restores into a staging directory beside the data directory (`work`
+/// gets a launch pointing there) and moves it into place only once the
+/// snapshot is restored and every captured change replayed. A restore that
+/// fails, or a node that dies halfway, leaves no data directory that looks
+/// like a member's: the next start restores again instead of serving half a
+/// restore. What the staging directory held came from the bucket, never from
+/// a member, so it is removed, not moved aside.
+async fn staged(
+    launch: &EtcdLaunch,
+    work: impl AsyncFnOnce(&EtcdLaunch) -> anyhow::Result<Restored>,
+) -> anyhow::Result<Restored> {
+    let staging = staging_dir(&launch.data_dir);
+    if staging.exists() {
+        tracing::warn!(staging = %staging.display(), "removing what an interrupted restore left behind");
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot remove {}", staging.display()))?;
+    }
+    let staged_launch = EtcdLaunch {
+        data_dir: staging.clone(),
+        ..launch.clone()
+    };
+    let restored = match work(&staged_launch).await {
+        Ok(restored) => restored,
+        Err(error) => {
+            if staging.exists() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            return Err(error);
+        }
+    };
+    if launch.data_dir.exists() {
+        let moved = data_dir::move_aside(&launch.data_dir)?;
+        tracing::warn!(moved_to = %moved.display(), "moved an existing data directory aside for the restored one");
+    }
+    std::fs::rename(&staging, &launch.data_dir).with_context(|| {
+        format!(
+            "cannot move the restored data from {} to {}",
+            staging.display(),
+            launch.data_dir.display()
+        )
+    })?;
+    data_dir::sync_parent(&launch.data_dir)?;
+    Ok(restored)
+}
+
+/// `<data dir>.restoring`, beside the data directory (one file system, so
+/// the move into place is a rename).
+fn staging_dir(data_dir: &Path) -> PathBuf {
+    let mut name = data_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "etcd".into());
+    name.push(".restoring");
+    data_dir.with_file_name(name)
 }
 
 fn last_line(stderr: &[u8]) -> String {

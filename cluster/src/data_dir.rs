@@ -20,6 +20,13 @@ pub enum DataDirError {
         to: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot sync directory {path} to disk: {source}; check the disk, then restart etcd-aws"
+    )]
+    Sync {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A member ran here iff its write-ahead log has a segment. A directory that
@@ -68,6 +75,20 @@ pub fn move_aside(data_dir: &Path) -> Result<PathBuf, DataDirError> {
         source,
     })?;
     Ok(target)
+}
+
+/// Makes a rename of `path` durable: syncs the directory that holds it.
+pub fn sync_parent(path: &Path) -> Result<(), DataDirError> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| DataDirError::Sync {
+            path: parent.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -15,11 +15,13 @@ use etcd_aws_backup::capture::{run_capture, CaptureOutcome, CaptureSettings};
 use etcd_aws_backup::retention::RetentionPolicy;
 use etcd_aws_backup::{run_backup, BackupConfig};
 use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_cluster::etcd_admin::EtcdAdmin;
 use etcd_aws_cluster::etcd_launch::EtcdLaunch;
 use etcd_aws_cluster::replay::{self, ReplayTarget};
 use etcd_aws_tests::paths::{etcd_tool, EtcdRelease};
-use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
-use etcd_aws_tests::stand_in::FaultRule;
+use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
+use etcd_aws_tests::space::{self, MIB};
+use etcd_aws_tests::stand_in::{FaultRule, StandInOptions};
 use etcd_aws_tests::workload::{self, Writer, WriterOptions};
 use etcd_client::{Client, CompactionOptions, GetOptions, PutOptions, Txn, TxnOp};
 use tokio::process::Child;
@@ -303,7 +305,15 @@ async fn restore_with(
     target: ReplayTarget,
     restore_tool: std::path::PathBuf,
 ) -> anyhow::Result<Restored> {
-    let restorer = restorer(cluster, restore_tool).await?;
+    restore_by(restorer(cluster, restore_tool).await?, dir, target).await
+}
+
+/// What `restorer` restores into `dir`, as the seed's agent does.
+async fn restore_by(
+    restorer: Restorer,
+    dir: &Path,
+    target: ReplayTarget,
+) -> anyhow::Result<Restored> {
     let launch = EtcdLaunch {
         name: "restored".into(),
         data_dir: dir.join("etcd"),
@@ -712,6 +722,141 @@ async fn retention_deletes_the_segments_the_oldest_kept_snapshot_holds() -> anyh
             .all(|s| outcome.deleted.contains(&s.key)),
         "the run does not report the segments it deleted: {:?}",
         outcome.deleted
+    );
+    Ok(())
+}
+
+/// A node of one member whose etcd runs with `quota` bytes, and its restorer
+/// running etcd with the same flags, as the seed's agent would.
+async fn one_member_with_quota(quota: usize) -> anyhow::Result<(SimCluster, Vec<String>)> {
+    let flags = vec![format!("--quota-backend-bytes={quota}")];
+    let cluster = SimCluster::start_with_nodes(
+        StandInOptions {
+            group_size: 1,
+            ..StandInOptions::default()
+        },
+        NodeOptions {
+            etcd_args: flags.clone(),
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    Ok((cluster, flags))
+}
+
+/// Waits until the capture has stored every revision up to `revision`.
+async fn captured_through(store: &BackupStore, revision: i64) -> anyhow::Result<()> {
+    wait_for("the capture to store the revision", SETTLE, || async {
+        let held = store.segments().await?.iter().map(|s| s.last).max();
+        anyhow::ensure!(held >= Some(revision), "captured up to {held:?}");
+        Ok(())
+    })
+    .await
+}
+
+/// Found by `make soak`: a snapshot taken while the NOSPACE alarm was
+/// raised holds the alarm and a database past the quota; the replay onto it
+/// was refused, and the seed then served the snapshot without the changes
+/// captured after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_out_of_space_gets_the_changes_captured_after_it_replayed(
+) -> anyhow::Result<()> {
+    const QUOTA: usize = 16 * MIB;
+    let (cluster, flags) = one_member_with_quota(QUOTA).await?;
+    let sdk = cluster.stand_in.sdk_config().await;
+    let store = store(&cluster, &sdk);
+    let capture = capture_for(&cluster, 45).await;
+    wait_for("the capture's first snapshot", SETTLE, || async {
+        anyhow::ensure!(!store.manifests().await?.is_empty(), "none yet");
+        Ok(())
+    })
+    .await?;
+
+    println!("the database runs out of space; a backup is taken while the alarm is raised");
+    space::squeeze_until_nospace(&cluster, QUOTA).await?;
+    let full = run_backup(&backup_config(&cluster), &sdk).await?;
+    let full = full.action.manifest().clone();
+    let mut admin = EtcdAdmin::connect(&cluster.client_urls(), &cluster.etcd_access()).await?;
+    anyhow::ensure!(
+        !admin.alarms().await?.is_empty(),
+        "the backup was not taken under the alarm"
+    );
+
+    println!("space is reclaimed by hand (compact, defragment, disarm), then more is written");
+    let mut client = cluster.client().await?;
+    let deleted = client
+        .delete(
+            "squeeze/",
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await?;
+    let revision = deleted.header().map_or(0, |h| h.revision());
+    // Compacted only once captured: a gap would make the capture take a
+    // snapshot of its own, newer than the full one.
+    captured_through(&store, revision).await?;
+    admin.compact(revision).await?;
+    admin.defragment().await?;
+    for alarm in admin.alarms().await? {
+        admin.disarm(alarm).await?;
+    }
+    let mut last = 0;
+    for n in 0..20 {
+        last = client
+            .put(format!("after/{n:02}"), "kept", None)
+            .await?
+            .header()
+            .map_or(0, |h| h.revision());
+    }
+    captured_through(&store, last).await?;
+    capture.abort();
+
+    println!("every disk lost: the seed restores the full snapshot and replays what came after");
+    let restorer = Restorer {
+        etcd_args: flags,
+        ..restorer(&cluster, etcd_tool("etcdutl")?).await?
+    };
+    let dir = tempfile::tempdir()?;
+    let restored = restore_by(restorer, dir.path(), ReplayTarget::Latest).await?;
+    assert_eq!(
+        restored.manifest.key, full.key,
+        "the restore starts from the snapshot taken under the alarm"
+    );
+    assert_eq!(restored.replayed.until, last, "{restored:?}");
+    let mut served = serve(dir.path()).await?;
+    assert_eq!(keys_at(&mut served.client, "after/", None).await?.len(), 20);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_whose_replay_fails_leaves_no_data_directory_behind() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let sdk = cluster.stand_in.sdk_config().await;
+    let store = store(&cluster, &sdk);
+    let capture = capture_for(&cluster, 6).await;
+    let mut client = cluster.client().await?;
+    let rounds = write_rounds(&mut client, "replayed/", 2).await?;
+    captured_through(&store, rounds[1]).await?;
+    capture.await??;
+
+    // The replay's etcd cannot start: the snapshot restores, the replay fails.
+    let restorer = Restorer {
+        etcd_args: vec!["--no-such-flag".to_owned()],
+        ..restorer(&cluster, etcd_tool("etcdutl")?).await?
+    };
+    let dir = tempfile::tempdir()?;
+    let failed = restore_by(restorer, dir.path(), ReplayTarget::Latest).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let left: Vec<String> = std::fs::read_dir(dir.path())?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".log"))
+        .collect();
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "no data directory a node could start on, staged or not"
     );
     Ok(())
 }
