@@ -254,8 +254,9 @@ async fn run_schedule<T>(
     let mut ticks = tokio::time::interval(every);
     // A run longer than the period delays the next one instead of bunching them.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = Instant::now() + SCHEDULE_LIMIT;
     ticks.tick().await;
-    loop {
+    while Instant::now() < deadline {
         ticks.tick().await;
         let started = Instant::now();
         let outcome = match function.invoke(&payload()).await {

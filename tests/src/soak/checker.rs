@@ -215,12 +215,17 @@ pub fn check(
     findings
 }
 
+/// An answer already on its way when the nodes died still arrives: the
+/// lost cluster's acknowledgements this long after the loss were sent
+/// before it.
+const IN_FLIGHT: Duration = Duration::from_secs(1);
+
 /// The age at the loss, when a total loss may have taken this acknowledgement.
 fn allowed_loss(ack: &Acked, losses: &[TotalLoss], rules: &Rules) -> Option<Duration> {
     losses
         .iter()
-        .filter(|loss| loss.lost_cluster == ack.cluster_id && ack.at <= loss.at)
-        .map(|loss| loss.at - ack.at)
+        .filter(|loss| loss.lost_cluster == ack.cluster_id && ack.at <= loss.at + IN_FLIGHT)
+        .map(|loss| loss.at.saturating_duration_since(ack.at))
         .find(|age| *age <= rules.loss_window)
 }
 
@@ -335,6 +340,32 @@ mod tests {
         assert!(findings.broken.is_empty(), "{:?}", findings.broken);
         assert_eq!(findings.lost_in_window, 2);
         assert_eq!(findings.oldest_lost_age, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn an_answer_in_flight_when_the_nodes_died_is_inside_the_window() {
+        let t = Instant::now();
+        let loss = TotalLoss {
+            at: at(t, 10),
+            lost_cluster: 1,
+        };
+        let arrived_after = put(0, t + Duration::from_millis(10_200));
+        let findings = check(
+            &[arrived_after],
+            &[],
+            &read(&[], at(t, 30)),
+            &[loss],
+            &RULES,
+        );
+        assert!(findings.broken.is_empty(), "{:?}", findings.broken);
+        assert_eq!(findings.oldest_lost_age, Some(Duration::ZERO));
+        let much_later = put(1, at(t, 12));
+        assert_eq!(
+            check(&[much_later], &[], &read(&[], at(t, 30)), &[loss], &RULES)
+                .broken
+                .len(),
+            1
+        );
     }
 
     #[test]

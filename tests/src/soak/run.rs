@@ -316,9 +316,11 @@ fn evidence<N: Faultable>(
     for (name, log) in [("capture", capture.log()), ("backup", backups.log())] {
         let notable: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("snapshot"))
+            .filter(|l| {
+                l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("published")
+            })
             .collect();
-        for line in &notable[notable.len().saturating_sub(40)..] {
+        for line in &notable[notable.len().saturating_sub(15)..] {
             out.push_str(&format!("    {name} function: {line}\n"));
         }
     }
