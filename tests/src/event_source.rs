@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio::task::JoinHandle;
 
 use crate::lambda::LambdaFunction;
+use crate::lock;
 use crate::stand_in::{Caller, StandIn};
 
 /// Something that can be invoked with an event: a function behind the Runtime
@@ -291,12 +292,6 @@ fn delivered(message: &Message) -> DeliveredMessage {
 
 fn seconds(duration: Duration) -> i32 {
     i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

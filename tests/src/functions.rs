@@ -3,7 +3,7 @@
 //! source, the backup function invoked by a schedule. Each runs its real
 //! binary through the Lambda Runtime API.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::event_source::{Delivery, EventSourceOptions, Invoke, Polling, SqsEventSource};
 use crate::lambda::{FunctionSpec, LambdaFunction, LogShipper};
+use crate::lock;
 use crate::stand_in::{Caller, StandIn};
 
 /// The lifecycle function's settings, scaled down for the stand-in.
@@ -485,12 +486,6 @@ fn owned<const N: usize>(pairs: [(&str, &str); N]) -> Vec<(String, String)> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

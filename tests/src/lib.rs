@@ -20,3 +20,13 @@ pub mod soak;
 pub mod space;
 pub mod stand_in;
 pub mod workload;
+
+/// Locks a mutex the harness shares between tasks. A poisoned lock still
+/// holds what a panicking test left, and every update under the harness's
+/// locks is one call on a plain value, so the harness carries on (it must
+/// still stop every process it started).
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

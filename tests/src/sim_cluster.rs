@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::etcd_metrics::{member_versions, MemberVersions};
+use crate::lock;
 use crate::node::{Node, NodeRunner, NodeSpec};
 use crate::paths::EtcdRelease;
 use crate::stand_in::{Caller, InstanceEvent, StandIn, StandInOptions};
@@ -214,7 +215,7 @@ impl<N: NodeRunner> SimCluster<N> {
     /// Instances launched from now on run `release`, as after a stack update
     /// gives the launch template a new etcd; running instances keep theirs.
     pub fn launch_with_etcd(&self, release: EtcdRelease) {
-        lock_template(&self.template).etcd = release;
+        lock(&self.template).etcd = release;
     }
 
     /// Ids of the instances that currently have a node.
@@ -462,13 +463,7 @@ fn node_template(stand_in: &StandIn, root: &std::path::Path, options: &NodeOptio
 
 /// The launch template as it is now.
 fn current(template: &Mutex<NodeSpec>) -> NodeSpec {
-    lock_template(template).clone()
-}
-
-fn lock_template(template: &Mutex<NodeSpec>) -> std::sync::MutexGuard<'_, NodeSpec> {
-    template
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock(template).clone()
 }
 
 fn launch<N: NodeRunner>(
@@ -496,12 +491,6 @@ fn launch<N: NodeRunner>(
             tracing::error!(instance = id, error = %format!("{e:#}"), "harness cannot start node")
         }
     }
-}
-
-fn lock<N>(fleet: &Mutex<Fleet<N>>) -> std::sync::MutexGuard<'_, Fleet<N>> {
-    fleet
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The member list through one client URL, checked for quorum.

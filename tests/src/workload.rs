@@ -5,7 +5,7 @@
 //! each acknowledged write that is missing.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +13,7 @@ use etcd_client::{Client, GetOptions};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::lock;
 use crate::sim_cluster::Endpoints;
 
 #[derive(Debug, Clone)]
@@ -60,6 +61,13 @@ struct Record {
     acks: Vec<Ack>,
     failed_attempts: u64,
     last_error: Option<String>,
+}
+
+impl Record {
+    fn failed(&mut self, error: &anyhow::Error) {
+        self.failed_attempts += 1;
+        self.last_error = Some(format!("{error:#}"));
+    }
 }
 
 /// A running writer; dropping it stops the writes.
@@ -141,18 +149,30 @@ impl Writer {
 
     /// Waits until the writer has `count` more acknowledgements than now.
     pub async fn wait_for_more(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
-        let target = self.acknowledged() + count;
-        let deadline = Instant::now() + timeout;
-        while self.acknowledged() < target {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the writer got no {count} acknowledgements in {timeout:?} (last error: {})",
-                self.last_error().unwrap_or_else(|| "none".to_owned())
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+        wait_for_acknowledgements(|| self.acknowledged(), count, timeout, || self.last_error())
+            .await
     }
+}
+
+/// Waits until a writer whose acknowledgements `acknowledged` counts has
+/// `more` than now; the error names `last_error`.
+pub async fn wait_for_acknowledgements(
+    acknowledged: impl Fn() -> usize,
+    more: usize,
+    timeout: Duration,
+    last_error: impl Fn() -> Option<String>,
+) -> anyhow::Result<()> {
+    let target = acknowledged() + more;
+    let deadline = Instant::now() + timeout;
+    while acknowledged() < target {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the writer got no {more} acknowledgements in {timeout:?} (last error: {})",
+            last_error().unwrap_or_else(|| "none".to_owned())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 impl Drop for Writer {
@@ -187,11 +207,7 @@ async fn write_steadily(endpoints: Endpoints, options: WriterOptions, record: Ar
                 Err(error) => {
                     // Reconnect: the endpoints may have changed under the client.
                     client = None;
-                    {
-                        let mut record = lock(&record);
-                        record.failed_attempts += 1;
-                        record.last_error = Some(format!("{error:#}"));
-                    }
+                    lock(&record).failed(&error);
                     tokio::time::sleep(options.retry_delay).await;
                 }
             }
@@ -206,10 +222,7 @@ async fn put(
     key: &str,
     sequence: u64,
 ) -> anyhow::Result<(i64, u64, u64)> {
-    let client = match client {
-        Some(client) => client,
-        None => client.insert(connect(endpoints).await?),
-    };
+    let client = connected(client, endpoints).await?;
     let answer = tokio::time::timeout(REQUEST_TIMEOUT, client.put(key, sequence.to_string(), None))
         .await
         .context("the put timed out")??;
@@ -217,7 +230,20 @@ async fn put(
     Ok((header.revision(), header.cluster_id(), header.member_id()))
 }
 
-async fn connect(endpoints: &Endpoints) -> anyhow::Result<Client> {
+/// A writer's client, connected when there is none (a writer drops it
+/// after a failed call).
+pub async fn connected<'a>(
+    client: &'a mut Option<Client>,
+    endpoints: &Endpoints,
+) -> anyhow::Result<&'a mut Client> {
+    Ok(match client {
+        Some(client) => client,
+        None => client.insert(connect(endpoints).await?),
+    })
+}
+
+/// A client over `endpoints` with a writer's short timeouts.
+pub async fn connect(endpoints: &Endpoints) -> anyhow::Result<Client> {
     let urls = endpoints.urls();
     anyhow::ensure!(!urls.is_empty(), "no node to connect to");
     let options = endpoints.connect_options(CONNECT_TIMEOUT, REQUEST_TIMEOUT);
@@ -226,12 +252,6 @@ async fn connect(endpoints: &Endpoints) -> anyhow::Result<Client> {
             .await
             .context("connecting timed out")??,
     )
-}
-
-fn lock(record: &Mutex<Record>) -> MutexGuard<'_, Record> {
-    record
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Acknowledgements and the longest wait for one, within a stretch of time.

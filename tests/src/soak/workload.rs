@@ -4,7 +4,7 @@
 //! reads the transactions back all the time and counts any it sees torn.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,11 +13,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::checker::{Acked, Op};
+use crate::lock;
 use crate::sim_cluster::Endpoints;
+use crate::workload::{connect, connected, wait_for_acknowledgements};
 
 /// Every key the workload writes is under this prefix.
 pub const PREFIX: &str = "soak/";
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
@@ -77,6 +78,13 @@ struct Record {
     last_error: Option<String>,
 }
 
+impl Record {
+    fn failed(&mut self, error: &anyhow::Error) {
+        self.failed_attempts += 1;
+        self.last_error = Some(format!("{error:#}"));
+    }
+}
+
 /// The running writer; dropping it stops it.
 pub struct CheckingWriter {
     record: Arc<Mutex<Record>>,
@@ -131,20 +139,13 @@ impl CheckingWriter {
 
     /// Waits until `count` more operations are acknowledged than now.
     pub async fn wait_for_more(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
-        let target = self.count() + count;
-        let deadline = Instant::now() + timeout;
-        while self.count() < target {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the writer got no {count} acknowledgements in {timeout:?} (last error: {})",
-                lock(&self.record)
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "none".to_owned())
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+        wait_for_acknowledgements(
+            || self.count(),
+            count,
+            timeout,
+            || lock(&self.record).last_error.clone(),
+        )
+        .await
     }
 }
 
@@ -186,11 +187,7 @@ async fn write(endpoints: Endpoints, options: WorkloadOptions, record: Arc<Mutex
                 }
                 Err(error) => {
                     client = None;
-                    {
-                        let mut record = lock(&record);
-                        record.failed_attempts += 1;
-                        record.last_error = Some(format!("{error:#}"));
-                    }
+                    lock(&record).failed(&error);
                     tokio::time::sleep(options.retry_delay).await;
                 }
             }
@@ -206,10 +203,7 @@ async fn apply(
     endpoints: &Endpoints,
     op: &Op,
 ) -> anyhow::Result<(i64, u64)> {
-    let client = match client {
-        Some(client) => client,
-        None => client.insert(connect(endpoints).await?),
-    };
+    let client = connected(client, endpoints).await?;
     let header = match op {
         Op::Put { key } => bounded(client.put(key.as_str(), "v", None))
             .await?
@@ -251,16 +245,6 @@ async fn bounded<T>(
     Ok(tokio::time::timeout(REQUEST_TIMEOUT, call)
         .await
         .context("no answer in time")??)
-}
-
-pub async fn connect(endpoints: &Endpoints) -> anyhow::Result<Client> {
-    let urls = endpoints.urls();
-    anyhow::ensure!(!urls.is_empty(), "no node to connect to");
-    let options = endpoints.connect_options(CONNECT_TIMEOUT, REQUEST_TIMEOUT);
-    tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(urls, Some(options)))
-        .await
-        .context("connecting timed out")?
-        .context("connecting")
 }
 
 /// Every key under [`PREFIX`] the cluster serves now (a linearizable read).
@@ -359,12 +343,6 @@ impl Drop for TornReader {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 //! failed, with its `errorType` and `errorMessage`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::{json, Value};
 
 use super::aws_errors::CannedResponse;
 use crate::lambda::{InvokeError, LambdaFunction};
+use crate::lock;
 
 /// Functions by name, shared by the stand-in and its proxy. Held weakly: a
 /// function the test dropped is gone, as if deleted.
@@ -87,12 +88,6 @@ fn function_name(path: &str) -> Option<&str> {
         .rsplit([':', '/'])
         .next()
         .map(|n| n.rsplit("%3A").next().unwrap_or(n))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! I/O around them.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
+use crate::lock;
 use anyhow::Context;
 use tokio::sync::broadcast;
 
@@ -296,12 +297,4 @@ impl LifecycleLayer {
             .with_context(|| format!("terminating {instance_id} in moto"))?;
         Ok(())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is a single call on a plain value, so a panic
-    // elsewhere cannot leave it half-done.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
