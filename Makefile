@@ -140,14 +140,14 @@ bench: bench-setup package
 #     user-mode emulation (tests/tests/arm64_artifacts.rs);
 #   - `cargo lambda deploy` of each arm64 function replaces the code of a stack
 #     created in moto's CloudFormation (template/cli/tests/stand_in.rs);
-#   - `make image` for amd64 and arm64.
+#   - `make image` for arm64 (make test builds and runs the amd64 image).
 .PHONY: package-check
 package-check: package .tools/.qemu-arm64
 	ETCD_AWS_ARM64_DIST=$(CURDIR)/$(DIST)/arm64 \
 	  cargo test -p etcd-aws-tests --features arm64-artifacts --test arm64_artifacts
 	ETCD_AWS_PACKAGE_DIST=$(CURDIR)/$(DIST) \
 	  cargo test -p etcd-aws-cfn --test stand_in -- --ignored --test-threads=1 cargo_lambda_deploy
-	$(MAKE) --no-print-directory image
+	IMAGE_ARCHS=arm64 $(MAKE) --no-print-directory image
 	@# make test's clippy never sees the test behind the feature.
 	cargo clippy -p etcd-aws-tests --features arm64-artifacts --all-targets -- -D warnings
 

@@ -78,11 +78,21 @@ package: setup package-setup
 
 # A deployment needs only the functions' and the nodes' architectures.
 deploy: PACKAGE_ARCHS = $(sort $(FUNCTION_ARCH) $(NODE_ARCH))
+# The artifacts go under a prefix named for what they hold (unless
+# ETCD_AWS_ARTIFACT_PREFIX names one): CloudFormation replaces a function's code
+# or the nodes' binaries only when the stack names other objects, so a prefix
+# named for the commit would leave a rebuilt tree's code, or code a `cargo
+# lambda deploy` pushed, in place; a build that holds the same binaries keeps
+# its prefix and changes nothing.
 deploy: package
 	test -n "$(ETCD_AWS_ARTIFACT_BUCKET)" || { echo "set ETCD_AWS_ARTIFACT_BUCKET"; exit 1; }
+	prefix=$${ETCD_AWS_ARTIFACT_PREFIX:-etcd-aws/$$(cat $(DIST)/$(FUNCTION_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
+	    $(DIST)/$(FUNCTION_ARCH)/lambda/etcd-aws-backup/bootstrap $(DIST)/$(NODE_ARCH)/etcd-aws \
+	    $(DIST)/$(NODE_ARCH)/$(ETCD_ARCHIVE) | sha256sum | cut -c1-16)/} && \
 	for file in $(FUNCTION_ARCH)/etcd-aws-lifecycle.zip $(FUNCTION_ARCH)/etcd-aws-backup.zip \
 	  $(NODE_ARCH)/etcd-aws $(NODE_ARCH)/$(ETCD_ARCHIVE); do \
-	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$${ETCD_AWS_ARTIFACT_PREFIX:-$(ARTIFACT_PREFIX)}$${file#*/} || exit 1; \
-	done
+	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$$prefix$${file#*/} || exit 1; \
+	done && \
+	ETCD_AWS_ARTIFACT_PREFIX=$$prefix \
 	ETCD_AWS_ETCD_SHA256=$${ETCD_AWS_ETCD_SHA256:-$$(sha256sum $(DIST)/$(NODE_ARCH)/$(ETCD_ARCHIVE) | cut -d' ' -f1)} \
 	  $(CFN) --instance-type $${ETCD_AWS_INSTANCE_TYPE:-$(if $(filter arm64,$(NODE_ARCH)),t4g.medium,m7i.large)}
