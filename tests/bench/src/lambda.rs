@@ -65,15 +65,27 @@ pub async fn run(options: &Options, work: &Path, report: &mut Report) -> anyhow:
             format!("{name}: measured on {}", binary.display()),
         );
         for arch in PACKAGE_ARCHS {
+            // The target is the deployed architecture's; x86_64 is for comparison.
+            let deployed = arch == "arm64";
             let zip = dist().join(arch).join(format!("{name}.zip"));
-            let zipped = std::fs::metadata(&zip)
-                .with_context(|| {
-                    format!(
-                        "{} is missing: run `make package` (make bench does) to build the zips users deploy",
-                        zip.display()
-                    )
-                })?
-                .len();
+            let zipped = match std::fs::metadata(&zip) {
+                Ok(metadata) => metadata.len(),
+                Err(_) if !deployed => {
+                    report.detail(
+                        "5. package size",
+                        format!("{name} ({arch}): not built (make package PACKAGE_ARCHS=arm64)"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "{} is missing: run `make package` (make bench does) to build the zips users deploy",
+                            zip.display()
+                        )
+                    })
+                }
+            };
             let unzipped = std::fs::metadata(
                 dist()
                     .join(arch)
@@ -91,8 +103,6 @@ pub async fn run(options: &Options, work: &Path, report: &mut Report) -> anyhow:
                     zip.display()
                 ),
             );
-            // The target is the deployed architecture's; x86_64 is for comparison.
-            let deployed = arch == "arm64";
             report.row(Row {
                 family: family.into(),
                 figure: format!("{name} zip size ({arch}, make package: cargo lambda --release)"),
