@@ -164,7 +164,8 @@ chmod 1777 "$CONTEXT/rootfs/tmp"
 
 platform=()
 # Only another architecture's image names its platform: the classic builder
-# warns about --platform, and the native image is built as it always was.
+# warns about --platform, and the native image is built as it always was
+# (the Dockerfile's copies come first for the other one; see there).
 if [ "$DEB_ARCH" != "$NATIVE_ARCH" ]; then platform=(--platform "linux/$DEB_ARCH"); fi
 image_id=$(docker build --quiet "${platform[@]}" \
   --build-arg "VERSION=$VERSION" --build-arg "ETCD_VERSION=$etcd_version" \
