@@ -8,6 +8,14 @@
 # IP, which only exists in the host's network namespace.
 FROM scratch
 
+# The copies come first: Docker's classic builder gives the image of a step
+# such as LABEL or ENV its own platform, and then refuses to copy onto it when
+# building the image of another architecture (make image's arm64 one).
+# Ownership is set here, not in the context, so a build by a non-root user
+# still gives the data volume to the agent's user.
+COPY --chown=0:0 rootfs/ /
+COPY --chown=10001:10001 data/ /var/lib/etcd-aws/
+
 ARG VERSION=dev
 ARG ETCD_VERSION=unknown
 LABEL org.opencontainers.image.title="etcd-aws" \
@@ -15,11 +23,6 @@ LABEL org.opencontainers.image.title="etcd-aws" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       io.etcd.version="${ETCD_VERSION}"
-
-# Ownership is set here, not in the context, so a build by a non-root user
-# still gives the data volume to the agent's user.
-COPY --chown=0:0 rootfs/ /
-COPY --chown=10001:10001 data/ /var/lib/etcd-aws/
 
 # The image has no shell and no other programs: PATH is where the agent finds
 # etcd and etcdutl by name.

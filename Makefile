@@ -75,7 +75,7 @@ test: setup lint build
 	@# The partition scenarios run each instance as a container of the image;
 	@# they need a Docker engine, and CI (CI=true) insists on one.
 	@if timeout 20 docker version >/dev/null 2>&1; then \
-	  IMAGE_PROFILE=ci-image $(MAKE) --no-print-directory image && \
+	  IMAGE_PROFILE=ci-image IMAGE_ARCHS=amd64 $(MAKE) --no-print-directory image && \
 	  ETCD_AWS_IMAGE=$(IMAGE) cargo test -p etcd-aws-tests --test container_partitions -- --ignored --test-threads=$(CONTAINER_TEST_THREADS); \
 	elif [ "$${CI:-}" = true ]; then \
 	  echo "FAILED: CI=true needs the container partition tests, but no Docker engine answers" >&2; exit 1; \
@@ -83,22 +83,26 @@ test: setup lint build
 	  echo "SKIPPED: the container partition tests (tests/tests/container_partitions.rs): no Docker engine answers"; \
 	fi
 
-# The node agent's container image (Dockerfile): a static etcd-aws, Debian's
-# etcd binaries and the libraries they need on scratch, built by
-# bootstrap/image/build.sh.
-#   make image                                      builds $(IMAGE), also tagged etcd-aws:latest
-#   make push-image REGISTRY=registry.example.com/team   tags it $(REGISTRY)/$(IMAGE) and pushes
+# The node agent's container image (Dockerfile): etcd-aws, Debian's etcd
+# binaries and the libraries they need on scratch, for amd64 and arm64, built
+# by bootstrap/image/build.sh.
+#   make image                                      builds $(IMAGE) (amd64, also etcd-aws:latest)
+#                                                   and $(IMAGE)-arm64 (etcd-aws:latest-arm64)
+#   make image IMAGE_ARCHS=amd64                    one architecture only (make test's)
+#   make push-image REGISTRY=registry.example.com/team   tags the amd64 one $(REGISTRY)/$(IMAGE) and pushes
 IMAGE ?= etcd-aws:$(shell sed -n 's/^version = "\(.*\)"/\1/p' bootstrap/Cargo.toml | head -1)
+IMAGE_ARCHS ?= amd64 arm64
 # Three containers and a moto per scenario.
 CONTAINER_TEST_THREADS ?= 2
 
 .PHONY: image push-image
-image: setup
-	ETCD_RELEASE=$(LOCAL_ETCD) bootstrap/image/build.sh $(IMAGE)
+# The arm64 image's agent is `make package`'s, built with the pinned cargo-lambda.
+image: setup $(if $(filter arm64,$(IMAGE_ARCHS)),package-setup)
+	ETCD_RELEASE=$(LOCAL_ETCD) DIST=$(DIST) IMAGE_ARCHS="$(IMAGE_ARCHS)" bootstrap/image/build.sh $(IMAGE)
 
 push-image:
 	@test -n "$(REGISTRY)" || { echo "usage: make push-image REGISTRY=<registry host>/<namespace>" >&2; exit 2; }
-	$(MAKE) --no-print-directory image
+	IMAGE_ARCHS=amd64 $(MAKE) --no-print-directory image
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	docker push $(REGISTRY)/$(IMAGE)
 
@@ -116,11 +120,46 @@ $(VENV)/.bench-installed: Makefile $(VENV)/.installed
 	$(PIP) install --quiet --disable-pip-version-check $(BENCH_PY_REQUIREMENTS)
 	touch $@
 
-bench: bench-setup
-	@# Two builds: one with the runner would unify features and rebuild the programs.
-	cargo build --release -p etcd-aws -p etcd-aws-backup -p etcd-aws-lifecycle
+# The functions measured are the packaged ones (`make package`, cargo lambda
+# --release) of this machine's architecture; the zip sizes are the arm64 ones.
+HOST_PACKAGE_ARCH := $(if $(filter aarch64,$(shell uname -m)),arm64,x86_64)
+
+bench: bench-setup package
+	@# Two builds: one with the runner would unify features and rebuild the agent.
+	cargo build --release -p etcd-aws
 	cargo build --release -p etcd-aws-bench --bin bench
-	$${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)
+	DIST=$(DIST) \
+	  ETCD_AWS_BACKUP_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-backup/bootstrap \
+	  ETCD_AWS_LIFECYCLE_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
+	  $${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)
+
+# The arm64 artifacts as users deploy them, checked on this x86_64 machine
+# (not part of make test, which must fit CI's budget; see README "Packages"):
+# `make package`, then
+#   - the arm64 agent runs the nodes of a harness cluster and both arm64
+#     functions serve invocations through the Runtime API emulator, all under
+#     user-mode emulation (tests/tests/arm64_artifacts.rs);
+#   - `cargo lambda deploy` of each arm64 function replaces the code of a stack
+#     created in moto's CloudFormation (template/cli/tests/stand_in.rs);
+#   - `make image` for arm64 (make test builds and runs the amd64 image).
+.PHONY: package-check
+package-check: package .tools/.qemu-arm64
+	ETCD_AWS_ARM64_DIST=$(CURDIR)/$(DIST)/arm64 \
+	  cargo test -p etcd-aws-tests --features arm64-artifacts --test arm64_artifacts
+	ETCD_AWS_PACKAGE_DIST=$(CURDIR)/$(DIST) \
+	  cargo test -p etcd-aws-cfn --test stand_in -- --ignored --test-threads=1 cargo_lambda_deploy
+	IMAGE_ARCHS=arm64 $(MAKE) --no-print-directory image
+	@# make test's clippy never sees the test behind the feature.
+	cargo clippy -p etcd-aws-tests --features arm64-artifacts --all-targets -- -D warnings
+
+# User-mode emulation of arm64: Debian's qemu-user-static, and the arm64 loader
+# and libc (libc6-arm64-cross, under /usr/aarch64-linux-gnu) for the
+# programs linked against glibc. Without recommends: binfmt-support would
+# register handlers for the whole machine, and nothing here needs them.
+.tools/.qemu-arm64:
+	{ command -v qemu-aarch64-static >/dev/null && test -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static libc6-arm64-cross; }
+	mkdir -p .tools && touch $@
 
 # The soak (docs/soak.md; not part of make test): faults drawn from a printed
 # seed against a cluster of the harness under a checking workload. `soak
@@ -133,7 +172,7 @@ soak: setup
 	cargo build --quiet -p etcd-aws -p etcd-aws-lifecycle -p etcd-aws-backup
 	cargo build --quiet -p etcd-aws-tests --bin soak
 	@if [[ " $(SOAK_ARGS) " == *" --containers "* || "$${SOAK_CONTAINERS:-}" == true ]]; then \
-	  IMAGE_PROFILE=ci-image $(MAKE) --no-print-directory image && \
+	  IMAGE_PROFILE=ci-image IMAGE_ARCHS=amd64 $(MAKE) --no-print-directory image && \
 	  ETCD_AWS_IMAGE=$(IMAGE) $${CARGO_TARGET_DIR:-target}/debug/soak $(SOAK_ARGS); \
 	else \
 	  $${CARGO_TARGET_DIR:-target}/debug/soak $(SOAK_ARGS); \

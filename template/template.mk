@@ -3,7 +3,11 @@
 #
 #   make template   dist/etcd.template.json and .yaml, checked by cfn-lint and checkov
 #   make package    the two Lambda zips, the etcd-aws binary and the pinned etcd
-#                   release archive in dist/, built for the chosen architectures
+#                   release archive in dist/<arch>/, for arm64 and x86_64
+#                   (PACKAGE_ARCHS), with the pinned cargo-lambda and zig
+#   make package-check  package, then run the arm64 artifacts under emulation,
+#                   `cargo lambda deploy` them into a stack in moto, and build
+#                   the image for both architectures (not part of make test)
 #   make deploy     package, upload to $(ETCD_AWS_ARTIFACT_BUCKET), create or update
 #                   the stack and follow it to the end
 #
@@ -38,11 +42,16 @@ CFN_ENV := ETCD_AWS_ETCD_VERSION=$${ETCD_AWS_ETCD_VERSION:-$(ETCD_VERSION)} \
 
 ETCD_RELEASE_ARCH := $(if $(filter arm64,$(NODE_ARCH)),arm64,amd64)
 ETCD_ARCHIVE = etcd-v$(ETCD_VERSION)-linux-$(ETCD_RELEASE_ARCH).tar.gz
-ETCD_RELEASES = https://github.com/etcd-io/etcd/releases/download/v$(ETCD_VERSION)
-LAMBDA_ARCH_FLAG := $(if $(filter arm64,$(FUNCTION_ARCH)),--arm64,--x86-64)
-NODE_ARCH_FLAG := $(if $(filter arm64,$(NODE_ARCH)),--arm64,--x86-64)
 
-.PHONY: template template-setup package deploy
+# The packaging tools, pinned: cargo-lambda drives the cross builds and zig
+# (its ziglang package) compiles and links them for Amazon Linux 2023's glibc.
+CARGO_LAMBDA_VERSION := 1.9.2
+ZIGLANG_VERSION := 0.17.1
+PACKAGE_PY_REQUIREMENTS := cargo-lambda==$(CARGO_LAMBDA_VERSION) ziglang==$(ZIGLANG_VERSION)
+# The architectures `make package` builds (arm64 first: the stack's default).
+PACKAGE_ARCHS ?= arm64 x86_64
+
+.PHONY: template template-setup package package-setup package-check deploy
 
 template-setup:
 	test -x $(TEMPLATE_VENV)/bin/python || python3 -m venv $(TEMPLATE_VENV)
@@ -56,28 +65,34 @@ template:
 	$(TEMPLATE_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  -f $(DIST)/etcd.template.json -f $(DIST)/etcd.template.yaml
 
-# cargo lambda (pip install cargo-lambda, or cargo install cargo-lambda) cross-compiles
-# with zig; it also builds the node agent for Amazon Linux 2023's glibc.
-package:
-	mkdir -p $(DIST)
-	cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip -p etcd-aws-lifecycle
-	cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip -p etcd-aws-backup
-	cp target/lambda/etcd-aws-lifecycle/bootstrap.zip $(DIST)/etcd-aws-lifecycle.zip
-	cp target/lambda/etcd-aws-backup/bootstrap.zip $(DIST)/etcd-aws-backup.zip
-	cargo lambda build --release $(NODE_ARCH_FLAG) -p etcd-aws
-	cp target/lambda/etcd-aws/bootstrap $(DIST)/etcd-aws
-	if grep -q "^$(ETCD_RELEASE_ARCH)  *$(ETCD_VERSION) " $(ETCD_ARCHIVE_LOCK); then \
-	  bootstrap/image/etcd-archive.sh $(ETCD_RELEASE_ARCH) $(DIST); \
-	else \
-	  { test -f $(DIST)/$(ETCD_ARCHIVE) || curl -fsSL -o $(DIST)/$(ETCD_ARCHIVE) $(ETCD_RELEASES)/$(ETCD_ARCHIVE); } && \
-	  curl -fsSL -o $(DIST)/etcd-SHA256SUMS $(ETCD_RELEASES)/SHA256SUMS && \
-	  (cd $(DIST) && grep " $(ETCD_ARCHIVE)$$" etcd-SHA256SUMS | sha256sum --check --strict); \
-	fi
+package-setup: $(TEMPLATE_VENV)/.package-installed
 
+$(TEMPLATE_VENV)/.package-installed: template/template.mk
+	test -x $(TEMPLATE_VENV)/bin/python || python3 -m venv $(TEMPLATE_VENV)
+	$(TEMPLATE_VENV)/bin/pip install --quiet --disable-pip-version-check $(PACKAGE_PY_REQUIREMENTS)
+	touch $@
+
+# template/package.sh builds, checks and lays out dist/<arch>/ (see the script).
+package: setup package-setup
+	DIST=$(DIST) ETCD_VERSION=$(ETCD_VERSION) template/package.sh $(PACKAGE_ARCHS)
+
+# A deployment needs only the functions' and the nodes' architectures.
+deploy: PACKAGE_ARCHS = $(sort $(FUNCTION_ARCH) $(NODE_ARCH))
+# The artifacts go under a prefix named for what they hold (unless
+# ETCD_AWS_ARTIFACT_PREFIX names one): CloudFormation replaces a function's code
+# or the nodes' binaries only when the stack names other objects, so a prefix
+# named for the commit would leave a rebuilt tree's code, or code a `cargo
+# lambda deploy` pushed, in place; a build that holds the same binaries keeps
+# its prefix and changes nothing.
 deploy: package
 	test -n "$(ETCD_AWS_ARTIFACT_BUCKET)" || { echo "set ETCD_AWS_ARTIFACT_BUCKET"; exit 1; }
-	for file in etcd-aws-lifecycle.zip etcd-aws-backup.zip etcd-aws $(ETCD_ARCHIVE); do \
-	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$${ETCD_AWS_ARTIFACT_PREFIX:-$(ARTIFACT_PREFIX)}$$file || exit 1; \
-	done
-	ETCD_AWS_ETCD_SHA256=$${ETCD_AWS_ETCD_SHA256:-$$(sha256sum $(DIST)/$(ETCD_ARCHIVE) | cut -d' ' -f1)} \
+	prefix=$${ETCD_AWS_ARTIFACT_PREFIX:-etcd-aws/$$(cat $(DIST)/$(FUNCTION_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
+	    $(DIST)/$(FUNCTION_ARCH)/lambda/etcd-aws-backup/bootstrap $(DIST)/$(NODE_ARCH)/etcd-aws \
+	    $(DIST)/$(NODE_ARCH)/$(ETCD_ARCHIVE) | sha256sum | cut -c1-16)/} && \
+	for file in $(FUNCTION_ARCH)/etcd-aws-lifecycle.zip $(FUNCTION_ARCH)/etcd-aws-backup.zip \
+	  $(NODE_ARCH)/etcd-aws $(NODE_ARCH)/$(ETCD_ARCHIVE); do \
+	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$$prefix$${file#*/} || exit 1; \
+	done && \
+	ETCD_AWS_ARTIFACT_PREFIX=$$prefix \
+	ETCD_AWS_ETCD_SHA256=$${ETCD_AWS_ETCD_SHA256:-$$(sha256sum $(DIST)/$(NODE_ARCH)/$(ETCD_ARCHIVE) | cut -d' ' -f1)} \
 	  $(CFN) --instance-type $${ETCD_AWS_INSTANCE_TYPE:-$(if $(filter arm64,$(NODE_ARCH)),t4g.medium,m7i.large)}

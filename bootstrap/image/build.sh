@@ -1,46 +1,86 @@
 #!/usr/bin/env bash
-# Builds the etcd-aws container image: a static (musl) etcd-aws plus Debian's
-# etcd, etcdctl and etcdutl and exactly the loader and libraries they need
-# (from Debian's libc6), all from the packages pinned in debian-packages.lock,
-# staged into a small build context and put on `FROM scratch`.
+# Builds the etcd-aws container image of each architecture: the agent plus
+# Debian's etcd, etcdctl and etcdutl and exactly the loader and libraries they
+# need (from Debian's libc6), all from the packages pinned in
+# debian-packages.lock, staged into a small build context and put on `FROM
+# scratch`. Nothing runs inside the image to build it (only copies), so the
+# arm64 image builds on an x86_64 machine without emulation.
 #
-#   bootstrap/image/build.sh [IMAGE]     IMAGE defaults to etcd-aws:<version>,
-#                                        also tagged etcd-aws:latest
+#   bootstrap/image/build.sh [IMAGE]     IMAGE defaults to etcd-aws:<version>:
+#                                        the amd64 image is IMAGE (and
+#                                        etcd-aws:latest), the arm64 one
+#                                        IMAGE-arm64 (and etcd-aws:latest-arm64)
+#   IMAGE_ARCHS="amd64 arm64"            which architectures (default: both)
 #   ETCD_RELEASE=3.5.16                  which of the lock's etcd releases
 #
-# Needs the pinned .deb files (`make setup` fetches them) and Docker. Installs
-# the musl target and musl-gcc when they are missing (aws-lc, under rustls, is
-# C), and binutils (readelf) to read what the etcd binaries link against.
+# amd64: a static (musl) etcd-aws built here; installs the musl target and
+# musl-gcc when they are missing (aws-lc, under rustls, is C).
+# arm64: the etcd-aws of `template/package.sh arm64` (cargo lambda and zig,
+# linked against glibc, whose loader and libc come from the pinned arm64
+# libc6 like etcd's). Its tools are run before the image gets its names: in a
+# container when the kernel runs arm64 programs (a binfmt_misc handler, such
+# as qemu-user-static's, is registered), else from the staged image files
+# under qemu-aarch64-static with the image's root as their only library path.
+#
+# Needs the pinned .deb files (`make setup` fetches this machine's; another
+# architecture's are fetched here) and Docker; binutils (readelf) reads what
+# the binaries link against.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-TARGET=x86_64-unknown-linux-musl
-# The Debian architecture of TARGET: the lock's lines the image is built from.
-DEB_ARCH=amd64
 ETCD_RELEASE=${ETCD_RELEASE:-3.5.16}
 LOCK=bootstrap/image/debian-packages.lock
-DEBS=.tools/apt/$DEB_ARCH/debs
-STAGING=target/image-debs
-CONTEXT=target/image-context
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' bootstrap/Cargo.toml | head -1)
 IMAGE=${1:-etcd-aws:$VERSION}
+IMAGE_ARCHS=${IMAGE_ARCHS:-amd64 arm64}
 # The agent's user in the image: numeric, since scratch has no useradd.
 AGENT_UID=10001
+NATIVE_ARCH=$(dpkg --print-architecture)
 
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
-command -v musl-gcc >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools
-}
 command -v readelf >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils
 }
 
+# Builds the static amd64 agent and prints its path.
+musl_agent() {
+  local target=x86_64-unknown-linux-musl
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
+  command -v musl-gcc >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools
+  } >&2
+  # IMAGE_PROFILE=ci-image (make test) trades optimisation for a build that fits
+  # CI's budget; releases use the release profile.
+  local profile=${IMAGE_PROFILE:-release}
+  cargo build --profile "$profile" --locked -p etcd-aws --target "$target" >&2
+  echo "target/$target/$profile/etcd-aws"
+}
+
+build_image() {
+local DEB_ARCH=$1
+local DEBS=.tools/apt/$DEB_ARCH/debs
+local STAGING=target/image-debs-$DEB_ARCH
+local CONTEXT=target/image-context-$DEB_ARCH
+local image=$IMAGE latest=etcd-aws:latest
+if [ "$DEB_ARCH" != amd64 ]; then
+  image=$IMAGE-$DEB_ARCH
+  latest=etcd-aws:latest-$DEB_ARCH
+fi
+
 started=$(date +%s)
-# IMAGE_PROFILE=ci-image (make test) trades optimisation for a build that fits
-# CI's budget; releases use the release profile.
-profile=${IMAGE_PROFILE:-release}
-cargo build --profile "$profile" --locked -p etcd-aws --target "$TARGET"
-agent=target/$TARGET/$profile/etcd-aws
+case "$DEB_ARCH" in
+  amd64) agent=$(musl_agent) ;;
+  arm64)
+    # The same build as `make package` (one cargo invocation with the
+    # functions, so nothing is compiled twice for another feature set).
+    template/package.sh arm64 >&2
+    agent=${DIST:-dist}/arm64/etcd-aws
+    ;;
+  *) echo "build.sh: no image for architecture $DEB_ARCH (amd64 or arm64)" >&2; exit 1 ;;
+esac
+if [ "$DEB_ARCH" != "$NATIVE_ARCH" ]; then
+  # `make setup` fetches only this machine's packages.
+  bootstrap/image/debian-etcd.sh fetch "$DEB_ARCH" >&2
+fi
 
 # The image's etcd and libc6 come straight from the pinned packages, each
 # checked against the lock again here, not from whatever .tools/ holds now.
@@ -122,19 +162,42 @@ printf 'root:x:0:\netcd:x:%s:\n' "$AGENT_UID" >"$CONTEXT/rootfs/etc/group"
 mkdir -p "$CONTEXT/rootfs/tmp"
 chmod 1777 "$CONTEXT/rootfs/tmp"
 
-image_id=$(docker build --quiet \
+platform=()
+# Only another architecture's image names its platform: the classic builder
+# warns about --platform, and the native image is built as it always was
+# (the Dockerfile's copies come first for the other one; see there).
+if [ "$DEB_ARCH" != "$NATIVE_ARCH" ]; then platform=(--platform "linux/$DEB_ARCH"); fi
+image_id=$(docker build --quiet "${platform[@]}" \
   --build-arg "VERSION=$VERSION" --build-arg "ETCD_VERSION=$etcd_version" \
   -f Dockerfile "$CONTEXT")
 
 # An image whose tools cannot start (a library or the loader missing) is
 # refused here, not when a container starts: each one runs inside it, as the
-# image's user, before the image gets its names.
+# image's user, before the image gets its names. Another architecture's image
+# runs in a container only when the kernel can run its programs; otherwise its
+# tools run from the staged files under user-mode emulation, with the image's
+# root as their root for the loader and libraries, which finds what the image
+# lacks just as a container would.
+local how=container
+if [ "$DEB_ARCH" != "$NATIVE_ARCH" ] && ! kernel_runs "$DEB_ARCH"; then
+  how=emulated
+  command -v "$(qemu_for "$DEB_ARCH")" >/dev/null || {
+    echo "build.sh: the kernel cannot run $DEB_ARCH programs and $(qemu_for "$DEB_ARCH") is missing to check the image's tools: apt-get install --no-install-recommends qemu-user-static (make package-check does)" >&2
+    docker image rm "$image_id" >/dev/null 2>&1 || true
+    exit 1
+  }
+  echo "build.sh: no binfmt_misc handler runs $DEB_ARCH programs here, so the $DEB_ARCH image is not started as a container; its tools run from its files under $(qemu_for "$DEB_ARCH") instead" >&2
+fi
 check() {
   local tool=$1 expected=$2 output
   shift 2
-  if ! output=$(docker run --rm --network none --entrypoint "/usr/local/bin/$tool" "$image_id" "$@" 2>&1) ||
-    ! grep -q "$expected" <<<"$output"; then
-    echo "build.sh: $tool cannot run in the image (expected \"$expected\"): $output" >&2
+  if [ "$how" = container ]; then
+    output=$(docker run --rm --network none "${platform[@]}" --entrypoint "/usr/local/bin/$tool" "$image_id" "$@" 2>&1) || true
+  else
+    output=$("$(qemu_for "$DEB_ARCH")" -L "$rootfs" "$rootfs/usr/local/bin/$tool" "$@" 2>&1) || true
+  fi
+  if ! grep -q "$expected" <<<"$output"; then
+    echo "build.sh: $tool cannot run in the $DEB_ARCH image ($how; expected \"$expected\"): $output" >&2
     docker image rm "$image_id" >/dev/null 2>&1 || true
     exit 1
   fi
@@ -143,8 +206,34 @@ check etcd-aws "^etcd-aws $VERSION" --version
 check etcd "^etcd Version: $etcd_version" --version
 check etcdctl "^etcdctl version: $etcd_version" version
 check etcdutl "^etcdutl version: $etcd_version" version
-docker tag "$image_id" "$IMAGE"
-docker tag "$image_id" etcd-aws:latest
+docker tag "$image_id" "$image"
+docker tag "$image_id" "$latest"
 
-size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
-echo "built $IMAGE (etcd-aws $VERSION, etcd $etcd_version from Debian): $((size / 1000000)) MB in $(($(date +%s) - started)) s"
+size=$(docker image inspect --format '{{.Size}}' "$image")
+echo "built $image ($DEB_ARCH, etcd-aws $VERSION, etcd $etcd_version from Debian; tools checked: $how): $((size / 1000000)) MB in $(($(date +%s) - started)) s"
+}
+
+# Whether the kernel runs ARCH's programs (natively or through a registered
+# binfmt_misc handler), as a container of that architecture needs.
+kernel_runs() {
+  local handler
+  for handler in /proc/sys/fs/binfmt_misc/*; do
+    [ -f "$handler" ] || continue
+    # The handler's magic is the ELF header up to e_machine: 0xb7 is AArch64.
+    if grep -qx enabled "$handler" && grep -q '^magic 7f454c460201010000000000000000000200b700' "$handler"; then
+      [ "$1" = arm64 ] && return 0
+    fi
+  done
+  return 1
+}
+
+qemu_for() {
+  case "$1" in
+    arm64) echo qemu-aarch64-static ;;
+    *) echo "qemu-$1-static" ;;
+  esac
+}
+
+for arch in $IMAGE_ARCHS; do
+  build_image "$arch"
+done

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::template_for;
 use etcd_aws_cluster::tls::{ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_template::names::{parameters, secrets};
-use etcd_aws_template::options::Options;
+use etcd_aws_template::options::{ArtifactPrefix, Options};
 use serde_json::Value;
 
 /// Resource types moto's CloudFormation does not implement: it logs "No Moto
@@ -195,10 +195,16 @@ impl Drop for Moto {
 
 /// The stack's template with every parameter given a default, minus what moto mishandles.
 fn template_for_moto() -> Value {
+    template_for_moto_at(Options::default().artifact_prefix)
+}
+
+/// The same, with the artifacts under `prefix` (a later build's `make deploy`).
+fn template_for_moto_at(prefix: ArtifactPrefix) -> Value {
     let options = Options {
         alarm_email: Some("ops@example.com".to_string()),
         artifact_bucket: Some(ARTIFACT_BUCKET.to_string()),
         etcd_sha256: Some(common::parse(&"0".repeat(64))),
+        artifact_prefix: prefix,
         ..Options::default()
     };
     let mut template = template_for(&options);
@@ -627,4 +633,168 @@ fn issue_client_cert_before_the_stack_is_deployed_says_to_deploy_first() {
         "{log}"
     );
     assert!(!directory.path().join("bob").exists());
+}
+
+/// `cargo lambda deploy` of the arm64 functions of `make package` (their
+/// `bootstrap` under `$ETCD_AWS_PACKAGE_DIST/arm64/lambda/<function>/`, where
+/// `cargo lambda deploy --lambda-dir` looks) into a stack created in moto:
+/// each function's code becomes the zip cargo lambda made (its CodeSha256),
+/// while the stack's configuration (role, environment, architecture, runtime)
+/// stays; then a later build's `make deploy` (artifacts under a new prefix)
+/// puts the stack's code back. Run by `make package-check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `make package` (the arm64 functions) and cargo-lambda; make package-check runs it"]
+async fn cargo_lambda_deploy_replaces_the_code_of_the_stacks_functions() {
+    let dist = PathBuf::from(std::env::var_os("ETCD_AWS_PACKAGE_DIST").expect(
+        "ETCD_AWS_PACKAGE_DIST is not set: run `make package-check` (it runs `make package` and points this test at dist/)",
+    ));
+    let cargo_lambda = venv_tool("cargo-lambda");
+    let moto = Moto::start();
+    let stack = "etcd-code";
+    let directory = tempfile::tempdir().expect("temporary directory");
+    deployed(&moto, stack, directory.path());
+    let lambda = aws_sdk_lambda::Client::new(&moto.config().await);
+    let stack_functions = stack_function_names(&moto, stack).await;
+
+    for (logical_id, binary_name) in [
+        ("LifecycleFunction", "etcd-aws-lifecycle"),
+        ("BackupFunction", "etcd-aws-backup"),
+    ] {
+        let name = &stack_functions[logical_id];
+        let before = function_configuration(&lambda, name).await;
+
+        // A copy: cargo lambda writes its zip beside the binary it deploys.
+        let lambda_dir = directory.path().join("lambda");
+        let source = dist
+            .join("arm64/lambda")
+            .join(binary_name)
+            .join("bootstrap");
+        let copy = lambda_dir.join(binary_name);
+        std::fs::create_dir_all(&copy).expect("lambda dir");
+        std::fs::copy(&source, copy.join("bootstrap")).unwrap_or_else(|e| {
+            panic!("{} is missing ({e}): run `make package`", source.display())
+        });
+        let output = moto
+            .command(&cargo_lambda)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+            .args(["lambda", "deploy", "--endpoint-url", &moto.endpoint])
+            .args([
+                "--region",
+                REGION,
+                "--binary-name",
+                binary_name,
+                "--lambda-dir",
+            ])
+            .arg(&lambda_dir)
+            .arg(name)
+            .output()
+            .expect("cargo lambda runs");
+        assert!(
+            output.status.success(),
+            "cargo lambda deploy {name} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
+
+        let zip = std::fs::read(copy.join("bootstrap.zip")).expect("cargo lambda's zip");
+        let after = function_configuration(&lambda, name).await;
+        assert_eq!(
+            after.code_sha256(),
+            Some(code_sha256(&zip).as_str()),
+            "{name}'s code is not the zip cargo lambda deployed"
+        );
+        assert_ne!(
+            before.code_sha256(),
+            after.code_sha256(),
+            "{name}'s code did not change"
+        );
+        assert_eq!(after.code_size(), zip.len() as i64);
+        assert_eq!(after.architectures(), before.architectures());
+        assert_eq!(after.runtime(), before.runtime());
+        assert_eq!(after.role(), before.role());
+        assert_eq!(after.handler(), before.handler());
+        assert_eq!(
+            after.environment().map(|e| e.variables()),
+            before.environment().map(|e| e.variables()),
+            "cargo lambda deploy changed {name}'s environment"
+        );
+    }
+
+    // A later build: `make deploy` uploads under its own prefix and updates the
+    // stack, whose functions then run the stack's artifacts again.
+    let next = common::parse::<ArtifactPrefix>("etcd-aws/next-build/");
+    moto.upload_artifacts(next.as_str());
+    let output = moto.deploy(
+        stack,
+        &write(directory.path(), &template_for_moto_at(next.clone())),
+    );
+    assert!(
+        output.status.success(),
+        "the update failed:\n{}",
+        stderr(&output)
+    );
+    let s3 = aws_sdk_s3::Client::new(&moto.config().await);
+    for (logical_id, zip) in [
+        ("LifecycleFunction", "etcd-aws-lifecycle.zip"),
+        ("BackupFunction", "etcd-aws-backup.zip"),
+    ] {
+        let uploaded = s3
+            .get_object()
+            .bucket(ARTIFACT_BUCKET)
+            .key(next.key(zip))
+            .send()
+            .await
+            .expect("the uploaded artifact")
+            .body
+            .collect()
+            .await
+            .expect("its bytes")
+            .into_bytes();
+        let name = &stack_functions[logical_id];
+        assert_eq!(
+            function_configuration(&lambda, name).await.code_sha256(),
+            Some(code_sha256(&uploaded).as_str()),
+            "after the stack update {name} does not run the stack's artifact"
+        );
+    }
+}
+
+/// Logical id -> function name of the stack's Lambda functions.
+async fn stack_function_names(moto: &Moto, stack: &str) -> BTreeMap<String, String> {
+    moto.client()
+        .await
+        .list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("stack resources listed")
+        .stack_resource_summaries()
+        .iter()
+        .filter(|r| r.resource_type() == Some("AWS::Lambda::Function"))
+        .filter_map(|r| {
+            Some((
+                r.logical_resource_id()?.to_string(),
+                r.physical_resource_id()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+async fn function_configuration(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetFunctionConfiguration {name}: {e:?}"))
+}
+
+/// What Lambda reports as CodeSha256: the zip's SHA-256, base64.
+fn code_sha256(zip: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(zip))
 }
