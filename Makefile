@@ -70,8 +70,17 @@ clippy: setup
 
 lint: fmt-check clippy
 
+# With cargo-nextest (when the machine has it) every test of every binary
+# shares the TEST_THREADS slots: the scenario binaries no longer wait for each
+# other, which took 10.5 of a cold run's 25 minutes here as cargo test and 6.7
+# with nextest. nextest runs no doc tests, so those run after it.
 test: setup lint build
-	cargo test --workspace -- --test-threads=$(TEST_THREADS)
+	@if cargo nextest --version >/dev/null 2>&1; then \
+	  cargo nextest run --workspace --no-fail-fast --test-threads=$(TEST_THREADS) && \
+	  cargo test --workspace --doc; \
+	else \
+	  cargo test --workspace -- --test-threads=$(TEST_THREADS); \
+	fi
 	@# The partition scenarios run each instance as a container of the image;
 	@# they need a Docker engine, and CI (CI=true) insists on one.
 	@if timeout 20 docker version >/dev/null 2>&1; then \
