@@ -91,18 +91,14 @@ impl LifecycleOnQueue {
     /// beside the queue's batches, until the returned handle is dropped.
     pub fn reconcile_every(&self, every: Duration) -> Reconciling {
         let function = Arc::clone(&self.function);
-        Reconciling(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let deadline = Instant::now() + SCHEDULE_LIMIT;
-            ticks.tick().await;
-            while Instant::now() < deadline {
-                ticks.tick().await;
+        Reconciling(tokio::spawn(on_schedule(every, move || {
+            let function = Arc::clone(&function);
+            async move {
                 if let Err(error) = function.invoke(&json!({"reconcile": true})).await {
                     tracing::info!(%error, "a reconcile run failed");
                 }
             }
-        }))
+        })))
     }
 
     /// Every batch delivered so far, in order.
@@ -252,6 +248,32 @@ async fn run_schedule<T>(
     payload: impl Fn() -> Value,
     parse: impl Fn(&Value) -> Result<T, String>,
 ) {
+    let (payload, parse) = (&payload, &parse);
+    on_schedule(every, || {
+        let (function, runs) = (Arc::clone(&function), Arc::clone(&runs));
+        async move {
+            let started = Instant::now();
+            let outcome = match function.invoke(&payload()).await {
+                Ok(answer) => parse(&answer),
+                Err(error) => Err(error.to_string()),
+            };
+            lock(&runs).push(Scheduled {
+                started,
+                finished: Instant::now(),
+                outcome,
+            });
+        }
+    })
+    .await;
+}
+
+/// Runs `run` every `every`, the first one period from now, for at most
+/// `SCHEDULE_LIMIT` (so a forgotten schedule stops by itself).
+async fn on_schedule<F, Run>(every: Duration, mut run: F)
+where
+    F: FnMut() -> Run,
+    Run: std::future::Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval(every);
     // A run longer than the period delays the next one instead of bunching them.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -259,16 +281,7 @@ async fn run_schedule<T>(
     ticks.tick().await;
     while Instant::now() < deadline {
         ticks.tick().await;
-        let started = Instant::now();
-        let outcome = match function.invoke(&payload()).await {
-            Ok(answer) => parse(&answer),
-            Err(error) => Err(error.to_string()),
-        };
-        lock(&runs).push(Scheduled {
-            started,
-            finished: Instant::now(),
-            outcome,
-        });
+        run().await;
     }
 }
 

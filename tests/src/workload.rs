@@ -59,13 +59,20 @@ pub struct Ack {
 #[derive(Debug, Default)]
 struct Record {
     acks: Vec<Ack>,
-    failed_attempts: u64,
-    last_error: Option<String>,
+    failures: Failures,
 }
 
-impl Record {
-    fn failed(&mut self, error: &anyhow::Error) {
-        self.failed_attempts += 1;
+/// A writer's attempts that failed and were retried: not losses, since
+/// nothing was promised for them, but the last one's error explains a stall.
+#[derive(Debug, Default, Clone)]
+pub struct Failures {
+    pub attempts: u64,
+    pub last_error: Option<String>,
+}
+
+impl Failures {
+    pub fn record(&mut self, error: &anyhow::Error) {
+        self.attempts += 1;
         self.last_error = Some(format!("{error:#}"));
     }
 }
@@ -122,11 +129,11 @@ impl Writer {
 
     /// Attempts that failed and were retried (not losses: nothing was promised).
     pub fn failed_attempts(&self) -> u64 {
-        lock(&self.record).failed_attempts
+        lock(&self.record).failures.attempts
     }
 
     pub fn last_error(&self) -> Option<String> {
-        lock(&self.record).last_error.clone()
+        lock(&self.record).failures.last_error.clone()
     }
 
     /// How long the writer has gone without an acknowledgement.
@@ -207,7 +214,7 @@ async fn write_steadily(endpoints: Endpoints, options: WriterOptions, record: Ar
                 Err(error) => {
                     // Reconnect: the endpoints may have changed under the client.
                     client = None;
-                    lock(&record).failed(&error);
+                    lock(&record).failures.record(&error);
                     tokio::time::sleep(options.retry_delay).await;
                 }
             }

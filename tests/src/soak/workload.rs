@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::checker::{Acked, Op};
 use crate::lock;
 use crate::sim_cluster::Endpoints;
-use crate::workload::{connect, connected, wait_for_acknowledgements};
+use crate::workload::{connect, connected, wait_for_acknowledgements, Failures};
 
 /// Every key the workload writes is under this prefix.
 pub const PREFIX: &str = "soak/";
@@ -74,15 +74,7 @@ struct Record {
     acked: Vec<Acked>,
     /// The operation being tried, until it is acknowledged.
     trying: Option<Op>,
-    failed_attempts: u64,
-    last_error: Option<String>,
-}
-
-impl Record {
-    fn failed(&mut self, error: &anyhow::Error) {
-        self.failed_attempts += 1;
-        self.last_error = Some(format!("{error:#}"));
-    }
+    failures: Failures,
 }
 
 /// The running writer; dropping it stops it.
@@ -129,7 +121,7 @@ impl CheckingWriter {
     }
 
     pub fn failed_attempts(&self) -> u64 {
-        lock(&self.record).failed_attempts
+        lock(&self.record).failures.attempts
     }
 
     /// How long the writer has gone without an acknowledgement.
@@ -143,7 +135,7 @@ impl CheckingWriter {
             || self.count(),
             count,
             timeout,
-            || lock(&self.record).last_error.clone(),
+            || lock(&self.record).failures.last_error.clone(),
         )
         .await
     }
@@ -187,7 +179,7 @@ async fn write(endpoints: Endpoints, options: WorkloadOptions, record: Arc<Mutex
                 }
                 Err(error) => {
                     client = None;
-                    lock(&record).failed(&error);
+                    lock(&record).failures.record(&error);
                     tokio::time::sleep(options.retry_delay).await;
                 }
             }
