@@ -12,6 +12,11 @@
 
 SHELL := /bin/bash
 
+# The etcd that tests, demo, benchmarks and the image run (one of the lock's
+# releases); the others are for the upgrade scenario. Defined before the
+# include: the template's CFN_ENV is expanded where it is defined.
+LOCAL_ETCD := 3.5.16
+
 # template, package, deploy (and the scanner versions the template tests use)
 include template/template.mk
 VENV := .venv
@@ -19,9 +24,6 @@ TOOLS := .tools/bin
 PIP := $(VENV)/bin/pip
 MOTO_VERSION := 5.2.5
 PY_REQUIREMENTS := moto[server]==$(MOTO_VERSION) $(TEMPLATE_PY_REQUIREMENTS)
-# The etcd that tests, demo, benchmarks and the image run (one of the lock's
-# releases); the others are for the upgrade scenario.
-LOCAL_ETCD := 3.5.16
 DEBIAN_LOCK := bootstrap/image/debian-packages.lock
 # The scenario tests each run moto and several etcd processes: bound how many
 # run at once on a small machine.
