@@ -270,7 +270,7 @@ impl<N: Faultable> Target<'_, N> {
                 }
                 Ok(Applied::on(
                     format!(
-                        "replaced every node ({}) by one running etcd {}",
+                        "replaced every node ({}) through the lifecycle hook by one running {}",
                         ids.join(", "),
                         EtcdRelease::default()
                     ),
