@@ -161,6 +161,20 @@ impl<N: Faultable> Target<'_, N> {
         Ok(())
     }
 
+    /// `start` on each of `ids`, then after `how_long` `end` on each: a
+    /// fault that lasts a while and is undone.
+    async fn each_for(
+        &self,
+        ids: &[String],
+        how_long: Duration,
+        start: impl Fn(&N) -> anyhow::Result<()>,
+        end: impl Fn(&N) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.each(ids, start)?;
+        tokio::time::sleep(how_long).await;
+        self.each(ids, end)
+    }
+
     pub async fn apply(
         &self,
         fault: Fault,
@@ -280,9 +294,8 @@ impl<N: Faultable> Target<'_, N> {
             Fault::Freeze => {
                 let victim = self.pick(rng, ids, 1);
                 let how_long = rng.between(lasting.shortest, lasting.longest);
-                self.each(&victim, |n| n.freeze())?;
-                tokio::time::sleep(how_long).await;
-                self.each(&victim, |n| n.thaw())?;
+                self.each_for(&victim, how_long, |n| n.freeze(), |n| n.thaw())
+                    .await?;
                 Ok(Applied::on(
                     format!("froze {} for {how_long:?}", victim.join(",")),
                     victim,
@@ -295,9 +308,8 @@ impl<N: Faultable> Target<'_, N> {
                     self.pick(rng, ids, 1)
                 };
                 let how_long = rng.between(lasting.shortest, lasting.longest);
-                self.each(&victim, |n| n.cut_off())?;
-                tokio::time::sleep(how_long).await;
-                self.each(&victim, |n| n.heal())?;
+                self.each_for(&victim, how_long, |n| n.cut_off(), |n| n.heal())
+                    .await?;
                 Ok(Applied::on(
                     format!("cut {} off the network for {how_long:?}", victim.join(",")),
                     victim,
