@@ -10,18 +10,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::data_dir;
-use etcd_aws_cluster::decision::{after_divergence, decide, Decision};
-use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
-use etcd_aws_cluster::etcd_launch::{ClusterState, EtcdLaunch, InitialCluster};
-use etcd_aws_cluster::etcd_release::{EtcdBinary, EtcdRelease};
-use etcd_aws_cluster::names::events;
-use etcd_aws_cluster::observation::{Me, Observation, PeerState};
-use etcd_aws_cluster::replay::ReplayTarget;
-use etcd_aws_cluster::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
-use etcd_aws_cluster::{aws_env, identity};
+use etcd_aws_core::backup::replay::ReplayTarget;
+use etcd_aws_core::contract::events;
+use etcd_aws_core::contract::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
+use etcd_aws_core::etcd::launch::{ClusterState, EtcdLaunch, InitialCluster};
+use etcd_aws_core::etcd::release::{EtcdBinary, EtcdRelease};
+use etcd_aws_core::membership::decision::{after_divergence, decide, Decision};
+use etcd_aws_core::membership::observation::{Me, Observation, PeerState};
+use etcd_aws_io::aws::discovery::GroupDiscovery;
+use etcd_aws_io::aws::{env as aws_env, identity};
+use etcd_aws_io::backup_store::BackupStore;
+use etcd_aws_io::data_dir;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
 
 use crate::etcd_process::{self, EtcdSettings, Supervised};
 use crate::join::{self, JoinError};
@@ -111,7 +111,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             }
         }
     };
-    let etcd = EtcdBinary::probe(&config.etcd.binary).await?;
+    let etcd = etcd_aws_io::etcd::binary::probe(&config.etcd.binary).await?;
     etcd.release.check_supported()?;
     tracing::info!(release = %etcd.release, binary = %config.etcd.binary.display(), "etcd release");
     let backups = config

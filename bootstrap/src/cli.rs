@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
-use etcd_aws_cluster::etcd_launch::{AutoCompaction, CompactionMode, Upkeep};
-pub use etcd_aws_cluster::logging::LogFormat;
-use etcd_aws_cluster::names::{bucket, env, paths, ports};
+use etcd_aws_core::contract::names::{bucket, env, paths, ports};
+use etcd_aws_core::etcd::launch::{AutoCompaction, CompactionMode, Upkeep};
+use etcd_aws_io::etcd::admin::EtcdTimeouts;
+pub use etcd_aws_io::logging::LogFormat;
 
 use crate::agent::{AgentConfig, IdentityFlags, Supervision};
 use crate::etcd_process::EtcdSettings;

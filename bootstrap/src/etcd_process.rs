@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_launch::{EtcdLaunch, Upkeep};
-use etcd_aws_cluster::names::events;
+use etcd_aws_core::contract::events;
+use etcd_aws_core::etcd::launch::{EtcdLaunch, Upkeep};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinHandle;

@@ -1,12 +1,13 @@
 //! Carries out a join plan: remove departed members, move stale data aside,
 //! add this node as a learner, and build the etcd launch that joins.
 
-use etcd_aws_cluster::data_dir;
-use etcd_aws_cluster::decision::JoinPlan;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
-use etcd_aws_cluster::etcd_launch::{
+use etcd_aws_core::etcd::launch::{
     initial_members_for_join, ClusterState, EtcdLaunch, InitialCluster,
 };
+use etcd_aws_core::membership::decision::JoinPlan;
+use etcd_aws_io::data_dir;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_io::etcd::error::EtcdError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {

@@ -11,10 +11,7 @@ use etcd_aws::{agent, cli};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    etcd_aws_cluster::logging::init(
-        cli.log_format,
-        etcd_aws_cluster::logging::LogTarget::Process,
-    );
+    etcd_aws_io::logging::init(cli.log_format, etcd_aws_io::logging::LogTarget::Process);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

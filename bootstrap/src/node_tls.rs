@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use etcd_aws_cluster::observation::Me;
-use etcd_aws_cluster::tls::authority::ValidityPeriod;
-use etcd_aws_cluster::tls::credentials::TlsFiles;
-use etcd_aws_cluster::tls::{ClusterCa, SecretStore, SecretStoreError, TlsCredentials};
+use etcd_aws_core::etcd::launch::TlsFiles;
+use etcd_aws_core::membership::observation::Me;
+use etcd_aws_io::tls::authority::ValidityPeriod;
+use etcd_aws_io::tls::{ClusterCa, SecretStore, SecretStoreError, TlsCredentials};
 
 use crate::signals::Signals;
 use crate::wait::{Wait, WaitEnd};

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::EtcdAccess;
-use etcd_aws_cluster::observation::{Me, Observation, PeerProbe};
-use etcd_aws_cluster::{data_dir, peer_probe};
+use etcd_aws_core::membership::observation::{Me, Observation, PeerProbe};
+use etcd_aws_io::aws::discovery::GroupDiscovery;
+use etcd_aws_io::data_dir;
+use etcd_aws_io::etcd::admin::EtcdAccess;
+use etcd_aws_io::etcd::peer_probe;
 use tokio::task::JoinSet;
 
 pub struct Observer {

@@ -3,12 +3,12 @@
 //! whether it may ([`restore_order::node_step`] decides, this module reads
 //! the bucket).
 //!
-//! [`restore_order::node_step`]: etcd_aws_cluster::restore_order::node_step
+//! [`restore_order::node_step`]: etcd_aws_core::contract::restore_order::node_step
 
 use std::time::Duration;
 
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::restore_order::{node_step, NodeStep, Phase, RestoreOrder};
+use etcd_aws_core::contract::restore_order::{node_step, NodeStep, Phase, RestoreOrder};
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 
 pub struct OrderWatch {
     pub store: BackupStore,

@@ -7,7 +7,7 @@
 //! times, since etcd exits when a concurrent join changed the member list
 //! under it; an operator's stop is always honoured.
 //!
-//! [`cluster::decision`]: etcd_aws_cluster::decision
+//! [`cluster::decision`]: etcd_aws_core::membership::decision
 
 use std::process::ExitStatus;
 
@@ -37,7 +37,7 @@ pub enum EtcdExit {
     /// differs from its peers' at the same revision.
     Diverged,
     /// The agent stopped it because an operator's restore order quarantines
-    /// the cluster ([`etcd_aws_cluster::restore_order`]).
+    /// the cluster ([`etcd_aws_core::contract::restore_order`]).
     Quarantined,
 }
 

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
-use etcd_aws_cluster::recovery::{decide_recovery, QuorumLoss, Recovery};
+use etcd_aws_core::membership::recovery::{decide_recovery, QuorumLoss, Recovery};
+use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_io::etcd::error::EtcdError;
 use tokio::time::Instant;
 
 pub struct QuorumWatch {

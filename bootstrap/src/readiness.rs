@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
-use etcd_aws_cluster::member::Member;
-use etcd_aws_cluster::observation::Me;
+use etcd_aws_core::membership::member::Member;
+use etcd_aws_core::membership::observation::Me;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_io::etcd::error::EtcdError;
 use tokio::time::Instant;
 
 pub struct Readiness {

@@ -4,7 +4,7 @@
 //! the agent then starts etcd on the data directory as usual.
 //!
 //! Which segments, in which order, is the pure plan's
-//! ([`etcd_aws_cluster::replay::plan`]); this module reads each one (its
+//! ([`etcd_aws_core::backup::replay::plan`]); this module reads each one (its
 //! checksum verified), grants the leases its puts name under their own ids,
 //! and applies its revisions in order, each once. A missing or damaged
 //! segment is passed over when another covers its revisions; otherwise the
@@ -18,12 +18,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
-use etcd_aws_cluster::etcd_release::EtcdBinary;
-use etcd_aws_cluster::names::events;
-use etcd_aws_cluster::replay::{self, BatchLimits, ReplayTarget};
-use etcd_aws_cluster::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
+use etcd_aws_core::backup::replay::{self, BatchLimits, ReplayTarget};
+use etcd_aws_core::backup::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
+use etcd_aws_core::contract::events;
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -289,7 +288,7 @@ impl PrivateEtcd {
         // A crash mid-replay loses nothing that matters: the restore starts
         // over from the bucket. So the replay skips etcd's fsync per
         // transaction, and syncs the directory once at the end.
-        let unsynced = EtcdBinary::probe(binary)
+        let unsynced = etcd_aws_io::etcd::binary::probe(binary)
             .await
             .is_ok_and(|etcd| etcd.knows("--unsafe-no-fsync"));
         let mut command = etcd_command(binary);

@@ -11,14 +11,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use etcd_aws_cluster::backup::BackupManifest;
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::data_dir;
-use etcd_aws_cluster::etcd_launch::EtcdLaunch;
-use etcd_aws_cluster::etcd_release::listed_flags;
-use etcd_aws_cluster::names::events;
-use etcd_aws_cluster::replay::ReplayTarget;
-use etcd_aws_cluster::restore_order::RestoreTarget;
+use etcd_aws_core::backup::manifest::BackupManifest;
+use etcd_aws_core::backup::replay::ReplayTarget;
+use etcd_aws_core::contract::events;
+use etcd_aws_core::contract::restore_order::RestoreTarget;
+use etcd_aws_core::etcd::launch::EtcdLaunch;
+use etcd_aws_core::etcd::release::listed_flags;
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::data_dir;
 use tokio::process::Command;
 
 use crate::replay::{replay_segments, Replayed, SegmentReplay};

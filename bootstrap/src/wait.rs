@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use etcd_aws_cluster::names::events;
+use etcd_aws_core::contract::events;
 use tokio::time::Instant;
 
 use crate::signals::Signals;

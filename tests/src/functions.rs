@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::names;
+use etcd_aws_core::contract::jobs::{BackupAnswer, Job};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -138,16 +138,6 @@ impl Drop for Reconciling {
     }
 }
 
-/// What one scheduled backup run reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupRun {
-    /// False when the revision had not moved since the last backup.
-    pub uploaded: bool,
-    pub key: String,
-    pub revision: i64,
-    pub stored_bytes: u64,
-}
-
 /// One scheduled invocation and what came of it.
 #[derive(Debug, Clone)]
 pub struct Scheduled<T> {
@@ -156,7 +146,7 @@ pub struct Scheduled<T> {
     pub outcome: Result<T, String>,
 }
 
-pub type ScheduledRun = Scheduled<BackupRun>;
+pub type ScheduledRun = Scheduled<BackupAnswer>;
 
 /// The backup function invoked on a fixed schedule (EventBridge's rate
 /// expression, shortened). Dropping it stops the schedule and the function.
@@ -205,7 +195,7 @@ impl BackupOnSchedule {
         after: Instant,
         min_revision: i64,
         timeout: Duration,
-    ) -> anyhow::Result<BackupRun> {
+    ) -> anyhow::Result<BackupAnswer> {
         let deadline = Instant::now() + timeout;
         loop {
             let found = self
@@ -378,14 +368,7 @@ impl JobOnSchedule {
         every: Duration,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        Self::start(
-            stand_in,
-            every,
-            env,
-            "maintenance",
-            names::MAINTENANCE_EVENT,
-        )
-        .await
+        Self::start(stand_in, every, env, Job::Maintenance).await
     }
 
     /// Capture runs (the continuous backup). `env` adds to the stack's settings:
@@ -395,17 +378,16 @@ impl JobOnSchedule {
         every: Duration,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        Self::start(stand_in, every, env, "capture", names::CAPTURE_EVENT).await
+        Self::start(stand_in, every, env, Job::Capture).await
     }
 
     async fn start(
         stand_in: &StandIn,
         every: Duration,
         env: &[(&str, &str)],
-        job: &str,
-        input: &'static str,
+        job: Job,
     ) -> anyhow::Result<Self> {
-        let logs = log_dir(job)?;
+        let logs = log_dir(job.as_str())?;
         let env = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -418,7 +400,7 @@ impl JobOnSchedule {
             Arc::clone(&function),
             Arc::clone(&runs),
             every,
-            move || serde_json::from_str(input).unwrap_or_default(),
+            move || job.payload(),
             |answer: &Value| Ok(answer.clone()),
         ));
         Ok(Self {
@@ -470,16 +452,9 @@ pub fn scheduled_event(region: &str) -> Value {
     })
 }
 
-fn backup_run(answer: &Value) -> Result<BackupRun, String> {
-    let parsed = (|| {
-        Some(BackupRun {
-            uploaded: answer.get("uploaded")?.as_bool()?,
-            key: answer.get("key")?.as_str()?.to_owned(),
-            revision: answer.get("revision")?.as_i64()?,
-            stored_bytes: answer.get("stored_bytes")?.as_u64()?,
-        })
-    })();
-    parsed.ok_or_else(|| format!("the backup function answered something unexpected: {answer}"))
+fn backup_run(answer: &Value) -> Result<BackupAnswer, String> {
+    serde_json::from_value(answer.clone())
+        .map_err(|e| format!("the backup function answered something unexpected ({e}): {answer}"))
 }
 
 fn log_dir(function: &str) -> anyhow::Result<tempfile::TempDir> {
@@ -511,11 +486,13 @@ mod tests {
             "stored_bytes": 100, "member": "http://127.0.0.1:2379", "deleted": []});
         assert_eq!(
             backup_run(&answer),
-            Ok(BackupRun {
+            Ok(BackupAnswer {
                 uploaded: true,
                 key: "backups/x.db.zst".to_owned(),
                 revision: 42,
-                stored_bytes: 100
+                stored_bytes: 100,
+                member: "http://127.0.0.1:2379".to_owned(),
+                deleted: vec![],
             })
         );
     }
@@ -525,5 +502,6 @@ mod tests {
         let answer = json!({"uploaded": true, "key": "k"});
         let error = backup_run(&answer).err().unwrap_or_default();
         assert!(error.contains("\"key\":\"k\""), "{error}");
+        assert!(error.contains("revision"), "{error}");
     }
 }

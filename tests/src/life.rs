@@ -11,7 +11,9 @@ use anyhow::{bail, Context};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::functions::{BackupOnSchedule, BackupRun, LifecycleOnQueue};
+use etcd_aws_core::contract::jobs::BackupAnswer;
+
+use crate::functions::{BackupOnSchedule, LifecycleOnQueue};
 use crate::paths::EtcdRelease;
 use crate::sim_cluster::{wait_for, ClusterSnapshot, Endpoints, NodeOptions, SimCluster};
 use crate::stand_in::{ActionOutcome, StandInOptions};
@@ -312,7 +314,7 @@ impl Life {
 
     /// Waits for the schedule to upload a backup that holds every write
     /// acknowledged so far.
-    pub async fn backup(&self) -> anyhow::Result<BackupRun> {
+    pub async fn backup(&self) -> anyhow::Result<BackupAnswer> {
         let since = Instant::now();
         let revision = self.writer.last_ack().map_or(0, |a| a.revision);
         let run = self

@@ -1,8 +1,8 @@
 //! Backups as an earlier run of the backup function would have left them,
 //! for tests of retention and restore that need history.
 
-use etcd_aws_cluster::backup::{BackupLayout, BackupManifest, Compression};
-use etcd_aws_cluster::backup_store::{hex, BackupStore};
+use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
+use etcd_aws_io::backup_store::{hex, BackupStore};
 use sha2::{Digest, Sha256};
 
 /// Writes `body` as an uncompressed snapshot `age` seconds old at `revision`,

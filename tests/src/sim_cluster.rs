@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
-use etcd_aws_cluster::member::Member;
+use etcd_aws_core::membership::member::Member;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use etcd_client::ConnectOptions;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;

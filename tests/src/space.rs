@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, MemberStatus};
+use etcd_aws_core::etcd::status::MemberStatus;
+use etcd_aws_io::etcd::admin::EtcdAdmin;
 use etcd_client::{Client, CompactionOptions};
 use tokio::time::Instant;
 

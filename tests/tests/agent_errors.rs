@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::EtcdAdmin;
-use etcd_aws_cluster::names::events;
+use etcd_aws_core::contract::events;
+use etcd_aws_io::etcd::admin::EtcdAdmin;
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::{self, EtcdRelease};
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, HARNESS_TIMEOUTS};

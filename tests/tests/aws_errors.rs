@@ -2,11 +2,11 @@
 //!
 //! The bucket and secret stores decide what to tell the operator (and whether
 //! a deploy may go on) from the kind of an SDK error, which
-//! `etcd_aws_cluster::aws_error` reads from the error code AWS sends. These
+//! `etcd_aws_io::aws::error` reads from the error code AWS sends. These
 //! tests pin each kind a caller acts on to the answer of the stand-in.
 
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::tls::{NewSecret, SecretStore, SecretStoreError};
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::tls::{NewSecret, SecretStore, SecretStoreError};
 use etcd_aws_tests::stand_in::StandIn;
 
 fn secret<'a>(name: &'a str) -> NewSecret<'a> {
@@ -66,11 +66,11 @@ async fn a_value_for_a_secret_nobody_created_is_refused_not_created() -> anyhow:
     let stand_in = StandIn::start_without_instances().await?;
     let store = SecretStore::new(&stand_in.sdk_config().await);
     let name = format!("etcd-aws/{}/never-created", stand_in.group_name());
-    let ca = etcd_aws_cluster::tls::ClusterCa::generate(
+    let ca = etcd_aws_io::tls::ClusterCa::generate(
         "never-created",
-        etcd_aws_cluster::tls::authority::ValidityPeriod::starting_now(
-            std::time::Duration::from_secs(3_600),
-        ),
+        etcd_aws_io::tls::authority::ValidityPeriod::starting_now(std::time::Duration::from_secs(
+            3_600,
+        )),
     )?;
     match store.store_ca(&name, &ca).await {
         Err(SecretStoreError::NotFound { secret }) => assert_eq!(secret, name),

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
 use etcd_aws_tests::container_node::ContainerNode;
 use etcd_aws_tests::functions::LifecycleOnQueue;
 use etcd_aws_tests::node::NodeRunner;

@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdErrorKind};
-use etcd_aws_cluster::tls::authority::ValidityPeriod;
-use etcd_aws_cluster::tls::{ClusterCa, TlsCredentials};
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_io::etcd::error::EtcdErrorKind;
+use etcd_aws_io::tls::authority::ValidityPeriod;
+use etcd_aws_io::tls::{ClusterCa, TlsCredentials};
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster, HARNESS_TIMEOUTS};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -113,7 +114,10 @@ async fn a_member_whose_certificate_we_do_not_trust_is_a_refused_handshake() -> 
     Ok(())
 }
 
-fn member_id(members: &[etcd_aws_cluster::member::Member], name: &str) -> anyhow::Result<u64> {
+fn member_id(
+    members: &[etcd_aws_core::membership::member::Member],
+    name: &str,
+) -> anyhow::Result<u64> {
     members
         .iter()
         .find(|m| m.name == name)

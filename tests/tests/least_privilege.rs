@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use etcd_aws_cluster::backup::BackupManifest;
-use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_core::backup::manifest::BackupManifest;
+use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_template::names::logical::{
     BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
 };

@@ -271,7 +271,7 @@ async fn a_node_killed_during_its_join_completes_it_and_one_that_dies_is_replace
 /// yet a started voter: (instance id, "unstarted" or "a learner").
 async fn mid_join(
     life: &Life,
-    original: &[etcd_aws_cluster::member::Member],
+    original: &[etcd_aws_core::membership::member::Member],
 ) -> anyhow::Result<(String, &'static str)> {
     for id in life.cluster.instance_ids() {
         if original.iter().any(|m| m.name == id) {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
-use etcd_aws_cluster::member::Member;
+use etcd_aws_core::membership::member::Member;
+use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
 use etcd_aws_tests::event_source::{EventSourceOptions, Invoke, SqsEventSource};
 use etcd_aws_tests::lambda::{FunctionSpec, LambdaFunction};
 use etcd_aws_tests::node::{Node, NodeSpec};

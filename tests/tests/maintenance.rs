@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::EtcdAdmin;
+use etcd_aws_io::etcd::admin::EtcdAdmin;
 use etcd_aws_tests::functions::JobOnSchedule;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::space::{self, MIB};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use etcd_aws_cluster::etcd_admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_client::Client;
 

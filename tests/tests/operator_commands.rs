@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::restore_order::Phase;
+use etcd_aws_core::contract::restore_order::Phase;
+use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_tests::functions::{BackupOnDemand, JobOnSchedule};
 use etcd_aws_tests::operator::OperatorCommand;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
@@ -27,7 +27,7 @@ async fn store(cluster: &SimCluster) -> BackupStore {
     BackupStore::new(
         &cluster.stand_in.sdk_config().await,
         cluster.stand_in.bucket(),
-        etcd_aws_cluster::names::bucket::BACKUP_PREFIX,
+        etcd_aws_core::contract::names::bucket::BACKUP_PREFIX,
     )
 }
 

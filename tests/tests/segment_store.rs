@@ -2,8 +2,8 @@
 //! written once per range and content, listed by revision, read back verified.
 
 use aws_sdk_s3::primitives::ByteStream;
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::backup::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_tests::stand_in::StandIn;
 
 fn segment(first: i64, last: i64) -> Segment {

@@ -8,10 +8,10 @@
 use std::time::{Duration, SystemTime};
 
 use etcd_aws_backup::{run_backup, BackupConfig};
-use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
-use etcd_aws_cluster::tls::authority::ValidityPeriod;
-use etcd_aws_cluster::tls::certificate::check_certificate;
-use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
+use etcd_aws_io::etcd::admin::EtcdTimeouts;
+use etcd_aws_io::tls::authority::ValidityPeriod;
+use etcd_aws_io::tls::certificate::check_certificate;
+use etcd_aws_io::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use etcd_aws_backup::{run_backup, BackupAction, BackupConfig};
-use etcd_aws_cluster::backup::{BackupLayout, BackupManifest, Compression};
-use etcd_aws_cluster::backup_store::{hex, BackupStore};
+use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
+use etcd_aws_io::backup_store::{hex, BackupStore};
 use etcd_aws_tests::sim_cluster::SimCluster;
 use etcd_client::PutOptions;
 use sha2::{Digest, Sha256};

@@ -15,10 +15,10 @@ use anyhow::{bail, Context};
 use aws_config::BehaviorVersion;
 use etcd_aws_backup::run::snapshot_to_s3;
 use etcd_aws_backup::BackupConfig;
-use etcd_aws_cluster::backup::Compression;
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::etcd_admin::EtcdAccess;
-use etcd_aws_cluster::tls::ClientTlsSource;
+use etcd_aws_core::backup::manifest::Compression;
+use etcd_aws_io::backup_store::BackupStore;
+use etcd_aws_io::etcd::admin::EtcdAccess;
+use etcd_aws_io::tls::ClientTlsSource;
 use etcd_client::{Client, Txn, TxnOp};
 
 const BUCKET: &str = "bench";

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use etcd_aws_cluster::backup::Compression;
-use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
-pub use etcd_aws_cluster::logging::LogFormat;
-use etcd_aws_cluster::logging::{self, LogTarget};
-use etcd_aws_cluster::names::{bucket, env, ports};
-use etcd_aws_cluster::tls::client_source::{ClientTlsArgs, ClientTlsSource};
+use etcd_aws_core::backup::manifest::Compression;
+use etcd_aws_core::contract::names::{bucket, env, ports};
+use etcd_aws_io::etcd::admin::EtcdTimeouts;
+pub use etcd_aws_io::logging::LogFormat;
+use etcd_aws_io::logging::{self, LogTarget};
+use etcd_aws_io::tls::client_source::{ClientTlsArgs, ClientTlsSource};
 
 use crate::capture::pending::FlushPolicy;
 use crate::capture::CaptureSettings;
@@ -260,7 +260,7 @@ impl EnvConfig {
 /// etcd's own default quota (2 GiB).
 pub const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
 
-/// Logs for CloudWatch Logs (see [`etcd_aws_cluster::logging`]).
+/// Logs for CloudWatch Logs (see [`etcd_aws_io::logging`]).
 pub fn init_logging(format: LogFormat) {
     logging::init(format, LogTarget::Lambda);
 }

@@ -1,9 +1,9 @@
 //! The backup run's metrics, one embedded-metric-format line per run
-//! ([`etcd_aws_cluster::emf`]); the names are the ones the stack's alarms and
-//! dashboard read ([`etcd_aws_cluster::names::metrics`]).
+//! ([`etcd_aws_core::contract::metrics`]); the names are the ones the stack's alarms and
+//! dashboard read ([`etcd_aws_core::contract::metrics`]).
 
-use etcd_aws_cluster::emf::{Metric, Unit};
-use etcd_aws_cluster::names::metrics;
+use etcd_aws_core::contract::metrics;
+use etcd_aws_core::contract::metrics::{Metric, Unit};
 
 /// The figures of one successful run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,7 +45,7 @@ mod tests {
             duration_seconds: 2.5,
             revision: 99,
         };
-        let text = etcd_aws_cluster::emf::line("etcd-group", &metrics.metrics(), 1);
+        let text = etcd_aws_core::contract::metrics::line("etcd-group", &metrics.metrics(), 1);
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 

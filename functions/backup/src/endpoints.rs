@@ -1,8 +1,8 @@
 //! Where the members are: the client URLs of the group's live instances, the
 //! same for a backup and a maintenance run.
 
-use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
-use etcd_aws_cluster::etcd_admin::EtcdAccess;
+use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_io::etcd::admin::EtcdAccess;
 
 use crate::config::BackupConfig;
 

@@ -24,7 +24,7 @@
 //!    stored bytes and checks etcd's own trailing digest; [`multipart`] keeps a
 //!    bounded number of parts in flight. Any failure aborts the upload and
 //!    leaves `latest.json` alone. The manifest, then `latest.json`, are written
-//!    only after CompleteMultipartUpload (format: `etcd_aws_cluster::backup`).
+//!    only after CompleteMultipartUpload (format: `etcd_aws_core::backup::manifest`).
 //! 5. Deletes what [`retention`] no longer keeps.
 //! 6. Prints one CloudWatch embedded-metric-format line ([`emf`]).
 //!
@@ -86,7 +86,6 @@ pub mod capture;
 pub mod config;
 pub mod emf;
 pub mod endpoints;
-pub mod invocation;
 pub mod maintenance;
 pub mod member_choice;
 pub mod multipart;

@@ -1,19 +1,20 @@
 //! The Lambda entry point: configuration from the environment, then the
-//! Runtime API loop. Each event is a job ([`invocation::job`]): a backup
-//! ([`run_backup`]), a maintenance run ([`run_maintenance`]) or a capture run
-//! ([`run_capture`]).
+//! Runtime API loop. Each event asks for a [`Job`] and gets that job's typed
+//! answer (the contract in `etcd_aws_core::contract::jobs`): a backup
+//! ([`run_backup`]), a maintenance run ([`run_maintenance`]), a capture run
+//! ([`run_capture`]) or the cluster's status ([`run_status`]).
 
 use std::time::Duration;
 
 use clap::Parser;
 use etcd_aws_backup::capture::run_capture;
 use etcd_aws_backup::config::{init_logging, EnvConfig};
-use etcd_aws_backup::invocation::{job, Job};
 use etcd_aws_backup::maintenance::run_maintenance;
+use etcd_aws_backup::run_backup;
 use etcd_aws_backup::status::run_status;
-use etcd_aws_backup::{run_backup, BackupAction};
+use etcd_aws_core::contract::jobs::Job;
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Time kept back from the invocation's deadline to answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
@@ -27,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = env.backup_config()?;
     let maintenance = env.maintenance_settings();
     let capture = env.capture_settings()?;
-    let aws = etcd_aws_cluster::aws_env::load().await?;
+    let aws = etcd_aws_io::aws::env::load().await?;
     tracing::info!(
         group = %config.group_name,
         bucket = %config.bucket,
@@ -44,11 +45,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .get("source")
                 .and_then(|s| s.as_str())
                 .unwrap_or("(none)");
-            let job = job(&event.payload).map_err(|e| {
+            let job = Job::of_payload(&event.payload).map_err(|e| {
                 tracing::error!(error = %e, "unrecognised event");
                 lambda_runtime::Error::from(e.to_string())
             })?;
-            tracing::info!(request_id = %event.context.request_id, source, ?job, "job requested");
+            tracing::info!(request_id = %event.context.request_id, source, %job, "job requested");
             let left = event
                 .context
                 .deadline()
@@ -57,11 +58,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .saturating_sub(DEADLINE_MARGIN);
             let deadline = tokio::time::Instant::now() + left;
             let answer = match job {
-                Job::Backup => backup(&config, &aws).await,
+                Job::Backup => run_backup(&config, &aws)
+                    .await
+                    .map_err(anyhow::Error::new)
+                    .and_then(|outcome| Ok(serde_json::to_value(outcome.answer())?)),
                 Job::Maintenance => run_maintenance(&config, &maintenance, &aws, deadline)
                     .await
                     .map_err(anyhow::Error::new)
-                    .and_then(|outcome| Ok(serde_json::to_value(outcome)?)),
+                    .and_then(|answer| Ok(serde_json::to_value(answer)?)),
                 Job::Status => run_status(&config, maintenance.quota_bytes, &aws)
                     .await
                     .map_err(anyhow::Error::new)
@@ -69,44 +73,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 Job::Capture => run_capture(&config, &capture, &aws, deadline)
                     .await
                     .map_err(anyhow::Error::new)
-                    .map(|outcome| {
-                        json!({
-                            "cluster_id": outcome.cluster_id,
-                            "after": outcome.started_after,
-                            "until": outcome.stored_until,
-                            "segments": outcome.segments,
-                            "revisions": outcome.revisions,
-                            "gaps": outcome.gaps,
-                            "snapshots": outcome.snapshots,
-                            "loss_window_seconds": outcome.loss_window.as_secs_f64(),
-                        })
-                    }),
+                    .and_then(|outcome| Ok(serde_json::to_value(outcome.answer())?)),
             };
             answer.map_err(|e| {
-                let e = e.context(format!("{job:?} failed"));
+                let e = e.context(format!("the {job} job failed"));
                 tracing::error!(error = %format!("{e:#}"), "job failed");
                 lambda_runtime::Error::from(format!("{e:#}"))
             })
         }
     }))
     .await
-}
-
-async fn backup(
-    config: &etcd_aws_backup::BackupConfig,
-    aws: &aws_config::SdkConfig,
-) -> anyhow::Result<Value> {
-    let outcome = run_backup(config, aws).await?;
-    let (uploaded, manifest) = match &outcome.action {
-        BackupAction::Uploaded(m) => (true, m),
-        BackupAction::Unchanged(m) => (false, m),
-    };
-    Ok(json!({
-        "uploaded": uploaded,
-        "key": manifest.key,
-        "revision": manifest.revision,
-        "stored_bytes": manifest.stored_bytes,
-        "member": outcome.endpoint,
-        "deleted": outcome.deleted,
-    }))
 }

@@ -6,7 +6,7 @@
 //! leader is the one member whose slowness slows every write. The leader is
 //! still better than no backup, so it comes last rather than never.
 
-use etcd_aws_cluster::etcd_admin::MemberStatus;
+use etcd_aws_core::etcd::status::MemberStatus;
 
 /// One live instance's client URL and what its member answered, if it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ mod tests {
     fn status(member_id: u64, leader_id: u64, applied: u64) -> MemberStatus {
         MemberStatus {
             raft_applied_index: applied,
-            ..etcd_aws_cluster::test_support::status(member_id, leader_id)
+            ..etcd_aws_core::test_support::status(member_id, leader_id)
         }
     }
 

@@ -5,7 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client as S3Client;
 use bytes::Bytes;
-use etcd_aws_cluster::aws_error;
+use etcd_aws_io::aws::error as aws_error;
 use tokio::task::JoinSet;
 
 /// S3 refuses more parts than this in one upload.

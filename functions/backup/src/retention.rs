@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use etcd_aws_cluster::backup::BackupManifest;
+use etcd_aws_core::backup::manifest::BackupManifest;
 
 /// Keep the newest `keep_last`; of the older ones, the newest of every hour
 /// for `hourly_hours` and the newest of every UTC day for `daily_days`.
@@ -93,7 +93,7 @@ fn keep_newest_per_bucket<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etcd_aws_cluster::backup::Compression;
+    use etcd_aws_core::backup::manifest::Compression;
 
     /// A fixed "now": 2026-01-10T12:00:00Z.
     const NOW: i64 = 1_768_046_400;

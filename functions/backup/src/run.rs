@@ -3,14 +3,15 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use etcd_aws_cluster::emf;
-
-use etcd_aws_cluster::backup::BackupManifest;
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::discovery::DiscoveryError;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdTimeouts};
-use etcd_aws_cluster::replay;
-use etcd_aws_cluster::tls::ClientTlsError;
+use etcd_aws_core::backup::manifest::BackupManifest;
+use etcd_aws_core::backup::replay;
+use etcd_aws_core::contract::jobs::BackupAnswer;
+use etcd_aws_io::aws::discovery::DiscoveryError;
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
+use etcd_aws_io::etcd::error::EtcdError;
+use etcd_aws_io::logging;
+use etcd_aws_io::tls::ClientTlsError;
 
 use crate::config::{BackupConfig, ConfigError};
 use crate::emf::BackupMetrics;
@@ -19,7 +20,7 @@ use crate::member_choice::{candidates, Candidate, MemberProbe};
 use crate::multipart::{MultipartUpload, UploadError};
 use crate::retention;
 use crate::stored_stream::{StoredStream, StoredSummary, StreamError};
-use etcd_aws_cluster::restore_order::protected_backups;
+use etcd_aws_core::contract::restore_order::protected_backups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -75,6 +76,21 @@ pub enum BackupAction {
     Uploaded(BackupManifest),
     /// The newest backup already holds the cluster's current revision.
     Unchanged(BackupManifest),
+}
+
+impl BackupOutcome {
+    /// The job's answer ([`BackupAnswer`]).
+    pub fn answer(&self) -> BackupAnswer {
+        let manifest = self.action.manifest();
+        BackupAnswer {
+            uploaded: matches!(self.action, BackupAction::Uploaded(_)),
+            key: manifest.key.clone(),
+            revision: manifest.revision,
+            stored_bytes: manifest.stored_bytes,
+            member: self.endpoint.clone(),
+            deleted: self.deleted.clone(),
+        }
+    }
 }
 
 impl BackupAction {
@@ -145,7 +161,7 @@ pub async fn run_backup(
         duration_seconds: started.elapsed().as_secs_f64(),
         revision: manifest.revision,
     };
-    let emf_line = emf::print(&config.group_name, &metrics.metrics());
+    let emf_line = logging::print_metrics(&config.group_name, &metrics.metrics());
     Ok(BackupOutcome {
         action,
         endpoint,

@@ -2,10 +2,10 @@
 //! VPC, for the operator's `status` and `restore` commands. It reads only,
 //! and answers even when no member does (the report then says why).
 
-use etcd_aws_cluster::cluster_report::ClusterReport;
-use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::etcd_admin::EtcdAccess;
-use etcd_aws_cluster::version_endpoint;
+use etcd_aws_core::contract::cluster_report::ClusterReport;
+use etcd_aws_io::aws::discovery::GroupDiscovery;
+use etcd_aws_io::etcd::admin::EtcdAccess;
+use etcd_aws_io::etcd::version_endpoint;
 
 use crate::config::BackupConfig;
 use crate::maintenance::{observe, MaintenanceError};

@@ -8,8 +8,8 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use etcd_aws_cluster::backup::Compression;
-use etcd_aws_cluster::backup_store::hex;
+use etcd_aws_core::backup::manifest::Compression;
+use etcd_aws_io::backup_store::hex;
 use sha2::{Digest, Sha256};
 
 /// Bytes etcd appends to the database in a snapshot stream: its SHA-256.

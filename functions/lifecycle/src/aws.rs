@@ -3,8 +3,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::error::ProvideErrorMetadata;
-use etcd_aws_cluster::discovery::{error_chain, DiscoveryError, Ec2Instance, GroupDiscovery};
-use etcd_aws_cluster::instance::Instance;
+use etcd_aws_core::membership::instance::Instance;
+use etcd_aws_io::aws::discovery::{DiscoveryError, Ec2Instance, GroupDiscovery};
+use etcd_aws_io::error_chain::error_chain;
 
 use crate::notification::TerminatingAction;
 

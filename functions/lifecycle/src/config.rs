@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use clap::Parser;
-use etcd_aws_cluster::etcd_admin::EtcdTimeouts;
-pub use etcd_aws_cluster::logging::LogFormat;
-use etcd_aws_cluster::logging::{self, LogTarget};
-use etcd_aws_cluster::names::{env, ports};
-use etcd_aws_cluster::tls::client_source::ClientTlsArgs;
+use etcd_aws_core::contract::names::{env, ports};
+use etcd_aws_io::etcd::admin::EtcdTimeouts;
+pub use etcd_aws_io::logging::LogFormat;
+use etcd_aws_io::logging::{self, LogTarget};
+use etcd_aws_io::tls::client_source::ClientTlsArgs;
 
 use crate::handler::Settings;
 
@@ -62,14 +62,14 @@ impl Config {
     }
 }
 
-/// Logs for CloudWatch Logs (see [`etcd_aws_cluster::logging`]).
+/// Logs for CloudWatch Logs (see [`etcd_aws_io::logging`]).
 pub fn init_logging(format: LogFormat) {
     logging::init(format, LogTarget::Lambda);
 }
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_cluster::tls::ClientTlsSource;
+    use etcd_aws_io::tls::ClientTlsSource;
 
     use super::*;
 

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError};
-use etcd_aws_cluster::member::Member;
+use etcd_aws_core::membership::member::Member;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
+use etcd_aws_io::etcd::error::EtcdError;
 
 /// The member list, and which members answered for themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]

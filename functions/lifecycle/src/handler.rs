@@ -6,11 +6,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use etcd_aws_cluster::discovery::DiscoveryError;
-use etcd_aws_cluster::emf::{self, Metric, Unit};
-use etcd_aws_cluster::etcd_admin::EtcdError;
-use etcd_aws_cluster::instance::Instance;
-use etcd_aws_cluster::names::{metrics, ports};
+use etcd_aws_core::contract::metrics;
+use etcd_aws_core::contract::metrics::{Metric, Unit};
+use etcd_aws_core::contract::names::ports;
+use etcd_aws_core::membership::instance::Instance;
+use etcd_aws_io::aws::discovery::DiscoveryError;
+use etcd_aws_io::etcd::error::EtcdError;
+use etcd_aws_io::logging;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -200,7 +202,7 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
         }
         let foreign = foreign_notices(&reports);
         if let (Some(group), true) = (&self.settings.group_name, foreign > 0) {
-            emf::print(
+            logging::print_metrics(
                 group,
                 &[Metric::new(
                     metrics::FOREIGN_LIFECYCLE_NOTICES,

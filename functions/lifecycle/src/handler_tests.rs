@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use etcd_aws_cluster::discovery::Ec2Instance;
-use etcd_aws_cluster::etcd_admin::EtcdErrorKind;
-use etcd_aws_cluster::member::Member;
-use etcd_aws_cluster::test_support::{instance, ip, member};
+use etcd_aws_core::membership::member::Member;
+use etcd_aws_core::test_support::{instance, ip, member};
+use etcd_aws_io::aws::discovery::Ec2Instance;
+use etcd_aws_io::etcd::error::EtcdErrorKind;
 use serde_json::json;
 
 use super::*;

@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Lambda reports as the init error.
     let config = Config::parse();
     init_logging(config.log_format);
-    let aws = etcd_aws_cluster::aws_env::load().await?;
+    let aws = etcd_aws_io::aws::env::load().await?;
     // Read once per cold start: a re-issued certificate arrives with the next
     // execution environment.
     let access = config

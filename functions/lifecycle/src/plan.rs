@@ -9,9 +9,9 @@
 
 use std::net::IpAddr;
 
-use etcd_aws_cluster::discovery::Ec2Instance;
-use etcd_aws_cluster::instance::Instance;
-use etcd_aws_cluster::member::{Member, Standing};
+use etcd_aws_core::membership::instance::Instance;
+use etcd_aws_core::membership::member::{Member, Standing};
+use etcd_aws_io::aws::discovery::Ec2Instance;
 
 /// What the function observed of the cluster and its group.
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +174,7 @@ fn plan_removals(view: &ClusterView<'_>, doomed: &[&Member]) -> Vec<Result<Remov
 }
 
 fn state_name(instance: &Instance) -> String {
-    use etcd_aws_cluster::instance::LifecycleState;
+    use etcd_aws_core::membership::instance::LifecycleState;
     match &instance.lifecycle_state {
         LifecycleState::Pending => "Pending".to_owned(),
         LifecycleState::InService => "InService".to_owned(),

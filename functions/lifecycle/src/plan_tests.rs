@@ -1,7 +1,7 @@
 //! Table tests of the lifecycle decision: one row per branch, named for it.
 
 use super::*;
-use etcd_aws_cluster::test_support::{instance, ip, learner, member, unstarted};
+use etcd_aws_core::test_support::{instance, ip, learner, member, unstarted};
 
 const LEAVING: &str = "i-leaving";
 

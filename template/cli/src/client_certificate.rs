@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use etcd_aws_cluster::tls::authority::{AuthorityError, ValidityPeriod};
-use etcd_aws_cluster::tls::certificate::{check_certificate, CertificateError};
-use etcd_aws_cluster::tls::credentials::TlsFiles;
-use etcd_aws_cluster::tls::{SecretStore, SecretStoreError, TlsCredentials};
+use etcd_aws_core::etcd::launch::TlsFiles;
+use etcd_aws_io::tls::authority::{AuthorityError, ValidityPeriod};
+use etcd_aws_io::tls::certificate::{check_certificate, CertificateError};
+use etcd_aws_io::tls::{SecretStore, SecretStoreError, TlsCredentials};
 
 use etcd_aws_template::names::ports::CLIENT;
 use etcd_aws_template::names::secrets;

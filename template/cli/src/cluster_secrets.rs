@@ -10,9 +10,9 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_secretsmanager::Client;
-use etcd_aws_cluster::aws_error::{self, AwsErrorKind};
-use etcd_aws_cluster::tls::authority::{AuthorityError, ValidityPeriod};
-use etcd_aws_cluster::tls::{ClusterCa, NewSecret, SecretStore, SecretStoreError, TlsCredentials};
+use etcd_aws_io::aws::error::{self as aws_error, AwsErrorKind};
+use etcd_aws_io::tls::authority::{AuthorityError, ValidityPeriod};
+use etcd_aws_io::tls::{ClusterCa, NewSecret, SecretStore, SecretStoreError, TlsCredentials};
 
 use etcd_aws_template::names::secrets;
 use etcd_aws_template::options::SecretsKey;

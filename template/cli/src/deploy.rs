@@ -11,7 +11,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
-use etcd_aws_cluster::aws_error;
+use etcd_aws_io::aws::error as aws_error;
 
 use crate::stack_events::{self, Event, Outcome};
 

@@ -23,10 +23,10 @@ use etcd_aws_cfn::operate::stack::{StackFlags, StackParts};
 use etcd_aws_cfn::operate::status::{self, Limits};
 use etcd_aws_cfn::operate::{self, commands};
 use etcd_aws_cfn::staging;
-use etcd_aws_cluster::backup::utc_stamp;
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::discovery::GroupDiscovery;
-use etcd_aws_cluster::logging::{self, LogFormat, LogTarget};
+use etcd_aws_core::clock::utc_stamp;
+use etcd_aws_io::aws::discovery::GroupDiscovery;
+use etcd_aws_io::backup_store::BackupStore;
+use etcd_aws_io::logging::{self, LogFormat, LogTarget};
 use etcd_aws_template::names;
 use etcd_aws_template::names::parameters::{
     CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,

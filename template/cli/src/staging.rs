@@ -4,7 +4,7 @@
 //! (CloudFormation's limit for a template in S3 is 1 MB).
 
 use aws_sdk_s3::primitives::ByteStream;
-use etcd_aws_cluster::aws_error;
+use etcd_aws_io::aws::error as aws_error;
 use sha2::{Digest, Sha256};
 
 pub use etcd_aws_template::TEMPLATE_URL_LIMIT;

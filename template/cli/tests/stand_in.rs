@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::template_for;
-use etcd_aws_cluster::tls::{ClusterCa, SecretStore, TlsCredentials};
+use etcd_aws_io::tls::{ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_template::names::{parameters, secrets};
 use etcd_aws_template::options::{ArtifactPrefix, Options};
 use serde_json::Value;

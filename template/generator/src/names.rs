@@ -1,12 +1,13 @@
 //! The names the template uses more than once.
 //!
 //! What the template shares with the binaries (environment variables, metrics,
-//! ports, secrets, paths) is defined once in [`etcd_aws_cluster::names`] and
+//! ports, secrets, paths) is defined once in [`etcd_aws_core::contract`] and
 //! re-exported here; what only the template knows (logical ids, parameters,
 //! conditions, the install layout) is defined here. Every module of this crate
 //! and every test reads them from here.
 
-use etcd_aws_cluster::names as shared;
+use etcd_aws_core::contract;
+use etcd_aws_core::contract::names as shared;
 
 /// The node agent binary, run by systemd on every instance.
 pub const AGENT_BINARY: &str = "etcd-aws";
@@ -29,7 +30,8 @@ pub const BACKUP_PREFIX: &str = shared::bucket::BACKUP_PREFIX;
 pub const RESTORE_DIR: &str = shared::bucket::RESTORE_DIR;
 
 /// The names the binaries read: environment variables, secrets, metrics and ports.
-pub use shared::{env, events, metrics, ports, secrets};
+pub use contract::{events, metrics};
+pub use shared::{env, ports, secrets};
 
 /// The Lambda functions: cargo package names (what `cargo lambda build` produces a zip
 /// for) and how they run.
@@ -38,13 +40,6 @@ pub mod functions {
     pub const BACKUP_PACKAGE: &str = "etcd-aws-backup";
     pub const RUNTIME: &str = "provided.al2023";
     pub const HANDLER: &str = "bootstrap";
-    /// The scheduled event that asks the lifecycle function to reconcile members
-    /// against the group instead of handling a queue message.
-    pub const RECONCILE_EVENT: &str = super::shared::RECONCILE_EVENT;
-    /// The scheduled event that asks the backup function's code for a maintenance run.
-    pub const MAINTENANCE_EVENT: &str = super::shared::MAINTENANCE_EVENT;
-    /// The scheduled event that asks the backup function's code for a capture run.
-    pub const CAPTURE_EVENT: &str = super::shared::CAPTURE_EVENT;
 }
 
 /// Logical ids that more than one module refers to.

@@ -7,11 +7,11 @@ use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference};
-use crate::names::functions::{CAPTURE_EVENT, MAINTENANCE_EVENT, RECONCILE_EVENT};
 use crate::names::logical::{
     BACKUP_FUNCTION, CAPTURE_FUNCTION, LIFECYCLE_FUNCTION, MAINTENANCE_FUNCTION,
 };
 use crate::options::Options;
+use etcd_aws_core::contract::jobs::{Job, RECONCILE_PAYLOAD};
 
 pub const BACKUP_RULE: &str = "BackupSchedule";
 pub const RECONCILE_RULE: &str = "ReconcileSchedule";
@@ -45,7 +45,7 @@ pub fn fragment(options: &Options) -> Fragment {
                     "Targets": [{
                         "Id": "reconcile",
                         "Arn": get_att(LIFECYCLE_FUNCTION, "Arn"),
-                        "Input": RECONCILE_EVENT,
+                        "Input": RECONCILE_PAYLOAD,
                     }],
                 },
             }),
@@ -61,7 +61,7 @@ pub fn fragment(options: &Options) -> Fragment {
                     "Targets": [{
                         "Id": "maintenance",
                         "Arn": get_att(MAINTENANCE_FUNCTION, "Arn"),
-                        "Input": MAINTENANCE_EVENT,
+                        "Input": Job::Maintenance.payload().to_string(),
                     }],
                 },
             }),
@@ -77,7 +77,7 @@ pub fn fragment(options: &Options) -> Fragment {
                     "Targets": [{
                         "Id": "capture",
                         "Arn": get_att(CAPTURE_FUNCTION, "Arn"),
-                        "Input": CAPTURE_EVENT,
+                        "Input": Job::Capture.payload().to_string(),
                     }],
                 },
             }),

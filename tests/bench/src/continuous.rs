@@ -27,10 +27,10 @@ use anyhow::Context;
 use etcd_aws::restore::Restorer;
 use etcd_aws_backup::capture::{run_capture, CaptureSettings};
 use etcd_aws_backup::BackupConfig;
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::etcd_launch::EtcdLaunch;
-use etcd_aws_cluster::replay::ReplayTarget;
-use etcd_aws_cluster::segment::{Change, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::backup::replay::ReplayTarget;
+use etcd_aws_core::backup::segment::{Change, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::etcd::launch::EtcdLaunch;
+use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_tests::sim_cluster::SimCluster;
 use etcd_aws_tests::workload::{Writer, WriterOptions};
 use tokio::time::Instant;
@@ -81,7 +81,7 @@ async fn loss_window(rate: u32, seconds: u64, report: &mut Report) -> anyhow::Re
     let config = BackupConfig::new(
         cluster.stand_in.group_name(),
         cluster.stand_in.bucket(),
-        etcd_aws_cluster::tls::client_source::ClientTlsSource::Plaintext,
+        etcd_aws_io::tls::client_source::ClientTlsSource::Plaintext,
     );
     let settings = CaptureSettings {
         duration: Duration::from_secs(seconds + 10),
@@ -274,7 +274,7 @@ pub async fn restore_with_segments(
 /// The revision the snapshot file holds, as the restore reads it.
 async fn snapshot_revision(
     dataset: &Dataset,
-    manifest: &etcd_aws_cluster::backup::BackupManifest,
+    manifest: &etcd_aws_core::backup::manifest::BackupManifest,
 ) -> anyhow::Result<i64> {
     let file = dataset.work.join("continuous-status.db");
     dataset.store.download_verified(manifest, &file).await?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::backup_store::BackupStore;
+use etcd_aws_io::backup_store::BackupStore;
 
 use super::control_plane;
 use super::data::{self, Filled};

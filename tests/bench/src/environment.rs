@@ -108,7 +108,7 @@ pub fn utc_now() -> String {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let stamp = etcd_aws_cluster::backup::utc_stamp(seconds);
+    let stamp = etcd_aws_core::clock::utc_stamp(seconds);
     // YYYYMMDDTHHMMSSZ
     format!(
         "{}-{}-{} {}:{}",

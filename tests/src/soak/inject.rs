@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::EtcdAdmin;
+use etcd_aws_io::etcd::admin::EtcdAdmin;
 use tokio::time::Instant;
 
 use super::fault::Fault;

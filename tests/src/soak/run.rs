@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::replay::{self, ReplayTarget};
+use etcd_aws_core::backup::replay::{self, ReplayTarget};
+use etcd_aws_io::backup_store::BackupStore;
 use tokio::time::Instant;
 
 use super::checker::{self, Acked, Read, Rules, TotalLoss};
@@ -137,7 +137,7 @@ async fn soak_on<N: Faultable>(
     let store = BackupStore::new(
         &stand_in.sdk_config().await,
         stand_in.bucket(),
-        etcd_aws_cluster::names::bucket::BACKUP_PREFIX,
+        etcd_aws_core::contract::names::bucket::BACKUP_PREFIX,
     );
     let bound = options.duration + Duration::from_secs(3600);
     let writer = CheckingWriter::start(

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
-use etcd_aws_cluster::tls::authority::ValidityPeriod;
-use etcd_aws_cluster::tls::{ClientTlsSource, ClusterCa, NewSecret, SecretStore, TlsCredentials};
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_io::tls::authority::ValidityPeriod;
+use etcd_aws_io::tls::{ClientTlsSource, ClusterCa, NewSecret, SecretStore, TlsCredentials};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

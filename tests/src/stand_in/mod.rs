@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdTimeouts};
-use etcd_aws_cluster::tls::ClientTlsSource;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_io::tls::ClientTlsSource;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use etcd_aws_cluster::segment::{Change, LeaseGrant, RevisionChange, Segment, SegmentRef, FORMAT};
+use etcd_aws_core::backup::segment::{
+    Change, LeaseGrant, RevisionChange, Segment, SegmentRef, FORMAT,
+};
 
 /// The contiguous segments a run stored since it started, or since the last
 /// merge or gap.

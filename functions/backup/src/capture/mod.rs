@@ -1,5 +1,5 @@
 //! The continuous backup's capture: etcd's changes after the newest stored
-//! revision, flushed to the bucket as segments ([`etcd_aws_cluster::segment`]).
+//! revision, flushed to the bucket as segments ([`etcd_aws_core::backup::segment`]).
 //! [`pending`] holds and times what is not flushed yet; [`run`] is one
 //! invocation's watch; [`merge`] turns what a run stored into one segment.
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use etcd_aws_cluster::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::backup::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
 use tokio::time::Instant;
 
 /// When held changes are flushed: once the oldest has waited `delay` (the loss

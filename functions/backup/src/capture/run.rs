@@ -5,7 +5,7 @@
 //! Runs are started every minute and each watches a little longer than that,
 //! so two may overlap for a few seconds: both write the same revisions, under
 //! keys named by their ranges, and the restore's plan takes each revision once
-//! ([`etcd_aws_cluster::replay`]). A run killed mid-segment loses nothing
+//! ([`etcd_aws_core::backup::replay`]). A run killed mid-segment loses nothing
 //! stored: the next one starts from where a restore could reach.
 //!
 //! Where a run starts is the restore's own rule: the newest snapshot of this
@@ -19,15 +19,18 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::discovery::DiscoveryError;
-use etcd_aws_cluster::emf::{self, Metric, Unit};
-use etcd_aws_cluster::etcd_admin::{EtcdAccess, EtcdAdmin, EtcdError, EtcdTimeouts};
-use etcd_aws_cluster::etcd_changes::{ChangeWatch, Watched};
-use etcd_aws_cluster::names::{events, metrics};
-use etcd_aws_cluster::replay::{self, ReplayTarget};
-use etcd_aws_cluster::segment::{LeaseGrant, GONE_LEASE_TTL, UNKNOWN_LEASE_TTL};
-use etcd_aws_cluster::tls::ClientTlsError;
+use etcd_aws_core::backup::replay::{self, ReplayTarget};
+use etcd_aws_core::backup::segment::{LeaseGrant, GONE_LEASE_TTL, UNKNOWN_LEASE_TTL};
+use etcd_aws_core::contract::jobs::CaptureAnswer;
+use etcd_aws_core::contract::metrics::{Metric, Unit};
+use etcd_aws_core::contract::{events, metrics};
+use etcd_aws_io::aws::discovery::DiscoveryError;
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
+use etcd_aws_io::etcd::changes::{ChangeWatch, Watched};
+use etcd_aws_io::etcd::error::EtcdError;
+use etcd_aws_io::logging;
+use etcd_aws_io::tls::ClientTlsError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -121,6 +124,22 @@ pub struct CaptureOutcome {
     /// The segment that replaced the run's small ones, when it stored more than one.
     pub merged: Option<String>,
     pub emf_line: String,
+}
+
+impl CaptureOutcome {
+    /// The job's answer ([`CaptureAnswer`]).
+    pub fn answer(&self) -> CaptureAnswer {
+        CaptureAnswer {
+            cluster_id: self.cluster_id.clone(),
+            after: self.started_after,
+            until: self.stored_until,
+            segments: self.segments,
+            revisions: self.revisions,
+            gaps: self.gaps,
+            snapshots: self.snapshots.clone(),
+            loss_window_seconds: self.loss_window.as_secs_f64(),
+        }
+    }
 }
 
 /// Captures changes until `settings.duration` has passed or `deadline` (the
@@ -554,7 +573,7 @@ impl Capture {
         }
         let (lag, _) = self.pending.held(Instant::now());
         self.outcome.stored_until = self.pending.after();
-        self.outcome.emf_line = emf::print(
+        self.outcome.emf_line = logging::print_metrics(
             &self.config.group_name,
             &[
                 Metric::new(

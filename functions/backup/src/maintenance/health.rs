@@ -2,10 +2,10 @@
 //! leader, term, members and learners, active alarms. Pure: the run gathers
 //! the answers, this turns them into figures.
 
-use etcd_aws_cluster::emf::{Metric, Property, Unit};
-use etcd_aws_cluster::etcd_admin::{Alarm, AlarmKind, MemberStatus};
-use etcd_aws_cluster::member::Member;
-use etcd_aws_cluster::names::metrics;
+use etcd_aws_core::contract::metrics;
+use etcd_aws_core::contract::metrics::{Metric, Property, Unit};
+use etcd_aws_core::etcd::status::{Alarm, AlarmKind, MemberStatus};
+use etcd_aws_core::membership::member::Member;
 
 /// The health line's field naming the leader (a property, not a metric).
 pub const LEADER_ID: &str = "LeaderId";
@@ -115,7 +115,7 @@ impl Health {
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_cluster::test_support::{learner, member, status};
+    use etcd_aws_core::test_support::{learner, member, status};
     use serde_json::json;
 
     use super::*;

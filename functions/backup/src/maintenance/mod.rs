@@ -21,15 +21,16 @@ pub mod plan;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use etcd_aws_cluster::backup_store::BackupStore;
-use etcd_aws_cluster::discovery::DiscoveryError;
-use etcd_aws_cluster::emf::{self, Metric, Unit};
-use etcd_aws_cluster::etcd_admin::{
-    Alarm, EtcdAccess, EtcdAdmin, EtcdError, EtcdErrorKind, EtcdTimeouts, MemberStatus,
-};
-use etcd_aws_cluster::names::metrics;
-use etcd_aws_cluster::tls::ClientTlsError;
-use serde::Serialize;
+use etcd_aws_core::contract::jobs::MaintenanceAnswer;
+use etcd_aws_core::contract::metrics;
+use etcd_aws_core::contract::metrics::{Metric, Unit};
+use etcd_aws_core::etcd::status::{Alarm, MemberStatus};
+use etcd_aws_io::aws::discovery::DiscoveryError;
+use etcd_aws_io::backup_store::BackupStore;
+use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
+use etcd_aws_io::etcd::error::{EtcdError, EtcdErrorKind};
+use etcd_aws_io::logging;
+use etcd_aws_io::tls::ClientTlsError;
 use tokio::time::Instant;
 
 use crate::config::BackupConfig;
@@ -70,28 +71,13 @@ pub enum MaintenanceError {
     StillAboveQuota { members: Vec<u64>, quota_bytes: i64 },
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MaintenanceOutcome {
-    /// Why nothing was done although something was due.
-    pub waited: Option<String>,
-    pub backed_up: bool,
-    pub compacted_to: Option<i64>,
-    /// Hex ids of the members defragmented, in order.
-    pub defragmented: Vec<String>,
-    pub reclaimed_bytes: i64,
-    /// Steps left for the next run because the invocation ran out of time.
-    pub deferred: Vec<String>,
-    pub nospace_recovered: usize,
-}
-
 /// One maintenance run; `deadline` is when the invocation must have answered.
 pub async fn run_maintenance(
     config: &BackupConfig,
     settings: &MaintenanceSettings,
     sdk: &aws_config::SdkConfig,
     deadline: Instant,
-) -> Result<MaintenanceOutcome, MaintenanceError> {
+) -> Result<MaintenanceAnswer, MaintenanceError> {
     let access = config.tls.access(sdk, config.etcd_timeouts).await?;
     let endpoints = live_endpoints(config, sdk, &access).await?;
     let seen = observe(&endpoints, &access).await?;
@@ -101,7 +87,7 @@ pub async fn run_maintenance(
         &seen.alarms,
         settings.quota_bytes,
     );
-    emf::print_with(&config.group_name, &health.metrics(), &health.properties());
+    logging::print_metrics_with(&config.group_name, &health.metrics(), &health.properties());
     let backup_age_seconds = newest_backup_age(config, sdk).await;
     let state = ClusterState {
         members: &seen.members,
@@ -114,13 +100,13 @@ pub async fn run_maintenance(
             tracing::info!(
                 "no member is fragmented enough and no alarm is raised; nothing to maintain"
             );
-            return Ok(MaintenanceOutcome::default());
+            return Ok(MaintenanceAnswer::default());
         }
         Plan::Wait(reason) => {
             tracing::warn!(%reason, "maintenance is due but not safe now");
-            return Ok(MaintenanceOutcome {
+            return Ok(MaintenanceAnswer {
                 waited: Some(reason.to_string()),
-                ..MaintenanceOutcome::default()
+                ..MaintenanceAnswer::default()
             });
         }
         Plan::Maintain(maintenance) => maintenance,
@@ -137,10 +123,10 @@ pub async fn run_maintenance(
     .await;
     let (outcome, unrecovered) = match &result {
         Ok(outcome) => (outcome.clone(), false),
-        Err(MaintenanceError::StillAboveQuota { .. }) => (MaintenanceOutcome::default(), true),
-        Err(_) => (MaintenanceOutcome::default(), false),
+        Err(MaintenanceError::StillAboveQuota { .. }) => (MaintenanceAnswer::default(), true),
+        Err(_) => (MaintenanceAnswer::default(), false),
     };
-    emf::print(
+    logging::print_metrics(
         &config.group_name,
         &[
             Metric::new(
@@ -170,7 +156,7 @@ pub async fn run_maintenance(
 
 /// What one look at the cluster found.
 pub(crate) struct Seen {
-    pub members: Vec<etcd_aws_cluster::member::Member>,
+    pub members: Vec<etcd_aws_core::membership::member::Member>,
     pub statuses: Vec<MemberStatus>,
     pub alarms: Vec<Alarm>,
 }
@@ -234,8 +220,8 @@ async fn maintain(
     endpoints: &[String],
     maintenance: &Maintenance,
     deadline: Instant,
-) -> Result<MaintenanceOutcome, MaintenanceError> {
-    let mut outcome = MaintenanceOutcome::default();
+) -> Result<MaintenanceAnswer, MaintenanceError> {
+    let mut outcome = MaintenanceAnswer::default();
     if maintenance.backup_first {
         tracing::info!(
             "the newest backup is older than the backup schedule: backing up before defragmenting"

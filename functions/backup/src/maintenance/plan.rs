@@ -8,8 +8,8 @@
 //! quorum); one member at a time; followers first; the leader last, after
 //! leadership has moved away, so writers never wait on a defragmenting leader.
 
-use etcd_aws_cluster::etcd_admin::{Alarm, AlarmKind, MemberStatus};
-use etcd_aws_cluster::member::Member;
+use etcd_aws_core::etcd::status::{Alarm, AlarmKind, MemberStatus};
+use etcd_aws_core::membership::member::Member;
 
 /// What the run saw of the cluster.
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +165,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_cluster::test_support::{learner, member, status};
+    use etcd_aws_core::test_support::{learner, member, status};
 
     use super::*;
 

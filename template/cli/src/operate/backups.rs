@@ -1,9 +1,9 @@
 //! `backups list`: the snapshots in the bucket and the revisions a restore
 //! can reach through them and the captured changes after them.
 
-use etcd_aws_cluster::backup::BackupManifest;
-use etcd_aws_cluster::replay::{plan, ReplayTarget};
-use etcd_aws_cluster::segment::SegmentRef;
+use etcd_aws_core::backup::manifest::BackupManifest;
+use etcd_aws_core::backup::replay::{plan, ReplayTarget};
+use etcd_aws_core::backup::segment::SegmentRef;
 use serde::Serialize;
 
 /// Whether a snapshot's stored bytes were checked against its manifest's
@@ -88,7 +88,7 @@ pub fn rows(manifests: &[BackupManifest]) -> Vec<BackupRow> {
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_cluster::backup::Compression;
+    use etcd_aws_core::backup::manifest::Compression;
 
     use super::*;
 

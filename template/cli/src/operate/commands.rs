@@ -1,7 +1,7 @@
 //! The commands' reads: what `status` and `backups list` gather from the
 //! function, the bucket and the queues before the pure parts judge and show it.
 
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 
 use super::backups::{coverage, rows, BackupRow, Stretch, Verified};
 use super::function::{BackupFunction, InvokeError};
@@ -101,7 +101,7 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: Option<&str>) -> Option<u64
             })
             .and_then(|n| n.parse().ok()),
         Err(e) => {
-            tracing::warn!(queue = url, error = %etcd_aws_cluster::aws_error::read(&e).summary, "cannot read the queue's depth");
+            tracing::warn!(queue = url, error = %etcd_aws_io::aws::error::read(&e).summary, "cannot read the queue's depth");
             None
         }
     }

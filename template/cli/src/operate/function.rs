@@ -2,7 +2,7 @@
 //! and for what the cluster looks like from inside the VPC.
 
 use aws_sdk_lambda::primitives::Blob;
-use etcd_aws_cluster::cluster_report::ClusterReport;
+use etcd_aws_core::contract::cluster_report::ClusterReport;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -72,7 +72,7 @@ impl BackupFunction {
             .await
             .map_err(|e| InvokeError::Invoke {
                 function: self.name.clone(),
-                message: etcd_aws_cluster::aws_error::read(&e).summary,
+                message: etcd_aws_io::aws::error::read(&e).summary,
             })?;
         let body = answer.payload().map(|b| b.as_ref()).unwrap_or_default();
         if answer.function_error().is_some() {

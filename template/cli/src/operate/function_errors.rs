@@ -145,7 +145,7 @@ async fn error_lines(
                 .map_err(|e| {
                     format!(
                         "cannot read log group {group}: {}; the operator needs logs:FilterLogEvents on it",
-                        etcd_aws_cluster::aws_error::read(&e).summary
+                        etcd_aws_io::aws::error::read(&e).summary
                     )
                 })?;
             lines.extend(answer.events().iter().map(|event| ErrorLine {

@@ -1,6 +1,6 @@
 //! `restore`: brings the running cluster back to a backup, a revision or a
 //! time, through the bucket and the backup function (see
-//! [`etcd_aws_cluster::restore_order`] for what the nodes do).
+//! [`etcd_aws_core::contract::restore_order`] for what the nodes do).
 //!
 //! 1. The order, then a safety backup of the cluster as it is, so the
 //!    restore can be undone (`restore --backup <its key>`); the order keeps
@@ -20,14 +20,14 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
 
-use etcd_aws_cluster::backup::utc_stamp;
-use etcd_aws_cluster::backup_store::{BackupStore, BackupStoreError};
-use etcd_aws_cluster::cluster_report::ClusterReport;
-use etcd_aws_cluster::discovery::{DiscoveryError, GroupDiscovery};
-use etcd_aws_cluster::replay::{plan, ReplayTarget};
-use etcd_aws_cluster::restore_order::{
+use etcd_aws_core::backup::replay::{plan, ReplayTarget};
+use etcd_aws_core::clock::utc_stamp;
+use etcd_aws_core::contract::cluster_report::ClusterReport;
+use etcd_aws_core::contract::restore_order::{
     self, Phase, RestoreOrder, RestoreTarget, Restored, SafetyBackup,
 };
+use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use tokio::time::Instant;
 
 use super::function::{BackupFunction, InvokeError};
@@ -462,7 +462,9 @@ pub fn restored_state(report: &ClusterReport, from_cluster_id: &str) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_cluster::cluster_report::{ReportedInstance, ReportedMember, ReportedStatus};
+    use etcd_aws_core::contract::cluster_report::{
+        ReportedInstance, ReportedMember, ReportedStatus,
+    };
 
     use super::*;
 

@@ -129,7 +129,7 @@ impl StackFlags {
             .await
             .map_err(|e| StackError::Describe {
                 stack: self.stack_name.clone(),
-                message: etcd_aws_cluster::aws_error::read(&e).summary,
+                message: etcd_aws_io::aws::error::read(&e).summary,
             })?;
         let outputs: HashMap<String, String> = described
             .stacks()

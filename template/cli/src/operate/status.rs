@@ -3,7 +3,7 @@
 //! the list of what is not. Judging is pure ([`problems`]); gathering is the
 //! command's.
 
-use etcd_aws_cluster::cluster_report::ClusterReport;
+use etcd_aws_core::contract::cluster_report::ClusterReport;
 use serde::Serialize;
 
 use super::function_errors::FunctionErrors;
@@ -282,7 +282,7 @@ fn function_errors_lines(view: &StatusView) -> String {
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_cluster::cluster_report::{
+    use etcd_aws_core::contract::cluster_report::{
         ReportedAlarm, ReportedInstance, ReportedMember, ReportedStatus,
     };
 

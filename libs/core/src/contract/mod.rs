@@ -1,0 +1,11 @@
+//! What crosses a program boundary, each defined once and used by both
+//! sides: the backup function's jobs and their answers, the cluster report,
+//! the restore order and its acknowledgements, the metrics and log events the
+//! stack's alarms read, and the names the template and the binaries share.
+
+pub mod cluster_report;
+pub mod events;
+pub mod jobs;
+pub mod metrics;
+pub mod names;
+pub mod restore_order;

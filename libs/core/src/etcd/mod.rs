@@ -1,0 +1,6 @@
+//! The etcd a node runs: its release and what it may join, its command line,
+//! and what its members report.
+
+pub mod launch;
+pub mod release;
+pub mod status;

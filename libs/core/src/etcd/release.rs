@@ -1,0 +1,286 @@
+//! Which etcd the agent runs: its release, whether it may run at all, and
+//! which of the agent's own flags it understands.
+//!
+//! Read once at start from the binary itself (`etcd --version` and the flags
+//! `etcd --help` lists; the asking is the I/O crate's), so the agent passes
+//! what the etcd it launches knows:
+//! the corruption checks are experimental flags on 3.4 and 3.5 (the compact
+//! hash check only on later 3.5 patch releases) and feature gates from 3.6.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// `major.minor.patch`, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EtcdRelease {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl fmt::Display for EtcdRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// A cluster version as etcd states it: `major.minor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClusterVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl fmt::Display for ClusterVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("cannot start etcd binary {binary} (asking its version: {reason}); check --etcd-binary / ETCD_AWS_ETCD_BINARY and PATH")]
+    CannotRun { binary: String, reason: String },
+    #[error("{binary} --version did not name an etcd release (it printed {printed:?}); point --etcd-binary at etcd itself")]
+    NoVersion { binary: String, printed: String },
+    #[error("etcd {0} is not for production: etcd's maintainers withdrew 3.5.0-3.5.2 for a data corruption bug (fixed in 3.5.3); install 3.5.16 or a later 3.5 release")]
+    Withdrawn(EtcdRelease),
+    #[error("etcd {0} is too old: etcd-aws joins nodes as learners, which needs etcd 3.4 or later; install 3.5.16 or a later 3.5 release")]
+    TooOld(EtcdRelease),
+    #[error("etcd {mine} cannot join a cluster at version {cluster}: etcd never downgrades a cluster; install etcd {cluster} or later on this node")]
+    Downgrade {
+        mine: EtcdRelease,
+        cluster: ClusterVersion,
+    },
+    #[error("etcd {mine} cannot join while members run {older}: etcd's 3.5-to-3.6 upgrade needs every member on {minimum} or later first; replace the 3.5 members with {minimum} or later, then the 3.6 nodes")]
+    UpgradeTooEarly {
+        mine: EtcdRelease,
+        older: EtcdRelease,
+        minimum: EtcdRelease,
+    },
+}
+
+/// The 3.5 release every member must run before a 3.6 member joins
+/// (etcd's "Upgrade etcd from v3.5 to v3.6" checklist).
+pub const BEFORE_3_6: EtcdRelease = EtcdRelease {
+    major: 3,
+    minor: 5,
+    patch: 26,
+};
+
+impl EtcdRelease {
+    /// The release in `etcd --version` output ("etcd Version: 3.5.16").
+    pub fn parse_version_output(printed: &str) -> Option<Self> {
+        let version = printed
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("etcd Version:"))?
+            .trim();
+        Self::parse(version)
+    }
+
+    /// `3.5.16`, tolerating a leading `v` and a suffix such as `-rc.1`.
+    pub fn parse(version: &str) -> Option<Self> {
+        let version = version.trim().trim_start_matches('v');
+        let mut parts = version.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch_text = parts.next()?;
+        let digits: String = patch_text
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let patch = digits.parse().ok()?;
+        Some(Self {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    pub fn cluster_version(&self) -> ClusterVersion {
+        ClusterVersion {
+            major: self.major,
+            minor: self.minor,
+        }
+    }
+
+    /// Whether the agent may run this release at all.
+    pub fn check_supported(&self) -> Result<(), ReleaseError> {
+        if (self.major, self.minor) < (3, 4) {
+            return Err(ReleaseError::TooOld(*self));
+        }
+        if (self.major, self.minor) == (3, 5) && self.patch <= 2 {
+            return Err(ReleaseError::Withdrawn(*self));
+        }
+        Ok(())
+    }
+
+    /// Whether this release may join (or rejoin) a cluster whose members
+    /// run `members`. etcd refuses a member older than its cluster (the lowest
+    /// `major.minor` among the members); the agent refuses first, with what to
+    /// install. A 3.6 member may join only once every 3.5 member runs
+    /// [`BEFORE_3_6`] or later.
+    pub fn check_can_join(&self, members: &[EtcdRelease]) -> Result<(), ReleaseError> {
+        if let Some(cluster) = members.iter().map(EtcdRelease::cluster_version).min() {
+            if self.cluster_version() < cluster {
+                return Err(ReleaseError::Downgrade {
+                    mine: *self,
+                    cluster,
+                });
+            }
+        }
+        if (self.major, self.minor) >= (3, 6) {
+            let too_early = members
+                .iter()
+                .filter(|m| (m.major, m.minor) == (3, 5) && **m < BEFORE_3_6)
+                .min();
+            if let Some(older) = too_early {
+                return Err(ReleaseError::UpgradeTooEarly {
+                    mine: *self,
+                    older: *older,
+                    minimum: BEFORE_3_6,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The etcd binary the agent launches: its release and the flags it knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdBinary {
+    pub release: EtcdRelease,
+    /// Every `--flag` its help lists.
+    pub flags: BTreeSet<String>,
+}
+
+impl EtcdBinary {
+    pub fn knows(&self, flag: &str) -> bool {
+        self.flags.contains(flag)
+    }
+}
+
+/// The flags a help text lists: words that start a line with `--`.
+pub fn listed_flags(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            (!name.is_empty()).then(|| format!("--{name}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(text: &str) -> EtcdRelease {
+        EtcdRelease::parse(text).unwrap_or(EtcdRelease {
+            major: 0,
+            minor: 0,
+            patch: 0,
+        })
+    }
+
+    #[test]
+    fn the_release_is_read_from_etcds_version_output() {
+        let printed = "etcd Version: 3.5.16\nGit SHA: Not provided\nGo Version: go1.24.0\nGo OS/Arch: linux/amd64\n";
+        assert_eq!(
+            EtcdRelease::parse_version_output(printed),
+            Some(release("3.5.16"))
+        );
+        assert_eq!(EtcdRelease::parse_version_output("nothing here"), None);
+    }
+
+    #[test]
+    fn versions_with_a_prefix_or_a_pre_release_suffix_parse() {
+        assert_eq!(release("v3.6.0-rc.1"), release("3.6.0"));
+        assert_eq!(EtcdRelease::parse("3.5"), None);
+        assert_eq!(EtcdRelease::parse("three"), None);
+    }
+
+    #[test]
+    fn releases_order_by_number_not_by_text() {
+        assert!(release("3.5.16") > release("3.5.3"));
+        assert!(release("3.10.0") > release("3.9.9"));
+    }
+
+    #[test]
+    fn the_withdrawn_3_5_releases_are_refused_with_what_to_install() {
+        for text in ["3.5.0", "3.5.1", "3.5.2"] {
+            let error = release(text).check_supported().map_err(|e| e.to_string());
+            assert!(
+                error.as_ref().is_err_and(|e| e.contains("3.5.16")),
+                "{text}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn supported_releases_pass() {
+        for text in ["3.4.23", "3.5.3", "3.5.16", "3.6.1"] {
+            assert_eq!(release(text).check_supported(), Ok(()), "{text}");
+        }
+    }
+
+    #[test]
+    fn releases_without_learners_are_refused() {
+        assert_eq!(
+            release("3.3.27").check_supported(),
+            Err(ReleaseError::TooOld(release("3.3.27")))
+        );
+    }
+
+    #[test]
+    fn a_node_may_not_be_older_than_its_cluster() {
+        let members = [release("3.5.16"), release("3.5.16")];
+        assert_eq!(release("3.5.3").check_can_join(&members), Ok(()));
+        assert_eq!(
+            release("3.4.23").check_can_join(&members),
+            Err(ReleaseError::Downgrade {
+                mine: release("3.4.23"),
+                cluster: ClusterVersion { major: 3, minor: 5 }
+            })
+        );
+    }
+
+    #[test]
+    fn a_newer_node_joins_a_cluster_still_on_the_older_release() {
+        let members = [release("3.4.23"), release("3.5.16")];
+        assert_eq!(release("3.5.16").check_can_join(&members), Ok(()));
+    }
+
+    #[test]
+    fn a_3_6_node_waits_for_every_3_5_member_to_run_the_release_etcd_asks_for_first() {
+        let members = [release("3.5.26"), release("3.5.16")];
+        assert_eq!(
+            release("3.6.0").check_can_join(&members),
+            Err(ReleaseError::UpgradeTooEarly {
+                mine: release("3.6.0"),
+                older: release("3.5.16"),
+                minimum: BEFORE_3_6
+            })
+        );
+        let ready = [release("3.5.26"), release("3.5.30"), release("3.6.0")];
+        assert_eq!(release("3.6.1").check_can_join(&ready), Ok(()));
+    }
+
+    #[test]
+    fn no_member_release_known_means_nothing_to_refuse() {
+        assert_eq!(release("3.5.16").check_can_join(&[]), Ok(()));
+    }
+
+    #[test]
+    fn the_flags_a_help_text_lists_are_found() {
+        let help = "Usage:\n\n  etcd [flags]\n\nMember:\n  --name 'default'\n    Human-readable name.\n  --experimental-compact-hash-check-enabled 'false'\n      --feature-gates=InitialCorruptCheck=true\n";
+        let flags = listed_flags(help);
+        assert!(flags.contains("--name"));
+        assert!(flags.contains("--experimental-compact-hash-check-enabled"));
+        assert!(flags.contains("--feature-gates"));
+        assert!(!flags.contains("--"));
+    }
+}

@@ -1,0 +1,7 @@
+//! AWS as the programs meet it: the SDK's configuration, its errors, the
+//! autoscaling group and the instance metadata service.
+
+pub mod discovery;
+pub mod env;
+pub mod error;
+pub mod identity;
