@@ -161,3 +161,50 @@ fn a_kms_key_alias_is_refused_with_why_an_arn_is_needed() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("names the key by its ARN"), "{error}");
 }
+
+#[test]
+fn deploy_named_or_not_is_the_same_command() {
+    let unnamed = etcd_aws_cfn(&["--dry-run", "--cluster-size", "5"]);
+    let named = etcd_aws_cfn(&["deploy", "--dry-run", "--cluster-size", "5"]);
+    assert!(named.status.success() && unnamed.status.success());
+    assert_eq!(named.stdout, unnamed.stdout);
+}
+
+#[test]
+fn a_deploy_setting_in_the_environment_does_not_reach_the_operator_commands() {
+    let output = clean_command()
+        .args(["backups", "list", "--bucket", "b", "--group-name", "g"])
+        .args(["--backup-function", "f"])
+        // Invalid for a deploy: the operator commands must not read it at all.
+        .env("ETCD_AWS_CLUSTER_SIZE", "4")
+        // Nothing listens here: the command fails reaching S3, after parsing.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("etcd-aws-cfn runs");
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!error.contains("cluster size"), "{error}");
+    assert!(error.contains("ListObjectsV2"), "{error}");
+}
+
+#[test]
+fn the_roots_help_names_every_command_and_the_default() {
+    let output = etcd_aws_cfn(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "deploy",
+        "issue-client-cert",
+        "status",
+        "backups",
+        "backup",
+        "restore",
+    ] {
+        assert!(help.contains(command), "{command}: {help}");
+    }
+    assert!(help.contains("With no command, deploys"), "{help}");
+}

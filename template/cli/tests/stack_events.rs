@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use etcd_aws_cfn::stack_events::{
+use etcd_aws_cfn::deploy::stack_events::{
     failure_reasons, needs_create, outcome, unseen, updatable, Event, Outcome,
 };
 

@@ -2,9 +2,8 @@
 //! and for what the cluster looks like from inside the VPC.
 
 use aws_sdk_lambda::primitives::Blob;
-use etcd_aws_core::contract::cluster_report::ClusterReport;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use etcd_aws_core::contract::jobs::{BackupAnswer, Job, StatusAnswer};
+use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -13,26 +12,15 @@ pub enum InvokeError {
     #[error("function {function} failed its {job} job: {message}; its CloudWatch Logs say more")]
     Failed {
         function: String,
-        job: &'static str,
+        job: Job,
         message: String,
     },
     #[error("function {function} answered its {job} job with something this command does not read ({reason}); is the function of this version?")]
     Answer {
         function: String,
-        job: &'static str,
+        job: Job,
         reason: String,
     },
-}
-
-/// What a backup job answers.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct BackupAnswer {
-    /// False when the revision was backed up already and that backup is young.
-    pub uploaded: bool,
-    pub key: String,
-    pub revision: i64,
-    pub stored_bytes: u64,
-    pub member: String,
 }
 
 pub struct BackupFunction {
@@ -50,24 +38,20 @@ impl BackupFunction {
 
     /// A backup now; the function's answer once it is stored.
     pub async fn backup(&self) -> Result<BackupAnswer, InvokeError> {
-        self.job("backup", json!({"job": "backup"})).await
+        self.job(Job::Backup).await
     }
 
     /// The cluster as the function sees it.
-    pub async fn status(&self) -> Result<ClusterReport, InvokeError> {
-        self.job("status", json!({"job": "status"})).await
+    pub async fn status(&self) -> Result<StatusAnswer, InvokeError> {
+        self.job(Job::Status).await
     }
 
-    async fn job<T: serde::de::DeserializeOwned>(
-        &self,
-        job: &'static str,
-        payload: Value,
-    ) -> Result<T, InvokeError> {
+    async fn job<T: serde::de::DeserializeOwned>(&self, job: Job) -> Result<T, InvokeError> {
         let answer = self
             .client
             .invoke()
             .function_name(&self.name)
-            .payload(Blob::new(payload.to_string()))
+            .payload(Blob::new(job.payload().to_string()))
             .send()
             .await
             .map_err(|e| InvokeError::Invoke {

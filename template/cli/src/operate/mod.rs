@@ -6,17 +6,9 @@
 //! its instances, the queues for the lifecycle's backlog.
 
 pub mod backups;
-pub mod commands;
 pub mod function;
 pub mod function_errors;
 pub mod progress;
 pub mod restore;
 pub mod stack;
-pub mod status;
-
-/// Now, in seconds since the epoch (what the backups' times are in).
-fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub mod status_view;

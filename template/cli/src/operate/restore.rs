@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::function::{BackupFunction, InvokeError};
 use super::progress::Progress;
-use super::unix_seconds;
+use etcd_aws_core::clock;
 
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +228,7 @@ impl RestoreRun<'_> {
             order.restored = Some(Restored {
                 cluster_id: cluster_id.clone(),
                 revision,
-                finished_at: unix_seconds(),
+                finished_at: clock::now_unix_seconds(),
             });
             self.store.put_restore_order(&order).await?;
             return Ok(Outcome {
@@ -281,7 +281,7 @@ impl RestoreRun<'_> {
                 return Ok(order);
             }
         }
-        let now = unix_seconds();
+        let now = clock::now_unix_seconds();
         let order = RestoreOrder {
             format: restore_order::FORMAT,
             id: format!("{}-{}", utc_stamp(now), std::process::id()),

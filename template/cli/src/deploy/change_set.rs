@@ -13,7 +13,7 @@ use aws_sdk_cloudformation::Client;
 
 use etcd_aws_io::aws::error as aws_error;
 
-use crate::stack_events::{self, Event, Outcome};
+use super::stack_events::{self, Event, Outcome};
 
 pub use etcd_aws_template::TEMPLATE_BODY_LIMIT;
 
@@ -24,7 +24,7 @@ pub enum DeployError {
         action: &'static str,
         message: String,
     },
-    #[error("the template is {bytes} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit for a template body; stage it in S3 first (crate::staging)")]
+    #[error("the template is {bytes} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit for a template body; stage it in S3 first (the artifact bucket: --artifact-bucket)")]
     TemplateTooLarge { bytes: usize },
     #[error("stack {stack} cannot be deployed now: {reason}")]
     NotUpdatable { stack: String, reason: String },
@@ -69,7 +69,7 @@ pub struct Deployment {
     pub stack_name: String,
     pub template_body: String,
     /// Where the body was staged in S3 when it is too large to send inline
-    /// ([`crate::staging`]); the change set then reads it from there.
+    /// ([`super::staging`]); the change set then reads it from there.
     pub template_url: Option<String>,
     /// Parameter values (name, value) for the change set; only those the template
     /// declares are sent, since CloudFormation refuses any other.

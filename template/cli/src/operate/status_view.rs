@@ -1,7 +1,7 @@
-//! `status`: the cluster as the backup function sees it from inside the VPC,
-//! with the backups and the lifecycle's backlog, and one verdict: healthy or
-//! the list of what is not. Judging is pure ([`problems`]); gathering is the
-//! command's.
+//! What `status` shows: the cluster as the backup function sees it from inside
+//! the VPC, with the backups and the lifecycle's backlog, and one verdict:
+//! healthy or the list of what is not. Judging is pure ([`problems`]);
+//! gathering and printing are the command's (`commands::status`).
 
 use etcd_aws_core::contract::cluster_report::ClusterReport;
 use serde::Serialize;
@@ -156,135 +156,73 @@ pub fn problems(view: &StatusView, limits: &Limits) -> Vec<String> {
     found
 }
 
-/// The table for people.
-pub fn table(view: &StatusView) -> String {
-    let cluster = &view.cluster;
-    let mut out = String::new();
-    let leader = cluster.leader_id.as_deref().unwrap_or("");
-    out.push_str(&format!(
-        "cluster {}  version {}  revision {}  quota {} bytes\n",
-        cluster.cluster_id.as_deref().unwrap_or("(unknown)"),
-        cluster.cluster_version.as_deref().unwrap_or("?"),
-        cluster
-            .revision
-            .map_or_else(|| "?".to_owned(), |r| r.to_string()),
-        cluster.quota_bytes
-    ));
-    out.push_str(&format!(
-        "{:<18} {:<20} {:<16} {:<12} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
-        "MEMBER", "INSTANCE", "IP", "ZONE", "ROLE", "LEADER", "VERSION", "DB BYTES", "IN USE"
-    ));
-    for member in &cluster.members {
-        let instance = cluster.instances.iter().find(|i| i.id == member.name);
-        let ip = instance
-            .and_then(|i| i.private_ip.clone())
-            .unwrap_or_default();
-        let zone = instance
-            .and_then(|i| i.availability_zone.clone())
-            .unwrap_or_default();
-        let role = if member.is_learner {
-            "learner"
-        } else {
-            "voter"
-        };
-        let (version, size, used) = match &member.status {
-            Some(s) => (
-                s.version.clone(),
-                s.db_size.to_string(),
-                s.db_size_in_use.to_string(),
-            ),
-            None => ("-".into(), "no answer".into(), "-".into()),
-        };
-        out.push_str(&format!(
-            "{:<18} {:<20} {:<16} {:<12} {:<8} {:<7} {:<8} {:>12} {:>12}\n",
-            member.id,
-            member.name,
-            ip,
-            zone,
-            role,
-            if member.id == leader { "yes" } else { "" },
-            version,
-            size,
-            used
-        ));
+/// A healthy three-node cluster's view, for the tests of what judges and
+/// shows it.
+#[cfg(test)]
+pub fn healthy_view() -> StatusView {
+    let ids = ["i-1", "i-2", "i-3"];
+    StatusView {
+        cluster: ClusterReport {
+            instances: ids
+                .iter()
+                .map(
+                    |id| etcd_aws_core::contract::cluster_report::ReportedInstance {
+                        id: (*id).into(),
+                        private_ip: Some("127.0.0.1".into()),
+                        lifecycle_state: "InService".into(),
+                        live: true,
+                        availability_zone: Some("us-east-1a".into()),
+                    },
+                )
+                .collect(),
+            members: ids
+                .iter()
+                .enumerate()
+                .map(
+                    |(n, id)| etcd_aws_core::contract::cluster_report::ReportedMember {
+                        id: format!("m{n}"),
+                        name: (*id).into(),
+                        peer_urls: vec![],
+                        is_learner: false,
+                        status: Some(etcd_aws_core::contract::cluster_report::ReportedStatus {
+                            version: "3.5.16".into(),
+                            revision: 9,
+                            db_size: 100,
+                            db_size_in_use: 50,
+                            raft_term: 2,
+                        }),
+                    },
+                )
+                .collect(),
+            cluster_id: Some("c1".into()),
+            leader_id: Some("m0".into()),
+            revision: Some(9),
+            alarms: vec![],
+            quota_bytes: 1000,
+            cluster_version: Some("3.5.0".into()),
+            error: None,
+        },
+        newest_backup: Some(NewestBackup {
+            key: "k".into(),
+            revision: 9,
+            age_seconds: 60,
+        }),
+        capture: Capture {
+            captured_until: Some(9),
+            behind_revisions: Some(0),
+            loss_window_seconds: Some(0),
+        },
+        lifecycle_queue_depth: Some(0),
+        dead_letters: Some(0),
+        function_errors: vec![],
+        function_errors_window_seconds: 3600,
+        problems: vec![],
     }
-    match &view.newest_backup {
-        Some(b) => out.push_str(&format!(
-            "newest snapshot: {} (revision {}, {} s old)\n",
-            b.key, b.revision, b.age_seconds
-        )),
-        None => out.push_str("newest snapshot: none\n"),
-    }
-    let captured = view.capture.captured_until.map_or_else(
-        || "no segment yet".to_owned(),
-        |until| format!("captured up to revision {until}"),
-    );
-    let behind = view
-        .capture
-        .behind_revisions
-        .map_or_else(String::new, |b| format!(", {b} revisions behind"));
-    let window = view
-        .capture
-        .loss_window_seconds
-        .map_or_else(|| "unknown".to_owned(), |w| format!("{w} s"));
-    out.push_str(&format!(
-        "continuous backup: {captured}{behind}; a total loss now loses {window}\n"
-    ));
-    let count = |n: Option<u64>| n.map_or_else(|| "not read".to_owned(), |n| n.to_string());
-    out.push_str(&format!(
-        "lifecycle queue: {} waiting, {} dead letters\n",
-        count(view.lifecycle_queue_depth),
-        count(view.dead_letters)
-    ));
-    out.push_str(&function_errors_lines(view));
-    if view.problems.is_empty() {
-        out.push_str("healthy\n");
-    } else {
-        out.push_str("NOT HEALTHY:\n");
-        for problem in &view.problems {
-            out.push_str(&format!("  - {problem}\n"));
-        }
-    }
-    out
-}
-
-fn function_errors_lines(view: &StatusView) -> String {
-    let window = humantime::format_duration(std::time::Duration::from_secs(
-        view.function_errors_window_seconds.max(0) as u64,
-    ));
-    if view.function_errors.is_empty() {
-        return "function errors: log groups not known\n".to_owned();
-    }
-    let mut out = format!("function errors in the last {window}:\n");
-    for group in &view.function_errors {
-        let line = match (&group.unreadable, group.count) {
-            (Some(reason), _) => format!("not read: {reason}"),
-            (None, Some(0) | None) => "none".to_owned(),
-            (None, Some(count)) => {
-                let more = if group.more { "+" } else { "" };
-                format!("{count}{more}, newest first:")
-            }
-        };
-        out.push_str(&format!("  {}: {line}\n", group.log_group));
-        for error in &group.recent {
-            out.push_str(&format!(
-                "    {}  {}\n",
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::from_millis(error.at_ms.max(0) as u64)
-                ),
-                error.message
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_core::contract::cluster_report::{
-        ReportedAlarm, ReportedInstance, ReportedMember, ReportedStatus,
-    };
+    use etcd_aws_core::contract::cluster_report::ReportedAlarm;
 
     use super::*;
 
@@ -294,113 +232,29 @@ mod tests {
         loss_window_max_seconds: 60,
     };
 
-    fn healthy() -> StatusView {
-        let ids = ["i-1", "i-2", "i-3"];
-        StatusView {
-            cluster: ClusterReport {
-                instances: ids
-                    .iter()
-                    .map(|id| ReportedInstance {
-                        id: (*id).into(),
-                        private_ip: Some("127.0.0.1".into()),
-                        lifecycle_state: "InService".into(),
-                        live: true,
-                        availability_zone: Some("us-east-1a".into()),
-                    })
-                    .collect(),
-                members: ids
-                    .iter()
-                    .enumerate()
-                    .map(|(n, id)| ReportedMember {
-                        id: format!("m{n}"),
-                        name: (*id).into(),
-                        peer_urls: vec![],
-                        is_learner: false,
-                        status: Some(ReportedStatus {
-                            version: "3.5.16".into(),
-                            revision: 9,
-                            db_size: 100,
-                            db_size_in_use: 50,
-                            raft_term: 2,
-                        }),
-                    })
-                    .collect(),
-                cluster_id: Some("c1".into()),
-                leader_id: Some("m0".into()),
-                revision: Some(9),
-                alarms: vec![],
-                quota_bytes: 1000,
-                cluster_version: Some("3.5.0".into()),
-                error: None,
-            },
-            newest_backup: Some(NewestBackup {
-                key: "k".into(),
-                revision: 9,
-                age_seconds: 60,
-            }),
-            capture: Capture {
-                captured_until: Some(9),
-                behind_revisions: Some(0),
-                loss_window_seconds: Some(0),
-            },
-            lifecycle_queue_depth: Some(0),
-            dead_letters: Some(0),
-            function_errors: vec![],
-            function_errors_window_seconds: 3600,
-            problems: vec![],
-        }
+    #[test]
+    fn a_whole_cluster_with_a_young_backup_is_healthy_view() {
+        assert_eq!(problems(&healthy_view(), &LIMITS), Vec::<String>::new());
     }
 
     #[test]
-    fn a_whole_cluster_with_a_young_backup_is_healthy() {
-        assert_eq!(problems(&healthy(), &LIMITS), Vec::<String>::new());
-        assert!(table(&healthy()).ends_with("healthy\n"));
-    }
-
-    #[test]
-    fn the_table_shows_the_cluster_version_and_each_members_zone() {
-        let shown = table(&healthy());
-        assert!(
-            shown.starts_with("cluster c1  version 3.5.0  revision 9"),
-            "{shown}"
-        );
-        let row = shown
-            .lines()
-            .find(|l| l.starts_with("m1 "))
-            .unwrap_or_default();
-        assert!(
-            row.contains(" i-2 ") && row.contains(" us-east-1a "),
-            "{row}"
-        );
-    }
-
-    #[test]
-    fn function_errors_are_shown_with_the_newest_but_are_no_problem() {
-        let mut view = healthy();
-        view.function_errors = vec![
-            super::super::function_errors::summarize(
-                "/aws/lambda/backup",
-                vec![super::super::function_errors::ErrorLine {
-                    event_id: "e1".into(),
-                    at_ms: 1_765_000_000_000,
-                    line: r#"{"level":"ERROR","message":"backup failed","error":"S3 refused"}"#
-                        .into(),
-                }],
-                false,
-            ),
-            super::super::function_errors::summarize("/aws/lambda/lifecycle", vec![], false),
-        ];
+    fn function_errors_are_no_problem_by_themselves() {
+        let mut view = healthy_view();
+        view.function_errors = vec![super::super::function_errors::summarize(
+            "/aws/lambda/backup",
+            vec![super::super::function_errors::ErrorLine {
+                event_id: "e1".into(),
+                at_ms: 1_765_000_000_000,
+                line: r#"{"level":"ERROR","message":"backup failed"}"#.into(),
+            }],
+            false,
+        )];
         assert_eq!(problems(&view, &LIMITS), Vec::<String>::new());
-        let shown = table(&view);
-        assert!(
-            shown.contains("function errors in the last 1h:\n  /aws/lambda/backup: 1, newest first:\n    2025-12-06T05:46:40Z  backup failed: S3 refused\n  /aws/lambda/lifecycle: none\n"),
-            "{shown}"
-        );
     }
 
     #[test]
     fn a_member_that_does_not_answer_is_a_problem() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         view.cluster.members[1].status = None;
         assert_eq!(
             problems(&view, &LIMITS),
@@ -410,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_raised_alarm_is_a_problem() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         view.cluster.alarms.push(ReportedAlarm {
             member_id: "m0".into(),
             kind: "NOSPACE".into(),
@@ -423,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_stale_or_missing_backup_is_a_problem() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         view.newest_backup = Some(NewestBackup {
             key: "k".into(),
             revision: 1,
@@ -439,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_learner_an_extra_member_and_dead_letters_are_problems() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         view.cluster.members[2].is_learner = true;
         view.cluster.instances.pop();
         view.dead_letters = Some(2);
@@ -454,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_database_near_its_quota_is_a_problem() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         if let Some(status) = view.cluster.members[0].status.as_mut() {
             status.db_size = 850;
         }
@@ -475,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_loss_window_past_its_limit_is_a_problem() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         view.capture.behind_revisions = Some(12);
         view.capture.loss_window_seconds = Some(61);
         assert_eq!(
@@ -486,7 +340,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_cluster_is_a_problem_and_its_reason_is_given() {
-        let mut view = healthy();
+        let mut view = healthy_view();
         view.cluster.members.clear();
         view.cluster.leader_id = None;
         view.cluster.error = Some("no member answered".into());

@@ -1,0 +1,260 @@
+//! `etcd-aws-cfn deploy` (what runs with no command): print the stack's
+//! template, or create or update the stack after making sure its secrets exist.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use etcd_aws_template::names;
+use etcd_aws_template::names::parameters::{
+    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
+};
+use etcd_aws_template::options::{
+    defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode,
+    QuotaBytes, Schedule, SecretsKey, Sha256, SshCidr, VpcCidr,
+};
+use etcd_aws_template::{compact, render, template, Format, Options, TEMPLATE_BODY_LIMIT};
+
+use crate::deploy::change_set::{deploy, Deployed, Deployment};
+use crate::deploy::cluster_secrets::{self, SecretsSettings};
+use crate::deploy::staging;
+
+/// The stack's settings: what the template is generated from, and how the
+/// deploy runs.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// Print the template on stdout instead of deploying it.
+    #[arg(long, env = "ETCD_AWS_DRY_RUN")]
+    dry_run: bool,
+    /// Template format for --dry-run: json or yaml.
+    #[arg(long, env = "ETCD_AWS_FORMAT", default_value = "json")]
+    format: Format,
+    /// Stack to create or update.
+    #[arg(long, env = "ETCD_AWS_STACK_NAME", default_value = "etcd")]
+    stack_name: String,
+    /// Number of etcd members: 3 or 5.
+    #[arg(long, env = "ETCD_AWS_CLUSTER_SIZE", default_value = "3")]
+    cluster_size: ClusterSize,
+    /// EC2 instance type; a Graviton type (t4g, m7g, ...) gives arm64 nodes.
+    #[arg(long, env = "ETCD_AWS_INSTANCE_TYPE", default_value = defaults::INSTANCE_TYPE)]
+    instance_type: InstanceType,
+    /// EC2 key pair for SSH; without one, reach nodes with SSM Session Manager.
+    #[arg(long, env = "ETCD_AWS_KEY_PAIR")]
+    key_pair: Option<String>,
+    /// CIDR block allowed to SSH to the nodes (needs --key-pair; never the whole internet).
+    #[arg(long, env = "ETCD_AWS_SSH_CIDR")]
+    ssh_cidr: Option<SshCidr>,
+    /// etcd release installed on the nodes (3.5 or newer).
+    #[arg(long, env = "ETCD_AWS_ETCD_VERSION", default_value = defaults::ETCD_VERSION)]
+    etcd_version: EtcdVersion,
+    /// SHA-256 of the etcd release archive for the nodes' architecture; defaults to
+    /// this project's pin when the version is the one it builds (the default).
+    #[arg(long, env = "ETCD_AWS_ETCD_SHA256")]
+    etcd_sha256: Option<Sha256>,
+    /// EventBridge schedule of the backups.
+    #[arg(
+        long,
+        env = "ETCD_AWS_BACKUP_SCHEDULE",
+        default_value = defaults::BACKUP_SCHEDULE
+    )]
+    backup_schedule: Schedule,
+    /// EventBridge schedule of the member reconcile.
+    #[arg(
+        long,
+        env = "ETCD_AWS_RECONCILE_SCHEDULE",
+        default_value = defaults::RECONCILE_SCHEDULE
+    )]
+    reconcile_schedule: Schedule,
+    /// EventBridge schedule of the maintenance runs: etcd's health metrics,
+    /// defragmentation when a member's free space passes a threshold, NOSPACE recovery.
+    #[arg(
+        long,
+        env = "ETCD_AWS_MAINTENANCE_SCHEDULE",
+        default_value = defaults::MAINTENANCE_SCHEDULE
+    )]
+    maintenance_schedule: Schedule,
+    /// etcd's backend quota in bytes (128 MiB to 8 GiB): past it the cluster refuses
+    /// writes until space is reclaimed. Default of the EtcdQuotaBackendBytes parameter.
+    #[arg(long, env = names::env::QUOTA_BACKEND_BYTES, default_value_t = QuotaBytes::default())]
+    quota_backend_bytes: QuotaBytes,
+    /// Days S3 keeps backup versions that were deleted or overwritten.
+    #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = defaults::BACKUP_RETENTION_DAYS)]
+    backup_retention_days: u32,
+    /// E-mail address that receives the alarms (required to deploy).
+    #[arg(long, env = "ETCD_AWS_ALARM_EMAIL")]
+    alarm_email: Option<String>,
+    /// How private subnets reach the AWS APIs: endpoints (no internet route) or nat.
+    #[arg(long, env = "ETCD_AWS_NETWORK_MODE", default_value = "endpoints")]
+    network_mode: NetworkMode,
+    /// Architecture of the Lambda functions: arm64 or x86_64.
+    #[arg(long, env = "ETCD_AWS_FUNCTION_ARCH", default_value = "arm64")]
+    function_arch: Architecture,
+    /// The VPC's /16 block.
+    #[arg(long, env = "ETCD_AWS_VPC_CIDR", default_value = defaults::VPC_CIDR)]
+    vpc_cidr: VpcCidr,
+    /// Bucket holding the function zips, the etcd-aws binary and the etcd archive
+    /// (required to deploy).
+    #[arg(long, env = "ETCD_AWS_ARTIFACT_BUCKET")]
+    artifact_bucket: Option<String>,
+    /// Key prefix of the artifacts in the bucket.
+    #[arg(long, env = "ETCD_AWS_ARTIFACT_PREFIX", default_value = defaults::ARTIFACT_PREFIX)]
+    artifact_prefix: ArtifactPrefix,
+    /// Deploy this template file instead of generating one.
+    #[arg(long, env = "ETCD_AWS_TEMPLATE_FILE")]
+    template_file: Option<PathBuf>,
+    /// Minutes to wait for the stack operation before giving up watching it.
+    #[arg(long, env = "ETCD_AWS_TIMEOUT_MINUTES", default_value_t = 60)]
+    timeout_minutes: u64,
+    /// Seconds between progress polls.
+    #[arg(long, env = "ETCD_AWS_POLL_SECONDS", default_value_t = 5)]
+    poll_seconds: u64,
+    /// KMS key encrypting the cluster CA's and the functions' secrets when they are
+    /// created: alias/aws/secretsmanager (the AWS managed key) or a key ARN.
+    #[arg(long, env = "ETCD_AWS_KMS_KEY_ID", default_value = defaults::SECRETS_KMS_KEY)]
+    kms_key_id: SecretsKey,
+    /// Issue the functions' client certificate anew (a deploy already does when it
+    /// expires within 30 days).
+    #[arg(long, env = "ETCD_AWS_REISSUE_FUNCTIONS_CERTIFICATE")]
+    reissue_functions_certificate: bool,
+}
+
+impl DeployArgs {
+    fn options(&self) -> Options {
+        Options {
+            cluster_size: self.cluster_size,
+            instance_type: self.instance_type.clone(),
+            key_pair: self.key_pair.clone(),
+            ssh_cidr: self.ssh_cidr.clone(),
+            etcd_version: self.etcd_version.clone(),
+            etcd_sha256: self.etcd_sha256.clone(),
+            backup_schedule: self.backup_schedule.clone(),
+            reconcile_schedule: self.reconcile_schedule.clone(),
+            maintenance_schedule: self.maintenance_schedule.clone(),
+            quota_backend_bytes: self.quota_backend_bytes,
+            backup_retention_days: self.backup_retention_days,
+            alarm_email: self.alarm_email.clone(),
+            network_mode: self.network_mode,
+            function_architecture: self.function_arch,
+            vpc_cidr: self.vpc_cidr,
+            artifact_bucket: self.artifact_bucket.clone(),
+            artifact_prefix: self.artifact_prefix.clone(),
+        }
+    }
+
+    /// Deploying a generated template needs the values that have no safe default; a
+    /// dry run leaves them to the template's parameters.
+    fn check_deployable(&self) -> anyhow::Result<()> {
+        if self.template_file.is_some() {
+            return Ok(());
+        }
+        let missing: Vec<&str> = [
+            ("--alarm-email", self.alarm_email.is_none()),
+            ("--artifact-bucket", self.artifact_bucket.is_none()),
+            (
+                "--etcd-sha256 (no archive of this etcd version is pinned)",
+                self.options().etcd_archive_sha256().is_none(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(flag, absent)| absent.then_some(flag))
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "deploying needs {} (or use --dry-run to print a template that asks for them as parameters)",
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Stages a template too large to send inline in the artifact bucket; its URL.
+async fn stage_template(
+    args: &DeployArgs,
+    config: &aws_config::SdkConfig,
+    body: &str,
+) -> anyhow::Result<String> {
+    let bucket = args
+        .artifact_bucket
+        .as_deref()
+        .ok_or(staging::StagingError::NoBucket { bytes: body.len() })?;
+    let region = config
+        .region()
+        .map(|region| region.to_string())
+        .context("staging the template in S3 needs a region (AWS_REGION)")?;
+    let key = staging::staged_key(args.artifact_prefix.as_str(), body);
+    staging::stage(&aws_sdk_s3::Client::new(config), bucket, &key, body).await?;
+    tracing::info!(
+        bucket,
+        key,
+        bytes = body.len(),
+        "template staged in S3 (over the inline limit of {TEMPLATE_BODY_LIMIT} bytes)"
+    );
+    Ok(staging::template_url(bucket, &region, &key))
+}
+
+/// Prints the template (`--dry-run`), or creates or updates the stack.
+pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
+    if args.dry_run {
+        let template = template(&args.options())?;
+        let text = render(&template, args.format)?;
+        std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .context("writing the template to stdout")?;
+        return Ok(());
+    }
+    args.check_deployable()?;
+    let template_body = match &args.template_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading template {}", path.display()))?,
+        None => compact(&template(&args.options())?)?,
+    };
+    let config = aws_config::load_from_env().await;
+    let template_url = if template_body.len() > TEMPLATE_BODY_LIMIT {
+        Some(stage_template(args, &config, &template_body).await?)
+    } else {
+        None
+    };
+    // Before the stack: its nodes cannot start, nor signal, without the CA.
+    let secrets = cluster_secrets::ensure(
+        &config,
+        &SecretsSettings {
+            stack: args.stack_name.clone(),
+            key: args.kms_key_id.clone(),
+            reissue_functions_certificate: args.reissue_functions_certificate,
+        },
+    )
+    .await?;
+    let client = aws_sdk_cloudformation::Client::new(&config);
+    let deployment = Deployment {
+        stack_name: args.stack_name.clone(),
+        template_body,
+        template_url,
+        parameters: vec![
+            (CLUSTER_CA_SECRET_ARN.to_string(), secrets.ca_arn),
+            (
+                FUNCTIONS_CLIENT_SECRET_ARN.to_string(),
+                secrets.functions_client_arn,
+            ),
+            (
+                SECRETS_KMS_KEY_ARN.to_string(),
+                args.kms_key_id
+                    .customer_arn()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+        ],
+        timeout: Duration::from_secs(args.timeout_minutes.saturating_mul(60)),
+        poll_interval: Duration::from_secs(args.poll_seconds.max(1)),
+    };
+    let result = deploy(&client, &deployment).await?;
+    let word = match result {
+        Deployed::Created => "created",
+        Deployed::Updated => "updated",
+        Deployed::Unchanged => "unchanged",
+    };
+    tracing::info!(stack = %args.stack_name, "stack {word}");
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! What `etcd-aws-cfn` (deploy) does besides generating the template: make
+//! the cluster's secrets before the stack ([`cluster_secrets`]), stage a
+//! template too large to send inline ([`staging`]), create or update the stack
+//! through a change set ([`change_set`]) and read its progress from its
+//! events ([`stack_events`]).
+
+pub mod change_set;
+pub mod cluster_secrets;
+pub mod stack_events;
+pub mod staging;
