@@ -40,7 +40,7 @@ pub async fn prepare(
 ) -> Result<EtcdLaunch, JoinError> {
     let mut admin = EtcdAdmin::connect(cluster_endpoints, access).await?;
     for member in &plan.remove {
-        tracing::info!(member_id = %format!("{:x}", member.id), member_name = %member.name, peer_urls = ?member.peer_urls,
+        tracing::info!(member_id = %member.id, member_name = %member.name, peer_urls = ?member.peer_urls,
             "removing member whose instance left the group");
         admin.remove(member.id).await?;
     }
@@ -51,12 +51,12 @@ pub async fn prepare(
     }
     let my_id = match plan.existing_member {
         Some(id) => {
-            tracing::info!(member_id = %format!("{id:x}"), "this node was added before but never started; reusing that member");
+            tracing::info!(member_id = %id, "this node was added before but never started; reusing that member");
             id
         }
         None => {
             let id = admin.add_learner(&launch.peer_url()).await?;
-            tracing::info!(member_id = %format!("{id:x}"), peer_url = %launch.peer_url(), "added this node as a learner");
+            tracing::info!(member_id = %id, peer_url = %launch.peer_url(), "added this node as a learner");
             id
         }
     };

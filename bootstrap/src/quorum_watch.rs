@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::membership::recovery::{decide_recovery, QuorumLoss, Recovery};
 use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
@@ -110,7 +111,7 @@ impl QuorumWatch {
             .filter(|m| m.id != status.member_id)
             .flat_map(|m| m.client_urls.iter().cloned())
             .collect();
-        let mut answering: Vec<(u64, i64)> = EtcdAdmin::status_of_each(&others, &self.access)
+        let mut answering: Vec<(MemberId, i64)> = EtcdAdmin::status_of_each(&others, &self.access)
             .await
             .into_iter()
             .filter_map(|(_, answer)| answer.ok())

@@ -108,7 +108,7 @@ impl Readiness {
             return match self.promote(me, &members).await {
                 Ok(()) => {
                     *voter = true;
-                    tracing::info!(member_id = %format!("{:x}", me.id), "promoted this node from learner to voting member");
+                    tracing::info!(member_id = %me.id, "promoted this node from learner to voting member");
                     Round::Promoted
                 }
                 Err(error) => Round::NotReady(error.into()),

@@ -264,7 +264,7 @@ async fn disarm_inherited_alarms(admin: &mut EtcdAdmin) -> anyhow::Result<()> {
         .await
         .context("cannot list the alarms the restored snapshot holds")?;
     for alarm in alarms {
-        tracing::warn!(kind = ?alarm.kind, member = %format!("{:x}", alarm.member_id), "the restored snapshot holds an alarm of the lost cluster; disarming it to replay the changes that cluster accepted");
+        tracing::warn!(kind = ?alarm.kind, member = %alarm.member_id, "the restored snapshot holds an alarm of the lost cluster; disarming it to replay the changes that cluster accepted");
         admin
             .disarm(alarm)
             .await

@@ -176,7 +176,7 @@ impl Life {
             .await
             .context("the formed cluster acknowledges no write")?;
         self.say(&format!(
-            "formed: cluster {:x} with {} voting members: {}",
+            "formed: cluster {} with {} voting members: {}",
             snapshot.cluster_id,
             snapshot.members.len(),
             names(&snapshot)
@@ -257,7 +257,7 @@ impl Life {
             .await?;
         anyhow::ensure!(
             after.cluster_id == before.cluster_id,
-            "the cluster id changed from {:x} to {:x}: a second cluster formed",
+            "the cluster id changed from {} to {}: a second cluster formed",
             before.cluster_id,
             after.cluster_id
         );
@@ -350,7 +350,7 @@ impl Life {
             .restored_backup()
             .context("no node logged which backup it restored")?;
         self.say(&format!(
-            "  restored: new cluster {:x} of {} voters from {key} (revision {revision}) {:.1}s after the loss",
+            "  restored: new cluster {} of {} voters from {key} (revision {revision}) {:.1}s after the loss",
             restored.cluster_id,
             restored.members.len(),
             began.elapsed().as_secs_f64()
@@ -367,13 +367,13 @@ impl Life {
             Duration::from_secs(30),
         )
         .await?;
-        let check = workload::check_restore(&acks, &present, old.cluster_id, revision);
+        let check = workload::check_restore(&acks, &present, old.cluster_id.0, revision);
         self.say(&format!(
             "  checker: {} acknowledged writes up to revision {revision} all present; lost as expected (after the backup): {}",
             check.kept,
             describe(&check.lost_after_backup)
         ));
-        Ok((check, (old.cluster_id, revision)))
+        Ok((check, (old.cluster_id.0, revision)))
     }
 
     /// The backup the seed restored, from its log: (key, revision).
@@ -672,7 +672,7 @@ fn same_cluster_one_newcomer(
 ) -> anyhow::Result<String> {
     anyhow::ensure!(
         after.cluster_id == before.cluster_id,
-        "the cluster id changed from {:x} to {:x}: a second cluster formed",
+        "the cluster id changed from {} to {}: a second cluster formed",
         before.cluster_id,
         after.cluster_id
     );

@@ -2,6 +2,7 @@
 //! for tests of retention and restore that need history.
 
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_io::backup_store::{hex, BackupStore};
 use sha2::{Digest, Sha256};
 
@@ -25,7 +26,7 @@ pub async fn plant_backup(
         snapshot_bytes: body.len() as u64,
         compression: Compression::None,
         revision,
-        cluster_id: "1".into(),
+        cluster_id: ClusterId(1),
         member_count: 3,
         etcd_version: "3.5.16".into(),
         created_at,

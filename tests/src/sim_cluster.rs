@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_core::membership::member::Member;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use etcd_client::ConnectOptions;
@@ -118,7 +119,7 @@ pub const HARNESS_TIMEOUTS: EtcdTimeouts = EtcdTimeouts {
 /// The member list as one serving node reported it.
 #[derive(Debug, Clone)]
 pub struct ClusterSnapshot {
-    pub cluster_id: u64,
+    pub cluster_id: ClusterId,
     pub members: Vec<Member>,
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::etcd::status::MemberStatus;
 use etcd_aws_io::etcd::admin::EtcdAdmin;
 use etcd_client::{Client, CompactionOptions};
@@ -23,7 +24,7 @@ pub async fn client<N: NodeRunner>(cluster: &SimCluster<N>) -> anyhow::Result<Cl
 /// Each member's own status, by member id.
 pub async fn statuses<N: NodeRunner>(
     cluster: &SimCluster<N>,
-) -> anyhow::Result<HashMap<u64, MemberStatus>> {
+) -> anyhow::Result<HashMap<MemberId, MemberStatus>> {
     let mut statuses = HashMap::new();
     for (endpoint, status) in
         EtcdAdmin::status_of_each(&cluster.client_urls(), &cluster.etcd_access()).await
@@ -49,7 +50,7 @@ pub async fn fragment<N: NodeRunner>(
     cluster: &SimCluster<N>,
     free_mib: usize,
     within: Duration,
-) -> anyhow::Result<HashMap<u64, MemberStatus>> {
+) -> anyhow::Result<HashMap<MemberId, MemberStatus>> {
     let mut filler = client(cluster).await?;
     let value = vec![b'f'; 128 * 1024];
     let count = (free_mib + free_mib / 2) * MIB / value.len();

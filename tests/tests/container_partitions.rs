@@ -65,7 +65,7 @@ fn urls_except(cluster: &Cluster, excluded: &[&str]) -> Vec<String> {
 }
 
 fn member_ids(snapshot: &ClusterSnapshot) -> Vec<u64> {
-    let mut ids: Vec<u64> = snapshot.members.iter().map(|m| m.id).collect();
+    let mut ids: Vec<u64> = snapshot.members.iter().map(|m| m.id.0).collect();
     ids.sort_unstable();
     ids
 }
@@ -82,13 +82,17 @@ async fn leader(cluster: &Cluster) -> anyhow::Result<String> {
         &cluster.stand_in.etcd_access(EtcdTimeouts::default()),
     )
     .await?;
-    let leader_id = admin.status().await?.leader_id;
+    let leader_id = admin
+        .status()
+        .await?
+        .leader_id
+        .ok_or_else(|| anyhow::anyhow!("the member asked knows no leader"))?;
     snapshot
         .members
         .iter()
         .find(|m| m.id == leader_id)
         .map(|m| m.name.clone())
-        .ok_or_else(|| anyhow::anyhow!("no leader {leader_id:x} among {:?}", snapshot.members))
+        .ok_or_else(|| anyhow::anyhow!("no leader {leader_id} among {:?}", snapshot.members))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! silently turn a retry into a failure, or the reverse: these tests are where
 //! that shows first.
 
+use etcd_aws_core::etcd::ids::MemberId;
 use std::time::Duration;
 
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
@@ -32,7 +33,7 @@ async fn membership_refusals_are_told_apart_by_code_and_etcds_own_words() -> any
     // Removing a member that is not there, and promoting one that already
     // votes, are done already: both calls answer Ok because etcd's refusal
     // was recognised as "member not found" and "not a learner".
-    admin().await?.remove(0x00c0_ffee).await?;
+    admin().await?.remove(MemberId(0x00c0_ffee)).await?;
     admin().await?.promote(voter).await?;
 
     // A learner that never started cannot be promoted: it is not in sync.
@@ -117,7 +118,7 @@ async fn a_member_whose_certificate_we_do_not_trust_is_a_refused_handshake() -> 
 fn member_id(
     members: &[etcd_aws_core::membership::member::Member],
     name: &str,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<MemberId> {
     members
         .iter()
         .find(|m| m.name == name)
@@ -139,8 +140,8 @@ async fn metrics(ip: std::net::Ipv4Addr) -> anyhow::Result<String> {
 
 /// `etcd_network_active_peers{Local="..",Remote="<id>"} 1` while etcd's
 /// transport counts the peer as connected.
-fn peer_is_active(metrics: &str, member: u64) -> bool {
-    let remote = format!("Remote=\"{member:x}\"");
+fn peer_is_active(metrics: &str, member: MemberId) -> bool {
+    let remote = format!("Remote=\"{member}\"");
     metrics.lines().any(|line| {
         line.starts_with("etcd_network_active_peers{")
             && line.contains(&remote)

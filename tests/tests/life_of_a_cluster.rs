@@ -184,7 +184,7 @@ async fn a_notification_delivered_twice_removes_the_member_once_and_spares_the_r
                     .wait_healthy(3, Duration::from_secs(30))
                     .await?;
                 let ids = |s: &etcd_aws_tests::sim_cluster::ClusterSnapshot| {
-                    let mut ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
+                    let mut ids: Vec<u64> = s.members.iter().map(|m| m.id.0).collect();
                     ids.sort_unstable();
                     ids
                 };

@@ -78,7 +78,11 @@ async fn leader_and_follower(cluster: &SimCluster) -> anyhow::Result<(String, St
         &cluster.stand_in.etcd_access(EtcdTimeouts::default()),
     )
     .await?;
-    let leader_id = admin.status().await?.leader_id;
+    let leader_id = admin
+        .status()
+        .await?
+        .leader_id
+        .ok_or_else(|| anyhow::anyhow!("the member asked knows no leader"))?;
     let name = |m: &Member| m.name.clone();
     let leader = snapshot
         .members
@@ -92,7 +96,7 @@ async fn leader_and_follower(cluster: &SimCluster) -> anyhow::Result<(String, St
         .map(name);
     match (leader, follower) {
         (Some(leader), Some(follower)) => Ok((leader, follower)),
-        _ => anyhow::bail!("no leader {leader_id:x} among {:?}", snapshot.members),
+        _ => anyhow::bail!("no leader {leader_id} among {:?}", snapshot.members),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Scenarios: an instance is lost and the group replaces it.
 
+use etcd_aws_core::etcd::ids::MemberId;
 use std::time::Duration;
 
 use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
@@ -10,7 +11,7 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 /// Removes a member by hand, as an operator would. etcd refuses removals
 /// for a few seconds after peers (re)connect ("unhealthy cluster"), so retry.
-async fn remove_member_by_hand(cluster: &SimCluster, id: u64) -> anyhow::Result<()> {
+async fn remove_member_by_hand(cluster: &SimCluster, id: MemberId) -> anyhow::Result<()> {
     let survivors: Vec<String> = cluster
         .instance_ids()
         .iter()
@@ -145,7 +146,7 @@ async fn restarted_process_with_its_data_rejoins_as_the_same_member() -> anyhow:
     // Same members, same ids: nothing was added or removed.
     let after = cluster.wait_healthy(3, SETTLE).await?;
     let ids = |s: &etcd_aws_tests::sim_cluster::ClusterSnapshot| {
-        let mut ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
+        let mut ids: Vec<u64> = s.members.iter().map(|m| m.id.0).collect();
         ids.sort_unstable();
         ids
     };

@@ -88,7 +88,7 @@ async fn survivor_never_forces_a_new_cluster_while_the_others_are_only_unreachab
     let after = cluster.wait_healthy(3, SETTLE).await?;
     assert_eq!(after.cluster_id, before.cluster_id);
     let ids = |s: &etcd_aws_tests::sim_cluster::ClusterSnapshot| {
-        let mut ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
+        let mut ids: Vec<u64> = s.members.iter().map(|m| m.id.0).collect();
         ids.sort_unstable();
         ids
     };

@@ -3,13 +3,14 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use etcd_aws_core::backup::segment::{Change, LeaseGrant, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_tests::stand_in::StandIn;
 
 fn segment(first: i64, last: i64) -> Segment {
     Segment {
         format: FORMAT,
-        cluster_id: "c1".into(),
+        cluster_id: ClusterId(0xc1),
         first,
         last,
         flushed_at: 1_700_000_000,

@@ -35,10 +35,10 @@ pub fn candidates(probes: &[MemberProbe]) -> Vec<Candidate> {
         .iter()
         .filter_map(|probe| {
             let status = probe.status.as_ref()?;
-            (status.leader_id != 0 && !status.is_learner).then(|| Candidate {
+            (status.leader_id.is_some() && !status.is_learner).then(|| Candidate {
                 endpoint: probe.endpoint.clone(),
                 status: status.clone(),
-                is_leader: status.member_id == status.leader_id,
+                is_leader: Some(status.member_id) == status.leader_id,
             })
         })
         .collect();

@@ -94,6 +94,7 @@ fn keep_newest_per_bucket<'a>(
 mod tests {
     use super::*;
     use etcd_aws_core::backup::manifest::Compression;
+    use etcd_aws_core::etcd::ids::ClusterId;
 
     /// A fixed "now": 2026-01-10T12:00:00Z.
     const NOW: i64 = 1_768_046_400;
@@ -106,7 +107,7 @@ mod tests {
             snapshot_bytes: 1,
             compression: Compression::None,
             revision: created_at,
-            cluster_id: "1".into(),
+            cluster_id: ClusterId(1),
             member_count: 3,
             etcd_version: "3.5.1".into(),
             created_at,

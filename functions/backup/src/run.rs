@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay;
 use etcd_aws_core::contract::jobs::BackupAnswer;
+use etcd_aws_core::etcd::ids::{ClusterId, MemberId};
 use etcd_aws_io::aws::discovery::DiscoveryError;
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
@@ -58,7 +59,7 @@ pub struct BackupOutcome {
     pub action: BackupAction,
     /// The client URL of the member that was read.
     pub endpoint: String,
-    pub member_id: u64,
+    pub member_id: MemberId,
     /// Whether that member led the cluster when it was chosen.
     pub from_leader: bool,
     /// Snapshots that retention deleted, oldest first.
@@ -107,7 +108,7 @@ struct Source {
     /// Revision of a linearizable read through this member: the member has
     /// applied at least this much, so its snapshot holds at least this revision.
     revision: i64,
-    cluster_id: u64,
+    cluster_id: ClusterId,
     member_count: usize,
 }
 
@@ -126,7 +127,7 @@ pub async fn run_backup(
     let endpoint = source.candidate.endpoint.clone();
     tracing::info!(
         %endpoint,
-        member_id = %format!("{:x}", source.candidate.status.member_id),
+        member_id = %source.candidate.status.member_id,
         from_leader = source.candidate.is_leader,
         revision = source.revision,
         db_size = source.candidate.status.db_size,
@@ -141,9 +142,8 @@ pub async fn run_backup(
         }
         Err(e) => return Err(e.into()),
     };
-    let cluster_id = format!("{:x}", source.cluster_id);
     let action = match pointer {
-        Some(newest) if still_current(&newest, &source, &cluster_id, config.refresh_after) => {
+        Some(newest) if still_current(&newest, &source, config.refresh_after) => {
             tracing::info!(
                 revision = source.revision,
                 key = %newest.key,
@@ -178,15 +178,10 @@ pub async fn run_backup(
 /// revision, and young enough. An idle cluster's backup is still taken anew
 /// once it is `refresh_after` old, so its age (and the stale-backup alarm
 /// that reads it) tells a stopped backup from a quiet cluster.
-fn still_current(
-    newest: &BackupManifest,
-    source: &Source,
-    cluster_id: &str,
-    refresh_after: Duration,
-) -> bool {
+fn still_current(newest: &BackupManifest, source: &Source, refresh_after: Duration) -> bool {
     let age = unix_seconds().saturating_sub(newest.created_at);
     newest.revision == source.revision
-        && newest.cluster_id == cluster_id
+        && newest.cluster_id == source.cluster_id
         && u64::try_from(age).is_ok_and(|age| age < refresh_after.as_secs())
 }
 
@@ -253,7 +248,7 @@ async fn probe(endpoints: &[String], access: &EtcdAccess) -> Vec<MemberProbe> {
 async fn confirm(
     candidate: &Candidate,
     access: &EtcdAccess,
-) -> Result<(i64, u64, usize), EtcdError> {
+) -> Result<(i64, ClusterId, usize), EtcdError> {
     let mut admin = EtcdAdmin::connect(std::slice::from_ref(&candidate.endpoint), access).await?;
     let revision = admin.check_quorum().await?;
     let (cluster_id, members) = admin.members().await?;
@@ -282,7 +277,7 @@ async fn upload(
         snapshot_bytes: summary.snapshot_bytes,
         compression: config.compression,
         revision: source.revision,
-        cluster_id: format!("{:x}", source.cluster_id),
+        cluster_id: source.cluster_id,
         member_count: source.member_count,
         etcd_version: source.candidate.status.version.clone(),
         created_at,

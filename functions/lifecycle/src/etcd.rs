@@ -1,10 +1,11 @@
 //! The function's seam to etcd: what the cluster looks like, leadership
 //! hand-over, member removal.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use etcd_aws_core::etcd::ids::MemberId;
+use etcd_aws_core::etcd::status::leader_named_by_most;
 use etcd_aws_core::membership::member::Member;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
 use etcd_aws_io::etcd::error::EtcdError;
@@ -13,9 +14,9 @@ use etcd_aws_io::etcd::error::EtcdError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdObservation {
     pub members: Vec<Member>,
-    pub leader: Option<u64>,
+    pub leader: Option<MemberId>,
     /// Members that answered a status request and know a leader.
-    pub healthy: Vec<u64>,
+    pub healthy: Vec<MemberId>,
 }
 
 #[async_trait]
@@ -25,9 +26,9 @@ pub trait Etcd: Send + Sync {
     /// Observes the cluster through these client URLs (one per live instance).
     async fn observe(&self, endpoints: &[String]) -> Result<EtcdObservation, EtcdError>;
     /// Asks `leader` to hand leadership to `target`.
-    async fn move_leader(&self, leader: &Member, target: u64) -> Result<(), EtcdError>;
+    async fn move_leader(&self, leader: &Member, target: MemberId) -> Result<(), EtcdError>;
     /// Removes a member; one already gone counts as removed.
-    async fn remove(&self, endpoints: &[String], member: u64) -> Result<(), EtcdError>;
+    async fn remove(&self, endpoints: &[String], member: MemberId) -> Result<(), EtcdError>;
 }
 
 /// The real thing, through etcd's client API.
@@ -46,14 +47,10 @@ impl Etcd for ClientEtcd {
         let (_, members) =
             EtcdAdmin::first_answer(endpoints, &self.access, async |admin| admin.members().await)
                 .await?;
-        let mut healthy = Vec::new();
-        let mut leader_votes: HashMap<u64, usize> = HashMap::new();
+        let mut answered = Vec::new();
         for (endpoint, status) in EtcdAdmin::status_of_each(endpoints, &self.access).await {
             match status {
-                Ok(status) if status.leader_id != 0 => {
-                    healthy.push(status.member_id);
-                    *leader_votes.entry(status.leader_id).or_default() += 1;
-                }
+                Ok(status) if status.leader_id.is_some() => answered.push(status),
                 Ok(_) => {
                     tracing::info!(%endpoint, "member answers but knows no leader; not counted as healthy")
                 }
@@ -62,14 +59,12 @@ impl Etcd for ClientEtcd {
                 }
             }
         }
+        let mut healthy: Vec<MemberId> = answered.iter().map(|s| s.member_id).collect();
         healthy.sort_unstable();
         healthy.dedup();
         // Members partitioned from the rest may name an old leader; the view
-        // most members share wins, ties to the lower id so the choice is stable.
-        let leader = leader_votes
-            .into_iter()
-            .max_by_key(|(id, votes)| (*votes, std::cmp::Reverse(*id)))
-            .map(|(id, _)| id);
+        // most members share wins.
+        let leader = leader_named_by_most(&answered);
         Ok(EtcdObservation {
             members,
             leader,
@@ -77,14 +72,14 @@ impl Etcd for ClientEtcd {
         })
     }
 
-    async fn move_leader(&self, leader: &Member, target: u64) -> Result<(), EtcdError> {
+    async fn move_leader(&self, leader: &Member, target: MemberId) -> Result<(), EtcdError> {
         EtcdAdmin::connect(&leader.client_urls, &self.access)
             .await?
             .move_leader(target)
             .await
     }
 
-    async fn remove(&self, endpoints: &[String], member: u64) -> Result<(), EtcdError> {
+    async fn remove(&self, endpoints: &[String], member: MemberId) -> Result<(), EtcdError> {
         EtcdAdmin::first_answer(endpoints, &self.access, async move |admin| {
             admin.remove(member).await
         })

@@ -9,6 +9,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use etcd_aws_core::contract::metrics;
 use etcd_aws_core::contract::metrics::{Metric, Unit};
 use etcd_aws_core::contract::names::ports;
+use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::membership::instance::Instance;
 use etcd_aws_io::aws::discovery::DiscoveryError;
 use etcd_aws_io::etcd::error::EtcdError;
@@ -54,7 +55,7 @@ pub enum Handled {
     /// The instance's members were removed and its action completed.
     Removed {
         instance_id: String,
-        members: Vec<u64>,
+        members: Vec<MemberId>,
         completion: Completion,
     },
     /// The instance had no member any more; its action was completed.
@@ -135,7 +136,7 @@ pub struct RemovedMember {
 impl From<&Removal> for RemovedMember {
     fn from(removal: &Removal) -> Self {
         Self {
-            id: format!("{:x}", removal.member.id),
+            id: removal.member.id.to_string(),
             name: removal.member.name.clone(),
             peer_urls: removal.member.peer_urls.clone(),
         }
@@ -271,7 +272,7 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
     async fn remove_members_of(
         &self,
         action: &TerminatingAction,
-    ) -> Result<Option<Vec<u64>>, MessageError> {
+    ) -> Result<Option<Vec<MemberId>>, MessageError> {
         let observed = self.observe(&action.group_name).await?;
         let id = action.instance_id.as_str();
         let outside_group = if observed.group.iter().any(|i| i.id == id) {
@@ -356,12 +357,12 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
     async fn execute(&self, observed: &Observed, removal: &Removal) -> Result<(), MessageError> {
         let member = &removal.member;
         if let Some(target) = removal.transfer_leadership_to {
-            tracing::info!(member_id = %format!("{:x}", member.id), member_name = %member.name, to = %format!("{target:x}"),
+            tracing::info!(member_id = %member.id, member_name = %member.name, to = %target,
                 "member to remove leads the cluster; moving leadership first");
             self.etcd.move_leader(member, target).await?;
         }
         self.etcd.remove(&observed.endpoints, member.id).await?;
-        tracing::info!(member_id = %format!("{:x}", member.id), member_name = %member.name, peer_urls = ?member.peer_urls,
+        tracing::info!(member_id = %member.id, member_name = %member.name, peer_urls = ?member.peer_urls,
             learner = member.is_learner, "removed member");
         Ok(())
     }

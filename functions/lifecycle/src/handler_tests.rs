@@ -2,6 +2,7 @@
 //! function, against in-memory seams. The decision itself is table-tested in
 //! `plan_tests.rs`; these check that the handler asks, acts and reports right.
 
+use etcd_aws_core::etcd::ids::MemberId;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,8 +27,8 @@ struct World {
     group: Vec<Instance>,
     ec2: HashMap<String, Ec2Instance>,
     members: Vec<Member>,
-    leader: Option<u64>,
-    healthy: Vec<u64>,
+    leader: Option<MemberId>,
+    healthy: Vec<MemberId>,
     /// Tokens of actions waiting in Terminating:Wait.
     active_tokens: HashSet<String>,
     /// etcd answers the next removals with this error.
@@ -65,8 +66,8 @@ impl Fakes {
                 member(2, "i-b", 2),
                 member(3, LEAVING, 3),
             ];
-            w.leader = Some(1);
-            w.healthy = vec![1, 2, 3];
+            w.leader = Some(MemberId(1));
+            w.healthy = ids(&[1, 2, 3]);
             w.active_tokens.insert(token(LEAVING));
         }
         fakes
@@ -77,7 +78,7 @@ impl Fakes {
     }
 
     fn member_ids(&self) -> Vec<u64> {
-        self.world().members.iter().map(|m| m.id).collect()
+        self.world().members.iter().map(|m| m.id.0).collect()
     }
 }
 
@@ -144,7 +145,7 @@ impl Etcd for Fakes {
         })
     }
 
-    async fn move_leader(&self, leader: &Member, target: u64) -> Result<(), EtcdError> {
+    async fn move_leader(&self, leader: &Member, target: MemberId) -> Result<(), EtcdError> {
         let mut w = self.world();
         w.calls
             .push(format!("move leader {} -> {target}", leader.id));
@@ -152,7 +153,7 @@ impl Etcd for Fakes {
         Ok(())
     }
 
-    async fn remove(&self, _endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+    async fn remove(&self, _endpoints: &[String], id: MemberId) -> Result<(), EtcdError> {
         let mut w = self.world();
         if !w.remove_failures.is_empty() {
             let message = w.remove_failures.remove(0);
@@ -242,7 +243,7 @@ async fn a_terminating_followers_member_is_removed_then_its_action_completed() {
     let fakes = Fakes::three();
     let handled = handle_one(&fakes, quick(), &terminating_body(LEAVING, GROUP)).await;
     assert!(
-        matches!(&handled, Ok(Handled::Removed { members, completion: Completion::Completed, .. }) if members == &[3]),
+        matches!(&handled, Ok(Handled::Removed { members, completion: Completion::Completed, .. }) if members == &[MemberId(3)]),
         "{handled:?}"
     );
     assert_eq!(fakes.calls(), ["remove 3", "complete i-leaving"]);
@@ -251,7 +252,7 @@ async fn a_terminating_followers_member_is_removed_then_its_action_completed() {
 #[tokio::test]
 async fn a_terminating_leader_hands_over_leadership_before_it_is_removed() {
     let fakes = Fakes::three();
-    fakes.world().leader = Some(3);
+    fakes.world().leader = Some(MemberId(3));
     let handled = handle_one(&fakes, quick(), &terminating_body(LEAVING, GROUP)).await;
     assert!(handled.is_ok(), "{handled:?}");
     assert_eq!(
@@ -263,7 +264,7 @@ async fn a_terminating_leader_hands_over_leadership_before_it_is_removed() {
 #[tokio::test]
 async fn an_instance_without_a_member_only_has_its_action_completed() {
     let fakes = Fakes::three();
-    fakes.world().members.retain(|m| m.id != 3);
+    fakes.world().members.retain(|m| m.id != MemberId(3));
     let handled = handle_one(&fakes, quick(), &terminating_body(LEAVING, GROUP)).await;
     assert!(
         matches!(
@@ -445,7 +446,7 @@ async fn a_refusal_that_outlasts_the_retry_window_fails_the_message_for_a_later_
 #[tokio::test]
 async fn removal_that_would_lose_quorum_is_not_attempted() {
     let fakes = Fakes::three();
-    fakes.world().healthy = vec![1, 3];
+    fakes.world().healthy = ids(&[1, 3]);
     let settings = Settings {
         retry_for: Duration::from_millis(100),
         ..quick()
@@ -608,7 +609,7 @@ async fn reconcile_that_must_leave_a_departed_member_reports_failure() {
     {
         let mut w = fakes.world();
         w.group.retain(|i| i.id != LEAVING);
-        w.healthy = vec![1];
+        w.healthy = ids(&[1]);
     }
     let result = function(&fakes, quick()).reconcile(later()).await;
     assert!(
@@ -616,4 +617,9 @@ async fn reconcile_that_must_leave_a_departed_member_reports_failure() {
         "{result:?}"
     );
     assert!(fakes.calls().is_empty());
+}
+
+/// Member ids from their numbers.
+fn ids(numbers: &[u64]) -> Vec<MemberId> {
+    numbers.iter().copied().map(MemberId).collect()
 }

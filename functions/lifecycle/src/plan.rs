@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::membership::instance::Instance;
 use etcd_aws_core::membership::member::{Member, Standing};
 use etcd_aws_io::aws::discovery::Ec2Instance;
@@ -18,9 +19,9 @@ use etcd_aws_io::aws::discovery::Ec2Instance;
 pub struct ClusterView<'a> {
     pub members: &'a [Member],
     /// The leader the answering members agree on, if any.
-    pub leader: Option<u64>,
+    pub leader: Option<MemberId>,
     /// Members that answered a status request just now.
-    pub healthy: &'a [u64],
+    pub healthy: &'a [MemberId],
     /// Every instance of the group, in every lifecycle state.
     pub group: &'a [Instance],
 }
@@ -30,7 +31,7 @@ pub struct ClusterView<'a> {
 pub struct Removal {
     pub member: Member,
     /// The member leads: move leadership to this member before removing it.
-    pub transfer_leadership_to: Option<u64>,
+    pub transfer_leadership_to: Option<MemberId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,9 +43,9 @@ pub enum Refusal {
         instance_id: String,
         lifecycle_state: String,
     },
-    #[error("removing member {member:x} would leave {healthy_after} healthy members of live instances among {voters_after} voters, short of a quorum")]
+    #[error("removing member {member} would leave {healthy_after} healthy members of live instances among {voters_after} voters, short of a quorum")]
     WouldLoseQuorum {
-        member: u64,
+        member: MemberId,
         voters_after: usize,
         healthy_after: usize,
     },
@@ -139,7 +140,7 @@ fn plan_removals(view: &ClusterView<'_>, doomed: &[&Member]) -> Vec<Result<Remov
             .filter(|m| m.id != member.id)
             .collect();
         let voters_after = after.iter().filter(|m| !m.is_learner).count();
-        let mut healthy_voters: Vec<u64> = after
+        let mut healthy_voters: Vec<MemberId> = after
             .iter()
             .filter(|m| !m.is_learner)
             .filter(|m| view.healthy.contains(&m.id))

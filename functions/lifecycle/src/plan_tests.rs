@@ -1,6 +1,7 @@
 //! Table tests of the lifecycle decision: one row per branch, named for it.
 
 use super::*;
+use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::test_support::{instance, ip, learner, member, unstarted};
 
 const LEAVING: &str = "i-leaving";
@@ -9,8 +10,8 @@ const LEAVING: &str = "i-leaving";
 /// (ids 1, 2, 3), all healthy; a leads.
 struct Fixture {
     members: Vec<Member>,
-    leader: Option<u64>,
-    healthy: Vec<u64>,
+    leader: Option<MemberId>,
+    healthy: Vec<MemberId>,
     group: Vec<Instance>,
 }
 
@@ -22,8 +23,8 @@ impl Fixture {
                 member(2, "i-b", 2),
                 member(3, LEAVING, 3),
             ],
-            leader: Some(1),
-            healthy: vec![1, 2, 3],
+            leader: Some(MemberId(1)),
+            healthy: ids(&[1, 2, 3]),
             group: vec![
                 instance("i-a", 1, "InService"),
                 instance("i-b", 2, "InService"),
@@ -48,13 +49,13 @@ impl Fixture {
     fn member(&self, id: u64) -> Member {
         self.members
             .iter()
-            .find(|m| m.id == id)
+            .find(|m| m.id == MemberId(id))
             .cloned()
             .unwrap_or_else(|| member(id, "missing", 0))
     }
 }
 
-fn remove(member: Member, transfer_leadership_to: Option<u64>) -> Removal {
+fn remove(member: Member, transfer_leadership_to: Option<MemberId>) -> Removal {
     Removal {
         member,
         transfer_leadership_to,
@@ -73,20 +74,20 @@ fn a_terminating_follower_is_removed_without_a_leadership_transfer() {
 #[test]
 fn a_terminating_leader_hands_leadership_to_a_healthy_voter_first() {
     let f = Fixture {
-        leader: Some(3),
+        leader: Some(MemberId(3)),
         ..Fixture::three()
     };
     assert_eq!(
         f.terminate(LEAVING),
-        TerminationPlan::Remove(vec![remove(f.member(3), Some(1))])
+        TerminationPlan::Remove(vec![remove(f.member(3), Some(MemberId(1)))])
     );
 }
 
 #[test]
 fn leadership_goes_to_a_healthy_member_not_to_an_unreachable_one() {
     let f = Fixture {
-        leader: Some(3),
-        healthy: vec![2, 3],
+        leader: Some(MemberId(3)),
+        healthy: ids(&[2, 3]),
         members: vec![
             member(1, "i-a", 1),
             member(2, "i-b", 2),
@@ -106,12 +107,12 @@ fn leadership_goes_to_a_healthy_member_not_to_an_unreachable_one() {
         TerminationPlan::Refuse(Refusal::WouldLoseQuorum { .. })
     ));
     let f = Fixture {
-        healthy: vec![2, 3, 4],
+        healthy: ids(&[2, 3, 4]),
         ..f
     };
     assert_eq!(
         f.terminate(LEAVING),
-        TerminationPlan::Remove(vec![remove(f.member(3), Some(2))])
+        TerminationPlan::Remove(vec![remove(f.member(3), Some(MemberId(2)))])
     );
 }
 
@@ -123,12 +124,12 @@ fn a_learner_is_never_chosen_to_lead() {
             member(2, "i-b", 2),
             member(3, LEAVING, 3),
         ],
-        leader: Some(3),
+        leader: Some(MemberId(3)),
         ..Fixture::three()
     };
     assert_eq!(
         f.terminate(LEAVING),
-        TerminationPlan::Remove(vec![remove(f.member(3), Some(2))])
+        TerminationPlan::Remove(vec![remove(f.member(3), Some(MemberId(2)))])
     );
 }
 
@@ -213,13 +214,13 @@ fn an_instance_neither_the_group_nor_ec2_knows_is_unknown() {
 fn removal_that_leaves_too_few_healthy_live_members_is_refused() {
     // b's etcd is down: after removing the leaving member, one of two voters answers.
     let f = Fixture {
-        healthy: vec![1, 3],
+        healthy: ids(&[1, 3]),
         ..Fixture::three()
     };
     assert_eq!(
         f.terminate(LEAVING),
         TerminationPlan::Refuse(Refusal::WouldLoseQuorum {
-            member: 3,
+            member: MemberId(3),
             voters_after: 2,
             healthy_after: 1,
         })
@@ -250,14 +251,14 @@ fn healthy_members_of_other_leaving_instances_do_not_count_toward_quorum() {
 fn the_last_voter_is_never_removed() {
     let f = Fixture {
         members: vec![member(3, LEAVING, 3)],
-        leader: Some(3),
-        healthy: vec![3],
+        leader: Some(MemberId(3)),
+        healthy: ids(&[3]),
         group: vec![instance(LEAVING, 3, "Terminating:Wait")],
     };
     assert_eq!(
         f.terminate(LEAVING),
         TerminationPlan::Refuse(Refusal::WouldLoseQuorum {
-            member: 3,
+            member: MemberId(3),
             voters_after: 0,
             healthy_after: 0,
         })
@@ -287,7 +288,7 @@ fn reconcile_removes_members_whose_instances_left_the_group() {
             instance("i-a", 1, "InService"),
             instance("i-b", 2, "InService"),
         ],
-        healthy: vec![1, 2],
+        healthy: ids(&[1, 2]),
         ..Fixture::three()
     };
     assert_eq!(
@@ -327,8 +328,8 @@ fn reconcile_keeps_the_unstarted_member_of_a_joining_instance() {
             instance("i-b", 2, "InService"),
             instance("i-new", 4, "Pending"),
         ],
-        healthy: vec![1, 2],
-        leader: Some(1),
+        healthy: ids(&[1, 2]),
+        leader: Some(MemberId(1)),
     };
     assert_eq!(plan_reconcile(&f.view()), Vec::new());
 }
@@ -341,8 +342,8 @@ fn reconcile_removes_an_unstarted_member_whose_ip_no_live_instance_holds() {
             instance("i-a", 1, "InService"),
             instance("i-b", 2, "InService"),
         ],
-        healthy: vec![1, 2],
-        leader: Some(1),
+        healthy: ids(&[1, 2]),
+        leader: Some(MemberId(1)),
     };
     assert_eq!(
         plan_reconcile(&f.view()),
@@ -360,8 +361,8 @@ fn reconcile_removes_the_departed_leader_last_and_hands_over_leadership() {
             member(4, "i-gone", 4),
             member(5, "i-lost", 5),
         ],
-        leader: Some(4),
-        healthy: vec![1, 2, 3, 4],
+        leader: Some(MemberId(4)),
+        healthy: ids(&[1, 2, 3, 4]),
         group: vec![
             instance("i-a", 1, "InService"),
             instance("i-b", 2, "InService"),
@@ -372,7 +373,7 @@ fn reconcile_removes_the_departed_leader_last_and_hands_over_leadership() {
         plan_reconcile(&f.view()),
         vec![
             Ok(remove(f.member(5), None)),
-            Ok(remove(f.member(4), Some(1))),
+            Ok(remove(f.member(4), Some(MemberId(1)))),
         ]
     );
 }
@@ -390,4 +391,9 @@ fn reconcile_stops_short_of_losing_quorum() {
     assert!(steps
         .iter()
         .all(|s| matches!(s, Err(Refusal::WouldLoseQuorum { .. }))));
+}
+
+/// Member ids from their numbers.
+fn ids(numbers: &[u64]) -> Vec<MemberId> {
+    numbers.iter().copied().map(MemberId).collect()
 }

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use crate::contract::names::ports;
+use crate::etcd::ids::{ClusterId, MemberId};
 use crate::etcd::status::MemberStatus;
 use crate::membership::instance::{Instance, LifecycleState};
 use crate::membership::member::Member;
@@ -49,7 +50,7 @@ pub fn without_ip(id: &str, state: &str) -> Instance {
 /// A started voting member named after its instance, at `127.0.1.<last>`.
 pub fn member(id: u64, name: &str, last: u8) -> Member {
     Member {
-        id,
+        id: MemberId(id),
         name: name.into(),
         peer_urls: vec![format!("http://{}:{}", ip(last), ports::PEER)],
         client_urls: vec![format!("http://{}:{}", ip(last), ports::CLIENT)],
@@ -76,12 +77,13 @@ pub fn unstarted(id: u64, last: u8) -> Member {
 }
 
 /// A voting member's status report: of cluster 7, at revision 10, a 4 KiB
-/// database wholly in use; adjust the fields a row is about.
+/// database wholly in use, naming `leader_id` its leader (0: none); adjust
+/// the fields a row is about.
 pub fn status(member_id: u64, leader_id: u64) -> MemberStatus {
     MemberStatus {
-        cluster_id: 7,
-        member_id,
-        leader_id,
+        cluster_id: ClusterId(7),
+        member_id: MemberId(member_id),
+        leader_id: (leader_id != 0).then_some(MemberId(leader_id)),
         is_learner: false,
         revision: 10,
         raft_applied_index: 10,

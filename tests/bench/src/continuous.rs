@@ -29,6 +29,7 @@ use etcd_aws_backup::capture::{run_capture, CaptureSettings};
 use etcd_aws_backup::BackupConfig;
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::backup::segment::{Change, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_core::etcd::launch::EtcdLaunch;
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_tests::sim_cluster::SimCluster;
@@ -215,7 +216,7 @@ pub async fn restore_with_segments(
         .context("no backup to restore: latest.json is missing")?;
     let snapshot_revision = snapshot_revision(dataset, &manifest).await?;
     let started = Instant::now();
-    write_segments(&dataset.store, &manifest.cluster_id, snapshot_revision).await?;
+    write_segments(&dataset.store, manifest.cluster_id, snapshot_revision).await?;
     report.detail(
         &family,
         format!(
@@ -298,13 +299,17 @@ async fn snapshot_revision(
         .context("etcdutl snapshot status printed no revision")
 }
 
-async fn write_segments(store: &BackupStore, cluster_id: &str, after: i64) -> anyhow::Result<()> {
+async fn write_segments(
+    store: &BackupStore,
+    cluster_id: ClusterId,
+    after: i64,
+) -> anyhow::Result<()> {
     let mut uploads = tokio::task::JoinSet::new();
     for index in 0..SEGMENTS_PER_HOUR {
         let first = after + 1 + index * REVISIONS_PER_SEGMENT;
         let segment = Segment {
             format: FORMAT,
-            cluster_id: cluster_id.to_owned(),
+            cluster_id,
             first,
             last: first + REVISIONS_PER_SEGMENT - 1,
             flushed_at: 0,

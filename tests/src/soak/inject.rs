@@ -133,15 +133,14 @@ impl<N: Faultable> Target<'_, N> {
         let leader = statuses
             .into_iter()
             .filter_map(|(_, status)| status.ok())
-            .map(|status| status.leader_id)
-            .find(|id| *id != 0)
+            .find_map(|status| status.leader_id)
             .context("no member names a leader")?;
         snapshot
             .members
             .iter()
             .find(|m| m.id == leader)
             .map(|m| m.name.clone())
-            .with_context(|| format!("leader {leader:x} is not in the member list"))
+            .with_context(|| format!("leader {leader} is not in the member list"))
     }
 
     /// `count` instances drawn from `from`, in a seeded order.
@@ -246,7 +245,7 @@ impl<N: Faultable> Target<'_, N> {
                 ))
             }
             Fault::KillAndWipeAll | Fault::StopAndWipeAll => {
-                let serving = self.cluster.snapshot().await?.cluster_id;
+                let serving = self.cluster.snapshot().await?.cluster_id.0;
                 if fault == Fault::StopAndWipeAll {
                     self.each(&ids, |n| n.shut_down())?;
                     self.wait_stopped().await?;

@@ -8,6 +8,7 @@
 //! revision and skips what it covers, so until the small ones are deleted
 //! they are merely not read. Pure: the run does the storing.
 
+use etcd_aws_core::etcd::ids::ClusterId;
 use std::collections::BTreeMap;
 
 use etcd_aws_core::backup::segment::{
@@ -68,7 +69,7 @@ impl RunLog {
     /// The log is empty afterwards.
     pub fn merge(
         &mut self,
-        cluster_id: &str,
+        cluster_id: ClusterId,
         flushed_at: i64,
     ) -> Option<(Segment, Vec<SegmentRef>)> {
         if self.stored.len() < 2 {
@@ -78,7 +79,7 @@ impl RunLog {
         let log = std::mem::take(self);
         let merged = Segment {
             format: FORMAT,
-            cluster_id: cluster_id.to_owned(),
+            cluster_id,
             first: log.first,
             last: log.last,
             flushed_at,
@@ -100,7 +101,7 @@ mod tests {
     fn segment(first: i64, last: i64, leases: &[(i64, i64)]) -> (Segment, SegmentRef) {
         let segment = Segment {
             format: FORMAT,
-            cluster_id: "c1".into(),
+            cluster_id: ClusterId(0xc1),
             first,
             last,
             flushed_at: 0,
@@ -136,14 +137,16 @@ mod tests {
             let (segment, reference) = segment(first, last, &[]);
             log.record(&segment, reference);
         }
-        let (merged, replaced) = log.merge("c1", 99).expect("three segments merge");
+        let (merged, replaced) = log
+            .merge(ClusterId(0xc1), 99)
+            .expect("three segments merge");
         assert_eq!(
             (merged.first, merged.last, merged.revisions.len()),
             (11, 16, 6)
         );
         assert_eq!(replaced.len(), 3);
         assert!(
-            log.merge("c1", 99).is_none(),
+            log.merge(ClusterId(0xc1), 99).is_none(),
             "the log is empty after a merge"
         );
     }
@@ -153,7 +156,7 @@ mod tests {
         let mut log = RunLog::default();
         let (segment, reference) = segment(11, 12, &[]);
         log.record(&segment, reference);
-        assert!(log.merge("c1", 99).is_none());
+        assert!(log.merge(ClusterId(0xc1), 99).is_none());
     }
 
     #[test]
@@ -163,7 +166,7 @@ mod tests {
             let (segment, reference) = segment(first, last, &[]);
             log.record(&segment, reference);
         }
-        let (merged, replaced) = log.merge("c1", 99).expect("merges");
+        let (merged, replaced) = log.merge(ClusterId(0xc1), 99).expect("merges");
         assert_eq!((merged.first, merged.last, replaced.len()), (30, 33, 2));
     }
 
@@ -174,7 +177,7 @@ mod tests {
             let (segment, reference) = segment(first, last, leases);
             log.record(&segment, reference);
         }
-        let (merged, _) = log.merge("c1", 99).expect("merges");
+        let (merged, _) = log.merge(ClusterId(0xc1), 99).expect("merges");
         assert_eq!(
             merged.leases,
             vec![

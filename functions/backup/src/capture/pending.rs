@@ -2,6 +2,7 @@
 //! revision, each revision's events together, and whether it is time to flush
 //! them. Pure: the watch feeds it events, a clock tells it the time.
 
+use etcd_aws_core::etcd::ids::ClusterId;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -108,14 +109,14 @@ impl Pending {
     /// says the segment is stored: a failed upload loses nothing.
     pub fn segment(
         &self,
-        cluster_id: &str,
+        cluster_id: ClusterId,
         flushed_at: i64,
         leases: Vec<LeaseGrant>,
     ) -> Option<Segment> {
         let last = self.revisions.last()?.revision;
         Some(Segment {
             format: FORMAT,
-            cluster_id: cluster_id.to_owned(),
+            cluster_id,
             first: self.after + 1,
             last,
             flushed_at,
@@ -175,7 +176,9 @@ mod tests {
         pending.add(11, put("a", 0), now, 0);
         pending.add(11, Change::Delete { key: b"b".to_vec() }, now, 0);
         pending.add(12, put("c", 0), now, 0);
-        let segment = pending.segment("c1", 0, vec![]).expect("held changes");
+        let segment = pending
+            .segment(ClusterId(0xc1), 0, vec![])
+            .expect("held changes");
         assert_eq!((segment.first, segment.last), (11, 12));
         assert_eq!(segment.revisions.len(), 2);
         assert_eq!(segment.revisions[0].changes.len(), 2);
@@ -190,7 +193,9 @@ mod tests {
         assert!(pending.is_empty());
         pending.add(12, put("a", 0), now, 0);
         pending.add(11, put("late", 0), now, 0);
-        let segment = pending.segment("c1", 0, vec![]).expect("held changes");
+        let segment = pending
+            .segment(ClusterId(0xc1), 0, vec![])
+            .expect("held changes");
         assert_eq!(segment.revisions.len(), 1);
     }
 
@@ -227,14 +232,14 @@ mod tests {
         let now = Instant::now();
         let mut pending = Pending::new(10);
         pending.add(11, put("a", 0), now, 0);
-        let first = pending.segment("c1", 0, vec![]).expect("first");
+        let first = pending.segment(ClusterId(0xc1), 0, vec![]).expect("first");
         pending.flushed(first.last);
         assert_eq!(pending.after(), 11);
         pending.add(12, put("b", 0), now, 0);
-        let second = pending.segment("c1", 0, vec![]).expect("second");
+        let second = pending.segment(ClusterId(0xc1), 0, vec![]).expect("second");
         pending.flushed(second.last);
         assert_eq!((first.last, second.first), (11, 12));
-        assert_eq!(pending.segment("c1", 0, vec![]), None);
+        assert_eq!(pending.segment(ClusterId(0xc1), 0, vec![]), None);
         assert!(!pending.due(now + Duration::from_secs(60), &POLICY));
     }
 
@@ -243,9 +248,11 @@ mod tests {
         let start = Instant::now();
         let mut pending = Pending::new(10);
         pending.add(11, put("a", 0), start, 0);
-        let failed = pending.segment("c1", 0, vec![]).expect("held");
+        let failed = pending.segment(ClusterId(0xc1), 0, vec![]).expect("held");
         pending.add(12, put("b", 0), start + Duration::from_millis(500), 0);
-        let retried = pending.segment("c1", 0, vec![]).expect("still held");
+        let retried = pending
+            .segment(ClusterId(0xc1), 0, vec![])
+            .expect("still held");
         assert_eq!((failed.first, retried.first, retried.last), (11, 11, 12));
         assert!(pending.due(start + Duration::from_secs(1), &POLICY));
     }
@@ -255,10 +262,12 @@ mod tests {
         let start = Instant::now();
         let mut pending = Pending::new(10);
         pending.add(11, put("a", 0), start, 0);
-        let uploading = pending.segment("c1", 0, vec![]).expect("held");
+        let uploading = pending.segment(ClusterId(0xc1), 0, vec![]).expect("held");
         pending.add(12, put("b", 0), start + Duration::from_millis(900), 0);
         pending.flushed(uploading.last);
-        let next = pending.segment("c1", 0, vec![]).expect("the later change");
+        let next = pending
+            .segment(ClusterId(0xc1), 0, vec![])
+            .expect("the later change");
         assert_eq!((next.first, next.last), (12, 12));
         assert!(pending.due(start + Duration::from_secs(1), &POLICY));
     }

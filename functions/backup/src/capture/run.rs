@@ -16,6 +16,7 @@
 //! newest snapshot than the restore should replay, a snapshot is taken beside
 //! the watch.
 
+use etcd_aws_core::etcd::ids::ClusterId;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -109,7 +110,7 @@ pub enum CaptureError {
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptureOutcome {
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     /// The last revision stored when the run started, and when it ended.
     pub started_after: i64,
     pub stored_until: i64,
@@ -130,7 +131,7 @@ impl CaptureOutcome {
     /// The job's answer ([`CaptureAnswer`]).
     pub fn answer(&self) -> CaptureAnswer {
         CaptureAnswer {
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: self.cluster_id,
             after: self.started_after,
             until: self.stored_until,
             segments: self.segments,
@@ -159,7 +160,7 @@ pub async fn run_capture(
         config: config.clone(),
         settings: *settings,
         sdk: sdk.clone(),
-        cluster_id: connection.cluster_id.clone(),
+        cluster_id: connection.cluster_id,
         pending: Pending::new(0),
         snapshot_revision: 0,
         lease_ttls: HashMap::new(),
@@ -168,7 +169,7 @@ pub async fn run_capture(
         last_flush_error: None,
         stored: RunLog::default(),
         outcome: CaptureOutcome {
-            cluster_id: connection.cluster_id.clone(),
+            cluster_id: connection.cluster_id,
             started_after: 0,
             stored_until: 0,
             segments: 0,
@@ -198,7 +199,7 @@ pub async fn run_capture(
 struct Connection {
     watcher: EtcdAdmin,
     admin: EtcdAdmin,
-    cluster_id: String,
+    cluster_id: ClusterId,
 }
 
 impl Connection {
@@ -222,7 +223,7 @@ impl Connection {
         Ok(Connection {
             watcher,
             admin,
-            cluster_id: format!("{cluster_id:x}"),
+            cluster_id,
         })
     }
 }
@@ -232,7 +233,7 @@ struct Capture {
     settings: CaptureSettings,
     sdk: aws_config::SdkConfig,
     store: BackupStore,
-    cluster_id: String,
+    cluster_id: ClusterId,
     pending: Pending,
     /// The revision of the newest snapshot of this cluster (a lower bound of
     /// what it holds).
@@ -403,7 +404,7 @@ impl Capture {
         let leases = self.leases(admin).await;
         let Some(segment) = self
             .pending
-            .segment(&self.cluster_id, unix_seconds(), leases)
+            .segment(self.cluster_id, unix_seconds(), leases)
         else {
             return;
         };
@@ -436,7 +437,7 @@ impl Capture {
     /// Stores what the run stored as one segment, then deletes the small
     /// ones it replaces. A failure leaves them: they hold the same revisions.
     async fn merge_stored(&mut self) {
-        let Some((merged, replaced)) = self.stored.merge(&self.cluster_id, unix_seconds()) else {
+        let Some((merged, replaced)) = self.stored.merge(self.cluster_id, unix_seconds()) else {
             return;
         };
         match self.store.put_segment(&merged).await {

@@ -4,7 +4,8 @@
 
 use etcd_aws_core::contract::metrics;
 use etcd_aws_core::contract::metrics::{Metric, Property, Unit};
-use etcd_aws_core::etcd::status::{Alarm, AlarmKind, MemberStatus};
+use etcd_aws_core::etcd::ids::MemberId;
+use etcd_aws_core::etcd::status::{leader_named_by_most, Alarm, AlarmKind, MemberStatus};
 use etcd_aws_core::membership::member::Member;
 
 /// The health line's field naming the leader (a property, not a metric).
@@ -18,7 +19,7 @@ pub struct Health {
     /// Members that answered a status request.
     pub answering: usize,
     /// The leader most answering members name; `None` when none knows one.
-    pub leader_id: Option<u64>,
+    pub leader_id: Option<MemberId>,
     /// The highest raft term seen: it rises by one with every election, so
     /// its increase over a period is the number of leader changes.
     pub raft_term: u64,
@@ -37,18 +38,7 @@ impl Health {
         alarms: &[Alarm],
         quota_bytes: i64,
     ) -> Self {
-        let mut votes: Vec<(u64, usize)> = Vec::new();
-        for leader in statuses.iter().map(|s| s.leader_id).filter(|id| *id != 0) {
-            match votes.iter_mut().find(|(id, _)| *id == leader) {
-                Some((_, count)) => *count += 1,
-                None => votes.push((leader, 1)),
-            }
-        }
-        // Most votes wins; ties to the lower id, so the answer is stable.
-        let leader_id = votes
-            .iter()
-            .max_by_key(|(id, count)| (*count, std::cmp::Reverse(*id)))
-            .map(|(id, _)| *id);
+        let leader_id = leader_named_by_most(statuses);
         let count = |kind: AlarmKind| alarms.iter().filter(|a| a.kind == kind).count();
         Self {
             voting_members: members.iter().filter(|m| !m.is_learner).count(),
@@ -79,7 +69,7 @@ impl Health {
         vec![(
             LEADER_ID,
             self.leader_id
-                .map_or(serde_json::Value::Null, |id| format!("{id:x}").into()),
+                .map_or(serde_json::Value::Null, |id| id.to_string().into()),
         )]
     }
 
@@ -160,7 +150,7 @@ mod tests {
     fn the_leader_is_the_one_most_members_name() {
         let statuses = [status(1, 1), status(2, 1), status(3, 3)];
         let health = Health::of(&three(), &statuses, &[], 1000);
-        assert_eq!(health.leader_id, Some(1));
+        assert_eq!(health.leader_id, Some(MemberId(1)));
         assert_eq!(value(&health, "HasLeader"), json!(1));
     }
 
@@ -194,15 +184,15 @@ mod tests {
     fn alarms_are_counted_by_kind() {
         let alarms = [
             Alarm {
-                member_id: 1,
+                member_id: MemberId(1),
                 kind: AlarmKind::NoSpace,
             },
             Alarm {
-                member_id: 2,
+                member_id: MemberId(2),
                 kind: AlarmKind::NoSpace,
             },
             Alarm {
-                member_id: 3,
+                member_id: MemberId(3),
                 kind: AlarmKind::Corrupt,
             },
         ];

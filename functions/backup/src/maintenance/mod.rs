@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use etcd_aws_core::contract::jobs::MaintenanceAnswer;
 use etcd_aws_core::contract::metrics;
 use etcd_aws_core::contract::metrics::{Metric, Unit};
+use etcd_aws_core::etcd::ids::{joined, MemberId};
 use etcd_aws_core::etcd::status::{Alarm, MemberStatus};
 use etcd_aws_io::aws::discovery::DiscoveryError;
 use etcd_aws_io::backup_store::BackupStore;
@@ -65,10 +66,13 @@ pub enum MaintenanceError {
     Etcd(#[from] EtcdError),
     #[error("the backup before the defragmentation failed, so nothing was defragmented: {0}")]
     Backup(#[from] BackupError),
-    #[error("member {member:x} did not answer within {timeout:?} after its defragmentation; the next members were left alone")]
-    DidNotSettle { member: u64, timeout: Duration },
-    #[error("NOSPACE is not recovered: after compacting and defragmenting, members {members:x?} are still at or above the quota of {quota_bytes} bytes; raise --quota-backend-bytes (the stack's EtcdQuotaBackendBytes) or delete data")]
-    StillAboveQuota { members: Vec<u64>, quota_bytes: i64 },
+    #[error("member {member} did not answer within {timeout:?} after its defragmentation; the next members were left alone")]
+    DidNotSettle { member: MemberId, timeout: Duration },
+    #[error("NOSPACE is not recovered: after compacting and defragmenting, members {} are still at or above the quota of {quota_bytes} bytes; raise --quota-backend-bytes (the stack's EtcdQuotaBackendBytes) or delete data", joined(members))]
+    StillAboveQuota {
+        members: Vec<MemberId>,
+        quota_bytes: i64,
+    },
 }
 
 /// One maintenance run; `deadline` is when the invocation must have answered.
@@ -251,13 +255,13 @@ async fn maintain(
         if left < MIN_STEP_TIME {
             outcome.deferred = maintenance.defragment[index..]
                 .iter()
-                .map(|d| format!("{:x}", d.member_id))
+                .map(|d| d.member_id)
                 .collect();
             tracing::warn!(deferred = ?outcome.deferred, ?left, "not enough time left in this invocation; the next run continues");
             break;
         }
         let reclaimed = defragment(settings, access, step, deadline).await?;
-        outcome.defragmented.push(format!("{:x}", step.member_id));
+        outcome.defragmented.push(step.member_id);
         outcome.reclaimed_bytes += reclaimed;
     }
     if !maintenance.disarm.is_empty() && outcome.deferred.is_empty() {
@@ -276,9 +280,9 @@ async fn defragment(
     step: &Defragmentation,
     deadline: Instant,
 ) -> Result<i64, MaintenanceError> {
-    let member = format!("{:x}", step.member_id);
+    let member = step.member_id.to_string();
     if let Some(successor) = step.hand_leadership_to {
-        tracing::info!(%member, to = %format!("{successor:x}"), "the member to defragment leads: moving leadership first");
+        tracing::info!(%member, to = %successor, "the member to defragment leads: moving leadership first");
         EtcdAdmin::connect(&step.client_urls, access)
             .await?
             .move_leader(successor)
@@ -319,7 +323,7 @@ async fn settle(
     let until = (Instant::now() + settings.settle_timeout).min(deadline);
     loop {
         match status_of(&step.client_urls, access).await {
-            Ok(status) if status.leader_id != 0 => return Ok(status),
+            Ok(status) if status.leader_id.is_some() => return Ok(status),
             _ if Instant::now() >= until => {
                 return Err(MaintenanceError::DidNotSettle {
                     member: step.member_id,
@@ -359,7 +363,7 @@ async fn disarm(
     for alarm in alarms {
         EtcdAdmin::first_answer(endpoints, access, async |admin| admin.disarm(*alarm).await)
             .await?;
-        tracing::warn!(member = %format!("{:x}", alarm.member_id), "NOSPACE recovered: every member is below the quota again; alarm cleared, writes are accepted");
+        tracing::warn!(member = %alarm.member_id, "NOSPACE recovered: every member is below the quota again; alarm cleared, writes are accepted");
     }
     Ok(alarms.len())
 }

@@ -8,6 +8,7 @@
 //! quorum); one member at a time; followers first; the leader last, after
 //! leadership has moved away, so writers never wait on a defragmenting leader.
 
+use etcd_aws_core::etcd::ids::{joined, MemberId};
 use etcd_aws_core::etcd::status::{Alarm, AlarmKind, MemberStatus};
 use etcd_aws_core::membership::member::Member;
 
@@ -57,24 +58,33 @@ pub struct Maintenance {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defragmentation {
-    pub member_id: u64,
+    pub member_id: MemberId,
     pub client_urls: Vec<String>,
     /// The member leads: hand leadership to this member first.
-    pub hand_leadership_to: Option<u64>,
+    pub hand_leadership_to: Option<MemberId>,
     /// What the defragmentation should give back.
     pub free_bytes: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WaitReason {
-    #[error("members {0:x?} do not answer; maintenance waits for every voting member (a defragmenting member answers nothing, and quorum would hang on the rest)")]
-    MembersSilent(Vec<u64>),
-    #[error("the members do not agree on a leader (leader ids {0:x?}); maintenance waits for a stable leader")]
-    NoStableLeader(Vec<u64>),
-    #[error("a learner is catching up (member {0:x}); maintenance waits until the replacement is a voting member")]
-    LearnerJoining(u64),
-    #[error("the CORRUPT alarm is raised for members {0:x?}; maintenance leaves a cluster with diverged data alone")]
-    Corrupt(Vec<u64>),
+    #[error("members {} do not answer; maintenance waits for every voting member (a defragmenting member answers nothing, and quorum would hang on the rest)", joined(.0))]
+    MembersSilent(Vec<MemberId>),
+    #[error("the members do not agree on a leader (they name {}); maintenance waits for a stable leader", named_leaders(.0))]
+    NoStableLeader(Vec<Option<MemberId>>),
+    #[error("a learner is catching up (member {0}); maintenance waits until the replacement is a voting member")]
+    LearnerJoining(MemberId),
+    #[error("the CORRUPT alarm is raised for members {}; maintenance leaves a cluster with diverged data alone", joined(.0))]
+    Corrupt(Vec<MemberId>),
+}
+
+/// The leaders members name, for people: `1, none`.
+fn named_leaders(leaders: &[Option<MemberId>]) -> String {
+    let named: Vec<String> = leaders
+        .iter()
+        .map(|l| l.map_or_else(|| "none".to_owned(), |id| id.to_string()))
+        .collect();
+    named.join(", ")
 }
 
 pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
@@ -84,7 +94,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
         .filter(|a| a.kind == AlarmKind::NoSpace)
         .copied()
         .collect();
-    let status_of = |id: u64| state.statuses.iter().find(|s| s.member_id == id);
+    let status_of = |id: MemberId| state.statuses.iter().find(|s| s.member_id == id);
     let voters: Vec<&Member> = state.members.iter().filter(|m| !m.is_learner).collect();
     let fragmented: Vec<&Member> = voters
         .iter()
@@ -94,7 +104,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
     if nospace.is_empty() && fragmented.is_empty() {
         return Plan::Nothing;
     }
-    let mut corrupt: Vec<u64> = state
+    let mut corrupt: Vec<MemberId> = state
         .alarms
         .iter()
         .filter(|a| a.kind == AlarmKind::Corrupt)
@@ -107,7 +117,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
     if let Some(learner) = state.members.iter().find(|m| m.is_learner) {
         return Plan::Wait(WaitReason::LearnerJoining(learner.id));
     }
-    let silent: Vec<u64> = voters
+    let silent: Vec<MemberId> = voters
         .iter()
         .filter(|m| status_of(m.id).is_none())
         .map(|m| m.id)
@@ -115,7 +125,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
     if !silent.is_empty() {
         return Plan::Wait(WaitReason::MembersSilent(silent));
     }
-    let mut leaders: Vec<u64> = voters
+    let mut leaders: Vec<Option<MemberId>> = voters
         .iter()
         .filter_map(|m| status_of(m.id))
         .map(|s| s.leader_id)
@@ -123,7 +133,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
     leaders.sort_unstable();
     leaders.dedup();
     let leader = match leaders.as_slice() {
-        [leader] if *leader != 0 && voters.iter().any(|m| m.id == *leader) => *leader,
+        [Some(leader)] if voters.iter().any(|m| m.id == *leader) => *leader,
         _ => return Plan::Wait(WaitReason::NoStableLeader(leaders)),
     };
 
@@ -142,7 +152,7 @@ pub fn plan(state: &ClusterState<'_>, thresholds: &Thresholds) -> Plan {
         .collect();
     followers.sort_by_key(|m| m.id);
     let successor = voters.iter().filter(|m| m.id != leader).map(|m| m.id).min();
-    let step = |member: &Member, hand_leadership_to: Option<u64>| Defragmentation {
+    let step = |member: &Member, hand_leadership_to: Option<MemberId>| Defragmentation {
         member_id: member.id,
         client_urls: member.client_urls.clone(),
         hand_leadership_to,
@@ -228,7 +238,7 @@ mod tests {
             Plan::Maintain(m) => m
                 .defragment
                 .iter()
-                .map(|d| (d.member_id, d.hand_leadership_to))
+                .map(|d| (d.member_id.0, d.hand_leadership_to.map(|id| id.0)))
                 .collect(),
             other => panic!("expected maintenance, got {other:?}"),
         }
@@ -278,27 +288,30 @@ mod tests {
     #[test]
     fn nothing_is_done_while_a_voter_is_silent() {
         let mut cluster = Cluster::with_free([80, 80, 80]);
-        cluster.statuses.retain(|s| s.member_id != 3);
+        cluster.statuses.retain(|s| s.member_id != MemberId(3));
         assert_eq!(
             cluster.plan(),
-            Plan::Wait(WaitReason::MembersSilent(vec![3]))
+            Plan::Wait(WaitReason::MembersSilent(vec![MemberId(3)]))
         );
     }
 
     #[test]
     fn nothing_is_done_while_members_disagree_on_the_leader() {
         let mut cluster = Cluster::with_free([80, 80, 80]);
-        cluster.statuses[2].leader_id = 3;
+        cluster.statuses[2].leader_id = Some(MemberId(3));
         assert_eq!(
             cluster.plan(),
-            Plan::Wait(WaitReason::NoStableLeader(vec![1, 3]))
+            Plan::Wait(WaitReason::NoStableLeader(vec![
+                Some(MemberId(1)),
+                Some(MemberId(3))
+            ]))
         );
         for s in &mut cluster.statuses {
-            s.leader_id = 0;
+            s.leader_id = None;
         }
         assert_eq!(
             cluster.plan(),
-            Plan::Wait(WaitReason::NoStableLeader(vec![0]))
+            Plan::Wait(WaitReason::NoStableLeader(vec![None]))
         );
     }
 
@@ -306,24 +319,30 @@ mod tests {
     fn nothing_is_done_while_a_replacement_is_a_learner() {
         let mut cluster = Cluster::with_free([80, 80, 80]);
         cluster.members.push(learner(4, "i-d", 4));
-        assert_eq!(cluster.plan(), Plan::Wait(WaitReason::LearnerJoining(4)));
+        assert_eq!(
+            cluster.plan(),
+            Plan::Wait(WaitReason::LearnerJoining(MemberId(4)))
+        );
     }
 
     #[test]
     fn a_corrupt_cluster_is_left_alone() {
         let mut cluster = Cluster::with_free([80, 80, 80]);
         cluster.alarms.push(Alarm {
-            member_id: 3,
+            member_id: MemberId(3),
             kind: AlarmKind::Corrupt,
         });
-        assert_eq!(cluster.plan(), Plan::Wait(WaitReason::Corrupt(vec![3])));
+        assert_eq!(
+            cluster.plan(),
+            Plan::Wait(WaitReason::Corrupt(vec![MemberId(3)]))
+        );
     }
 
     #[test]
     fn nospace_compacts_to_the_current_revision_then_defragments_every_member_and_disarms() {
         let mut cluster = Cluster::with_free([0, 0, 0]);
         let alarm = Alarm {
-            member_id: 2,
+            member_id: MemberId(2),
             kind: AlarmKind::NoSpace,
         };
         cluster.alarms.push(alarm);
@@ -342,13 +361,13 @@ mod tests {
     fn nospace_with_a_member_down_waits_rather_than_lose_quorum() {
         let mut cluster = Cluster::with_free([0, 0, 0]);
         cluster.alarms.push(Alarm {
-            member_id: 1,
+            member_id: MemberId(1),
             kind: AlarmKind::NoSpace,
         });
-        cluster.statuses.retain(|s| s.member_id != 2);
+        cluster.statuses.retain(|s| s.member_id != MemberId(2));
         assert_eq!(
             cluster.plan(),
-            Plan::Wait(WaitReason::MembersSilent(vec![2]))
+            Plan::Wait(WaitReason::MembersSilent(vec![MemberId(2)]))
         );
     }
 }

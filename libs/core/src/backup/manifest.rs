@@ -11,6 +11,7 @@
 //! The checksum is over the stored bytes, so a restore verifies exactly what
 //! it downloaded before it trusts it.
 
+use crate::etcd::ids::ClusterId;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
@@ -45,8 +46,8 @@ pub struct BackupManifest {
     pub compression: Compression,
     /// The etcd revision the snapshot holds.
     pub revision: i64,
-    /// Hex id of the cluster it was taken from.
-    pub cluster_id: String,
+    /// The cluster it was taken from.
+    pub cluster_id: ClusterId,
     pub member_count: usize,
     pub etcd_version: String,
     /// When the snapshot was taken, seconds since the Unix epoch.
@@ -173,7 +174,7 @@ mod tests {
             snapshot_bytes: 2,
             compression: Compression::Zstd,
             revision: 3,
-            cluster_id: "c1".into(),
+            cluster_id: ClusterId(0xc1),
             member_count: 3,
             etcd_version: "3.5.1".into(),
             created_at: 4,

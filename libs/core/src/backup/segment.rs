@@ -10,6 +10,7 @@
 //! captures that flush the same range write the same bytes under the same key:
 //! a repeated segment changes nothing.
 
+use crate::etcd::ids::ClusterId;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ pub struct LeaseGrant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Segment {
     pub format: u32,
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     pub first: i64,
     pub last: i64,
     /// Seconds since the epoch when the segment was flushed: every revision in it
@@ -211,7 +212,7 @@ mod tests {
     fn segment(first: i64, last: i64, revisions: &[i64]) -> Segment {
         Segment {
             format: FORMAT,
-            cluster_id: "c1".into(),
+            cluster_id: ClusterId(0xc1),
             first,
             last,
             flushed_at: 1_700_000_000,

@@ -1,13 +1,16 @@
 //! What the backup function's `{"job": "status"}` sees of the cluster from
 //! inside the VPC, for the operator's `status` and `restore` commands, which
-//! usually cannot reach the members themselves. Plain data: the function
-//! fills it in, the commands judge it.
+//! usually cannot reach the members themselves. The function fills it in,
+//! with each member's standing decided by the one rule
+//! ([`Member::standing`]); the commands judge it and never pair members with
+//! instances again by themselves.
 
 use serde::{Deserialize, Serialize};
 
-use crate::etcd::status::{Alarm, AlarmKind, MemberStatus};
+use crate::etcd::ids::{ClusterId, MemberId};
+use crate::etcd::status::{leader_named_by_most, Alarm, MemberStatus};
 use crate::membership::instance::Instance;
-use crate::membership::member::Member;
+use crate::membership::member::{Member, Standing};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterReport {
@@ -15,13 +18,13 @@ pub struct ClusterReport {
     pub instances: Vec<ReportedInstance>,
     /// The member list, with each member's own answer to a status request.
     pub members: Vec<ReportedMember>,
-    /// Hex, as etcdctl prints it; `None` when no member answered.
-    pub cluster_id: Option<String>,
+    /// `None` when no member answered.
+    pub cluster_id: Option<ClusterId>,
     /// The leader most answering members name.
-    pub leader_id: Option<String>,
+    pub leader_id: Option<MemberId>,
     /// The highest revision a member reported.
     pub revision: Option<i64>,
-    pub alarms: Vec<ReportedAlarm>,
+    pub alarms: Vec<Alarm>,
     /// The backend quota the members run with.
     pub quota_bytes: i64,
     /// The version the cluster speaks (`3.5.0`), from a member's `/version`;
@@ -46,9 +49,15 @@ pub struct ReportedInstance {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportedMember {
-    pub id: String,
-    /// The instance id (empty for a member added but never started).
+    pub id: MemberId,
+    /// The instance id it was named after (empty for a member added but never
+    /// started).
     pub name: String,
+    /// The instance of the group that runs it ([`Member::runner`]); `None`
+    /// when no instance of the group does.
+    pub instance: Option<String>,
+    /// Where it stands against the group ([`Member::standing`]).
+    pub standing: Standing,
     pub peer_urls: Vec<String>,
     pub is_learner: bool,
     /// `None`: the member did not answer.
@@ -64,16 +73,11 @@ pub struct ReportedStatus {
     pub raft_term: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportedAlarm {
-    pub member_id: String,
-    /// `NOSPACE` or `CORRUPT`, as etcdctl names them.
-    pub kind: String,
-}
-
-/// etcd's member and cluster ids as etcdctl prints them.
-pub fn hex_id(id: u64) -> String {
-    format!("{id:x}")
+impl ReportedMember {
+    /// A voter that answered: what a whole cluster's every member is.
+    pub fn serves_as_voter(&self) -> bool {
+        !self.is_learner && self.status.is_some()
+    }
 }
 
 impl ClusterReport {
@@ -84,17 +88,6 @@ impl ClusterReport {
         alarms: &[Alarm],
         quota_bytes: i64,
     ) -> Self {
-        let mut leaders: Vec<u64> = statuses
-            .iter()
-            .map(|s| s.leader_id)
-            .filter(|id| *id != 0)
-            .collect();
-        leaders.sort_unstable();
-        // The most named leader; ties to the lower id, so the answer is stable.
-        let leader_id = leaders
-            .chunk_by(|a, b| a == b)
-            .max_by_key(|run| (run.len(), std::cmp::Reverse(run[0])))
-            .map(|run| hex_id(run[0]));
         Self {
             instances: instances
                 .iter()
@@ -109,8 +102,10 @@ impl ClusterReport {
             members: members
                 .iter()
                 .map(|m| ReportedMember {
-                    id: hex_id(m.id),
+                    id: m.id,
                     name: m.name.clone(),
+                    instance: m.runner(instances).map(|i| i.id.clone()),
+                    standing: m.standing(instances, None),
                     peer_urls: m.peer_urls.clone(),
                     is_learner: m.is_learner,
                     status: statuses
@@ -125,90 +120,138 @@ impl ClusterReport {
                         }),
                 })
                 .collect(),
-            cluster_id: statuses.first().map(|s| hex_id(s.cluster_id)),
-            leader_id,
+            cluster_id: statuses.first().map(|s| s.cluster_id),
+            leader_id: leader_named_by_most(statuses),
             revision: statuses.iter().map(|s| s.revision).max(),
-            alarms: alarms
-                .iter()
-                .map(|a| ReportedAlarm {
-                    member_id: hex_id(a.member_id),
-                    kind: match a.kind {
-                        AlarmKind::NoSpace => "NOSPACE",
-                        AlarmKind::Corrupt => "CORRUPT",
-                    }
-                    .to_owned(),
-                })
-                .collect(),
+            alarms: alarms.to_vec(),
             quota_bytes,
             cluster_version: None,
             error: None,
         }
+    }
+
+    /// The member `instance` runs, by the report's pairing.
+    pub fn member_run_by(&self, instance: &str) -> Option<&ReportedMember> {
+        self.members
+            .iter()
+            .find(|m| m.instance.as_deref() == Some(instance))
+    }
+
+    /// The instance that runs `member`, by the report's pairing.
+    pub fn instance_running(&self, member: &ReportedMember) -> Option<&ReportedInstance> {
+        let id = member.instance.as_deref()?;
+        self.instances.iter().find(|i| i.id == id)
+    }
+
+    /// The instances the group lists as live.
+    pub fn live_instances(&self) -> impl Iterator<Item = &ReportedInstance> {
+        self.instances.iter().filter(|i| i.live)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::instance::LifecycleState;
+    use crate::etcd::status::AlarmKind;
+    use crate::test_support::{instance, member, status, unstarted};
 
-    fn status(member_id: u64, leader_id: u64) -> MemberStatus {
-        MemberStatus {
-            cluster_id: 0xc1,
-            member_id,
-            leader_id,
-            is_learner: false,
-            revision: 10 + member_id as i64,
-            raft_applied_index: 1,
-            raft_term: 2,
-            db_size: 100,
-            db_size_in_use: 60,
-            version: "3.5.16".into(),
-        }
-    }
-
-    fn member(id: u64, name: &str) -> Member {
-        Member {
-            id,
-            name: name.into(),
-            peer_urls: vec![format!("https://127.0.0.{id}:2380")],
-            client_urls: vec![],
-            is_learner: false,
-        }
+    fn statuses() -> Vec<MemberStatus> {
+        vec![
+            MemberStatus {
+                cluster_id: ClusterId(0xc1),
+                revision: 11,
+                ..status(1, 2)
+            },
+            MemberStatus {
+                cluster_id: ClusterId(0xc1),
+                revision: 12,
+                ..status(2, 2)
+            },
+        ]
     }
 
     #[test]
     fn a_report_names_the_leader_most_members_follow_and_the_silent_members() {
         let instances = [Instance {
-            id: "i-1".into(),
-            private_ip: "127.0.0.1".parse().ok(),
-            lifecycle_state: LifecycleState::parse("InService"),
-            launch_time: None,
             availability_zone: Some("us-east-1a".into()),
+            ..instance("i-1", 1, "InService")
         }];
-        let members = [member(1, "i-1"), member(2, "i-2"), member(3, "i-3")];
-        let report = ClusterReport::of(
-            &instances,
-            &members,
-            &[status(1, 2), status(2, 2)],
-            &[Alarm {
-                member_id: 1,
-                kind: AlarmKind::NoSpace,
-            }],
-            1000,
-        );
-        assert_eq!(report.leader_id.as_deref(), Some("2"));
-        assert_eq!(report.cluster_id.as_deref(), Some("c1"));
+        let members = [
+            member(1, "i-1", 1),
+            member(2, "i-2", 2),
+            member(3, "i-3", 3),
+        ];
+        let alarm = Alarm {
+            member_id: MemberId(1),
+            kind: AlarmKind::NoSpace,
+        };
+        let report = ClusterReport::of(&instances, &members, &statuses(), &[alarm], 1000);
+        assert_eq!(report.leader_id, Some(MemberId(2)));
+        assert_eq!(report.cluster_id, Some(ClusterId(0xc1)));
         assert_eq!(report.revision, Some(12));
         assert!(
             report.members[2].status.is_none(),
             "member 3 did not answer"
         );
-        assert_eq!(report.alarms[0].kind, "NOSPACE");
+        assert_eq!(report.alarms, [alarm]);
         assert!(report.instances[0].live);
         assert_eq!(
             report.instances[0].availability_zone.as_deref(),
             Some("us-east-1a")
         );
+    }
+
+    #[test]
+    fn each_member_carries_its_standing_and_the_instance_that_runs_it() {
+        let instances = [
+            instance("i-1", 1, "InService"),
+            instance("i-2", 2, "Terminating:Wait"),
+            instance("i-new", 4, "Pending"),
+        ];
+        let members = [
+            member(1, "i-1", 1),
+            member(2, "i-2", 2),
+            member(3, "i-3", 3),
+            unstarted(4, 4),
+        ];
+        let report = ClusterReport::of(&instances, &members, &[], &[], 0);
+        let pairs: Vec<(Option<&str>, Standing)> = report
+            .members
+            .iter()
+            .map(|m| (m.instance.as_deref(), m.standing))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (Some("i-1"), Standing::Live),
+                (Some("i-2"), Standing::Leaving),
+                (None, Standing::Departed),
+                (Some("i-new"), Standing::Live),
+            ]
+        );
+        assert_eq!(
+            report.member_run_by("i-new").map(|m| m.id),
+            Some(MemberId(4)),
+            "a member added but never started is its joiner's"
+        );
+    }
+
+    #[test]
+    fn ids_and_alarms_travel_as_etcdctl_prints_them() {
+        let alarm = Alarm {
+            member_id: MemberId(0xab),
+            kind: AlarmKind::NoSpace,
+        };
+        let report = ClusterReport::of(&[], &[], &statuses(), &[alarm], 0);
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(json["cluster_id"], "c1");
+        assert_eq!(json["leader_id"], "2");
+        assert_eq!(
+            json["alarms"],
+            serde_json::json!([{"member_id": "ab", "kind": "NOSPACE"}])
+        );
+        let back: Result<ClusterReport, _> = serde_json::from_value(json);
+        assert_eq!(back.ok(), Some(report));
     }
 
     #[test]

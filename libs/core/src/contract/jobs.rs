@@ -8,6 +8,7 @@
 //! manual invoke with `{}`) takes one. The lifecycle function's scheduled
 //! input is [`RECONCILE_PAYLOAD`].
 
+use crate::etcd::ids::{ClusterId, MemberId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -101,8 +102,8 @@ pub struct BackupAnswer {
 /// What a capture run answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureAnswer {
-    /// The cluster whose changes were captured (hex, as etcdctl prints it).
-    pub cluster_id: String,
+    /// The cluster whose changes were captured.
+    pub cluster_id: ClusterId,
     /// The last revision stored when the run started, and when it ended.
     pub after: i64,
     pub until: i64,
@@ -124,11 +125,11 @@ pub struct MaintenanceAnswer {
     pub waited: Option<String>,
     pub backed_up: bool,
     pub compacted_to: Option<i64>,
-    /// Hex ids of the members defragmented, in order.
-    pub defragmented: Vec<String>,
+    /// The members defragmented, in order.
+    pub defragmented: Vec<MemberId>,
     pub reclaimed_bytes: i64,
-    /// Steps left for the next run because the invocation ran out of time.
-    pub deferred: Vec<String>,
+    /// Members left for the next run because the invocation ran out of time.
+    pub deferred: Vec<MemberId>,
     pub nospace_recovered: usize,
 }
 

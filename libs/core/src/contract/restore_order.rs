@@ -22,6 +22,7 @@
 //! What a node does about an order is [`node_step`]'s decision: pure, tested
 //! below.
 
+use crate::etcd::ids::ClusterId;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::manifest::{BackupLayout, BackupManifest};
@@ -82,13 +83,13 @@ pub struct RestoreOrder {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyBackup {
     pub key: String,
-    /// Hex id of the cluster being restored (the restored one has another).
-    pub cluster_id: String,
+    /// The cluster being restored (the restored one has another).
+    pub cluster_id: ClusterId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restored {
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     pub revision: i64,
     /// Seconds since the epoch.
     pub finished_at: i64,
@@ -171,7 +172,7 @@ mod tests {
             target: RestoreTarget::Revision(42),
             safety: Some(SafetyBackup {
                 key: "backups/snapshots/x.db.zst".into(),
-                cluster_id: "abc".into(),
+                cluster_id: ClusterId(0xabc),
             }),
             phase,
             created_at: 1,
@@ -212,7 +213,7 @@ mod tests {
         let mut done = order(Phase::Done);
         done.target = RestoreTarget::Backup("backups/snapshots/a.db".into());
         done.restored = Some(Restored {
-            cluster_id: "def".into(),
+            cluster_id: ClusterId(0xdef),
             revision: 42,
             finished_at: 2,
         });
@@ -231,7 +232,7 @@ mod tests {
             snapshot_bytes: 0,
             compression: crate::backup::manifest::Compression::None,
             revision,
-            cluster_id: "abc".into(),
+            cluster_id: ClusterId(0xabc),
             member_count: 3,
             etcd_version: "3.5.16".into(),
             created_at: revision,

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use crate::etcd::ids::MemberId;
 use crate::etcd::release::EtcdBinary;
 use crate::membership::member::Member;
 
@@ -207,7 +208,7 @@ impl EtcdLaunch {
 /// unique name will do for them, because etcd matches members by peer URL.
 pub fn initial_members_for_join(
     members: &[Member],
-    my_id: u64,
+    my_id: MemberId,
     my_name: &str,
 ) -> Vec<(String, String)> {
     members
@@ -216,7 +217,7 @@ pub fn initial_members_for_join(
             let name = if m.id == my_id {
                 my_name.to_owned()
             } else if m.name.is_empty() {
-                format!("unstarted-{:x}", m.id)
+                format!("unstarted-{}", m.id)
             } else {
                 m.name.clone()
             };
@@ -388,7 +389,7 @@ mod tests {
     #[test]
     fn join_lists_every_member_and_names_unstarted_ones() {
         let member = |id, name: &str, ip: &str| Member {
-            id,
+            id: MemberId(id),
             name: name.into(),
             peer_urls: vec![format!("http://{ip}:2380")],
             client_urls: vec![],
@@ -400,7 +401,7 @@ mod tests {
             member(3, "", "127.0.1.6"),
         ];
         assert_eq!(
-            initial_members_for_join(&members, 3, "i-me"),
+            initial_members_for_join(&members, MemberId(3), "i-me"),
             vec![
                 ("i-a".to_string(), "http://127.0.1.4:2380".to_string()),
                 (

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use crate::etcd::ids::{ClusterId, MemberId};
 use crate::membership::instance::Instance;
 use crate::membership::member::{Member, Standing};
 use crate::membership::observation::{LocalData, Me, Observation, PeerState};
@@ -36,7 +37,7 @@ pub struct JoinPlan {
     pub move_aside_local_data: bool,
     /// This node was already added (a previous attempt died before etcd
     /// started): reuse that member instead of adding another.
-    pub existing_member: Option<u64>,
+    pub existing_member: Option<MemberId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub enum WaitReason {
     /// The group does not list this instance as live (yet, or any more).
     NotLiveInGroup,
     /// Peers answer for different clusters: an operator must look.
-    ConflictingClusters(Vec<u64>),
+    ConflictingClusters(Vec<ClusterId>),
     /// Members answer but none can serve a linearizable read, and this node
     /// has no member data to help restore quorum.
     NoQuorum,
@@ -62,7 +63,7 @@ impl fmt::Display for WaitReason {
         match self {
             Self::NotLiveInGroup => write!(f, "this instance is not listed as live in its autoscaling group"),
             Self::ConflictingClusters(ids) => {
-                let ids: Vec<String> = ids.iter().map(|id| format!("{id:x}")).collect();
+                let ids: Vec<String> = ids.iter().map(ClusterId::to_string).collect();
                 write!(f, "peers serve different clusters ({}); refusing to pick one, check the members by hand", ids.join(", "))
             }
             Self::NoQuorum => write!(f, "members answer but the cluster has no quorum, and this node has no member data to restore it"),
@@ -90,7 +91,7 @@ pub fn decide(observation: &Observation) -> Decision {
         return Decision::Wait(WaitReason::NotLiveInGroup);
     }
 
-    let serving: Vec<(u64, &Vec<Member>, bool)> = probes
+    let serving: Vec<(ClusterId, &Vec<Member>, bool)> = probes
         .iter()
         .filter_map(|p| match &p.state {
             PeerState::Serving {
@@ -102,7 +103,7 @@ pub fn decide(observation: &Observation) -> Decision {
             _ => None,
         })
         .collect();
-    let mut cluster_ids: Vec<u64> = serving.iter().map(|(id, _, _)| *id).collect();
+    let mut cluster_ids: Vec<ClusterId> = serving.iter().map(|(id, _, _)| *id).collect();
     cluster_ids.sort_unstable();
     cluster_ids.dedup();
     if cluster_ids.len() > 1 {

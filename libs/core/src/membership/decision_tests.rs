@@ -14,7 +14,7 @@ fn serving(instance_id: &str, members: &[Member], has_quorum: bool) -> PeerProbe
     PeerProbe {
         instance_id: instance_id.into(),
         state: PeerState::Serving {
-            cluster_id: 0xc1,
+            cluster_id: ClusterId(0xc1),
             members: members.to_vec(),
             has_quorum,
             version: Some("3.5.16".into()),
@@ -62,7 +62,7 @@ fn join(remove: Vec<Member>, move_aside: bool, existing: Option<u64>) -> Decisio
     Decision::Join(JoinPlan {
         remove,
         move_aside_local_data: move_aside,
-        existing_member: existing,
+        existing_member: existing.map(MemberId),
     })
 }
 
@@ -385,7 +385,7 @@ fn peers_serving_different_clusters_make_the_node_wait() {
     let other = PeerProbe {
         instance_id: "i-b".into(),
         state: PeerState::Serving {
-            cluster_id: 0xc2,
+            cluster_id: ClusterId(0xc2),
             members: vec![member(2, "i-b", 5)],
             has_quorum: true,
             version: Some("3.5.16".into()),
@@ -398,7 +398,10 @@ fn peers_serving_different_clusters_make_the_node_wait() {
     );
     assert_eq!(
         decide(&obs),
-        Decision::Wait(WaitReason::ConflictingClusters(vec![0xc1, 0xc2]))
+        Decision::Wait(WaitReason::ConflictingClusters(vec![
+            ClusterId(0xc1),
+            ClusterId(0xc2)
+        ]))
     );
 }
 

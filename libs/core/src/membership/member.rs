@@ -3,6 +3,9 @@
 
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
+use crate::etcd::ids::MemberId;
 use crate::membership::instance::Instance;
 use crate::membership::observation::Me;
 
@@ -11,7 +14,7 @@ use crate::membership::observation::Me;
 /// it can only be matched to an instance through the IP in its peer URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub id: u64,
+    pub id: MemberId,
     pub name: String,
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
@@ -51,33 +54,38 @@ impl Member {
         self.name == me.instance_id && self.has_peer_ip(me.private_ip)
     }
 
+    /// The instance of `group` that runs this member ([`Member::is_run_by`]):
+    /// a live one before a leaving one before a gone one, since IPs are
+    /// reused and of several holders of an unstarted member's IP a live one's
+    /// join may be the one pending.
+    pub fn runner<'g>(&self, group: &'g [Instance]) -> Option<&'g Instance> {
+        group
+            .iter()
+            .filter(|i| self.is_run_by(&i.id, i.private_ip))
+            .max_by_key(|i| (i.is_live(), !i.is_gone()))
+    }
+
     /// Where this member stands against the group's instances (every lifecycle
-    /// state). The agent and the lifecycle function both ask this, so they can
-    /// never disagree about whether a member has departed. `me` is the node
-    /// asking, if it is one: only a node knows its own address, so only it can
-    /// tell that a member carrying its name elsewhere is stale.
+    /// state). The agent, the lifecycle function and the cluster report all
+    /// ask this, so they can never disagree about whether a member has
+    /// departed. `me` is the node asking, if it is one: only a node knows its
+    /// own address, so only it can tell that a member carrying its name
+    /// elsewhere is stale.
     pub fn standing(&self, group: &[Instance], me: Option<&Me>) -> Standing {
         if me.is_some_and(|me| self.name == me.instance_id && !self.is_mine(me)) {
             return Standing::Departed;
         }
-        // IPs are reused: of several holders of an unstarted member's IP,
-        // a live one wins, since its join may be the one pending.
-        let runners = group.iter().filter(|i| self.is_run_by(&i.id, i.private_ip));
-        let mut standing = Standing::Departed;
-        for instance in runners {
-            if instance.is_live() {
-                return Standing::Live;
-            }
-            if !instance.is_gone() {
-                standing = Standing::Leaving;
-            }
+        match self.runner(group) {
+            Some(instance) if instance.is_live() => Standing::Live,
+            Some(instance) if !instance.is_gone() => Standing::Leaving,
+            _ => Standing::Departed,
         }
-        standing
     }
 }
 
 /// Where a member stands against its autoscaling group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Standing {
     /// An instance the group lists as live runs it (or will, once it starts).
     Live,

@@ -5,6 +5,5 @@
 pub mod decision;
 pub mod instance;
 pub mod member;
-pub mod member_id;
 pub mod observation;
 pub mod recovery;

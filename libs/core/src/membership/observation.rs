@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::etcd::ids::ClusterId;
 use crate::membership::instance::Instance;
 use crate::membership::member::Member;
 
@@ -19,7 +20,7 @@ pub enum PeerState {
     /// linearizable read through it succeeded; `version` is its release
     /// (`None` when its status did not answer).
     Serving {
-        cluster_id: u64,
+        cluster_id: ClusterId,
         members: Vec<Member>,
         has_quorum: bool,
         version: Option<String>,

@@ -8,19 +8,20 @@
 
 use std::fmt;
 
+use crate::etcd::ids::MemberId;
 use crate::membership::instance::Instance;
 use crate::membership::member::{Member, Standing};
 
 /// What a running member sees once its cluster has lost quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumLoss {
-    pub my_member_id: u64,
+    pub my_member_id: MemberId,
     /// The revision this member has applied.
     pub my_revision: i64,
     /// The member list as this member knows it.
     pub members: Vec<Member>,
     /// Other members that still answer, with their applied revisions.
-    pub answering: Vec<(u64, i64)>,
+    pub answering: Vec<(MemberId, i64)>,
     /// The group's instances in every state.
     pub group: Vec<Instance>,
     /// The revision of the newest backup, if any.
@@ -73,7 +74,8 @@ pub fn decide_recovery(view: &QuorumLoss) -> Recovery {
     if !voters.iter().any(|m| m.id == view.my_member_id) {
         return Recovery::Wait(RecoveryWait::NotAVoter);
     }
-    let answers = |id: u64| id == view.my_member_id || view.answering.iter().any(|(a, _)| *a == id);
+    let answers =
+        |id: MemberId| id == view.my_member_id || view.answering.iter().any(|(a, _)| *a == id);
     // A leaving instance's member will not come back: only live ones may.
     let silent_but_live: Vec<String> = voters
         .iter()
@@ -81,7 +83,7 @@ pub fn decide_recovery(view: &QuorumLoss) -> Recovery {
         .filter(|m| m.standing(&view.group, None) == Standing::Live)
         .map(|m| {
             if m.name.is_empty() {
-                format!("{:x}", m.id)
+                m.id.to_string()
             } else {
                 m.name.clone()
             }
@@ -95,7 +97,7 @@ pub fn decide_recovery(view: &QuorumLoss) -> Recovery {
         return Recovery::Wait(RecoveryWait::QuorumWithinReach);
     }
     // Exactly one survivor may force: the newest data, ties to the lowest name.
-    let revision_of = |id: u64| {
+    let revision_of = |id: MemberId| {
         if id == view.my_member_id {
             view.my_revision
         } else {
@@ -137,14 +139,17 @@ mod tests {
     /// Me (1, "i-me") at revision 100 in a three-member cluster with i-b and i-c.
     fn view(group: Vec<Instance>, answering: Vec<(u64, i64)>) -> QuorumLoss {
         QuorumLoss {
-            my_member_id: 1,
+            my_member_id: MemberId(1),
             my_revision: 100,
             members: vec![
                 member(1, "i-me", 4),
                 member(2, "i-b", 5),
                 member(3, "i-c", 6),
             ],
-            answering,
+            answering: answering
+                .into_iter()
+                .map(|(id, r)| (MemberId(id), r))
+                .collect(),
             group,
             newest_backup_revision: Some(90),
         }

@@ -48,6 +48,7 @@ pub fn decode(reference: &SegmentRef, stored: &[u8]) -> Result<Segment, SegmentE
 #[cfg(test)]
 mod tests {
     use etcd_aws_core::backup::segment::{Change, LeaseGrant, RevisionChange, FORMAT};
+    use etcd_aws_core::etcd::ids::ClusterId;
 
     use super::*;
 
@@ -62,7 +63,7 @@ mod tests {
     fn segment(first: i64, last: i64, revisions: &[i64]) -> Segment {
         Segment {
             format: FORMAT,
-            cluster_id: "c1".into(),
+            cluster_id: ClusterId(0xc1),
             first,
             last,
             flushed_at: 1_700_000_000,

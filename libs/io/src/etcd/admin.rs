@@ -9,6 +9,7 @@ use etcd_client::{
     MemberAddOptions,
 };
 
+use etcd_aws_core::etcd::ids::{ClusterId, MemberId};
 use etcd_aws_core::etcd::status::{Alarm, AlarmKind, MemberStatus};
 use etcd_aws_core::membership::member::Member;
 
@@ -168,7 +169,7 @@ impl EtcdAdmin {
     }
 
     /// The cluster id and its members.
-    pub async fn members(&mut self) -> Result<(u64, Vec<Member>), EtcdError> {
+    pub async fn members(&mut self) -> Result<(ClusterId, Vec<Member>), EtcdError> {
         let response = bounded(
             self.deadline,
             &self.endpoints,
@@ -176,7 +177,7 @@ impl EtcdAdmin {
             self.client.member_list(),
         )
         .await?;
-        let cluster_id = response.header().map_or(0, |h| h.cluster_id());
+        let cluster_id = ClusterId(response.header().map_or(0, |h| h.cluster_id()));
         Ok((
             cluster_id,
             response.members().iter().map(to_member).collect(),
@@ -207,9 +208,9 @@ impl EtcdAdmin {
         .await?;
         let header = response.header();
         Ok(MemberStatus {
-            cluster_id: header.map_or(0, |h| h.cluster_id()),
-            member_id: header.map_or(0, |h| h.member_id()),
-            leader_id: response.leader(),
+            cluster_id: ClusterId(header.map_or(0, |h| h.cluster_id())),
+            member_id: MemberId(header.map_or(0, |h| h.member_id())),
+            leader_id: Some(response.leader()).filter(|id| *id != 0).map(MemberId),
             is_learner: response.is_learner(),
             revision: header.map_or(0, |h| h.revision()),
             raft_applied_index: response.raft_applied_index(),
@@ -234,7 +235,7 @@ impl EtcdAdmin {
             .iter()
             .filter_map(|a| {
                 alarm_kind_of(a.alarm()).map(|kind| Alarm {
-                    member_id: a.member_id(),
+                    member_id: MemberId(a.member_id()),
                     kind,
                 })
             })
@@ -244,7 +245,7 @@ impl EtcdAdmin {
     /// Clears `alarm`; etcd refuses writes until a NOSPACE alarm is cleared.
     pub async fn disarm(&mut self, alarm: Alarm) -> Result<(), EtcdError> {
         let mut options = AlarmOptions::new();
-        options.with_member(alarm.member_id);
+        options.with_member(alarm.member_id.0);
         bounded(
             self.deadline,
             &self.endpoints,
@@ -340,19 +341,19 @@ impl EtcdAdmin {
 
     /// Hands leadership to `target`. etcd only accepts this on the current
     /// leader, so connect this admin to the leader's client URLs alone.
-    pub async fn move_leader(&mut self, target: u64) -> Result<(), EtcdError> {
+    pub async fn move_leader(&mut self, target: MemberId) -> Result<(), EtcdError> {
         bounded(
             self.deadline,
             &self.endpoints,
             "MoveLeader",
-            self.client.move_leader(target),
+            self.client.move_leader(target.0),
         )
         .await?;
         Ok(())
     }
 
     /// Adds a learner at `peer_url`; returns its member id.
-    pub async fn add_learner(&mut self, peer_url: &str) -> Result<u64, EtcdError> {
+    pub async fn add_learner(&mut self, peer_url: &str) -> Result<MemberId, EtcdError> {
         let response = bounded(
             self.deadline,
             &self.endpoints,
@@ -361,16 +362,16 @@ impl EtcdAdmin {
                 .member_add([peer_url], Some(MemberAddOptions::new().with_is_learner())),
         )
         .await?;
-        Ok(response.member().map_or(0, |m| m.id()))
+        Ok(MemberId(response.member().map_or(0, |m| m.id())))
     }
 
     /// Removes a member; a member that is already gone counts as removed.
-    pub async fn remove(&mut self, id: u64) -> Result<(), EtcdError> {
+    pub async fn remove(&mut self, id: MemberId) -> Result<(), EtcdError> {
         let removed = bounded(
             self.deadline,
             &self.endpoints,
             "MemberRemove",
-            self.client.member_remove(id),
+            self.client.member_remove(id.0),
         )
         .await;
         match removed {
@@ -380,12 +381,12 @@ impl EtcdAdmin {
     }
 
     /// Promotes a learner; a member that is already voting counts as promoted.
-    pub async fn promote(&mut self, id: u64) -> Result<(), EtcdError> {
+    pub async fn promote(&mut self, id: MemberId) -> Result<(), EtcdError> {
         let promoted = bounded(
             self.deadline,
             &self.endpoints,
             "MemberPromote",
-            self.client.member_promote(id),
+            self.client.member_promote(id.0),
         )
         .await;
         match promoted {
@@ -418,7 +419,7 @@ pub(crate) async fn bounded<T>(
 
 fn to_member(m: &etcd_client::Member) -> Member {
     Member {
-        id: m.id(),
+        id: MemberId(m.id()),
         name: m.name().to_owned(),
         peer_urls: m.peer_urls().to_vec(),
         client_urls: m.client_urls().to_vec(),

@@ -82,7 +82,9 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<()> {
         outcome.target,
         outcome.revision,
         outcome.time.as_deref().unwrap_or("an unrecorded time"),
-        outcome.cluster_id,
+        outcome
+            .cluster_id
+            .map_or_else(|| "(unrecorded)".to_owned(), |id| id.to_string()),
         progress.elapsed().as_secs_f64(),
         outcome.safety_backup
     );

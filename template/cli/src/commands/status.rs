@@ -147,10 +147,11 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: Option<&str>) -> Option<u64
 fn table(view: &StatusView) -> String {
     let cluster = &view.cluster;
     let mut out = String::new();
-    let leader = cluster.leader_id.as_deref().unwrap_or("");
     out.push_str(&format!(
         "cluster {}  version {}  revision {}  quota {} bytes\n",
-        cluster.cluster_id.as_deref().unwrap_or("(unknown)"),
+        cluster
+            .cluster_id
+            .map_or_else(|| "(unknown)".to_owned(), |id| id.to_string()),
         cluster.cluster_version.as_deref().unwrap_or("?"),
         cluster
             .revision
@@ -162,7 +163,7 @@ fn table(view: &StatusView) -> String {
         "MEMBER", "INSTANCE", "IP", "ZONE", "ROLE", "LEADER", "VERSION", "DB BYTES", "IN USE"
     ));
     for member in &cluster.members {
-        let instance = cluster.instances.iter().find(|i| i.id == member.name);
+        let instance = cluster.instance_running(member);
         let ip = instance
             .and_then(|i| i.private_ip.clone())
             .unwrap_or_default();
@@ -189,7 +190,11 @@ fn table(view: &StatusView) -> String {
             ip,
             zone,
             role,
-            if member.id == leader { "yes" } else { "" },
+            if Some(member.id) == cluster.leader_id {
+                "yes"
+            } else {
+                ""
+            },
             version,
             size,
             used
@@ -287,7 +292,7 @@ mod tests {
         );
         let row = shown
             .lines()
-            .find(|l| l.starts_with("m1 "))
+            .find(|l| l.starts_with("2 "))
             .unwrap_or_default();
         assert!(
             row.contains(" i-2 ") && row.contains(" us-east-1a "),

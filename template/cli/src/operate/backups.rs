@@ -4,6 +4,7 @@
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay::{plan, ReplayTarget};
 use etcd_aws_core::backup::segment::SegmentRef;
+use etcd_aws_core::etcd::ids::ClusterId;
 use serde::Serialize;
 
 /// Whether a snapshot's stored bytes were checked against its manifest's
@@ -34,7 +35,7 @@ pub struct BackupRow {
     pub revision: i64,
     pub stored_bytes: u64,
     pub kind: &'static str,
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     pub verified: Verified,
 }
 
@@ -80,7 +81,7 @@ pub fn rows(manifests: &[BackupManifest]) -> Vec<BackupRow> {
             revision: m.revision,
             stored_bytes: m.stored_bytes,
             kind: "snapshot",
-            cluster_id: m.cluster_id.clone(),
+            cluster_id: m.cluster_id,
             verified: Verified::NotChecked,
         })
         .collect()
@@ -100,7 +101,7 @@ mod tests {
             snapshot_bytes: 10,
             compression: Compression::None,
             revision,
-            cluster_id: "c1".into(),
+            cluster_id: ClusterId(0xc1),
             member_count: 3,
             etcd_version: "3.5.16".into(),
             created_at,

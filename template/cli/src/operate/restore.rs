@@ -26,6 +26,7 @@ use etcd_aws_core::contract::cluster_report::ClusterReport;
 use etcd_aws_core::contract::restore_order::{
     self, Phase, RestoreOrder, RestoreTarget, Restored, SafetyBackup,
 };
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use tokio::time::Instant;
@@ -86,7 +87,9 @@ pub struct Outcome {
     pub revision: i64,
     /// When the cluster had acknowledged it, RFC 3339 (UTC), when the backups say.
     pub time: Option<String>,
-    pub cluster_id: String,
+    /// The restored cluster; `None` when an earlier run finished the restore
+    /// and the order does not say.
+    pub cluster_id: Option<ClusterId>,
     pub safety_backup: String,
     pub backup_of_restored: String,
     /// From the first node out to the restored cluster serving, as this
@@ -226,7 +229,7 @@ impl RestoreRun<'_> {
             };
             order.phase = Phase::Done;
             order.restored = Some(Restored {
-                cluster_id: cluster_id.clone(),
+                cluster_id,
                 revision,
                 finished_at: clock::now_unix_seconds(),
             });
@@ -236,25 +239,20 @@ impl RestoreRun<'_> {
                 target: order.target.clone(),
                 revision,
                 time,
-                cluster_id,
+                cluster_id: Some(cluster_id),
                 safety_backup: safety_key(&order),
                 backup_of_restored: backup.key,
                 clients_out_seconds: clients_out,
             });
         }
         // Done already: an earlier run finished it between our reads.
-        let restored = order.restored.clone().unwrap_or(Restored {
-            cluster_id: String::new(),
-            revision: 0,
-            finished_at: 0,
-        });
         Ok(Outcome {
             safety_backup: safety_key(&order),
             order_id: order.id,
             target: order.target,
-            revision: restored.revision,
+            revision: order.restored.as_ref().map_or(0, |r| r.revision),
             time,
-            cluster_id: restored.cluster_id,
+            cluster_id: order.restored.as_ref().map(|r| r.cluster_id),
             backup_of_restored: String::new(),
             clients_out_seconds: None,
         })
@@ -380,7 +378,7 @@ impl RestoreRun<'_> {
         let mut last_state = String::new();
         loop {
             let state = match self.function.status().await {
-                Ok(report) => match restored_state(&report, &from_cluster_id(order)) {
+                Ok(report) => match restored_state(&report, from_cluster_id(order)) {
                     Ok(()) => return Ok(report),
                     Err(state) => state,
                 },
@@ -410,11 +408,9 @@ fn safety_key(order: &RestoreOrder) -> String {
         .map_or_else(String::new, |s| s.key.clone())
 }
 
-fn from_cluster_id(order: &RestoreOrder) -> String {
-    order
-        .safety
-        .as_ref()
-        .map_or_else(String::new, |s| s.cluster_id.clone())
+/// The cluster being restored, as its safety backup recorded it.
+fn from_cluster_id(order: &RestoreOrder) -> Option<ClusterId> {
+    order.safety.as_ref().map(|s| s.cluster_id)
 }
 
 /// `2026-12-01T10:00:00.123Z` for milliseconds since the epoch.
@@ -424,37 +420,33 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Whether `report` shows the restored cluster whole; what it shows otherwise.
-pub fn restored_state(report: &ClusterReport, from_cluster_id: &str) -> Result<(), String> {
+pub fn restored_state(
+    report: &ClusterReport,
+    from_cluster_id: Option<ClusterId>,
+) -> Result<(), String> {
     let Some(cluster_id) = &report.cluster_id else {
         return Err(format!(
             "no member serves yet ({})",
             report.error.as_deref().unwrap_or("the seed is restoring")
         ));
     };
-    if cluster_id == from_cluster_id {
+    if Some(*cluster_id) == from_cluster_id {
         return Err(format!(
             "cluster {cluster_id}, the one being restored, still answers"
         ));
     }
-    let live: Vec<&str> = report
-        .instances
-        .iter()
-        .filter(|i| i.live)
-        .map(|i| i.id.as_str())
-        .collect();
-    let ready = live
-        .iter()
-        .filter(|id| {
+    let live = report.live_instances().count();
+    let ready = report
+        .live_instances()
+        .filter(|i| {
             report
-                .members
-                .iter()
-                .any(|m| m.name == **id && !m.is_learner && m.status.is_some())
+                .member_run_by(&i.id)
+                .is_some_and(|m| m.serves_as_voter())
         })
         .count();
-    if ready < live.len() || report.leader_id.is_none() {
+    if ready < live || report.leader_id.is_none() {
         return Err(format!(
-            "cluster {cluster_id} serves; {ready} of {} nodes are voting members",
-            live.len()
+            "cluster {cluster_id} serves; {ready} of {live} nodes are voting members"
         ));
     }
     Ok(())
@@ -465,10 +457,15 @@ mod tests {
     use etcd_aws_core::contract::cluster_report::{
         ReportedInstance, ReportedMember, ReportedStatus,
     };
+    use etcd_aws_core::etcd::ids::MemberId;
+    use etcd_aws_core::membership::member::Standing;
 
     use super::*;
 
-    fn report(cluster_id: Option<&str>, voters: usize, learners: usize) -> ClusterReport {
+    const OLD: u64 = 1;
+    const NEW: u64 = 2;
+
+    fn report(cluster_id: Option<u64>, voters: usize, learners: usize) -> ClusterReport {
         let instances: Vec<ReportedInstance> = (0..3)
             .map(|n| ReportedInstance {
                 id: format!("i-{n}"),
@@ -480,8 +477,10 @@ mod tests {
             .collect();
         let members = (0..voters + learners)
             .map(|n| ReportedMember {
-                id: format!("m{n}"),
+                id: MemberId(n as u64 + 1),
                 name: format!("i-{n}"),
+                instance: Some(format!("i-{n}")),
+                standing: Standing::Live,
                 peer_urls: vec![],
                 is_learner: n >= voters,
                 status: Some(ReportedStatus {
@@ -496,8 +495,8 @@ mod tests {
         ClusterReport {
             instances,
             members,
-            cluster_id: cluster_id.map(str::to_owned),
-            leader_id: cluster_id.map(|_| "m0".to_owned()),
+            cluster_id: cluster_id.map(ClusterId),
+            leader_id: cluster_id.map(|_| MemberId(1)),
             revision: Some(1),
             alarms: vec![],
             quota_bytes: 1,
@@ -508,27 +507,32 @@ mod tests {
 
     #[test]
     fn a_new_cluster_with_every_node_a_voter_is_restored() {
-        assert_eq!(restored_state(&report(Some("new"), 3, 0), "old"), Ok(()));
+        assert_eq!(
+            restored_state(&report(Some(NEW), 3, 0), Some(ClusterId(OLD))),
+            Ok(())
+        );
     }
 
     #[test]
     fn the_old_cluster_answering_is_not_restored() {
-        assert!(restored_state(&report(Some("old"), 3, 0), "old")
-            .unwrap_err()
-            .contains("the one being restored"));
+        assert!(
+            restored_state(&report(Some(OLD), 3, 0), Some(ClusterId(OLD)))
+                .unwrap_err()
+                .contains("the one being restored")
+        );
     }
 
     #[test]
     fn a_seed_alone_or_with_learners_is_not_whole_yet() {
         assert_eq!(
-            restored_state(&report(Some("new"), 1, 2), "old"),
-            Err("cluster new serves; 1 of 3 nodes are voting members".to_owned())
+            restored_state(&report(Some(NEW), 1, 2), Some(ClusterId(OLD))),
+            Err("cluster 2 serves; 1 of 3 nodes are voting members".to_owned())
         );
     }
 
     #[test]
     fn no_member_serving_is_the_seed_still_restoring() {
-        assert!(restored_state(&report(None, 0, 0), "old")
+        assert!(restored_state(&report(None, 0, 0), Some(ClusterId(OLD)))
             .unwrap_err()
             .starts_with("no member serves yet"));
     }

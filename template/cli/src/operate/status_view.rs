@@ -4,6 +4,7 @@
 //! gathering and printing are the command's (`commands::status`).
 
 use etcd_aws_core::contract::cluster_report::ClusterReport;
+use etcd_aws_core::membership::member::Standing;
 use serde::Serialize;
 
 use super::function_errors::FunctionErrors;
@@ -74,9 +75,8 @@ pub fn problems(view: &StatusView, limits: &Limits) -> Vec<String> {
     if let Some(error) = &cluster.error {
         found.push(format!("the cluster cannot be read: {error}"));
     }
-    let live: Vec<_> = cluster.instances.iter().filter(|i| i.live).collect();
-    for instance in &live {
-        match cluster.members.iter().find(|m| m.name == instance.id) {
+    for instance in cluster.live_instances() {
+        match cluster.member_run_by(&instance.id) {
             None if cluster.error.is_none() => found.push(format!(
                 "instance {} is live in the group but is no member",
                 instance.id
@@ -94,7 +94,7 @@ pub fn problems(view: &StatusView, limits: &Limits) -> Vec<String> {
         }
     }
     for member in &cluster.members {
-        if !live.iter().any(|i| i.id == member.name) {
+        if member.standing != Standing::Live {
             found.push(format!(
                 "member {} ({}) has no live instance in the group",
                 member.id,
@@ -180,8 +180,10 @@ pub fn healthy_view() -> StatusView {
                 .enumerate()
                 .map(
                     |(n, id)| etcd_aws_core::contract::cluster_report::ReportedMember {
-                        id: format!("m{n}"),
+                        id: etcd_aws_core::etcd::ids::MemberId(n as u64 + 1),
                         name: (*id).into(),
+                        instance: Some((*id).into()),
+                        standing: Standing::Live,
                         peer_urls: vec![],
                         is_learner: false,
                         status: Some(etcd_aws_core::contract::cluster_report::ReportedStatus {
@@ -194,8 +196,8 @@ pub fn healthy_view() -> StatusView {
                     },
                 )
                 .collect(),
-            cluster_id: Some("c1".into()),
-            leader_id: Some("m0".into()),
+            cluster_id: Some(etcd_aws_core::etcd::ids::ClusterId(0xc1)),
+            leader_id: Some(etcd_aws_core::etcd::ids::MemberId(1)),
             revision: Some(9),
             alarms: vec![],
             quota_bytes: 1000,
@@ -222,7 +224,8 @@ pub fn healthy_view() -> StatusView {
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_core::contract::cluster_report::ReportedAlarm;
+    use etcd_aws_core::etcd::ids::MemberId;
+    use etcd_aws_core::etcd::status::{Alarm, AlarmKind};
 
     use super::*;
 
@@ -233,7 +236,7 @@ mod tests {
     };
 
     #[test]
-    fn a_whole_cluster_with_a_young_backup_is_healthy_view() {
+    fn a_whole_cluster_with_a_young_backup_is_healthy() {
         assert_eq!(problems(&healthy_view(), &LIMITS), Vec::<String>::new());
     }
 
@@ -258,20 +261,44 @@ mod tests {
         view.cluster.members[1].status = None;
         assert_eq!(
             problems(&view, &LIMITS),
-            vec!["member m1 (instance i-2) does not answer"]
+            vec!["member 2 (instance i-2) does not answer"]
         );
     }
 
     #[test]
     fn a_raised_alarm_is_a_problem() {
         let mut view = healthy_view();
-        view.cluster.alarms.push(ReportedAlarm {
-            member_id: "m0".into(),
-            kind: "NOSPACE".into(),
+        view.cluster.alarms.push(Alarm {
+            member_id: MemberId(1),
+            kind: AlarmKind::NoSpace,
         });
         assert_eq!(
             problems(&view, &LIMITS),
-            vec!["alarm NOSPACE raised by member m0"]
+            vec!["alarm NOSPACE raised by member 1"]
+        );
+    }
+
+    #[test]
+    fn a_learner_is_a_problem_until_it_votes() {
+        let mut view = healthy_view();
+        view.cluster.members[0].is_learner = true;
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec!["member 1 (instance i-1) is a learner, still joining"]
+        );
+    }
+
+    #[test]
+    fn a_live_instance_that_runs_no_member_is_a_problem() {
+        let mut view = healthy_view();
+        view.cluster.members[1].instance = None;
+        view.cluster.members[1].standing = Standing::Departed;
+        assert_eq!(
+            problems(&view, &LIMITS),
+            vec![
+                "instance i-2 is live in the group but is no member",
+                "member 2 (i-2) has no live instance in the group"
+            ]
         );
     }
 
@@ -296,11 +323,13 @@ mod tests {
         let mut view = healthy_view();
         view.cluster.members[2].is_learner = true;
         view.cluster.instances.pop();
+        view.cluster.members[2].instance = None;
+        view.cluster.members[2].standing = Standing::Departed;
         view.dead_letters = Some(2);
         assert_eq!(
             problems(&view, &LIMITS),
             vec![
-                "member m2 (i-3) has no live instance in the group".to_owned(),
+                "member 3 (i-3) has no live instance in the group".to_owned(),
                 "2 lifecycle messages are in the dead-letter queue (members of terminated instances may not have been removed)".to_owned(),
             ]
         );

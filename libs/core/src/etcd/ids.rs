@@ -15,8 +15,9 @@ macro_rules! etcd_id {
         pub struct $name(pub u64);
 
         impl fmt::Display for $name {
+            // Through `LowerHex`, so a table's width and alignment apply.
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{:x}", self.0)
+                fmt::LowerHex::fmt(&self.0, f)
             }
         }
 
@@ -63,6 +64,14 @@ etcd_id!(
     ClusterId
 );
 
+/// Ids as a list for people: `1, 2, 3a`.
+pub fn joined<T: fmt::Display>(ids: &[T]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,9 +83,20 @@ mod tests {
     }
 
     #[test]
+    fn ids_fill_a_table_column() {
+        assert_eq!(format!("{:<5}|", ClusterId(0xc1)), "c1   |");
+    }
+
+    #[test]
     fn ids_read_back_from_their_hex() {
         assert_eq!("8e9e05c52164694d".parse(), Ok(MemberId(0x8e9e05c52164694d)));
         assert!("not-hex".parse::<ClusterId>().is_err());
+    }
+
+    #[test]
+    fn a_list_of_ids_reads_as_etcdctl_prints_each() {
+        assert_eq!(joined(&[MemberId(1), MemberId(0x3a)]), "1, 3a");
+        assert_eq!(joined::<MemberId>(&[]), "");
     }
 
     #[test]
