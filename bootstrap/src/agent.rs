@@ -272,7 +272,9 @@ impl Agent {
     ) -> anyhow::Result<Prepared> {
         let ordered = match self.restore_order_step().await {
             Ok(step) => step,
-            Err(reason) => return Ok(pause(wait, &reason, signals).await),
+            Err(reason) => {
+                return Ok(pause(wait, &reason, "restore_order_unreadable", signals).await)
+            }
         };
         let order_target = match ordered {
             None => None,
@@ -285,12 +287,12 @@ impl Agent {
                 order: Some(order),
             }) => {
                 self.quarantine(&order).await?;
-                return Ok(pause(wait, &holding(&order), signals).await);
+                return Ok(pause(wait, &holding(&order), "restore_order_holds", signals).await);
             }
             Some(Step {
                 step: NodeStep::Hold,
                 order: Some(order),
-            }) => return Ok(pause(wait, &holding(&order), signals).await),
+            }) => return Ok(pause(wait, &holding(&order), "restore_order_holds", signals).await),
             // Carry on (a quarantine or hold always comes with its order).
             Some(_) => None,
         };
@@ -310,9 +312,10 @@ impl Agent {
             self.etcd.release.check_can_join(&members)?;
         }
         let (etcd, start) = match decision {
-            Decision::Wait(reason) => return Ok(pause(wait, &reason, signals).await),
+            Decision::Wait(reason) => return Ok(pause(wait, &reason, reason.kind(), signals).await),
             Decision::Restart => {
                 tracing::info!(
+                    event = events::RESTARTED_ON_OWN_DATA,
                     "this node's data belongs to a member of the cluster; restarting etcd on it"
                 );
                 (self.base.clone(), Start::Other)
@@ -332,7 +335,7 @@ impl Agent {
                         },
                     ),
                     Err(JoinError::NotYet(reason)) => {
-                        return Ok(pause(wait, &reason, signals).await)
+                        return Ok(pause(wait, &reason, "join_refused_for_now", signals).await)
                     }
                     Err(e) => return Err(e).context("joining the cluster failed"),
                 }
@@ -385,6 +388,8 @@ impl Agent {
                 .restore_target(&candidates, &self.base, target)
                 .await?;
             tracing::info!(
+                event = events::FORMED,
+                from = "restore_order",
                 key = %restored.manifest.key,
                 snapshot_revision = restored.snapshot_revision,
                 restored_until = restored.replayed.until,
@@ -407,6 +412,8 @@ impl Agent {
                     .restore(&candidates, &self.base, ReplayTarget::Latest)
                     .await?;
                 tracing::info!(
+                    event = events::FORMED,
+                    from = "backup",
                     key = %restored.manifest.key,
                     cluster_id = %restored.manifest.cluster_id,
                     snapshot_revision = restored.snapshot_revision,
@@ -419,7 +426,7 @@ impl Agent {
                 Ok(self.base.clone())
             }
             _ => {
-                tracing::info!(group = %self.group, "no cluster exists and this node is the seed: forming a new one-member cluster");
+                tracing::info!(event = events::FORMED, from = "empty", group = %self.group, "no cluster exists and this node is the seed: forming a new one-member cluster");
                 Ok(EtcdLaunch {
                     initial_cluster: Some(InitialCluster {
                         members: vec![(self.me.instance_id.clone(), self.base.peer_url())],
@@ -450,7 +457,7 @@ impl Agent {
                     return Ok(Ok(()));
                 }
                 Err(reason) => {
-                    if let Err(end) = wait.pause(&reason, signals).await {
+                    if let Err(end) = wait.pause(&reason, reason.kind(), signals).await {
                         return Ok(Err(end));
                     }
                 }
@@ -501,8 +508,13 @@ impl Agent {
 }
 
 /// Waits one poll interval through the one wait helper.
-async fn pause(wait: &mut Wait, reason: &dyn std::fmt::Display, signals: &mut Signals) -> Prepared {
-    Prepared::Waited(match wait.pause(reason, signals).await {
+async fn pause(
+    wait: &mut Wait,
+    reason: &dyn std::fmt::Display,
+    kind: &'static str,
+    signals: &mut Signals,
+) -> Prepared {
+    Prepared::Waited(match wait.pause(reason, kind, signals).await {
         Ok(()) => Outcome::NotYet,
         Err(end) => Outcome::WaitEnded(end),
     })

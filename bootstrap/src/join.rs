@@ -1,6 +1,7 @@
 //! Carries out a join plan: remove departed members, move stale data aside,
 //! add this node as a learner, and build the etcd launch that joins.
 
+use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::launch::{
     initial_members_for_join, ClusterState, EtcdLaunch, InitialCluster,
 };
@@ -40,7 +41,7 @@ pub async fn prepare(
 ) -> Result<EtcdLaunch, JoinError> {
     let mut admin = EtcdAdmin::connect(cluster_endpoints, access).await?;
     for member in &plan.remove {
-        tracing::info!(member_id = %member.id, member_name = %member.name, peer_urls = ?member.peer_urls,
+        tracing::info!(event = events::REMOVED_DEPARTED_MEMBER, member_id = %member.id, member_name = %member.name, peer_urls = ?member.peer_urls,
             "removing member whose instance left the group");
         admin.remove(member.id).await?;
     }
@@ -51,12 +52,12 @@ pub async fn prepare(
     }
     let my_id = match plan.existing_member {
         Some(id) => {
-            tracing::info!(member_id = %id, "this node was added before but never started; reusing that member");
+            tracing::info!(event = events::JOINED_AS_LEARNER, member_id = %id, reused = true, "this node was added before but never started; reusing that member");
             id
         }
         None => {
             let id = admin.add_learner(&launch.peer_url()).await?;
-            tracing::info!(member_id = %id, peer_url = %launch.peer_url(), "added this node as a learner");
+            tracing::info!(event = events::JOINED_AS_LEARNER, member_id = %id, peer_url = %launch.peer_url(), "added this node as a learner");
             id
         }
     };

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::launch::TlsFiles;
 use etcd_aws_core::membership::observation::Me;
 use etcd_aws_io::tls::authority::ValidityPeriod;
@@ -97,7 +98,7 @@ async fn wait_for_ca(
         match store.load_ca(secret).await {
             Ok(ca) => return Ok(Ok(ca)),
             Err(e @ SecretStoreError::NotInitialised { .. }) => {
-                if let Err(end) = wait.pause(&e, signals).await {
+                if let Err(end) = wait.pause(&e, "cluster_ca_not_initialised", signals).await {
                     return Ok(Err(end));
                 }
             }
@@ -111,6 +112,7 @@ async fn wait_for_ca(
 /// Said at start, every start, so nobody runs a plaintext cluster unawares.
 pub fn warn_plaintext() {
     tracing::warn!(
+        event = events::INSECURE_PLAINTEXT,
         "--insecure-plaintext: etcd serves clients and peers WITHOUT TLS and without authentication; \
          anyone who reaches the client or peer port can read and change every key, or join the cluster. \
          For labs only: drop the flag and pass --tls-ca-secret for anything else"

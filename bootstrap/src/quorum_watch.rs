@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::membership::recovery::{decide_recovery, QuorumLoss, Recovery};
 use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
@@ -53,14 +54,17 @@ impl QuorumWatch {
             match self.quorum().await {
                 Quorum::Holds | Quorum::NotAVoter => {
                     if lost_since.take().is_some() {
-                        tracing::info!("quorum is back");
+                        tracing::info!(event = events::QUORUM_BACK, "quorum is back");
                     }
                     continue;
                 }
                 Quorum::Lost => {}
             }
             let since = *lost_since.get_or_insert_with(|| {
-                tracing::warn!("this member's cluster has no quorum");
+                tracing::warn!(
+                    event = events::QUORUM_LOST,
+                    "this member's cluster has no quorum"
+                );
                 Instant::now()
             });
             if since.elapsed() < self.grace {
@@ -69,10 +73,10 @@ impl QuorumWatch {
             match self.observe().await {
                 Ok(view) => match decide_recovery(&view) {
                     Recovery::ForceNewCluster => return,
-                    Recovery::Wait(reason) => {
-                        let reason = reason.to_string();
+                    Recovery::Wait(wait) => {
+                        let reason = wait.to_string();
                         if reason != last_reason {
-                            tracing::warn!(%reason, "quorum lost; not recovering from this member");
+                            tracing::warn!(event = events::RECOVERY_WAITING, wait = wait.kind(), %reason, "quorum lost; not recovering from this member");
                             last_reason = reason;
                         }
                     }

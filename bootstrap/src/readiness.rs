@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use etcd_aws_core::contract::events;
 use etcd_aws_core::membership::member::Member;
 use etcd_aws_core::membership::observation::Me;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
@@ -91,7 +92,7 @@ impl Readiness {
                 source,
             })?;
         }
-        tracing::info!(member = %self.me.instance_id, "ready: this node is a healthy voting member");
+        tracing::info!(event = events::READY, member = %self.me.instance_id, "ready: this node is a healthy voting member");
         Ok(())
     }
 
@@ -108,7 +109,7 @@ impl Readiness {
             return match self.promote(me, &members).await {
                 Ok(()) => {
                     *voter = true;
-                    tracing::info!(member_id = %me.id, "promoted this node from learner to voting member");
+                    tracing::info!(event = events::PROMOTED, member_id = %me.id, "promoted this node from learner to voting member");
                     Round::Promoted
                 }
                 Err(error) => Round::NotReady(error.into()),

@@ -137,7 +137,7 @@ impl Restorer {
             .await
         {
             Ok(snapshot_revision) => {
-                tracing::info!(key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
+                tracing::info!(event = events::RESTORED_BACKUP, key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
                 Ok(Restored {
                     manifest: manifest.clone(),
                     snapshot_revision,
@@ -200,7 +200,7 @@ impl Restorer {
                         tracing::warn!(event = events::OLDER_BACKUP_RESTORED, key = %manifest.key, skipped = index, "restored an OLDER backup because the newer ones are damaged or past the target; the captured changes after revision {snapshot_revision} are replayed where they exist");
                     }
                     // The scenario harness reads this line's key and revision.
-                    tracing::info!(key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
+                    tracing::info!(event = events::RESTORED_BACKUP, key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
                     let replayed = self.replay(launch, snapshot_revision, target).await?;
                     return Ok(Restored {
                         manifest: manifest.clone(),

@@ -48,16 +48,18 @@ impl Wait {
     }
 
     /// Says why the agent waits (once per new reason, not every poll), then
-    /// sleeps one poll interval. The timeout is checked first, whatever the
-    /// reason, and the end is logged with the reason it ends on.
+    /// sleeps one poll interval. `kind` names the reason for queries and
+    /// tests (the line's `wait` field). The timeout is checked first,
+    /// whatever the reason, and the end is logged with the reason it ends on.
     pub async fn pause(
         &mut self,
         reason: &dyn Display,
+        kind: &'static str,
         signals: &mut Signals,
     ) -> Result<(), WaitEnd> {
         let reason = reason.to_string();
         if self.last_reason.as_deref() != Some(reason.as_str()) {
-            tracing::info!(%reason, "waiting {}", self.what);
+            tracing::info!(event = events::WAITING, wait = kind, %reason, "waiting {}", self.what);
             self.last_reason = Some(reason);
         }
         if let Some(timeout) = self.policy.timeout {

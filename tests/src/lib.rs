@@ -3,6 +3,7 @@
 //! and one `etcd-aws` process per simulated instance on its loopback IP (or
 //! one container of the project's image per instance, on Docker networks).
 
+pub mod agent_log;
 pub mod container_node;
 pub mod docker;
 pub mod etcd_metrics;

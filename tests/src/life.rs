@@ -11,8 +11,10 @@ use anyhow::{bail, Context};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::jobs::BackupAnswer;
 
+use crate::agent_log;
 use crate::functions::{BackupOnSchedule, LifecycleOnQueue};
 use crate::paths::EtcdRelease;
 use crate::sim_cluster::{wait_for, ClusterSnapshot, Endpoints, NodeOptions, SimCluster};
@@ -380,9 +382,9 @@ impl Life {
     fn restored_backup(&self) -> Option<(String, i64)> {
         self.cluster.instance_ids().iter().find_map(|id| {
             let log = self.cluster.with_node(id, |n| n.log()).ok()?;
-            log.lines()
-                .filter(|line| line.contains("restored backup"))
-                .find_map(parse_restored)
+            let key = agent_log::first_field(&log, events::RESTORED_BACKUP, "key")?;
+            let revision = agent_log::first_field(&log, events::RESTORED_BACKUP, "revision")?;
+            Some((key, revision.parse().ok()?))
         })
     }
 
@@ -585,46 +587,6 @@ fn gated(endpoints: Endpoints, open: Arc<AtomicBool>) -> Endpoints {
     })
 }
 
-/// `key` and `revision` of a "restored backup" log line, text or JSON.
-fn parse_restored(line: &str) -> Option<(String, i64)> {
-    let line = strip_ansi(line);
-    let line = line.as_str();
-    let field = |name: &str| -> Option<String> {
-        let text_form = format!("{name}=");
-        let json_form = format!("\"{name}\":");
-        let start = line
-            .find(&text_form)
-            .map(|i| i + text_form.len())
-            .or_else(|| line.find(&json_form).map(|i| i + json_form.len()))?;
-        let value: String = line[start..]
-            .trim_start_matches('"')
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',' && *c != '}')
-            .collect();
-        Some(value)
-    };
-    Some((field("key")?, field("revision")?.parse().ok()?))
-}
-
-/// The text without terminal colour codes (a log written with colours).
-fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI sequences end with a letter: ESC [ 2 m
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-}
-
 /// The summary table the demo ends with.
 pub fn summary_table(reports: &[StepReport]) -> String {
     let width = reports
@@ -707,21 +669,6 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_restored_backup_is_read_from_a_text_log_line() {
-        let line = "2026-01-01T00:00:00Z  INFO etcd_aws::restore: restored backup key=backups/snapshots/a.db.zst revision=123 cluster_id=abc";
-        assert_eq!(
-            parse_restored(line),
-            Some(("backups/snapshots/a.db.zst".to_owned(), 123))
-        );
-    }
-
-    #[test]
-    fn the_restored_backup_is_read_from_a_coloured_log_line() {
-        let line = "\u{1b}[32m INFO\u{1b}[0m restored backup \u{1b}[3mkey\u{1b}[0m\u{1b}[2m=\u{1b}[0mbackups/c.db \u{1b}[3mrevision\u{1b}[0m\u{1b}[2m=\u{1b}[0m9";
-        assert_eq!(parse_restored(line), Some(("backups/c.db".to_owned(), 9)));
-    }
-
     fn row(lost: usize, allowed_loss: usize, failure: Option<&str>) -> StepReport {
         StepReport {
             number: 5,
@@ -747,11 +694,5 @@ mod tests {
         let table = summary_table(&[row(4, 3, Some("1 write from the backup missing"))]);
         assert!(!table.contains("allowed"), "{table}");
         assert!(table.trim_end().ends_with("FAILED"), "{table}");
-    }
-
-    #[test]
-    fn the_restored_backup_is_read_from_a_json_log_line() {
-        let line = r#"{"message":"restored backup","key":"backups/b.db","revision":7}"#;
-        assert_eq!(parse_restored(line), Some(("backups/b.db".to_owned(), 7)));
     }
 }

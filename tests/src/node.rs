@@ -99,7 +99,7 @@ pub(crate) const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// The agent's timings, scaled down from production's so scenarios take
 /// seconds; every node of the harness, process or container, runs with them.
-pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 6] = [
+pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 7] = [
     ("ETCD_AWS_POLL_INTERVAL", "500ms"),
     ("ETCD_AWS_RESTORE_POLL_INTERVAL", "1s"),
     ("ETCD_AWS_PROBE_TIMEOUT", "500ms"),
@@ -107,6 +107,9 @@ pub(crate) const AGENT_TUNING_ENV: [(&str, &str); 6] = [
     // A learner left without its cluster gives up within a scenario's time.
     ("ETCD_AWS_PROMOTE_TIMEOUT", "30s"),
     ("ETCD_AWS_LOG", "info,etcd_aws=debug"),
+    // JSON lines, as CloudWatch Logs gets them on EC2: the scenarios match
+    // a line's `event` field ([`crate::agent_log`]), not its wording.
+    ("ETCD_AWS_LOG_FORMAT", "json"),
 ];
 /// etcd's timings to match (and its own chatter kept to warnings).
 pub const ETCD_TUNING_ARGS: [&str; 3] = [

@@ -9,9 +9,11 @@
 //! with CI=true, fails when none does):
 //!     make image && cargo test -p etcd-aws-tests --test container_partitions -- --ignored
 
+use etcd_aws_core::contract::events;
 use std::time::Duration;
 
 use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::container_node::ContainerNode;
 use etcd_aws_tests::functions::LifecycleOnQueue;
 use etcd_aws_tests::node::NodeRunner;
@@ -183,7 +185,7 @@ async fn a_seed_cut_off_from_a_healthy_cluster_waits_and_rejoins_the_same_cluste
     }
     let since_reboot = log_of(&cluster, &seed).split_off(log_before_reboot);
     assert!(
-        since_reboot.contains("cannot confirm"),
+        agent_log::waited_for(&since_reboot, events::WAITING, "peers_unconfirmed"),
         "the seed should say why it waits:\n{since_reboot}"
     );
 
@@ -285,13 +287,17 @@ async fn quorum_lost_to_a_partition_never_forces_a_new_cluster_and_heals_into_th
     for id in &ids {
         let log = log_of(&cluster, id);
         assert!(
-            !log.contains("RECOVERING"),
+            !agent_log::has_event(&log, events::FORCE_NEW_CLUSTER),
             "{id} forced a new cluster over a partition:\n{log}"
         );
     }
     let survivor_log = log_of(&cluster, &ids[0]);
     assert!(
-        survivor_log.contains("they may come back with newer data"),
+        agent_log::waited_for(
+            &survivor_log,
+            events::RECOVERY_WAITING,
+            "members_may_return"
+        ),
         "the survivor should say why it does not recover:\n{survivor_log}"
     );
 

@@ -3,6 +3,7 @@
 //! segments; after a total loss the seed restores the newest snapshot and
 //! replays the segments after it before it serves.
 
+use etcd_aws_core::contract::events;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -18,6 +19,7 @@ use etcd_aws_core::backup::replay::{self, ReplayTarget};
 use etcd_aws_core::etcd::launch::EtcdLaunch;
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::etcd::admin::EtcdAdmin;
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::paths::{etcd_tool, EtcdRelease};
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::space::{self, MIB};
@@ -156,7 +158,9 @@ async fn a_total_loss_under_a_writer_keeps_every_write_acknowledged_before_the_w
     cluster.wait_healthy(3, SETTLE).await?;
     let logs = cluster.logs();
     assert!(
-        logs.contains("restored the backup and replayed the changes captured after it"),
+        agent_log::events(&logs, events::FORMED)
+            .iter()
+            .any(|line| line["from"] == "backup"),
         "{logs}"
     );
 

@@ -9,9 +9,11 @@
 //! pages and has no page checksums), so the member restarts at the same
 //! revision as its peers with a different hash.
 
+use etcd_aws_core::contract::events;
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::stand_in::StandInOptions;
 use etcd_client::{Client, GetOptions};
@@ -116,7 +118,7 @@ async fn a_member_whose_data_diverged_sets_it_aside_and_rejoins_from_the_quorum(
     assert!(healed.members.iter().any(|m| m.id == rejoined));
     let log = cluster.with_node(&victim, |node| node.log())?;
     assert!(log.contains("found data inconsistency with peers"), "{log}");
-    assert!(log.contains("DATA DIVERGED"), "{log}");
+    assert!(agent_log::has_event(&log, events::DATA_DIVERGED), "{log}");
 
     // the diverged data is kept beside the new data dir, not deleted,
     let parent = data_dir.parent().context("data dir has a parent")?;

@@ -1,9 +1,11 @@
 //! Scenarios: an instance is lost and the group replaces it.
 
+use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::ids::MemberId;
 use std::time::Duration;
 
 use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_client::Client;
 
@@ -82,11 +84,11 @@ async fn replacement_of_a_killed_instance_joins_as_learner_and_is_promoted() -> 
         .find(|id| before.members.iter().all(|m| &m.name != id))
         .expect("a new instance");
     let log = cluster.with_node(&newcomer, |n| n.log())?;
-    assert!(log.contains("added this node as a learner"), "{log}");
     assert!(
-        log.contains("promoted this node from learner to voting member"),
+        agent_log::has_event(&log, events::JOINED_AS_LEARNER),
         "{log}"
     );
+    assert!(agent_log::has_event(&log, events::PROMOTED), "{log}");
 
     // No acknowledged write was lost.
     assert_keys(&cluster, "before", 50).await
@@ -111,7 +113,7 @@ async fn joining_node_removes_the_member_of_an_instance_that_left_the_group() ->
     );
     let logs = cluster.logs();
     assert!(
-        logs.contains("removing member whose instance left the group"),
+        agent_log::has_event(&logs, events::REMOVED_DEPARTED_MEMBER),
         "{logs}"
     );
     Ok(())
@@ -133,7 +135,8 @@ async fn restarted_process_with_its_data_rejoins_as_the_same_member() -> anyhow:
             (starts, log)
                 if starts >= 2
                     && log.get(log_before..).is_some_and(|l| {
-                        l.contains("restarting etcd on it") || l.contains("joining it as a learner")
+                        agent_log::has_event(l, events::RESTARTED_ON_OWN_DATA)
+                            || agent_log::has_event(l, events::JOINED_AS_LEARNER)
                     }) =>
             {
                 Ok(())
@@ -154,11 +157,11 @@ async fn restarted_process_with_its_data_rejoins_as_the_same_member() -> anyhow:
     let log = cluster.with_node(&node, |n| n.log())?;
     let since_crash = log.get(log_before..).unwrap_or_default();
     assert!(
-        since_crash.contains("restarting etcd on it"),
+        agent_log::has_event(since_crash, events::RESTARTED_ON_OWN_DATA),
         "{since_crash}"
     );
     assert!(
-        !since_crash.contains("added this node as a learner"),
+        !agent_log::has_event(since_crash, events::JOINED_AS_LEARNER),
         "{since_crash}"
     );
     Ok(())

@@ -2,8 +2,10 @@
 //! the lost members' instances are confirmed gone, never when they are merely
 //! unreachable.
 
+use etcd_aws_core::contract::events;
 use std::time::Duration;
 
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -38,7 +40,10 @@ async fn survivor_recovers_the_cluster_when_the_other_instances_are_gone() -> an
     let after = cluster.wait_healthy(3, SETTLE).await?;
     assert!(after.members.iter().any(|m| m.name == survivor));
     let log = cluster.with_node(&survivor, |n| n.log())?;
-    assert!(log.contains("RECOVERING"), "{log}");
+    assert!(
+        agent_log::has_event(&log, events::FORCE_NEW_CLUSTER),
+        "{log}"
+    );
     let mut client = cluster.client().await?;
     let value = client.get("written/before-the-loss", None).await?;
     assert_eq!(
@@ -66,7 +71,7 @@ async fn survivor_never_forces_a_new_cluster_while_the_others_are_only_unreachab
     let said_why = wait_for("the survivor to say why it waits", SETTLE, || async {
         let log = cluster.with_node(&survivor, |n| n.log())?;
         anyhow::ensure!(
-            log.contains("they may come back with newer data"),
+            agent_log::waited_for(&log, events::RECOVERY_WAITING, "members_may_return"),
             "not yet"
         );
         Ok(())
@@ -76,7 +81,7 @@ async fn survivor_never_forces_a_new_cluster_while_the_others_are_only_unreachab
     tokio::time::sleep(Duration::from_secs(5)).await;
     let log = cluster.with_node(&survivor, |n| n.log())?;
     assert!(
-        !log.contains("RECOVERING"),
+        !agent_log::has_event(&log, events::FORCE_NEW_CLUSTER),
         "forced recovery over live members:\n{log}"
     );
     said_why.map_err(|e| e.context(log))?;

@@ -1,9 +1,11 @@
 //! Scenario: a node that cannot see the healthy cluster must wait, never form
 //! a second one.
 
+use etcd_aws_core::contract::events;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::sim_cluster::SimCluster;
 use tokio::time::Instant;
 
@@ -20,7 +22,7 @@ async fn seed_that_cannot_reach_the_cluster_waits_and_never_forms_a_second_one(
         .into_iter()
         .find(|id| {
             cluster
-                .with_node(id, |n| n.log().contains("forming a new one-member cluster"))
+                .with_node(id, |n| agent_log::has_event(&n.log(), events::FORMED))
                 .unwrap_or(false)
         })
         .expect("one node formed the cluster");
@@ -60,7 +62,7 @@ async fn seed_that_cannot_reach_the_cluster_waits_and_never_forms_a_second_one(
     }
     let log = cluster.with_node(&seed, |n| n.log())?;
     assert!(
-        log.contains("cannot confirm"),
+        agent_log::waited_for(&log, events::WAITING, "peers_unconfirmed"),
         "the seed should say why it waits:\n{log}"
     );
 

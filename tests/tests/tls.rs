@@ -5,6 +5,7 @@
 //! Formation, replacement, backup and restore over TLS are the other scenario
 //! files: the harness runs every cluster with TLS unless a test asks otherwise.
 
+use etcd_aws_core::contract::events;
 use std::time::{Duration, SystemTime};
 
 use etcd_aws_backup::{run_backup, BackupConfig};
@@ -12,6 +13,7 @@ use etcd_aws_io::etcd::admin::EtcdTimeouts;
 use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::certificate::check_certificate;
 use etcd_aws_io::tls::{ClientTlsSource, ClusterCa, SecretStore, TlsCredentials};
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
@@ -223,7 +225,10 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() -> anyhow::Resu
         "the impostor to notice the refused handshakes",
         SETTLE,
         || async {
-            anyhow::ensure!(intruder.log().contains("TLS handshake refused"), "not yet");
+            anyhow::ensure!(
+                agent_log::has_event(&intruder.log(), events::PEER_TLS_REFUSED),
+                "not yet"
+            );
             Ok(())
         },
     )
@@ -326,7 +331,10 @@ async fn a_node_waits_for_the_cluster_ca_until_deploy_writes_it() -> anyhow::Res
     let node = node_on(&stand_in, &instance, root.path(), &pending)?;
 
     wait_for("the node to say it waits for the CA", SETTLE, || async {
-        anyhow::ensure!(node.log().contains("waiting for the cluster CA"), "not yet");
+        anyhow::ensure!(
+            agent_log::waited_for(&node.log(), events::WAITING, "cluster_ca_not_initialised"),
+            "not yet"
+        );
         Ok(())
     })
     .await?;
@@ -357,6 +365,9 @@ async fn a_lab_cluster_runs_plaintext_when_asked_and_says_so_loudly() -> anyhow:
     try_read(cluster.client_urls(), short_timeouts()).await?;
     let first = cluster.instance_ids().remove(0);
     let log = cluster.with_node(&first, |node| node.log())?;
-    assert!(log.contains("WITHOUT TLS"), "{log}");
+    assert!(
+        agent_log::has_event(&log, events::INSECURE_PLAINTEXT),
+        "{log}"
+    );
     Ok(())
 }

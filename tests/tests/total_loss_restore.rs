@@ -1,12 +1,14 @@
 //! Scenarios: every node is lost at once, disks included. The replacement
 //! group restores the newest valid backup by itself.
 
+use etcd_aws_core::contract::events;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use etcd_aws_backup::{run_backup, BackupAction, BackupConfig};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_io::backup_store::{hex, BackupStore};
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::sim_cluster::SimCluster;
 use etcd_client::PutOptions;
 use sha2::{Digest, Sha256};
@@ -113,7 +115,7 @@ async fn replacement_group_restores_every_write_up_to_the_backup_and_nothing_aft
         "an old member survived"
     );
     assert!(
-        cluster.logs().contains("restored backup"),
+        agent_log::has_event(&cluster.logs(), events::RESTORED_BACKUP),
         "{}",
         cluster.logs()
     );
@@ -178,10 +180,13 @@ async fn corrupted_newest_backup_is_refused_and_the_previous_one_restored() -> a
     cluster.wait_healthy(3, SETTLE).await?;
     let logs = cluster.logs();
     assert!(
-        logs.contains("BACKUP DAMAGED"),
+        agent_log::has_event(&logs, events::BACKUP_DAMAGED),
         "the refusal must be loud:\n{logs}"
     );
-    assert!(logs.contains("restored an OLDER backup"), "{logs}");
+    assert!(
+        agent_log::has_event(&logs, events::OLDER_BACKUP_RESTORED),
+        "{logs}"
+    );
     assert_restored_the_older_backup(&cluster).await?;
     Ok(())
 }
@@ -223,8 +228,12 @@ async fn newest_backup_that_is_not_a_snapshot_is_refused_even_with_a_matching_ch
     cluster.lose_every_instance().await?;
     cluster.wait_healthy(3, SETTLE).await?;
     let logs = cluster.logs();
+    // The refusal names the check that failed.
+    let refusals = agent_log::events(&logs, events::BACKUP_DAMAGED);
     assert!(
-        logs.contains("BACKUP DAMAGED") && logs.contains("etcdutl snapshot status failed"),
+        refusals.iter().any(|line| line["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("etcdutl snapshot status failed"))),
         "{logs}"
     );
     assert_restored_the_older_backup(&cluster).await?;

@@ -5,6 +5,7 @@
 //! internet. The CLI parses flags into these types, so bad flags fail before anything
 //! is generated or sent to AWS.
 
+use etcd_aws_core::etcd::release::{EtcdRelease, ReleaseError};
 use std::fmt;
 use std::str::FromStr;
 
@@ -22,8 +23,8 @@ pub enum OptionsError {
     InstanceType(String),
     #[error("etcd version {0:?} is not of the form MAJOR.MINOR.PATCH (for example 3.5.21)")]
     EtcdVersion(String),
-    #[error("etcd version {0} is not supported: the cluster needs etcd 3.5 or newer (learners, serializable health)")]
-    EtcdTooOld(String),
+    #[error(transparent)]
+    EtcdRelease(#[from] ReleaseError),
     #[error("{0:?} is not a SHA-256 checksum (64 lowercase hexadecimal characters)")]
     Sha256(String),
     #[error("schedule {0:?} is not an EventBridge expression such as rate(15 minutes) or cron(0 * * * ? *)")]
@@ -219,20 +220,17 @@ impl EtcdVersion {
 impl FromStr for EtcdVersion {
     type Err = OptionsError;
 
+    /// `3.5.16` (a leading `v` is dropped), a release the nodes' agent will
+    /// run: the core's one rule ([`EtcdRelease::check_deployable`]).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let version = text.trim().trim_start_matches('v');
-        let parts: Vec<&str> = version.split('.').collect();
-        let numbers: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
-        match numbers.as_deref() {
-            Some([major, minor, _patch]) => {
-                if (*major, *minor) < (3, 5) {
-                    Err(OptionsError::EtcdTooOld(version.to_string()))
-                } else {
-                    Ok(EtcdVersion(version.to_string()))
-                }
-            }
-            _ => Err(OptionsError::EtcdVersion(text.to_string())),
-        }
+        let well_formed =
+            version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok());
+        let release = EtcdRelease::parse(version)
+            .filter(|_| well_formed)
+            .ok_or_else(|| OptionsError::EtcdVersion(text.to_string()))?;
+        release.check_deployable()?;
+        Ok(EtcdVersion(version.to_string()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Generation options accept only values that make a working stack.
 
+use etcd_aws_core::etcd::release::ReleaseError;
 use etcd_aws_template::options::{
     Architecture, ArtifactPrefix, EtcdVersion, InstanceType, OptionsError, Schedule, SecretsKey,
     Sha256, VpcCidr,
@@ -38,7 +39,7 @@ fn malformed_instance_types_are_refused() {
 fn etcd_older_than_3_5_is_refused() {
     assert!(matches!(
         "3.4.30".parse::<EtcdVersion>(),
-        Err(OptionsError::EtcdTooOld(_))
+        Err(OptionsError::EtcdRelease(ReleaseError::NotForNewStacks(_)))
     ));
     assert!(matches!(
         "3.5".parse::<EtcdVersion>(),
@@ -46,6 +47,22 @@ fn etcd_older_than_3_5_is_refused() {
     ));
     assert!("3.5.21".parse::<EtcdVersion>().is_ok());
     assert!("v3.6.0".parse::<EtcdVersion>().is_ok());
+}
+
+/// The agent refuses them (a data corruption bug): a stack pinning one would
+/// deploy, and then no node would start.
+#[test]
+fn the_withdrawn_etcd_releases_are_refused_as_the_agent_refuses_them() {
+    for version in ["3.5.0", "3.5.1", "3.5.2"] {
+        let parsed = version.parse::<EtcdVersion>();
+        assert!(
+            matches!(
+                parsed,
+                Err(OptionsError::EtcdRelease(ReleaseError::Withdrawn(_)))
+            ),
+            "{version}: {parsed:?}"
+        );
+    }
 }
 
 #[test]

@@ -134,8 +134,10 @@ async fn defragmentation(
         })
         .await?;
 
+        // Acknowledgements first: one that arrives after the read would look lost.
+        let acks = writer.acks();
         let present = workload::present_keys(&cluster.endpoints(), writer.prefix()).await?;
-        let lost = workload::missing(&writer.acks(), &present).len();
+        let lost = workload::missing(&acks, &present).len();
         anyhow::ensure!(lost == 0, "{lost} acknowledged writes lost");
         ours.push(our_stall);
         standard.push(standard_stall);

@@ -1,7 +1,12 @@
-//! The `event` field of the agent's log lines that an operator must hear of
-//! after the fact: the stack's metric filters match it (`{ $.event = "..." }`)
+//! The `event` field of the agent's log lines: what a node did or met, named
+//! once, so that the stack's metric filters (`{ $.event = "..." }`), an
+//! operator's Logs Insights query and the scenario tests match the event
 //! rather than the wording of the message, which may change. Every line keeps
 //! its message for people.
+//!
+//! The first group is what an operator must hear of after the fact (each has
+//! a metric filter and an alarm in the stack); the second narrates a node's
+//! life (formed, joined, promoted, waiting and why).
 
 /// The field's name in the JSON line (the tracing field `event`).
 pub const FIELD: &str = "event";
@@ -22,3 +27,37 @@ pub const DATA_DIVERGED: &str = "data_diverged";
 pub const SEGMENTS_UNRECOVERABLE: &str = "segments_unrecoverable";
 /// The capture found etcd's history compacted past what it had stored.
 pub const CAPTURE_GAP: &str = "capture_gap";
+
+// What a node does, in the order a node's life meets them.
+
+/// The agent runs etcd without TLS (`--insecure-plaintext`, labs only).
+pub const INSECURE_PLAINTEXT: &str = "insecure_plaintext";
+/// A peer refused this node's TLS handshake, or this node refused the
+/// peer's: the peer is counted as silent.
+pub const PEER_TLS_REFUSED: &str = "peer_tls_refused";
+/// The agent waits without etcd running; the line's `wait` field says why
+/// (the reason's kind, such as `waiting_for_seed` or `peers_unconfirmed`).
+pub const WAITING: &str = "waiting";
+/// The seed formed a new one-member cluster (from a backup when the bucket
+/// holds one: see [`RESTORED_BACKUP`]).
+pub const FORMED: &str = "formed";
+/// A restore put a backup in place for the cluster the seed forms; the line
+/// carries the backup's `key` and `revision`.
+pub const RESTORED_BACKUP: &str = "restored_backup";
+/// A joiner removed a member whose instance left the group.
+pub const REMOVED_DEPARTED_MEMBER: &str = "removed_departed_member";
+/// This node was added to the cluster as a learner (or its earlier addition
+/// reused) and starts etcd to join.
+pub const JOINED_AS_LEARNER: &str = "joined_as_learner";
+/// This node's data belongs to a current member: etcd restarts on it.
+pub const RESTARTED_ON_OWN_DATA: &str = "restarted_on_own_data";
+/// This node's learner was promoted to a voting member.
+pub const PROMOTED: &str = "promoted";
+/// This node is a healthy voting member (readiness signalled).
+pub const READY: &str = "ready";
+/// This member's cluster lost quorum, and (a later line) got it back.
+pub const QUORUM_LOST: &str = "quorum_lost";
+pub const QUORUM_BACK: &str = "quorum_back";
+/// Quorum is lost and this member will not force a new cluster; the line's
+/// `wait` field says why (such as `members_may_return`).
+pub const RECOVERY_WAITING: &str = "recovery_waiting";

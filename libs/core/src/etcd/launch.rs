@@ -315,6 +315,38 @@ mod tests {
         );
     }
 
+    /// etcd 3.7 decommissions the `--experimental-*` flags that 3.6 kept as
+    /// aliases: the agent, reading the flags from the binary's own help,
+    /// passes none of them to it.
+    #[test]
+    fn etcd_3_7_gets_no_experimental_flag_at_all() {
+        let help = "Usage:\n  etcd [flags]\n\nMember:\n  --name 'default'\n  --data-dir '${name}.etcd'\n  --quota-backend-bytes '0'\n  --auto-compaction-mode 'periodic'\n  --auto-compaction-retention '0'\n\nFeature gates:\n  --feature-gates ''\n      InitialCorruptCheck=true|false (BETA - default=false)\n      CompactHashCheck=true|false (BETA - default=false)\n";
+        let etcd = EtcdBinary {
+            release: crate::etcd::release::EtcdRelease::parse("3.7.0").unwrap_or(
+                crate::etcd::release::EtcdRelease {
+                    major: 0,
+                    minor: 0,
+                    patch: 0,
+                },
+            ),
+            flags: crate::etcd::release::listed_flags(help),
+        };
+        let upkeep = upkeep().args(&etcd);
+        let launch = EtcdLaunch {
+            upkeep_args: upkeep.clone(),
+            extra_args: vec![],
+            ..launch(None)
+        }
+        .args();
+        assert!(
+            launch.iter().all(|a| !a.starts_with("--experimental")),
+            "{launch:?}"
+        );
+        assert!(upkeep.contains(
+            &"--feature-gates=InitialCorruptCheck=true,CompactHashCheck=true".to_owned()
+        ));
+    }
+
     #[test]
     fn the_agents_choices_come_before_the_operators_so_the_operator_wins() {
         let args = launch(None).args();

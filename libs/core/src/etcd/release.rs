@@ -43,16 +43,24 @@ pub enum ReleaseError {
     CannotRun { binary: String, reason: String },
     #[error("{binary} --version did not name an etcd release (it printed {printed:?}); point --etcd-binary at etcd itself")]
     NoVersion { binary: String, printed: String },
-    #[error("etcd {0} is not for production: etcd's maintainers withdrew 3.5.0-3.5.2 for a data corruption bug (fixed in 3.5.3); install 3.5.16 or a later 3.5 release")]
+    #[error("etcd {0} is not for production: etcd's maintainers withdrew 3.5.0-3.5.2 for a data corruption bug (fixed in 3.5.3); install {RECOMMENDED_3_5} or a later 3.5 release")]
     Withdrawn(EtcdRelease),
-    #[error("etcd {0} is too old: etcd-aws joins nodes as learners, which needs etcd 3.4 or later; install 3.5.16 or a later 3.5 release")]
+    #[error("etcd {0} is too old: etcd-aws joins nodes as learners, which needs etcd 3.4 or later; install {RECOMMENDED_3_5} or a later 3.5 release")]
     TooOld(EtcdRelease),
+    #[error("etcd {0} is not for a new stack: a stack starts on etcd 3.5 or newer (3.4 runs only while a cluster is upgraded from it); choose {RECOMMENDED_3_5} or a later release")]
+    NotForNewStacks(EtcdRelease),
     #[error("etcd {mine} cannot join a cluster at version {cluster}: etcd never downgrades a cluster; install etcd {cluster} or later on this node")]
     Downgrade {
         mine: EtcdRelease,
         cluster: ClusterVersion,
     },
-    #[error("etcd {mine} cannot join while members run {older}: etcd's 3.5-to-3.6 upgrade needs every member on {minimum} or later first; replace the 3.5 members with {minimum} or later, then the 3.6 nodes")]
+    #[error("etcd {mine} cannot join a cluster at version {cluster}: etcd upgrades one minor version at a time; replace the members with the latest {next} release first")]
+    SkipsMinor {
+        mine: EtcdRelease,
+        cluster: ClusterVersion,
+        next: ClusterVersion,
+    },
+    #[error("etcd {mine} cannot join while members run {older}: etcd's upgrade guide asks for every {older_minor} member on {minimum} or later before a {mine_minor} member joins; replace the older members with {minimum} or later, then the {mine_minor} nodes", older_minor = older.cluster_version(), mine_minor = mine.cluster_version())]
     UpgradeTooEarly {
         mine: EtcdRelease,
         older: EtcdRelease,
@@ -60,13 +68,30 @@ pub enum ReleaseError {
     },
 }
 
-/// The 3.5 release every member must run before a 3.6 member joins
-/// (etcd's "Upgrade etcd from v3.5 to v3.6" checklist).
-pub const BEFORE_3_6: EtcdRelease = EtcdRelease {
-    major: 3,
-    minor: 5,
-    patch: 26,
-};
+const fn release(major: u32, minor: u32, patch: u32) -> EtcdRelease {
+    EtcdRelease {
+        major,
+        minor,
+        patch,
+    }
+}
+
+/// The 3.5 release this project tests, images and deploys by default.
+pub const RECOMMENDED_3_5: EtcdRelease = release(3, 5, 16);
+
+/// For each minor release, the patch release every member of it must run
+/// before a member of the next minor release joins: etcd's upgrade
+/// checklists ("Upgrade etcd from v3.5 to v3.6": 3.5.32 or later; "from
+/// v3.6 to v3.7": 3.6.11 or later).
+pub const BEFORE_NEXT_MINOR: [EtcdRelease; 2] = [release(3, 5, 32), release(3, 6, 11)];
+
+/// The release the members of `minor` must run before the next minor joins.
+pub fn minimum_before_next(minor: ClusterVersion) -> Option<EtcdRelease> {
+    BEFORE_NEXT_MINOR
+        .iter()
+        .copied()
+        .find(|r| r.cluster_version() == minor)
+}
 
 impl EtcdRelease {
     /// The release in `etcd --version` output ("etcd Version: 3.5.16").
@@ -115,34 +140,62 @@ impl EtcdRelease {
         Ok(())
     }
 
-    /// Whether this release may join (or rejoin) a cluster whose members
-    /// run `members`. etcd refuses a member older than its cluster (the lowest
-    /// `major.minor` among the members); the agent refuses first, with what to
-    /// install. A 3.6 member may join only once every 3.5 member runs
-    /// [`BEFORE_3_6`] or later.
-    pub fn check_can_join(&self, members: &[EtcdRelease]) -> Result<(), ReleaseError> {
-        if let Some(cluster) = members.iter().map(EtcdRelease::cluster_version).min() {
-            if self.cluster_version() < cluster {
-                return Err(ReleaseError::Downgrade {
-                    mine: *self,
-                    cluster,
-                });
-            }
-        }
-        if (self.major, self.minor) >= (3, 6) {
-            let too_early = members
-                .iter()
-                .filter(|m| (m.major, m.minor) == (3, 5) && **m < BEFORE_3_6)
-                .min();
-            if let Some(older) = too_early {
-                return Err(ReleaseError::UpgradeTooEarly {
-                    mine: *self,
-                    older: *older,
-                    minimum: BEFORE_3_6,
-                });
-            }
+    /// Whether a new stack may pin this release: one the agent runs, and 3.5
+    /// or newer (3.4 runs only while a cluster is upgraded from it). The
+    /// template's options ask this, the agent [`Self::check_supported`]: one
+    /// rule, so no stack deploys a release its nodes then refuse.
+    pub fn check_deployable(&self) -> Result<(), ReleaseError> {
+        self.check_supported()?;
+        if (self.major, self.minor) < (3, 5) {
+            return Err(ReleaseError::NotForNewStacks(*self));
         }
         Ok(())
+    }
+
+    /// Whether this release may join (or rejoin) a cluster whose members
+    /// run `members`. etcd refuses a member older than its cluster (the lowest
+    /// `major.minor` among the members) and supports upgrades one minor
+    /// version at a time; the agent refuses first, with what to install. A
+    /// member of a newer minor release may join only once every member of the
+    /// older one runs the patch release etcd's checklist asks for
+    /// ([`BEFORE_NEXT_MINOR`]).
+    pub fn check_can_join(&self, members: &[EtcdRelease]) -> Result<(), ReleaseError> {
+        let mine = self.cluster_version();
+        let Some(cluster) = members.iter().map(EtcdRelease::cluster_version).min() else {
+            return Ok(());
+        };
+        if mine < cluster {
+            return Err(ReleaseError::Downgrade {
+                mine: *self,
+                cluster,
+            });
+        }
+        if mine.major == cluster.major && mine.minor > cluster.minor + 1 {
+            return Err(ReleaseError::SkipsMinor {
+                mine: *self,
+                cluster,
+                next: ClusterVersion {
+                    major: cluster.major,
+                    minor: cluster.minor + 1,
+                },
+            });
+        }
+        let too_early = members
+            .iter()
+            .filter(|m| m.cluster_version() < mine)
+            .filter_map(|m| {
+                let minimum = minimum_before_next(m.cluster_version())?;
+                (*m < minimum).then_some((*m, minimum))
+            })
+            .min();
+        match too_early {
+            Some((older, minimum)) => Err(ReleaseError::UpgradeTooEarly {
+                mine: *self,
+                older,
+                minimum,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -214,7 +267,9 @@ mod tests {
         for text in ["3.5.0", "3.5.1", "3.5.2"] {
             let error = release(text).check_supported().map_err(|e| e.to_string());
             assert!(
-                error.as_ref().is_err_and(|e| e.contains("3.5.16")),
+                error
+                    .as_ref()
+                    .is_err_and(|e| e.contains(&RECOMMENDED_3_5.to_string())),
                 "{text}: {error:?}"
             );
         }
@@ -256,17 +311,71 @@ mod tests {
 
     #[test]
     fn a_3_6_node_waits_for_every_3_5_member_to_run_the_release_etcd_asks_for_first() {
-        let members = [release("3.5.26"), release("3.5.16")];
+        let members = [release("3.5.32"), release("3.5.30")];
         assert_eq!(
             release("3.6.0").check_can_join(&members),
             Err(ReleaseError::UpgradeTooEarly {
                 mine: release("3.6.0"),
-                older: release("3.5.16"),
-                minimum: BEFORE_3_6
+                older: release("3.5.30"),
+                minimum: release("3.5.32")
             })
         );
-        let ready = [release("3.5.26"), release("3.5.30"), release("3.6.0")];
+        let ready = [release("3.5.32"), release("3.5.33"), release("3.6.0")];
         assert_eq!(release("3.6.1").check_can_join(&ready), Ok(()));
+    }
+
+    #[test]
+    fn a_3_7_node_waits_for_every_3_6_member_to_run_3_6_11() {
+        let members = [release("3.6.10"), release("3.6.11")];
+        assert_eq!(
+            release("3.7.0").check_can_join(&members),
+            Err(ReleaseError::UpgradeTooEarly {
+                mine: release("3.7.0"),
+                older: release("3.6.10"),
+                minimum: release("3.6.11")
+            })
+        );
+        let ready = [release("3.6.11"), release("3.7.0")];
+        assert_eq!(release("3.7.1").check_can_join(&ready), Ok(()));
+    }
+
+    #[test]
+    fn a_node_may_not_skip_a_minor_release() {
+        let members = [release("3.5.32"), release("3.5.32")];
+        assert_eq!(
+            release("3.7.0").check_can_join(&members),
+            Err(ReleaseError::SkipsMinor {
+                mine: release("3.7.0"),
+                cluster: ClusterVersion { major: 3, minor: 5 },
+                next: ClusterVersion { major: 3, minor: 6 },
+            })
+        );
+    }
+
+    #[test]
+    fn a_patch_upgrade_within_a_minor_release_needs_nothing_first() {
+        let members = [release("3.5.16"), release("3.5.16")];
+        assert_eq!(release("3.5.30").check_can_join(&members), Ok(()));
+    }
+
+    #[test]
+    fn a_new_stack_pins_3_5_or_newer_and_never_a_withdrawn_release() {
+        for text in ["3.5.3", "3.5.16", "3.5.30", "3.6.1", "3.7.0"] {
+            assert_eq!(release(text).check_deployable(), Ok(()), "{text}");
+        }
+        assert_eq!(
+            release("3.4.23").check_deployable(),
+            Err(ReleaseError::NotForNewStacks(release("3.4.23")))
+        );
+        assert_eq!(
+            release("3.5.1").check_deployable(),
+            Err(ReleaseError::Withdrawn(release("3.5.1")))
+        );
+    }
+
+    #[test]
+    fn the_recommended_release_is_one_the_rules_accept() {
+        assert_eq!(RECOMMENDED_3_5.check_deployable(), Ok(()));
     }
 
     #[test]

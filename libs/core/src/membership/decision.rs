@@ -58,6 +58,20 @@ pub enum WaitReason {
     DivergedWithoutQuorum,
 }
 
+impl WaitReason {
+    /// The reason's name in a log line's `wait` field, for queries and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotLiveInGroup => "not_live_in_group",
+            Self::ConflictingClusters(_) => "conflicting_clusters",
+            Self::NoQuorum => "no_quorum",
+            Self::WaitingForSeed(_) => "waiting_for_seed",
+            Self::PeersUnconfirmed(_) => "peers_unconfirmed",
+            Self::DivergedWithoutQuorum => "diverged_without_quorum",
+        }
+    }
+}
+
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -50,6 +50,19 @@ pub enum RecoveryWait {
     NotAVoter,
 }
 
+impl RecoveryWait {
+    /// The reason's name in a log line's `wait` field, for queries and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MembersMayReturn(_) => "members_may_return",
+            Self::QuorumWithinReach => "quorum_within_reach",
+            Self::AnotherSurvivorRecovers(_) => "another_survivor_recovers",
+            Self::BackupIsNewer { .. } => "backup_is_newer",
+            Self::NotAVoter => "not_a_voter",
+        }
+    }
+}
+
 impl fmt::Display for RecoveryWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,6 +6,7 @@ use tokio::net::TcpStream;
 
 use crate::etcd::admin::{EtcdAccess, EtcdAdmin};
 use crate::etcd::error::{EtcdError, EtcdErrorKind};
+use etcd_aws_core::contract::events;
 use etcd_aws_core::membership::observation::PeerState;
 
 /// Probes `ip:client_port` with short timeouts. Only a refused connection is
@@ -56,7 +57,7 @@ pub async fn probe_peer(ip: IpAddr, client_port: u16, access: &EtcdAccess) -> Pe
 /// or a CA mix-up); any other silence is routine while peers start.
 fn log_silent(address: SocketAddr, error: &EtcdError, what: &str) {
     if error.kind == EtcdErrorKind::TlsRefused {
-        tracing::warn!(%address, %error, "peer probe: TLS handshake refused; counting the peer as silent");
+        tracing::warn!(event = events::PEER_TLS_REFUSED, %address, %error, "peer probe: TLS handshake refused; counting the peer as silent");
     } else {
         tracing::debug!(%address, %error, "peer probe: {what}");
     }
