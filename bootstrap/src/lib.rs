@@ -1,7 +1,25 @@
-//! The node agent's parts. `main.rs` parses the command line and runs
-//! [`agent::run`]; [`restore`] is also a library call on its own: restoring
-//! the backup (and the changes captured after it) into a data directory, up
-//! to a chosen revision.
+//! `etcd-aws`, the node agent: on each instance of the group it finds its
+//! peers, decides (with the core's [`decision`]) whether to form, join,
+//! restart, restore or wait, runs etcd as its child, and does what
+//! `policy` says about how etcd ended. `main.rs` parses the command line
+//! ([`cli`]) and runs [`agent::run`]; [`restore`] is also a library call of
+//! its own: the newest valid backup (and the changes captured after it) into
+//! a data directory, up to a chosen revision.
+//!
+//! # Layout
+//! - [`agent`]: the loop: observe, decide, act, run etcd, then `policy`.
+//! - Before etcd starts: `observe` (the group, the peers' probes, the data
+//!   dir), `node_tls` (the node's certificate from the cluster CA),
+//!   `join` (a join plan carried out), [`restore`] with [`replay`] (a seed
+//!   restoring from the bucket), `order_watch` (the operator's restore
+//!   orders), `wait` (every wait through one helper).
+//! - While etcd runs: `etcd_process` (the child, its signals and its end),
+//!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
+//!   that will not heal, and when this member recovers the cluster).
+//! - After: `policy` (what to do about how etcd ended) and `exit_status`
+//!   (the agent's own exit code); `signals` throughout.
+//!
+//! [`decision`]: etcd_aws_core::membership::decision
 
 pub mod agent;
 pub mod cli;

@@ -1,5 +1,5 @@
 //! What the agent does next after each outcome of its loop: the after-exit
-//! half of the agent's logic, as [`cluster::decision`] is the first half.
+//! half of the agent's logic, as [`decision`] is the first half.
 //!
 //! Pure: plain data in, a [`Next`] out, every row a table test below. The
 //! rules that keep data safe are visible here: a stranded learner's data is
@@ -7,7 +7,7 @@
 //! times, since etcd exits when a concurrent join changed the member list
 //! under it; an operator's stop is always honoured.
 //!
-//! [`cluster::decision`]: etcd_aws_core::membership::decision
+//! [`decision`]: etcd_aws_core::membership::decision
 
 use std::process::ExitStatus;
 

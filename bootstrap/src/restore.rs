@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay::ReplayTarget;
+use etcd_aws_core::clock;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::RestoreTarget;
 use etcd_aws_core::etcd::launch::EtcdLaunch;
@@ -415,9 +416,7 @@ impl Restorer {
     /// the id it had before, and clients, the capture and the operator's
     /// restore could not tell the restored cluster from the one it replaced.
     fn restore_token(&self) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let now = clock::now_unix_millis();
         format!("{}-restored-{now}", self.token)
     }
 }

@@ -2,6 +2,21 @@
 //! tests and `make demo` run against: moto behind a lifecycle-hook layer,
 //! and one `etcd-aws` process per simulated instance on its loopback IP (or
 //! one container of the project's image per instance, on Docker networks).
+//!
+//! # Layout
+//! - The stand-in for AWS: [`stand_in`] (moto behind the lifecycle-hook and
+//!   fault layer), [`iam`] (the template's policies, evaluated), [`lambda`]
+//!   (the Runtime API), [`event_source`] (SQS to Lambda), [`functions`]
+//!   (both functions on their triggers), [`operator`] (`etcd-aws-cfn` run
+//!   against the stand-in), [`planted_backup`].
+//! - The nodes: [`node`] (a process on its loopback IP), [`container_node`]
+//!   with [`docker`] (a container on a network that can be cut),
+//!   [`sim_cluster`] (a group of either), [`paths`] (the built binaries and
+//!   etcd's releases), [`agent_log`] (the agent's JSON lines, read by event),
+//!   [`etcd_metrics`].
+//! - What the scenarios do and check: [`workload`] (a writer and its
+//!   checker), [`space`] (filling a cluster on purpose), [`life`] (the life
+//!   of a cluster, `make demo`), [`soak`] (`make soak`).
 
 pub mod agent_log;
 pub mod container_node;

@@ -1,14 +1,26 @@
-//! The backup function: on a schedule, a consistent snapshot of the cluster
-//! streamed to S3, published only once it is whole, then old backups thinned.
+//! The backup function's code: one binary, four jobs, each asked for by the
+//! invocation's payload and answered with its typed answer (the contract in
+//! `etcd_aws_core::contract::jobs`): a backup on the backup schedule (a
+//! consistent snapshot streamed to S3, published only once it is whole, then
+//! old backups thinned), the continuous [`capture`] every minute,
+//! [`maintenance`] on its own schedule, and the operator's [`status`].
 //!
-//! [`run_backup`] is the whole job and runs in-process (tests, the demo);
-//! `main.rs` is a thin Lambda handler around it: any event runs a backup (the
-//! EventBridge schedule sends a "Scheduled Event"; a manual invoke may send
-//! `{}`), except `{"job":"maintenance"}`, which runs [`maintenance`] instead,
-//! `{"job":"capture"}`, which runs the continuous backup's [`capture`]:
-//! about a minute of watching every change and flushing it as segments, and
-//! `{"job":"status"}`, which answers with what the function sees of the
-//! cluster ([`status`]) for the operator's commands.
+//! [`run_backup`] is the whole backup job and runs in-process (tests, the
+//! demo); `main.rs` is a thin Lambda handler that parses the job and calls
+//! the job's run.
+//!
+//! # Layout
+//! - The backup: [`run`] (the job), [`member_choice`] (which member serves
+//!   the snapshot, pure), [`stored_stream`] (compress, cut parts, hash) and
+//!   [`multipart`] (the upload), [`retention`] (what is kept, pure), [`emf`]
+//!   (its metric line).
+//! - [`capture`]: the continuous backup: the watch, what is held until it is
+//!   flushed, and the merge of a run's segments.
+//! - [`maintenance`]: etcd's health as metrics, defragmentation and NOSPACE
+//!   recovery, with its pure plan.
+//! - [`status`]: the cluster report for the operator's commands.
+//! - [`config`] (the environment, below) and [`endpoints`] (the members'
+//!   client URLs from the group).
 //!
 //! # What a run does
 //! 1. Reads the group's live instances and asks each member for its status;

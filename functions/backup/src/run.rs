@@ -1,10 +1,11 @@
 //! One backup run: find a healthy member, snapshot it into S3, publish,
 //! thin old backups, report.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay;
+use etcd_aws_core::clock;
 use etcd_aws_core::contract::jobs::BackupAnswer;
 use etcd_aws_core::etcd::ids::{ClusterId, MemberId};
 use etcd_aws_io::aws::discovery::DiscoveryError;
@@ -156,7 +157,7 @@ pub async fn run_backup(
     let manifest = action.manifest().clone();
     let (deleted, retention_errors) = apply_retention(config, &store, &manifest).await;
     let metrics = BackupMetrics {
-        age_seconds: (unix_seconds() - manifest.created_at).max(0) as f64,
+        age_seconds: (clock::now_unix_seconds() - manifest.created_at).max(0) as f64,
         bytes: manifest.stored_bytes,
         duration_seconds: started.elapsed().as_secs_f64(),
         revision: manifest.revision,
@@ -179,7 +180,7 @@ pub async fn run_backup(
 /// once it is `refresh_after` old, so its age (and the stale-backup alarm
 /// that reads it) tells a stopped backup from a quiet cluster.
 fn still_current(newest: &BackupManifest, source: &Source, refresh_after: Duration) -> bool {
-    let age = unix_seconds().saturating_sub(newest.created_at);
+    let age = clock::now_unix_seconds().saturating_sub(newest.created_at);
     newest.revision == source.revision
         && newest.cluster_id == source.cluster_id
         && u64::try_from(age).is_ok_and(|age| age < refresh_after.as_secs())
@@ -261,7 +262,7 @@ async fn upload(
     source: &Source,
     access: &EtcdAccess,
 ) -> Result<BackupManifest, BackupError> {
-    let created_at = unix_seconds();
+    let created_at = clock::now_unix_seconds();
     // Two runs in the same second at the same revision (an overlapping
     // schedule, a manual invoke) must never write into one object.
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -407,7 +408,12 @@ async fn apply_retention(
     if let Some(order) = &order {
         protected.extend(protected_backups(order, &manifests));
     }
-    let doomed = retention::to_delete(&manifests, &config.retention, unix_seconds(), &protected);
+    let doomed = retention::to_delete(
+        &manifests,
+        &config.retention,
+        clock::now_unix_seconds(),
+        &protected,
+    );
     let (mut deleted, mut errors) = (Vec::new(), Vec::new());
     let doomed_keys: Vec<&str> = doomed.iter().map(|m| m.key.as_str()).collect();
     let oldest_kept = manifests
@@ -466,10 +472,4 @@ async fn delete_superseded_segments(
             }
         }
     }
-}
-
-fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -1,9 +1,8 @@
 //! The node's etcd data directory: is there member data, and moving it aside.
 
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use etcd_aws_core::clock;
 use etcd_aws_core::membership::observation::LocalData;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -53,9 +52,7 @@ pub fn inspect(data_dir: &Path) -> Result<LocalData, DataDirError> {
 /// Renames the data directory to `<dir>.removed-<unix seconds>` beside it.
 /// Data is never deleted: an operator may still need it.
 pub fn move_aside(data_dir: &Path) -> Result<PathBuf, DataDirError> {
-    let stamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let stamp = clock::now_unix_seconds();
     let mut name = data_dir
         .file_name()
         .map(|n| n.to_os_string())

@@ -34,6 +34,24 @@
 //! internet, ...), and each file of this crate contributes one group of resources.
 //! Scanner findings that do not apply are skipped in the resource's `Metadata` with the
 //! reason written next to them.
+//!
+//! It depends on `etcd-aws-core` only (the names it shares with the binaries,
+//! the backup jobs its schedules ask for, the rule for etcd releases): no AWS
+//! SDK, no tokio, no etcd client.
+//!
+//! ## Layout
+//! - What goes in: [`options`] (validated settings), [`parameters`],
+//!   [`names`] (every name used twice, the shared ones from the core),
+//!   [`etcd_archive`] (pinned release checksums).
+//! - The network: [`network`], [`endpoints`], [`security_groups`],
+//!   [`load_balancer`].
+//! - The nodes: [`launch_template`] with [`user_data`], [`autoscaling`],
+//!   [`node_role`], [`node_logs`], [`tls_secrets`].
+//! - Keeping them right: [`lifecycle_queue`], [`functions`], [`schedules`],
+//!   [`backup_bucket`].
+//! - Watching them: [`alarms`], [`dashboard`], [`outputs`].
+//! - How it is built and written: [`fragment`] (one module's share of the
+//!   template), [`intrinsics`], [`policy`], [`suppressions`], [`render`](mod@render).
 
 pub mod alarms;
 pub mod autoscaling;

@@ -1,8 +1,8 @@
 //! The TLS secrets as the template sees them: their ARNs as parameters, whether a
 //! customer managed KMS key encrypts them, and the statements that let a role read one.
 //!
-//! The secrets themselves are made by `etcd-aws-cfn` before the stack (see
-//! [`crate::cluster_secrets`]): the creation policy waits for every node to be a
+//! The secrets themselves are made by `etcd-aws-cfn` before the stack (its
+//! `deploy::cluster_secrets`): the creation policy waits for every node to be a
 //! healthy member, and a node cannot start without the CA, so the CA must exist before
 //! the first node boots. A stack resource would only be created alongside the nodes.
 

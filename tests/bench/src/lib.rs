@@ -1,7 +1,9 @@
 //! `make bench`: etcd-aws against the standard tools, in one run, on the
 //! local stand-in. Each family measures ours and the standard tool on the
-//! same data, interleaved, and reports medians and their ratio:
+//! same data, interleaved, and reports medians and their ratio.
 //!
+//! # Layout
+//! The families:
 //! - [`backup`]: the backup function vs `etcdctl snapshot save` + `aws s3 cp`
 //! - [`dump`]: the 2016 tool's JSON dump vs our snapshot
 //! - [`restore`]: the agent's restore path vs `aws s3 cp` + `etcdutl`
@@ -14,7 +16,10 @@
 //!   tools' intervals, and the restore with an hour of segments vs the
 //!   snapshot alone
 //!
-//! [`report`] prints the table and writes `docs/benchmarks.md`.
+//! What they share: [`environment`] (the machine and tools, stated in the
+//! report), [`data`] and [`dataset`] (Kubernetes-like keys, loaded once),
+//! [`process`] (timing and peak memory of a process); [`report`] prints the
+//! table and writes `docs/benchmarks.md`.
 
 pub mod backup;
 pub mod continuous;

@@ -16,9 +16,10 @@
 //! newest snapshot than the restore should replay, a snapshot is taken beside
 //! the watch.
 
+use etcd_aws_core::clock;
 use etcd_aws_core::etcd::ids::ClusterId;
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use etcd_aws_core::backup::replay::{self, ReplayTarget};
 use etcd_aws_core::backup::segment::{LeaseGrant, GONE_LEASE_TTL, UNKNOWN_LEASE_TTL};
@@ -354,7 +355,7 @@ impl Capture {
             tokio::select! {
                 answer = watch.next() => match answer {
                     Ok(Watched::Changes(changes)) => {
-                        let (now, seen_at_ms) = (Instant::now(), unix_millis());
+                        let (now, seen_at_ms) = (Instant::now(), clock::now_unix_millis());
                         for (revision, change) in changes {
                             self.pending.add(revision, change, now, seen_at_ms);
                         }
@@ -402,9 +403,9 @@ impl Capture {
             return;
         }
         let leases = self.leases(admin).await;
-        let Some(segment) = self
-            .pending
-            .segment(self.cluster_id, unix_seconds(), leases)
+        let Some(segment) =
+            self.pending
+                .segment(self.cluster_id, clock::now_unix_seconds(), leases)
         else {
             return;
         };
@@ -437,7 +438,10 @@ impl Capture {
     /// Stores what the run stored as one segment, then deletes the small
     /// ones it replaces. A failure leaves them: they hold the same revisions.
     async fn merge_stored(&mut self) {
-        let Some((merged, replaced)) = self.stored.merge(self.cluster_id, unix_seconds()) else {
+        let Some((merged, replaced)) = self
+            .stored
+            .merge(self.cluster_id, clock::now_unix_seconds())
+        else {
             return;
         };
         match self.store.put_segment(&merged).await {
@@ -616,16 +620,4 @@ impl Capture {
         }
         Ok(self.outcome)
     }
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

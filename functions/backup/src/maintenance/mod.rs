@@ -19,8 +19,9 @@
 pub mod health;
 pub mod plan;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use etcd_aws_core::clock;
 use etcd_aws_core::contract::jobs::MaintenanceAnswer;
 use etcd_aws_core::contract::metrics;
 use etcd_aws_core::contract::metrics::{Metric, Unit};
@@ -208,7 +209,7 @@ pub(crate) async fn observe(
 async fn newest_backup_age(config: &BackupConfig, sdk: &aws_config::SdkConfig) -> Option<i64> {
     let store = BackupStore::new(sdk, &config.bucket, &config.prefix);
     match store.pointer().await {
-        Ok(pointer) => pointer.map(|newest| unix_seconds() - newest.created_at),
+        Ok(pointer) => pointer.map(|newest| clock::now_unix_seconds() - newest.created_at),
         Err(error) => {
             tracing::warn!(%error, "cannot read the newest backup; counting it as missing");
             None
@@ -366,10 +367,4 @@ async fn disarm(
         tracing::warn!(member = %alarm.member_id, "NOSPACE recovered: every member is below the quota again; alarm cleared, writes are accepted");
     }
     Ok(alarms.len())
-}
-
-fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -261,10 +261,7 @@ fn function_errors_lines(view: &StatusView) -> String {
         for error in &group.recent {
             out.push_str(&format!(
                 "    {}  {}\n",
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::from_millis(error.at_ms.max(0) as u64)
-                ),
+                humantime::format_rfc3339_seconds(clock::from_unix_millis(error.at_ms)),
                 error.message
             ));
         }

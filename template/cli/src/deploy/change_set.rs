@@ -11,6 +11,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
+use etcd_aws_core::clock;
 use etcd_aws_io::aws::error as aws_error;
 
 use super::stack_events::{self, Event, Outcome};
@@ -105,7 +106,7 @@ pub async fn deploy(client: &Client, deployment: &Deployment) -> Result<Deployed
         kind = change_set_type.as_str(),
         "creating change set"
     );
-    let change_set_name = format!("etcd-aws-cfn-{}", unix_seconds());
+    let change_set_name = format!("etcd-aws-cfn-{}", clock::now_unix_seconds());
     let declared = declared_parameters(&deployment.template_body);
     let parameters: Vec<Parameter> = deployment
         .parameters
@@ -337,11 +338,4 @@ pub fn declared_parameters(template_body: &str) -> HashSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

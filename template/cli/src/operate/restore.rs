@@ -18,7 +18,7 @@
 //! stopped.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use etcd_aws_core::backup::replay::{plan, ReplayTarget};
 use etcd_aws_core::clock::utc_stamp;
@@ -415,8 +415,7 @@ fn from_cluster_id(order: &RestoreOrder) -> Option<ClusterId> {
 
 /// `2026-12-01T10:00:00.123Z` for milliseconds since the epoch.
 fn rfc3339(ms: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(at).to_string()
+    humantime::format_rfc3339_millis(clock::from_unix_millis(ms)).to_string()
 }
 
 /// Whether `report` shows the restored cluster whole; what it shows otherwise.
