@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use crate::backup::segment::{Change, RevisionChange, Segment, FORMAT};
 use crate::contract::names::ports;
 use crate::etcd::ids::{ClusterId, MemberId};
 use crate::etcd::status::MemberStatus;
@@ -91,5 +92,31 @@ pub fn status(member_id: u64, leader_id: u64) -> MemberStatus {
         db_size: 4096,
         db_size_in_use: 4096,
         version: "3.5.16".into(),
+    }
+}
+
+/// A segment of cluster `c1` claiming `first..=last` and holding
+/// `revisions`, each a put of `k` to `v` seen at `1_700_000_000_000 + revision`
+/// ms; adjust the fields a row is about.
+pub fn segment(first: i64, last: i64, revisions: &[i64]) -> Segment {
+    Segment {
+        format: FORMAT,
+        cluster_id: ClusterId(0xc1),
+        first,
+        last,
+        flushed_at: 1_700_000_000,
+        revisions: revisions
+            .iter()
+            .map(|&revision| RevisionChange {
+                revision,
+                changes: vec![Change::Put {
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec(),
+                    lease: 0,
+                }],
+                seen_at_ms: 1_700_000_000_000 + revision,
+            })
+            .collect(),
+        leases: vec![],
     }
 }

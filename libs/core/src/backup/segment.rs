@@ -208,25 +208,7 @@ mod bytes_base64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segment(first: i64, last: i64, revisions: &[i64]) -> Segment {
-        Segment {
-            format: FORMAT,
-            cluster_id: ClusterId(0xc1),
-            first,
-            last,
-            flushed_at: 1_700_000_000,
-            revisions: revisions
-                .iter()
-                .map(|&revision| RevisionChange {
-                    revision,
-                    changes: vec![Change::Delete { key: b"k".to_vec() }],
-                    seen_at_ms: 0,
-                })
-                .collect(),
-            leases: vec![],
-        }
-    }
+    use crate::test_support::segment;
 
     const SHA: &str = "00000000000000000000000000000000000000000000000000000000000000ab";
 

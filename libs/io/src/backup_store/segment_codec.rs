@@ -47,37 +47,10 @@ pub fn decode(reference: &SegmentRef, stored: &[u8]) -> Result<Segment, SegmentE
 
 #[cfg(test)]
 mod tests {
-    use etcd_aws_core::backup::segment::{Change, LeaseGrant, RevisionChange, FORMAT};
-    use etcd_aws_core::etcd::ids::ClusterId;
+    use etcd_aws_core::backup::segment::{Change, LeaseGrant, RevisionChange};
+    use etcd_aws_core::test_support::segment;
 
     use super::*;
-
-    fn put(key: &str, value: &str, lease: i64) -> Change {
-        Change::Put {
-            key: key.as_bytes().to_vec(),
-            value: value.as_bytes().to_vec(),
-            lease,
-        }
-    }
-
-    fn segment(first: i64, last: i64, revisions: &[i64]) -> Segment {
-        Segment {
-            format: FORMAT,
-            cluster_id: ClusterId(0xc1),
-            first,
-            last,
-            flushed_at: 1_700_000_000,
-            revisions: revisions
-                .iter()
-                .map(|&revision| RevisionChange {
-                    revision,
-                    changes: vec![put("k", "v", 0)],
-                    seen_at_ms: 1_700_000_000_000 + revision,
-                })
-                .collect(),
-            leases: vec![],
-        }
-    }
 
     #[test]
     fn a_segment_reads_back_as_written_with_binary_keys_leases_and_transactions() {
@@ -99,7 +72,7 @@ mod tests {
                 },
                 RevisionChange {
                     revision: 12,
-                    changes: vec![put("a", "b", 0)],
+                    changes: vec![Change::Delete { key: b"a".to_vec() }],
                     seen_at_ms: 0,
                 },
             ],
