@@ -5,8 +5,9 @@
 //! [`decide`]'s, what to do after an outcome is [`policy::next`]'s. This module
 //! only gathers what they need and carries out what they say.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,6 +32,7 @@ use crate::order_watch::{OrderWatch, Step};
 use crate::policy::{self, EtcdExit, Next, Outcome, Start};
 use crate::quorum_watch::QuorumWatch;
 use crate::readiness::Readiness;
+use crate::ready_endpoint::{NodeState, ReadyEndpoint};
 use crate::restore::{BackupSettings, Restorer};
 use crate::signals::Signals;
 use crate::wait::{Wait, WaitPolicy};
@@ -67,6 +69,8 @@ pub struct Supervision {
     /// How often a running member reads the bucket for a restore order.
     pub restore_poll_interval: Duration,
     pub ready_file: Option<PathBuf>,
+    /// The port of the agent's `GET /ready`; 0 serves nothing.
+    pub ready_port: u16,
 }
 
 /// What the waits say they wait for.
@@ -95,6 +99,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
     if let Some(path) = &config.supervision.ready_file {
         remove_stale_ready_file(path)?;
     }
+    let node = Arc::new(NodeState::default());
     let (access, tls_files) = match &config.tls {
         None => {
             node_tls::warn_plaintext();
@@ -103,14 +108,30 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         Some(settings) => {
             let mut wait = Wait::new(config.wait, FOR_THE_CA);
             match node_tls::prepare(settings, &aws, &me, &mut wait, &mut signals).await? {
-                Ok(tls) => (
-                    EtcdAccess::tls(config.timeouts, tls.credentials),
-                    Some(tls.files),
-                ),
+                Ok(tls) => {
+                    node.set_certificate_not_after(Some(tls.not_after));
+                    (
+                        EtcdAccess::tls(config.timeouts, tls.credentials),
+                        Some(tls.files),
+                    )
+                }
                 Err(end) => return Ok(policy::after_wait(&end)),
             }
         }
     };
+    if config.supervision.ready_port != 0 {
+        let endpoint = ReadyEndpoint {
+            state: Arc::clone(&node),
+            own_client_url: access.url(private_ip, config.etcd.client_port),
+            access: access.clone(),
+        };
+        let address = SocketAddr::new(private_ip, config.supervision.ready_port);
+        tokio::spawn(async move {
+            if let Err(error) = endpoint.serve(address).await {
+                tracing::error!(%address, %error, "cannot serve GET /ready: the load balancer will count this node unhealthy; free the port or set --ready-port");
+            }
+        });
+    }
     let etcd = etcd_aws_io::etcd::binary::probe(&config.etcd.binary).await?;
     etcd.release.check_supported()?;
     tracing::info!(release = %etcd.release, binary = %config.etcd.binary.display(), "etcd release");
@@ -149,6 +170,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
                 etcd: config.etcd.binary.clone(),
                 etcd_args: config.etcd.upkeep.args(&etcd),
                 token: group.clone(),
+                lease_policy: settings.lease_policy,
             }),
         base: EtcdLaunch {
             name: me.instance_id.clone(),
@@ -165,6 +187,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         etcd,
         me,
         group,
+        node,
         etcd_binary: config.etcd.binary.clone(),
         access,
         supervision: config.supervision.clone(),
@@ -194,6 +217,8 @@ struct Agent {
     base: EtcdLaunch,
     /// The etcd that runs: its release decides what it may join.
     etcd: EtcdBinary,
+    /// What the readiness endpoint answers from.
+    node: Arc<NodeState>,
     etcd_binary: PathBuf,
     access: EtcdAccess,
     supervision: Supervision,
@@ -233,7 +258,10 @@ impl Agent {
                     },
                 },
             };
-            let supervised = self.supervise(&launch, signals).await?;
+            self.node.set_etcd_running(true);
+            let supervised = self.supervise(&launch, signals).await;
+            self.node.set_etcd_running(false);
+            let supervised = supervised?;
             // A new stretch of waiting starts once etcd has run.
             wait = Wait::new(self.wait, TO_START_ETCD);
             let next = policy::next(&Outcome::EtcdEnded {
@@ -276,6 +304,13 @@ impl Agent {
                 return Ok(pause(wait, &reason, "restore_order_unreadable", signals).await)
             }
         };
+        self.node.set_held_by_restore(matches!(
+            ordered,
+            Some(Step {
+                step: NodeStep::Quarantine | NodeStep::Hold,
+                ..
+            })
+        ));
         let order_target = match ordered {
             None => None,
             Some(Step {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::contract::names::{bucket, env, paths, ports};
 use etcd_aws_core::etcd::launch::{AutoCompaction, CompactionMode, Upkeep};
 use etcd_aws_io::etcd::admin::EtcdTimeouts;
@@ -72,6 +73,13 @@ pub struct Cli {
     /// Key prefix of the backups in the bucket.
     #[arg(long, env = env::BACKUP_PREFIX, default_value = bucket::BACKUP_PREFIX)]
     pub backup_prefix: String,
+
+    /// What a restore does with the leases it brings back: `revoke` every one
+    /// before the cluster serves (their keys vanish; a lock or election holder
+    /// is told "lease not found" and acquires afresh, so no holder that had
+    /// lost a lock finds it again), or `keep` them as they were.
+    #[arg(long, env = env::RESTORE_LEASES, default_value = "revoke")]
+    pub restore_leases: LeasePolicy,
 
     /// etcd's client port on the private IP.
     #[arg(long, env = env::CLIENT_PORT, default_value_t = ports::CLIENT)]
@@ -155,6 +163,14 @@ pub struct Cli {
     #[arg(long, env = env::METRICS_PORT, default_value_t = ports::METRICS)]
     pub metrics_port: u16,
 
+    /// Port on the private IP where the agent answers `GET /ready` (plain
+    /// HTTP): 200 for a voting member that serves reads, 503 with the reason
+    /// for a learner, a joiner still publishing itself, a node a restore
+    /// holds out or one whose certificate expired. The load balancer's
+    /// target group asks it; 0 serves nothing.
+    #[arg(long, env = env::READY_PORT, default_value_t = ports::READY)]
+    pub ready_port: u16,
+
     /// A file written once this node is a healthy voting member (for health
     /// checks and tests); removed at start.
     #[arg(long, env = env::READY_FILE)]
@@ -206,6 +222,7 @@ impl Cli {
             bucket,
             prefix: self.backup_prefix,
             etcdutl: self.etcdutl_binary,
+            lease_policy: self.restore_leases,
         });
         AgentConfig {
             identity: IdentityFlags {
@@ -246,6 +263,7 @@ impl Cli {
                 quorum_loss_grace: self.quorum_loss_grace,
                 restore_poll_interval: self.restore_poll_interval,
                 ready_file: self.ready_file,
+                ready_port: self.ready_port,
             },
         }
     }

@@ -90,7 +90,7 @@ pub async fn run(
 
     let ready = readiness.wait_until_ready();
     tokio::pin!(ready);
-    let recovery = watch.until_forced_recovery_is_due();
+    let recovery = watch.until_forced_recovery_is_due(&readiness.peer_client_urls);
     tokio::pin!(recovery);
     let quarantine = async {
         match orders {

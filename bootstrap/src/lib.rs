@@ -16,6 +16,8 @@
 //! - While etcd runs: `etcd_process` (the child, its signals and its end),
 //!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
 //!   that will not heal, and when this member recovers the cluster).
+//! - Throughout: [`ready_endpoint`] (the load balancer's `GET /ready`: a
+//!   serving voting member, or the reason it is not).
 //! - After: `policy` (what to do about how etcd ended) and `exit_status`
 //!   (the agent's own exit code); `signals` throughout.
 //!
@@ -32,6 +34,7 @@ mod order_watch;
 mod policy;
 mod quorum_watch;
 mod readiness;
+pub mod ready_endpoint;
 pub mod replay;
 pub mod restore;
 mod signals;

@@ -37,6 +37,8 @@ pub struct NodeTls {
     /// The node's certificate doubles as its client certificate towards peers.
     pub credentials: TlsCredentials,
     pub files: TlsFiles,
+    /// When the certificate expires.
+    pub not_after: SystemTime,
 }
 
 /// Reads the CA (waiting while the secret still holds the deploy's
@@ -85,7 +87,11 @@ pub async fn prepare(
     tracing::info!(ca_secret, dir = %settings.dir.display(), ips = ?info.ips, dns_names = ?settings.dns_names,
         valid_until = %humantime::format_rfc3339_seconds(info.not_after),
         "issued this node's certificate from the cluster CA");
-    Ok(Ok(NodeTls { credentials, files }))
+    Ok(Ok(NodeTls {
+        credentials,
+        files,
+        not_after: info.not_after,
+    }))
 }
 
 async fn wait_for_ca(

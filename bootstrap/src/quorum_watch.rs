@@ -23,13 +23,17 @@ pub struct QuorumWatch {
     pub interval: Duration,
 }
 
-/// What one look at this member's own etcd found.
+/// What one look at the cluster found.
 enum Quorum {
     Holds,
     Lost,
     /// This member is a learner: it cannot serve the linearizable read that
     /// proves quorum, and a slow catch-up is not a quorum loss.
     NotAVoter,
+    /// This member does not serve a linearizable read yet, but its peers do:
+    /// it is still joining (publishing itself, catching up after a restart),
+    /// and the cluster has its quorum.
+    ServedByPeers,
 }
 
 /// Why the cluster could not be observed for the recovery decision.
@@ -45,14 +49,18 @@ enum ObserveError {
 
 impl QuorumWatch {
     /// Returns once this member should restart with `--force-new-cluster`;
-    /// runs for as long as etcd does otherwise.
-    pub async fn until_forced_recovery_is_due(&self) {
+    /// runs for as long as etcd does otherwise. `peers` are the other members'
+    /// client URLs as the agent last saw them, refreshed while this member
+    /// answers: quorum is judged from the cluster, not from one member's
+    /// first seconds.
+    pub async fn until_forced_recovery_is_due(&self, peers: &[String]) {
         let mut lost_since: Option<Instant> = None;
         let mut last_reason = String::new();
+        let mut peers = peers.to_vec();
         loop {
             tokio::time::sleep(self.interval).await;
-            match self.quorum().await {
-                Quorum::Holds | Quorum::NotAVoter => {
+            match self.quorum(&mut peers).await {
+                Quorum::Holds | Quorum::NotAVoter | Quorum::ServedByPeers => {
                     if lost_since.take().is_some() {
                         tracing::info!(event = events::QUORUM_BACK, "quorum is back");
                     }
@@ -88,20 +96,36 @@ impl QuorumWatch {
         }
     }
 
-    async fn quorum(&self) -> Quorum {
-        let Ok(mut own) =
+    /// Whether the cluster has quorum: through this member first; when it
+    /// cannot prove it, through `peers`. Refreshes `peers` from the member
+    /// list whenever this member answers.
+    async fn quorum(&self, peers: &mut Vec<String>) -> Quorum {
+        if let Ok(mut own) =
             EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access).await
-        else {
-            return Quorum::Lost;
-        };
-        match own.status().await {
-            Ok(status) if status.is_learner => return Quorum::NotAVoter,
-            Ok(_) => {}
-            Err(_) => return Quorum::Lost,
+        {
+            match own.status().await {
+                Ok(status) if status.is_learner => return Quorum::NotAVoter,
+                Ok(status) if own.check_quorum().await.is_ok() => {
+                    if let Ok((_, members)) = own.members().await {
+                        *peers = members
+                            .iter()
+                            .filter(|m| m.id != status.member_id)
+                            .flat_map(|m| m.client_urls.iter().cloned())
+                            .collect();
+                    }
+                    return Quorum::Holds;
+                }
+                _ => {}
+            }
         }
-        match own.check_quorum().await {
-            Ok(_) => Quorum::Holds,
-            Err(_) => Quorum::Lost,
+        let served = EtcdAdmin::first_answer(peers, &self.access, async |admin| {
+            admin.check_quorum().await
+        })
+        .await;
+        if served.is_ok() {
+            Quorum::ServedByPeers
+        } else {
+            Quorum::Lost
         }
     }
 

@@ -18,6 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::backup::replay::{self, BatchLimits, ReplayTarget};
 use etcd_aws_core::backup::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
 use etcd_aws_core::contract::events;
@@ -59,14 +60,18 @@ pub struct Replayed {
     /// Revisions captured but not replayed: `(first, last)`, after a missing or
     /// damaged segment, or a hole in the capture.
     pub lost: Option<(i64, i64)>,
+    /// Leases revoked before the cluster serves ([`LeasePolicy::Revoke`]).
+    pub leases_revoked: usize,
 }
 
-/// Where the segments are, and the etcd that applies them.
+/// Where the segments are, the etcd that applies them, and what becomes of
+/// the leases the restore brings back.
 pub struct SegmentReplay<'a> {
     pub store: &'a BackupStore,
     pub etcd: &'a Path,
     /// The flags the cluster runs with that shape its data (quota, compaction).
     pub etcd_args: &'a [String],
+    pub lease_policy: LeasePolicy,
 }
 
 /// Replays onto `data_dir` (a restored snapshot at `snapshot_revision`, of
@@ -83,6 +88,7 @@ pub async fn replay_segments(
         store,
         etcd,
         etcd_args,
+        lease_policy,
     } = *replay;
     let mut replayed = Replayed {
         from: snapshot_revision,
@@ -90,6 +96,7 @@ pub async fn replay_segments(
         segments: 0,
         revisions: 0,
         lost: None,
+        leases_revoked: 0,
     };
     let mut passed_over: HashSet<String> = HashSet::new();
     let mut leases: HashMap<i64, i64> = HashMap::new();
@@ -148,6 +155,18 @@ pub async fn replay_segments(
         replayed.segments += 1;
         replayed.until = until;
     }
+    if lease_policy == LeasePolicy::Revoke {
+        if private.is_none() {
+            private = Some(PrivateEtcd::start(etcd, data_dir, name, etcd_args).await?);
+        }
+        let admin = &mut private
+            .as_mut()
+            .context("the private etcd is running")?
+            .admin;
+        replayed.leases_revoked = revoke_every_lease(admin)
+            .await
+            .context("revoking the restored leases before the cluster serves")?;
+    }
     if let Some(private) = private {
         private.stop().await?;
     }
@@ -162,6 +181,23 @@ pub async fn replay_segments(
         );
     }
     Ok(replayed)
+}
+
+/// Revokes every lease the restored data holds, so that no holder of a lock
+/// or an election the lost cluster had given away finds it again; returns
+/// how many. Their keys are deleted with them, as revisions of the restored
+/// cluster's own history.
+async fn revoke_every_lease(admin: &mut EtcdAdmin) -> anyhow::Result<usize> {
+    let leases = admin.lease_ids().await?;
+    for id in &leases {
+        admin.revoke_lease(*id).await?;
+    }
+    tracing::info!(
+        event = events::LEASES_REVOKED,
+        revoked = leases.len(),
+        "revoked every restored lease (--restore-leases revoke): their keys are gone, and every holder of a lock or an election acquires it afresh"
+    );
+    Ok(leases.len())
 }
 
 /// Segment reads in flight, for the segments the plan takes next.

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::clock;
@@ -37,6 +38,8 @@ pub struct BackupSettings {
     pub prefix: String,
     /// The etcdutl binary that restores a snapshot into a data directory.
     pub etcdutl: PathBuf,
+    /// What becomes of the leases a restore brings back.
+    pub lease_policy: LeasePolicy,
 }
 
 pub struct Restorer {
@@ -49,6 +52,8 @@ pub struct Restorer {
     /// `--initial-cluster-token` of the restored one-member cluster, to
     /// which each restore adds its time ([`Restorer::restore_token`]).
     pub token: String,
+    /// What becomes of the leases the restore brings back.
+    pub lease_policy: LeasePolicy,
 }
 
 /// What a restore restored.
@@ -139,16 +144,21 @@ impl Restorer {
         {
             Ok(snapshot_revision) => {
                 tracing::info!(event = events::RESTORED_BACKUP, key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
+                // Nothing captured after it is replayed; the leases are
+                // dealt with as after any restore.
+                let replayed = replay_segments(
+                    &self.segment_replay(),
+                    &launch.data_dir,
+                    &launch.name,
+                    snapshot_revision,
+                    &[],
+                    ReplayTarget::Latest,
+                )
+                .await?;
                 Ok(Restored {
                     manifest: manifest.clone(),
                     snapshot_revision,
-                    replayed: Replayed {
-                        from: snapshot_revision,
-                        until: snapshot_revision,
-                        segments: 0,
-                        revisions: 0,
-                        lost: None,
-                    },
+                    replayed,
                 })
             }
             Err(RestoreAttempt::Damaged(reason)) => {
@@ -230,6 +240,15 @@ impl Restorer {
         )
     }
 
+    fn segment_replay(&self) -> SegmentReplay<'_> {
+        SegmentReplay {
+            store: &self.store,
+            etcd: &self.etcd,
+            etcd_args: &self.etcd_args,
+            lease_policy: self.lease_policy,
+        }
+    }
+
     /// Replays the captured changes after the restored snapshot.
     async fn replay(
         &self,
@@ -241,13 +260,8 @@ impl Restorer {
             self.store.segments().await.context(
                 "cannot list the captured changes (segments) to replay after the snapshot",
             )?;
-        let replay = SegmentReplay {
-            store: &self.store,
-            etcd: &self.etcd,
-            etcd_args: &self.etcd_args,
-        };
         let replayed = replay_segments(
-            &replay,
+            &self.segment_replay(),
             &launch.data_dir,
             &launch.name,
             snapshot_revision,

@@ -321,6 +321,7 @@ fn create_container(
         args.extend(["--env", pair]);
     }
     args.push(&settings.image);
+    args.extend(spec.agent_args.iter().map(String::as_str));
     args.push("--");
     args.extend(ETCD_TUNING_ARGS);
     args.extend(spec.extra_args.iter().map(String::as_str));

@@ -8,7 +8,8 @@
 //!   fault layer), [`iam`] (the template's policies, evaluated), [`lambda`]
 //!   (the Runtime API), [`event_source`] (SQS to Lambda), [`functions`]
 //!   (both functions on their triggers), [`operator`] (`etcd-aws-cfn` run
-//!   against the stand-in), [`planted_backup`].
+//!   against the stand-in), [`load_balancer`] (one address for clients, to
+//!   the nodes that say they are ready), [`planted_backup`].
 //! - The nodes: [`node`] (a process on its loopback IP), [`container_node`]
 //!   with [`docker`] (a container on a network that can be cut),
 //!   [`sim_cluster`] (a group of either), [`paths`] (the built binaries and
@@ -27,6 +28,7 @@ pub mod functions;
 pub mod iam;
 pub mod lambda;
 pub mod life;
+pub mod load_balancer;
 pub mod node;
 pub mod operator;
 pub mod paths;

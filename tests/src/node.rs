@@ -25,6 +25,9 @@ pub struct NodeSpec {
     pub aws_env: Vec<(String, String)>,
     /// The instance's "disk": data dir, ready file and log live here.
     pub root: PathBuf,
+    /// The agent's own flags, such as `--restore-leases keep`.
+    pub agent_args: Vec<String>,
+    /// etcd's flags, passed on by the agent (after `--`).
     pub extra_args: Vec<String>,
     /// The stand-in's backup bucket, for restores after total loss.
     pub backup_bucket: Option<String>,
@@ -311,6 +314,7 @@ fn spawn_agent(
         .env("ETCD_AWS_READY_FILE", spec.ready_file())
         .envs(spec.tls_env(&spec.tls_dir()))
         .envs(AGENT_TUNING_ENV)
+        .args(&spec.agent_args)
         .arg("--")
         .args(ETCD_TUNING_ARGS)
         .args(&spec.extra_args)

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use etcd_aws_backup::{run_backup, BackupConfig};
+use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_core::membership::member::Member;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
@@ -45,6 +47,8 @@ pub struct NodeOptions {
     /// Auto Scaling which group its instance is in. The default names the group,
     /// which spares every start a call.
     pub discover_group: bool,
+    /// The agent's own flags on every node, such as `--restore-leases keep`.
+    pub agent_args: Vec<String>,
     /// etcd flags every node's agent passes on (after `--`), such as a small
     /// `--quota-backend-bytes`.
     pub etcd_args: Vec<String>,
@@ -270,6 +274,18 @@ impl<N: NodeRunner> SimCluster<N> {
         Endpoints::new(urls, self.etcd_access())
     }
 
+    /// A backup now, as the backup function takes one (run in-process):
+    /// the manifest of the backup that holds the cluster as it is.
+    pub async fn backup_now(&self) -> anyhow::Result<BackupManifest> {
+        let config = BackupConfig::new(
+            self.stand_in.group_name(),
+            self.stand_in.bucket(),
+            self.stand_in.functions_tls(),
+        );
+        let outcome = run_backup(&config, &self.stand_in.sdk_config().await).await?;
+        Ok(outcome.action.manifest().clone())
+    }
+
     /// How the harness reaches etcd: with its client certificate when TLS is on.
     pub fn etcd_access(&self) -> EtcdAccess {
         self.stand_in.etcd_access(HARNESS_TIMEOUTS)
@@ -455,6 +471,7 @@ fn node_template(stand_in: &StandIn, root: &std::path::Path, options: &NodeOptio
         },
         aws_env: stand_in.env_as(Caller::Node),
         root: root.to_owned(),
+        agent_args: options.agent_args.clone(),
         extra_args: options.etcd_args.clone(),
         backup_bucket: Some(stand_in.bucket().to_owned()),
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),

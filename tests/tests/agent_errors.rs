@@ -356,6 +356,7 @@ async fn a_join_the_cluster_keeps_refusing_gives_up_at_the_wait_timeout() -> any
         group_name: stand_in.group_name().to_owned(),
         aws_env: stand_in.env(),
         root: root.path().join(&seed.id),
+        agent_args: Vec::new(),
         extra_args: Vec::new(),
         backup_bucket: None,
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),

@@ -3,6 +3,7 @@
 //! segments; after a total loss the seed restores the newest snapshot and
 //! replays the segments after it before it serves.
 
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::contract::events;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -346,6 +347,9 @@ async fn restorer(
         etcd: etcd_tool("etcd")?,
         etcd_args: Vec::new(),
         token: "restored".into(),
+        // These restores are about what the replay brings back, leases
+        // included, as it was captured.
+        lease_policy: LeasePolicy::Keep,
     })
 }
 

@@ -415,6 +415,7 @@ async fn start_nodes(stand_in: &StandIn, root: &std::path::Path) -> anyhow::Resu
             group_name: stand_in.group_name().to_owned(),
             aws_env: stand_in.env(),
             root: root.join(&instance.id),
+            agent_args: Vec::new(),
             extra_args: Vec::new(),
             backup_bucket: None,
             tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),

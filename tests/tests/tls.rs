@@ -6,6 +6,7 @@
 //! files: the harness runs every cluster with TLS unless a test asks otherwise.
 
 use etcd_aws_core::contract::events;
+use etcd_aws_core::contract::names::ports;
 use std::time::{Duration, SystemTime};
 
 use etcd_aws_backup::{run_backup, BackupConfig};
@@ -74,12 +75,13 @@ async fn nodes_serve_clients_and_peers_over_tls_with_certificates_they_issued_th
     Ok(())
 }
 
-/// The load balancer's health check: plain HTTP, no certificate, on the metrics port.
+/// The load balancer's health check: plain HTTP, no certificate, the agent's
+/// GET /ready on the ready port.
 async fn health_check(ip: std::net::Ipv4Addr) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect((ip, 2381)).await?;
+    let mut stream = tokio::net::TcpStream::connect((ip, ports::READY)).await?;
     stream
-        .write_all(b"GET /health?serializable=true HTTP/1.0\r\nHost: etcd\r\n\r\n")
+        .write_all(b"GET /ready HTTP/1.0\r\nHost: etcd\r\n\r\n")
         .await?;
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await??;
@@ -93,7 +95,7 @@ async fn the_load_balancer_health_check_needs_no_certificate() -> anyhow::Result
     let instance = cluster.stand_in.instances().await?.remove(0);
     let answer = health_check(instance.private_ip).await?;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
-    assert!(answer.contains(r#""health":"true""#), "{answer}");
+    assert!(answer.ends_with("ready\n"), "{answer}");
     Ok(())
 }
 
@@ -179,6 +181,7 @@ fn node_on(
         group_name: stand_in.group_name().to_owned(),
         aws_env: stand_in.env(),
         root: root.join(&instance.id),
+        agent_args: Vec::new(),
         extra_args: Vec::new(),
         backup_bucket: None,
         tls_ca_secret: Some(ca_secret.to_owned()),

@@ -128,17 +128,27 @@ async fn replacement_group_restores_every_write_up_to_the_backup_and_nothing_aft
             "before/{i}"
         );
     }
-    // ...the leased key is still bound to a live lease (the original restored
-    // such keys as permanent)...
+    // ...the leased key went with its lease, which the restore revoked
+    // before the cluster served (the default `--restore-leases revoke`): a
+    // holder of a lock or an election acquires afresh...
     let mut client = cluster.client().await?;
     let leased = client.get("leased/key", None).await?;
-    let kv = leased.kvs().first().expect("leased/key restored");
-    assert_eq!(kv.lease(), lease, "the key lost its lease");
-    let ttl = client.lease_time_to_live(lease, None).await?;
-    assert!(
-        ttl.ttl() > 0,
-        "lease {lease:x} is not alive after the restore"
+    assert_eq!(
+        leased.count(),
+        0,
+        "the leased key outlived its revoked lease"
     );
+    let ttl = client.lease_time_to_live(lease, None).await?;
+    assert!(ttl.ttl() <= 0, "lease {lease:x} is alive after the restore");
+    // ...no node of the restored cluster reported a quorum loss while its
+    // joiners published themselves (the seed served throughout)...
+    for id in cluster.instance_ids() {
+        let log = cluster.with_node(&id, |n| n.log())?;
+        assert!(
+            !agent_log::has_event(&log, events::QUORUM_LOST),
+            "{id} reported a quorum loss:\n{log}"
+        );
+    }
     // ...and nothing written after the backup is claimed.
     for i in 0..5 {
         assert_eq!(

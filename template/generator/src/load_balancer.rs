@@ -6,22 +6,25 @@
 //! balancer, and etcd would no longer see who the client is). Each node's certificate
 //! names the balancer's DNS name, so clients can verify it through the balancer.
 //!
-//! The health check asks etcd for its *local* health (`serializable=true`, etcd 3.5.3+).
-//! The plain `/health` fails on every node once quorum is lost, and autoscaling would
-//! then replace the survivors whose data the recovery needs. It asks on the metrics
-//! port, where etcd serves `/health` over plain HTTP: the client port requires a
-//! client certificate, which a load balancer health check cannot present.
+//! The health check asks each node's agent `GET /ready` (plain HTTP on the ready port:
+//! a health check cannot present the client certificate the client port requires).
+//! The agent answers ready only for a voting member that serves reads, with a valid
+//! certificate and no restore order holding it out, so no client is handed a learner
+//! or a joiner still publishing itself. The judgement is local: a quorum loss makes no
+//! node unready, since this health also decides when autoscaling replaces a node, and
+//! replacing the survivors would throw away the data a recovery needs.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::reference;
 use crate::names::logical::{LOAD_BALANCER, LOAD_BALANCER_SECURITY_GROUP, TARGET_GROUP, VPC};
-use crate::names::ports::{CLIENT, METRICS};
+use crate::names::ports::{CLIENT, READY};
 use crate::network::private_subnet_refs;
 use crate::suppressions::{metadata, Skip};
 
-pub const HEALTH_CHECK_PATH: &str = "/health?serializable=true";
+/// The agent's readiness path (`etcd-aws --ready-port`).
+pub const HEALTH_CHECK_PATH: &str = "/ready";
 
 pub fn fragment() -> Fragment {
     Fragment::new()
@@ -60,7 +63,7 @@ pub fn fragment() -> Fragment {
                     "Port": CLIENT,
                     "TargetType": "instance",
                     "HealthCheckProtocol": "HTTP",
-                    "HealthCheckPort": METRICS.to_string(),
+                    "HealthCheckPort": READY.to_string(),
                     "HealthCheckPath": HEALTH_CHECK_PATH,
                     "HealthCheckIntervalSeconds": 10,
                     "HealthyThresholdCount": 2,

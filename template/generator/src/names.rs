@@ -98,6 +98,8 @@ pub mod parameters {
     pub const SECRETS_KMS_KEY_ARN: &str = "SecretsKmsKeyArn";
     /// etcd's backend quota in bytes, for the agent and the maintenance function.
     pub const QUOTA_BACKEND_BYTES: &str = "EtcdQuotaBackendBytes";
+    /// What a restore does with the leases it brings back: revoke or keep.
+    pub const RESTORE_LEASES: &str = "RestoreLeases";
     /// Days CloudWatch Logs keeps the nodes' logs.
     pub const NODE_LOG_RETENTION_DAYS: &str = "NodeLogRetentionDays";
 }

@@ -5,6 +5,7 @@
 //! internet. The CLI parses flags into these types, so bad flags fail before anything
 //! is generated or sent to AWS.
 
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::etcd::release::{EtcdRelease, ReleaseError};
 use std::fmt;
 use std::str::FromStr;
@@ -577,6 +578,9 @@ pub struct Options {
     pub maintenance_schedule: Schedule,
     /// Default of the `EtcdQuotaBackendBytes` parameter.
     pub quota_backend_bytes: QuotaBytes,
+    /// Default of the `RestoreLeases` parameter: what a restore does with the
+    /// leases it brings back.
+    pub restore_leases: LeasePolicy,
     /// How long S3 keeps backup versions that were overwritten or deleted.
     pub backup_retention_days: u32,
     /// Default of the `AlarmEmail` parameter; without it the deployer must supply one.
@@ -630,6 +634,7 @@ impl Default for Options {
             reconcile_schedule: Schedule(defaults::RECONCILE_SCHEDULE.to_string()),
             maintenance_schedule: Schedule(defaults::MAINTENANCE_SCHEDULE.to_string()),
             quota_backend_bytes: QuotaBytes::default(),
+            restore_leases: LeasePolicy::default(),
             backup_retention_days: defaults::BACKUP_RETENTION_DAYS,
             alarm_email: None,
             network_mode: NetworkMode::Endpoints,

@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 
 use crate::fragment::Fragment;
 use crate::names::parameters::{
-    ALARM_EMAIL, ARTIFACT_BUCKET, ETCD_SHA256, IMAGE_ID, QUOTA_BACKEND_BYTES,
+    ALARM_EMAIL, ARTIFACT_BUCKET, ETCD_SHA256, IMAGE_ID, QUOTA_BACKEND_BYTES, RESTORE_LEASES,
 };
 use crate::options::{Options, QuotaBytes};
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 
 pub fn fragment(options: &Options) -> Fragment {
     let architecture = options.instance_type.architecture();
@@ -60,12 +61,19 @@ pub fn fragment(options: &Options) -> Fragment {
         "MinValue": QuotaBytes::MIN,
         "MaxValue": QuotaBytes::MAX,
     });
+    let leases = json!({
+        "Type": "String",
+        "Description": "What a restore does with the leases it brings back: revoke every one before the cluster serves (their keys vanish, and a holder of a lock or an election acquires it afresh, so none that had lost it finds it again), or keep them as they were",
+        "AllowedValues": LeasePolicy::ALL.map(LeasePolicy::as_str),
+        "Default": options.restore_leases.as_str(),
+    });
     Fragment::new()
         .parameter(IMAGE_ID, image)
         .parameter(ALARM_EMAIL, email)
         .parameter(ARTIFACT_BUCKET, bucket)
         .parameter(ETCD_SHA256, sha)
         .parameter(QUOTA_BACKEND_BYTES, quota)
+        .parameter(RESTORE_LEASES, leases)
 }
 
 fn with_default(mut parameter: Value, default: Option<&str>) -> Value {

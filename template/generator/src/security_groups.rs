@@ -12,7 +12,7 @@ use crate::names::logical::{
     CLIENT_SECURITY_GROUP, ENDPOINT_SECURITY_GROUP, FUNCTION_SECURITY_GROUP,
     LOAD_BALANCER_SECURITY_GROUP, NODE_SECURITY_GROUP, VPC,
 };
-use crate::names::ports::{CLIENT, METRICS, PEER};
+use crate::names::ports::{CLIENT, PEER, READY};
 use crate::options::{NetworkMode, Options};
 
 /// HTTPS to the AWS APIs (through the endpoints or the NAT gateway).
@@ -170,24 +170,24 @@ pub fn fragment(options: &Options) -> Fragment {
                 "client traffic to the nodes",
             ),
         )
-        // The health check cannot present a client certificate, so it asks etcd's
-        // plain-HTTP /health on the metrics port instead of the client port.
+        // The health check cannot present a client certificate, so it asks the
+        // agent's plain-HTTP GET /ready on the ready port instead of the client port.
         .resource(
             "NodeFromLoadBalancerHealthCheck",
             ingress(
                 NODE_SECURITY_GROUP,
-                METRICS,
+                READY,
                 LOAD_BALANCER_SECURITY_GROUP,
-                "health checks from the load balancer (etcd /health over plain HTTP)",
+                "health checks from the load balancer (the agent's GET /ready over plain HTTP)",
             ),
         )
         .resource(
             "LoadBalancerToNodesHealthCheck",
             egress(
                 LOAD_BALANCER_SECURITY_GROUP,
-                METRICS,
+                READY,
                 NODE_SECURITY_GROUP,
-                "health checks to the nodes (etcd /health over plain HTTP)",
+                "health checks to the nodes (the agent's GET /ready over plain HTTP)",
             ),
         )
         .resource(

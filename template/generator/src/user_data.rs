@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
 use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER};
-use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, QUOTA_BACKEND_BYTES};
-use crate::names::ports::METRICS;
+use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, QUOTA_BACKEND_BYTES, RESTORE_LEASES};
+use crate::names::ports::{METRICS, READY};
 use crate::names::{
     env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
     TLS_DIR,
@@ -107,11 +107,16 @@ Environment=@ENV_LOG_FORMAT@=json
 Environment=@ENV_TLS_CA_SECRET@=${@CA_SECRET@}
 Environment=@ENV_TLS_DNS_NAMES@=${@LOAD_BALANCER@.DNSName}
 Environment=@ENV_TLS_DIR@=@TLS_DIR@
-# Plain-HTTP /health and /metrics for the load balancer's health check, which has no
-# client certificate to present on the client port.
+# etcd's plain-HTTP /health and /metrics, for an operator on the node (no client
+# certificate needed); nothing outside the node may reach it.
 Environment=@ENV_METRICS_PORT@=@METRICS_PORT@
+# The agent's GET /ready, which the load balancer's health check asks: a voting
+# member that serves reads, never a learner or a joiner still publishing itself.
+Environment=@ENV_READY_PORT@=@READY_PORT@
 # etcd's backend quota: the stack's parameter, also given to the maintenance function.
 Environment=@ENV_QUOTA@=${@QUOTA@}
+# What a restore does with the leases it brings back: the stack's parameter.
+Environment=@ENV_RESTORE_LEASES@=${@RESTORE_LEASES@}
 # The agent writes its ready file once this node is a healthy voting member; systemd
 # empties the runtime directory whenever the agent stops, so the file never outlives
 # the run that wrote it.
@@ -182,7 +187,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 31] = [
+    let replacements: [(&str, String); 35] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -219,10 +224,14 @@ pub fn script(options: &Options) -> String {
         ("@LOAD_BALANCER@", LOAD_BALANCER.to_string()),
         ("@ENV_METRICS_PORT@", env::METRICS_PORT.to_string()),
         ("@METRICS_PORT@", METRICS.to_string()),
+        ("@ENV_READY_PORT@", env::READY_PORT.to_string()),
+        ("@READY_PORT@", READY.to_string()),
         ("@ENV_TLS_DIR@", env::TLS_DIR.to_string()),
         ("@TLS_DIR@", TLS_DIR.to_string()),
         ("@ENV_QUOTA@", env::QUOTA_BACKEND_BYTES.to_string()),
         ("@QUOTA@", QUOTA_BACKEND_BYTES.to_string()),
+        ("@ENV_RESTORE_LEASES@", env::RESTORE_LEASES.to_string()),
+        ("@RESTORE_LEASES@", RESTORE_LEASES.to_string()),
         ("@LOG_FILE@", node_logs::LOG_FILE.to_string()),
         ("@CWAGENT_CONFIG@", node_logs::cloudwatch_agent_config()),
     ];

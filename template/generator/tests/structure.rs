@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_template::names::{conditions, env, functions, logical, parameters, ports};
 use etcd_aws_template::options::{ClusterSize, Options, OptionsError, SshCidr};
 use serde_json::{json, Value};
@@ -477,10 +478,10 @@ fn node_health_comes_from_the_load_balancer() {
 }
 
 #[test]
-fn load_balancer_health_check_is_local_so_quorum_loss_does_not_replace_survivors() {
+fn load_balancer_health_check_asks_the_agents_readiness_so_no_client_meets_a_learner() {
     let template = default_template();
     let target_group = &resource(&template, logical::TARGET_GROUP)["Properties"];
-    assert_eq!(target_group["HealthCheckPath"], "/health?serializable=true");
+    assert_eq!(target_group["HealthCheckPath"], "/ready");
     assert_eq!(target_group["Port"], 2379);
     let balancer = &resource(&template, logical::LOAD_BALANCER)["Properties"];
     assert_eq!(balancer["Scheme"], "internal");
@@ -614,6 +615,7 @@ fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
                     "BackupBucket",
                     parameters::CLUSTER_CA_SECRET_ARN,
                     parameters::QUOTA_BACKEND_BYTES,
+                    parameters::RESTORE_LEASES,
                     logical::NODE_LOGS,
                     logical::LOAD_BALANCER,
                 ]
@@ -945,12 +947,13 @@ fn functions_get_the_client_secret_arn_and_never_the_ca() {
 }
 
 #[test]
-fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_the_metrics_port() {
+fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_its_ports() {
     let script = user_data_script(&default_template());
     for line in [
         "Environment=ETCD_AWS_TLS_CA_SECRET=${ClusterCaSecretArn}",
         "Environment=ETCD_AWS_TLS_DNS_NAMES=${ClientLoadBalancer.DNSName}",
         "Environment=ETCD_AWS_METRICS_PORT=2381",
+        "Environment=ETCD_AWS_READY_PORT=2382",
         "Environment=ETCD_AWS_TLS_DIR=/var/lib/etcd-aws/tls",
         "install -d -m 0700 '/var/lib/etcd-aws/tls'",
     ] {
@@ -960,13 +963,13 @@ fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_the_metrics_por
 }
 
 #[test]
-fn health_check_asks_the_plain_http_metrics_port() {
+fn health_check_asks_the_agents_plain_http_ready_port() {
     let template = default_template();
     let target_group = &resource(&template, logical::TARGET_GROUP)["Properties"];
     assert_eq!(target_group["HealthCheckProtocol"], "HTTP");
-    assert_eq!(target_group["HealthCheckPort"], ports::METRICS.to_string());
-    assert_eq!(ports::METRICS, 2381);
-    assert_eq!(target_group["HealthCheckPath"], "/health?serializable=true");
+    assert_eq!(target_group["HealthCheckPort"], ports::READY.to_string());
+    assert_eq!(ports::READY, 2382);
+    assert_eq!(target_group["HealthCheckPath"], "/ready");
 }
 
 fn rule_exists(
@@ -988,7 +991,7 @@ fn rule_exists(
 }
 
 #[test]
-fn load_balancer_may_reach_the_metrics_port_of_the_nodes() {
+fn load_balancer_may_reach_the_ready_port_of_the_nodes() {
     for template in [default_template(), template_for(&everything_options())] {
         assert!(rule_exists(
             &template,
@@ -996,7 +999,7 @@ fn load_balancer_may_reach_the_metrics_port_of_the_nodes() {
             logical::NODE_SECURITY_GROUP,
             "SourceSecurityGroupId",
             logical::LOAD_BALANCER_SECURITY_GROUP,
-            ports::METRICS,
+            ports::READY,
         ));
         assert!(rule_exists(
             &template,
@@ -1004,23 +1007,34 @@ fn load_balancer_may_reach_the_metrics_port_of_the_nodes() {
             logical::LOAD_BALANCER_SECURITY_GROUP,
             "DestinationSecurityGroupId",
             logical::NODE_SECURITY_GROUP,
-            ports::METRICS,
+            ports::READY,
         ));
     }
 }
 
 #[test]
-fn only_the_load_balancer_may_reach_the_metrics_port() {
+fn only_the_load_balancer_may_reach_the_ready_port() {
     let template = default_template();
     let sources: Vec<Value> = of_type(&template, "AWS::EC2::SecurityGroupIngress")
         .into_iter()
-        .filter(|(_, rule)| rule["Properties"]["FromPort"] == ports::METRICS)
+        .filter(|(_, rule)| rule["Properties"]["FromPort"] == ports::READY)
         .map(|(_, rule)| rule["Properties"]["SourceSecurityGroupId"].clone())
         .collect();
     assert_eq!(
         sources,
         vec![json!({ "Ref": logical::LOAD_BALANCER_SECURITY_GROUP })]
     );
+}
+
+#[test]
+fn nothing_outside_a_node_may_reach_etcds_metrics_port() {
+    let template = template_for(&everything_options());
+    let opened: Vec<&String> = of_type(&template, "AWS::EC2::SecurityGroupIngress")
+        .into_iter()
+        .filter(|(_, rule)| rule["Properties"]["FromPort"] == ports::METRICS)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(opened.is_empty(), "{opened:?}");
 }
 
 #[test]
@@ -1041,4 +1055,31 @@ fn endpoints_mode_reaches_secrets_manager_without_the_internet() {
         json!({ "Fn::Sub": "com.amazonaws.${AWS::Region}.secretsmanager" })
     );
     assert_eq!(endpoint["PrivateDnsEnabled"], true);
+}
+
+#[test]
+fn restored_leases_are_revoked_unless_the_stack_says_keep() {
+    let template = default_template();
+    let leases = &template["Parameters"][parameters::RESTORE_LEASES];
+    assert_eq!(leases["Default"], "revoke");
+    assert_eq!(leases["AllowedValues"], json!(["revoke", "keep"]));
+    let keeping = template_for(&Options {
+        restore_leases: LeasePolicy::Keep,
+        ..Options::default()
+    });
+    assert_eq!(
+        keeping["Parameters"][parameters::RESTORE_LEASES]["Default"],
+        "keep"
+    );
+}
+
+#[test]
+fn the_nodes_get_the_stacks_lease_policy() {
+    let script = user_data_script(&default_template());
+    let line = format!(
+        "Environment={}=${{{}}}",
+        env::RESTORE_LEASES,
+        parameters::RESTORE_LEASES
+    );
+    assert!(script.contains(&line), "user-data lacks {line}");
 }

@@ -27,6 +27,7 @@ use anyhow::Context;
 use etcd_aws::restore::Restorer;
 use etcd_aws_backup::capture::{run_capture, CaptureSettings};
 use etcd_aws_backup::BackupConfig;
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::backup::segment::{Change, RevisionChange, Segment, FORMAT};
 use etcd_aws_core::etcd::ids::ClusterId;
@@ -230,6 +231,7 @@ pub async fn restore_with_segments(
         etcd: dataset.tools.etcd.clone(),
         etcd_args: Vec::new(),
         token: "bench".into(),
+        lease_policy: LeasePolicy::default(),
     };
     let candidates = restorer.candidates().await?;
     let (mut with, mut alone) = (Vec::new(), Vec::new());

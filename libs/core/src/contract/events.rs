@@ -44,6 +44,9 @@ pub const FORMED: &str = "formed";
 /// A restore put a backup in place for the cluster the seed forms; the line
 /// carries the backup's `key` and `revision`.
 pub const RESTORED_BACKUP: &str = "restored_backup";
+/// A restore revoked the leases it brought back (`--restore-leases revoke`);
+/// the line's `revoked` field counts them.
+pub const LEASES_REVOKED: &str = "leases_revoked";
 /// A joiner removed a member whose instance left the group.
 pub const REMOVED_DEPARTED_MEMBER: &str = "removed_departed_member";
 /// This node was added to the cluster as a learner (or its earlier addition

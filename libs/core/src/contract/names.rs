@@ -30,6 +30,12 @@ pub mod env {
     pub const PEER_PORT: &str = "ETCD_AWS_PEER_PORT";
     /// Agent: the port of etcd's plain-HTTP `/health` and `/metrics`.
     pub const METRICS_PORT: &str = "ETCD_AWS_METRICS_PORT";
+    /// Agent: the port of its own `GET /ready`, which the load balancer's
+    /// target group asks (0: not served).
+    pub const READY_PORT: &str = "ETCD_AWS_READY_PORT";
+    /// Agent: what a restore does with the leases it brings back
+    /// (`revoke` or `keep`, [`crate::backup::lease_policy`]).
+    pub const RESTORE_LEASES: &str = "ETCD_AWS_RESTORE_LEASES";
     /// Agent: where it writes its ready file.
     pub const READY_FILE: &str = "ETCD_AWS_READY_FILE";
     /// Agent: the secret holding the cluster CA, from which each node issues itself
@@ -79,6 +85,9 @@ pub mod ports {
     /// Plain-HTTP `/health` and `/metrics` without a client certificate: what the load
     /// balancer's health check can reach, since the client port requires one.
     pub const METRICS: u16 = 2381;
+    /// The agent's `GET /ready` (plain HTTP): whether the node should get
+    /// clients; the load balancer's target group asks it.
+    pub const READY: u16 = 2382;
 }
 
 /// The Secrets Manager secrets `etcd-aws-cfn` creates before the stack, named after it.

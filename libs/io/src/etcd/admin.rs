@@ -197,6 +197,22 @@ impl EtcdAdmin {
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 
+    /// A serializable read: succeeds when the member asked serves reads from
+    /// its own data, whether or not its cluster has quorum.
+    pub async fn check_serving(&mut self) -> Result<i64, EtcdError> {
+        let response = bounded(
+            self.deadline,
+            &self.endpoints,
+            "serializable read",
+            self.client.get(
+                "etcd-aws/health",
+                Some(GetOptions::new().with_count_only().with_serializable()),
+            ),
+        )
+        .await?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+
     /// This member's own report (see [`MemberStatus`]).
     pub async fn status(&mut self) -> Result<MemberStatus, EtcdError> {
         let response = bounded(

@@ -153,6 +153,34 @@ impl EtcdAdmin {
         }
     }
 
+    /// Every lease the cluster holds.
+    pub async fn lease_ids(&mut self) -> Result<Vec<i64>, EtcdError> {
+        let answer = bounded(
+            self.deadline,
+            &self.endpoints,
+            "LeaseLeases",
+            self.client.leases(),
+        )
+        .await?;
+        Ok(answer.leases().iter().map(|lease| lease.id()).collect())
+    }
+
+    /// Revokes a lease, deleting every key attached to it; a lease already
+    /// gone counts as revoked.
+    pub async fn revoke_lease(&mut self, id: i64) -> Result<(), EtcdError> {
+        let answer = bounded(
+            self.deadline,
+            &self.endpoints,
+            "LeaseRevoke",
+            self.client.lease_revoke(id),
+        )
+        .await;
+        match answer {
+            Err(e) if e.kind == EtcdErrorKind::LeaseNotFound => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// Applies changes as one transaction: all of them, or none. No key may
     /// appear twice ([`etcd_aws_core::backup::replay::batches`] cuts them so), and the leases
     /// the puts name must be granted first ([`EtcdAdmin::grant_lease`]).

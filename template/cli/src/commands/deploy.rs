@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_template::names;
 use etcd_aws_template::names::parameters::{
     CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
@@ -78,6 +79,11 @@ pub struct DeployArgs {
     /// writes until space is reclaimed. Default of the EtcdQuotaBackendBytes parameter.
     #[arg(long, env = names::env::QUOTA_BACKEND_BYTES, default_value_t = QuotaBytes::default())]
     quota_backend_bytes: QuotaBytes,
+    /// What a restore does with the leases it brings back: revoke (every holder of
+    /// a lock or an election acquires it afresh) or keep. Default of the
+    /// RestoreLeases parameter.
+    #[arg(long, env = names::env::RESTORE_LEASES, default_value = "revoke")]
+    restore_leases: LeasePolicy,
     /// Days S3 keeps backup versions that were deleted or overwritten.
     #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = defaults::BACKUP_RETENTION_DAYS)]
     backup_retention_days: u32,
@@ -132,6 +138,7 @@ impl DeployArgs {
             reconcile_schedule: self.reconcile_schedule.clone(),
             maintenance_schedule: self.maintenance_schedule.clone(),
             quota_backend_bytes: self.quota_backend_bytes,
+            restore_leases: self.restore_leases,
             backup_retention_days: self.backup_retention_days,
             alarm_email: self.alarm_email.clone(),
             network_mode: self.network_mode,
