@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::template_for;
 use etcd_aws_io::tls::{ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_template::names::{parameters, secrets};
-use etcd_aws_template::options::{ArtifactPrefix, Options};
+use etcd_aws_template::options::{ArtifactPrefix, ExistingVpc, Options};
 use serde_json::Value;
 
 /// Resource types moto's CloudFormation does not implement: it logs "No Moto
@@ -200,13 +200,22 @@ fn template_for_moto() -> Value {
 
 /// The same, with the artifacts under `prefix` (a later build's `make deploy`).
 fn template_for_moto_at(prefix: ArtifactPrefix) -> Value {
-    let options = Options {
+    template_for_moto_with(moto_options(prefix))
+}
+
+/// Every parameter given a default, the artifacts under `prefix`.
+fn moto_options(prefix: ArtifactPrefix) -> Options {
+    Options {
         alarm_email: Some("ops@example.com".to_string()),
         artifact_bucket: Some(ARTIFACT_BUCKET.to_string()),
         etcd_sha256: Some(common::parse(&"0".repeat(64))),
         artifact_prefix: prefix,
         ..Options::default()
-    };
+    }
+}
+
+/// The template for `options`, minus what moto mishandles.
+fn template_for_moto_with(options: Options) -> Value {
     let mut template = template_for(&options);
     for (id, _why) in MOTO_MISHANDLES {
         let removed = template["Resources"]
@@ -797,4 +806,166 @@ fn code_sha256(zip: &[u8]) -> String {
     use base64::Engine;
     use sha2::Digest;
     base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(zip))
+}
+
+/// A VPC of the deployer's in the stand-in: three subnets in distinct zones
+/// and, when `routed`, an internet gateway as their default route (which
+/// reaches S3 and the APIs, as far as routing can tell). Returns the VPC's id
+/// and the subnets' ids, comma-separated.
+fn existing_vpc(moto: &Moto, routed: bool) -> (String, String) {
+    let output = moto
+        .command(&venv_tool("python"))
+        .args([
+            "-c",
+            &format!(
+                r#"
+import boto3
+ec2 = boto3.client("ec2")
+vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+subnets = [
+    ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.50.{{n}}.0/24", AvailabilityZone=f"{REGION}{{zone}}")["Subnet"]["SubnetId"]
+    for n, zone in enumerate("abc")
+]
+if {routed}:
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    for subnet in subnets:
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+print(vpc, ",".join(subnets))
+"#,
+                routed = if routed { "True" } else { "False" }
+            ),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let (vpc, subnets) = printed.trim().split_once(' ').expect("vpc and subnets");
+    (vpc.to_owned(), subnets.to_owned())
+}
+
+/// The types of the stack's resources, as CloudFormation made them.
+async fn created_types(moto: &Moto, stack: &str) -> BTreeSet<String> {
+    moto.client()
+        .await
+        .list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("stack resources listed")
+        .stack_resource_summaries()
+        .iter()
+        .filter_map(|r| r.resource_type().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_in_an_existing_vpc_creates_no_network_of_its_own() {
+    let moto = Moto::start();
+    moto.upload_artifacts(Options::default().artifact_prefix.as_str());
+    let (vpc_id, subnet_ids) = existing_vpc(&moto, true);
+    let template = template_for_moto_with(Options {
+        existing_vpc: Some(ExistingVpc {
+            vpc_id: common::parse(&vpc_id),
+            subnet_ids: common::parse(&subnet_ids),
+        }),
+        ..moto_options(Options::default().artifact_prefix)
+    });
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let output = moto.deploy_with(
+        "etcd-in-vpc",
+        &write(directory.path(), &template),
+        &[
+            "--artifact-bucket",
+            ARTIFACT_BUCKET,
+            "--vpc-id",
+            &vpc_id,
+            "--subnet-ids",
+            &subnet_ids,
+        ],
+    );
+    let log = stderr(&output);
+    assert!(output.status.success(), "deploy failed:\n{log}");
+    assert!(
+        log.contains("in distinct zones"),
+        "no preflight shown:\n{log}"
+    );
+
+    let types = created_types(&moto, "etcd-in-vpc").await;
+    for network in [
+        "AWS::EC2::VPC",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::VPCEndpoint",
+        "AWS::EC2::NatGateway",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::RouteTable",
+    ] {
+        assert!(!types.contains(network), "the stack created a {network}");
+    }
+    assert!(
+        types.contains("AWS::AutoScaling::AutoScalingGroup"),
+        "{types:?}"
+    );
+    // The nodes go in the deployer's subnets, the security groups in its VPC.
+    let output = moto
+        .command(&venv_tool("python"))
+        .args([
+            "-c",
+            r#"
+import boto3
+group = boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"][0]
+groups = boto3.client("ec2").describe_security_groups()["SecurityGroups"]
+print(group["VPCZoneIdentifier"])
+print(" ".join(sorted({g["VpcId"] for g in groups if g["GroupName"] != "default"})))
+"#,
+        ])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut lines = printed.lines();
+    let zone_identifier: BTreeSet<&str> = lines.next().unwrap_or_default().split(',').collect();
+    assert_eq!(zone_identifier, subnet_ids.split(',').collect());
+    assert_eq!(lines.next(), Some(vpc_id.as_str()), "{printed}");
+}
+
+#[test]
+fn a_vpc_whose_subnets_reach_neither_s3_nor_the_apis_is_refused_before_anything_is_created() {
+    let moto = Moto::start();
+    moto.create_artifact_bucket();
+    let (vpc_id, subnet_ids) = existing_vpc(&moto, false);
+    let output = moto
+        .cfn()
+        .args(["--stack-name", "etcd-unreachable", "--vpc-id", &vpc_id])
+        .args(["--subnet-ids", &subnet_ids])
+        .args(["--alarm-email", "ops@example.com"])
+        .args(["--artifact-bucket", ARTIFACT_BUCKET])
+        .args(["--poll-seconds", "1", "--timeout-minutes", "2"])
+        .output()
+        .expect("etcd-aws-cfn runs");
+    let log = stderr(&output);
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("no route to S3"), "{log}");
+    assert!(log.contains("no interface endpoint for ec2"), "{log}");
+    assert!(log.contains("nothing was created"), "{log}");
+    // Neither the stack nor the cluster's secrets exist.
+    let output = moto
+        .command(&venv_tool("python"))
+        .args([
+            "-c",
+            r#"
+import boto3
+stacks = boto3.client("cloudformation").list_stacks()["StackSummaries"]
+secrets = boto3.client("secretsmanager").list_secrets()["SecretList"]
+print(len(stacks), len(secrets))
+"#,
+        ])
+        .output()
+        .expect("python runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "0 0");
 }

@@ -11,7 +11,7 @@ use crate::names::logical::{
     AUTO_SCALING_GROUP, LAUNCH_TEMPLATE, LIFECYCLE_HOOK_NAME, LIFECYCLE_HOOK_ROLE, LIFECYCLE_QUEUE,
     TARGET_GROUP,
 };
-use crate::network::private_subnet_refs;
+use crate::network::private_subnets;
 use crate::options::Options;
 
 /// Seconds a terminating instance is held for the lifecycle function to remove its member.
@@ -54,7 +54,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 // Room for the one extra node a rolling update launches.
                 "MaxSize": (size + 1).to_string(),
                 "DesiredCapacity": size.to_string(),
-                "VPCZoneIdentifier": private_subnet_refs(),
+                "VPCZoneIdentifier": private_subnets(options),
                 "TargetGroupARNs": [reference(TARGET_GROUP)],
                 "HealthCheckType": "ELB",
                 "HealthCheckGracePeriod": HEALTH_CHECK_GRACE_PERIOD,

@@ -18,7 +18,7 @@ use crate::names::logical::{
 };
 use crate::names::parameters::{FUNCTIONS_CLIENT_SECRET_ARN, QUOTA_BACKEND_BYTES};
 use crate::names::{env, functions, BACKUP_PREFIX};
-use crate::network::private_subnet_refs;
+use crate::network::private_subnets;
 use crate::options::{artifacts, Options};
 use crate::policy::{allow, allow_when, inline, managed, trust};
 use crate::suppressions::{metadata, Skip};
@@ -179,7 +179,7 @@ fn function(options: &Options, f: &Function) -> Value {
             "MemorySize": f.memory,
             "ReservedConcurrentExecutions": f.concurrency,
             "VpcConfig": {
-                "SubnetIds": private_subnet_refs(),
+                "SubnetIds": private_subnets(options),
                 "SecurityGroupIds": [reference(FUNCTION_SECURITY_GROUP)],
             },
             "Environment": { "Variables": variables },

@@ -108,13 +108,13 @@ pub fn template(options: &Options) -> Result<Value, TemplateError> {
         .merge(launch_template::fragment(options))?
         .merge(lifecycle_queue::fragment())?
         .merge(autoscaling::fragment(options))?
-        .merge(load_balancer::fragment())?
+        .merge(load_balancer::fragment(options))?
         .merge(functions::fragment(options))?
         .merge(schedules::fragment(options))?
         .merge(backup_bucket::fragment(options))?
         .merge(alarms::fragment(options))?
         .merge(dashboard::fragment())?
-        .merge(outputs::fragment())?;
+        .merge(outputs::fragment(options))?;
     let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!(

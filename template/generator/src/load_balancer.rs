@@ -18,15 +18,16 @@ use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::reference;
-use crate::names::logical::{LOAD_BALANCER, LOAD_BALANCER_SECURITY_GROUP, TARGET_GROUP, VPC};
+use crate::names::logical::{LOAD_BALANCER, LOAD_BALANCER_SECURITY_GROUP, TARGET_GROUP};
 use crate::names::ports::{CLIENT, READY};
-use crate::network::private_subnet_refs;
+use crate::network::{private_subnets, vpc};
+use crate::options::Options;
 use crate::suppressions::{metadata, Skip};
 
 /// The agent's readiness path (`etcd-aws --ready-port`).
 pub const HEALTH_CHECK_PATH: &str = "/ready";
 
-pub fn fragment() -> Fragment {
+pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
         .resource(
             LOAD_BALANCER,
@@ -45,7 +46,7 @@ pub fn fragment() -> Fragment {
                 "Properties": {
                     "Type": "network",
                     "Scheme": "internal",
-                    "Subnets": private_subnet_refs(),
+                    "Subnets": private_subnets(options),
                     "SecurityGroups": [reference(LOAD_BALANCER_SECURITY_GROUP)],
                     "LoadBalancerAttributes": [
                         { "Key": "load_balancing.cross_zone.enabled", "Value": "true" },
@@ -58,7 +59,7 @@ pub fn fragment() -> Fragment {
             json!({
                 "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
                 "Properties": {
-                    "VpcId": reference(VPC),
+                    "VpcId": vpc(options),
                     "Protocol": "TCP",
                     "Port": CLIENT,
                     "TargetType": "instance",

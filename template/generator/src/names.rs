@@ -98,6 +98,9 @@ pub mod parameters {
     pub const SECRETS_KMS_KEY_ARN: &str = "SecretsKmsKeyArn";
     /// etcd's backend quota in bytes, for the agent and the maintenance function.
     pub const QUOTA_BACKEND_BYTES: &str = "EtcdQuotaBackendBytes";
+    /// An existing VPC the stack deploys into, and its private subnets.
+    pub const VPC_ID: &str = "VpcId";
+    pub const SUBNET_IDS: &str = "SubnetIds";
     /// What a restore does with the leases it brings back: revoke or keep.
     pub const RESTORE_LEASES: &str = "RestoreLeases";
     /// Days CloudWatch Logs keeps the nodes' logs.

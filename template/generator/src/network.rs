@@ -1,13 +1,17 @@
-//! The VPC: one private subnet per availability zone for the nodes, the load balancer
-//! and the functions; in NAT mode also public subnets holding one NAT gateway.
+//! The network: a VPC the stack creates (one private subnet per availability zone for
+//! the nodes, the load balancer and the functions; in NAT mode also public subnets
+//! holding one NAT gateway), or one that exists already, named by the `VpcId` and
+//! `SubnetIds` parameters, where the stack creates nothing of the network at all.
+//! Every other module places its resources through [`vpc`] and [`private_subnets`].
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{availability_zone, get_att, name_tags, reference};
 use crate::names::logical::{PRIVATE_ROUTE_TABLE, VPC};
+use crate::names::parameters::{SUBNET_IDS, VPC_ID};
 use crate::names::{private_subnet, public_subnet, ZONES};
-use crate::options::{NetworkMode, Options};
+use crate::options::{ExistingVpc, NetworkMode, Options};
 
 const INTERNET_GATEWAY: &str = "InternetGateway";
 const GATEWAY_ATTACHMENT: &str = "InternetGatewayAttachment";
@@ -16,6 +20,52 @@ const NAT_ADDRESS: &str = "NatAddress";
 const NAT_GATEWAY: &str = "NatGateway";
 
 pub fn fragment(options: &Options) -> Fragment {
+    match &options.existing_vpc {
+        Some(existing) => existing_vpc(existing),
+        None => new_vpc(options),
+    }
+}
+
+/// The VPC the resources go in.
+pub fn vpc(options: &Options) -> Value {
+    match options.existing_vpc {
+        Some(_) => reference(VPC_ID),
+        None => reference(VPC),
+    }
+}
+
+/// The private subnets the nodes, the load balancer and the functions go in.
+pub fn private_subnets(options: &Options) -> Value {
+    match options.existing_vpc {
+        Some(_) => reference(SUBNET_IDS),
+        None => Value::Array((0..ZONES).map(|z| reference(&private_subnet(z))).collect()),
+    }
+}
+
+/// Parameters only: the deployer's VPC and subnets, checked by CloudFormation
+/// to exist (and by `etcd-aws-cfn deploy` to span the zones and reach the
+/// AWS APIs) before anything is created.
+fn existing_vpc(existing: &ExistingVpc) -> Fragment {
+    Fragment::new()
+        .parameter(
+            VPC_ID,
+            json!({
+                "Type": "AWS::EC2::VPC::Id",
+                "Description": "The existing VPC the cluster is deployed into",
+                "Default": existing.vpc_id.as_str(),
+            }),
+        )
+        .parameter(
+            SUBNET_IDS,
+            json!({
+                "Type": "List<AWS::EC2::Subnet::Id>",
+                "Description": "Three or five private subnets of the VPC, each in another availability zone, that reach S3 and the AWS APIs the nodes and functions call",
+                "Default": existing.subnet_ids.ids().join(","),
+            }),
+        )
+}
+
+fn new_vpc(options: &Options) -> Fragment {
     let mut fragment = Fragment::new()
         .resource(
             VPC,
@@ -163,9 +213,4 @@ fn nat(mut fragment: Fragment, options: &Options) -> Fragment {
                 },
             }),
         )
-}
-
-/// The private subnets as a list of refs, for resources spread over every zone.
-pub fn private_subnet_refs() -> serde_json::Value {
-    serde_json::Value::Array((0..ZONES).map(|z| reference(&private_subnet(z))).collect())
 }

@@ -80,7 +80,12 @@ pub fn fragment(options: &Options) -> Fragment {
                 "Properties": {
                     "Description": "etcd nodes",
                     "AssumeRolePolicyDocument": trust("ec2.amazonaws.com"),
-                    "ManagedPolicyArns": [managed("AmazonSSMManagedInstanceCore")],
+                    // Session Manager only when asked for (--session-manager).
+                    "ManagedPolicyArns": if options.session_manager {
+                        json!([managed("AmazonSSMManagedInstanceCore")])
+                    } else {
+                        json!([])
+                    },
                     "Policies": [inline("etcd-node", statements)],
                 },
             }),

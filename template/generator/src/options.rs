@@ -45,6 +45,18 @@ pub enum OptionsError {
     VpcCidr(String),
     #[error("network mode {0:?} is neither \"endpoints\" nor \"nat\"")]
     NetworkMode(String),
+    #[error("{0:?} is not a VPC id such as vpc-0a1b2c3d4e5f60718")]
+    VpcId(String),
+    #[error("{0:?} is not a subnet id such as subnet-0a1b2c3d4e5f60718")]
+    SubnetId(String),
+    #[error("give three or five private subnets, each in another availability zone (the nodes spread over them); got {0}")]
+    SubnetCount(usize),
+    #[error("subnet {0} is given twice")]
+    SubnetTwice(String),
+    #[error("--vpc-id and --subnet-ids go together: the stack places its nodes, load balancer and functions in the given subnets of the given VPC")]
+    ExistingVpcHalf,
+    #[error("--network-mode nat applies to a VPC the stack creates; an existing VPC brings its own route to the AWS APIs (leave --network-mode out)")]
+    NetworkModeWithExistingVpc,
     #[error("architecture {0:?} is neither \"arm64\" nor \"x86_64\"")]
     Architecture(String),
     #[error("backup retention must be between 1 and 3650 days, got {0}")]
@@ -419,6 +431,79 @@ impl FromStr for SshCidr {
     }
 }
 
+/// The id of a VPC that exists already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcId(String);
+
+impl VpcId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for VpcId {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let id = text.trim();
+        if aws_id(id, "vpc-") {
+            Ok(VpcId(id.to_owned()))
+        } else {
+            Err(OptionsError::VpcId(text.to_owned()))
+        }
+    }
+}
+
+/// Three or five private subnets of an existing VPC, comma-separated, each
+/// in another availability zone (deploy checks the zones before anything is
+/// created; the template cannot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetIds(Vec<String>);
+
+impl SubnetIds {
+    pub fn ids(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl FromStr for SubnetIds {
+    type Err = OptionsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut ids: Vec<String> = Vec::new();
+        for id in text.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+            if !aws_id(id, "subnet-") {
+                return Err(OptionsError::SubnetId(id.to_owned()));
+            }
+            if ids.iter().any(|known| known == id) {
+                return Err(OptionsError::SubnetTwice(id.to_owned()));
+            }
+            ids.push(id.to_owned());
+        }
+        if ids.len() != 3 && ids.len() != 5 {
+            return Err(OptionsError::SubnetCount(ids.len()));
+        }
+        Ok(SubnetIds(ids))
+    }
+}
+
+/// `<prefix>` and 8 or 17 lowercase hex digits: how EC2 writes resource ids.
+fn aws_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// A VPC the stack deploys into instead of creating one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingVpc {
+    pub vpc_id: VpcId,
+    pub subnet_ids: SubnetIds,
+}
+
 /// How the functions and the nodes reach the AWS APIs from their private subnets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
@@ -591,6 +676,13 @@ pub struct Options {
     /// Default of the `ArtifactBucket` parameter.
     pub artifact_bucket: Option<String>,
     pub artifact_prefix: ArtifactPrefix,
+    /// Deploy into this VPC and its subnets: the stack then creates no VPC,
+    /// no endpoint and no NAT gateway, and `network_mode` does not apply.
+    pub existing_vpc: Option<ExistingVpc>,
+    /// SSM Session Manager on the nodes: its three interface endpoints (in
+    /// endpoints mode) and its managed policy on the node role. Off unless
+    /// asked for; SSH with a key pair is the other way in.
+    pub session_manager: bool,
 }
 
 impl Options {
@@ -605,6 +697,12 @@ impl Options {
         })
     }
 
+    /// Whether the stack creates interface endpoints for the AWS APIs: in
+    /// endpoints mode, in a VPC of its own.
+    pub fn creates_interface_endpoints(&self) -> bool {
+        self.existing_vpc.is_none() && self.network_mode == NetworkMode::Endpoints
+    }
+
     /// Checks the rules that involve more than one option.
     pub fn validate(&self) -> Result<(), OptionsError> {
         if let (Some(cidr), None) = (&self.ssh_cidr, &self.key_pair) {
@@ -612,6 +710,9 @@ impl Options {
         }
         if !(1..=3650).contains(&self.backup_retention_days) {
             return Err(OptionsError::Retention(self.backup_retention_days));
+        }
+        if self.existing_vpc.is_some() && self.network_mode == NetworkMode::Nat {
+            return Err(OptionsError::NetworkModeWithExistingVpc);
         }
         Ok(())
     }
@@ -642,6 +743,8 @@ impl Default for Options {
             vpc_cidr: VpcCidr::default(),
             artifact_bucket: None,
             artifact_prefix: ArtifactPrefix::default(),
+            existing_vpc: None,
+            session_manager: false,
         }
     }
 }

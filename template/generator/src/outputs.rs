@@ -9,7 +9,7 @@ use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{
     ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CAPTURE_FUNCTION,
     CLIENT_SECURITY_GROUP, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION,
-    LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS, VPC,
+    LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS,
 };
 use crate::names::outputs::{
     AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME, FUNCTION_LOG_GROUP_NAMES,
@@ -17,13 +17,14 @@ use crate::names::outputs::{
 };
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::ports::CLIENT;
-use crate::names::{private_subnet, ZONES};
+use crate::network;
+use crate::options::Options;
 
 fn output(description: &str, value: Value) -> Value {
     json!({ "Description": description, "Value": value })
 }
 
-pub fn fragment() -> Fragment {
+pub fn fragment(options: &Options) -> Fragment {
     let function_logs: Vec<String> = [
         LIFECYCLE_FUNCTION,
         BACKUP_FUNCTION,
@@ -33,9 +34,6 @@ pub fn fragment() -> Fragment {
     .iter()
     .map(|function| format!("${{{}}}", log_group_id(function)))
     .collect();
-    let subnets: Vec<String> = (0..ZONES)
-        .map(|z| format!("${{{}}}", private_subnet(z)))
-        .collect();
     Fragment::new()
         .output("ClientEndpoint", output(
             "etcd client URL (internal load balancer, TLS passed through to etcd; a client certificate from etcd-aws-cfn issue-client-cert is required); clients then talk to the members it lists",
@@ -68,7 +66,10 @@ pub fn fragment() -> Fragment {
         .output("AlarmTopicArn", output("Where the alarms go", reference(ALARM_TOPIC)))
         .output("DashboardName", output("CloudWatch dashboard", reference(DASHBOARD)))
         .output("NodeLogGroupName", output("The nodes' agent and etcd logs, one stream per instance", reference(NODE_LOGS)))
-        .output("VpcId", output("The cluster's VPC", reference(VPC)))
-        .output("PrivateSubnetIds", output("Private subnets, one per zone", sub(&subnets.join(","))))
+        .output("VpcId", output("The cluster's VPC", network::vpc(options)))
+        .output("PrivateSubnetIds", output(
+            "The private subnets the nodes, the load balancer and the functions are in",
+            json!({ "Fn::Join": [",", network::private_subnets(options)] }),
+        ))
         .output("BackupBucketArn", output("Bucket ARN", get_att(BACKUP_BUCKET, "Arn")))
 }

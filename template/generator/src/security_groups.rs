@@ -10,10 +10,11 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{name_tags, reference};
 use crate::names::logical::{
     CLIENT_SECURITY_GROUP, ENDPOINT_SECURITY_GROUP, FUNCTION_SECURITY_GROUP,
-    LOAD_BALANCER_SECURITY_GROUP, NODE_SECURITY_GROUP, VPC,
+    LOAD_BALANCER_SECURITY_GROUP, NODE_SECURITY_GROUP,
 };
 use crate::names::ports::{CLIENT, PEER, READY};
-use crate::options::{NetworkMode, Options};
+use crate::network;
+use crate::options::Options;
 
 /// HTTPS to the AWS APIs (through the endpoints or the NAT gateway).
 fn https_egress() -> Value {
@@ -32,12 +33,12 @@ fn no_egress() -> Value {
     })
 }
 
-fn group(description: &str, suffix: &str, egress: Vec<Value>) -> Value {
+fn group(vpc: &Value, description: &str, suffix: &str, egress: Vec<Value>) -> Value {
     json!({
         "Type": "AWS::EC2::SecurityGroup",
         "Properties": {
             "GroupDescription": description,
-            "VpcId": reference(VPC),
+            "VpcId": vpc,
             "SecurityGroupEgress": egress,
             "Tags": name_tags(suffix),
         },
@@ -69,14 +70,16 @@ fn egress(group: &str, port: u16, to: &str, description: &str) -> Value {
 }
 
 pub fn fragment(options: &Options) -> Fragment {
+    let vpc = network::vpc(options);
     let mut fragment = Fragment::new()
         .resource(
             NODE_SECURITY_GROUP,
-            group("etcd nodes", "nodes", vec![https_egress()]),
+            group(&vpc, "etcd nodes", "nodes", vec![https_egress()]),
         )
         .resource(
             FUNCTION_SECURITY_GROUP,
             group(
+                &vpc,
                 "etcd-aws Lambda functions",
                 "functions",
                 vec![https_egress()],
@@ -85,6 +88,7 @@ pub fn fragment(options: &Options) -> Fragment {
         .resource(
             LOAD_BALANCER_SECURITY_GROUP,
             group(
+                &vpc,
                 "etcd client load balancer",
                 "load-balancer",
                 vec![no_egress()],
@@ -93,6 +97,7 @@ pub fn fragment(options: &Options) -> Fragment {
         .resource(
             CLIENT_SECURITY_GROUP,
             group(
+                &vpc,
                 "Attach to etcd clients: lets them reach the load balancer and the members",
                 "clients",
                 vec![no_egress()],
@@ -242,11 +247,12 @@ pub fn fragment(options: &Options) -> Fragment {
             }),
         );
     }
-    if options.network_mode == NetworkMode::Endpoints {
+    if options.creates_interface_endpoints() {
         fragment = fragment
             .resource(
                 ENDPOINT_SECURITY_GROUP,
                 group(
+                    &vpc,
                     "AWS API interface endpoints",
                     "endpoints",
                     vec![no_egress()],

@@ -3,7 +3,7 @@
 use etcd_aws_core::etcd::release::ReleaseError;
 use etcd_aws_template::options::{
     Architecture, ArtifactPrefix, EtcdVersion, InstanceType, OptionsError, Schedule, SecretsKey,
-    Sha256, VpcCidr,
+    Sha256, SubnetIds, VpcCidr, VpcId,
 };
 
 #[test]
@@ -151,4 +151,34 @@ fn secrets_key_aliases_and_bare_ids_are_refused_with_why_an_arn_is_needed() {
             "{error}"
         );
     }
+}
+
+#[test]
+fn an_existing_vpc_is_named_by_ids_of_ec2s_shape() {
+    assert!("vpc-0a1b2c3d".parse::<VpcId>().is_ok());
+    assert!("vpc-0a1b2c3d4e5f60718".parse::<VpcId>().is_ok());
+    for bad in ["vpc-XYZ", "0a1b2c3d", "subnet-0a1b2c3d", "vpc-0a1b2c3"] {
+        assert!(
+            matches!(bad.parse::<VpcId>(), Err(OptionsError::VpcId(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn three_or_five_distinct_subnets_are_taken() {
+    let three = "subnet-0000000a, subnet-0000000b,subnet-0000000c".parse::<SubnetIds>();
+    assert_eq!(three.map(|s| s.ids().len()).ok(), Some(3));
+    assert!(matches!(
+        "subnet-0000000a,subnet-0000000b".parse::<SubnetIds>(),
+        Err(OptionsError::SubnetCount(2))
+    ));
+    assert!(matches!(
+        "subnet-0000000a,subnet-0000000a,subnet-0000000c".parse::<SubnetIds>(),
+        Err(OptionsError::SubnetTwice(_))
+    ));
+    assert!(matches!(
+        "subnet-0000000a,sg-0000000b,subnet-0000000c".parse::<SubnetIds>(),
+        Err(OptionsError::SubnetId(_))
+    ));
 }

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{everything_options, template_for};
+use common::{everything_options, existing_vpc_options, template_for};
 use etcd_aws_template::options::Options;
 use etcd_aws_template::{render, Format};
 
@@ -26,12 +26,14 @@ fn tool(name: &str) -> PathBuf {
     path
 }
 
-/// Writes the default and the everything-on templates, each as JSON and YAML.
+/// Writes the default, the everything-on and the existing-VPC templates, each
+/// as JSON and YAML.
 fn write_templates(directory: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for (name, options) in [
         ("default", Options::default()),
         ("everything", everything_options()),
+        ("existing-vpc", existing_vpc_options()),
     ] {
         let template = template_for(&options);
         for (format, extension) in [(Format::Json, "json"), (Format::Yaml, "yaml")] {

@@ -1083,3 +1083,85 @@ fn the_nodes_get_the_stacks_lease_policy() {
     );
     assert!(script.contains(&line), "user-data lacks {line}");
 }
+
+#[test]
+fn in_an_existing_vpc_the_stack_creates_no_network_and_places_everything_in_its_subnets() {
+    let template = template_for(&existing_vpc_options());
+    for network in [
+        "AWS::EC2::VPC",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::VPCEndpoint",
+        "AWS::EC2::NatGateway",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::RouteTable",
+    ] {
+        assert!(of_type(&template, network).is_empty(), "{network} created");
+    }
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters[parameters::VPC_ID]["Type"], "AWS::EC2::VPC::Id");
+    assert_eq!(
+        parameters[parameters::SUBNET_IDS]["Type"],
+        "List<AWS::EC2::Subnet::Id>"
+    );
+    let subnets = json!({ "Ref": parameters::SUBNET_IDS });
+    let group = &resource(&template, logical::AUTO_SCALING_GROUP)["Properties"];
+    assert_eq!(group["VPCZoneIdentifier"], subnets);
+    let balancer = &resource(&template, logical::LOAD_BALANCER)["Properties"];
+    assert_eq!(balancer["Subnets"], subnets);
+    for (id, security_group) in of_type(&template, "AWS::EC2::SecurityGroup") {
+        assert_eq!(
+            security_group["Properties"]["VpcId"],
+            json!({ "Ref": parameters::VPC_ID }),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn nat_mode_with_an_existing_vpc_is_refused() {
+    let options = Options {
+        network_mode: etcd_aws_template::options::NetworkMode::Nat,
+        ..existing_vpc_options()
+    };
+    assert!(matches!(
+        etcd_aws_template::template(&options),
+        Err(etcd_aws_template::TemplateError::Options(
+            OptionsError::NetworkModeWithExistingVpc
+        ))
+    ));
+}
+
+#[test]
+fn session_manager_costs_nothing_unless_asked_for() {
+    let endpoint_services = |template: &Value| -> Vec<String> {
+        of_type(template, "AWS::EC2::VPCEndpoint")
+            .into_iter()
+            .map(|(_, e)| e["Properties"]["ServiceName"].to_string())
+            .collect()
+    };
+    let default = default_template();
+    assert!(
+        !endpoint_services(&default)
+            .iter()
+            .any(|s| s.contains("ssm") || s.contains("ec2messages")),
+        "{:?}",
+        endpoint_services(&default)
+    );
+    let role = &resource(&default, logical::NODE_ROLE)["Properties"];
+    assert_eq!(role["ManagedPolicyArns"], json!([]));
+    let asked = template_for(&Options {
+        session_manager: true,
+        ..Options::default()
+    });
+    let services = endpoint_services(&asked);
+    for service in ["ssm", "ssmmessages", "ec2messages"] {
+        assert!(
+            services
+                .iter()
+                .any(|s| s.contains(&format!(".{service}\""))),
+            "{service}: {services:?}"
+        );
+    }
+    let role = &resource(&asked, logical::NODE_ROLE)["Properties"];
+    assert_eq!(role["ManagedPolicyArns"].as_array().map(Vec::len), Some(1));
+}

@@ -9,16 +9,17 @@ use anyhow::{bail, Context};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_template::names;
 use etcd_aws_template::names::parameters::{
-    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
+    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN, SUBNET_IDS, VPC_ID,
 };
 use etcd_aws_template::options::{
-    defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, InstanceType, NetworkMode,
-    QuotaBytes, Schedule, SecretsKey, Sha256, SshCidr, VpcCidr,
+    defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, ExistingVpc, InstanceType,
+    NetworkMode, QuotaBytes, Schedule, SecretsKey, Sha256, SshCidr, SubnetIds, VpcCidr, VpcId,
 };
 use etcd_aws_template::{compact, render, template, Format, Options, TEMPLATE_BODY_LIMIT};
 
 use crate::deploy::change_set::{deploy, Deployed, Deployment};
 use crate::deploy::cluster_secrets::{self, SecretsSettings};
+use crate::deploy::preflight::{self, Finding};
 use crate::deploy::staging;
 
 /// The stack's settings: what the template is generated from, and how the
@@ -90,7 +91,21 @@ pub struct DeployArgs {
     /// E-mail address that receives the alarms (required to deploy).
     #[arg(long, env = "ETCD_AWS_ALARM_EMAIL")]
     alarm_email: Option<String>,
-    /// How private subnets reach the AWS APIs: endpoints (no internet route) or nat.
+    /// Deploy into this existing VPC (with --subnet-ids): the stack then creates no VPC,
+    /// no endpoint and no NAT gateway, and checks first that the subnets reach S3 and
+    /// the AWS APIs the nodes and functions call.
+    #[arg(long, env = "ETCD_AWS_VPC_ID", requires = "subnet_ids")]
+    vpc_id: Option<VpcId>,
+    /// The existing VPC's private subnets for the nodes, the load balancer and the
+    /// functions: three or five, comma-separated, each in another availability zone.
+    #[arg(long, env = "ETCD_AWS_SUBNET_IDS", requires = "vpc_id")]
+    subnet_ids: Option<SubnetIds>,
+    /// SSM Session Manager on the nodes: its managed policy on the node role and, in a
+    /// new VPC in endpoints mode, its three interface endpoints.
+    #[arg(long, env = "ETCD_AWS_SESSION_MANAGER")]
+    session_manager: bool,
+    /// How a new VPC's private subnets reach the AWS APIs: endpoints (no internet
+    /// route) or nat.
     #[arg(long, env = "ETCD_AWS_NETWORK_MODE", default_value = "endpoints")]
     network_mode: NetworkMode,
     /// Architecture of the Lambda functions: arm64 or x86_64.
@@ -146,6 +161,12 @@ impl DeployArgs {
             vpc_cidr: self.vpc_cidr,
             artifact_bucket: self.artifact_bucket.clone(),
             artifact_prefix: self.artifact_prefix.clone(),
+            existing_vpc: self
+                .vpc_id
+                .clone()
+                .zip(self.subnet_ids.clone())
+                .map(|(vpc_id, subnet_ids)| ExistingVpc { vpc_id, subnet_ids }),
+            session_manager: self.session_manager,
         }
     }
 
@@ -174,6 +195,36 @@ impl DeployArgs {
         }
         Ok(())
     }
+}
+
+/// The existing VPC's preflight, said line by line; an error, before anything
+/// is created, when the stack would not work there.
+async fn check_existing_vpc(
+    config: &aws_config::SdkConfig,
+    vpc: &ExistingVpc,
+) -> anyhow::Result<()> {
+    let observed = preflight::observe(&aws_sdk_ec2::Client::new(config), vpc).await?;
+    let findings = preflight::judge(vpc, &observed);
+    let mut problems = 0;
+    for finding in &findings {
+        match finding {
+            Finding::Ok(line) => tracing::info!(vpc = vpc.vpc_id.as_str(), "preflight: {line}"),
+            Finding::Note(line) => {
+                tracing::warn!(vpc = vpc.vpc_id.as_str(), "preflight, not checked: {line}")
+            }
+            Finding::Problem(line) => {
+                problems += 1;
+                tracing::error!(vpc = vpc.vpc_id.as_str(), "preflight: {line}");
+            }
+        }
+    }
+    if problems > 0 {
+        bail!(
+            "{} does not hold what the cluster needs ({problems} problems above); nothing was created",
+            vpc.vpc_id.as_str()
+        );
+    }
+    Ok(())
 }
 
 /// Stages a template too large to send inline in the artifact bucket; its URL.
@@ -219,6 +270,10 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
         None => compact(&template(&args.options())?)?,
     };
     let config = aws_config::load_from_env().await;
+    let existing_vpc = args.options().existing_vpc;
+    if let Some(vpc) = &existing_vpc {
+        check_existing_vpc(&config, vpc).await?;
+    }
     let template_url = if template_body.len() > TEMPLATE_BODY_LIMIT {
         Some(stage_template(args, &config, &template_body).await?)
     } else {
@@ -235,24 +290,31 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
     )
     .await?;
     let client = aws_sdk_cloudformation::Client::new(&config);
+    let mut parameters = vec![
+        (CLUSTER_CA_SECRET_ARN.to_string(), secrets.ca_arn),
+        (
+            FUNCTIONS_CLIENT_SECRET_ARN.to_string(),
+            secrets.functions_client_arn,
+        ),
+        (
+            SECRETS_KMS_KEY_ARN.to_string(),
+            args.kms_key_id
+                .customer_arn()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    ];
+    // Given, not left to the defaults: the VPC the flags name is the one the
+    // preflight checked, also for a --template-file.
+    if let Some(vpc) = existing_vpc {
+        parameters.push((VPC_ID.to_string(), vpc.vpc_id.as_str().to_string()));
+        parameters.push((SUBNET_IDS.to_string(), vpc.subnet_ids.ids().join(",")));
+    }
     let deployment = Deployment {
         stack_name: args.stack_name.clone(),
         template_body,
         template_url,
-        parameters: vec![
-            (CLUSTER_CA_SECRET_ARN.to_string(), secrets.ca_arn),
-            (
-                FUNCTIONS_CLIENT_SECRET_ARN.to_string(),
-                secrets.functions_client_arn,
-            ),
-            (
-                SECRETS_KMS_KEY_ARN.to_string(),
-                args.kms_key_id
-                    .customer_arn()
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-        ],
+        parameters,
         timeout: Duration::from_secs(args.timeout_minutes.saturating_mul(60)),
         poll_interval: Duration::from_secs(args.poll_seconds.max(1)),
     };

@@ -2,9 +2,11 @@
 //! the cluster's secrets before the stack ([`cluster_secrets`]), stage a
 //! template too large to send inline ([`staging`]), create or update the stack
 //! through a change set ([`change_set`]) and read its progress from its
-//! events ([`stack_events`]).
+//! events ([`stack_events`]); into an existing VPC, check first that its
+//! subnets hold what the cluster needs ([`preflight`]).
 
 pub mod change_set;
 pub mod cluster_secrets;
+pub mod preflight;
 pub mod stack_events;
 pub mod staging;

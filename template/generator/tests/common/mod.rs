@@ -34,6 +34,18 @@ pub fn everything_options() -> Options {
     }
 }
 
+/// Options that deploy into a VPC of the deployer's, with Session Manager.
+pub fn existing_vpc_options() -> Options {
+    Options {
+        existing_vpc: Some(etcd_aws_template::options::ExistingVpc {
+            vpc_id: parse("vpc-0a1b2c3d4e5f60718"),
+            subnet_ids: parse("subnet-0000000a,subnet-0000000b,subnet-0000000c"),
+        }),
+        session_manager: true,
+        ..Options::default()
+    }
+}
+
 /// Parses a test literal; a literal that does not parse is a broken test.
 pub fn parse<T: std::str::FromStr>(text: &str) -> T
 where
