@@ -162,7 +162,8 @@ pub async fn run_backup(
         duration_seconds: started.elapsed().as_secs_f64(),
         revision: manifest.revision,
     };
-    let emf_line = logging::print_metrics(&config.group_name, &metrics.metrics());
+    let emf_line =
+        logging::print_metrics_with(&config.group_name, &metrics.metrics(), &metrics.fields());
     Ok(BackupOutcome {
         action,
         endpoint,

@@ -6,14 +6,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use etcd_aws_core::contract::metrics;
-use etcd_aws_core::contract::metrics::{Metric, Unit};
 use etcd_aws_core::contract::names::ports;
 use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::membership::instance::Instance;
 use etcd_aws_io::aws::discovery::DiscoveryError;
 use etcd_aws_io::etcd::error::EtcdError;
-use etcd_aws_io::logging;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -202,14 +199,11 @@ impl<A: Aws, E: Etcd> Lifecycle<A, E> {
             reports.push(MessageReport { message_id, result });
         }
         let foreign = foreign_notices(&reports);
-        if let (Some(group), true) = (&self.settings.group_name, foreign > 0) {
-            logging::print_metrics(
-                group,
-                &[Metric::new(
-                    metrics::FOREIGN_LIFECYCLE_NOTICES,
-                    Unit::Count,
-                    foreign,
-                )],
+        if foreign > 0 {
+            tracing::warn!(
+                foreign_notices = foreign,
+                group = self.settings.group_name.as_deref().unwrap_or_default(),
+                "lifecycle notices for another autoscaling group were acknowledged without action: is another stack's hook pointed at this queue?"
             );
         }
         reports

@@ -1165,3 +1165,24 @@ fn session_manager_costs_nothing_unless_asked_for() {
     let role = &resource(&asked, logical::NODE_ROLE)["Properties"];
     assert_eq!(role["ManagedPolicyArns"].as_array().map(Vec::len), Some(1));
 }
+
+/// A custom metric costs the same whether anyone reads it: every metric the
+/// programs publish is read by an alarm or the dashboard.
+#[test]
+fn every_published_metric_is_read_by_an_alarm_or_the_dashboard() {
+    let template = default_template();
+    let readers: String = ["AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard"]
+        .into_iter()
+        .flat_map(|kind| of_type(&template, kind))
+        .map(|(_, resource)| resource["Properties"].to_string())
+        .collect();
+    for metric in etcd_aws_core::contract::metrics::PUBLISHED {
+        // A name in an alarm's JSON, or in the dashboard's body (a JSON string).
+        let named = format!("\"{metric}\"");
+        let named_in_body = format!("\\\"{metric}\\\"");
+        assert!(
+            readers.contains(&named) || readers.contains(&named_in_body),
+            "{metric} is published but nothing reads it"
+        );
+    }
+}

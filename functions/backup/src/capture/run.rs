@@ -24,6 +24,7 @@ use std::time::Duration;
 use etcd_aws_core::backup::replay::{self, ReplayTarget};
 use etcd_aws_core::backup::segment::{LeaseGrant, GONE_LEASE_TTL, UNKNOWN_LEASE_TTL};
 use etcd_aws_core::contract::jobs::CaptureAnswer;
+use etcd_aws_core::contract::metrics::fields;
 use etcd_aws_core::contract::metrics::{Metric, Unit};
 use etcd_aws_core::contract::{events, metrics};
 use etcd_aws_io::aws::discovery::DiscoveryError;
@@ -578,7 +579,7 @@ impl Capture {
         }
         let (lag, _) = self.pending.held(Instant::now());
         self.outcome.stored_until = self.pending.after();
-        self.outcome.emf_line = logging::print_metrics(
+        self.outcome.emf_line = logging::print_metrics_with(
             &self.config.group_name,
             &[
                 Metric::new(
@@ -588,16 +589,10 @@ impl Capture {
                 ),
                 Metric::new(metrics::CAPTURE_LAG, Unit::Count, lag as u64),
                 Metric::new(metrics::CAPTURE_GAPS, Unit::Count, self.outcome.gaps as u64),
-                Metric::new(
-                    metrics::CAPTURE_SEGMENTS,
-                    Unit::Count,
-                    self.outcome.segments as u64,
-                ),
-                Metric::new(
-                    metrics::CAPTURE_REVISIONS,
-                    Unit::Count,
-                    self.outcome.revisions as u64,
-                ),
+            ],
+            &[
+                (fields::CAPTURE_SEGMENTS, self.outcome.segments.into()),
+                (fields::CAPTURE_REVISIONS, self.outcome.revisions.into()),
             ],
         );
         tracing::info!(

@@ -2,14 +2,11 @@
 //! leader, term, members and learners, active alarms. Pure: the run gathers
 //! the answers, this turns them into figures.
 
-use etcd_aws_core::contract::metrics;
+use etcd_aws_core::contract::metrics::{self, fields};
 use etcd_aws_core::contract::metrics::{Metric, Property, Unit};
 use etcd_aws_core::etcd::ids::MemberId;
 use etcd_aws_core::etcd::status::{leader_named_by_most, Alarm, AlarmKind, MemberStatus};
 use etcd_aws_core::membership::member::Member;
-
-/// The health line's field naming the leader (a property, not a metric).
-pub const LEADER_ID: &str = "LeaderId";
 
 /// The cluster's health at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +64,7 @@ impl Health {
     /// round it; `RaftTerm`'s increase counts the leader changes).
     pub fn properties(&self) -> Vec<Property> {
         vec![(
-            LEADER_ID,
+            fields::LEADER_ID,
             self.leader_id
                 .map_or(serde_json::Value::Null, |id| id.to_string().into()),
         )]
@@ -158,7 +155,7 @@ mod tests {
     fn the_leader_id_travels_as_a_hex_property() {
         let statuses = [status(1, 26), status(2, 26), status(3, 26)];
         let health = Health::of(&three(), &statuses, &[], 1000);
-        assert_eq!(health.properties(), vec![(LEADER_ID, json!("1a"))]);
+        assert_eq!(health.properties(), vec![(fields::LEADER_ID, json!("1a"))]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use etcd_aws_core::clock;
 use etcd_aws_core::contract::jobs::MaintenanceAnswer;
-use etcd_aws_core::contract::metrics;
+use etcd_aws_core::contract::metrics::{self, fields};
 use etcd_aws_core::contract::metrics::{Metric, Unit};
 use etcd_aws_core::etcd::ids::{joined, MemberId};
 use etcd_aws_core::etcd::status::{Alarm, MemberStatus};
@@ -131,18 +131,13 @@ pub async fn run_maintenance(
         Err(MaintenanceError::StillAboveQuota { .. }) => (MaintenanceAnswer::default(), true),
         Err(_) => (MaintenanceAnswer::default(), false),
     };
-    logging::print_metrics(
+    logging::print_metrics_with(
         &config.group_name,
         &[
             Metric::new(
                 metrics::DEFRAGMENTED_MEMBERS,
                 Unit::Count,
                 outcome.defragmented.len(),
-            ),
-            Metric::new(
-                metrics::RECLAIMED_BYTES,
-                Unit::Bytes,
-                outcome.reclaimed_bytes,
             ),
             Metric::new(
                 metrics::NOSPACE_RECOVERIES,
@@ -155,6 +150,7 @@ pub async fn run_maintenance(
                 u8::from(unrecovered),
             ),
         ],
+        &[(fields::RECLAIMED_BYTES, outcome.reclaimed_bytes.into())],
     );
     result
 }

@@ -16,10 +16,6 @@ pub const GROUP_DIMENSION: &str = "GroupName";
 pub const BACKUP_AGE: &str = "BackupAgeSeconds";
 pub const BACKUP_BYTES: &str = "BackupBytes";
 pub const BACKUP_DURATION: &str = "BackupDurationSeconds";
-pub const BACKUP_REVISION: &str = "BackupRevision";
-/// Lifecycle notices for another autoscaling group, acknowledged without
-/// action (a hook of another stack pointed at this queue).
-pub const FOREIGN_LIFECYCLE_NOTICES: &str = "ForeignLifecycleNotices";
 
 /// etcd's own health, published by the maintenance run.
 /// The largest member's backend file.
@@ -38,9 +34,8 @@ pub const LEARNERS: &str = "Learners";
 pub const MEMBERS_ANSWERING: &str = "MembersAnswering";
 pub const NOSPACE_ALARMS: &str = "NospaceAlarms";
 pub const CORRUPT_ALARMS: &str = "CorruptAlarms";
-/// Members defragmented by a maintenance run, and the bytes given back.
+/// Members defragmented by a maintenance run.
 pub const DEFRAGMENTED_MEMBERS: &str = "DefragmentedMembers";
-pub const RECLAIMED_BYTES: &str = "ReclaimedBytes";
 /// NOSPACE alarms cleared after reclaiming space.
 pub const NOSPACE_RECOVERIES: &str = "NospaceRecoveries";
 /// 1 when a run reclaimed what it could and a member stayed above its quota.
@@ -52,8 +47,47 @@ pub const CAPTURE_LOSS_WINDOW: &str = "CaptureLossWindowSeconds";
 pub const CAPTURE_LAG: &str = "CaptureLagRevisions";
 /// History compacted away before it was captured (closed by a snapshot).
 pub const CAPTURE_GAPS: &str = "CaptureGaps";
-pub const CAPTURE_SEGMENTS: &str = "CaptureSegments";
-pub const CAPTURE_REVISIONS: &str = "CaptureRevisions";
+
+/// Every metric the programs publish. Each is read by an alarm, the dashboard
+/// or both (the template's tests hold every one to it): a custom metric costs
+/// the same whether anyone reads it.
+pub const PUBLISHED: [&str; 20] = [
+    BACKUP_AGE,
+    BACKUP_BYTES,
+    BACKUP_DURATION,
+    DB_SIZE,
+    DB_SIZE_IN_USE,
+    DB_QUOTA,
+    DB_QUOTA_USED,
+    HAS_LEADER,
+    RAFT_TERM,
+    VOTING_MEMBERS,
+    LEARNERS,
+    MEMBERS_ANSWERING,
+    NOSPACE_ALARMS,
+    CORRUPT_ALARMS,
+    DEFRAGMENTED_MEMBERS,
+    NOSPACE_RECOVERIES,
+    NOSPACE_UNRECOVERED,
+    CAPTURE_LOSS_WINDOW,
+    CAPTURE_LAG,
+    CAPTURE_GAPS,
+];
+
+/// Fields of the metric lines that are not metrics: they cost nothing beyond
+/// their bytes in the log, and Logs Insights reads them.
+pub mod fields {
+    /// The revision the newest backup holds.
+    pub const BACKUP_REVISION: &str = "BackupRevision";
+    /// The bytes a maintenance run's defragmentations gave back.
+    pub const RECLAIMED_BYTES: &str = "ReclaimedBytes";
+    /// What a capture run stored.
+    pub const CAPTURE_SEGMENTS: &str = "CaptureSegments";
+    pub const CAPTURE_REVISIONS: &str = "CaptureRevisions";
+    /// The leader's member id, in hex as etcdctl prints it (an identifier, not
+    /// a quantity: a metric would round it).
+    pub const LEADER_ID: &str = "LeaderId";
+}
 
 /// The units the project's metrics use (CloudWatch's names for them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
