@@ -208,3 +208,48 @@ fn the_roots_help_names_every_command_and_the_default() {
     }
     assert!(help.contains("With no command, deploys"), "{help}");
 }
+
+#[test]
+fn a_network_mode_with_an_existing_vpc_is_refused_before_anything_runs() {
+    let output = etcd_aws_cfn(&[
+        "--dry-run",
+        "--vpc-id",
+        "vpc-0a1b2c3d4e5f60718",
+        "--subnet-ids",
+        "subnet-0000000a,subnet-0000000b,subnet-0000000c",
+        "--network-mode",
+        "endpoints",
+    ]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("--network-mode") && error.contains("--vpc-id"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_existing_vpc_needs_no_network_mode() {
+    let output = etcd_aws_cfn(&[
+        "--dry-run",
+        "--vpc-id",
+        "vpc-0a1b2c3d4e5f60718",
+        "--subnet-ids",
+        "subnet-0000000a,subnet-0000000b,subnet-0000000c",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let template: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    let nat = template["Resources"]
+        .as_object()
+        .into_iter()
+        .flat_map(|r| r.values())
+        .filter(|r| r["Type"] == "AWS::EC2::NatGateway")
+        .count();
+    assert_eq!(nat, 0);
+}

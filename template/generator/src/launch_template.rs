@@ -46,7 +46,10 @@ pub fn fragment(options: &Options) -> Fragment {
             "Ebs": { "VolumeType": "gp3", "VolumeSize": 20, "Encrypted": true, "DeleteOnTermination": true },
         }]),
     );
-    data.insert("Monitoring".into(), json!({ "Enabled": true }));
+    // Basic (five-minute) monitoring: no alarm or dashboard reads the
+    // instances' EC2 metrics, and detailed monitoring bills seven custom
+    // metrics a node. etcd's health comes from the maintenance runs.
+    data.insert("Monitoring".into(), json!({ "Enabled": false }));
     data.insert("EbsOptimized".into(), json!(true));
     if let Some(key) = &options.key_pair {
         data.insert("KeyName".into(), json!(key));

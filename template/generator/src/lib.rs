@@ -2,10 +2,14 @@
 //!
 //! Generates the CloudFormation stack of a self-healing etcd cluster:
 //!
-//! - a VPC over three availability zones with private subnets only (the AWS APIs are
-//!   reached through VPC endpoints, or through one NAT gateway with `--network-mode nat`);
+//! - the network: the subnets of an existing VPC (`--vpc-id`, `--subnet-ids`; the
+//!   stack then creates no VPC, endpoint or NAT gateway), or a VPC of its own over
+//!   three availability zones whose private subnets reach the AWS APIs through one
+//!   NAT gateway (the default) or through interface endpoints (`--network-mode
+//!   endpoints`: no internet route at all);
 //! - an autoscaling group of 3 or 5 Amazon Linux 2023 nodes (AMI from the public SSM
-//!   parameter, IMDSv2 required, no SSH unless asked for, Session Manager instead) whose
+//!   parameter, IMDSv2 required, no SSH unless asked for, Session Manager only with
+//!   `--session-manager`) whose
 //!   user-data installs a checksum-verified etcd release and the `etcd-aws` agent from
 //!   the artifact bucket and runs the agent under systemd;
 //! - creation and rolling-update policies that wait for each node to signal that it is
@@ -15,10 +19,12 @@
 //! - TLS everywhere: the cluster CA and the functions' client certificate live in
 //!   Secrets Manager (created by `etcd-aws-cfn` before the stack, since no node starts
 //!   without the CA); each node issues itself a certificate at boot;
-//! - an internal network load balancer passing TLS through on port 2379, whose local
-//!   health check (plain HTTP on 2381) also decides when autoscaling replaces a node;
-//! - the backup function on an EventBridge schedule, writing to an encrypted,
-//!   versioned, private bucket; the lifecycle function's reconcile on another schedule;
+//! - an internal network load balancer passing TLS through on port 2379, whose health
+//!   check (the agent's `GET /ready`, plain HTTP on 2382) sends clients to serving
+//!   voters only;
+//! - the backup function's jobs on EventBridge schedules (backups, the continuous
+//!   capture every minute, maintenance), writing to an encrypted, versioned, private
+//!   bucket; the lifecycle function's reconcile on another schedule;
 //! - least-privilege IAM roles, alarms sent to an SNS topic with an e-mail subscription,
 //!   a dashboard, and outputs (client endpoint, bucket, queue, function names).
 //!

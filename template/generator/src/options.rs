@@ -55,8 +55,6 @@ pub enum OptionsError {
     SubnetTwice(String),
     #[error("--vpc-id and --subnet-ids go together: the stack places its nodes, load balancer and functions in the given subnets of the given VPC")]
     ExistingVpcHalf,
-    #[error("--network-mode nat applies to a VPC the stack creates; an existing VPC brings its own route to the AWS APIs (leave --network-mode out)")]
-    NetworkModeWithExistingVpc,
     #[error("architecture {0:?} is neither \"arm64\" nor \"x86_64\"")]
     Architecture(String),
     #[error("backup retention must be between 1 and 3650 days, got {0}")]
@@ -670,6 +668,7 @@ pub struct Options {
     pub backup_retention_days: u32,
     /// Default of the `AlarmEmail` parameter; without it the deployer must supply one.
     pub alarm_email: Option<String>,
+    /// How a VPC of the stack's own reaches the AWS APIs.
     pub network_mode: NetworkMode,
     pub function_architecture: Architecture,
     pub vpc_cidr: VpcCidr,
@@ -711,15 +710,16 @@ impl Options {
         if !(1..=3650).contains(&self.backup_retention_days) {
             return Err(OptionsError::Retention(self.backup_retention_days));
         }
-        if self.existing_vpc.is_some() && self.network_mode == NetworkMode::Nat {
-            return Err(OptionsError::NetworkModeWithExistingVpc);
-        }
         Ok(())
     }
 }
 
 impl Default for Options {
-    /// Safe defaults: three Graviton nodes, no SSH, no internet route.
+    /// Safe defaults: three Graviton nodes, no SSH, nothing reachable from the
+    /// internet. A VPC of the stack's own reaches the AWS APIs through one NAT
+    /// gateway: interface endpoints (no internet route at all) cost more than
+    /// the three nodes (docs/benchmarks.md, "What it costs"), and a production
+    /// cluster goes into the VPC its clients are in.
     fn default() -> Self {
         Options {
             cluster_size: ClusterSize::Three,
@@ -738,7 +738,7 @@ impl Default for Options {
             restore_leases: LeasePolicy::default(),
             backup_retention_days: defaults::BACKUP_RETENTION_DAYS,
             alarm_email: None,
-            network_mode: NetworkMode::Endpoints,
+            network_mode: NetworkMode::Nat,
             function_architecture: Architecture::Arm64,
             vpc_cidr: VpcCidr::default(),
             artifact_bucket: None,

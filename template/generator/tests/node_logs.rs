@@ -110,7 +110,7 @@ fn the_node_role_may_write_to_its_own_log_group_only() {
 
 #[test]
 fn endpoints_mode_reaches_cloudwatch_logs_without_the_internet() {
-    let template = default_template();
+    let template = template_for(&endpoints_options());
     assert_eq!(
         resource(&template, "LogsEndpoint")["Properties"]["ServiceName"],
         json!({ "Fn::Sub": "com.amazonaws.${AWS::Region}.logs" })

@@ -641,7 +641,7 @@ fn every_reference_names_a_parameter_or_resource_of_the_template() {
 
 #[test]
 fn endpoints_mode_has_no_route_to_the_internet() {
-    let template = default_template();
+    let template = template_for(&endpoints_options());
     assert!(of_type(&template, "AWS::EC2::InternetGateway").is_empty());
     assert!(of_type(&template, "AWS::EC2::NatGateway").is_empty());
     assert!(of_type(&template, "AWS::EC2::Route").is_empty());
@@ -1048,7 +1048,7 @@ fn client_listener_passes_tcp_through_so_tls_ends_at_etcd() {
 
 #[test]
 fn endpoints_mode_reaches_secrets_manager_without_the_internet() {
-    let template = default_template();
+    let template = template_for(&endpoints_options());
     let endpoint = &resource(&template, "SecretsManagerEndpoint")["Properties"];
     assert_eq!(
         endpoint["ServiceName"],
@@ -1118,17 +1118,29 @@ fn in_an_existing_vpc_the_stack_creates_no_network_and_places_everything_in_its_
 }
 
 #[test]
-fn nat_mode_with_an_existing_vpc_is_refused() {
-    let options = Options {
-        network_mode: etcd_aws_template::options::NetworkMode::Nat,
-        ..existing_vpc_options()
-    };
-    assert!(matches!(
-        etcd_aws_template::template(&options),
-        Err(etcd_aws_template::TemplateError::Options(
-            OptionsError::NetworkModeWithExistingVpc
-        ))
-    ));
+fn a_new_vpc_reaches_the_aws_apis_through_one_nat_gateway_by_default() {
+    let template = default_template();
+    assert_eq!(of_type(&template, "AWS::EC2::NatGateway").len(), 1);
+    let interface_endpoints = of_type(&template, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+        .count();
+    assert_eq!(interface_endpoints, 0);
+}
+
+#[test]
+fn an_existing_vpc_gets_no_nat_gateway_whatever_the_network_mode() {
+    for network_mode in [
+        etcd_aws_template::options::NetworkMode::Nat,
+        etcd_aws_template::options::NetworkMode::Endpoints,
+    ] {
+        let template = template_for(&Options {
+            network_mode,
+            ..existing_vpc_options()
+        });
+        assert!(of_type(&template, "AWS::EC2::NatGateway").is_empty());
+        assert!(of_type(&template, "AWS::EC2::VPCEndpoint").is_empty());
+    }
 }
 
 #[test]
@@ -1151,7 +1163,7 @@ fn session_manager_costs_nothing_unless_asked_for() {
     assert_eq!(role["ManagedPolicyArns"], json!([]));
     let asked = template_for(&Options {
         session_manager: true,
-        ..Options::default()
+        ..endpoints_options()
     });
     let services = endpoint_services(&asked);
     for service in ["ssm", "ssmmessages", "ec2messages"] {
@@ -1185,4 +1197,24 @@ fn every_published_metric_is_read_by_an_alarm_or_the_dashboard() {
             "{metric} is published but nothing reads it"
         );
     }
+}
+
+#[test]
+fn nodes_pay_for_one_minute_ec2_metrics_only_when_something_reads_them() {
+    let template = default_template();
+    let readers: String = ["AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard"]
+        .into_iter()
+        .flat_map(|kind| of_type(&template, kind))
+        .map(|(_, resource)| resource["Properties"].to_string())
+        .collect();
+    let read = readers.contains("AWS/EC2");
+    let (_, launch) = of_type(&template, "AWS::EC2::LaunchTemplate")
+        .into_iter()
+        .next()
+        .expect("a launch template");
+    let detailed = launch["Properties"]["LaunchTemplateData"]["Monitoring"]["Enabled"] == true;
+    assert_eq!(
+        detailed, read,
+        "detailed monitoring (seven custom metrics a node) is on: {detailed}; an alarm or the dashboard reads AWS/EC2: {read}"
+    );
 }

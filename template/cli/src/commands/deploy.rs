@@ -41,7 +41,7 @@ pub struct DeployArgs {
     /// EC2 instance type; a Graviton type (t4g, m7g, ...) gives arm64 nodes.
     #[arg(long, env = "ETCD_AWS_INSTANCE_TYPE", default_value = defaults::INSTANCE_TYPE)]
     instance_type: InstanceType,
-    /// EC2 key pair for SSH; without one, reach nodes with SSM Session Manager.
+    /// EC2 key pair for SSH; without one, reach nodes with --session-manager, or not at all.
     #[arg(long, env = "ETCD_AWS_KEY_PAIR")]
     key_pair: Option<String>,
     /// CIDR block allowed to SSH to the nodes (needs --key-pair; never the whole internet).
@@ -104,9 +104,15 @@ pub struct DeployArgs {
     /// new VPC in endpoints mode, its three interface endpoints.
     #[arg(long, env = "ETCD_AWS_SESSION_MANAGER")]
     session_manager: bool,
-    /// How a new VPC's private subnets reach the AWS APIs: endpoints (no internet
-    /// route) or nat.
-    #[arg(long, env = "ETCD_AWS_NETWORK_MODE", default_value = "endpoints")]
+    /// How a new VPC's private subnets reach the AWS APIs: nat (one NAT gateway)
+    /// or endpoints (an interface endpoint per API in every zone: no internet
+    /// route at all, and about 77 USD a month more at us-east-1 prices; see docs/benchmarks.md).
+    #[arg(
+        long,
+        env = "ETCD_AWS_NETWORK_MODE",
+        default_value = "nat",
+        conflicts_with = "vpc_id"
+    )]
     network_mode: NetworkMode,
     /// Architecture of the Lambda functions: arm64 or x86_64.
     #[arg(long, env = "ETCD_AWS_FUNCTION_ARCH", default_value = "arm64")]

@@ -18,6 +18,15 @@ pub fn template_for(options: &Options) -> Value {
     }
 }
 
+/// A new VPC in endpoints mode: an interface endpoint per API, no route to
+/// the internet.
+pub fn endpoints_options() -> Options {
+    Options {
+        network_mode: NetworkMode::Endpoints,
+        ..Options::default()
+    }
+}
+
 /// Options that switch on everything optional: NAT mode, five nodes, SSH from a narrow
 /// block, every parameter default filled in.
 pub fn everything_options() -> Options {
