@@ -3,6 +3,7 @@
 #   make demo    the main job on the local AWS stand-in (sets everything up first)
 #   make test    fmt check, clippy -D warnings, and every test (sets everything up first)
 #   make bench   benchmarks against the standard tools -> docs/benchmarks.md (BENCH_ARGS=--quick for a smoke run)
+#   make cost    what a stack costs a month, measured on the stand-in -> docs/benchmarks.md (COST_ARGS=--help)
 #   make soak    random faults against a cluster under a checking workload (SOAK_ARGS="--duration 1h --seed N")
 #
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
@@ -143,6 +144,21 @@ bench: bench-setup package
 	  ETCD_AWS_BACKUP_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-backup/bootstrap \
 	  ETCD_AWS_LIFECYCLE_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
 	  $${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)
+
+# What a stack costs a month (docs/benchmarks.md, "What it costs"; not part
+# of make test): the packaged functions (this machine's architecture only)
+# and the release agent on the stand-in, idle and under writes, priced per
+# way of deploying.
+COST_ARGS ?=
+
+.PHONY: cost
+cost: setup
+	$(MAKE) --no-print-directory package PACKAGE_ARCHS=$(HOST_PACKAGE_ARCH)
+	cargo build --release -p etcd-aws
+	cargo build --release -p etcd-aws-bench --bin cost
+	ETCD_AWS_BACKUP_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-backup/bootstrap \
+	  ETCD_AWS_LIFECYCLE_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
+	  $${CARGO_TARGET_DIR:-target}/release/cost $(COST_ARGS)
 
 # The arm64 artifacts as users deploy them, checked on this x86_64 machine
 # (not part of make test, which must fit CI's budget; see README "Packages"):

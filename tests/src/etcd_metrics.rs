@@ -1,7 +1,8 @@
 //! What a member says about its versions on etcd's plain-HTTP metrics port
 //! (the one the load balancer's health check uses; no certificate needed):
 //! the release it runs (`etcd_server_version`) and the cluster version it
-//! holds (`etcd_cluster_version`, the `etcdcluster` of its `/version`).
+//! holds (`etcd_cluster_version`, the `etcdcluster` of its `/version`), and
+//! its counters (what it sent its peers, for the cost bench).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -27,6 +28,31 @@ pub async fn member_versions(ip: Ipv4Addr) -> anyhow::Result<MemberVersions> {
         .await
         .with_context(|| format!("{ip}:{METRICS_PORT} did not answer /metrics within 5s"))??;
     parse_versions(&metrics).with_context(|| format!("the metrics of {ip}:{METRICS_PORT}"))
+}
+
+/// The sum of every series of the counter `metric` on `ip`'s metrics port
+/// (`etcd_network_peer_sent_bytes_total` has one per peer).
+pub async fn counter_total(ip: Ipv4Addr, metric: &str) -> anyhow::Result<f64> {
+    let metrics = tokio::time::timeout(Duration::from_secs(5), get_metrics(ip))
+        .await
+        .with_context(|| format!("{ip}:{METRICS_PORT} did not answer /metrics within 5s"))??;
+    Ok(sum_of(&metrics, metric))
+}
+
+/// The values of `metric`'s series (`metric 3` or `metric{...} 3`), added up.
+fn sum_of(metrics: &str, metric: &str) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(metric)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?.1,
+                None if rest.starts_with(' ') => rest,
+                None => return None,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
 }
 
 async fn get_metrics(ip: Ipv4Addr) -> anyhow::Result<String> {
@@ -98,6 +124,19 @@ etcd_server_version{server_version=\"3.4.23\"} 1
         assert_eq!(
             parse_versions(metrics).map(|v| v.cluster).ok().as_deref(),
             Some("3.5")
+        );
+    }
+
+    #[test]
+    fn a_counter_is_the_sum_of_its_series_and_not_of_its_longer_namesakes() {
+        let metrics = "# TYPE etcd_network_peer_sent_bytes_total counter\n\
+                       etcd_network_peer_sent_bytes_total{To=\"a\"} 100\n\
+                       etcd_network_peer_sent_bytes_total{To=\"b\"} 2.5e+02\n\
+                       etcd_network_peer_sent_bytes_total_extra 7\n";
+        assert_eq!(sum_of(metrics, "etcd_network_peer_sent_bytes_total"), 350.0);
+        assert_eq!(
+            sum_of("other 1\n", "etcd_network_peer_sent_bytes_total"),
+            0.0
         );
     }
 

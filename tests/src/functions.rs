@@ -161,7 +161,14 @@ impl BackupOnSchedule {
     pub async fn start(stand_in: &StandIn, every: Duration) -> anyhow::Result<Self> {
         let logs = log_dir("backup")?;
         let function = Arc::new(
-            start_backup_binary(stand_in, &logs, "backup-function.log", Vec::new()).await?,
+            start_backup_binary(
+                stand_in,
+                &logs,
+                "backup-function.log",
+                Vec::new(),
+                SCALED_TIMEOUT,
+            )
+            .await?,
         );
         let runs = Arc::new(Mutex::new(Vec::new()));
         let region = stand_in.region().to_owned();
@@ -275,12 +282,17 @@ where
     }
 }
 
+/// The harness's timeout of the backup function's invocations, scaled down
+/// from the stack's minutes.
+const SCALED_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The backup function's binary, as the stack configures it, scaled down.
 async fn start_backup_binary(
     stand_in: &StandIn,
     logs: &tempfile::TempDir,
     log_name: &str,
     extra_env: Vec<(String, String)>,
+    timeout: Duration,
 ) -> anyhow::Result<LambdaFunction> {
     let mut env = stand_in.env_as(Caller::BackupFunction);
     env.extend(stand_in.functions_tls_env());
@@ -294,7 +306,7 @@ async fn start_backup_binary(
     LambdaFunction::start(FunctionSpec {
         binary: "etcd-aws-backup".to_owned(),
         function_name: "etcd-backup".to_owned(),
-        timeout: Duration::from_secs(60),
+        timeout,
         env,
         log_file: logs.path().join(log_name),
     })
@@ -324,8 +336,10 @@ impl BackupOnDemand {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let log_file = logs.path().join("backup-function.log");
-        let function =
-            Arc::new(start_backup_binary(stand_in, &logs, "backup-function.log", env).await?);
+        let function = Arc::new(
+            start_backup_binary(stand_in, &logs, "backup-function.log", env, SCALED_TIMEOUT)
+                .await?,
+        );
         stand_in.serve_function(Self::NAME, &function);
         let shipper = LogShipper::start(
             aws_sdk_cloudwatchlogs::Client::new(&stand_in.sdk_config().await),
@@ -368,7 +382,7 @@ impl JobOnSchedule {
         every: Duration,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        Self::start(stand_in, every, env, Job::Maintenance).await
+        Self::start(stand_in, every, env, Job::Maintenance, SCALED_TIMEOUT).await
     }
 
     /// Capture runs (the continuous backup). `env` adds to the stack's settings:
@@ -378,7 +392,20 @@ impl JobOnSchedule {
         every: Duration,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        Self::start(stand_in, every, env, Job::Capture).await
+        Self::start(stand_in, every, env, Job::Capture, SCALED_TIMEOUT).await
+    }
+
+    /// `job` as the stack runs it rather than scaled down: the function's
+    /// `timeout` (a capture run then watches for its whole duration) and
+    /// `env` for the settings the harness scales (the part size, say).
+    pub async fn as_deployed(
+        stand_in: &StandIn,
+        every: Duration,
+        env: &[(&str, &str)],
+        job: Job,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        Self::start(stand_in, every, env, job, timeout).await
     }
 
     async fn start(
@@ -386,6 +413,7 @@ impl JobOnSchedule {
         every: Duration,
         env: &[(&str, &str)],
         job: Job,
+        timeout: Duration,
     ) -> anyhow::Result<Self> {
         let logs = log_dir(job.as_str())?;
         let env = env
@@ -393,7 +421,14 @@ impl JobOnSchedule {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let function = Arc::new(
-            start_backup_binary(stand_in, &logs, &format!("{job}-function.log"), env).await?,
+            start_backup_binary(
+                stand_in,
+                &logs,
+                &format!("{job}-function.log"),
+                env,
+                timeout,
+            )
+            .await?,
         );
         let runs = Arc::new(Mutex::new(Vec::new()));
         let schedule = tokio::spawn(run_schedule(
@@ -418,6 +453,11 @@ impl JobOnSchedule {
 
     pub fn log(&self) -> String {
         self.function.log()
+    }
+
+    /// The function's process (its pid, for its peak memory).
+    pub fn function(&self) -> &LambdaFunction {
+        &self.function
     }
 
     /// The metric lines the runs printed (one JSON object per line with `_aws`).

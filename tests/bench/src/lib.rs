@@ -16,14 +16,19 @@
 //!   tools' intervals, and the restore with an hour of segments vs the
 //!   snapshot alone
 //!
+//! Beside them, [`cost`]: not a race but a bill. `make cost` (its own
+//! binary) measures a stack's requests, run times and bytes on the stand-in
+//! and prices each way of deploying it.
+//!
 //! What they share: [`environment`] (the machine and tools, stated in the
 //! report), [`data`] and [`dataset`] (Kubernetes-like keys, loaded once),
 //! [`process`] (timing and peak memory of a process); [`report`] prints the
-//! table and writes `docs/benchmarks.md`.
+//! table and writes `docs/benchmarks.md`, keeping the cost section.
 
 pub mod backup;
 pub mod continuous;
 pub mod control_plane;
+pub mod cost;
 pub mod data;
 pub mod dataset;
 pub mod dump;

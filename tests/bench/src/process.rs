@@ -267,6 +267,25 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The CPU time a running process has used so far (user and system, from
+/// /proc/<pid>/stat), in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let ticks = cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    // SAFETY: sysconf reads a constant of the running system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
+}
+
+/// utime + stime of a /proc/<pid>/stat line, in clock ticks.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses; the fields
+    // after its last ')' do not.
+    let after_name = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -274,6 +293,14 @@ pub fn mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_user_plus_system_ticks_even_with_spaces_in_the_name() {
+        let stat =
+            "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 17 0 0 20 0 3 0 5 0 0";
+        assert_eq!(cpu_ticks(stat), Some(267));
+        assert_eq!(cpu_ticks("4242 (short"), None);
+    }
 
     #[tokio::test]
     async fn a_pipeline_reports_each_stage_and_a_failure_names_the_command() {
