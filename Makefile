@@ -3,6 +3,7 @@
 #   make demo    the main job on the local AWS stand-in (sets everything up first)
 #   make test    fmt check, clippy -D warnings, and every test (sets everything up first)
 #   make bench   benchmarks against the standard tools -> docs/benchmarks.md (BENCH_ARGS=--quick for a smoke run)
+#   make docs    docs/settings.md from the programs' own flags (a test fails when it is stale)
 #   make cost    what a stack costs a month, measured on the stand-in -> docs/benchmarks.md (COST_ARGS=--help)
 #   make soak    random faults against a cluster under a checking workload (SOAK_ARGS="--duration 1h --seed N")
 #
@@ -145,6 +146,11 @@ bench: bench-setup package
 	  ETCD_AWS_LIFECYCLE_BIN=$(CURDIR)/$(DIST)/$(HOST_PACKAGE_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
 	  $${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_ARGS)
 
+# The tables of every program's flags and settings, from their clap definitions.
+.PHONY: docs
+docs:
+	cargo run --quiet -p etcd-aws-docs --bin settings-doc -- --output docs/settings.md
+
 # What a stack costs a month (docs/benchmarks.md, "What it costs"; not part
 # of make test): the packaged functions (this machine's architecture only)
 # and the release agent on the stand-in, idle and under writes, priced per
@@ -161,7 +167,7 @@ cost: setup
 	  $${CARGO_TARGET_DIR:-target}/release/cost $(COST_ARGS)
 
 # The arm64 artifacts as users deploy them, checked on this x86_64 machine
-# (not part of make test, which must fit CI's budget; see README "Packages"):
+# (not part of make test, which must fit CI's budget; see docs/development.md, "Packages and cross-compiling"):
 # `make package`, then
 #   - the arm64 agent runs the nodes of a harness cluster and both arm64
 #     functions serve invocations through the Runtime API emulator, all under

@@ -117,22 +117,27 @@ pub enum CompressionArg {
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "etcd-aws-backup",
-    about = "Lambda: streams a consistent etcd snapshot to S3, then thins old backups; invoked with {\"job\": \"maintenance\"} it publishes etcd's health and reclaims space"
+    about = "Lambda: one job per invocation: a backup (a consistent etcd snapshot streamed to S3, then old backups thinned), with {\"job\": \"capture\"} the continuous backup of every change, with {\"job\": \"maintenance\"} etcd's health as metrics and reclaimed space"
 )]
 pub struct EnvConfig {
     /// The autoscaling group whose instances run etcd.
     #[arg(long, env = env::GROUP_NAME)]
     pub group_name: String,
+    /// The backup bucket.
     #[arg(long, env = env::BACKUP_BUCKET)]
     pub bucket: String,
+    /// Key prefix of the backups and segments in the bucket.
     #[arg(long, env = env::BACKUP_PREFIX, default_value = bucket::BACKUP_PREFIX)]
     pub prefix: String,
+    /// etcd's client port on the instances.
     #[arg(long, env = env::CLIENT_PORT, default_value_t = ports::CLIENT)]
     pub client_port: u16,
     #[command(flatten)]
     pub tls: ClientTlsArgs,
+    /// How the stored snapshots are compressed.
     #[arg(long, env = "ETCD_BACKUP_COMPRESSION", value_enum, default_value_t = CompressionArg::Zstd)]
     pub compression: CompressionArg,
+    /// zstd's level, 1 to 19.
     #[arg(long, env = "ETCD_BACKUP_ZSTD_LEVEL", default_value_t = 1)]
     pub zstd_level: i32,
     /// Size of the uploaded parts in MiB (at least 5).

@@ -41,28 +41,9 @@
 //! 6. Prints one CloudWatch embedded-metric-format line ([`emf`]).
 //!
 //! # Configuration (environment of the function)
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `ETCD_AWS_GROUP_NAME` | required | the autoscaling group running etcd |
-//! | `ETCD_BACKUP_BUCKET` | required | the backup bucket |
-//! | `ETCD_BACKUP_PREFIX` | `backups/` | key prefix in the bucket |
-//! | `ETCD_AWS_CLIENT_PORT` | `2379` | etcd's client port on the instances |
-//! | `ETCD_AWS_TLS_CLIENT_SECRET` | required | Secrets Manager secret with the function's client certificate, read at every run |
-//! | `ETCD_AWS_INSECURE_PLAINTEXT` | off | instead of the secret: talk to a cluster running without TLS (labs) |
-//! | `ETCD_BACKUP_COMPRESSION` | `zstd` | `zstd` or `none` |
-//! | `ETCD_BACKUP_ZSTD_LEVEL` | `1` | zstd level, 1..=19 |
-//! | `ETCD_BACKUP_PART_MIB` | `8` | multipart part size, at least 5 (S3's minimum) |
-//! | `ETCD_BACKUP_KEEP_LAST` | `4` | newest backups always kept (one hour at the default 15-minute schedule) |
-//! | `ETCD_BACKUP_HOURLY_HOURS` | `24` | then the newest of each hour, this many hours back |
-//! | `ETCD_BACKUP_DAILY_DAYS` | `7` | then the newest of each UTC day, this many days back |
-//! | `ETCD_BACKUP_SNAPSHOT_TIMEOUT` | `9m` | bound on streaming one snapshot (under the function's 10-minute timeout) |
-//! | `ETCD_BACKUP_REFRESH_AFTER` | `30m` | an unchanged cluster is backed up anew once its newest backup is this old |
-//! | `ETCD_CAPTURE_DURATION` | `70s` | how long a capture run watches (runs start every minute) |
-//! | `ETCD_CAPTURE_FLUSH_DELAY` | `1s` | a captured change is flushed once it has waited this long |
-//! | `ETCD_CAPTURE_FLUSH_MIB` | `4` | ...or at once when this many MiB are held |
-//! | `ETCD_CAPTURE_SNAPSHOT_AFTER_REVISIONS` | `100000` | the capture takes a snapshot once this many revisions follow the newest one |
-//! | `ETCD_AWS_LOG_FORMAT` | `json` | `json` for CloudWatch Logs, `text` for a terminal |
-//! | `ETCD_AWS_LOG` | `info` | log filter, `RUST_LOG` syntax |
+//! Every variable, its default and meaning is in `docs/settings.md`, written
+//! from [`config::EnvConfig`] itself by `make docs`; beside them, `ETCD_AWS_LOG`
+//! is the log filter (`RUST_LOG` syntax, default `info`).
 //!
 //! The newest backup and the one `latest.json` names are never deleted,
 //! whatever the retention settings say.
@@ -72,10 +53,11 @@
 //! since the newest valid backup was taken: about the run's duration after an
 //! upload, that backup's age after an unchanged revision, at most
 //! `ETCD_BACKUP_REFRESH_AFTER` plus a schedule interval on a healthy cluster),
-//! `BackupBytes` (stored size of the newest backup), `BackupDurationSeconds`,
-//! `BackupRevision`; a capture run: `CaptureLossWindowSeconds`,
-//! `CaptureLagRevisions`, `CaptureGaps`, `CaptureSegments`,
-//! `CaptureRevisions`. A failed backup run prints no metric line and fails the
+//! `BackupBytes` (stored size of the newest backup), `BackupDurationSeconds`;
+//! a capture run: `CaptureLossWindowSeconds`, `CaptureLagRevisions`,
+//! `CaptureGaps`. The backup's revision and a capture run's segments and
+//! revisions ride in the same lines as fields, free and read by Logs Insights
+//! (`etcd_aws_core::contract::metrics` lists what is published). A failed backup run prints no metric line and fails the
 //! invocation: the stale-backup alarm fires on an age past its limit and treats
 //! missing data as breaching, and the Lambda error alarm sees the failure.
 //!
