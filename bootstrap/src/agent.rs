@@ -23,7 +23,9 @@ use etcd_aws_io::aws::{env as aws_env, identity};
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::data_dir;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_io::tls::SecretStore;
 
+use crate::cert_renewal::Renewal;
 use crate::etcd_process::{self, EtcdSettings, Supervised};
 use crate::join::{self, JoinError};
 use crate::node_tls::{self, TlsSettings};
@@ -109,11 +111,23 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             let mut wait = Wait::new(config.wait, FOR_THE_CA);
             match node_tls::prepare(settings, &aws, &me, &mut wait, &mut signals).await? {
                 Ok(tls) => {
-                    node.set_certificate_not_after(Some(tls.not_after));
-                    (
-                        EtcdAccess::tls(config.timeouts, tls.credentials),
-                        Some(tls.files),
-                    )
+                    node.set_certificate_not_after(Some(tls.lifetime.not_after));
+                    let access = EtcdAccess::tls(config.timeouts, tls.credentials);
+                    if let Some(credentials) = &access.tls {
+                        let renewal = Renewal {
+                            store: SecretStore::new(&aws),
+                            ca_secret: settings.ca_secret.clone(),
+                            name: me.instance_id.clone(),
+                            ips: tls.ips,
+                            dns_names: settings.dns_names.clone(),
+                            validity: settings.cert_validity,
+                            files: tls.files.clone(),
+                            credentials: Arc::clone(credentials),
+                            node: Arc::clone(&node),
+                        };
+                        tokio::spawn(renewal.run(tls.lifetime));
+                    }
+                    (access, Some(tls.files))
                 }
                 Err(end) => return Ok(policy::after_wait(&end)),
             }

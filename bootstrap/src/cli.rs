@@ -145,7 +145,8 @@ pub struct Cli {
     #[arg(long, env = env::TLS_DIR, default_value = paths::TLS_DIR)]
     pub tls_dir: PathBuf,
 
-    /// Lifetime of the certificate the node issues itself at each start.
+    /// Lifetime of the certificate the node issues itself at each start; the
+    /// agent renews it in place at about two thirds of it.
     #[arg(long, env = "ETCD_AWS_TLS_CERT_VALIDITY", default_value = "365days", value_parser = humantime::parse_duration)]
     pub tls_cert_validity: Duration,
 

@@ -17,13 +17,15 @@
 //!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
 //!   that will not heal, and when this member recovers the cluster).
 //! - Throughout: [`ready_endpoint`] (the load balancer's `GET /ready`: a
-//!   serving voting member, or the reason it is not).
+//!   serving voting member, or the reason it is not) and `cert_renewal` (the
+//!   node's certificate renewed in place, etcd not restarted).
 //! - After: `policy` (what to do about how etcd ended) and `exit_status`
 //!   (the agent's own exit code); `signals` throughout.
 //!
 //! [`decision`]: etcd_aws_core::membership::decision
 
 pub mod agent;
+mod cert_renewal;
 pub mod cli;
 mod etcd_process;
 mod exit_status;

@@ -3,13 +3,15 @@
 //!
 //! Issuing at every start (rather than keeping a certificate on disk) means a
 //! replaced node never needs anything copied to it, and a changed IP or DNS
-//! name is picked up by a restart.
+//! name is picked up by a restart. While the node runs, `cert_renewal`
+//! renews the certificate in place.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use etcd_aws_core::certificates::renewal::Lifetime;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::launch::TlsFiles;
 use etcd_aws_core::membership::observation::Me;
@@ -37,8 +39,11 @@ pub struct NodeTls {
     /// The node's certificate doubles as its client certificate towards peers.
     pub credentials: TlsCredentials,
     pub files: TlsFiles,
-    /// When the certificate expires.
-    pub not_after: SystemTime,
+    /// The addresses the certificate names (private IP first): a renewal
+    /// names the same.
+    pub ips: Vec<IpAddr>,
+    /// From when it was issued until it expires.
+    pub lifetime: Lifetime,
 }
 
 /// Reads the CA (waiting while the secret still holds the deploy's
@@ -62,6 +67,7 @@ pub async fn prepare(
         SystemTime::now(),
     )
     .context("etcd cannot start with this CA")?;
+    let issued_at = SystemTime::now();
     let mut ips = vec![me.private_ip];
     ips.extend(settings.extra_ips.iter().filter(|ip| **ip != me.private_ip));
     let issued = ca
@@ -76,7 +82,7 @@ pub async fn prepare(
         })?;
     let credentials = TlsCredentials::issued_by(&ca, issued);
     let info = credentials
-        .check("this node's new certificate", SystemTime::now())
+        .check("this node's new certificate", issued_at)
         .context("the certificate just issued does not verify against the CA")?;
     let files = credentials.write_to(&settings.dir).with_context(|| {
         format!(
@@ -90,7 +96,11 @@ pub async fn prepare(
     Ok(Ok(NodeTls {
         credentials,
         files,
-        not_after: info.not_after,
+        ips,
+        lifetime: Lifetime {
+            issued_at,
+            not_after: info.not_after,
+        },
     }))
 }
 

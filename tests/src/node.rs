@@ -241,6 +241,23 @@ impl Node {
         Some(self.pgid.load(Ordering::SeqCst)).filter(|&pid| pid > 0)
     }
 
+    /// The id of the etcd process the agent runs (in the agent's process
+    /// group), if one runs: a test that must see etcd not restarted compares it.
+    pub fn etcd_pid(&self) -> Option<i32> {
+        let group = self.pid()?;
+        let entries = std::fs::read_dir("/proc").ok()?;
+        entries.flatten().find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // "pid (comm) state ppid pgrp ...": comm may hold spaces, so
+            // split after its closing parenthesis.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let pgrp: i32 = rest.split_whitespace().nth(2)?.parse().ok()?;
+            (comm == "etcd" && pgrp == group).then_some(pid)
+        })
+    }
+
     /// Sends a signal to the agent and etcd (the whole process group).
     pub fn signal(&self, signal: i32) {
         kill_group(self.pgid.load(Ordering::SeqCst), signal);

@@ -109,7 +109,7 @@ pub fn client_options(access: &EtcdAccess, connect: Duration, request: Duration)
         .with_connect_timeout(connect)
         .with_timeout(request);
     match &access.tls {
-        Some(tls) => options.with_tls(tls.etcd_options()),
+        Some(tls) => options.with_tls(tls.current().etcd_options()),
         None => options,
     }
 }

@@ -29,10 +29,13 @@
 //!   [`metrics`](contract::metrics) and log [`events`](contract::events) the
 //!   stack's alarms read, and the [`names`](contract::names) (environment,
 //!   ports, paths, secrets) the template and the binaries share.
+//! - [`certificates`]: when a node [`renew`](certificates::renewal)s its
+//!   certificate while it runs.
 //! - [`clock`]: seconds since the epoch and the UTC stamp in object keys.
 //! - [`test_support`]: plain-data builders for the table tests.
 
 pub mod backup;
+pub mod certificates;
 pub mod clock;
 pub mod contract;
 pub mod etcd;

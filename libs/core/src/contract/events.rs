@@ -64,3 +64,12 @@ pub const QUORUM_BACK: &str = "quorum_back";
 /// Quorum is lost and this member will not force a new cluster; the line's
 /// `wait` field says why (such as `members_may_return`).
 pub const RECOVERY_WAITING: &str = "recovery_waiting";
+
+// While etcd runs, besides quorum.
+
+/// This node renewed its certificate in place (etcd not restarted); the line
+/// carries `valid_until` and `next_renewal`.
+pub const CERTIFICATE_RENEWED: &str = "certificate_renewed";
+/// A renewal failed; the line says why and when the next attempt is
+/// (`retry_in_seconds`). The certificate in use stays until it expires.
+pub const CERTIFICATE_RENEWAL_FAILED: &str = "certificate_renewal_failed";

@@ -13,7 +13,7 @@ use etcd_aws_core::etcd::ids::{ClusterId, MemberId};
 use etcd_aws_core::etcd::status::{Alarm, AlarmKind, MemberStatus};
 use etcd_aws_core::membership::member::Member;
 
-use crate::tls::TlsCredentials;
+use crate::tls::{RenewableCredentials, TlsCredentials};
 
 use super::error::{EtcdError, EtcdErrorKind};
 
@@ -73,7 +73,8 @@ impl Default for EtcdTimeouts {
 #[derive(Debug, Clone)]
 pub struct EtcdAccess {
     pub timeouts: EtcdTimeouts,
-    pub tls: Option<Arc<TlsCredentials>>,
+    /// Shared by every clone: a renewal reaches them all.
+    pub tls: Option<Arc<RenewableCredentials>>,
 }
 
 impl EtcdAccess {
@@ -87,7 +88,7 @@ impl EtcdAccess {
     pub fn tls(timeouts: EtcdTimeouts, credentials: TlsCredentials) -> Self {
         Self {
             timeouts,
-            tls: Some(Arc::new(credentials)),
+            tls: Some(Arc::new(RenewableCredentials::new(credentials))),
         }
     }
 
@@ -128,7 +129,7 @@ impl EtcdAdmin {
             .with_connect_timeout(access.timeouts.connect)
             .with_timeout(access.timeouts.request);
         if let Some(tls) = &access.tls {
-            options = options.with_tls(tls.etcd_options());
+            options = options.with_tls(tls.current().etcd_options());
         }
         let client = Client::connect(endpoints, Some(options))
             .await

@@ -64,7 +64,8 @@ async fn ask(endpoint: &str, access: &EtcdAccess) -> Result<Versions, Failure> {
         .map_err(|e| (EtcdErrorKind::Unreachable, format!("cannot connect: {e}")))?;
     let body = match &access.tls {
         Some(credentials) => {
-            let connector = tokio_rustls::TlsConnector::from(client_config(credentials)?);
+            let connector =
+                tokio_rustls::TlsConnector::from(client_config(&credentials.current())?);
             let tls = connector
                 .connect(ServerName::IpAddress(address.ip().into()), tcp)
                 .await

@@ -140,7 +140,8 @@ impl ClusterCa {
     }
 
     /// A node's own certificate: server for clients and peers, and client
-    /// towards its peers, for its IPs (private IP first) and any DNS names.
+    /// towards its peers, for its IPs (private IP first) and any DNS names,
+    /// with a new key.
     pub fn issue_peer(
         &self,
         name: &str,
@@ -148,25 +149,31 @@ impl ClusterCa {
         dns_names: &[String],
         validity: ValidityPeriod,
     ) -> Result<IssuedCertificate, AuthorityError> {
-        let mut params = CertificateParams::default();
-        params
-            .subject_alt_names
-            .extend(ips.iter().copied().map(SanType::IpAddress));
-        for dns in dns_names {
-            let dns = dns
-                .clone()
-                .try_into()
-                .map_err(|source| AuthorityError::Issue {
-                    subject: format!("DNS name {dns}"),
-                    source,
-                })?;
-            params.subject_alt_names.push(SanType::DnsName(dns));
-        }
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        self.issue(name, params, validity)
+        let key = KeyPair::generate().map_err(|source| AuthorityError::Issue {
+            subject: name.to_owned(),
+            source,
+        })?;
+        self.issue(name, peer_params(ips, dns_names)?, validity, key)
+    }
+
+    /// A node's certificate renewed while it runs: the same as
+    /// [`Self::issue_peer`], for the key it already holds (`key_pem`). etcd
+    /// reads its certificate and key files one after the other at every
+    /// handshake; with the key unchanged, whichever certificate it reads
+    /// matches the key it reads.
+    pub fn renew_peer(
+        &self,
+        name: &str,
+        ips: &[IpAddr],
+        dns_names: &[String],
+        validity: ValidityPeriod,
+        key_pem: &str,
+    ) -> Result<IssuedCertificate, AuthorityError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|source| AuthorityError::Issue {
+            subject: format!("{name} (its current key)"),
+            source,
+        })?;
+        self.issue(name, peer_params(ips, dns_names)?, validity, key)
     }
 
     /// A certificate that lets `name` use the cluster as a client, and no more.
@@ -177,7 +184,11 @@ impl ClusterCa {
     ) -> Result<IssuedCertificate, AuthorityError> {
         let mut params = CertificateParams::default();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(name, params, validity)
+        let key = KeyPair::generate().map_err(|source| AuthorityError::Issue {
+            subject: name.to_owned(),
+            source,
+        })?;
+        self.issue(name, params, validity, key)
     }
 
     fn issue(
@@ -185,6 +196,7 @@ impl ClusterCa {
         name: &str,
         mut params: CertificateParams,
         validity: ValidityPeriod,
+        key: KeyPair,
     ) -> Result<IssuedCertificate, AuthorityError> {
         let issue_error = |source| AuthorityError::Issue {
             subject: name.to_owned(),
@@ -197,7 +209,6 @@ impl ClusterCa {
         ];
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, name, validity)?;
-        let key = KeyPair::generate().map_err(issue_error)?;
         let cert = params
             .signed_by(&key, &self.issuer()?)
             .map_err(issue_error)?;
@@ -217,6 +228,30 @@ impl ClusterCa {
             source,
         })
     }
+}
+
+/// A node certificate's names and uses: server for clients and peers, client
+/// towards its peers.
+fn peer_params(ips: &[IpAddr], dns_names: &[String]) -> Result<CertificateParams, AuthorityError> {
+    let mut params = CertificateParams::default();
+    params
+        .subject_alt_names
+        .extend(ips.iter().copied().map(SanType::IpAddress));
+    for dns in dns_names {
+        let dns = dns
+            .clone()
+            .try_into()
+            .map_err(|source| AuthorityError::Issue {
+                subject: format!("DNS name {dns}"),
+                source,
+            })?;
+        params.subject_alt_names.push(SanType::DnsName(dns));
+    }
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    Ok(params)
 }
 
 fn common_name(name: &str) -> DistinguishedName {
@@ -279,6 +314,48 @@ mod tests {
             .expect("valid");
         assert_eq!(info.ips, vec![ip]);
         assert_eq!(info.common_name, "i-1");
+    }
+
+    #[test]
+    fn a_renewed_peer_certificate_keeps_the_key_and_the_names_and_lives_longer() {
+        let ca = ca();
+        let ip: IpAddr = "10.0.1.7".parse().expect("ip");
+        let names = ["etcd.internal".to_owned()];
+        let first = ca
+            .issue_peer("i-1", &[ip], &names, ValidityPeriod::starting_now(DAY))
+            .expect("issue");
+        let renewed = ca
+            .renew_peer(
+                "i-1",
+                &[ip],
+                &names,
+                ValidityPeriod::starting_now(2 * DAY),
+                &first.key_pem,
+            )
+            .expect("renew");
+        assert_eq!(renewed.key_pem, first.key_pem);
+        assert_ne!(renewed.cert_pem, first.cert_pem);
+        let now = SystemTime::now();
+        let before =
+            check_certificate("first", &first.cert_pem, ca.cert_pem(), now).expect("valid");
+        let after =
+            check_certificate("renewed", &renewed.cert_pem, ca.cert_pem(), now).expect("valid");
+        assert_eq!((after.common_name.as_str(), &after.ips), ("i-1", &vec![ip]));
+        assert!(after.not_after > before.not_after);
+    }
+
+    #[test]
+    fn a_renewal_with_a_damaged_key_names_the_key() {
+        let error = ca()
+            .renew_peer(
+                "i-1",
+                &[],
+                &[],
+                ValidityPeriod::starting_now(DAY),
+                "not a key",
+            )
+            .expect_err("damaged");
+        assert!(error.to_string().contains("current key"), "{error}");
     }
 
     #[test]

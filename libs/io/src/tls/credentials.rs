@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use etcd_client::{Certificate, Identity, TlsOptions};
@@ -61,6 +62,43 @@ impl TlsCredentials {
         write_file(&files.cert, &self.cert_pem, 0o644)?;
         write_file(&files.key, &self.key_pem, 0o600)?;
         Ok(files)
+    }
+
+    /// Replaces the certificate file only: a renewal keeps the key, so etcd,
+    /// reading certificate and key at each handshake, always reads a pair.
+    pub fn write_certificate(&self, files: &TlsFiles) -> std::io::Result<()> {
+        write_file(&files.cert, &self.cert_pem, 0o644)
+    }
+}
+
+/// Credentials a running program replaces when it renews its certificate:
+/// every connection made afterwards presents the new ones, and the clones of
+/// an [`crate::etcd::admin::EtcdAccess`] share them.
+#[derive(Debug)]
+pub struct RenewableCredentials(RwLock<Arc<TlsCredentials>>);
+
+impl RenewableCredentials {
+    pub fn new(credentials: TlsCredentials) -> Self {
+        Self(RwLock::new(Arc::new(credentials)))
+    }
+
+    /// The credentials to present now.
+    pub fn current(&self) -> Arc<TlsCredentials> {
+        // A writer that panicked left a whole value behind (it only swaps an
+        // Arc), so a poisoned lock still holds usable credentials.
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    pub fn replace(&self, credentials: TlsCredentials) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(credentials);
     }
 }
 

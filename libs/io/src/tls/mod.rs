@@ -15,5 +15,5 @@ pub mod secret_store;
 pub use authority::{ClusterCa, IssuedCertificate};
 pub use certificate::CertificateError;
 pub use client_source::{ClientTlsError, ClientTlsSource};
-pub use credentials::TlsCredentials;
+pub use credentials::{RenewableCredentials, TlsCredentials};
 pub use secret_store::{NewSecret, SecretStore, SecretStoreError};
