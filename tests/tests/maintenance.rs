@@ -5,10 +5,12 @@
 //! health, recovers NOSPACE without anyone's help, and defragments fragmented
 //! members one at a time, the leader last, without stalling writers.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use etcd_aws_core::contract::metrics;
 use etcd_aws_io::etcd::admin::EtcdAdmin;
+use etcd_aws_io::tls::certificate::check_ca;
 use etcd_aws_tests::functions::JobOnSchedule;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::space::{self, MIB};
@@ -239,5 +241,54 @@ async fn the_maintenance_run_publishes_etcds_health_as_metrics() -> anyhow::Resu
     let mut admin = EtcdAdmin::connect(&cluster.client_urls(), &cluster.etcd_access()).await?;
     let leader = admin.status().await?.leader_id.context("no leader")?;
     assert_eq!(line["LeaderId"], leader.to_string(), "{line}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_run_publishes_the_days_left_on_every_certificate() -> anyhow::Result<()> {
+    // Nodes' certificates for half a day; the stand-in's CA and the
+    // functions' certificate are valid for a day.
+    let cluster = SimCluster::start_with_nodes(
+        StandInOptions::default(),
+        NodeOptions {
+            agent_args: vec!["--tls-cert-validity".to_owned(), "12h".to_owned()],
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let maintenance =
+        JobOnSchedule::maintenance(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
+    let line = wait_for("a health metric line", SETTLE, || async {
+        maintenance
+            .metric_lines()
+            .into_iter()
+            .find(|line| line.get(metrics::NODE_CERTIFICATE_DAYS_LEFT).is_some())
+            .context("not yet")
+    })
+    .await?;
+    let days = |name: &str| line[name].as_f64().unwrap_or(f64::NAN);
+    let ca = check_ca(
+        "the CA",
+        cluster.stand_in.pki().context("TLS")?.ca.cert_pem(),
+        SystemTime::now(),
+    )?;
+    let ca_days = ca
+        .not_after
+        .duration_since(SystemTime::now())?
+        .as_secs_f64()
+        / 86_400.0;
+    assert!(
+        (days(metrics::NODE_CERTIFICATE_DAYS_LEFT) - 0.5).abs() <= 0.02,
+        "{line}"
+    );
+    assert!(
+        (days(metrics::FUNCTIONS_CERTIFICATE_DAYS_LEFT) - 1.0).abs() <= 0.02,
+        "{line}"
+    );
+    assert!(
+        (days(metrics::CA_DAYS_LEFT) - ca_days).abs() <= 0.02,
+        "{line}"
+    );
     Ok(())
 }

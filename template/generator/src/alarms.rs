@@ -14,6 +14,7 @@ use crate::names::metrics;
 use crate::names::parameters::ALARM_EMAIL;
 use crate::options::Options;
 use crate::suppressions::{metadata, Skip};
+use etcd_aws_core::certificates::expiry;
 
 /// Backups count as stopped after this many missed runs.
 const MISSED_BACKUPS: u64 = 3;
@@ -59,6 +60,14 @@ fn alarm(a: &Alarm) -> (String, Value) {
     )
 }
 
+/// The one dimension of the project's own metrics.
+fn group_dimension() -> Value {
+    json!([dimension(
+        metrics::GROUP_DIMENSION,
+        reference(AUTO_SCALING_GROUP)
+    )])
+}
+
 fn dimension(name: &str, value: Value) -> Value {
     json!({ "Name": name, "Value": value })
 }
@@ -72,16 +81,66 @@ pub fn backup_age_limit(options: &Options) -> u64 {
         .unwrap_or(CRON_BACKUP_AGE_LIMIT)
 }
 
+/// Two alarms per certificate kind: a warning a month ahead, a critical one a
+/// week ahead (the core's `certificates::expiry` thresholds). A node's
+/// certificate renews itself at two thirds of its life, so either means the
+/// renewal has been failing for months; the functions' certificate and the
+/// CA need an operator.
+fn certificate_expiry() -> Vec<(String, Value)> {
+    let kinds = [
+        (
+            metrics::NODE_CERTIFICATE_DAYS_LEFT,
+            "NodeCertificate",
+            "A certificate an etcd member serves",
+            "its agent renews it at two thirds of its life, so renewals have been failing: see the node's certificate_renewal_failed lines",
+        ),
+        (
+            metrics::FUNCTIONS_CERTIFICATE_DAYS_LEFT,
+            "FunctionsCertificate",
+            "The functions' client certificate",
+            "deploy again (a deploy renews it within 30 days of expiry) or run etcd-aws-cfn with --reissue-functions-certificate",
+        ),
+        (
+            metrics::CA_DAYS_LEFT,
+            "ClusterCa",
+            "The cluster CA",
+            "every certificate stops verifying when it expires: issue a new CA and re-issue every certificate (docs/operations.md, Certificate lifetimes and renewal)",
+        ),
+    ];
+    let severities = [
+        ("Expiring", expiry::WARNING_DAYS),
+        ("Critical", expiry::CRITICAL_DAYS),
+    ];
+    let mut alarms = Vec::new();
+    for (metric, prefix, what, remedy) in kinds {
+        for (severity, days) in severities {
+            let id = format!("{prefix}{severity}Alarm");
+            let description = format!("{what} expires in less than {days} days; {remedy}");
+            alarms.push(alarm(&Alarm {
+                id: &id,
+                description: &description,
+                namespace: metrics::NAMESPACE,
+                metric,
+                dimensions: group_dimension(),
+                statistic: "Minimum",
+                period: 300,
+                evaluation_periods: 1,
+                comparison: "LessThanThreshold",
+                threshold: days,
+                missing_data: "notBreaching",
+            }));
+        }
+    }
+    alarms
+}
+
 /// Alarms on etcd's own health, from the maintenance function's metrics (one
 /// line a minute by default). Missing data breaches where the metric must be
 /// there on a healthy cluster: silence means the runs stopped.
 fn etcd_health(options: &Options) -> Vec<Alarm<'static>> {
     let minutely = || Alarm {
         namespace: metrics::NAMESPACE,
-        dimensions: json!([dimension(
-            metrics::GROUP_DIMENSION,
-            reference(AUTO_SCALING_GROUP)
-        )]),
+        dimensions: group_dimension(),
         period: 60,
         missing_data: "notBreaching",
         ..Alarm::default()
@@ -324,8 +383,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 },
             }),
         );
-    for a in &alarms {
-        let (id, body) = alarm(a);
+    for (id, body) in alarms.iter().map(alarm).chain(certificate_expiry()) {
         fragment = fragment.resource(&id, body);
     }
     fragment

@@ -318,3 +318,34 @@ fn a_release_this_project_does_not_build_has_no_default_checksum() {
         .get("Default")
         .is_none());
 }
+
+// Certificates.
+
+#[test]
+fn every_certificate_kind_has_a_warning_a_month_and_a_critical_alarm_a_week_ahead() {
+    let template = default_template();
+    let alarms = of_type(&template, "AWS::CloudWatch::Alarm");
+    for metric in [
+        metrics::NODE_CERTIFICATE_DAYS_LEFT,
+        metrics::FUNCTIONS_CERTIFICATE_DAYS_LEFT,
+        metrics::CA_DAYS_LEFT,
+    ] {
+        let mut thresholds: Vec<f64> = alarms
+            .iter()
+            .map(|(_, alarm)| &alarm["Properties"])
+            .filter(|p| p["MetricName"] == metric && p["Namespace"] == metrics::NAMESPACE)
+            .map(|p| {
+                assert_eq!(p["ComparisonOperator"], "LessThanThreshold", "{metric}");
+                assert_eq!(p["Statistic"], "Minimum", "{metric}");
+                assert_eq!(
+                    p["Dimensions"][0]["Name"],
+                    metrics::GROUP_DIMENSION,
+                    "{metric}"
+                );
+                p["Threshold"].as_f64().unwrap_or(f64::NAN)
+            })
+            .collect();
+        thresholds.sort_by(f64::total_cmp);
+        assert_eq!(thresholds, vec![7.0, 30.0], "{metric}");
+    }
+}

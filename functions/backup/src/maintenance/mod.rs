@@ -2,8 +2,9 @@
 //! publish etcd's health, then reclaim space when it is due.
 //!
 //! 1. Reads the group's live instances, each member's status, the member
-//!    list and the active alarms, and prints them as one metric line
-//!    ([`health`]). This happens first and whatever follows, so the health
+//!    list, the active alarms and the certificates' expiry (the soonest a
+//!    member serves, the functions' and the CA's), and prints them as one
+//!    metric line ([`health`], the core's `certificates::expiry`). This happens first and whatever follows, so the health
 //!    alarms see a cluster whose maintenance fails.
 //! 2. [`plan`] decides (pure): nothing, wait (a member silent, no stable
 //!    leader, a learner joining, a CORRUPT alarm), or maintain.
@@ -19,8 +20,9 @@
 pub mod health;
 pub mod plan;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use etcd_aws_core::certificates::expiry::Expiries;
 use etcd_aws_core::clock;
 use etcd_aws_core::contract::jobs::MaintenanceAnswer;
 use etcd_aws_core::contract::metrics::{self, fields};
@@ -32,6 +34,8 @@ use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use etcd_aws_io::etcd::error::{EtcdError, EtcdErrorKind};
 use etcd_aws_io::logging;
+use etcd_aws_io::tls::certificate::not_after;
+use etcd_aws_io::tls::served::served_certificate_expiry;
 use etcd_aws_io::tls::ClientTlsError;
 use tokio::time::Instant;
 
@@ -92,7 +96,13 @@ pub async fn run_maintenance(
         &seen.alarms,
         settings.quota_bytes,
     );
-    logging::print_metrics_with(&config.group_name, &health.metrics(), &health.properties());
+    let mut published = health.metrics();
+    published.extend(
+        certificate_expiries(&endpoints, &access)
+            .await
+            .metrics(SystemTime::now()),
+    );
+    logging::print_metrics_with(&config.group_name, &published, &health.properties());
     let backup_age_seconds = newest_backup_age(config, sdk).await;
     let state = ClusterState {
         members: &seen.members,
@@ -153,6 +163,36 @@ pub async fn run_maintenance(
         &[(fields::RECLAIMED_BYTES, outcome.reclaimed_bytes.into())],
     );
     result
+}
+
+/// When the certificates expire: each member's (from a handshake with it),
+/// the functions' own, and the CA's (whose certificate the functions hold).
+async fn certificate_expiries(endpoints: &[String], access: &EtcdAccess) -> Expiries {
+    let Some(credentials) = access.tls.as_ref().map(|tls| tls.current()) else {
+        return Expiries::default();
+    };
+    let deadline = access.timeouts.connect + access.timeouts.request;
+    let mut nodes = Vec::new();
+    for endpoint in endpoints {
+        match served_certificate_expiry(endpoint, &credentials, deadline).await {
+            Ok(not_after) => nodes.push(not_after),
+            Err(error) => {
+                tracing::info!(%endpoint, %error, "cannot read the certificate this member serves")
+            }
+        }
+    }
+    let read = |what: &str, pem: &str| match not_after(what, pem) {
+        Ok(at) => Some(at),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read when {what} expires");
+            None
+        }
+    };
+    Expiries {
+        nodes,
+        functions: read("the functions' client certificate", &credentials.cert_pem),
+        ca: read("the cluster CA", &credentials.ca_pem),
+    }
 }
 
 /// What one look at the cluster found.

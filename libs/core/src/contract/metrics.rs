@@ -47,11 +47,17 @@ pub const CAPTURE_LOSS_WINDOW: &str = "CaptureLossWindowSeconds";
 pub const CAPTURE_LAG: &str = "CaptureLagRevisions";
 /// History compacted away before it was captured (closed by a snapshot).
 pub const CAPTURE_GAPS: &str = "CaptureGaps";
+/// Days until the certificates expire (negative once expired), published by
+/// the maintenance run: the soonest of the certificates the members serve,
+/// the functions' client certificate, and the cluster CA.
+pub const NODE_CERTIFICATE_DAYS_LEFT: &str = "NodeCertificateDaysLeft";
+pub const FUNCTIONS_CERTIFICATE_DAYS_LEFT: &str = "FunctionsCertificateDaysLeft";
+pub const CA_DAYS_LEFT: &str = "CaDaysLeft";
 
 /// Every metric the programs publish. Each is read by an alarm, the dashboard
 /// or both (the template's tests hold every one to it): a custom metric costs
 /// the same whether anyone reads it.
-pub const PUBLISHED: [&str; 20] = [
+pub const PUBLISHED: [&str; 23] = [
     BACKUP_AGE,
     BACKUP_BYTES,
     BACKUP_DURATION,
@@ -72,6 +78,9 @@ pub const PUBLISHED: [&str; 20] = [
     CAPTURE_LOSS_WINDOW,
     CAPTURE_LAG,
     CAPTURE_GAPS,
+    NODE_CERTIFICATE_DAYS_LEFT,
+    FUNCTIONS_CERTIFICATE_DAYS_LEFT,
+    CA_DAYS_LEFT,
 ];
 
 /// Fields of the metric lines that are not metrics: they cost nothing beyond

@@ -5,19 +5,16 @@
 //! etcd serves both on one port and asks every client for its certificate.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
 use crate::etcd::admin::EtcdAccess;
 use crate::etcd::error::{EtcdError, EtcdErrorKind};
-use crate::tls::TlsCredentials;
 
 const OPERATION: &str = "GET /version";
 /// etcd's answer is a few dozen bytes; anything longer is not etcd.
@@ -64,8 +61,12 @@ async fn ask(endpoint: &str, access: &EtcdAccess) -> Result<Versions, Failure> {
         .map_err(|e| (EtcdErrorKind::Unreachable, format!("cannot connect: {e}")))?;
     let body = match &access.tls {
         Some(credentials) => {
-            let connector =
-                tokio_rustls::TlsConnector::from(client_config(&credentials.current())?);
+            let connector = tokio_rustls::TlsConnector::from(
+                credentials
+                    .current()
+                    .rustls_client_config()
+                    .map_err(|message| (EtcdErrorKind::Other, message))?,
+            );
             let tls = connector
                 .connect(ServerName::IpAddress(address.ip().into()), tcp)
                 .await
@@ -98,34 +99,6 @@ fn socket_address(endpoint: &str) -> Result<SocketAddr, Failure> {
         .trim_end_matches('/')
         .parse()
         .map_err(|_| (EtcdErrorKind::Other, "not an ip:port client URL".to_owned()))
-}
-
-fn client_config(credentials: &TlsCredentials) -> Result<Arc<rustls::ClientConfig>, Failure> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| {
-        (
-            EtcdErrorKind::Other,
-            format!("the client certificate's {what} cannot be used: {e}"),
-        )
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(credentials.ca_pem.as_bytes()) {
-        let ca = ca.map_err(|e| bad("CA", &e))?;
-        roots.add(ca).map_err(|e| bad("CA", &e))?;
-    }
-    let chain = CertificateDer::pem_slice_iter(credentials.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad("certificate", &e))?;
-    let key = PrivateKeyDer::from_pem_slice(credentials.key_pem.as_bytes())
-        .map_err(|e| bad("key", &e))?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| bad("protocol versions", &e))?
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .map_err(|e| bad("key pair", &e))?;
-    Ok(Arc::new(config))
 }
 
 async fn get<S>(stream: S, address: SocketAddr) -> Result<Bytes, Failure>

@@ -60,6 +60,24 @@ pub fn check_ca(
     check(what, ca_pem, ca_pem, now, CA_REMEDY)
 }
 
+/// When the PEM certificate `cert_pem` expires, whether or not it is valid
+/// now; `what` names it in the error.
+pub fn not_after(what: &str, cert_pem: &str) -> Result<SystemTime, CertificateError> {
+    let unreadable = |reason: String| CertificateError::Unreadable {
+        what: what.to_owned(),
+        reason,
+    };
+    let (_, block) = parse_x509_pem(cert_pem.as_bytes()).map_err(|e| unreadable(e.to_string()))?;
+    let cert = block.parse_x509().map_err(|e| unreadable(e.to_string()))?;
+    Ok(to_system_time(cert.validity().not_after.timestamp()))
+}
+
+/// When the DER certificate `der` (as a TLS handshake carries it) expires.
+pub fn not_after_of_der(der: &[u8]) -> Option<SystemTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(to_system_time(cert.validity().not_after.timestamp()))
+}
+
 fn check(
     what: &str,
     cert_pem: &str,

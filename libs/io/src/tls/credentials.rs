@@ -53,6 +53,35 @@ impl TlsCredentials {
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
     }
 
+    /// The same for a raw rustls client: trust only the cluster CA, present
+    /// this certificate. `Err` says which part cannot be used.
+    pub fn rustls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            format!("the client certificate's {what} cannot be used: {e}")
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            let ca = ca.map_err(|e| bad("CA", &e))?;
+            roots.add(ca).map_err(|e| bad("CA", &e))?;
+        }
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("certificate", &e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| bad("key", &e))?;
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("protocol versions", &e))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| bad("key pair", &e))?;
+        Ok(Arc::new(config))
+    }
+
     /// Writes the three files into `dir` (created if missing); the key is
     /// readable by its owner only.
     pub fn write_to(&self, dir: &Path) -> std::io::Result<TlsFiles> {
