@@ -655,22 +655,30 @@ fn each_role_attaches_only_the_managed_policies_aws_runs_it_with() -> anyhow::Re
         // Lambda sends the function's active tracing segments with this.
         "AWSXRayDaemonWriteAccess".to_owned(),
     ];
-    let expected = BTreeMap::from([
-        // The SSM agent, not etcd-aws, uses it for Session Manager (no SSH).
-        (NODE_ROLE, vec!["AmazonSSMManagedInstanceCore".to_owned()]),
-        (LIFECYCLE_FUNCTION_ROLE, lambda.clone()),
-        (BACKUP_FUNCTION_ROLE, lambda),
-        (LIFECYCLE_HOOK_ROLE, Vec::new()),
-    ]);
-    let template = template()?;
-    let actual: BTreeMap<String, Vec<String>> = roles(&template)?
-        .into_iter()
-        .map(|r| (r.logical_id, r.managed_policies))
-        .collect();
-    let expected: BTreeMap<String, Vec<String>> = expected
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    assert_eq!(actual, expected);
+    let expected = |node: Vec<String>| -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([
+            (NODE_ROLE.to_owned(), node),
+            (LIFECYCLE_FUNCTION_ROLE.to_owned(), lambda.clone()),
+            (BACKUP_FUNCTION_ROLE.to_owned(), lambda.clone()),
+            (LIFECYCLE_HOOK_ROLE.to_owned(), Vec::new()),
+        ])
+    };
+    let managed = |template: &Value| -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+        Ok(roles(template)?
+            .into_iter()
+            .map(|r| (r.logical_id, r.managed_policies))
+            .collect())
+    };
+    assert_eq!(managed(&template()?)?, expected(Vec::new()));
+    // The SSM agent, not etcd-aws, uses it for Session Manager, which only
+    // a stack deployed with --session-manager has.
+    let with_session_manager = etcd_aws_template::template(&Options {
+        session_manager: true,
+        ..Options::default()
+    })?;
+    assert_eq!(
+        managed(&with_session_manager)?,
+        expected(vec!["AmazonSSMManagedInstanceCore".to_owned()])
+    );
     Ok(())
 }
