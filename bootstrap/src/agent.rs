@@ -168,6 +168,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             group: group.clone(),
             backups: backups.clone(),
             access: access.clone(),
+            node: Arc::clone(&node),
             grace: config.supervision.quorum_loss_grace,
             interval: Duration::from_secs(2).min(config.supervision.quorum_loss_grace),
         },

@@ -1,7 +1,8 @@
 //! While etcd runs: notice a quorum loss that will not heal by itself, and
 //! say when this member should recover the cluster from its own data.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::ids::MemberId;
@@ -12,12 +13,16 @@ use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
 use etcd_aws_io::etcd::error::EtcdError;
 use tokio::time::Instant;
 
+use crate::ready_endpoint::NodeState;
+
 pub struct QuorumWatch {
     pub own_client_url: String,
     pub discovery: GroupDiscovery,
     pub group: String,
     pub backups: Option<BackupStore>,
     pub access: EtcdAccess,
+    /// Where the node's certificate's expiry is kept current.
+    pub node: Arc<NodeState>,
     /// How long quorum must stay lost before recovery is considered.
     pub grace: Duration,
     pub interval: Duration,
@@ -34,6 +39,10 @@ enum Quorum {
     /// it is still joining (publishing itself, catching up after a restart),
     /// and the cluster has its quorum.
     ServedByPeers,
+    /// This node's certificate has expired: every connection the agent
+    /// makes is refused, so nothing can be judged, and no recovery may
+    /// start on a judgement it cannot make.
+    OwnCertificateExpired(SystemTime),
 }
 
 /// Why the cluster could not be observed for the recovery decision.
@@ -57,6 +66,7 @@ impl QuorumWatch {
         let mut lost_since: Option<Instant> = None;
         let mut last_reason = String::new();
         let mut peers = peers.to_vec();
+        let mut expired_said = false;
         loop {
             tokio::time::sleep(self.interval).await;
             match self.quorum(&mut peers).await {
@@ -66,8 +76,22 @@ impl QuorumWatch {
                     }
                     continue;
                 }
+                Quorum::OwnCertificateExpired(not_after) => {
+                    lost_since = None;
+                    if !std::mem::replace(&mut expired_said, true) {
+                        tracing::error!(
+                            event = events::CERTIFICATE_EXPIRED,
+                            valid_until = %humantime::format_rfc3339_seconds(not_after),
+                            "this node's certificate has expired: its renewals failed (see the certificate_renewal_failed lines), \
+                             clients and peers refuse it, and quorum cannot be judged from here; fix what the renewals say \
+                             (the CA secret), or restart the agent to issue a new certificate"
+                        );
+                    }
+                    continue;
+                }
                 Quorum::Lost => {}
             }
+            expired_said = false;
             let since = *lost_since.get_or_insert_with(|| {
                 tracing::warn!(
                     event = events::QUORUM_LOST,
@@ -100,6 +124,11 @@ impl QuorumWatch {
     /// cannot prove it, through `peers`. Refreshes `peers` from the member
     /// list whenever this member answers.
     async fn quorum(&self, peers: &mut Vec<String>) -> Quorum {
+        if let Some(not_after) = self.node.certificate_not_after() {
+            if not_after <= SystemTime::now() {
+                return Quorum::OwnCertificateExpired(not_after);
+            }
+        }
         if let Ok(mut own) =
             EtcdAdmin::connect(std::slice::from_ref(&self.own_client_url), &self.access).await
         {

@@ -58,7 +58,8 @@ impl NodeState {
         }
     }
 
-    fn certificate_not_after(&self) -> Option<SystemTime> {
+    /// When this node's certificate expires (`None` without TLS).
+    pub fn certificate_not_after(&self) -> Option<SystemTime> {
         self.certificate_not_after
             .lock()
             .ok()

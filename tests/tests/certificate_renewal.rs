@@ -11,19 +11,28 @@
 //! (their quorum watch, their readiness) connect every few seconds with the
 //! node's certificate as their client identity, so a node whose agent kept
 //! presenting an expired one would log a quorum loss and be unready.
+//!
+//! And when renewal cannot work, the node says what happened rather than
+//! something else.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use etcd_aws_core::contract::events;
+use anyhow::Context;
+use etcd_aws_core::contract::{events, metrics};
+use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::certificate::check_certificate;
+use etcd_aws_io::tls::{ClusterCa, SecretStore};
 use etcd_aws_tests::agent_log;
-use etcd_aws_tests::sim_cluster::{NodeOptions, SimCluster};
+use etcd_aws_tests::functions::JobOnSchedule;
+use etcd_aws_tests::load_balancer::ready_answer;
+use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::stand_in::StandInOptions;
 use etcd_client::Client;
 use tokio::time::Instant;
 
 const SETTLE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 /// The life of every certificate the nodes issue: each renews at 35 to 45 s.
 const LIFETIME: Duration = Duration::from_secs(60);
 /// How long the writer runs: past three lifetimes of the first certificates.
@@ -148,5 +157,85 @@ async fn nodes_renew_their_certificates_in_place_under_a_writer_without_restarti
         assert_eq!(&info.common_name, id);
         assert!(cluster.with_node(id, |node| node.is_ready())?, "{id}");
     }
+    Ok(())
+}
+
+/// A renewal that keeps failing: the CA in the secret is replaced by one the
+/// node's etcd does not trust (as a careless CA change would), so every
+/// attempt is refused. The certificate then expires, and the node says so:
+/// not ready, `certificate_expired` rather than a quorum loss, and the
+/// maintenance run's metric below zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_renewals_fail_says_its_certificate_expired_not_that_quorum_is_lost(
+) -> anyhow::Result<()> {
+    const SHORT_LIFE: Duration = Duration::from_secs(40);
+    let cluster = SimCluster::start_with_nodes(
+        StandInOptions {
+            group_size: 1,
+            ..StandInOptions::default()
+        },
+        NodeOptions {
+            agent_args: vec![
+                "--tls-cert-validity".to_owned(),
+                format!("{}s", SHORT_LIFE.as_secs()),
+            ],
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let pki = cluster.stand_in.pki().context("TLS is the default")?;
+    let another = ClusterCa::generate("another", ValidityPeriod::starting_now(HOUR))?;
+    SecretStore::new(&cluster.stand_in.sdk_config().await)
+        .store_ca(&pki.ca_secret, &another)
+        .await?;
+    let id = cluster.instance_ids().remove(0);
+    let log = || cluster.with_node(&id, |node| node.log());
+
+    wait_for("the certificate to expire", SHORT_LIFE + SETTLE, || async {
+        let log = log()?;
+        anyhow::ensure!(
+            agent_log::has_event(&log, events::CERTIFICATE_EXPIRED),
+            "not yet"
+        );
+        Ok(())
+    })
+    .await?;
+
+    let log = log()?;
+    assert!(
+        agent_log::events(&log, events::CERTIFICATE_RENEWED).is_empty(),
+        "renewed before the CA was replaced: start the replacement sooner\n{log}"
+    );
+    assert!(
+        agent_log::has_event(&log, events::CERTIFICATE_RENEWAL_FAILED),
+        "{log}"
+    );
+    assert!(
+        agent_log::events(&log, events::QUORUM_LOST).is_empty(),
+        "{log}"
+    );
+    let instance = cluster.stand_in.instances().await?.remove(0);
+    let answer = ready_answer(instance.private_ip.into()).await?;
+    assert!(answer.starts_with("HTTP/1.0 503"), "{answer}");
+    assert!(answer.contains("certificate has expired"), "{answer}");
+    let maintenance =
+        JobOnSchedule::maintenance(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
+    let line = wait_for(
+        "a metric line with the node's certificate",
+        SETTLE,
+        || async {
+            maintenance
+                .metric_lines()
+                .into_iter()
+                .find(|line| line.get(metrics::NODE_CERTIFICATE_DAYS_LEFT).is_some())
+                .context("not yet")
+        },
+    )
+    .await?;
+    let days = line[metrics::NODE_CERTIFICATE_DAYS_LEFT]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!(days < 0.0, "{line}");
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! 1. Reads the group's live instances, each member's status, the member
 //!    list, the active alarms and the certificates' expiry (the soonest a
 //!    member serves, the functions' and the CA's), and prints them as one
-//!    metric line ([`health`], the core's `certificates::expiry`). This happens first and whatever follows, so the health
+//!    metric line ([`health`], the core's `certificates::expiry`); the
+//!    certificates' figures are printed even when nothing else answers (an
+//!    expired certificate is what makes everything else fail). This happens first and whatever follows, so the health
 //!    alarms see a cluster whose maintenance fails.
 //! 2. [`plan`] decides (pure): nothing, wait (a member silent, no stable
 //!    leader, a learner joining, a CORRUPT alarm), or maintain.
@@ -89,7 +91,18 @@ pub async fn run_maintenance(
 ) -> Result<MaintenanceAnswer, MaintenanceError> {
     let access = config.tls.access(sdk, config.etcd_timeouts).await?;
     let endpoints = live_endpoints(config, sdk, &access).await?;
-    let seen = observe(&endpoints, &access).await?;
+    // Read first and published whatever else fails: an expired certificate
+    // is what makes every other request fail.
+    let expiries = certificate_expiries(&endpoints, &access)
+        .await
+        .metrics(SystemTime::now());
+    let seen = match observe(&endpoints, &access).await {
+        Ok(seen) => seen,
+        Err(error) => {
+            logging::print_metrics_with(&config.group_name, &expiries, &[]);
+            return Err(error);
+        }
+    };
     let health = Health::of(
         &seen.members,
         &seen.statuses,
@@ -97,11 +110,7 @@ pub async fn run_maintenance(
         settings.quota_bytes,
     );
     let mut published = health.metrics();
-    published.extend(
-        certificate_expiries(&endpoints, &access)
-            .await
-            .metrics(SystemTime::now()),
-    );
+    published.extend(expiries);
     logging::print_metrics_with(&config.group_name, &published, &health.properties());
     let backup_age_seconds = newest_backup_age(config, sdk).await;
     let state = ClusterState {

@@ -15,13 +15,13 @@ pub const CRITICAL_DAYS: f64 = 7.0;
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
-/// Days from `now` until `not_after`, to a hundredth; negative once past.
+/// Days from `now` until `not_after`, to a hundredth; below zero as soon as
+/// it is past (a certificate expired a minute ago reads -0.01, not 0).
 pub fn days_left(now: SystemTime, not_after: SystemTime) -> f64 {
-    let seconds = match not_after.duration_since(now) {
-        Ok(left) => left.as_secs_f64(),
-        Err(past) => -past.duration().as_secs_f64(),
-    };
-    (seconds / SECONDS_PER_DAY * 100.0).round() / 100.0
+    match not_after.duration_since(now) {
+        Ok(left) => (left.as_secs_f64() / SECONDS_PER_DAY * 100.0).round() / 100.0,
+        Err(past) => -(past.duration().as_secs_f64() / SECONDS_PER_DAY * 100.0).ceil() / 100.0,
+    }
 }
 
 /// When each certificate seen expires. A member whose certificate could not
@@ -70,6 +70,7 @@ mod tests {
             (now + DAY / 2, 0.5),
             (now + Duration::from_secs(864), 0.01),
             (now, 0.0),
+            (now - Duration::from_secs(10), -0.01),
             (now - 2 * DAY, -2.0),
         ];
         for (not_after, days) in cases {

@@ -73,3 +73,7 @@ pub const CERTIFICATE_RENEWED: &str = "certificate_renewed";
 /// A renewal failed; the line says why and when the next attempt is
 /// (`retry_in_seconds`). The certificate in use stays until it expires.
 pub const CERTIFICATE_RENEWAL_FAILED: &str = "certificate_renewal_failed";
+/// This node's certificate has expired (its renewals failed): clients and
+/// peers refuse it, and the agent can no longer judge quorum, which it says
+/// instead of calling it a quorum loss. The line carries `valid_until`.
+pub const CERTIFICATE_EXPIRED: &str = "certificate_expired";
