@@ -57,9 +57,11 @@
 //! a capture run: `CaptureLossWindowSeconds`, `CaptureLagRevisions`,
 //! `CaptureGaps`. The backup's revision and a capture run's segments and
 //! revisions ride in the same lines as fields, free and read by Logs Insights
-//! (`etcd_aws_core::contract::metrics` lists what is published). A failed backup run prints no metric line and fails the
-//! invocation: the stale-backup alarm fires on an age past its limit and treats
-//! missing data as breaching, and the Lambda error alarm sees the failure.
+//! (`etcd_aws_core::contract::metrics` lists what is published); a
+//! maintenance run adds etcd's health and the certificates' days left. A
+//! failed backup run prints no metric line and fails the invocation: the
+//! stale-backup alarm fires on an age past its limit and treats missing data
+//! as breaching, and the Lambda error alarm sees the failure.
 //!
 //! # Memory
 //! About `(parts in flight + 1) x part size` plus zstd's window: with the

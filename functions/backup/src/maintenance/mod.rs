@@ -6,8 +6,9 @@
 //!    member serves, the functions' and the CA's), and prints them as one
 //!    metric line ([`health`], the core's `certificates::expiry`); the
 //!    certificates' figures are printed even when nothing else answers (an
-//!    expired certificate is what makes everything else fail). This happens first and whatever follows, so the health
-//!    alarms see a cluster whose maintenance fails.
+//!    expired certificate is what makes everything else fail). This happens
+//!    first and whatever follows, so the health alarms see a cluster whose
+//!    maintenance fails.
 //! 2. [`plan`] decides (pure): nothing, wait (a member silent, no stable
 //!    leader, a learner joining, a CORRUPT alarm), or maintain.
 //! 3. Maintains: a backup first when the newest is older than the backup
