@@ -34,9 +34,9 @@ pub const MAINTENANCE_FUNCTION_TIMEOUT: u32 = 900;
 pub const CAPTURE_FUNCTION_TIMEOUT: u32 = 900;
 /// The capture function's memory: Lambda's smallest. It runs all the time,
 /// so its size is most of the functions' bill. Measured (`make cost`,
-/// docs/benchmarks.md): runs under 195 writes/s peaked at 25.6 MiB and used
-/// 1.9% of a CPU; a snapshot it takes adds its buffers (about 24 MiB with the
-/// default parts).
+/// docs/benchmarks.md): runs under about 195 writes/s peaked at 26 MiB and
+/// used about 2% of a CPU; a snapshot it takes adds its buffers (about 24 MiB
+/// with the default parts).
 pub const CAPTURE_FUNCTION_MEMORY_MB: u32 = 128;
 /// Capture runs start every minute and watch for 70 s: two overlap for ten
 /// seconds (harmless: segments are keyed by their revisions), a third would
