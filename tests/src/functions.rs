@@ -469,6 +469,18 @@ impl JobOnSchedule {
             .filter(|line| line.get("_aws").is_some())
             .collect()
     }
+
+    /// The first metric line that carries `metric`, waiting up to `timeout`
+    /// for a run to print one.
+    pub async fn metric_line_with(&self, metric: &str, timeout: Duration) -> anyhow::Result<Value> {
+        crate::sim_cluster::wait_for(&format!("a metric line with {metric}"), timeout, || async {
+            self.metric_lines()
+                .into_iter()
+                .find(|line| line.get(metric).is_some())
+                .with_context(|| format!("no run has printed {metric} yet"))
+        })
+        .await
+    }
 }
 
 impl Drop for JobOnSchedule {

@@ -221,18 +221,9 @@ async fn a_node_whose_renewals_fail_says_its_certificate_expired_not_that_quorum
     assert!(answer.contains("certificate has expired"), "{answer}");
     let maintenance =
         JobOnSchedule::maintenance(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
-    let line = wait_for(
-        "a metric line with the node's certificate",
-        SETTLE,
-        || async {
-            maintenance
-                .metric_lines()
-                .into_iter()
-                .find(|line| line.get(metrics::NODE_CERTIFICATE_DAYS_LEFT).is_some())
-                .context("not yet")
-        },
-    )
-    .await?;
+    let line = maintenance
+        .metric_line_with(metrics::NODE_CERTIFICATE_DAYS_LEFT, SETTLE)
+        .await?;
     let days = line[metrics::NODE_CERTIFICATE_DAYS_LEFT]
         .as_f64()
         .unwrap_or(f64::NAN);

@@ -213,14 +213,9 @@ async fn the_maintenance_run_publishes_etcds_health_as_metrics() -> anyhow::Resu
     cluster.wait_healthy(3, SETTLE).await?;
     let maintenance =
         JobOnSchedule::maintenance(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
-    let line = wait_for("a health metric line", SETTLE, || async {
-        maintenance
-            .metric_lines()
-            .into_iter()
-            .find(|line| line.get("VotingMembers").is_some())
-            .context("not yet")
-    })
-    .await?;
+    let line = maintenance
+        .metric_line_with("VotingMembers", SETTLE)
+        .await?;
     assert_eq!(line["GroupName"], cluster.stand_in.group_name());
     assert_eq!(line["VotingMembers"], 3);
     assert_eq!(line["Learners"], 0);
@@ -259,14 +254,9 @@ async fn the_maintenance_run_publishes_the_days_left_on_every_certificate() -> a
     cluster.wait_healthy(3, SETTLE).await?;
     let maintenance =
         JobOnSchedule::maintenance(&cluster.stand_in, Duration::from_secs(1), &[]).await?;
-    let line = wait_for("a health metric line", SETTLE, || async {
-        maintenance
-            .metric_lines()
-            .into_iter()
-            .find(|line| line.get(metrics::NODE_CERTIFICATE_DAYS_LEFT).is_some())
-            .context("not yet")
-    })
-    .await?;
+    let line = maintenance
+        .metric_line_with(metrics::NODE_CERTIFICATE_DAYS_LEFT, SETTLE)
+        .await?;
     let days = |name: &str| line[name].as_f64().unwrap_or(f64::NAN);
     let ca = check_ca(
         "the CA",

@@ -656,11 +656,7 @@ fn endpoints_mode_has_no_route_to_the_internet() {
 fn nat_mode_routes_private_subnets_through_one_nat_gateway_and_has_no_interface_endpoints() {
     let template = template_for(&everything_options());
     assert_eq!(of_type(&template, "AWS::EC2::NatGateway").len(), 1);
-    let interface_endpoints = of_type(&template, "AWS::EC2::VPCEndpoint")
-        .into_iter()
-        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
-        .count();
-    assert_eq!(interface_endpoints, 0);
+    assert_eq!(interface_endpoints(&template), 0);
 }
 
 #[test]
@@ -1117,15 +1113,18 @@ fn in_an_existing_vpc_the_stack_creates_no_network_and_places_everything_in_its_
     }
 }
 
+fn interface_endpoints(template: &Value) -> usize {
+    of_type(template, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+        .count()
+}
+
 #[test]
 fn a_new_vpc_reaches_the_aws_apis_through_one_nat_gateway_by_default() {
     let template = default_template();
     assert_eq!(of_type(&template, "AWS::EC2::NatGateway").len(), 1);
-    let interface_endpoints = of_type(&template, "AWS::EC2::VPCEndpoint")
-        .into_iter()
-        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
-        .count();
-    assert_eq!(interface_endpoints, 0);
+    assert_eq!(interface_endpoints(&template), 0);
 }
 
 #[test]
