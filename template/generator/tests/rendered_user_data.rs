@@ -1,12 +1,13 @@
-//! The user-data as a node receives it passes shellcheck.
+//! The user-data as a node receives it passes the tools that know bash and systemd.
 //!
 //! The script is rendered as CloudFormation renders its `Fn::Sub` (every variable given
 //! a plausible value of a stack `etcd-prod` in eu-west-1), once for each combination
 //! of options that changes its text. shellcheck then reads the script and the readiness
-//! script it writes.
+//! script it writes, and `systemd-analyze verify` reads the units it writes, in a root
+//! laid out as the script lays out the node.
 //!
-//! shellcheck comes from Debian's packages; `make setup` installs it when missing.
-//! Without it these tests fail, never skip: a skip would pass, its message hidden in
+//! Both tools come from Debian's packages; `make setup` installs them when missing.
+//! Without them these tests fail, never skip: a skip would pass, its message hidden in
 //! the test runner's captured output, and nothing would have been checked.
 
 mod common;
@@ -18,7 +19,9 @@ use std::process::{Command, Output};
 use common::fn_sub::{self, SubError};
 use common::{everything_options, parse, template_for, user_data_script};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
-use etcd_aws_template::names::{logical, parameters, AGENT_UNIT, READY_UNIT};
+use etcd_aws_template::names::{
+    logical, parameters, AGENT_BINARY, AGENT_UNIT, INSTALL_DIR, READY_UNIT,
+};
 use etcd_aws_template::options::Options;
 
 /// What CloudFormation gives each variable the user-data names, for a stack `etcd-prod`
@@ -225,6 +228,81 @@ fn shellcheck(files: &[PathBuf]) -> Result<(), String> {
     }
 }
 
+/// The host's own systemd units (sysinit.target, network-online.target,
+/// multi-user.target...), which every unit's dependencies end in.
+fn system_unit_directory() -> &'static Path {
+    ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .map(Path::new)
+        .find(|directory| directory.join("sysinit.target").exists())
+        .expect(
+            "no systemd unit directory with sysinit.target: run `make setup`, which installs \
+             Debian's systemd package when systemd-analyze is missing",
+        )
+}
+
+/// `systemd-analyze verify` on the units of `files`, in a root laid out as the script
+/// lays out the node; the findings, if any.
+///
+/// verify loads each unit with everything it depends on (a service's default
+/// dependencies end in sysinit.target) and refuses a unit whose `ExecStart` is not an
+/// executable; under `--root` it looks for both there. The root holds what a node holds
+/// when the script starts the units: the host's systemd units (Amazon Linux's carry
+/// the same targets), every file the script writes, executable where it is a script
+/// (the user-data makes it so with chmod 0755), and, as a stand-in that does nothing,
+/// the agent binary the script downloads. So a unit that runs a path the script does not install
+/// fails, as it would on the node, and nothing on this machine outside the root counts.
+fn verify_units(files: &[WrittenFile]) -> Result<(), String> {
+    let systemd_analyze = tool("systemd-analyze", "systemd");
+    let root = tempfile::tempdir().expect("temporary directory");
+    let units_under_root = root.path().join("usr/lib/systemd");
+    std::fs::create_dir_all(&units_under_root).expect("unit directory");
+    // cp -a keeps the symlinks (aliases, .wants directories) as systemd reads them.
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(system_unit_directory())
+        .arg(&units_under_root)
+        .output()
+        .expect("cp runs");
+    assert!(
+        copy.status.success(),
+        "cannot copy the host's units: {}",
+        printed(&copy)
+    );
+    let under_root = |path: &str| {
+        let relative = path
+            .strip_prefix('/')
+            .unwrap_or_else(|| panic!("the user-data writes {path}, which is not absolute"));
+        root.path().join(relative)
+    };
+    for file in files {
+        let mode = if file.is_script() { 0o755 } else { 0o644 };
+        write(&under_root(&file.path), &file.body, mode);
+    }
+    write(
+        &under_root(&format!("{INSTALL_DIR}/{AGENT_BINARY}")),
+        "#!/bin/sh\n",
+        0o755,
+    );
+    let output = Command::new(systemd_analyze)
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        // Documentation= man pages would be looked up on this machine, not the node.
+        .arg("--man=no")
+        .args(units(files).iter().map(|unit| unit.name()))
+        // verify exits 0 on a directive it ignores (a misspelt key, a value it cannot
+        // parse) and only logs it as a warning: log warnings and worse, whatever the
+        // environment says, and take any line as a finding.
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("systemd-analyze runs");
+    match (output.status.success(), printed(&output)) {
+        (true, text) if text.trim().is_empty() => Ok(()),
+        (_, text) => Err(text),
+    }
+}
+
 #[test]
 fn fn_sub_rendering_fills_in_every_variable_and_writes_literals_as_cloudformation_does() {
     let values: Vec<(String, String)> = [
@@ -337,5 +415,23 @@ fn shellcheck_finds_nothing_in_the_readiness_script_the_user_data_writes() {
     assert!(!files.is_empty(), "the user-data writes no script");
     if let Err(findings) = shellcheck(&files) {
         panic!("shellcheck finds fault with a script the user-data writes:\n{findings}");
+    }
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_units_the_user_data_of_each_variant_writes() {
+    for (name, options) in variants() {
+        let files = written_files(&rendered_script(&options));
+        if let Err(findings) = verify_units(&files) {
+            let units: Vec<String> = units(&files)
+                .iter()
+                .map(|unit| format!("--- {}\n{}", unit.path, unit.body))
+                .collect();
+            panic!(
+                "systemd-analyze verify finds fault with the units of the {name} user-data:\n\
+                 {findings}\n{}",
+                units.join("")
+            );
+        }
     }
 }
