@@ -10,7 +10,8 @@
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
 # moto, Debian's etcd packages (pinned in bootstrap/image/debian-packages.lock)
 # in .tools/etcd/<version> with 3.5.16's tools linked into .tools/bin, and
-# protoc from the system packages when it is missing.
+# protoc, shellcheck and systemd-analyze from the system packages when they are
+# missing.
 
 SHELL := /bin/bash
 
@@ -37,7 +38,7 @@ TEST_THREADS ?= 4
 help:
 	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(VENV)/.installed .tools/.etcd .tools/.protoc
+setup: $(VENV)/.installed .tools/.etcd .tools/.protoc $(TEMPLATE_CHECK_TOOLS)
 
 $(VENV)/.installed: Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)

@@ -18,6 +18,12 @@
 # Scanner versions the template tests run; install them with the rest of `make setup`.
 TEMPLATE_PY_REQUIREMENTS := cfn-lint==1.58.0 checkov==3.3.30
 
+# The template tests also check the user-data the template carries: shellcheck on
+# the script as CloudFormation renders it and `systemd-analyze verify` on the units
+# it writes (template/generator/tests/rendered_user_data.rs). Both come from
+# Debian's packages, installed only when missing: a slim Debian image has neither.
+TEMPLATE_CHECK_TOOLS := .tools/.template-check-tools
+
 TEMPLATE_VENV ?= .venv
 DIST ?= dist
 CFN = $(CFN_ENV) cargo run --quiet --release -p etcd-aws-cfn --
@@ -64,6 +70,11 @@ template:
 	$(TEMPLATE_VENV)/bin/cfn-lint $(DIST)/etcd.template.json $(DIST)/etcd.template.yaml
 	$(TEMPLATE_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  -f $(DIST)/etcd.template.json -f $(DIST)/etcd.template.yaml
+
+$(TEMPLATE_CHECK_TOOLS):
+	command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
+	command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd; }
+	mkdir -p .tools && touch $@
 
 package-setup: $(TEMPLATE_VENV)/.package-installed
 

@@ -1,0 +1,437 @@
+//! The user-data as a node receives it passes the tools that know bash and systemd.
+//!
+//! The script is rendered as CloudFormation renders its `Fn::Sub` (every variable given
+//! a plausible value of a stack `etcd-prod` in eu-west-1), once for each combination
+//! of options that changes its text. shellcheck then reads the script and the readiness
+//! script it writes, and `systemd-analyze verify` reads the units it writes, in a root
+//! laid out as the script lays out the node.
+//!
+//! Both tools come from Debian's packages; `make setup` installs them when missing.
+//! Without them these tests fail, never skip: a skip would pass, its message hidden in
+//! the test runner's captured output, and nothing would have been checked.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::fn_sub::{self, SubError};
+use common::{everything_options, parse, template_for, user_data_script};
+use etcd_aws_core::backup::lease_policy::LeasePolicy;
+use etcd_aws_template::names::{
+    logical, parameters, AGENT_BINARY, AGENT_UNIT, INSTALL_DIR, READY_UNIT,
+};
+use etcd_aws_template::options::Options;
+
+/// What CloudFormation gives each variable the user-data names, for a stack `etcd-prod`
+/// in eu-west-1: parameters, pseudo parameters, and the resources' `Ref` and
+/// `Fn::GetAtt` values in the shapes AWS returns them.
+fn stack_values() -> Vec<(String, String)> {
+    [
+        ("AWS::Region", "eu-west-1".to_string()),
+        ("AWS::StackName", "etcd-prod".to_string()),
+        (
+            parameters::ARTIFACT_BUCKET,
+            "etcd-artifacts-111122223333".to_string(),
+        ),
+        (parameters::ETCD_SHA256, "0123456789abcdef".repeat(4)),
+        (
+            parameters::CLUSTER_CA_SECRET_ARN,
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:etcd-prod/cluster-ca-a1B2c3"
+                .to_string(),
+        ),
+        (parameters::QUOTA_BACKEND_BYTES, "2147483648".to_string()),
+        (
+            parameters::RESTORE_LEASES,
+            LeasePolicy::default().as_str().to_string(),
+        ),
+        (
+            logical::BACKUP_BUCKET,
+            "etcd-prod-backupbucket-1x2y3z4w5v6u".to_string(),
+        ),
+        (logical::NODE_LOGS, "/etcd-aws/etcd-prod/nodes".to_string()),
+        (
+            &format!("{}.DNSName", logical::LOAD_BALANCER),
+            "internal-etcd-prod-Client-1A2B3C4D5E6F-0123456789.elb.eu-west-1.amazonaws.com"
+                .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
+}
+
+/// The combinations of options that change the script's text: the instance type's
+/// architecture (which etcd archive, which directory in it), the etcd version and the
+/// artifact prefix. Everything else (network, VPC, cluster size, SSH) reaches the
+/// template elsewhere, and the parameters reach the script as `Fn::Sub` variables.
+fn variants() -> Vec<(&'static str, Options)> {
+    vec![
+        // A Graviton t4g.medium, etcd 3.5.16, artifacts under etcd-aws/.
+        ("default", Options::default()),
+        // An x86_64 m7i.large: etcd's amd64 archive.
+        ("everything", everything_options()),
+        // Artifacts at the top of the bucket, another etcd release.
+        (
+            "unprefixed",
+            Options {
+                artifact_prefix: parse(""),
+                etcd_version: parse("3.5.21"),
+                ..Options::default()
+            },
+        ),
+    ]
+}
+
+/// The user-data script of `options` as the node receives it.
+fn rendered_script(options: &Options) -> String {
+    let text = user_data_script(&template_for(options));
+    fn_sub::render(&text, &stack_values()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A file the script writes with `cat > PATH <<'DELIMITER'`: quoted, so bash writes
+/// the body exactly as it stands.
+struct WrittenFile {
+    path: String,
+    body: String,
+}
+
+impl WrittenFile {
+    fn is_unit(&self) -> bool {
+        self.path.starts_with("/etc/systemd/system/")
+    }
+
+    fn is_script(&self) -> bool {
+        self.body.starts_with("#!")
+    }
+
+    fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// Every file the script writes with a quoted here-document, in the script's order.
+fn written_files(script: &str) -> Vec<WrittenFile> {
+    let mut files = Vec::new();
+    let mut lines = script.lines();
+    while let Some(line) = lines.next() {
+        let Some((path, delimiter)) = quoted_heredoc(line) else {
+            continue;
+        };
+        let mut body = String::new();
+        loop {
+            match lines.next() {
+                Some(line) if line == delimiter => break,
+                Some(line) => {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                None => panic!(
+                    "the here-document that writes {path} never ends with a line {delimiter}: \
+                     bash would write the rest of the script into it"
+                ),
+            }
+        }
+        files.push(WrittenFile {
+            path: path.to_string(),
+            body,
+        });
+    }
+    files
+}
+
+/// The path and delimiter of a line `cat > PATH <<'DELIMITER'`.
+fn quoted_heredoc(line: &str) -> Option<(&str, &str)> {
+    let (path, delimiter) = line.strip_prefix("cat > ")?.split_once(" <<'")?;
+    Some((path, delimiter.strip_suffix('\'')?))
+}
+
+/// The units the script writes: exactly the agent's and the readiness signal's, so a
+/// change in how the script writes them cannot leave the check with nothing to check.
+fn units(files: &[WrittenFile]) -> Vec<&WrittenFile> {
+    let units: Vec<&WrittenFile> = files.iter().filter(|file| file.is_unit()).collect();
+    let names: Vec<&str> = units.iter().map(|unit| unit.name()).collect();
+    assert_eq!(
+        names,
+        [AGENT_UNIT, READY_UNIT],
+        "the user-data should write the agent's and the readiness unit with \
+         `cat > /etc/systemd/system/NAME <<'UNIT'`"
+    );
+    units
+}
+
+/// A program on PATH; `package` is the Debian package `make setup` installs it from.
+fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|directory| directory.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not on PATH: run `make setup`, which installs Debian's {package} \
+                 package when it is missing"
+            )
+        })
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    let directory = path.parent().expect("a file has a directory");
+    std::fs::create_dir_all(directory)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", directory.display()));
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+}
+
+fn printed(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// shellcheck's optional checks that guard what the user-data relies on; the others
+/// (braces around every variable, which `Fn::Sub` would take for its own; `[[ ]]`
+/// over `[ ]`; a default case) are taste, and left out.
+const SHELLCHECK_OPTIONAL: &str = concat!(
+    // A value rendered into the script looks safe unquoted to shellcheck (a bucket
+    // name, a path), but another stack's value may not be: quote every expansion.
+    "quote-safe-variables,",
+    // The script stops at the first failure only through `set -e` and its ERR trap:
+    // no function call where `set -e` is off, no status lost in `$(...)`.
+    "check-set-e-suppressed,check-extra-masked-returns,",
+    // `set -u` would find a misspelt $INSTANCE_ID only on the node, at boot.
+    "check-unassigned-uppercase",
+);
+
+/// shellcheck on `files`, every severity down to style; the findings, if any.
+fn shellcheck(files: &[PathBuf]) -> Result<(), String> {
+    let output = Command::new(tool("shellcheck", "shellcheck"))
+        // The project's verdict, not whatever .shellcheckrc lies above the temporary
+        // directory or in the home directory.
+        .args([
+            "--norc",
+            "--shell=bash",
+            "--severity=style",
+            "--color=never",
+        ])
+        .arg(format!("--enable={SHELLCHECK_OPTIONAL}"))
+        .args(files)
+        .output()
+        .expect("shellcheck runs");
+    match (output.status.success(), printed(&output)) {
+        (true, text) if text.trim().is_empty() => Ok(()),
+        (_, text) => Err(text),
+    }
+}
+
+/// The host's own systemd units (sysinit.target, network-online.target,
+/// multi-user.target...), which every unit's dependencies end in.
+fn system_unit_directory() -> &'static Path {
+    ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .map(Path::new)
+        .find(|directory| directory.join("sysinit.target").exists())
+        .expect(
+            "no systemd unit directory with sysinit.target: run `make setup`, which installs \
+             Debian's systemd package when systemd-analyze is missing",
+        )
+}
+
+/// `systemd-analyze verify` on the units of `files`, in a root laid out as the script
+/// lays out the node; the findings, if any.
+///
+/// verify loads each unit with everything it depends on (a service's default
+/// dependencies end in sysinit.target) and refuses a unit whose `ExecStart` is not an
+/// executable; under `--root` it looks for both there. The root holds what a node holds
+/// when the script starts the units: the host's systemd units (Amazon Linux's carry
+/// the same targets), every file the script writes, executable where it is a script
+/// (the user-data makes it so with chmod 0755), and, as a stand-in that does nothing,
+/// the agent binary the script downloads. So a unit that runs a path the script does not install
+/// fails, as it would on the node, and nothing on this machine outside the root counts.
+fn verify_units(files: &[WrittenFile]) -> Result<(), String> {
+    let systemd_analyze = tool("systemd-analyze", "systemd");
+    let root = tempfile::tempdir().expect("temporary directory");
+    let units_under_root = root.path().join("usr/lib/systemd");
+    std::fs::create_dir_all(&units_under_root).expect("unit directory");
+    // cp -a keeps the symlinks (aliases, .wants directories) as systemd reads them.
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(system_unit_directory())
+        .arg(&units_under_root)
+        .output()
+        .expect("cp runs");
+    assert!(
+        copy.status.success(),
+        "cannot copy the host's units: {}",
+        printed(&copy)
+    );
+    let under_root = |path: &str| {
+        let relative = path
+            .strip_prefix('/')
+            .unwrap_or_else(|| panic!("the user-data writes {path}, which is not absolute"));
+        root.path().join(relative)
+    };
+    for file in files {
+        let mode = if file.is_script() { 0o755 } else { 0o644 };
+        write(&under_root(&file.path), &file.body, mode);
+    }
+    write(
+        &under_root(&format!("{INSTALL_DIR}/{AGENT_BINARY}")),
+        "#!/bin/sh\n",
+        0o755,
+    );
+    let output = Command::new(systemd_analyze)
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        // Documentation= man pages would be looked up on this machine, not the node.
+        .arg("--man=no")
+        .args(units(files).iter().map(|unit| unit.name()))
+        // verify exits 0 on a directive it ignores (a misspelt key, a value it cannot
+        // parse) and only logs it as a warning: log warnings and worse, whatever the
+        // environment says, and take any line as a finding.
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("systemd-analyze runs");
+    match (output.status.success(), printed(&output)) {
+        (true, text) if text.trim().is_empty() => Ok(()),
+        (_, text) => Err(text),
+    }
+}
+
+#[test]
+fn fn_sub_rendering_fills_in_every_variable_and_writes_literals_as_cloudformation_does() {
+    let values: Vec<(String, String)> = [
+        ("Bucket", "b"),
+        ("AWS::Region", "eu-west-1"),
+        ("Balancer.DNSName", "lb.example"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    for (text, rendered) in [
+        (
+            "no variables, $HOME and a lone $",
+            "no variables, $HOME and a lone $",
+        ),
+        ("s3://${Bucket}/key", "s3://b/key"),
+        ("${AWS::Region}", "eu-west-1"),
+        ("${Balancer.DNSName}:2379", "lb.example:2379"),
+        ("${Bucket}${Bucket}", "bb"),
+        ("${!Literal} stays", "${Literal} stays"),
+        ("${!Bucket}", "${Bucket}"),
+        ("$${Bucket}", "$b"),
+        ("", ""),
+    ] {
+        assert_eq!(
+            fn_sub::render(text, &values).as_deref(),
+            Ok(rendered),
+            "rendering {text:?}"
+        );
+    }
+}
+
+#[test]
+fn fn_sub_rendering_refuses_a_variable_it_has_no_value_for_or_one_never_closed() {
+    let values = vec![("Bucket".to_string(), "b".to_string())];
+    for (text, error) in [
+        ("${Unknown}", SubError::Unknown("Unknown".to_string())),
+        (
+            "${Bucket} ${AWS::Region}",
+            SubError::Unknown("AWS::Region".to_string()),
+        ),
+        ("${ Bucket }", SubError::Unknown(" Bucket ".to_string())),
+        ("${}", SubError::Unknown(String::new())),
+        ("${Bucket} ${Bucket", SubError::Unclosed(10)),
+    ] {
+        assert_eq!(
+            fn_sub::render(text, &values),
+            Err(error),
+            "rendering {text:?}"
+        );
+    }
+}
+
+#[test]
+fn each_variant_renders_a_script_of_its_own() {
+    let scripts: Vec<(&str, String)> = variants()
+        .iter()
+        .map(|(name, options)| (*name, rendered_script(options)))
+        .collect();
+    for (index, (name, script)) in scripts.iter().enumerate() {
+        for (other, other_script) in &scripts[index + 1..] {
+            assert_ne!(
+                script, other_script,
+                "variants {name} and {other} render the same script: one checks nothing new"
+            );
+        }
+    }
+}
+
+#[test]
+fn user_data_writes_the_two_units_and_the_readiness_script_as_quoted_here_documents() {
+    let files = written_files(&rendered_script(&Options::default()));
+    units(&files);
+    let scripts: Vec<&str> = files
+        .iter()
+        .filter(|file| file.is_script())
+        .map(|file| file.path.as_str())
+        .collect();
+    assert_eq!(scripts, ["/usr/local/bin/etcd-aws-ready"]);
+}
+
+#[test]
+fn shellcheck_finds_nothing_in_the_rendered_user_data_of_any_variant() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let files: Vec<PathBuf> = variants()
+        .iter()
+        .map(|(name, options)| {
+            let path = directory.path().join(format!("{name}.user-data.sh"));
+            write(&path, &rendered_script(options), 0o644);
+            path
+        })
+        .collect();
+    if let Err(findings) = shellcheck(&files) {
+        panic!("shellcheck finds fault with the user-data:\n{findings}");
+    }
+}
+
+#[test]
+fn shellcheck_finds_nothing_in_the_readiness_script_the_user_data_writes() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let files: Vec<PathBuf> = written_files(&rendered_script(&Options::default()))
+        .iter()
+        .filter(|file| file.is_script())
+        .map(|file| {
+            let path = directory.path().join(file.name());
+            write(&path, &file.body, 0o644);
+            path
+        })
+        .collect();
+    assert!(!files.is_empty(), "the user-data writes no script");
+    if let Err(findings) = shellcheck(&files) {
+        panic!("shellcheck finds fault with a script the user-data writes:\n{findings}");
+    }
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_units_the_user_data_of_each_variant_writes() {
+    for (name, options) in variants() {
+        let files = written_files(&rendered_script(&options));
+        if let Err(findings) = verify_units(&files) {
+            let units: Vec<String> = units(&files)
+                .iter()
+                .map(|unit| format!("--- {}\n{}", unit.path, unit.body))
+                .collect();
+            panic!(
+                "systemd-analyze verify finds fault with the units of the {name} user-data:\n\
+                 {findings}\n{}",
+                units.join("")
+            );
+        }
+    }
+}
