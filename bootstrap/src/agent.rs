@@ -27,6 +27,7 @@ use etcd_aws_io::tls::SecretStore;
 
 use crate::cert_renewal::Renewal;
 use crate::etcd_process::{self, EtcdSettings, Supervised};
+use crate::functions_cert_renewal::FunctionsRenewal;
 use crate::join::{self, JoinError};
 use crate::node_tls::{self, TlsSettings};
 use crate::observe::Observer;
@@ -112,6 +113,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             match node_tls::prepare(settings, &aws, &me, &mut wait, &mut signals).await? {
                 Ok(tls) => {
                     node.set_certificate_not_after(Some(tls.lifetime.not_after));
+                    let trusted_ca_pem = tls.credentials.ca_pem.clone();
                     let access = EtcdAccess::tls(config.timeouts, tls.credentials);
                     if let Some(credentials) = &access.tls {
                         let renewal = Renewal {
@@ -126,6 +128,16 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
                             node: Arc::clone(&node),
                         };
                         tokio::spawn(renewal.run(tls.lifetime));
+                    }
+                    if let Some(certificate) = &settings.functions {
+                        let renewal = FunctionsRenewal {
+                            store: SecretStore::new(&aws),
+                            ca_secret: settings.ca_secret.clone(),
+                            certificate: certificate.clone(),
+                            node: me.instance_id.clone(),
+                            trusted_ca_pem,
+                        };
+                        tokio::spawn(renewal.run());
                     }
                     (access, Some(tls.files))
                 }

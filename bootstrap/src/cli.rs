@@ -18,7 +18,7 @@ pub use etcd_aws_io::logging::LogFormat;
 
 use crate::agent::{AgentConfig, IdentityFlags, Supervision};
 use crate::etcd_process::EtcdSettings;
-use crate::node_tls::TlsSettings;
+use crate::node_tls::{FunctionsCertificate, TlsSettings};
 use crate::restore::BackupSettings;
 use crate::wait::WaitPolicy;
 
@@ -150,6 +150,18 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_TLS_CERT_VALIDITY", default_value = "365days", value_parser = humantime::parse_duration)]
     pub tls_cert_validity: Duration,
 
+    /// Secrets Manager secret (name or ARN) holding the functions' client
+    /// certificate. The node renews it from the cluster CA at about two
+    /// thirds of its life (the first node whose turn comes; the others find
+    /// it new), so the functions keep working without a deploy. Unset: the
+    /// node leaves it alone.
+    #[arg(long, env = env::TLS_FUNCTIONS_SECRET, conflicts_with = "insecure_plaintext")]
+    pub tls_functions_secret: Option<String>,
+
+    /// Lifetime of each functions' certificate the node issues.
+    #[arg(long, env = "ETCD_AWS_TLS_FUNCTIONS_CERT_VALIDITY", default_value = "730days", value_parser = humantime::parse_duration)]
+    pub tls_functions_cert_validity: Duration,
+
     /// Run etcd WITHOUT TLS or client authentication: anyone who reaches the
     /// client or peer port can read and change every key. For labs only.
     #[arg(
@@ -218,6 +230,12 @@ impl Cli {
             extra_ips: self.tls_extra_ips,
             dir: self.tls_dir,
             cert_validity: self.tls_cert_validity,
+            functions: self
+                .tls_functions_secret
+                .map(|secret| FunctionsCertificate {
+                    secret,
+                    validity: self.tls_functions_cert_validity,
+                }),
         });
         let backups = self.backup_bucket.map(|bucket| BackupSettings {
             bucket,
@@ -267,5 +285,36 @@ impl Cli {
                 ready_port: self.ready_port,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_functions_certificate_a_node_issues_lives_as_long_as_the_deploys() {
+        let cli = Cli::try_parse_from(["etcd-aws", "--tls-ca-secret", "ca"]).expect("parses");
+        assert_eq!(
+            cli.tls_functions_cert_validity,
+            etcd_aws_core::certificates::functions::VALIDITY
+        );
+    }
+
+    #[test]
+    fn a_plaintext_node_has_no_ca_to_renew_the_functions_certificate_from() {
+        let error = Cli::try_parse_from([
+            "etcd-aws",
+            "--insecure-plaintext",
+            "--tls-functions-secret",
+            "f",
+        ])
+        .expect_err("no CA to renew from");
+        assert!(
+            error.to_string().contains("--insecure-plaintext"),
+            "{error}"
+        );
     }
 }

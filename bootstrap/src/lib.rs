@@ -17,8 +17,10 @@
 //!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
 //!   that will not heal, and when this member recovers the cluster).
 //! - Throughout: [`ready_endpoint`] (the load balancer's `GET /ready`: a
-//!   serving voting member, or the reason it is not) and `cert_renewal` (the
-//!   node's certificate renewed in place, etcd not restarted).
+//!   serving voting member, or the reason it is not), `cert_renewal` (the
+//!   node's certificate renewed in place, etcd not restarted) and
+//!   `functions_cert_renewal` (the functions' certificate renewed in their
+//!   secret).
 //! - After: `policy` (what to do about how etcd ended) and `exit_status`
 //!   (the agent's own exit code); `signals` throughout.
 //!
@@ -29,6 +31,7 @@ mod cert_renewal;
 pub mod cli;
 mod etcd_process;
 mod exit_status;
+mod functions_cert_renewal;
 mod join;
 mod node_tls;
 mod observe;

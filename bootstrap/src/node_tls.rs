@@ -32,6 +32,17 @@ pub struct TlsSettings {
     /// Where the certificate, key and CA certificate are written for etcd.
     pub dir: PathBuf,
     pub cert_validity: Duration,
+    /// The functions' certificate this node keeps renewed, if any.
+    pub functions: Option<FunctionsCertificate>,
+}
+
+/// The functions' client certificate, as the nodes renew it.
+#[derive(Debug, Clone)]
+pub struct FunctionsCertificate {
+    /// The Secrets Manager secret (name or ARN) holding it.
+    pub secret: String,
+    /// How long each one the node issues lives.
+    pub validity: Duration,
 }
 
 /// What etcd and the agent's own client use.

@@ -33,6 +33,9 @@ pub struct NodeSpec {
     pub backup_bucket: Option<String>,
     /// The secret holding the cluster CA; `None` runs the node `--insecure-plaintext`.
     pub tls_ca_secret: Option<String>,
+    /// The secret holding the functions' certificate, which the node renews
+    /// as on EC2; `None` leaves it alone.
+    pub tls_functions_secret: Option<String>,
     /// The etcd release installed on the instance, which its agent runs.
     pub etcd: EtcdRelease,
 }
@@ -74,14 +77,20 @@ impl NodeSpec {
     /// How the agent gets its certificate, or that it runs without one.
     pub fn tls_env(&self, tls_dir: &Path) -> Vec<(String, String)> {
         match &self.tls_ca_secret {
-            Some(secret) => vec![
-                ("ETCD_AWS_TLS_CA_SECRET".into(), secret.clone()),
-                ("ETCD_AWS_TLS_DIR".into(), tls_dir.display().to_string()),
-                // Loopback connections leave from 127.0.0.1, not the
-                // instance's IP, and etcd checks a peer's source address
-                // against its certificate.
-                ("ETCD_AWS_TLS_EXTRA_IPS".into(), "127.0.0.1".into()),
-            ],
+            Some(secret) => {
+                let mut env = vec![
+                    ("ETCD_AWS_TLS_CA_SECRET".into(), secret.clone()),
+                    ("ETCD_AWS_TLS_DIR".into(), tls_dir.display().to_string()),
+                    // Loopback connections leave from 127.0.0.1, not the
+                    // instance's IP, and etcd checks a peer's source address
+                    // against its certificate.
+                    ("ETCD_AWS_TLS_EXTRA_IPS".into(), "127.0.0.1".into()),
+                ];
+                if let Some(functions) = &self.tls_functions_secret {
+                    env.push(("ETCD_AWS_TLS_FUNCTIONS_SECRET".into(), functions.clone()));
+                }
+                env
+            }
             None => vec![("ETCD_AWS_INSECURE_PLAINTEXT".into(), "true".into())],
         }
     }

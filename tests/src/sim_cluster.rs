@@ -475,6 +475,7 @@ fn node_template(stand_in: &StandIn, root: &std::path::Path, options: &NodeOptio
         extra_args: options.etcd_args.clone(),
         backup_bucket: Some(stand_in.bucket().to_owned()),
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+        tls_functions_secret: stand_in.pki().map(|pki| pki.functions_secret.clone()),
         etcd: options.etcd,
     }
 }

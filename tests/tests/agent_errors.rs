@@ -360,6 +360,7 @@ async fn a_join_the_cluster_keeps_refusing_gives_up_at_the_wait_timeout() -> any
         extra_args: Vec::new(),
         backup_bucket: None,
         tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+        tls_functions_secret: None,
         etcd: EtcdRelease::default(),
     })?;
     let seed_url = seed_node.spec().client_url();

@@ -12,10 +12,13 @@
 //! node's certificate as their client identity, so a node whose agent kept
 //! presenting an expired one would log a quorum loss and be unready.
 //!
+//! The functions' certificate is renewed too, by the nodes (the functions
+//! never read the CA), and a function that stays warm presents each new one.
+//!
 //! And when renewal cannot work, the node says what happened rather than
 //! something else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -24,11 +27,12 @@ use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::certificate::check_certificate;
 use etcd_aws_io::tls::{ClusterCa, SecretStore};
 use etcd_aws_tests::agent_log;
-use etcd_aws_tests::functions::JobOnSchedule;
+use etcd_aws_tests::functions::{JobOnSchedule, LifecycleOnQueue};
 use etcd_aws_tests::load_balancer::ready_answer;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
 use etcd_aws_tests::stand_in::StandInOptions;
 use etcd_client::Client;
+use serde_json::json;
 use tokio::time::Instant;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -157,6 +161,76 @@ async fn nodes_renew_their_certificates_in_place_under_a_writer_without_restarti
         assert_eq!(&info.common_name, id);
         assert!(cluster.with_node(id, |node| node.is_ready())?, "{id}");
     }
+    Ok(())
+}
+
+/// The functions' certificate, valid for 45 s here, is renewed by the nodes
+/// in its secret, and a lifecycle function started once and kept warm
+/// through three of its lifetimes reconciles without a failure: it reads the
+/// secret before each invocation and presents each new certificate. Had the
+/// nodes not renewed it, or the function kept its first one, the reconciles
+/// would fail from the first expiry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_renew_the_functions_certificate_and_a_warm_function_presents_each_new_one(
+) -> anyhow::Result<()> {
+    const FUNCTIONS_LIFE: Duration = Duration::from_secs(45);
+    let cluster = SimCluster::start_with_nodes(
+        StandInOptions {
+            functions_certificate: Some(ValidityPeriod::starting_now(FUNCTIONS_LIFE)),
+            ..StandInOptions::default()
+        },
+        NodeOptions {
+            agent_args: vec![
+                "--tls-functions-cert-validity".to_owned(),
+                format!("{}s", FUNCTIONS_LIFE.as_secs()),
+            ],
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let pki = cluster.stand_in.pki().context("TLS is the default")?;
+    let store = SecretStore::new(&cluster.stand_in.sdk_config().await);
+    let lifecycle = LifecycleOnQueue::start(&cluster.stand_in).await?;
+    let function_pid = lifecycle.function().pid();
+
+    let mut certificates = BTreeSet::new();
+    let started = Instant::now();
+    while started.elapsed() < 3 * FUNCTIONS_LIFE {
+        let report = lifecycle
+            .function()
+            .invoke(&json!({"reconcile": true}))
+            .await
+            .with_context(|| format!("{}\n{}", lifecycle.log(), cluster.logs()))?;
+        assert_eq!(report.get("refused"), Some(&json!([])), "{report}");
+        let stored = store.load_client(&pki.functions_secret).await?;
+        stored.check(
+            "the functions' certificate in its secret",
+            SystemTime::now(),
+        )?;
+        certificates.insert(stored.cert_pem);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    let logs = cluster.logs();
+    assert!(
+        certificates.len() >= 3,
+        "the secret held {} certificates: the first and at least two renewals expected\n{logs}",
+        certificates.len()
+    );
+    let mut renewals = 0;
+    for id in cluster.instance_ids() {
+        let log = cluster.with_node(&id, |node| node.log())?;
+        renewals += agent_log::events(&log, events::FUNCTIONS_CERTIFICATE_RENEWED).len();
+        assert!(
+            agent_log::events(&log, events::FUNCTIONS_CERTIFICATE_RENEWAL_FAILED).is_empty(),
+            "{id}\n{logs}"
+        );
+    }
+    assert!(renewals >= 2, "{renewals} renewals\n{logs}");
+    assert_eq!(lifecycle.function().pid(), function_pid, "a cold start");
+    let refreshed = agent_log::events(&lifecycle.log(), events::CLIENT_CERTIFICATE_REFRESHED);
+    assert!(refreshed.len() >= 2, "{}", lifecycle.log());
     Ok(())
 }
 

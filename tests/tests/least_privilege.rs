@@ -2,9 +2,9 @@
 //! runs every program through its jobs on the stand-in, with TLS on: a cluster
 //! forms (each agent finding its group as on EC2), the backup function runs with
 //! retention to enforce, the lifecycle function handles a termination and a
-//! reconcile, and the whole group is lost and restored from the backup. The
-//! stand-in records every AWS call and the access key that signed it, one per
-//! program. Each role of the generated template must then allow every call its
+//! reconcile, the nodes renew the functions' certificate, and the whole group
+//! is lost and restored from the backup. The stand-in records every AWS call
+//! and the access key that signed it, one per program. Each role of the generated template must then allow every call its
 //! program made, and allow nothing that no call needed, save the few grants
 //! listed below with why the scenario cannot see them used.
 //!
@@ -12,11 +12,12 @@
 //! first (the harness runs the built binaries).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_io::backup_store::BackupStore;
+use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_template::names::logical::{
     BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
 };
@@ -40,6 +41,7 @@ const BACKUP_WITHIN: Duration = Duration::from_secs(90);
 /// timeout, completes the action.
 const REMOVAL_WITHIN: Duration = Duration::from_secs(45);
 const DAY: i64 = 86_400;
+const HOUR: Duration = Duration::from_secs(3600);
 /// Far shorter than any removal takes, so the function records heartbeats on
 /// the way, as it does for a slow removal in production.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(20);
@@ -64,6 +66,16 @@ const fn secret_key(sid: &'static str) -> Unobservable {
         sid,
         action: "kms:Decrypt",
         why: "Secrets Manager decrypts the secret with the caller's identity when a customer managed key encrypts it",
+    }
+}
+
+/// The same for writing a secret's new value: Secrets Manager asks KMS for a
+/// data key with the caller's identity.
+const fn secret_write_key(sid: &'static str) -> Unobservable {
+    Unobservable {
+        sid,
+        action: "kms:GenerateDataKey",
+        why: "Secrets Manager encrypts a new value with a data key from KMS, with the caller's identity, when a customer managed key encrypts the secret",
     }
 }
 
@@ -94,6 +106,8 @@ const NODE_UNOBSERVABLE: &[Unobservable] = &[
         why: "the CloudWatch agent looks for the instance's stream before creating it; the harness runs no CloudWatch agent",
     },
     secret_key("ReadClusterCaKey"),
+    secret_key("RenewFunctionsCertificateKey"),
+    secret_write_key("RenewFunctionsCertificateKey"),
 ];
 
 /// Lambda sends an asynchronous invocation that failed every retry (a
@@ -164,9 +178,17 @@ async fn observed() -> anyhow::Result<Observed> {
 
 async fn scenario() -> anyhow::Result<Observed> {
     // A cluster forms, each agent asking Auto Scaling for its own group as it
-    // does when the user data starts it.
+    // does when the user data starts it. The functions' certificate is near
+    // its end (ten hours of its eleven gone), so the nodes renew it at once.
+    let now = SystemTime::now();
     let cluster = SimCluster::start_with_nodes(
-        StandInOptions::default(),
+        StandInOptions {
+            functions_certificate: Some(ValidityPeriod {
+                from: now - 10 * HOUR,
+                until: now + HOUR,
+            }),
+            ..StandInOptions::default()
+        },
         NodeOptions {
             discover_group: true,
             ..NodeOptions::default()

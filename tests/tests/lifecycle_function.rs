@@ -419,6 +419,7 @@ async fn start_nodes(stand_in: &StandIn, root: &std::path::Path) -> anyhow::Resu
             extra_args: Vec::new(),
             backup_bucket: None,
             tls_ca_secret: stand_in.pki().map(|pki| pki.ca_secret.clone()),
+            tls_functions_secret: None,
             etcd: EtcdRelease::default(),
         })?);
     }

@@ -185,6 +185,7 @@ fn node_on(
         extra_args: Vec::new(),
         backup_bucket: None,
         tls_ca_secret: Some(ca_secret.to_owned()),
+        tls_functions_secret: None,
         etcd: EtcdRelease::default(),
     })
 }

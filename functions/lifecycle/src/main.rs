@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use aws_config::SdkConfig;
 use clap::Parser;
+use etcd_aws_core::contract::events;
+use etcd_aws_io::etcd::admin::EtcdAccess;
+use etcd_aws_io::tls::ClientTlsSource;
 use etcd_aws_lifecycle::aws::SdkAws;
 use etcd_aws_lifecycle::config::{init_logging, Config};
 use etcd_aws_lifecycle::etcd::ClientEtcd;
@@ -19,11 +23,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::parse();
     init_logging(config.log_format);
     let aws = etcd_aws_io::aws::env::load().await?;
-    // Read once per cold start: a re-issued certificate arrives with the next
-    // execution environment.
-    let access = config
-        .tls
-        .source()
+    let tls = config.tls.source();
+    let access = tls
         .access(&aws, config.etcd_timeouts())
         .await
         .map_err(|e| {
@@ -32,7 +33,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         })?;
     let function = Arc::new(Lifecycle::new(
         SdkAws::new(&aws),
-        ClientEtcd { access },
+        ClientEtcd {
+            access: access.clone(),
+        },
         config.settings(),
     ));
     tracing::info!(
@@ -45,7 +48,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
+        let (aws, tls, access) = (aws.clone(), tls.clone(), access.clone());
         async move {
+            refresh_certificate(&aws, &tls, &access).await;
             let deadline = work_deadline(event.context.deadline());
             function
                 .invoke(event.payload, deadline)
@@ -54,4 +59,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// Reads the client certificate again before each invocation: the nodes renew
+/// it while an execution environment may live for months. One GetSecretValue
+/// per invocation (a reconcile every ten minutes and one per termination); a
+/// failed read leaves the current certificate in use, which serves until it
+/// expires.
+async fn refresh_certificate(aws: &SdkConfig, tls: &ClientTlsSource, access: &EtcdAccess) {
+    match tls.refresh(aws, access).await {
+        Ok(true) => tracing::info!(
+            event = events::CLIENT_CERTIFICATE_REFRESHED,
+            "presenting the renewed client certificate from now on"
+        ),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(
+            error = %error,
+            "cannot read the client certificate again; the one in use serves until it expires"
+        ),
+    }
 }

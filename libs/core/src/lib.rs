@@ -30,7 +30,8 @@
 //!   stack's alarms read, and the [`names`](contract::names) (environment,
 //!   ports, paths, secrets) the template and the binaries share.
 //! - [`certificates`]: when a node [`renew`](certificates::renewal)s its
-//!   certificate while it runs, and the days left before each certificate's
+//!   certificate and the [`functions`](certificates::functions)' while it
+//!   runs, and the days left before each certificate's
 //!   [`expiry`](certificates::expiry).
 //! - [`clock`]: seconds since the epoch and the UTC stamp in object keys.
 //! - [`test_support`]: plain-data builders for the table tests.

@@ -1,17 +1,18 @@
 //! The nodes' IAM role: find the group and its instances, read backups to restore,
-//! acknowledge an operator's restore, read the cluster CA to issue themselves a certificate, fetch the artifacts, ship
-//! their logs, signal CloudFormation, and be reachable by Session Manager.
+//! acknowledge an operator's restore, read the cluster CA to issue themselves a certificate
+//! and renew the functions', fetch the artifacts, ship their logs, signal CloudFormation,
+//! and (when asked for) be reachable by Session Manager.
 
 use serde_json::json;
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_LOGS, NODE_ROLE};
-use crate::names::parameters::CLUSTER_CA_SECRET_ARN;
+use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::{BACKUP_PREFIX, RESTORE_DIR};
 use crate::options::Options;
 use crate::policy::{allow, allow_when, inline, managed, trust};
-use crate::tls_secrets::read_secret;
+use crate::tls_secrets::{read_secret, renew_secret};
 
 pub fn fragment(options: &Options) -> Fragment {
     let mut statements = vec![
@@ -72,6 +73,13 @@ pub fn fragment(options: &Options) -> Fragment {
     ];
     // The nodes are the only readers of the CA: holding it is holding the cluster.
     statements.extend(read_secret("ReadClusterCa", CLUSTER_CA_SECRET_ARN));
+    // They renew the functions' certificate from it (the functions never read the
+    // CA): a node could already issue itself any client certificate, so writing
+    // this one secret gives it nothing new.
+    statements.extend(renew_secret(
+        "RenewFunctionsCertificate",
+        FUNCTIONS_CLIENT_SECRET_ARN,
+    ));
     Fragment::new()
         .resource(
             NODE_ROLE,

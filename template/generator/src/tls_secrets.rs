@@ -68,17 +68,44 @@ pub fn fragment() -> Fragment {
 /// and only for this secret (Secrets Manager puts the secret's ARN in the encryption
 /// context), so the role cannot decrypt anything else with it.
 pub fn read_secret(sid: &str, secret_parameter: &str) -> Vec<Value> {
+    secret_access(
+        sid,
+        secret_parameter,
+        &["secretsmanager:GetSecretValue"],
+        &["kms:Decrypt"],
+    )
+}
+
+/// The statements that let a role read the secret and write a new version of its
+/// value (the nodes renewing the functions' certificate), and nothing else: no
+/// other secret, no deleting, no changing its key or policy. Writing with a
+/// customer managed key needs `kms:GenerateDataKey`, scoped as [`read_secret`]'s
+/// `kms:Decrypt` is.
+pub fn renew_secret(sid: &str, secret_parameter: &str) -> Vec<Value> {
+    secret_access(
+        sid,
+        secret_parameter,
+        &[
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        ],
+        &["kms:Decrypt", "kms:GenerateDataKey"],
+    )
+}
+
+fn secret_access(
+    sid: &str,
+    secret_parameter: &str,
+    secret_actions: &[&str],
+    key_actions: &[&str],
+) -> Vec<Value> {
     vec![
-        allow(
-            sid,
-            &["secretsmanager:GetSecretValue"],
-            vec![reference(secret_parameter)],
-        ),
+        allow(sid, secret_actions, vec![reference(secret_parameter)]),
         if_condition(
             SECRETS_USE_CUSTOMER_KEY,
             allow_when(
                 &format!("{sid}Key"),
-                &["kms:Decrypt"],
+                key_actions,
                 vec![reference(SECRETS_KMS_KEY_ARN)],
                 json!({ "StringEquals": {
                     "kms:ViaService": sub("secretsmanager.${AWS::Region}.amazonaws.com"),

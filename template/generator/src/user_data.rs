@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
 use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER};
-use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, QUOTA_BACKEND_BYTES, RESTORE_LEASES};
+use crate::names::parameters::{
+    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, QUOTA_BACKEND_BYTES, RESTORE_LEASES,
+};
 use crate::names::ports::{METRICS, READY};
 use crate::names::{
     env, AGENT_BINARY, AGENT_UNIT, BACKUP_PREFIX, DATA_DIR, INSTALL_DIR, READY_FILE, READY_UNIT,
@@ -103,8 +105,10 @@ Environment=@ENV_PREFIX@=@PREFIX@
 Environment=@ENV_DATA_DIR@=@DATA_DIR@
 Environment=@ENV_LOG_FORMAT@=json
 # TLS on every etcd port: the agent reads the cluster CA from this secret and issues
-# this node a certificate for its private IP and the load balancer's name.
+# this node a certificate for its private IP and the load balancer's name; it renews
+# the functions' client certificate in theirs.
 Environment=@ENV_TLS_CA_SECRET@=${@CA_SECRET@}
+Environment=@ENV_TLS_FUNCTIONS_SECRET@=${@FUNCTIONS_SECRET@}
 Environment=@ENV_TLS_DNS_NAMES@=${@LOAD_BALANCER@.DNSName}
 Environment=@ENV_TLS_DIR@=@TLS_DIR@
 # etcd's plain-HTTP /health and /metrics, for an operator on the node (no client
@@ -187,7 +191,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 35] = [
+    let replacements: [(&str, String); 37] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -219,7 +223,15 @@ pub fn script(options: &Options) -> String {
         ("@ENV_READY_FILE@", env::READY_FILE.to_string()),
         ("@READY_FILE@", READY_FILE.to_string()),
         ("@ENV_TLS_CA_SECRET@", env::TLS_CA_SECRET.to_string()),
+        (
+            "@ENV_TLS_FUNCTIONS_SECRET@",
+            env::TLS_FUNCTIONS_SECRET.to_string(),
+        ),
         ("@CA_SECRET@", CLUSTER_CA_SECRET_ARN.to_string()),
+        (
+            "@FUNCTIONS_SECRET@",
+            FUNCTIONS_CLIENT_SECRET_ARN.to_string(),
+        ),
         ("@ENV_TLS_DNS_NAMES@", env::TLS_DNS_NAMES.to_string()),
         ("@LOAD_BALANCER@", LOAD_BALANCER.to_string()),
         ("@ENV_METRICS_PORT@", env::METRICS_PORT.to_string()),

@@ -41,6 +41,11 @@ fn stack_values() -> Vec<(String, String)> {
             "arn:aws:secretsmanager:eu-west-1:111122223333:secret:etcd-prod/cluster-ca-a1B2c3"
                 .to_string(),
         ),
+        (
+            parameters::FUNCTIONS_CLIENT_SECRET_ARN,
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:etcd-prod/functions-client-d4E5f6"
+                .to_string(),
+        ),
         (parameters::QUOTA_BACKEND_BYTES, "2147483648".to_string()),
         (
             parameters::RESTORE_LEASES,

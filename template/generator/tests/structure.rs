@@ -614,6 +614,7 @@ fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
                     "EtcdSha256",
                     "BackupBucket",
                     parameters::CLUSTER_CA_SECRET_ARN,
+                    parameters::FUNCTIONS_CLIENT_SECRET_ARN,
                     parameters::QUOTA_BACKEND_BYTES,
                     parameters::RESTORE_LEASES,
                     logical::NODE_LOGS,
@@ -753,7 +754,9 @@ fn yaml_and_json_renderings_hold_the_same_template() {
 // load balancer are told.
 
 /// The resources each role may call `secretsmanager:GetSecretValue` on, by role.
-fn secret_readers(template: &Value) -> Vec<(String, Value)> {
+/// Every statement that grants Secrets Manager actions: its role, its actions and
+/// its resources.
+fn secret_grants(template: &Value) -> Vec<(String, Vec<String>, Value)> {
     iam_statements(template)
         .into_iter()
         .filter(|(_, statement)| {
@@ -762,13 +765,20 @@ fn secret_readers(template: &Value) -> Vec<(String, Value)> {
                 .any(|a| a.starts_with("secretsmanager:"))
         })
         .map(|(role, statement)| {
-            assert_eq!(
+            (
+                role,
                 strings(&statement["Action"]),
-                vec!["secretsmanager:GetSecretValue".to_string()],
-                "{role} may do more than read a secret"
-            );
-            (role, statement["Resource"].clone())
+                statement["Resource"].clone(),
+            )
         })
+        .collect()
+}
+
+/// The roles that may do anything with secrets, each statement's resources.
+fn secret_readers(template: &Value) -> Vec<(String, Value)> {
+    secret_grants(template)
+        .into_iter()
+        .map(|(role, _, resources)| (role, resources))
         .collect()
 }
 
@@ -776,15 +786,37 @@ fn parameter_ref(name: &str) -> Value {
     json!([{ "Ref": name }])
 }
 
+const READ: &[&str] = &["secretsmanager:GetSecretValue"];
+const READ_AND_WRITE: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+];
+
+fn grants_of(template: &Value, role: &str) -> Vec<(Vec<String>, Value)> {
+    secret_grants(template)
+        .into_iter()
+        .filter(|(r, _, _)| r == role)
+        .map(|(_, actions, resources)| (actions, resources))
+        .collect()
+}
+
+fn grant(actions: &[&str], secret_parameter: &str) -> (Vec<String>, Value) {
+    (
+        actions.iter().map(|a| (*a).to_string()).collect(),
+        parameter_ref(secret_parameter),
+    )
+}
+
 #[test]
-fn node_role_reads_exactly_the_cluster_ca_secret() {
+fn node_role_reads_the_cluster_ca_and_renews_the_functions_certificate_and_nothing_else() {
     for template in [default_template(), template_for(&everything_options())] {
-        let node: Vec<Value> = secret_readers(&template)
-            .into_iter()
-            .filter(|(role, _)| role == logical::NODE_ROLE)
-            .map(|(_, resources)| resources)
-            .collect();
-        assert_eq!(node, vec![parameter_ref(parameters::CLUSTER_CA_SECRET_ARN)]);
+        assert_eq!(
+            grants_of(&template, logical::NODE_ROLE),
+            vec![
+                grant(READ, parameters::CLUSTER_CA_SECRET_ARN),
+                grant(READ_AND_WRITE, parameters::FUNCTIONS_CLIENT_SECRET_ARN),
+            ]
+        );
     }
 }
 
@@ -795,14 +827,9 @@ fn each_function_role_reads_exactly_the_functions_client_secret() {
             logical::LIFECYCLE_FUNCTION_ROLE,
             logical::BACKUP_FUNCTION_ROLE,
         ] {
-            let read: Vec<Value> = secret_readers(&template)
-                .into_iter()
-                .filter(|(role, _)| role == function_role)
-                .map(|(_, resources)| resources)
-                .collect();
             assert_eq!(
-                read,
-                vec![parameter_ref(parameters::FUNCTIONS_CLIENT_SECRET_ARN)],
+                grants_of(&template, function_role),
+                vec![grant(READ, parameters::FUNCTIONS_CLIENT_SECRET_ARN)],
                 "{function_role}"
             );
         }
@@ -840,7 +867,7 @@ fn no_role_but_the_node_role_can_reach_the_cluster_ca() {
 }
 
 #[test]
-fn secrets_need_kms_decrypt_only_with_a_customer_key_and_only_through_secrets_manager() {
+fn secrets_need_kms_only_with_a_customer_key_only_through_secrets_manager_and_for_their_own_use() {
     let template = default_template();
     assert_eq!(
         template["Conditions"][conditions::SECRETS_USE_CUSTOMER_KEY],
@@ -854,16 +881,8 @@ fn secrets_need_kms_decrypt_only_with_a_customer_key_and_only_through_secrets_ma
         .into_iter()
         .filter(|(_, s)| strings(&s["Action"]).iter().any(|a| a.starts_with("kms:")))
         .collect();
-    assert_eq!(
-        decrypts.len(),
-        3,
-        "one per secret-reading role: {decrypts:?}"
-    );
+    let mut uses: Vec<(String, Vec<String>, Value)> = Vec::new();
     for (role, statement) in decrypts {
-        assert_eq!(
-            strings(&statement["Action"]),
-            vec!["kms:Decrypt".to_string()]
-        );
         assert_eq!(
             statement["Resource"],
             parameter_ref(parameters::SECRETS_KMS_KEY_ARN),
@@ -874,17 +893,40 @@ fn secrets_need_kms_decrypt_only_with_a_customer_key_and_only_through_secrets_ma
             json!({ "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com" }),
             "{role}"
         );
-        let secret = if role == logical::NODE_ROLE {
-            parameters::CLUSTER_CA_SECRET_ARN
-        } else {
-            parameters::FUNCTIONS_CLIENT_SECRET_ARN
-        };
-        assert_eq!(
-            statement["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"],
-            json!({ "Ref": secret }),
-            "{role}"
-        );
+        uses.push((
+            role,
+            strings(&statement["Action"]),
+            statement["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"].clone(),
+        ));
     }
+    uses.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    let decrypt = || vec!["kms:Decrypt".to_string()];
+    let secret = |name: &str| json!({ "Ref": name });
+    let mut expected = vec![
+        (
+            logical::NODE_ROLE.to_string(),
+            decrypt(),
+            secret(parameters::CLUSTER_CA_SECRET_ARN),
+        ),
+        // Writing the functions' renewed certificate encrypts it.
+        (
+            logical::NODE_ROLE.to_string(),
+            vec!["kms:Decrypt".to_string(), "kms:GenerateDataKey".to_string()],
+            secret(parameters::FUNCTIONS_CLIENT_SECRET_ARN),
+        ),
+        (
+            logical::LIFECYCLE_FUNCTION_ROLE.to_string(),
+            decrypt(),
+            secret(parameters::FUNCTIONS_CLIENT_SECRET_ARN),
+        ),
+        (
+            logical::BACKUP_FUNCTION_ROLE.to_string(),
+            decrypt(),
+            secret(parameters::FUNCTIONS_CLIENT_SECRET_ARN),
+        ),
+    ];
+    expected.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    assert_eq!(uses, expected);
     // Without a customer key the statement disappears.
     let conditional = resources(&template)
         .values()
@@ -897,7 +939,7 @@ fn secrets_need_kms_decrypt_only_with_a_customer_key_and_only_through_secrets_ma
         })
         .filter(|s| s.get("Fn::If").is_some())
         .collect::<Vec<_>>();
-    assert_eq!(conditional.len(), 3);
+    assert_eq!(conditional.len(), 4);
     for statement in conditional {
         assert_eq!(statement["Fn::If"][0], conditions::SECRETS_USE_CUSTOMER_KEY);
         assert_eq!(statement["Fn::If"][2], json!({ "Ref": "AWS::NoValue" }));
@@ -943,10 +985,12 @@ fn functions_get_the_client_secret_arn_and_never_the_ca() {
 }
 
 #[test]
-fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_its_ports() {
+fn user_data_gives_the_agent_the_secrets_the_balancer_name_and_its_ports() {
     let script = user_data_script(&default_template());
     for line in [
         "Environment=ETCD_AWS_TLS_CA_SECRET=${ClusterCaSecretArn}",
+        // The nodes renew the functions' certificate in its secret.
+        "Environment=ETCD_AWS_TLS_FUNCTIONS_SECRET=${FunctionsClientSecretArn}",
         "Environment=ETCD_AWS_TLS_DNS_NAMES=${ClientLoadBalancer.DNSName}",
         "Environment=ETCD_AWS_METRICS_PORT=2381",
         "Environment=ETCD_AWS_READY_PORT=2382",
@@ -955,7 +999,6 @@ fn user_data_gives_the_agent_the_ca_secret_the_balancer_name_and_its_ports() {
     ] {
         assert!(script.contains(line), "user-data lacks {line:?}");
     }
-    assert!(!script.contains("FunctionsClientSecretArn"));
 }
 
 #[test]

@@ -23,7 +23,13 @@ pub struct ClusterPki {
 }
 
 impl ClusterPki {
-    pub async fn provision(sdk: &aws_config::SdkConfig, group: &str) -> anyhow::Result<Self> {
+    /// Makes both secrets; the functions' certificate is valid for
+    /// `functions_validity`, or a day from now.
+    pub async fn provision(
+        sdk: &aws_config::SdkConfig,
+        group: &str,
+        functions_validity: Option<ValidityPeriod>,
+    ) -> anyhow::Result<Self> {
         let ca = ClusterCa::generate(group, ValidityPeriod::starting_now(DAY))
             .context("creating the stand-in's cluster CA")?;
         let pki = Self {
@@ -40,7 +46,14 @@ impl ClusterPki {
             .await
             .context("storing the stand-in's cluster CA")?;
         store
-            .store_client(&pki.functions_secret, &issue_client(&pki.ca, "functions")?)
+            .store_client(
+                &pki.functions_secret,
+                &issue_client_for(
+                    &pki.ca,
+                    "functions",
+                    functions_validity.unwrap_or_else(|| ValidityPeriod::starting_now(DAY)),
+                )?,
+            )
             .await
             .context("storing the functions' client certificate")?;
         Ok(pki)
@@ -68,8 +81,16 @@ pub async fn create_secret(store: &SecretStore, name: &str) -> anyhow::Result<()
 }
 
 fn issue_client(ca: &ClusterCa, name: &str) -> anyhow::Result<TlsCredentials> {
+    issue_client_for(ca, name, ValidityPeriod::starting_now(DAY))
+}
+
+fn issue_client_for(
+    ca: &ClusterCa,
+    name: &str,
+    validity: ValidityPeriod,
+) -> anyhow::Result<TlsCredentials> {
     let issued = ca
-        .issue_client(name, ValidityPeriod::starting_now(DAY))
+        .issue_client(name, validity)
         .with_context(|| format!("issuing a client certificate for {name}"))?;
     Ok(TlsCredentials::issued_by(ca, issued))
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
+use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::ClientTlsSource;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -65,6 +66,8 @@ pub struct StandInOptions {
     /// A cluster CA in Secrets Manager for nodes that run TLS (the agent's
     /// default); `false` for a stand-in whose nodes run `--insecure-plaintext`.
     pub tls: bool,
+    /// When the functions' client certificate is valid; `None` for a day from now.
+    pub functions_certificate: Option<ValidityPeriod>,
 }
 
 impl Default for StandInOptions {
@@ -73,6 +76,7 @@ impl Default for StandInOptions {
             group_size: 3,
             lifecycle_hook: Some(HookOptions::default()),
             tls: true,
+            functions_certificate: None,
         }
     }
 }
@@ -163,7 +167,7 @@ impl StandIn {
                 .context("provisioning the stand-in's AWS resources")?;
         let pki = if opts.tls {
             let direct = sdk_config_for(&moto.url()).await;
-            Some(ClusterPki::provision(&direct, &names.group).await?)
+            Some(ClusterPki::provision(&direct, &names.group, opts.functions_certificate).await?)
         } else {
             None
         };

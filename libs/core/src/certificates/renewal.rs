@@ -1,11 +1,13 @@
-//! When a node renews its certificate while it runs.
+//! When a certificate is renewed while its holder runs.
 //!
 //! A certificate is renewed at about two thirds of its life, so that a failed
 //! attempt leaves a third of it to try again in. The exact point moves with
-//! the holder's name by up to a twelfth of the life either way: the nodes of a
+//! the renewer's name by up to a twelfth of the life either way: the nodes of a
 //! new stack issue their first certificates within minutes of each other, and
 //! without the spread they would renew (and, were renewal broken, expire) in
-//! the same hour, year after year.
+//! the same hour, year after year. For the functions' certificate, which every
+//! node renews, the spread also means one node renews it first and the others,
+//! reading it again when their turn comes, find it new.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,4 +1,5 @@
-//! The `event` field of the agent's log lines: what a node did or met, named
+//! The `event` field of the agent's log lines (and of a few of the
+//! functions'): what a node did or met, named
 //! once, so that the stack's metric filters (`{ $.event = "..." }`), an
 //! operator's Logs Insights query and the scenario tests match the event
 //! rather than the wording of the message, which may change. Every line keeps
@@ -77,3 +78,12 @@ pub const CERTIFICATE_RENEWAL_FAILED: &str = "certificate_renewal_failed";
 /// peers refuse it, and the agent can no longer judge quorum, which it says
 /// instead of calling it a quorum loss. The line carries `valid_until`.
 pub const CERTIFICATE_EXPIRED: &str = "certificate_expired";
+/// This node renewed the functions' client certificate in their secret (the
+/// first node whose turn came); the line carries `valid_until`.
+pub const FUNCTIONS_CERTIFICATE_RENEWED: &str = "functions_certificate_renewed";
+/// A renewal of the functions' certificate failed; the line says why and
+/// when the next attempt is (`retry_in_seconds`).
+pub const FUNCTIONS_CERTIFICATE_RENEWAL_FAILED: &str = "functions_certificate_renewal_failed";
+/// The lifecycle function found a new certificate in its secret (the nodes
+/// renewed it) and presents it from now on, in the same execution environment.
+pub const CLIENT_CERTIFICATE_REFRESHED: &str = "client_certificate_refreshed";

@@ -48,6 +48,8 @@ pub mod env {
     pub const TLS_DIR: &str = "ETCD_AWS_TLS_DIR";
     /// Functions: the secret holding their client certificate.
     pub const TLS_CLIENT_SECRET: &str = "ETCD_AWS_TLS_CLIENT_SECRET";
+    /// Agent: the same secret, whose certificate the nodes renew.
+    pub const TLS_FUNCTIONS_SECRET: &str = "ETCD_AWS_TLS_FUNCTIONS_SECRET";
     /// Agent and backup function: the backend quota etcd runs with, in bytes.
     pub const QUOTA_BACKEND_BYTES: &str = "ETCD_AWS_QUOTA_BACKEND_BYTES";
     /// Backup function: an unchanged cluster is backed up anew once its newest

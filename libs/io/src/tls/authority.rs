@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 /// Certificates start this long before they are issued, so that a machine
 /// whose clock is a little behind the issuer's still accepts them.
-const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorityError {

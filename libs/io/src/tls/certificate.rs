@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use etcd_aws_core::certificates::renewal::Lifetime;
+
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 use x509_parser::prelude::X509Certificate;
@@ -37,7 +39,20 @@ const CA_REMEDY: &str = "the cluster needs a new CA: store one in the CA secret,
 pub struct CertificateInfo {
     pub common_name: String,
     pub ips: Vec<IpAddr>,
+    pub not_before: SystemTime,
     pub not_after: SystemTime,
+}
+
+impl CertificateInfo {
+    /// Its life from when it was issued: this project's certificates start
+    /// a clock-skew allowance before they are issued.
+    pub fn lifetime(&self) -> Lifetime {
+        let issued_at = self.not_before + crate::tls::authority::CLOCK_SKEW_ALLOWANCE;
+        Lifetime {
+            issued_at: issued_at.min(self.not_after),
+            not_after: self.not_after,
+        }
+    }
 }
 
 /// Checks that `cert_pem` was signed by the CA in `ca_pem` and is valid at
@@ -128,6 +143,7 @@ fn check(
     Ok(CertificateInfo {
         common_name: common_name(&cert),
         ips: ip_sans(&cert),
+        not_before: from,
         not_after: until,
     })
 }
@@ -186,6 +202,26 @@ mod tests {
 
     fn ca() -> ClusterCa {
         ClusterCa::generate("test", ValidityPeriod::starting_now(HOUR * 24)).expect("CA")
+    }
+
+    #[test]
+    fn a_certificates_life_begins_when_it_was_issued_not_at_its_back_dated_start() {
+        let ca = ca();
+        let issued_at = SystemTime::now();
+        let issued = ca
+            .issue_client("alice", ValidityPeriod::starting_now(HOUR))
+            .expect("issue");
+        let info =
+            check_certificate("alice", &issued.cert_pem, ca.cert_pem(), issued_at).expect("valid");
+        let life = info.lifetime();
+        assert!(info.not_before < issued_at - Duration::from_secs(60));
+        // X.509 times are whole seconds.
+        let off = life
+            .issued_at
+            .duration_since(issued_at)
+            .unwrap_or_else(|e| e.duration());
+        assert!(off <= Duration::from_secs(1), "{off:?}");
+        assert_eq!(life.not_after, info.not_after);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Where a function (or any non-node client) gets its client certificate.
+//! Where a function (or any non-node client) gets its client certificate,
+//! and how a long-running one picks up the certificate the nodes renewed.
 
 use std::time::SystemTime;
 
@@ -72,5 +73,30 @@ impl ClientTlsSource {
                 Ok(EtcdAccess::tls(timeouts, credentials))
             }
         }
+    }
+
+    /// Reads the certificate again and, when it changed (the nodes renewed
+    /// it, or a deploy re-issued it), presents the new one from `access`'s
+    /// next connection on: a program that outlives a certificate, such as a
+    /// Lambda execution environment kept warm for months, calls this before
+    /// each piece of work. `Ok(true)` when it changed.
+    pub async fn refresh(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        access: &EtcdAccess,
+    ) -> Result<bool, ClientTlsError> {
+        let (Self::Secret(secret), Some(credentials)) = (self, &access.tls) else {
+            return Ok(false);
+        };
+        let stored = SecretStore::new(sdk).load_client(secret).await?;
+        if stored == *credentials.current() {
+            return Ok(false);
+        }
+        stored.check(
+            &format!("the client certificate in secret {secret}"),
+            SystemTime::now(),
+        )?;
+        credentials.replace(stored);
+        Ok(true)
     }
 }

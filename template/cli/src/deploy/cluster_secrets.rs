@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_secretsmanager::Client;
+use etcd_aws_core::certificates::functions;
 use etcd_aws_io::aws::error::{self as aws_error, AwsErrorKind};
 use etcd_aws_io::tls::authority::{AuthorityError, ValidityPeriod};
 use etcd_aws_io::tls::{ClusterCa, NewSecret, SecretStore, SecretStoreError, TlsCredentials};
@@ -20,13 +21,9 @@ use etcd_aws_template::options::SecretsKey;
 /// How long the CA is valid. Replacing it means re-issuing every certificate at once,
 /// so it outlives any cluster we expect to run.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
-/// How long the functions' client certificate is valid.
-pub const FUNCTIONS_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(2 * 365 * 86_400);
-/// A deploy re-issues the functions' certificate when it expires sooner than this, so
-/// a stack deployed at least monthly never sees it expire.
+/// A deploy re-issues the functions' certificate when it expires sooner than this (the
+/// nodes renew it long before; this covers a stack whose nodes could not).
 pub const FUNCTIONS_CERTIFICATE_RENEWAL: Duration = Duration::from_secs(30 * 86_400);
-/// The functions' certificate's common name (what etcd logs as the client).
-pub const FUNCTIONS_CLIENT_NAME: &str = "etcd-aws-functions";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterSecretsError {
@@ -210,8 +207,8 @@ pub async fn ensure_functions_certificate(
     };
     let issued = ca
         .issue_client(
-            FUNCTIONS_CLIENT_NAME,
-            ValidityPeriod::starting_now(FUNCTIONS_CERTIFICATE_VALIDITY),
+            functions::CLIENT_NAME,
+            ValidityPeriod::starting_now(functions::VALIDITY),
         )
         .map_err(|source| ClusterSecretsError::Authority {
             what: "the functions' client certificate".to_string(),
@@ -228,7 +225,7 @@ pub async fn ensure_functions_certificate(
         _ => tracing::info!(
             secret,
             "re-issued the functions' client certificate in secret {secret} ({reason}); \
-             running functions pick it up at their next cold start"
+             running functions read it again within the hour"
         ),
     }
     Ok(action)
@@ -377,7 +374,7 @@ mod tests {
         };
         let now = SystemTime::now();
         assert_eq!(
-            replacement_reason(&issue(FUNCTIONS_CERTIFICATE_VALIDITY), &ca, now),
+            replacement_reason(&issue(functions::VALIDITY), &ca, now),
             None
         );
         let reason = replacement_reason(&issue(Duration::from_secs(86_400)), &ca, now);
@@ -389,6 +386,6 @@ mod tests {
         );
         let other =
             ClusterCa::generate("o", ValidityPeriod::starting_now(CA_VALIDITY)).expect("CA");
-        assert!(replacement_reason(&issue(FUNCTIONS_CERTIFICATE_VALIDITY), &other, now).is_some());
+        assert!(replacement_reason(&issue(functions::VALIDITY), &other, now).is_some());
     }
 }
