@@ -32,6 +32,7 @@ use crate::join::{self, JoinError};
 use crate::node_tls::{self, TlsSettings};
 use crate::observe::Observer;
 use crate::order_watch::{OrderWatch, Step};
+use crate::peer_check;
 use crate::policy::{self, EtcdExit, Next, Outcome, Start};
 use crate::quorum_watch::QuorumWatch;
 use crate::readiness::Readiness;
@@ -207,6 +208,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             peer_port: config.etcd.peer_port,
             metrics_port: config.etcd.metrics_port,
             tls: tls_files,
+            // Decided at each start, from the peers' certificates.
+            peer_allowed_hostname: None,
             initial_cluster: None,
             upkeep_args: config.etcd.upkeep.args(&etcd),
             extra_args: config.etcd.extra_args.clone(),
@@ -402,6 +405,15 @@ impl Agent {
                     Err(e) => return Err(e).context("joining the cluster failed"),
                 }
             }
+        };
+        let etcd = EtcdLaunch {
+            peer_allowed_hostname: peer_check::allowed_hostname(
+                &observation,
+                &self.me.instance_id,
+                &self.access,
+            )
+            .await,
+            ..etcd
         };
         Ok(Prepared::Launch(Box::new(Launch { etcd, peers, start })))
     }

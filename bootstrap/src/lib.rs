@@ -10,7 +10,8 @@
 //! - [`agent`]: the loop: observe, decide, act, run etcd, then `policy`.
 //! - Before etcd starts: `observe` (the group, the peers' probes, the data
 //!   dir), `node_tls` (the node's certificate from the cluster CA),
-//!   `join` (a join plan carried out), [`restore`] with [`replay`] (a seed
+//!   `join` (a join plan carried out), `peer_check` (whether the peer port
+//!   refuses all but node certificates), [`restore`] with [`replay`] (a seed
 //!   restoring from the bucket), `order_watch` (the operator's restore
 //!   orders), `wait` (every wait through one helper).
 //! - While etcd runs: `etcd_process` (the child, its signals and its end),
@@ -36,6 +37,7 @@ mod join;
 mod node_tls;
 mod observe;
 mod order_watch;
+mod peer_check;
 mod policy;
 mod quorum_watch;
 mod readiness;

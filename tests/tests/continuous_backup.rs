@@ -327,6 +327,7 @@ async fn restore_by(
         peer_port: free_port()?,
         metrics_port: 0,
         tls: None,
+        peer_allowed_hostname: None,
         initial_cluster: None,
         upkeep_args: Vec::new(),
         extra_args: Vec::new(),

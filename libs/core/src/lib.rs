@@ -31,8 +31,9 @@
 //!   ports, paths, secrets) the template and the binaries share.
 //! - [`certificates`]: when a node [`renew`](certificates::renewal)s its
 //!   certificate and the [`functions`](certificates::functions)' while it
-//!   runs, and the days left before each certificate's
-//!   [`expiry`](certificates::expiry).
+//!   runs, the days left before each certificate's
+//!   [`expiry`](certificates::expiry), and the
+//!   [`peer_name`](certificates::peer_name) that keeps clients off raft.
 //! - [`clock`]: seconds since the epoch and the UTC stamp in object keys.
 //! - [`test_support`]: plain-data builders for the table tests.
 

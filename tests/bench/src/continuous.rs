@@ -354,6 +354,7 @@ fn launch(data_dir: &Path) -> anyhow::Result<EtcdLaunch> {
         peer_port,
         metrics_port: 0,
         tls: None,
+        peer_allowed_hostname: None,
         initial_cluster: None,
         upkeep_args: Vec::new(),
         extra_args: Vec::new(),

@@ -118,6 +118,11 @@ pub struct EtcdLaunch {
     /// The node's certificate, key and the cluster CA; `None` runs plaintext
     /// (`--insecure-plaintext`).
     pub tls: Option<TlsFiles>,
+    /// With TLS: the name a peer's certificate must carry on the peer port
+    /// (`--peer-cert-allowed-hostname`), so that a client certificate from the
+    /// same CA is refused there ([`crate::certificates::peer_name`]); `None`
+    /// accepts any certificate of the cluster's CA.
+    pub peer_allowed_hostname: Option<String>,
     /// `None` when restarting on existing data, where etcd ignores it anyway.
     pub initial_cluster: Option<InitialCluster>,
     /// The agent's own choices for the etcd it runs ([`Upkeep::args`]).
@@ -179,6 +184,9 @@ impl EtcdLaunch {
                 format!("--peer-trusted-ca-file={ca}"),
                 "--peer-client-cert-auth=true".to_owned(),
             ]);
+            if let Some(hostname) = &self.peer_allowed_hostname {
+                args.push(format!("--peer-cert-allowed-hostname={hostname}"));
+            }
         }
         if let Some(initial) = &self.initial_cluster {
             let members: Vec<String> = initial
@@ -241,6 +249,7 @@ mod tests {
             peer_port: 2380,
             metrics_port: 2381,
             tls: None,
+            peer_allowed_hostname: None,
             initial_cluster,
             upkeep_args: vec!["--quota-backend-bytes=1".into()],
             extra_args: vec!["--snapshot-count=1000".into()],
@@ -400,6 +409,36 @@ mod tests {
                 args.contains(&expected.to_string()),
                 "{expected} missing from {args:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_peer_port_requires_the_node_name_only_when_asked_and_only_with_tls() {
+        let flag = |launch: EtcdLaunch| {
+            launch
+                .args()
+                .into_iter()
+                .filter(|a| a.starts_with("--peer-cert-allowed-hostname"))
+                .collect::<Vec<_>>()
+        };
+        let tls = TlsFiles::in_dir(std::path::Path::new("/var/lib/etcd-aws/tls"));
+        let name = Some("peer.example".to_string());
+        let cases = [
+            (
+                Some(tls.clone()),
+                name.clone(),
+                vec!["--peer-cert-allowed-hostname=peer.example"],
+            ),
+            (Some(tls), None, vec![]),
+            (None, name, vec![]),
+        ];
+        for (tls, peer_allowed_hostname, expected) in cases {
+            let launch = EtcdLaunch {
+                tls,
+                peer_allowed_hostname,
+                ..launch(None)
+            };
+            assert_eq!(flag(launch), expected);
         }
     }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use etcd_aws_core::certificates::peer_name::PEER_HOSTNAME;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -231,13 +232,15 @@ impl ClusterCa {
 }
 
 /// A node certificate's names and uses: server for clients and peers, client
-/// towards its peers.
+/// towards its peers, and the name only node certificates carry
+/// ([`PEER_HOSTNAME`]), which etcd's peer port can require.
 fn peer_params(ips: &[IpAddr], dns_names: &[String]) -> Result<CertificateParams, AuthorityError> {
     let mut params = CertificateParams::default();
     params
         .subject_alt_names
         .extend(ips.iter().copied().map(SanType::IpAddress));
-    for dns in dns_names {
+    let peer_name = PEER_HOSTNAME.to_owned();
+    for dns in dns_names.iter().chain([&peer_name]) {
         let dns = dns
             .clone()
             .try_into()
@@ -314,6 +317,39 @@ mod tests {
             .expect("valid");
         assert_eq!(info.ips, vec![ip]);
         assert_eq!(info.common_name, "i-1");
+    }
+
+    #[test]
+    fn only_node_certificates_carry_the_peer_name_the_peer_port_can_require() {
+        let ca = ca();
+        let ip: IpAddr = "10.0.1.7".parse().expect("ip");
+        let balancer = ["etcd.example.internal".to_owned()];
+        let node = ca
+            .issue_peer("i-1", &[ip], &balancer, ValidityPeriod::starting_now(DAY))
+            .expect("issue");
+        let renewed = ca
+            .renew_peer(
+                "i-1",
+                &[ip],
+                &balancer,
+                ValidityPeriod::starting_now(DAY),
+                &node.key_pem,
+            )
+            .expect("renew");
+        let client = ca
+            .issue_client("alice", ValidityPeriod::starting_now(DAY))
+            .expect("issue");
+        let names = |pem: &str| {
+            check_certificate("c", pem, ca.cert_pem(), SystemTime::now())
+                .expect("valid")
+                .dns_names
+        };
+        assert_eq!(
+            names(&node.cert_pem),
+            vec!["etcd.example.internal".to_owned(), PEER_HOSTNAME.to_owned()]
+        );
+        assert_eq!(names(&renewed.cert_pem), names(&node.cert_pem));
+        assert!(names(&client.cert_pem).is_empty());
     }
 
     #[test]

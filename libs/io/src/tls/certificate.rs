@@ -39,6 +39,7 @@ const CA_REMEDY: &str = "the cluster needs a new CA: store one in the CA secret,
 pub struct CertificateInfo {
     pub common_name: String,
     pub ips: Vec<IpAddr>,
+    pub dns_names: Vec<String>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
 }
@@ -85,6 +86,12 @@ pub fn not_after(what: &str, cert_pem: &str) -> Result<SystemTime, CertificateEr
     let (_, block) = parse_x509_pem(cert_pem.as_bytes()).map_err(|e| unreadable(e.to_string()))?;
     let cert = block.parse_x509().map_err(|e| unreadable(e.to_string()))?;
     Ok(to_system_time(cert.validity().not_after.timestamp()))
+}
+
+/// The DNS names of the DER certificate `der` (as a TLS handshake carries it).
+pub fn dns_names_of_der(der: &[u8]) -> Option<Vec<String>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(dns_sans(&cert))
 }
 
 /// When the DER certificate `der` (as a TLS handshake carries it) expires.
@@ -143,6 +150,7 @@ fn check(
     Ok(CertificateInfo {
         common_name: common_name(&cert),
         ips: ip_sans(&cert),
+        dns_names: dns_sans(&cert),
         not_before: from,
         not_after: until,
     })
@@ -155,6 +163,20 @@ fn common_name(cert: &X509Certificate<'_>) -> String {
         .and_then(|cn| cn.as_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+fn dns_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(sans)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    sans.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn ip_sans(cert: &X509Certificate<'_>) -> Vec<IpAddr> {
