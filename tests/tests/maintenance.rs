@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use etcd_aws_core::contract::metrics;
 use etcd_aws_io::etcd::admin::EtcdAdmin;
+use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::certificate::check_ca;
 use etcd_aws_tests::functions::JobOnSchedule;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
@@ -241,10 +242,12 @@ async fn the_maintenance_run_publishes_etcds_health_as_metrics() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_maintenance_run_publishes_the_days_left_on_every_certificate() -> anyhow::Result<()> {
-    // Nodes' certificates for half a day; the stand-in's CA and the
-    // functions' certificate are valid for a day.
+    // Nodes' certificates for half a day, the functions' for a day.
     let cluster = SimCluster::start_with_nodes(
-        StandInOptions::default(),
+        StandInOptions {
+            functions_certificate: Some(ValidityPeriod::starting_now(Duration::from_secs(86_400))),
+            ..StandInOptions::default()
+        },
         NodeOptions {
             agent_args: vec!["--tls-cert-validity".to_owned(), "12h".to_owned()],
             ..NodeOptions::default()

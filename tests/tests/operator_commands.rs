@@ -101,12 +101,40 @@ async fn status_says_healthy_shows_a_functions_error_then_names_a_member_down_an
             "{instance} has a zone of the stand-in's region"
         );
     }
+    // The days left on every certificate: each node's as clients meet it
+    // (a year), the functions' (two years) and the CA's (ten).
+    let days: std::collections::BTreeMap<String, f64> = view["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["certificate"].as_str()?.to_owned(),
+                c["days_left"].as_f64()?,
+            ))
+        })
+        .collect();
+    let mut expected: Vec<(String, f64)> = cluster
+        .instance_ids()
+        .into_iter()
+        .map(|id| (format!("node {id}"), 365.0))
+        .collect();
+    expected.extend([("functions".to_owned(), 730.0), ("CA".to_owned(), 3650.0)]);
+    for (certificate, about) in &expected {
+        let left = days.get(certificate).copied().unwrap_or(f64::NAN);
+        assert!((left - about).abs() <= 0.1, "{certificate}: {view}");
+    }
+    assert_eq!(days.len(), expected.len(), "{view}");
     assert_eq!(
         view["function_errors"][0]["count"], 0,
         "no function error yet: {view}"
     );
     let table = command.run(&["status"], COMMAND).await?;
     assert!(table.stdout.contains("healthy"), "{table}");
+    assert!(
+        table.stdout.contains("certificates, days left: node "),
+        "{table}"
+    );
     println!("status of the healthy cluster:\n{}", table.stdout);
 
     // A function fails: its error is shown from its log group, the cluster

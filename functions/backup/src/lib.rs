@@ -19,6 +19,7 @@
 //! - [`maintenance`]: etcd's health as metrics, defragmentation and NOSPACE
 //!   recovery, with its pure plan.
 //! - [`status`]: the cluster report for the operator's commands.
+//! - [`certificates`]: when each certificate expires, for both.
 //! - [`config`] (the environment, below) and [`endpoints`] (the members'
 //!   client URLs from the group).
 //!
@@ -79,6 +80,7 @@
 //! says so.
 
 pub mod capture;
+pub mod certificates;
 pub mod config;
 pub mod emf;
 pub mod endpoints;

@@ -2,11 +2,15 @@
 //! VPC, for the operator's `status` and `restore` commands. It reads only,
 //! and answers even when no member does (the report then says why).
 
-use etcd_aws_core::contract::cluster_report::ClusterReport;
+use etcd_aws_core::clock;
+use etcd_aws_core::contract::cluster_report::{
+    ClusterReport, ReportedCertificates, ServedCertificate,
+};
 use etcd_aws_io::aws::discovery::GroupDiscovery;
 use etcd_aws_io::etcd::admin::EtcdAccess;
 use etcd_aws_io::etcd::version_endpoint;
 
+use crate::certificates;
 use crate::config::BackupConfig;
 use crate::maintenance::{observe, MaintenanceError};
 
@@ -21,12 +25,13 @@ pub async fn run_status(
     let instances = GroupDiscovery::new(sdk)
         .instances(&config.group_name)
         .await?;
-    let endpoints: Vec<String> = instances
+    // Each live instance with its member's client URL.
+    let live: Vec<(String, String)> = instances
         .iter()
         .filter(|i| i.is_live())
-        .filter_map(|i| i.private_ip)
-        .map(|ip| access.url(ip, config.client_port))
+        .filter_map(|i| Some((i.id.clone(), access.url(i.private_ip?, config.client_port))))
         .collect();
+    let endpoints: Vec<String> = live.iter().map(|(_, url)| url.clone()).collect();
     if endpoints.is_empty() {
         return Ok(ClusterReport {
             error: Some(format!(
@@ -37,9 +42,11 @@ pub async fn run_status(
             ..ClusterReport::of(&instances, &[], &[], &[], quota_bytes)
         });
     }
+    let certificates = reported_certificates(&live, &access).await;
     match observe(&endpoints, &access).await {
         Ok(seen) => Ok(ClusterReport {
             cluster_version: cluster_version(&endpoints, &access).await,
+            certificates,
             ..ClusterReport::of(
                 &instances,
                 &seen.members,
@@ -50,8 +57,31 @@ pub async fn run_status(
         }),
         Err(error) => Ok(ClusterReport {
             error: Some(format!("no member answered with the member list: {error}")),
+            certificates,
             ..ClusterReport::of(&instances, &[], &[], &[], quota_bytes)
         }),
+    }
+}
+
+/// When each certificate expires, each live instance's by its id. Read even
+/// when no member answers: an expired certificate is a likely reason.
+async fn reported_certificates(
+    live: &[(String, String)],
+    access: &EtcdAccess,
+) -> ReportedCertificates {
+    let endpoints: Vec<String> = live.iter().map(|(_, url)| url.clone()).collect();
+    let seen = certificates::read(&endpoints, access).await;
+    ReportedCertificates {
+        nodes: live
+            .iter()
+            .zip(&seen.served)
+            .map(|((instance, _), (_, at))| ServedCertificate {
+                instance: instance.clone(),
+                not_after: at.map(clock::unix_seconds),
+            })
+            .collect(),
+        functions: seen.functions.map(clock::unix_seconds),
+        ca: seen.ca.map(clock::unix_seconds),
     }
 }
 

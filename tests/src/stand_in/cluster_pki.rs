@@ -5,11 +5,15 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_core::certificates::functions;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::{ClientTlsSource, ClusterCa, NewSecret, SecretStore, TlsCredentials};
 
 const DAY: Duration = Duration::from_secs(86_400);
+/// As `etcd-aws-cfn deploy` makes them: `status` judges a certificate with
+/// under a month left a problem.
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 #[derive(Debug, Clone)]
 pub struct ClusterPki {
@@ -24,13 +28,13 @@ pub struct ClusterPki {
 
 impl ClusterPki {
     /// Makes both secrets; the functions' certificate is valid for
-    /// `functions_validity`, or a day from now.
+    /// `functions_validity`, or as long as a deploy makes it.
     pub async fn provision(
         sdk: &aws_config::SdkConfig,
         group: &str,
         functions_validity: Option<ValidityPeriod>,
     ) -> anyhow::Result<Self> {
-        let ca = ClusterCa::generate(group, ValidityPeriod::starting_now(DAY))
+        let ca = ClusterCa::generate(group, ValidityPeriod::starting_now(CA_VALIDITY))
             .context("creating the stand-in's cluster CA")?;
         let pki = Self {
             ca_secret: format!("etcd-aws/{group}/cluster-ca"),
@@ -51,7 +55,8 @@ impl ClusterPki {
                 &issue_client_for(
                     &pki.ca,
                     "functions",
-                    functions_validity.unwrap_or_else(|| ValidityPeriod::starting_now(DAY)),
+                    functions_validity
+                        .unwrap_or_else(|| ValidityPeriod::starting_now(functions::VALIDITY)),
                 )?,
             )
             .await

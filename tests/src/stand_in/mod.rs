@@ -66,7 +66,8 @@ pub struct StandInOptions {
     /// A cluster CA in Secrets Manager for nodes that run TLS (the agent's
     /// default); `false` for a stand-in whose nodes run `--insecure-plaintext`.
     pub tls: bool,
-    /// When the functions' client certificate is valid; `None` for a day from now.
+    /// When the functions' client certificate is valid; `None` for as long
+    /// as a deploy makes it.
     pub functions_certificate: Option<ValidityPeriod>,
 }
 

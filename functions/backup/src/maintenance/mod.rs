@@ -25,7 +25,6 @@ pub mod plan;
 
 use std::time::{Duration, SystemTime};
 
-use etcd_aws_core::certificates::expiry::Expiries;
 use etcd_aws_core::clock;
 use etcd_aws_core::contract::jobs::MaintenanceAnswer;
 use etcd_aws_core::contract::metrics::{self, fields};
@@ -37,11 +36,10 @@ use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use etcd_aws_io::etcd::error::{EtcdError, EtcdErrorKind};
 use etcd_aws_io::logging;
-use etcd_aws_io::tls::certificate::not_after;
-use etcd_aws_io::tls::served::served_certificate_expiry;
 use etcd_aws_io::tls::ClientTlsError;
 use tokio::time::Instant;
 
+use crate::certificates;
 use crate::config::BackupConfig;
 use crate::run::{run_backup, BackupError};
 use health::Health;
@@ -94,8 +92,9 @@ pub async fn run_maintenance(
     let endpoints = live_endpoints(config, sdk, &access).await?;
     // Read first and published whatever else fails: an expired certificate
     // is what makes every other request fail.
-    let expiries = certificate_expiries(&endpoints, &access)
+    let expiries = certificates::read(&endpoints, &access)
         .await
+        .expiries()
         .metrics(SystemTime::now());
     let seen = match observe(&endpoints, &access).await {
         Ok(seen) => seen,
@@ -173,36 +172,6 @@ pub async fn run_maintenance(
         &[(fields::RECLAIMED_BYTES, outcome.reclaimed_bytes.into())],
     );
     result
-}
-
-/// When the certificates expire: each member's (from a handshake with it),
-/// the functions' own, and the CA's (whose certificate the functions hold).
-async fn certificate_expiries(endpoints: &[String], access: &EtcdAccess) -> Expiries {
-    let Some(credentials) = access.tls.as_ref().map(|tls| tls.current()) else {
-        return Expiries::default();
-    };
-    let deadline = access.timeouts.connect + access.timeouts.request;
-    let mut nodes = Vec::new();
-    for endpoint in endpoints {
-        match served_certificate_expiry(endpoint, &credentials, deadline).await {
-            Ok(not_after) => nodes.push(not_after),
-            Err(error) => {
-                tracing::info!(%endpoint, %error, "cannot read the certificate this member serves")
-            }
-        }
-    }
-    let read = |what: &str, pem: &str| match not_after(what, pem) {
-        Ok(at) => Some(at),
-        Err(error) => {
-            tracing::warn!(%error, "cannot read when {what} expires");
-            None
-        }
-    };
-    Expiries {
-        nodes,
-        functions: read("the functions' client certificate", &credentials.cert_pem),
-        ca: read("the cluster CA", &credentials.ca_pem),
-    }
 }
 
 /// What one look at the cluster found.

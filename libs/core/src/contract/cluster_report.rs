@@ -32,9 +32,31 @@ pub struct ClusterReport {
     /// member runs the new one. `None` when no member said.
     #[serde(default)]
     pub cluster_version: Option<String>,
+    /// When the cluster's certificates expire, as the function read them;
+    /// empty for a cluster without TLS.
+    #[serde(default)]
+    pub certificates: ReportedCertificates,
     /// Why the member list could not be read, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// When each certificate expires, in seconds since the epoch; `None` where
+/// it could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedCertificates {
+    /// The certificate each live instance serves (read from a TLS handshake,
+    /// so it is what clients meet), by instance id.
+    pub nodes: Vec<ServedCertificate>,
+    /// The functions' client certificate.
+    pub functions: Option<i64>,
+    pub ca: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedCertificate {
+    pub instance: String,
+    pub not_after: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +148,7 @@ impl ClusterReport {
             alarms: alarms.to_vec(),
             quota_bytes,
             cluster_version: None,
+            certificates: ReportedCertificates::default(),
             error: None,
         }
     }

@@ -14,7 +14,7 @@ use crate::operate::function::BackupFunction;
 use crate::operate::function_errors::recent_errors;
 use crate::operate::stack::StackParts;
 use crate::operate::status_view::{
-    loss_window_seconds, problems, Capture, Limits, NewestBackup, StatusView,
+    certificate_days, loss_window_seconds, problems, Capture, Limits, NewestBackup, StatusView,
 };
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +105,7 @@ async fn gather(
         (clock::now_unix_seconds() - errors_window_seconds) * 1000,
     )
     .await;
+    let certificates = certificate_days(&cluster.certificates, clock::now_unix_seconds());
     let mut view = StatusView {
         cluster,
         newest_backup,
@@ -113,6 +114,7 @@ async fn gather(
         dead_letters: queue_depth(&sqs, parts.dead_letter_queue_url.as_deref()).await,
         function_errors,
         function_errors_window_seconds: errors_window_seconds,
+        certificates,
         problems: Vec::new(),
     };
     view.problems = problems(&view, limits);
@@ -228,6 +230,7 @@ fn table(view: &StatusView) -> String {
         count(view.lifecycle_queue_depth),
         count(view.dead_letters)
     ));
+    out.push_str(&certificate_line(view));
     out.push_str(&function_errors_lines(view));
     if view.problems.is_empty() {
         out.push_str("healthy\n");
@@ -238,6 +241,24 @@ fn table(view: &StatusView) -> String {
         }
     }
     out
+}
+
+/// `certificates, days left: node i-1 300.0, functions 600.0`.
+fn certificate_line(view: &StatusView) -> String {
+    if view.certificates.is_empty() {
+        return "certificates: none read (no TLS, or the status job could not)\n".to_owned();
+    }
+    let each: Vec<String> = view
+        .certificates
+        .iter()
+        .map(|c| {
+            let days = c
+                .days_left
+                .map_or_else(|| "not read".to_owned(), |d| format!("{d:.1}"));
+            format!("{} {days}", c.certificate)
+        })
+        .collect();
+    format!("certificates, days left: {}\n", each.join(", "))
 }
 
 fn function_errors_lines(view: &StatusView) -> String {
@@ -294,6 +315,15 @@ mod tests {
         assert!(
             row.contains(" i-2 ") && row.contains(" us-east-1a "),
             "{row}"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_the_days_left_on_each_certificate() {
+        let shown = table(&healthy_view());
+        assert!(
+            shown.contains("certificates, days left: node i-1 300.0, functions 600.0\n"),
+            "{shown}"
         );
     }
 

@@ -500,6 +500,7 @@ mod tests {
             alarms: vec![],
             quota_bytes: 1,
             cluster_version: None,
+            certificates: Default::default(),
             error: None,
         }
     }

@@ -3,7 +3,9 @@
 //! healthy or the list of what is not. Judging is pure ([`problems`]);
 //! gathering and printing are the command's (`commands::status`).
 
-use etcd_aws_core::contract::cluster_report::ClusterReport;
+use etcd_aws_core::certificates::expiry::{days_left, WARNING_DAYS};
+use etcd_aws_core::clock;
+use etcd_aws_core::contract::cluster_report::{ClusterReport, ReportedCertificates};
 use etcd_aws_core::membership::member::Standing;
 use serde::Serialize;
 
@@ -23,7 +25,49 @@ pub struct StatusView {
     pub function_errors: Vec<FunctionErrors>,
     /// How far back `function_errors` looks.
     pub function_errors_window_seconds: i64,
+    /// Days left on each certificate ([`certificate_days`]); empty without TLS.
+    pub certificates: Vec<CertificateDays>,
     pub problems: Vec<String>,
+}
+
+/// One certificate's days left, as the maintenance metrics count them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CertificateDays {
+    /// `node i-0abc`, `functions` or `CA`.
+    pub certificate: String,
+    /// Below zero once expired; `None` when it could not be read.
+    pub days_left: Option<f64>,
+}
+
+/// The days left at `now_unix_seconds` on each certificate the report read.
+pub fn certificate_days(
+    certificates: &ReportedCertificates,
+    now_unix_seconds: i64,
+) -> Vec<CertificateDays> {
+    let now = clock::from_unix_millis(now_unix_seconds * 1000);
+    let days = |not_after: Option<i64>| {
+        not_after.map(|at| days_left(now, clock::from_unix_millis(at * 1000)))
+    };
+    let mut found: Vec<CertificateDays> = certificates
+        .nodes
+        .iter()
+        .map(|node| CertificateDays {
+            certificate: format!("node {}", node.instance),
+            days_left: days(node.not_after),
+        })
+        .collect();
+    for (certificate, not_after) in [
+        ("functions", certificates.functions),
+        ("CA", certificates.ca),
+    ] {
+        if not_after.is_some() {
+            found.push(CertificateDays {
+                certificate: certificate.to_owned(),
+                days_left: days(not_after),
+            });
+        }
+    }
+    found
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,6 +192,19 @@ pub fn problems(view: &StatusView, limits: &Limits) -> Vec<String> {
             view.capture.behind_revisions.unwrap_or_default()
         ));
     }
+    for certificate in &view.certificates {
+        match certificate.days_left {
+            Some(days) if days < 0.0 => found.push(format!(
+                "the {} certificate has expired ({:.1} days ago): see docs/operations.md, Certificate lifetimes and renewal",
+                certificate.certificate, -days
+            )),
+            Some(days) if days < WARNING_DAYS => found.push(format!(
+                "the {} certificate expires in {days:.1} days: its renewal, due at two thirds of its life, has not happened (see the renewal_failed lines in the logs)",
+                certificate.certificate
+            )),
+            _ => {}
+        }
+    }
     if let Some(dead) = view.dead_letters.filter(|d| *d > 0) {
         found.push(format!(
             "{dead} lifecycle messages are in the dead-letter queue (members of terminated instances may not have been removed)"
@@ -202,6 +259,7 @@ pub fn healthy_view() -> StatusView {
             alarms: vec![],
             quota_bytes: 1000,
             cluster_version: Some("3.5.0".into()),
+            certificates: ReportedCertificates::default(),
             error: None,
         },
         newest_backup: Some(NewestBackup {
@@ -218,6 +276,16 @@ pub fn healthy_view() -> StatusView {
         dead_letters: Some(0),
         function_errors: vec![],
         function_errors_window_seconds: 3600,
+        certificates: vec![
+            CertificateDays {
+                certificate: "node i-1".into(),
+                days_left: Some(300.0),
+            },
+            CertificateDays {
+                certificate: "functions".into(),
+                days_left: Some(600.0),
+            },
+        ],
         problems: vec![],
     }
 }
@@ -238,6 +306,64 @@ mod tests {
     #[test]
     fn a_whole_cluster_with_a_young_backup_is_healthy() {
         assert_eq!(problems(&healthy_view(), &LIMITS), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_certificate_read_gets_its_days_left_and_an_unread_node_says_so() {
+        const DAY: i64 = 86_400;
+        let now = 1_800_000_000;
+        let certificates = ReportedCertificates {
+            nodes: vec![
+                etcd_aws_core::contract::cluster_report::ServedCertificate {
+                    instance: "i-1".into(),
+                    not_after: Some(now + 100 * DAY),
+                },
+                etcd_aws_core::contract::cluster_report::ServedCertificate {
+                    instance: "i-2".into(),
+                    not_after: None,
+                },
+            ],
+            functions: Some(now - DAY / 2),
+            ca: Some(now + 3650 * DAY),
+        };
+        let days: Vec<(String, Option<f64>)> = certificate_days(&certificates, now)
+            .into_iter()
+            .map(|c| (c.certificate, c.days_left))
+            .collect();
+        assert_eq!(
+            days,
+            [
+                ("node i-1".to_owned(), Some(100.0)),
+                ("node i-2".to_owned(), None),
+                ("functions".to_owned(), Some(-0.5)),
+                ("CA".to_owned(), Some(3650.0)),
+            ]
+        );
+        assert!(certificate_days(&ReportedCertificates::default(), now).is_empty());
+    }
+
+    #[test]
+    fn a_certificate_under_a_month_from_expiry_or_past_it_is_a_problem() {
+        let cases = [
+            // (days left, a problem?)
+            (Some(200.0), false),
+            (Some(30.0), false),
+            (Some(29.9), true),
+            (Some(1.0), true),
+            (Some(-2.0), true),
+            // Not read: the member's silence is judged elsewhere.
+            (None, false),
+        ];
+        for (days_left, problem) in cases {
+            let mut view = healthy_view();
+            view.certificates = vec![CertificateDays {
+                certificate: "node i-2".into(),
+                days_left,
+            }];
+            let found = problems(&view, &LIMITS);
+            assert_eq!(!found.is_empty(), problem, "{days_left:?}: {found:?}");
+            assert!(found.iter().all(|p| p.contains("node i-2")), "{found:?}");
+        }
     }
 
     #[test]
