@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStart};
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
@@ -385,7 +386,19 @@ impl Agent {
                 );
                 (self.base.clone(), Start::Other)
             }
-            Decision::Form => (self.form(order_target.as_ref()).await?, Start::Other),
+            Decision::Form => match self.form(order_target.as_ref()).await? {
+                Ok(launch) => (launch, Start::Other),
+                Err(refusal) => {
+                    if wait.is_new(&refusal) {
+                        tracing::error!(
+                            event = events::EMPTY_START_REFUSED,
+                            reason = %refusal,
+                            "no snapshot to restore, but the bucket holds an earlier cluster's history: not forming an empty cluster"
+                        );
+                    }
+                    return Ok(pause(wait, &refusal, "empty_start_refused", signals).await);
+                }
+            },
             Decision::Join(plan) => {
                 tracing::info!(
                     remove = plan.remove.len(),
@@ -453,8 +466,13 @@ impl Agent {
     }
 
     /// The seed's start: the restore order's target during a restore, the
-    /// newest valid backup otherwise, and an empty cluster without backups.
-    async fn form(&self, order_target: Option<&RestoreTarget>) -> anyhow::Result<EtcdLaunch> {
+    /// newest valid backup otherwise, and an empty cluster without backups
+    /// unless the bucket holds an earlier cluster's history (`Err`: why it
+    /// waits instead).
+    async fn form(
+        &self,
+        order_target: Option<&RestoreTarget>,
+    ) -> anyhow::Result<Result<EtcdLaunch, String>> {
         if let (Some(restorer), Some(target)) = (&self.restorer, order_target) {
             tracing::info!(group = %self.group, %target, "no cluster exists and this node is the seed of an operator's restore: restoring its target and forming from it");
             let candidates = restorer.candidates().await?;
@@ -469,7 +487,7 @@ impl Agent {
                 restored_until = restored.replayed.until,
                 "restored the order's target"
             );
-            return Ok(self.base.clone());
+            return Ok(Ok(self.base.clone()));
         }
         let candidates = match &self.restorer {
             Some(restorer) => restorer.candidates().await?,
@@ -497,18 +515,35 @@ impl Agent {
                     "restored the backup and replayed the changes captured after it"
                 );
                 // The restored data dir holds the one-member cluster: start on it.
-                Ok(self.base.clone())
+                Ok(Ok(self.base.clone()))
             }
-            _ => {
-                tracing::info!(event = events::FORMED, from = "empty", group = %self.group, "no cluster exists and this node is the seed: forming a new one-member cluster");
-                Ok(EtcdLaunch {
+            (restorer, _) => {
+                let from = match restorer {
+                    None => "empty",
+                    Some(restorer) => match restorer.empty_start().await? {
+                        (EmptyStart::Form, _) => "empty",
+                        (EmptyStart::FormAsPermitted, history) => {
+                            tracing::warn!(abandoned = %history.describe(), "an operator allowed an empty start over this history (etcd-aws-cfn start-empty): it is abandoned");
+                            "empty_permitted"
+                        }
+                        (
+                            EmptyStart::Refuse {
+                                traces,
+                                stale_permit,
+                            },
+                            history,
+                        ) => return Ok(Err(empty_start_refusal(&traces, stale_permit, &history))),
+                    },
+                };
+                tracing::info!(event = events::FORMED, from, group = %self.group, "no cluster exists and this node is the seed: forming a new one-member cluster");
+                Ok(Ok(EtcdLaunch {
                     initial_cluster: Some(InitialCluster {
                         members: vec![(self.me.instance_id.clone(), self.base.peer_url())],
                         state: ClusterState::New,
                         token: self.group.clone(),
                     }),
                     ..self.base.clone()
-                })
+                }))
             }
         }
     }
@@ -592,6 +627,21 @@ async fn pause(
         Ok(()) => Outcome::NotYet,
         Err(end) => Outcome::WaitEnded(end),
     })
+}
+
+/// Why a seed waits rather than form an empty cluster, and what to run.
+fn empty_start_refusal(traces: &[String], stale_permit: bool, history: &BucketHistory) -> String {
+    let stale = if stale_permit {
+        " (the start-empty permit in the bucket was given for another history)"
+    } else {
+        ""
+    };
+    format!(
+        "the bucket holds no snapshot but {}: forming an empty cluster would abandon them{stale}; \
+         put the snapshots back if they were moved, or abandon this history ({}) with `etcd-aws-cfn start-empty`",
+        traces.join(", "),
+        history.describe()
+    )
 }
 
 /// Why a quarantined node waits.

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use etcd_aws_core::backup::empty_start::{self, BucketHistory, EmptyStart};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay::ReplayTarget;
@@ -94,6 +95,22 @@ impl Restorer {
             tracing::warn!(%key, %reason, "latest.json is unreadable; ignoring it and restoring the newest valid backup its manifests describe");
         }
         Ok(manifests)
+    }
+
+    /// Whether this seed, finding no snapshot, may form an empty cluster
+    /// ([`empty_start::decide`]), with what the bucket holds instead.
+    pub async fn empty_start(&self) -> anyhow::Result<(EmptyStart, BucketHistory)> {
+        let refusing = "cannot read what the bucket holds besides snapshots; refusing to form an empty cluster over data that might exist";
+        let history = self.store.history().await.context(refusing)?;
+        let permit = match self.store.empty_start_permit().await {
+            Ok(permit) => permit,
+            Err(BackupStoreError::Damaged { key, reason, .. }) => {
+                tracing::warn!(%key, %reason, "the start-empty permit is unreadable; ignoring it");
+                None
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context(refusing)),
+        };
+        Ok((empty_start::decide(&history, permit.as_ref()), history))
     }
 
     /// The revision a restore "as of `time_ms`" (milliseconds since the

@@ -51,6 +51,12 @@ impl Wait {
     /// sleeps one poll interval. `kind` names the reason for queries and
     /// tests (the line's `wait` field). The timeout is checked first,
     /// whatever the reason, and the end is logged with the reason it ends on.
+    /// Whether `reason` differs from the last one this wait said: a line
+    /// worth an alarm is logged once per reason, not once per poll.
+    pub fn is_new(&self, reason: &dyn Display) -> bool {
+        self.last_reason.as_deref() != Some(reason.to_string().as_str())
+    }
+
     pub async fn pause(
         &mut self,
         reason: &dyn Display,

@@ -1,5 +1,6 @@
 //! Scenarios: every node is lost at once, disks included. The replacement
-//! group restores the newest valid backup by itself.
+//! group restores the newest valid backup by itself, and never forms an
+//! empty cluster over a bucket that holds an earlier cluster's history.
 
 use etcd_aws_core::contract::events;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use etcd_aws_backup::{run_backup, BackupAction, BackupConfig};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_io::backup_store::{hex, BackupStore};
 use etcd_aws_tests::agent_log;
-use etcd_aws_tests::sim_cluster::SimCluster;
+use etcd_aws_tests::functions::JobOnSchedule;
+use etcd_aws_tests::operator::OperatorCommand;
+use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_client::PutOptions;
 use sha2::{Digest, Sha256};
 
@@ -247,5 +250,102 @@ async fn newest_backup_that_is_not_a_snapshot_is_refused_even_with_a_matching_ch
         "{logs}"
     );
     assert_restored_the_older_backup(&cluster).await?;
+    Ok(())
+}
+
+/// The agents' log lines of the instances running now.
+fn current_logs(cluster: &SimCluster) -> anyhow::Result<String> {
+    let mut logs = String::new();
+    for id in cluster.instance_ids() {
+        logs.push_str(&cluster.with_node(&id, |node| node.log())?);
+    }
+    Ok(logs)
+}
+
+/// The snapshots go (a lifecycle rule, a wrong prefix, a mistaken delete)
+/// while the continuous backup's segments and the pointer stay; then every
+/// node is lost. The seed does not form an empty cluster over that history:
+/// it waits and says why and what to run, and only the operator's
+/// `start-empty` lets it form one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_finding_captured_changes_but_no_snapshot_waits_for_the_operator_to_start_empty(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let stand_in = &cluster.stand_in;
+    let capture = JobOnSchedule::capture(
+        stand_in,
+        Duration::from_secs(2),
+        &[("ETCD_CAPTURE_DURATION", "3s")],
+    )
+    .await?;
+    let store = BackupStore::new(&stand_in.sdk_config().await, stand_in.bucket(), "backups/");
+    let client = cluster.client().await?;
+    wait_for("a captured change in the bucket", SETTLE, || {
+        let (store, client) = (&store, client.clone());
+        async move {
+            let mut client = client;
+            client.put("lost", "with its snapshots", None).await?;
+            anyhow::ensure!(!store.segments().await?.is_empty(), "no segment yet");
+            Ok(())
+        }
+    })
+    .await
+    .map_err(|e| e.context(capture.log()))?;
+    drop((capture, client));
+    for manifest in store.manifests().await? {
+        store.delete(&manifest).await?;
+    }
+
+    cluster.lose_every_instance().await?;
+    wait_for("a seed to refuse an empty start", SETTLE, || async {
+        let logs = current_logs(&cluster)?;
+        anyhow::ensure!(
+            agent_log::has_event(&logs, events::EMPTY_START_REFUSED),
+            "not yet"
+        );
+        Ok(())
+    })
+    .await?;
+    let logs = current_logs(&cluster)?;
+    let reason =
+        agent_log::first_field(&logs, events::EMPTY_START_REFUSED, "reason").unwrap_or_default();
+    assert!(reason.contains("segments"), "{reason}");
+    assert!(reason.contains("etcd-aws-cfn start-empty"), "{reason}");
+    assert!(!agent_log::has_event(&logs, events::FORMED), "{logs}");
+
+    let started = OperatorCommand::new(stand_in)
+        .run(&["start-empty", "--yes"], SETTLE)
+        .await?;
+    assert!(started.succeeded(), "{started}");
+    cluster.wait_healthy(3, SETTLE).await?;
+    let logs = current_logs(&cluster)?;
+    assert_eq!(
+        agent_log::first_field(&logs, events::FORMED, "from").as_deref(),
+        Some("empty_permitted"),
+        "{logs}"
+    );
+    assert_eq!(value(&cluster, "lost").await?, None);
+    Ok(())
+}
+
+/// Nothing to abandon, nothing written: `start-empty` refuses when the
+/// bucket holds snapshots (a seed restores them by itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_empty_refuses_while_the_bucket_holds_snapshots() -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    backup(&cluster).await?;
+    let refused = OperatorCommand::new(&cluster.stand_in)
+        .run(&["start-empty", "--yes"], SETTLE)
+        .await?;
+    assert!(!refused.succeeded(), "{refused}");
+    assert!(refused.stderr.contains("etcd-aws-cfn restore"), "{refused}");
+    let store = BackupStore::new(
+        &cluster.stand_in.sdk_config().await,
+        cluster.stand_in.bucket(),
+        "backups/",
+    );
+    assert_eq!(store.empty_start_permit().await?, None);
     Ok(())
 }

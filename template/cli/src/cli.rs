@@ -12,11 +12,12 @@ use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::logging::LogFormat;
 use etcd_aws_template::names;
 
-use crate::commands::{backups, deploy, issue_client_cert, restore, status};
+use crate::commands::{backups, deploy, issue_client_cert, restore, start_empty, status};
 use crate::operate::stack::{StackFlags, StackParts};
 
 /// Deploys a self-healing etcd cluster on AWS as a CloudFormation stack, and
-/// operates it: status, backups, a backup now, a restore, client certificates.
+/// operates it: status, backups, a backup now, a restore, an empty start, client
+/// certificates.
 ///
 /// With no command, deploys (the flags of `etcd-aws-cfn deploy --help`).
 #[derive(Debug, Parser)]
@@ -71,6 +72,16 @@ pub enum Command {
     ///   etcd-aws-cfn restore --backup backups/snapshots/20261201T093000Z-r...db.zst
     #[command(verbatim_doc_comment)]
     Restore(restore::RestoreArgs),
+    /// Let the next seed form an empty cluster although the bucket holds an earlier
+    /// cluster's history (captured changes, a pointer, a restore order) but no snapshot.
+    ///
+    /// A seed never does that by itself: it waits, logs empty_start_refused and alarms,
+    /// since the snapshots may only have been moved. This abandons that history; the
+    /// leave is for the history as it is now and is spent by the new cluster's first
+    /// captured change. Example:
+    ///   etcd-aws-cfn start-empty --stack-name prod
+    #[command(verbatim_doc_comment)]
+    StartEmpty(start_empty::StartEmptyArgs),
 }
 
 /// What every operator command needs: where the stack's parts are, how to print.

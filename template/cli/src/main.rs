@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 
 use etcd_aws_cfn::cli::{Cli, Command};
-use etcd_aws_cfn::commands::{backup, backups, deploy, issue_client_cert, restore, status};
+use etcd_aws_cfn::commands::{
+    backup, backups, deploy, issue_client_cert, restore, start_empty, status,
+};
 use etcd_aws_io::logging::{self, LogTarget};
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -17,6 +19,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backups { command } => backups::run(&command).await.map(|()| done),
         Command::Backup(args) => backup::run(&args).await.map(|()| done),
         Command::Restore(args) => restore::run(&args).await.map(|()| done),
+        Command::StartEmpty(args) => start_empty::run(&args).await.map(|()| done),
     }
 }
 

@@ -66,6 +66,15 @@ pub const EVENT_KINDS: &[EventKind] = &[
         period: 300,
     },
     EventKind {
+        event: events::EMPTY_START_REFUSED,
+        metric: "EmptyStartRefused",
+        alarm: "EmptyStartRefusedAlarm",
+        title: "Seeds that would not start empty over a history",
+        description: "A seed found no snapshot but an earlier cluster's history in the bucket: put the snapshots back or run etcd-aws-cfn start-empty",
+        threshold: 1.0,
+        period: 300,
+    },
+    EventKind {
         event: events::FORCE_NEW_CLUSTER,
         metric: "ForceNewClusterRecoveries",
         alarm: "ForceNewClusterAlarm",

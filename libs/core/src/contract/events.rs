@@ -17,6 +17,10 @@ pub const GAVE_UP_WAITING: &str = "gave_up_waiting";
 pub const BACKUP_DAMAGED: &str = "backup_damaged";
 /// The restore fell back to an older backup: writes after it are lost.
 pub const OLDER_BACKUP_RESTORED: &str = "older_backup_restored";
+/// A seed found no snapshot but an earlier cluster's history in the bucket
+/// and waits rather than form an empty cluster; the line's `reason` says what
+/// it found and what to run (`etcd-aws-cfn start-empty`).
+pub const EMPTY_START_REFUSED: &str = "empty_start_refused";
 /// A survivor restarted etcd with `--force-new-cluster`.
 pub const FORCE_NEW_CLUSTER: &str = "force_new_cluster";
 /// etcd ended on its own (not stopped by the agent).

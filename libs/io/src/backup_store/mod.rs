@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::aws::error::{self as aws_error, AwsErrorKind};
 use crate::error_chain::error_chain;
+use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStartPermit};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_core::backup::segment::{Segment, SegmentRef};
 use etcd_aws_core::contract::restore_order::RestoreOrder;
@@ -415,6 +416,52 @@ impl BackupStore {
 
     pub async fn put_restore_order(&self, order: &RestoreOrder) -> Result<(), BackupStoreError> {
         self.put_json(&self.layout.restore_order_key(), order).await
+    }
+
+    /// What the bucket holds of an earlier cluster besides snapshots
+    /// ([`etcd_aws_core::backup::empty_start`]). A pointer or an order that
+    /// cannot be read is there all the same.
+    pub async fn history(&self) -> Result<BucketHistory, BackupStoreError> {
+        let segments = self.segments().await?;
+        let pointer = match self.pointer().await {
+            Ok(found) => found.is_some(),
+            Err(BackupStoreError::Damaged { .. }) => true,
+            Err(error) => return Err(error),
+        };
+        let restore_order = match self.restore_order().await {
+            Ok(order) => order.map(|o| o.id),
+            Err(BackupStoreError::Damaged { key, .. }) => Some(format!("(unreadable {key})")),
+            Err(error) => return Err(error),
+        };
+        Ok(BucketHistory {
+            newest_segment_revision: segments.iter().map(|s| s.last).max(),
+            segments: segments.len(),
+            pointer,
+            restore_order,
+        })
+    }
+
+    /// The operator's leave to start empty, if one is in the bucket.
+    pub async fn empty_start_permit(&self) -> Result<Option<EmptyStartPermit>, BackupStoreError> {
+        let key = self.layout.empty_start_permit_key();
+        let Some(bytes) = self.get_bytes(&key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| BackupStoreError::Damaged {
+                bucket: self.bucket.clone(),
+                key,
+                reason: format!("the start-empty permit is not valid JSON of this version: {e}"),
+            })
+    }
+
+    pub async fn put_empty_start_permit(
+        &self,
+        permit: &EmptyStartPermit,
+    ) -> Result<(), BackupStoreError> {
+        self.put_json(&self.layout.empty_start_permit_key(), permit)
+            .await
     }
 
     /// Records that `instance_id` stopped its etcd for order `id`.

@@ -5,4 +5,5 @@ pub mod backups;
 pub mod deploy;
 pub mod issue_client_cert;
 pub mod restore;
+pub mod start_empty;
 pub mod status;

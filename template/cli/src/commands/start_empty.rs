@@ -1,0 +1,93 @@
+//! `etcd-aws-cfn start-empty`: the operator's leave for the next seed to form
+//! an empty cluster although the bucket holds an earlier cluster's history
+//! but no snapshot ([`etcd_aws_core::backup::empty_start`]). It abandons that
+//! history, so it asks first, and the permit names the history exactly as it
+//! is now: it is spent by the new cluster's first captured change.
+
+use anyhow::{bail, Context};
+use etcd_aws_core::backup::empty_start::{self, EmptyStart, EmptyStartPermit};
+use etcd_aws_core::clock;
+use serde::Serialize;
+
+use crate::cli::OperateArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct StartEmptyArgs {
+    #[command(flatten)]
+    pub operate: OperateArgs,
+    /// Do not ask for confirmation.
+    #[arg(long, env = "ETCD_AWS_YES")]
+    pub yes: bool,
+}
+
+/// What was written.
+#[derive(Debug, Serialize)]
+struct Written {
+    key: String,
+    permit: EmptyStartPermit,
+}
+
+/// Writes the permit, after checking there is something to abandon and
+/// nothing a seed would restore instead.
+pub async fn run(args: &StartEmptyArgs) -> anyhow::Result<()> {
+    let (_, parts, store) = args.operate.connect().await?;
+    let snapshots = store.manifests().await?;
+    if let Some(newest) = snapshots.first() {
+        bail!(
+            "the bucket holds {} snapshots (the newest {}, revision {}): a seed restores the newest by itself; \
+             to go back to another use `etcd-aws-cfn restore`",
+            snapshots.len(),
+            newest.key,
+            newest.revision
+        );
+    }
+    let history = store.history().await?;
+    if empty_start::decide(&history, None) == EmptyStart::Form {
+        bail!("the bucket holds nothing of an earlier cluster: a seed forms an empty cluster by itself, no permit is needed");
+    }
+    tracing::info!(
+        "abandoning the history in s3://{}/{}: {}",
+        store.bucket(),
+        store.layout().prefix(),
+        history.describe()
+    );
+    if !args.yes {
+        confirm(&parts.group_name)?;
+    }
+    let permit = EmptyStartPermit {
+        history: history.describe(),
+        by: operator(),
+        at: clock::now_unix_seconds(),
+    };
+    store.put_empty_start_permit(&permit).await?;
+    let key = store.layout().empty_start_permit_key();
+    let table = format!(
+        "wrote {key}: the next seed of {} forms an empty cluster (a waiting one within its poll interval)\n",
+        parts.group_name
+    );
+    args.operate.output.print(&Written { key, permit }, &table)
+}
+
+/// Who runs the command, as the permit records it (CloudTrail's data events
+/// name the AWS identity that wrote it).
+fn operator() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{user}@{}", host.trim())
+}
+
+fn confirm(group: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("starting {group} empty abandons what the bucket holds of its earlier cluster; confirm with --yes when not running on a terminal");
+    }
+    eprint!("This abandons what the bucket holds of {group}'s earlier cluster. Type the group's name to go on: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("reading the confirmation")?;
+    if answer.trim() != group {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}
