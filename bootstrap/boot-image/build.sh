@@ -168,7 +168,10 @@ tar -C "$rootfs" --numeric-owner --sort=name -c . |
     --change 'ENV container=docker' \
     --message "etcd-aws test node: Debian $SUITE, systemd, cloud-init (NoCloud), AWS CLI" \
     - "$imported" >/dev/null
-printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$imported" | docker build --quiet --tag "$image" - >/dev/null
+# (Its output only on failure: the CLI's notice that the classic builder is
+# deprecated is noise here.)
+built=$(printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$imported" | docker build --quiet --tag "$image" - 2>&1) ||
+  die "setting the stop signal on $imported failed: $built"
 docker image rm "$imported" >/dev/null
 
 # The tools the user-data runs must start in the image, before it gets its names.
