@@ -6,6 +6,7 @@
 #   make docs    docs/settings.md from the programs' own flags (a test fails when it is stale)
 #   make cost    what a stack costs a month, measured on the stand-in -> docs/benchmarks.md (COST_ARGS=--help)
 #   make soak    random faults against a cluster under a checking workload (SOAK_ARGS="--duration 1h --seed N")
+#   make boot-check  nodes that boot as EC2 instances: systemd, cloud-init's user-data, IMDSv2 (Docker)
 #
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
 # moto, Debian's etcd packages (pinned in bootstrap/image/debian-packages.lock)
@@ -36,7 +37,7 @@ TEST_THREADS ?= 4
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(VENV)/.installed .tools/.etcd .tools/.protoc $(TEMPLATE_CHECK_TOOLS)
 
@@ -211,3 +212,19 @@ soak: setup
 	else \
 	  $${CARGO_TARGET_DIR:-target}/debug/soak $(SOAK_ARGS); \
 	fi
+
+# The test node image (bootstrap/boot-image/build.sh): Debian bookworm by
+# debootstrap with systemd, cloud-init (NoCloud) and the AWS CLI, its packages
+# pinned in bootstrap/boot-image/packages.lock, imported as
+# etcd-aws-boot:<content hash> and etcd-aws-boot:latest; skipped when that
+# hash is already built. Needs root and Docker; installs debootstrap.
+.PHONY: boot-image boot-check
+boot-image:
+	bootstrap/boot-image/build.sh
+
+# Nodes that boot as EC2 instances boot (tests/tests/boot_node.rs, ignored by
+# make test): systemd as PID 1, cloud-init running the user-data, the IMDSv2
+# stand-in at 169.254.169.254. Not part of make test (docs/development.md).
+BOOT_TEST_THREADS ?= 2
+boot-check: boot-image
+	cargo test -p etcd-aws-tests --test boot_node -- --ignored --test-threads=$(BOOT_TEST_THREADS)

@@ -14,12 +14,14 @@
 //!   with [`docker`] (a container on a network that can be cut),
 //!   [`sim_cluster`] (a group of either), [`paths`] (the built binaries and
 //!   etcd's releases), [`agent_log`] (the agent's JSON lines, read by event),
-//!   [`etcd_metrics`].
+//!   [`etcd_metrics`]; [`boot_node`], a node that boots as an EC2 instance
+//!   (systemd, cloud-init's user-data, IMDSv2 from `stand_in::imds`).
 //! - What the scenarios do and check: [`workload`] (a writer and its
 //!   checker), [`space`] (filling a cluster on purpose), [`life`] (the life
 //!   of a cluster, `make demo`), [`soak`] (`make soak`).
 
 pub mod agent_log;
+pub mod boot_node;
 pub mod container_node;
 pub mod docker;
 pub mod etcd_metrics;

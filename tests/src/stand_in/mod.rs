@@ -15,6 +15,7 @@ mod docker_network;
 mod fault_injection;
 mod function_routes;
 mod group_watch;
+pub mod imds;
 mod instances;
 mod lifecycle_actions;
 mod lifecycle_hooks;
@@ -43,7 +44,7 @@ use function_routes::FunctionRoutes;
 pub use instances::{InstanceEvent, SimInstance};
 pub use lifecycle_actions::{ActionOutcome, HookResult, LifecycleActionRecord};
 pub use notification::{LifecycleNotification, TestNotification};
-pub use subnet_lease::SubnetRange;
+pub use subnet_lease::{SubnetLease, SubnetRange};
 
 use aws_proxy::AwsProxy;
 use aws_setup::{HookSettings, Names};
@@ -52,7 +53,6 @@ use instances::{ec2_details, group_members};
 use lifecycle_layer::LifecycleLayer;
 use moto_clients::{sdk_config_as, sdk_config_for, MotoClients, REGION};
 use moto_server::MotoServer;
-use subnet_lease::SubnetLease;
 
 /// How often waiting lifecycle actions are checked for an expired heartbeat timeout.
 const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_millis(100);

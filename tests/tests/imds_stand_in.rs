@@ -1,0 +1,259 @@
+//! The IMDSv2 stand-in (tests/src/stand_in/imds.rs) as EC2's metadata service
+//! behaves, and the agent's own metadata client (libs/io/src/aws/identity.rs)
+//! reading through it: tokens first, refusal without one, and what the agent
+//! does when the service starts slowly. No Docker; each test takes at most a
+//! few seconds.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use etcd_aws_io::aws::identity;
+use etcd_aws_tests::stand_in::imds::{
+    Imds, ImdsInstance, ImdsOptions, SlowStart, TOKEN_HEADER, TOKEN_PATH, TOKEN_TTL_HEADER,
+};
+use http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const INSTANCE_ID: &str = "i-0123456789abcdef0";
+/// What the instance's private IP is, as the metadata says it.
+const LOCAL_IPV4: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 31, 7, 9));
+
+/// The agent's client finds the service through the process environment
+/// (AWS_EC2_METADATA_SERVICE_ENDPOINT), as an SDK finds a non-default one:
+/// the tests that set it take turns.
+static ENDPOINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn imds(options: ImdsOptions) -> Imds {
+    let imds = Imds::start(LOCALHOST, options)
+        .await
+        .expect("starting the metadata service stand-in");
+    imds.add_instance(
+        LOCALHOST,
+        ImdsInstance {
+            instance_id: INSTANCE_ID.to_owned(),
+            local_ipv4: LOCAL_IPV4,
+        },
+    );
+    imds
+}
+
+/// Runs the agent's `identity::resolve` with no identity given, as on EC2,
+/// against `imds`; returns its result and how long it took.
+async fn agent_identity(
+    imds: &Imds,
+) -> (Result<(String, IpAddr), identity::IdentityError>, Duration) {
+    let _turn = ENDPOINT.lock().await;
+    std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url());
+    let started = Instant::now();
+    // Bounded: the client's own timeouts end it well before this.
+    let result = tokio::time::timeout(Duration::from_secs(30), identity::resolve(None, None))
+        .await
+        .expect("the agent's metadata client took over 30 s");
+    std::env::remove_var("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    (result, started.elapsed())
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status, the named
+/// response header, and the body.
+async fn request(
+    imds: &Imds,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>, String) {
+    let mut stream = tokio::net::TcpStream::connect(imds.address())
+        .await
+        .expect("connecting to the metadata service stand-in");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("sending");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .expect("the stand-in did not answer within 5 s")
+        .expect("reading the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .expect("a status line");
+    let ttl = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case(TOKEN_TTL_HEADER)
+            .then(|| value.trim().to_owned())
+    });
+    (status, ttl, body.to_owned())
+}
+
+async fn token(imds: &Imds, ttl_seconds: &str) -> String {
+    let (status, ttl, token) =
+        request(imds, "PUT", TOKEN_PATH, &[(TOKEN_TTL_HEADER, ttl_seconds)]).await;
+    assert_eq!(status, StatusCode::OK, "a token for {ttl_seconds} s");
+    assert_eq!(
+        ttl.as_deref(),
+        Some(ttl_seconds),
+        "the TTL header of the answer"
+    );
+    token
+}
+
+#[tokio::test]
+async fn a_token_unlocks_the_metadata_until_its_ttl_runs_out() {
+    let imds = imds(ImdsOptions::default()).await;
+    let token = token(&imds, "1").await;
+
+    let (status, _, id) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/instance-id",
+        &[(TOKEN_HEADER, &token)],
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (StatusCode::OK, INSTANCE_ID));
+    let (status, _, ip) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/local-ipv4",
+        &[(TOKEN_HEADER, &token)],
+    )
+    .await;
+    assert_eq!((status, ip), (StatusCode::OK, LOCAL_IPV4.to_string()));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, _) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/instance-id",
+        &[(TOKEN_HEADER, &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a token past its TTL");
+}
+
+#[tokio::test]
+async fn metadata_is_refused_without_a_valid_token() {
+    let imds = imds(ImdsOptions::default()).await;
+    let (status, _, _) = request(&imds, "GET", "/latest/meta-data/instance-id", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no token");
+    let (status, _, _) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/instance-id",
+        &[(TOKEN_HEADER, "made-up")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a token it never issued");
+}
+
+#[tokio::test]
+async fn a_token_is_refused_without_a_ttl_in_range() {
+    let imds = imds(ImdsOptions::default()).await;
+    for headers in [
+        vec![],
+        vec![(TOKEN_TTL_HEADER, "0")],
+        vec![(TOKEN_TTL_HEADER, "21601")],
+    ] {
+        let (status, _, _) = request(&imds, "PUT", TOKEN_PATH, &headers).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a token request with {headers:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_agent_reads_its_identity_with_a_token_it_asked_for_first() {
+    let imds = imds(ImdsOptions::default()).await;
+    let (identity, _) = agent_identity(&imds).await;
+    assert_eq!(
+        identity.expect("the agent's identity"),
+        (INSTANCE_ID.to_owned(), LOCAL_IPV4)
+    );
+
+    let requests = imds.requests();
+    let first = requests.first().expect("the agent asked for something");
+    assert_eq!(
+        (&first.method, first.path.as_str()),
+        (&Method::PUT, TOKEN_PATH),
+        "the first request is for a token: {requests:?}"
+    );
+    // The SDK's default, six hours: one token serves the agent's whole start.
+    assert_eq!(first.ttl_header.as_deref(), Some("21600"));
+    let reads: Vec<&str> = requests
+        .iter()
+        .filter(|request| request.method == Method::GET)
+        .inspect(|request| assert!(request.with_token, "{request:?} came without a token"))
+        .map(|request| request.path.as_str())
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            "/latest/meta-data/instance-id",
+            "/latest/meta-data/local-ipv4"
+        ]
+    );
+}
+
+/// The SDK's IMDS client retries 5xx and 401 answers, not a connection that
+/// gets no answer; the agent asks for two attempts. A service that resets
+/// connections while it starts fails the agent's start at once, and systemd
+/// starts the agent again five seconds later (the unit's RestartSec).
+#[tokio::test]
+async fn the_agent_gives_up_at_once_on_a_metadata_service_that_resets_connections() {
+    let imds = imds(ImdsOptions {
+        slow_start: SlowStart::Refuses,
+        slow_start_for: Duration::from_secs(30),
+    })
+    .await;
+    let (identity, took) = agent_identity(&imds).await;
+    let error = identity.expect_err("no identity from a service that answers nothing");
+    assert!(
+        error.to_string().contains("/latest/meta-data/instance-id"),
+        "the error names what it could not read: {error}"
+    );
+    assert!(took < Duration::from_secs(1), "gave up after {took:?}");
+}
+
+/// A service that accepts but does not answer costs the agent its read
+/// timeout (2 s), once: a timeout is not retried either.
+#[tokio::test]
+async fn the_agent_gives_up_on_a_silent_metadata_service_after_one_read_timeout() {
+    let imds = imds(ImdsOptions {
+        slow_start: SlowStart::Silent,
+        slow_start_for: Duration::from_secs(30),
+    })
+    .await;
+    let (identity, took) = agent_identity(&imds).await;
+    identity.expect_err("no identity from a silent service");
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(4)).contains(&took),
+        "gave up after {took:?}"
+    );
+}
+
+/// 503 is retried, once, after the SDK's backoff (under a second): a service
+/// that answers 503 for three seconds outlasts both attempts.
+#[tokio::test]
+async fn the_agent_retries_a_503_once_and_then_gives_up() {
+    let imds = imds(ImdsOptions {
+        slow_start: SlowStart::Unavailable,
+        slow_start_for: Duration::from_secs(3),
+    })
+    .await;
+    let (identity, took) = agent_identity(&imds).await;
+    identity.expect_err("no identity while the service answers 503");
+    let token_requests = imds
+        .requests()
+        .iter()
+        .filter(|request| request.path == TOKEN_PATH)
+        .count();
+    assert_eq!(token_requests, 2, "{:?}", imds.requests());
+    assert!(took < Duration::from_secs(3), "gave up after {took:?}");
+}
