@@ -61,6 +61,8 @@ pub struct AgentConfig {
 pub struct IdentityFlags {
     pub instance_id: Option<String>,
     pub private_ip: Option<IpAddr>,
+    /// How long to keep asking the metadata service for what is not given.
+    pub imds_patience: Duration,
     pub group_name: Option<String>,
 }
 
@@ -89,6 +91,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
     let (instance_id, private_ip) = identity::resolve(
         config.identity.instance_id.clone(),
         config.identity.private_ip,
+        config.identity.imds_patience,
     )
     .await?;
     let me = Me {

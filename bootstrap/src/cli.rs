@@ -47,6 +47,12 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_PRIVATE_IP")]
     pub private_ip: Option<IpAddr>,
 
+    /// How long to keep asking the instance metadata service (IMDSv2) for the
+    /// instance id and private IP before the start fails: at an instance's
+    /// first boot it may answer late.
+    #[arg(long, env = "ETCD_AWS_IMDS_PATIENCE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub imds_patience: Duration,
+
     /// The autoscaling group whose instances form the cluster; looked up from
     /// the instance id when not given.
     #[arg(long, env = env::GROUP_NAME)]
@@ -247,6 +253,7 @@ impl Cli {
             identity: IdentityFlags {
                 instance_id: self.instance_id,
                 private_ip: self.private_ip,
+                imds_patience: self.imds_patience,
                 group_name: self.group_name,
             },
             etcd: EtcdSettings {

@@ -39,9 +39,13 @@ ETCD_DIR='@ETCD_DIR@'
 AGENT_URL='s3://${ArtifactBucket}/@AGENT_KEY@'
 BIN='@BIN@'
 
+# At first boot the metadata service may answer late: about a minute of retries,
+# as the agent waits (--imds-patience).
 imds() {
-  token=$(curl -sSf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
-  curl -sSf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+  token=$(curl -sSf --connect-timeout 1 --max-time 5 --retry 12 --retry-delay 5 --retry-all-errors \
+    -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
+  curl -sSf --connect-timeout 1 --max-time 5 --retry 12 --retry-delay 5 --retry-all-errors \
+    -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
 }
 INSTANCE_ID=$(imds instance-id)
 
@@ -148,8 +152,10 @@ cat > @READY_SCRIPT@ <<'SCRIPT'
 # read. A node that never gets there signals nothing, and the creation or update
 # policy times out and rolls back.
 set -uo pipefail
-token=$(curl -sSf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
-INSTANCE_ID=$(curl -sSf -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/instance-id)
+token=$(curl -sSf --connect-timeout 1 --max-time 5 --retry 12 --retry-delay 5 --retry-all-errors \
+  -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
+INSTANCE_ID=$(curl -sSf --connect-timeout 1 --max-time 5 --retry 12 --retry-delay 5 --retry-all-errors \
+  -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/instance-id)
 # 180 checks 10 s apart outlast the creation policy's timeout: CloudFormation gives up first.
 for attempt in $(seq 1 180); do
   if [ -f '@READY_FILE@' ]; then
