@@ -218,6 +218,25 @@ impl BackupStore {
             })
     }
 
+    /// The JSON object at `key` (`what` names it when it is damaged); `None`
+    /// when there is none.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, BackupStoreError> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| BackupStoreError::Damaged {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                reason: format!("{what} is not valid JSON of this version: {e}"),
+            })
+    }
+
     async fn put_json(
         &self,
         key: &str,
@@ -401,17 +420,8 @@ impl BackupStore {
 
     /// The restore order in the bucket, if any ([`etcd_aws_core::contract::restore_order`]).
     pub async fn restore_order(&self) -> Result<Option<RestoreOrder>, BackupStoreError> {
-        let key = self.layout.restore_order_key();
-        let Some(bytes) = self.get_bytes(&key).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| BackupStoreError::Damaged {
-                bucket: self.bucket.clone(),
-                key,
-                reason: format!("the restore order is not valid JSON of this version: {e}"),
-            })
+        self.get_json(&self.layout.restore_order_key(), "the restore order")
+            .await
     }
 
     pub async fn put_restore_order(&self, order: &RestoreOrder) -> Result<(), BackupStoreError> {
@@ -443,17 +453,11 @@ impl BackupStore {
 
     /// The operator's leave to start empty, if one is in the bucket.
     pub async fn empty_start_permit(&self) -> Result<Option<EmptyStartPermit>, BackupStoreError> {
-        let key = self.layout.empty_start_permit_key();
-        let Some(bytes) = self.get_bytes(&key).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| BackupStoreError::Damaged {
-                bucket: self.bucket.clone(),
-                key,
-                reason: format!("the start-empty permit is not valid JSON of this version: {e}"),
-            })
+        self.get_json(
+            &self.layout.empty_start_permit_key(),
+            "the start-empty permit",
+        )
+        .await
     }
 
     pub async fn put_empty_start_permit(

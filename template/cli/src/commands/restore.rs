@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use etcd_aws_io::aws::discovery::GroupDiscovery;
 
 use crate::cli::OperateArgs;
+use crate::operate::confirm;
 use crate::operate::function::BackupFunction;
 use crate::operate::progress::Progress;
 use crate::operate::restore::{self, Requested, RestoreRun, Waits};
@@ -58,7 +59,13 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<()> {
         resolved.described
     );
     if !args.yes {
-        confirm(&parts.group_name)?;
+        confirm::by_group_name(
+            &parts.group_name,
+            &format!(
+                "a restore replaces the data of every member of {}",
+                parts.group_name
+            ),
+        )?;
     }
     let function = BackupFunction::new(&config, &parts.backup_function);
     let progress = Progress::new();
@@ -89,21 +96,4 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<()> {
         outcome.safety_backup
     );
     args.operate.output.print(&outcome, &table)
-}
-
-/// Asks on the terminal; refuses without one (scripts pass --yes).
-fn confirm(group: &str) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        bail!("a restore replaces the data of every member of {group}; confirm with --yes when not running on a terminal");
-    }
-    eprint!("This replaces the data of every member of {group}. Type the group's name to go on: ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    if answer.trim() != group {
-        bail!("not confirmed; nothing was changed");
-    }
-    Ok(())
 }

@@ -4,12 +4,13 @@
 //! history, so it asks first, and the permit names the history exactly as it
 //! is now: it is spent by the new cluster's first captured change.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use etcd_aws_core::backup::empty_start::{self, EmptyStart, EmptyStartPermit};
 use etcd_aws_core::clock;
 use serde::Serialize;
 
 use crate::cli::OperateArgs;
+use crate::operate::confirm;
 
 #[derive(Debug, clap::Args)]
 pub struct StartEmptyArgs {
@@ -52,7 +53,13 @@ pub async fn run(args: &StartEmptyArgs) -> anyhow::Result<()> {
         history.describe()
     );
     if !args.yes {
-        confirm(&parts.group_name)?;
+        confirm::by_group_name(
+            &parts.group_name,
+            &format!(
+                "starting {} empty abandons what the bucket holds of its earlier cluster",
+                parts.group_name
+            ),
+        )?;
     }
     let permit = EmptyStartPermit {
         history: history.describe(),
@@ -74,20 +81,4 @@ fn operator() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     format!("{user}@{}", host.trim())
-}
-
-fn confirm(group: &str) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        bail!("starting {group} empty abandons what the bucket holds of its earlier cluster; confirm with --yes when not running on a terminal");
-    }
-    eprint!("This abandons what the bucket holds of {group}'s earlier cluster. Type the group's name to go on: ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    if answer.trim() != group {
-        bail!("not confirmed; nothing was changed");
-    }
-    Ok(())
 }

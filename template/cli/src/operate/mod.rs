@@ -6,6 +6,7 @@
 //! its instances, the queues for the lifecycle's backlog.
 
 pub mod backups;
+pub mod confirm;
 pub mod function;
 pub mod function_errors;
 pub mod progress;
