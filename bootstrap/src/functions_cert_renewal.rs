@@ -88,15 +88,27 @@ impl FunctionsRenewal {
     async fn look(&self, now: SystemTime) -> anyhow::Result<Look> {
         let secret = &self.certificate.secret;
         match self.store.load_client(secret).await {
-            Ok(current) => {
-                let usable = current.ca_pem == self.trusted_ca_pem;
-                if let (true, Ok(info)) = (usable, current.check("", now)) {
+            Ok(current) => match current.check("", now) {
+                Ok(info) if current.ca_pem != self.trusted_ca_pem => {
+                    // Issued from a CA this node's etcd does not trust: a
+                    // rotation or a CA change is under way, and nodes of two
+                    // CAs must not take turns replacing it. It is left alone
+                    // until it nears its end.
+                    let due = info.lifetime().renewal_time(&self.node);
+                    if due > now {
+                        tracing::info!(secret = %secret, "the functions' certificate is from a CA this node's etcd does not trust; leaving it");
+                        return Ok(Look::NotDue(due));
+                    }
+                }
+                Ok(info) => {
                     let due = info.lifetime().renewal_time(&self.node);
                     if due > now {
                         return Ok(Look::NotDue(due));
                     }
                 }
-            }
+                // Expired or unreadable: the functions cannot use it.
+                Err(_) => {}
+            },
             // Damaged: nothing to keep, and the functions cannot use it.
             Err(SecretStoreError::Malformed { .. }) => {}
             // The deploy has not written it yet: it will, with a new one.
