@@ -7,8 +7,9 @@
 //! secret. Every node runs this loop; each reads the secret when its own turn
 //! comes (the core's [`renewal`] rule, spread by instance id), so the first
 //! one renews and the others find a new certificate and wait for its turn.
-//! The functions read the secret again once it may have been renewed
-//! ([`etcd_aws_io::tls::ClientTlsSource::refresh`]), without a cold start.
+//! The functions read the secret at every invocation (the lifecycle function
+//! through [`etcd_aws_io::tls::ClientTlsSource::refresh`]), so they present a
+//! renewed certificate without a cold start.
 
 use std::time::{Duration, SystemTime};
 
@@ -84,11 +85,12 @@ impl FunctionsRenewal {
     }
 
     /// Reads the secret and renews the certificate in it when this node's turn
-    /// has come, or when it is unusable (expired, damaged, from another CA).
+    /// has come, or at once when the functions cannot use it (expired,
+    /// damaged).
     async fn look(&self, now: SystemTime) -> anyhow::Result<Look> {
         let secret = &self.certificate.secret;
         match self.store.load_client(secret).await {
-            Ok(current) => match current.check("", now) {
+            Ok(current) => match current.check("the functions' certificate", now) {
                 Ok(info) if current.ca_pem != self.trusted_ca_pem => {
                     // Issued from a CA this node's etcd does not trust: a
                     // rotation or a CA change is under way, and nodes of two

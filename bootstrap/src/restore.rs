@@ -101,7 +101,14 @@ impl Restorer {
     /// ([`empty_start::decide`]), with what the bucket holds instead.
     pub async fn empty_start(&self) -> anyhow::Result<(EmptyStart, BucketHistory)> {
         let refusing = "cannot read what the bucket holds besides snapshots; refusing to form an empty cluster over data that might exist";
-        let history = self.store.history().await.context(refusing)?;
+        let history = match self.store.history().await {
+            Ok(history) => history,
+            // Said already by `candidates`: a missing bucket holds nothing.
+            Err(BackupStoreError::NoSuchBucket { .. }) => {
+                return Ok((EmptyStart::Form, BucketHistory::default()))
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context(refusing)),
+        };
         let permit = match self.store.empty_start_permit().await {
             Ok(permit) => permit,
             Err(BackupStoreError::Damaged { key, reason, .. }) => {

@@ -172,9 +172,11 @@ async fn a_damaged_ca_secret_stops_the_node_and_says_to_restore_it() -> anyhow::
 #[tokio::test]
 async fn off_ec2_without_identity_flags_says_which_flags_to_pass() -> anyhow::Result<()> {
     let mut command = agent()?;
-    // Nothing listens on port 9: the metadata service is unreachable.
+    // Nothing listens on port 9: the metadata service is unreachable. The
+    // agent asks again for --imds-patience (a minute by default) first.
     command
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+        .env("ETCD_AWS_IMDS_PATIENCE", "2s")
         .env("ETCD_AWS_INSECURE_PLAINTEXT", "true");
     assert_clean_failure(
         &run(command).await?,
