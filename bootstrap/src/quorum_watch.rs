@@ -11,15 +11,12 @@ use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin};
 use etcd_aws_io::etcd::error::EtcdError;
-use etcd_aws_io::tls::served::{served_certificate_problem, ServedCertificateProblem};
 use tokio::time::Instant;
 
 use crate::ready_endpoint::NodeState;
 
 pub struct QuorumWatch {
     pub own_client_url: String,
-    /// The members' client port, to reach the group's other instances.
-    pub client_port: u16,
     pub discovery: GroupDiscovery,
     pub group: String,
     pub backups: Option<BackupStore>,
@@ -70,12 +67,10 @@ impl QuorumWatch {
         let mut last_reason = String::new();
         let mut peers = peers.to_vec();
         let mut expired_said = false;
-        let mut peers_named = std::collections::BTreeSet::new();
         loop {
             tokio::time::sleep(self.interval).await;
             match self.quorum(&mut peers).await {
                 Quorum::Holds | Quorum::NotAVoter | Quorum::ServedByPeers => {
-                    peers_named.clear();
                     if lost_since.take().is_some() {
                         tracing::info!(event = events::QUORUM_BACK, "quorum is back");
                     }
@@ -97,25 +92,9 @@ impl QuorumWatch {
                 Quorum::Lost => {}
             }
             expired_said = false;
-            // A peer whose certificate expired (or is not valid yet) is named
-            // as such, once: that, not the quorum, is what to fix.
-            let mut peer_certificates_invalid = 0;
-            for (peer, problem) in self.peer_certificate_problems(&peers).await {
-                peer_certificates_invalid += 1;
-                if peers_named.insert(peer.clone()) {
-                    tracing::error!(
-                        event = events::PEER_CERTIFICATE_INVALID,
-                        %peer,
-                        %problem,
-                        "a peer's certificate is refused for its dates: {problem}; that peer's renewals failed \
-                         (see its certificate_renewal_failed lines) or the clocks are apart"
-                    );
-                }
-            }
             let since = *lost_since.get_or_insert_with(|| {
                 tracing::warn!(
                     event = events::QUORUM_LOST,
-                    peer_certificates_invalid,
                     "this member's cluster has no quorum"
                 );
                 Instant::now()
@@ -155,9 +134,7 @@ impl QuorumWatch {
         {
             match own.status().await {
                 Ok(status) if status.is_learner => return Quorum::NotAVoter,
-                Ok(status) => {
-                    // The member list a member holds is its own (not a quorum
-                    // read): the peers to ask, and to name, even without quorum.
+                Ok(status) if own.check_quorum().await.is_ok() => {
                     if let Ok((_, members)) = own.members().await {
                         *peers = members
                             .iter()
@@ -165,11 +142,9 @@ impl QuorumWatch {
                             .flat_map(|m| m.client_urls.iter().cloned())
                             .collect();
                     }
-                    if own.check_quorum().await.is_ok() {
-                        return Quorum::Holds;
-                    }
+                    return Quorum::Holds;
                 }
-                Err(_) => {}
+                _ => {}
             }
         }
         let served = EtcdAdmin::first_answer(peers, &self.access, async |admin| {
@@ -181,42 +156,6 @@ impl QuorumWatch {
         } else {
             Quorum::Lost
         }
-    }
-
-    /// The peers whose certificates are refused for their dates: `peers`,
-    /// or when none is known (a member restarted while its peers refused
-    /// every connection knows of none) the group's other live instances.
-    async fn peer_certificate_problems(
-        &self,
-        peers: &[String],
-    ) -> Vec<(String, ServedCertificateProblem)> {
-        let Some(credentials) = self.access.tls.as_ref().map(|tls| tls.current()) else {
-            return Vec::new();
-        };
-        let from_group;
-        let peers = if peers.is_empty() {
-            from_group = match self.discovery.instances(&self.group).await {
-                Ok(instances) => instances
-                    .iter()
-                    .filter(|i| i.is_live())
-                    .filter_map(|i| i.private_ip)
-                    .map(|ip| self.access.url(ip, self.client_port))
-                    .filter(|url| *url != self.own_client_url)
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            &from_group
-        } else {
-            peers
-        };
-        let deadline = self.access.timeouts.connect + self.access.timeouts.request;
-        let mut found = Vec::new();
-        for peer in peers {
-            if let Some(problem) = served_certificate_problem(peer, &credentials, deadline).await {
-                found.push((peer.clone(), problem));
-            }
-        }
-        found
     }
 
     async fn observe(&self) -> Result<QuorumLoss, ObserveError> {
