@@ -20,6 +20,7 @@ use etcd_aws_core::etcd::release::{EtcdBinary, EtcdRelease};
 use etcd_aws_core::membership::decision::{after_divergence, decide, Decision};
 use etcd_aws_core::membership::observation::{Me, Observation, PeerState};
 use etcd_aws_io::aws::discovery::GroupDiscovery;
+use etcd_aws_io::aws::order_key::OrderKey;
 use etcd_aws_io::aws::{env as aws_env, identity};
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::data_dir;
@@ -29,6 +30,7 @@ use etcd_aws_io::tls::SecretStore;
 use crate::cert_renewal::Renewal;
 use crate::etcd_process::{self, EtcdSettings, Supervised};
 use crate::functions_cert_renewal::FunctionsRenewal;
+use crate::instructions::Instructions;
 use crate::join::{self, JoinError};
 use crate::node_tls::{self, TlsSettings};
 use crate::observe::Observer;
@@ -170,6 +172,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         .backups
         .as_ref()
         .map(|b| BackupStore::new(&aws, &b.bucket, &b.prefix));
+    let instructions = config.backups.as_ref().map(|b| {
+        Arc::new(Instructions::new(
+            b.order_signing_key
+                .as_deref()
+                .map(|key| OrderKey::new(&aws, key)),
+        ))
+    });
     let agent = Agent {
         observer: Observer {
             discovery: discovery.clone(),
@@ -189,21 +198,26 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             grace: config.supervision.quorum_loss_grace,
             interval: Duration::from_secs(2).min(config.supervision.quorum_loss_grace),
         },
-        orders: backups.clone().map(|store| OrderWatch {
-            store,
-            instance_id: me.instance_id.clone(),
-            interval: config.supervision.restore_poll_interval,
-        }),
-        restorer: backups
-            .zip(config.backups.as_ref())
-            .map(|(store, settings)| Restorer {
+        orders: backups
+            .clone()
+            .zip(instructions.clone())
+            .map(|(store, instructions)| OrderWatch {
                 store,
+                instructions,
+                instance_id: me.instance_id.clone(),
+                interval: config.supervision.restore_poll_interval,
+            }),
+        restorer: backups.zip(config.backups.as_ref()).zip(instructions).map(
+            |((store, settings), instructions)| Restorer {
+                store,
+                instructions,
                 etcdutl: settings.etcdutl.clone(),
                 etcd: config.etcd.binary.clone(),
                 etcd_args: config.etcd.upkeep.args(&etcd),
                 token: group.clone(),
                 lease_policy: settings.lease_policy,
-            }),
+            },
+        ),
         base: EtcdLaunch {
             name: me.instance_id.clone(),
             data_dir: config.etcd.data_dir.clone(),

@@ -80,6 +80,14 @@ pub struct Cli {
     #[arg(long, env = env::BACKUP_PREFIX, default_value = bucket::BACKUP_PREFIX)]
     pub backup_prefix: String,
 
+    /// The KMS key (ARN, id or alias) whose signature makes an instruction in
+    /// the bucket an operator's: a restore order (`etcd-aws-cfn restore`) or
+    /// a start-empty permit. Only operators may sign with it; this node
+    /// verifies with its public key and ignores, logs and alarms on anything
+    /// else. Without it no instruction is obeyed.
+    #[arg(long, env = env::ORDER_SIGNING_KEY)]
+    pub order_signing_key: Option<String>,
+
     /// What a restore does with the leases it brings back: `revoke` every one
     /// before the cluster serves (their keys vanish; a lock or election holder
     /// is told "lease not found" and acquires afresh, so no holder that had
@@ -248,6 +256,7 @@ impl Cli {
             prefix: self.backup_prefix,
             etcdutl: self.etcdutl_binary,
             lease_policy: self.restore_leases,
+            order_signing_key: self.order_signing_key,
         });
         AgentConfig {
             identity: IdentityFlags {

@@ -13,7 +13,7 @@
 //!   `join` (a join plan carried out), `peer_check` (whether the peer port
 //!   refuses all but node certificates), [`restore`] with [`replay`] (a seed
 //!   restoring from the bucket), `order_watch` (the operator's restore
-//!   orders), `wait` (every wait through one helper).
+//!   orders), [`instructions`] (only what an operator signed is obeyed), `wait` (every wait through one helper).
 //! - While etcd runs: `etcd_process` (the child, its signals and its end),
 //!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
 //!   that will not heal, and when this member recovers the cluster).
@@ -33,6 +33,7 @@ pub mod cli;
 mod etcd_process;
 mod exit_status;
 mod functions_cert_renewal;
+pub mod instructions;
 mod join;
 mod node_tls;
 mod observe;

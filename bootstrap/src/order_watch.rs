@@ -1,17 +1,31 @@
 //! The operator's restore orders, as one node sees them: while etcd runs,
 //! notice an order that asks this node to stop; before etcd starts, say
 //! whether it may ([`restore_order::node_step`] decides, this module reads
-//! the bucket).
+//! the bucket). An order no operator signed is no order
+//! ([`crate::instructions`]).
 //!
 //! [`restore_order::node_step`]: etcd_aws_core::contract::restore_order::node_step
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_aws_core::contract::restore_order::{node_step, NodeStep, Phase, RestoreOrder};
+use etcd_aws_io::aws::order_key::OrderKeyError;
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
+
+use crate::instructions::Instructions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderWatchError {
+    #[error(transparent)]
+    Store(#[from] BackupStoreError),
+    #[error(transparent)]
+    Key(#[from] OrderKeyError),
+}
 
 pub struct OrderWatch {
     pub store: BackupStore,
+    pub instructions: Arc<Instructions>,
     pub instance_id: String,
     /// How often a running node reads the order.
     pub interval: Duration,
@@ -25,13 +39,22 @@ pub struct Step {
 }
 
 impl OrderWatch {
-    pub async fn step(&self) -> Result<Step, BackupStoreError> {
-        let order = match self.store.restore_order().await {
-            Ok(order) => order,
+    pub async fn step(&self) -> Result<Step, OrderWatchError> {
+        let stored = match self.store.restore_order().await {
+            Ok(stored) => stored,
             // No bucket holds no order; the seed then forms a new cluster
             // and says why.
             Err(BackupStoreError::NoSuchBucket { .. }) => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
+        };
+        let order = match stored {
+            Some(stored) => {
+                let object = self.store.layout().restore_order_key();
+                self.instructions
+                    .open::<RestoreOrder>(&object, &stored)
+                    .await?
+            }
+            None => None,
         };
         let acknowledged = match &order {
             Some(order) if order.phase == Phase::Quarantine => self

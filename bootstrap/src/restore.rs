@@ -9,9 +9,10 @@
 //! resumes from an old revision is told it was compacted and lists afresh.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use etcd_aws_core::backup::empty_start::{self, BucketHistory, EmptyStart};
+use etcd_aws_core::backup::empty_start::{self, BucketHistory, EmptyStart, EmptyStartPermit};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay::ReplayTarget;
@@ -24,6 +25,7 @@ use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_io::data_dir;
 use tokio::process::Command;
 
+use crate::instructions::Instructions;
 use crate::replay::{replay_segments, Replayed, SegmentReplay};
 
 /// How far a restored cluster's revision jumps past its snapshot's: far
@@ -41,10 +43,15 @@ pub struct BackupSettings {
     pub etcdutl: PathBuf,
     /// What becomes of the leases a restore brings back.
     pub lease_policy: LeasePolicy,
+    /// The key whose signature makes a restore order or a start-empty
+    /// permit an operator's; `None`: none is obeyed.
+    pub order_signing_key: Option<String>,
 }
 
 pub struct Restorer {
     pub store: BackupStore,
+    /// Whose start-empty permit counts: an operator's, signed.
+    pub instructions: Arc<Instructions>,
     pub etcdutl: PathBuf,
     /// The etcd that replays the captured changes onto the restored data.
     pub etcd: PathBuf,
@@ -110,11 +117,14 @@ impl Restorer {
             Err(error) => return Err(anyhow::Error::new(error).context(refusing)),
         };
         let permit = match self.store.empty_start_permit().await {
-            Ok(permit) => permit,
-            Err(BackupStoreError::Damaged { key, reason, .. }) => {
-                tracing::warn!(%key, %reason, "the start-empty permit is unreadable; ignoring it");
-                None
+            Ok(Some(stored)) => {
+                let object = self.store.layout().empty_start_permit_key();
+                self.instructions
+                    .open::<EmptyStartPermit>(&object, &stored)
+                    .await
+                    .context(refusing)?
             }
+            Ok(None) => None,
             Err(error) => return Err(anyhow::Error::new(error).context(refusing)),
         };
         Ok((empty_start::decide(&history, permit.as_ref()), history))

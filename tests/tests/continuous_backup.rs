@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use etcd_aws::instructions::Instructions;
 use etcd_aws::restore::{Restored, Restorer};
 use etcd_aws_backup::capture::{run_capture, CaptureOutcome, CaptureSettings};
 use etcd_aws_backup::retention::RetentionPolicy;
@@ -351,6 +352,8 @@ async fn restorer(
         // These restores are about what the replay brings back, leases
         // included, as it was captured.
         lease_policy: LeasePolicy::Keep,
+        // Restores from snapshots need no operator's instruction.
+        instructions: std::sync::Arc::new(Instructions::new(None)),
     })
 }
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use etcd_aws_core::contract::restore_order::Phase;
+use etcd_aws_core::contract::restore_order::{Phase, RestoreOrder};
+use etcd_aws_core::contract::signed::Signed;
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_tests::functions::{BackupOnDemand, JobOnSchedule};
 use etcd_aws_tests::operator::OperatorCommand;
@@ -29,6 +30,15 @@ async fn store(cluster: &SimCluster) -> BackupStore {
         cluster.stand_in.bucket(),
         etcd_aws_core::contract::names::bucket::BACKUP_PREFIX,
     )
+}
+
+/// The restore order in the bucket, read as a check (its signature is the
+/// nodes' business).
+async fn order_in(store: &BackupStore) -> anyhow::Result<Option<RestoreOrder>> {
+    Ok(store
+        .restore_order()
+        .await?
+        .and_then(|stored| Signed::unverified::<RestoreOrder>(&stored)))
 }
 
 /// Every key and value of the cluster, at `revision` or now.
@@ -486,7 +496,7 @@ async fn a_restore_to_a_middle_revision_under_a_writer_brings_that_revision_back
             "{key} is neither of revision {revision} nor written after the restore"
         );
     }
-    let order = store.restore_order().await?.expect("the order stays, done");
+    let order = order_in(&store).await?.expect("the order stays, done");
     assert_eq!(order.phase, Phase::Done);
 
     println!("undoing the restore with its safety backup {safety}");
@@ -537,7 +547,7 @@ async fn a_restore_killed_midway_and_run_again_ends_healthy_at_its_target() -> a
     println!("starting a restore to {revision} and killing it once the quarantine is ordered");
     let mut killed = setup.command.spawn(&args)?;
     wait_for("the restore order in the bucket", SETTLE, || async {
-        match store.restore_order().await? {
+        match order_in(&store).await? {
             Some(order) if order.phase == Phase::Quarantine => Ok(()),
             other => anyhow::bail!("not yet: {other:?}"),
         }
@@ -563,10 +573,7 @@ async fn a_restore_killed_midway_and_run_again_ends_healthy_at_its_target() -> a
             "{key} as at revision {revision}"
         );
     }
-    assert_eq!(
-        store.restore_order().await?.map(|o| o.phase),
-        Some(Phase::Done)
-    );
+    assert_eq!(order_in(&store).await?.map(|o| o.phase), Some(Phase::Done));
     Ok(())
 }
 
@@ -591,7 +598,10 @@ async fn a_restore_to_a_revision_no_backup_reaches_is_refused_before_anything_ch
         refused.stderr.contains("revision 999999 cannot be reached"),
         "{refused}"
     );
-    assert_eq!(store(&cluster).await.restore_order().await?, None);
+    assert_eq!(
+        store(&cluster).await.restore_order().await?,
+        None::<Vec<u8>>
+    );
 
     // Reachable, but not confirmed (no terminal, no --yes): nothing happens.
     let unconfirmed = command
@@ -599,6 +609,9 @@ async fn a_restore_to_a_revision_no_backup_reaches_is_refused_before_anything_ch
         .await?;
     assert!(!unconfirmed.succeeded(), "{unconfirmed}");
     assert!(unconfirmed.stderr.contains("--yes"), "{unconfirmed}");
-    assert_eq!(store(&cluster).await.restore_order().await?, None);
+    assert_eq!(
+        store(&cluster).await.restore_order().await?,
+        None::<Vec<u8>>
+    );
     Ok(())
 }

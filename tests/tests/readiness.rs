@@ -115,16 +115,17 @@ async fn every_node_leaves_the_load_balancer_while_a_restore_order_holds_it_out(
         cluster.stand_in.bucket(),
         etcd_aws_core::contract::names::bucket::BACKUP_PREFIX,
     );
+    let order = RestoreOrder {
+        format: FORMAT,
+        id: "readiness-scenario".into(),
+        target: RestoreTarget::Revision(1),
+        safety: None,
+        phase: Phase::Quarantine,
+        created_at: etcd_aws_core::clock::now_unix_seconds(),
+        restored: None,
+    };
     store
-        .put_restore_order(&RestoreOrder {
-            format: FORMAT,
-            id: "readiness-scenario".into(),
-            target: RestoreTarget::Revision(1),
-            safety: None,
-            phase: Phase::Quarantine,
-            created_at: etcd_aws_core::clock::now_unix_seconds(),
-            restored: None,
-        })
+        .put_restore_order(&cluster.stand_in.signed_by_operator(&order).await?)
         .await?;
     for ip in &ips {
         wait_for(

@@ -22,7 +22,8 @@ use crate::member_choice::{candidates, Candidate, MemberProbe};
 use crate::multipart::{MultipartUpload, UploadError};
 use crate::retention;
 use crate::stored_stream::{StoredStream, StoredSummary, StreamError};
-use etcd_aws_core::contract::restore_order::protected_backups;
+use etcd_aws_core::contract::restore_order::{protected_backups, RestoreOrder};
+use etcd_aws_core::contract::signed::Signed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -397,9 +398,11 @@ async fn apply_retention(
         }
     };
     // A restore in progress needs its snapshots; one that cannot be read
-    // might, so nothing is deleted then.
+    // might, so nothing is deleted then. The order is read without checking
+    // its signature: retention only keeps more for it, and an order no
+    // operator signed can make it keep a snapshot longer, nothing else.
     let order = match store.restore_order().await {
-        Ok(order) => order,
+        Ok(stored) => stored.and_then(|stored| Signed::unverified::<RestoreOrder>(&stored)),
         Err(error) => {
             tracing::error!(%error, "cannot read the restore order; retention skipped this run");
             return (Vec::new(), vec![error.to_string()]);

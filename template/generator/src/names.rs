@@ -116,6 +116,8 @@ pub mod outputs {
     pub const LIFECYCLE_DEAD_LETTER_QUEUE_URL: &str = "LifecycleDeadLetterQueueUrl";
     /// Every function's log group, comma-separated.
     pub const FUNCTION_LOG_GROUP_NAMES: &str = "FunctionLogGroupNames";
+    /// The KMS key operators sign their instructions to the nodes with.
+    pub const ORDER_SIGNING_KEY_ARN: &str = "OrderSigningKeyArn";
 }
 
 /// Template conditions that more than one module refers to.

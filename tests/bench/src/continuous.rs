@@ -24,6 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws::instructions::Instructions;
 use etcd_aws::restore::Restorer;
 use etcd_aws_backup::capture::{run_capture, CaptureSettings};
 use etcd_aws_backup::BackupConfig;
@@ -232,6 +233,8 @@ pub async fn restore_with_segments(
         etcd_args: Vec::new(),
         token: "bench".into(),
         lease_policy: LeasePolicy::default(),
+        // No start-empty permit matters to a restore from a snapshot.
+        instructions: std::sync::Arc::new(Instructions::new(None)),
     };
     let candidates = restorer.candidates().await?;
     let (mut with, mut alone) = (Vec::new(), Vec::new());

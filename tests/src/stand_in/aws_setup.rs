@@ -226,3 +226,23 @@ async fn create_bucket(moto_url: &str, bucket: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The stack's order-signing key (the template's `OrderSigningKey`): an
+/// ECC_NIST_P256 signing key, as the template makes it. The stand-in's
+/// operator commands sign with it and its agents verify with it; moto does
+/// not enforce its key policy (who may sign), the template's tests check it.
+pub async fn order_signing_key(config: &aws_config::SdkConfig) -> anyhow::Result<String> {
+    let created = aws_sdk_kms::Client::new(config)
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .description("etcd-aws stand-in: restore orders and start-empty permits")
+        .send()
+        .await
+        .context("creating the order-signing key in moto")?;
+    created
+        .key_metadata()
+        .and_then(|key| key.arn())
+        .map(str::to_owned)
+        .context("moto created the order-signing key without an ARN")
+}

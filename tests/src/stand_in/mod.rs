@@ -30,6 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use etcd_aws_core::contract::names::env;
+use etcd_aws_core::contract::signed::{Instruction, Signed};
+use etcd_aws_io::aws::order_key::OrderKey;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_io::tls::ClientTlsSource;
@@ -117,6 +120,7 @@ pub struct StandIn {
     pki: Option<ClusterPki>,
     queue_url: String,
     dead_letter_queue_url: String,
+    order_signing_key: String,
     functions: FunctionRoutes,
 }
 
@@ -166,12 +170,13 @@ impl StandIn {
             aws_setup::provision(&moto_clients, &layer, &names, opts.group_size, hook)
                 .await
                 .context("provisioning the stand-in's AWS resources")?;
+        let direct = sdk_config_for(&moto.url()).await;
         let pki = if opts.tls {
-            let direct = sdk_config_for(&moto.url()).await;
             Some(ClusterPki::provision(&direct, &names.group, opts.functions_certificate).await?)
         } else {
             None
         };
+        let order_signing_key = aws_setup::order_signing_key(&direct).await?;
         // Learn the initial instances now, so later events report only changes.
         layer.reconcile().await?;
         let faults = FaultInjector::default();
@@ -203,6 +208,7 @@ impl StandIn {
             pki,
             queue_url: provisioned.queue_url,
             dead_letter_queue_url: provisioned.dead_letter_queue_url,
+            order_signing_key,
             functions,
         })
     }
@@ -224,6 +230,29 @@ impl StandIn {
 
     pub fn group_name(&self) -> &str {
         &self.names.group
+    }
+
+    /// The KMS key operators sign restore orders and start-empty permits with.
+    pub fn order_signing_key(&self) -> &str {
+        &self.order_signing_key
+    }
+
+    /// A signing key of the same kind that is not the stack's: what someone
+    /// who can create keys but not sign with the stack's has.
+    pub async fn another_signing_key(&self) -> anyhow::Result<String> {
+        aws_setup::order_signing_key(&self.sdk_config().await).await
+    }
+
+    /// `instruction` signed with the order-signing key, as an operator's
+    /// command signs it.
+    pub async fn signed_by_operator<T: Instruction>(
+        &self,
+        instruction: &T,
+    ) -> anyhow::Result<Signed> {
+        let config = self.sdk_config().await;
+        Ok(OrderKey::new(&config, &self.order_signing_key)
+            .sign(instruction)
+            .await?)
     }
 
     /// The queue the terminating hook notifies.
@@ -301,9 +330,12 @@ impl StandIn {
     }
 
     /// The environment a program needs to use the stand-in as its AWS, signing
-    /// as `caller` so that `calls()` names it.
+    /// as `caller` so that `calls()` names it. It names the stack's
+    /// order-signing key too, as the user data does for the agent and the
+    /// stack's outputs do for the operator's commands.
     pub fn env_as(&self, caller: Caller) -> Vec<(String, String)> {
         [
+            (env::ORDER_SIGNING_KEY, self.order_signing_key.as_str()),
             ("AWS_ENDPOINT_URL", self.endpoint_url.as_str()),
             ("AWS_REGION", REGION),
             ("AWS_DEFAULT_REGION", REGION),

@@ -80,6 +80,10 @@ pub struct EmptyStartPermit {
     pub at: i64,
 }
 
+impl crate::contract::signed::Instruction for EmptyStartPermit {
+    const KIND: &'static str = "empty_start_permit";
+}
+
 /// What the seed does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmptyStart {

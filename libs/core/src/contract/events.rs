@@ -21,6 +21,10 @@ pub const OLDER_BACKUP_RESTORED: &str = "older_backup_restored";
 /// and waits rather than form an empty cluster; the line's `reason` says what
 /// it found and what to run (`etcd-aws-cfn start-empty`).
 pub const EMPTY_START_REFUSED: &str = "empty_start_refused";
+/// A node refused an operator's instruction in the bucket (a restore order,
+/// a start-empty permit) that the stack's order-signing key did not sign; the
+/// line's `refusal` field says why ([`crate::contract::signed::Refusal::code`]).
+pub const INSTRUCTION_REFUSED: &str = "instruction_refused";
 /// A survivor restarted etcd with `--force-new-cluster`.
 pub const FORCE_NEW_CLUSTER: &str = "force_new_cluster";
 /// etcd ended on its own (not stopped by the agent).

@@ -1,6 +1,7 @@
 //! What crosses a program boundary, each defined once and used by both
 //! sides: the backup function's jobs and their answers, the cluster report,
-//! the restore order and its acknowledgements, the metrics and log events the
+//! the restore order and its acknowledgements, the signed envelope of an
+//! operator's instructions, the metrics and log events the
 //! stack's alarms read, and the names the template and the binaries share.
 
 pub mod cluster_report;
@@ -9,3 +10,4 @@ pub mod jobs;
 pub mod metrics;
 pub mod names;
 pub mod restore_order;
+pub mod signed;

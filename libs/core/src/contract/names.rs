@@ -36,6 +36,9 @@ pub mod env {
     /// Agent: what a restore does with the leases it brings back
     /// (`revoke` or `keep`, [`crate::backup::lease_policy`]).
     pub const RESTORE_LEASES: &str = "ETCD_AWS_RESTORE_LEASES";
+    /// Agent and operator tool: the KMS key that signs operators'
+    /// instructions in the bucket ([`crate::contract::signed`]).
+    pub const ORDER_SIGNING_KEY: &str = "ETCD_AWS_ORDER_SIGNING_KEY";
     /// Agent: where it writes its ready file.
     pub const READY_FILE: &str = "ETCD_AWS_READY_FILE";
     /// Agent: the secret holding the cluster CA, from which each node issues itself

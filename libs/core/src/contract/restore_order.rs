@@ -95,6 +95,10 @@ pub struct Restored {
     pub finished_at: i64,
 }
 
+impl crate::contract::signed::Instruction for RestoreOrder {
+    const KIND: &'static str = "restore_order";
+}
+
 /// What a node does about the order in the bucket, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeStep {

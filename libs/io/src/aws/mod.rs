@@ -1,7 +1,8 @@
 //! AWS as the programs meet it: the SDK's configuration, its errors, the
-//! autoscaling group and the instance metadata service.
+//! autoscaling group, the instance metadata service and the order-signing key.
 
 pub mod discovery;
 pub mod env;
 pub mod error;
 pub mod identity;
+pub mod order_key;

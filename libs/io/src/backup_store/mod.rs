@@ -14,10 +14,11 @@ use tokio::io::AsyncWriteExt;
 
 use crate::aws::error::{self as aws_error, AwsErrorKind};
 use crate::error_chain::error_chain;
-use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStartPermit};
+use etcd_aws_core::backup::empty_start::BucketHistory;
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_core::backup::segment::{Segment, SegmentRef};
 use etcd_aws_core::contract::restore_order::RestoreOrder;
+use etcd_aws_core::contract::signed::Signed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupStoreError {
@@ -218,25 +219,6 @@ impl BackupStore {
             })
     }
 
-    /// The JSON object at `key` (`what` names it when it is damaged); `None`
-    /// when there is none.
-    async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-        what: &str,
-    ) -> Result<Option<T>, BackupStoreError> {
-        let Some(bytes) = self.get_bytes(key).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| BackupStoreError::Damaged {
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-                reason: format!("{what} is not valid JSON of this version: {e}"),
-            })
-    }
-
     async fn put_json(
         &self,
         key: &str,
@@ -418,13 +400,14 @@ impl BackupStore {
             .map(|m| m.created_at.saturating_mul(1000)))
     }
 
-    /// The restore order in the bucket, if any ([`etcd_aws_core::contract::restore_order`]).
-    pub async fn restore_order(&self) -> Result<Option<RestoreOrder>, BackupStoreError> {
-        self.get_json(&self.layout.restore_order_key(), "the restore order")
-            .await
+    /// The restore order object in the bucket, if any, as stored: signed
+    /// by the operator ([`etcd_aws_core::contract::restore_order`],
+    /// [`etcd_aws_core::contract::signed`]); the reader verifies it.
+    pub async fn restore_order(&self) -> Result<Option<Vec<u8>>, BackupStoreError> {
+        self.get_bytes(&self.layout.restore_order_key()).await
     }
 
-    pub async fn put_restore_order(&self, order: &RestoreOrder) -> Result<(), BackupStoreError> {
+    pub async fn put_restore_order(&self, order: &Signed) -> Result<(), BackupStoreError> {
         self.put_json(&self.layout.restore_order_key(), order).await
     }
 
@@ -438,11 +421,13 @@ impl BackupStore {
             Err(BackupStoreError::Damaged { .. }) => true,
             Err(error) => return Err(error),
         };
-        let restore_order = match self.restore_order().await {
-            Ok(order) => order.map(|o| o.id),
-            Err(BackupStoreError::Damaged { key, .. }) => Some(format!("(unreadable {key})")),
-            Err(error) => return Err(error),
-        };
+        // Any object there counts, signed or not: it is a trace all the same.
+        let restore_order = self.restore_order().await?.map(|stored| {
+            Signed::unverified::<RestoreOrder>(&stored).map_or_else(
+                || format!("(unsigned {})", self.layout.restore_order_key()),
+                |order| order.id,
+            )
+        });
         Ok(BucketHistory {
             newest_segment_revision: segments.iter().map(|s| s.last).max(),
             segments: segments.len(),
@@ -451,19 +436,13 @@ impl BackupStore {
         })
     }
 
-    /// The operator's leave to start empty, if one is in the bucket.
-    pub async fn empty_start_permit(&self) -> Result<Option<EmptyStartPermit>, BackupStoreError> {
-        self.get_json(
-            &self.layout.empty_start_permit_key(),
-            "the start-empty permit",
-        )
-        .await
+    /// The operator's leave to start empty, if one is in the bucket, as
+    /// stored (signed; the reader verifies it).
+    pub async fn empty_start_permit(&self) -> Result<Option<Vec<u8>>, BackupStoreError> {
+        self.get_bytes(&self.layout.empty_start_permit_key()).await
     }
 
-    pub async fn put_empty_start_permit(
-        &self,
-        permit: &EmptyStartPermit,
-    ) -> Result<(), BackupStoreError> {
+    pub async fn put_empty_start_permit(&self, permit: &Signed) -> Result<(), BackupStoreError> {
         self.put_json(&self.layout.empty_start_permit_key(), permit)
             .await
     }

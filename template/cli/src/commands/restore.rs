@@ -68,9 +68,11 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<()> {
         )?;
     }
     let function = BackupFunction::new(&config, &parts.backup_function);
+    let signing = args.operate.stack.order_key(&config, &parts)?;
     let progress = Progress::new();
     let run = RestoreRun {
         store: &store,
+        signing: &signing,
         function: &function,
         discovery: GroupDiscovery::new(&config),
         group: parts.group_name.clone(),

@@ -31,7 +31,8 @@ struct Written {
 /// Writes the permit, after checking there is something to abandon and
 /// nothing a seed would restore instead.
 pub async fn run(args: &StartEmptyArgs) -> anyhow::Result<()> {
-    let (_, parts, store) = args.operate.connect().await?;
+    let (config, parts, store) = args.operate.connect().await?;
+    let signing = args.operate.stack.order_key(&config, &parts)?;
     let snapshots = store.manifests().await?;
     if let Some(newest) = snapshots.first() {
         bail!(
@@ -66,7 +67,10 @@ pub async fn run(args: &StartEmptyArgs) -> anyhow::Result<()> {
         by: operator(),
         at: clock::now_unix_seconds(),
     };
-    store.put_empty_start_permit(&permit).await?;
+    // Signed, or no node takes it: the key's policy lets only operators sign.
+    store
+        .put_empty_start_permit(&signing.sign(&permit).await?)
+        .await?;
     let key = store.layout().empty_start_permit_key();
     let table = format!(
         "wrote {key}: the next seed of {} forms an empty cluster (a waiting one within its poll interval)\n",

@@ -28,6 +28,7 @@ use etcd_aws_core::contract::restore_order::{
 };
 use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_io::aws::discovery::{DiscoveryError, GroupDiscovery};
+use etcd_aws_io::aws::order_key::{OrderKey, OrderKeyError};
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use tokio::time::Instant;
 
@@ -50,6 +51,8 @@ pub enum RestoreError {
     Store(#[from] BackupStoreError),
     #[error(transparent)]
     Invoke(#[from] InvokeError),
+    #[error(transparent)]
+    Signing(#[from] OrderKeyError),
     #[error("cannot read the group's instances: {0}")]
     Discovery(#[from] DiscoveryError),
     #[error("backup {key} has no manifest in the bucket; `etcd-aws-cfn backups list` shows the backups there are")]
@@ -188,6 +191,8 @@ pub struct Waits {
 
 pub struct RestoreRun<'a> {
     pub store: &'a BackupStore,
+    /// Signs every order this command writes: the nodes obey no other.
+    pub signing: &'a OrderKey,
     pub function: &'a BackupFunction,
     pub discovery: GroupDiscovery,
     pub group: String,
@@ -206,7 +211,7 @@ impl RestoreRun<'_> {
         if order.phase == Phase::Quarantine {
             out_since = Some(self.quarantine(&order).await?);
             order.phase = Phase::Restore;
-            self.store.put_restore_order(&order).await?;
+            self.write(&order).await?;
             self.progress.step(
                 "restore",
                 "every node is out: the seed restores the target and forms the cluster, the others join it",
@@ -233,7 +238,7 @@ impl RestoreRun<'_> {
                 revision,
                 finished_at: clock::now_unix_seconds(),
             });
-            self.store.put_restore_order(&order).await?;
+            self.write(&order).await?;
             return Ok(Outcome {
                 order_id: order.id.clone(),
                 target: order.target.clone(),
@@ -258,9 +263,37 @@ impl RestoreRun<'_> {
         })
     }
 
+    /// Signs `order` and puts it in the bucket.
+    async fn write(&self, order: &RestoreOrder) -> Result<(), RestoreError> {
+        let signed = self.signing.sign(order).await?;
+        Ok(self.store.put_restore_order(&signed).await?)
+    }
+
+    /// The order in the bucket, if an operator signed it; one that no
+    /// operator signed is no order to carry on (the nodes ignore it too),
+    /// and the next order this command writes replaces it.
+    async fn signed_order(&self) -> Result<Option<RestoreOrder>, RestoreError> {
+        let Some(stored) = self.store.restore_order().await? else {
+            return Ok(None);
+        };
+        match self.signing.verifier().await?.open::<RestoreOrder>(&stored) {
+            Ok(order) => Ok(Some(order)),
+            Err(refusal) => {
+                self.progress.step(
+                    "unsigned order",
+                    format!(
+                        "{} holds an order no operator signed ({refusal}); the nodes ignored it and this command replaces it. Find out who wrote it: CloudTrail's S3 data events name them",
+                        self.store.layout().restore_order_key()
+                    ),
+                );
+                Ok(None)
+            }
+        }
+    }
+
     /// The order in progress for this target, or a new one after a safety backup.
     async fn order_for(&self, target: RestoreTarget) -> Result<RestoreOrder, RestoreError> {
-        if let Some(order) = self.store.restore_order().await? {
+        if let Some(order) = self.signed_order().await? {
             if order.phase != Phase::Done {
                 if order.target != target {
                     return Err(RestoreError::InProgress {
@@ -290,7 +323,7 @@ impl RestoreRun<'_> {
             restored: None,
         };
         // Written first: from now on retention keeps the snapshot to restore.
-        self.store.put_restore_order(&order).await?;
+        self.write(&order).await?;
         Ok(order)
     }
 
@@ -318,7 +351,7 @@ impl RestoreRun<'_> {
             cluster_id: manifest.cluster_id,
         });
         order.phase = Phase::Quarantine;
-        self.store.put_restore_order(order).await?;
+        self.write(order).await?;
         self.progress.step(
             "quarantine",
             format!("order {} written: every node stops its etcd", order.id),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use etcd_aws_template::names::outputs::{
     AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME, FUNCTION_LOG_GROUP_NAMES,
-    LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL,
+    LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL, ORDER_SIGNING_KEY_ARN,
 };
 use etcd_aws_template::names::BACKUP_PREFIX;
 
@@ -37,6 +37,11 @@ pub struct StackFlags {
     /// FunctionLogGroupNames output.
     #[arg(long, env = "ETCD_AWS_FUNCTION_LOG_GROUPS", value_delimiter = ',')]
     pub function_log_groups: Vec<String>,
+    /// The KMS key that signs restore orders and start-empty permits (the
+    /// stack's OrderSigningKeyArn output); only the stack's operators may
+    /// sign with it.
+    #[arg(long, env = etcd_aws_core::contract::names::env::ORDER_SIGNING_KEY)]
+    pub order_signing_key: Option<String>,
 }
 
 /// The stack's parts the commands use.
@@ -51,6 +56,7 @@ pub struct StackParts {
     /// Where the functions log; empty when not known (their errors are then
     /// not read).
     pub function_log_groups: Vec<String>,
+    pub order_signing_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,6 +69,8 @@ pub enum StackError {
         output: &'static str,
         flag: &'static str,
     },
+    #[error("stack {stack} has no {ORDER_SIGNING_KEY_ARN} output (deployed by an earlier version? deploy it again), so this command cannot sign its instruction to the nodes; or pass --order-signing-key")]
+    NoOrderSigningKey { stack: String },
 }
 
 impl StackFlags {
@@ -100,6 +108,10 @@ impl StackFlags {
                 .dead_letter_queue_url
                 .clone()
                 .or_else(|| outputs.get(LIFECYCLE_DEAD_LETTER_QUEUE_URL).cloned()),
+            order_signing_key: self
+                .order_signing_key
+                .clone()
+                .or_else(|| outputs.get(ORDER_SIGNING_KEY_ARN).cloned()),
             function_log_groups: if self.function_log_groups.is_empty() {
                 outputs
                     .get(FUNCTION_LOG_GROUP_NAMES)
@@ -115,6 +127,22 @@ impl StackFlags {
                 self.function_log_groups.clone()
             },
         })
+    }
+
+    /// The key this stack's operators sign their instructions with.
+    pub fn order_key(
+        &self,
+        config: &aws_config::SdkConfig,
+        parts: &StackParts,
+    ) -> Result<etcd_aws_io::aws::order_key::OrderKey, StackError> {
+        let key =
+            parts
+                .order_signing_key
+                .as_deref()
+                .ok_or_else(|| StackError::NoOrderSigningKey {
+                    stack: self.stack_name.clone(),
+                })?;
+        Ok(etcd_aws_io::aws::order_key::OrderKey::new(config, key))
     }
 
     pub async fn resolve(&self, config: &aws_config::SdkConfig) -> Result<StackParts, StackError> {
@@ -155,6 +183,7 @@ mod tests {
             lifecycle_queue_url: None,
             dead_letter_queue_url: None,
             function_log_groups: vec![],
+            order_signing_key: None,
         }
     }
 
@@ -164,6 +193,7 @@ mod tests {
             (AUTO_SCALING_GROUP_NAME, "prod-etcd"),
             (BACKUP_FUNCTION_NAME, "prod-backup"),
             (LIFECYCLE_QUEUE_URL, "https://sqs/q"),
+            (ORDER_SIGNING_KEY_ARN, "arn:aws:kms:eu-west-1:1:key/k"),
             (
                 FUNCTION_LOG_GROUP_NAMES,
                 "prod-LifecycleLogs,prod-BackupLogs",
@@ -183,8 +213,27 @@ mod tests {
         assert_eq!(parts.lifecycle_queue_url.as_deref(), Some("https://sqs/q"));
         assert_eq!(parts.dead_letter_queue_url, None);
         assert_eq!(
+            parts.order_signing_key.as_deref(),
+            Some("arn:aws:kms:eu-west-1:1:key/k")
+        );
+        assert_eq!(
             parts.function_log_groups,
             vec!["prod-LifecycleLogs", "prod-BackupLogs"]
+        );
+    }
+
+    #[test]
+    fn a_stack_without_an_order_signing_key_says_to_deploy_again() {
+        let mut outputs = outputs();
+        outputs.remove(ORDER_SIGNING_KEY_ARN);
+        let parts = flags().parts_from(&outputs).expect("complete");
+        let config = aws_config::SdkConfig::builder().build();
+        let error = flags().order_key(&config, &parts).expect_err("no key");
+        assert_eq!(
+            error,
+            StackError::NoOrderSigningKey {
+                stack: "prod".into()
+            }
         );
     }
 
