@@ -8,7 +8,8 @@
 #   make package-check  package, then run the arm64 artifacts under emulation,
 #                   `cargo lambda deploy` them into a stack in moto, and build
 #                   the image for both architectures (not part of make test)
-#   make deploy     package, upload to $(ETCD_AWS_ARTIFACT_BUCKET), create or update
+#   make deploy     package, upload to $(ETCD_AWS_ARTIFACT_BUCKET) (versioned) with the
+#                   checksums and object versions that pin them, create or update
 #                   the stack and follow it to the end
 #
 # Every etcd-aws-cfn flag also reads an ETCD_AWS_* environment variable, so
@@ -95,15 +96,13 @@ deploy: PACKAGE_ARCHS = $(sort $(FUNCTION_ARCH) $(NODE_ARCH))
 # named for the commit would leave a rebuilt tree's code, or code a `cargo
 # lambda deploy` pushed, in place; a build that holds the same binaries keeps
 # its prefix and changes nothing.
+# etcd-aws-cfn uploads them itself (--artifacts-dir): it pins what it read, the
+# agent's and etcd's SHA-256 for the nodes to check and the zips' object versions
+# for the functions to run.
 deploy: package
 	test -n "$(ETCD_AWS_ARTIFACT_BUCKET)" || { echo "set ETCD_AWS_ARTIFACT_BUCKET"; exit 1; }
 	prefix=$${ETCD_AWS_ARTIFACT_PREFIX:-etcd-aws/$$(cat $(DIST)/$(FUNCTION_ARCH)/lambda/etcd-aws-lifecycle/bootstrap \
 	    $(DIST)/$(FUNCTION_ARCH)/lambda/etcd-aws-backup/bootstrap $(DIST)/$(NODE_ARCH)/etcd-aws \
 	    $(DIST)/$(NODE_ARCH)/$(ETCD_ARCHIVE) | sha256sum | cut -c1-16)/} && \
-	for file in $(FUNCTION_ARCH)/etcd-aws-lifecycle.zip $(FUNCTION_ARCH)/etcd-aws-backup.zip \
-	  $(NODE_ARCH)/etcd-aws $(NODE_ARCH)/$(ETCD_ARCHIVE); do \
-	  aws s3 cp --only-show-errors $(DIST)/$$file s3://$(ETCD_AWS_ARTIFACT_BUCKET)/$$prefix$${file#*/} || exit 1; \
-	done && \
-	ETCD_AWS_ARTIFACT_PREFIX=$$prefix \
-	ETCD_AWS_ETCD_SHA256=$${ETCD_AWS_ETCD_SHA256:-$$(sha256sum $(DIST)/$(NODE_ARCH)/$(ETCD_ARCHIVE) | cut -d' ' -f1)} \
+	ETCD_AWS_ARTIFACT_PREFIX=$$prefix ETCD_AWS_ARTIFACTS_DIR=$(DIST) \
 	  $(CFN) --instance-type $${ETCD_AWS_INSTANCE_TYPE:-$(if $(filter arm64,$(NODE_ARCH)),t4g.medium,m7i.large)}

@@ -105,13 +105,15 @@ impl Moto {
         command
     }
 
-    /// Uploads stand-in function zips, as `make package` would upload the real ones.
+    /// Uploads stand-in function zips, as `make package` would upload the real ones,
+    /// to a versioned bucket (the deploy pins the zips' versions).
     fn upload_artifacts(&self, prefix: &str) {
         self.python(&format!(
             r##"
 import boto3, io, zipfile
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket="{ARTIFACT_BUCKET}")
+s3.put_bucket_versioning(Bucket="{ARTIFACT_BUCKET}", VersioningConfiguration={{"Status": "Enabled"}})
 archive = io.BytesIO()
 with zipfile.ZipFile(archive, "w") as z:
     z.writestr("bootstrap", "#!/bin/sh\n")
@@ -125,6 +127,18 @@ for name in ["etcd-aws-lifecycle.zip", "etcd-aws-backup.zip"]:
     fn create_artifact_bucket(&self) {
         self.python(&format!(
             r#"import boto3; boto3.client("s3").create_bucket(Bucket="{ARTIFACT_BUCKET}")"#
+        ));
+    }
+
+    /// The artifact bucket, versioned and empty: where a deploy uploads the package.
+    fn create_versioned_artifact_bucket(&self) {
+        self.python(&format!(
+            r#"
+import boto3
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="{ARTIFACT_BUCKET}")
+s3.put_bucket_versioning(Bucket="{ARTIFACT_BUCKET}", VersioningConfiguration={{"Status": "Enabled"}})
+"#
         ));
     }
 
@@ -209,6 +223,7 @@ fn moto_options(prefix: ArtifactPrefix) -> Options {
         alarm_email: Some("ops@example.com".to_string()),
         artifact_bucket: Some(ARTIFACT_BUCKET.to_string()),
         etcd_sha256: Some(common::parse(&"0".repeat(64))),
+        agent_sha256: Some(common::parse(&"1".repeat(64))),
         artifact_prefix: prefix,
         ..Options::default()
     }
@@ -306,8 +321,8 @@ fn deploy_shows_progress_and_names_the_reason_when_the_create_fails() {
     let moto = Moto::start();
     // Injected failure: the stack's artifact bucket was never made, so creating the
     // functions fails in the middle of the stack (the template itself is staged in
-    // the deployer's bucket, which exists).
-    moto.create_artifact_bucket();
+    // the deployer's bucket, which exists and holds the zips whose versions it pins).
+    moto.upload_artifacts(Options::default().artifact_prefix.as_str());
     let mut template = template_for_moto();
     template["Parameters"][parameters::ARTIFACT_BUCKET]["Default"] =
         Value::from("etcd-aws-never-made");
@@ -733,9 +748,15 @@ async fn cargo_lambda_deploy_replaces_the_code_of_the_stacks_functions() {
     // stack, whose functions then run the stack's artifacts again.
     let next = common::parse::<ArtifactPrefix>("etcd-aws/next-build/");
     moto.upload_artifacts(next.as_str());
-    let output = moto.deploy(
+    let output = moto.deploy_with(
         stack,
         &write(directory.path(), &template_for_moto_at(next.clone())),
+        &[
+            "--artifact-bucket",
+            ARTIFACT_BUCKET,
+            "--artifact-prefix",
+            next.as_str(),
+        ],
     );
     assert!(
         output.status.success(),
@@ -945,6 +966,7 @@ fn a_vpc_whose_subnets_reach_neither_s3_nor_the_apis_is_refused_before_anything_
         .args(["--subnet-ids", &subnet_ids])
         .args(["--alarm-email", "ops@example.com"])
         .args(["--artifact-bucket", ARTIFACT_BUCKET])
+        .args(["--agent-sha256", &"1".repeat(64)])
         .args(["--poll-seconds", "1", "--timeout-minutes", "2"])
         .output()
         .expect("etcd-aws-cfn runs");
@@ -968,4 +990,212 @@ print(len(stacks), len(secrets))
         .output()
         .expect("python runs");
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "0 0");
+}
+
+// What the stack runs is what the deploy uploaded: `--artifacts-dir`.
+
+/// A package as `make package` lays it out for arm64 nodes and functions: the two
+/// zips (each `bootstrap` alone), the agent and an etcd archive, with contents of
+/// their own; the bytes of each, by file name.
+fn package(directory: &Path) -> BTreeMap<String, Vec<u8>> {
+    let arch = directory.join("arm64");
+    std::fs::create_dir_all(&arch).expect("package directory");
+    let output = Command::new(venv_tool("python"))
+        .arg("-c")
+        .arg(
+            r##"
+import sys, zipfile
+for name in ["etcd-aws-lifecycle", "etcd-aws-backup"]:
+    with zipfile.ZipFile(f"{sys.argv[1]}/{name}.zip", "w") as z:
+        z.writestr("bootstrap", f"#!/bin/sh\n# {name}\n")
+"##,
+        )
+        .arg(&arch)
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::write(
+        arch.join("etcd-aws"),
+        b"\x7fELF the agent this deploy ships\n",
+    )
+    .expect("agent");
+    std::fs::write(
+        arch.join("etcd-v3.5.16-linux-arm64.tar.gz"),
+        b"\x1f\x8b an etcd archive\n",
+    )
+    .expect("archive");
+    std::fs::read_dir(&arch)
+        .expect("package directory")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            (name, std::fs::read(&path).expect("packaged file"))
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Deploys the moto template with the package in `dist` uploaded by the deploy,
+/// its etcd archive's checksum given (it is not the archive the project pins);
+/// `extra` flags after.
+fn deploy_package(
+    moto: &Moto,
+    stack: &str,
+    directory: &Path,
+    dist: &Path,
+    extra: &[&str],
+) -> Output {
+    let archive = std::fs::read(dist.join("arm64/etcd-v3.5.16-linux-arm64.tar.gz"))
+        .expect("the packaged archive");
+    let etcd_sha256 = sha256_hex(&archive);
+    let dist = dist.display().to_string();
+    let mut flags = vec![
+        "--artifact-bucket",
+        ARTIFACT_BUCKET,
+        "--artifacts-dir",
+        &dist,
+    ];
+    flags.extend_from_slice(&["--etcd-sha256", &etcd_sha256]);
+    flags.extend_from_slice(extra);
+    moto.deploy_with(stack, &write(directory, &template_for_moto()), &flags)
+}
+
+async fn stack_parameters(moto: &Moto, stack: &str) -> BTreeMap<String, String> {
+    moto.client()
+        .await
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("stack described")
+        .stacks()
+        .first()
+        .expect("the stack")
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_string(),
+                p.parameter_value()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_uploads_the_package_and_pins_the_checksums_of_what_it_read_and_the_versions_it_wrote(
+) {
+    let moto = Moto::start();
+    moto.create_versioned_artifact_bucket();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let dist = directory.path().join("dist");
+    let files = package(&dist);
+    let archive = &files["etcd-v3.5.16-linux-arm64.tar.gz"];
+    let output = deploy_package(&moto, "etcd-pinned", directory.path(), &dist, &[]);
+    let log = stderr(&output);
+    assert!(output.status.success(), "deploy failed:\n{log}");
+
+    let s3 = aws_sdk_s3::Client::new(&moto.config().await);
+    let prefix = Options::default().artifact_prefix;
+    let mut versions = BTreeMap::new();
+    for (name, bytes) in &files {
+        let object = s3
+            .get_object()
+            .bucket(ARTIFACT_BUCKET)
+            .key(prefix.key(name))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name} was not uploaded: {e}"));
+        versions.insert(
+            name.clone(),
+            object.version_id().unwrap_or_default().to_string(),
+        );
+        let uploaded = object.body.collect().await.expect("its bytes").into_bytes();
+        assert_eq!(&uploaded[..], &bytes[..], "{name} is not what was packaged");
+    }
+    let parameters = stack_parameters(&moto, "etcd-pinned").await;
+    assert_eq!(
+        parameters.get(parameters::AGENT_SHA256),
+        Some(&sha256_hex(&files["etcd-aws"]))
+    );
+    assert_eq!(
+        parameters.get(parameters::ETCD_SHA256),
+        Some(&sha256_hex(archive))
+    );
+    for (parameter, zip) in [
+        (parameters::LIFECYCLE_CODE_VERSION, "etcd-aws-lifecycle.zip"),
+        (parameters::BACKUP_CODE_VERSION, "etcd-aws-backup.zip"),
+    ] {
+        assert!(!versions[zip].is_empty(), "{zip} has no version");
+        assert_eq!(
+            parameters.get(parameter),
+            Some(&versions[zip]),
+            "{parameter}"
+        );
+    }
+}
+
+#[test]
+fn deploy_refuses_an_unversioned_artifact_bucket_and_says_how_to_turn_versioning_on() {
+    let moto = Moto::start();
+    moto.create_artifact_bucket();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let dist = directory.path().join("dist");
+    package(&dist);
+    let output = deploy_package(&moto, "etcd-unversioned", directory.path(), &dist, &[]);
+    let log = stderr(&output);
+    assert!(!output.status.success(), "deployed:\n{log}");
+    assert!(
+        log.contains(&format!(
+            "the artifact bucket {ARTIFACT_BUCKET} is not versioned"
+        )) && log.contains("put-bucket-versioning"),
+        "{log}"
+    );
+    assert!(!log.contains("creating change set"), "{log}");
+}
+
+#[test]
+fn deploy_refuses_an_agent_that_is_not_the_one_whose_checksum_was_given_and_uploads_nothing() {
+    let moto = Moto::start();
+    moto.create_versioned_artifact_bucket();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let dist = directory.path().join("dist");
+    let files = package(&dist);
+    let meant = sha256_hex(b"the agent the operator reviewed");
+    let output = deploy_package(
+        &moto,
+        "etcd-other-agent",
+        directory.path(),
+        &dist,
+        &["--agent-sha256", &meant],
+    );
+    let log = stderr(&output);
+    assert!(!output.status.success(), "deployed:\n{log}");
+    let line = format!(
+        "--agent-sha256 {meant} is not the SHA-256 of {} ({})",
+        dist.join("arm64/etcd-aws").display(),
+        sha256_hex(&files["etcd-aws"])
+    );
+    assert!(log.contains(&line), "no {line:?} in:\n{log}");
+    let output = moto
+        .command(&venv_tool("python"))
+        .args([
+            "-c",
+            &format!(
+                r#"import boto3; print(boto3.client("s3").list_objects_v2(Bucket="{ARTIFACT_BUCKET}").get("KeyCount"))"#
+            ),
+        ])
+        .output()
+        .expect("python runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "0");
 }

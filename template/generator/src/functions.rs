@@ -176,9 +176,12 @@ fn function(options: &Options, f: &Function) -> Value {
             "Runtime": functions::RUNTIME,
             "Handler": functions::HANDLER,
             "Architectures": [options.function_architecture.lambda_name()],
+            // The object the deploy uploaded, not whatever sits under the key when
+            // CloudFormation next touches the function (crate::artifact_pins says why).
             "Code": {
                 "S3Bucket": reference(crate::names::parameters::ARTIFACT_BUCKET),
                 "S3Key": options.artifact_prefix.key(f.zip),
+                "S3ObjectVersion": reference(crate::artifact_pins::code_version_parameter(f.zip)),
             },
             "Role": get_att(f.role, "Arn"),
             "Timeout": f.timeout,

@@ -10,7 +10,7 @@
 //! - an autoscaling group of 3 or 5 Amazon Linux 2023 nodes (AMI from the public SSM
 //!   parameter, IMDSv2 required, no SSH unless asked for, Session Manager only with
 //!   `--session-manager`) whose
-//!   user-data installs a checksum-verified etcd release and the `etcd-aws` agent from
+//!   user-data installs a checksum-verified etcd release and `etcd-aws` agent from
 //!   the artifact bucket and runs the agent under systemd;
 //! - creation and rolling-update policies that wait for each node to signal that it is
 //!   a healthy voting member, one node at a time, new node first;
@@ -48,7 +48,8 @@
 //! ## Layout
 //! - What goes in: [`options`] (validated settings), [`parameters`],
 //!   [`names`] (every name used twice, the shared ones from the core),
-//!   [`etcd_archive`] (pinned release checksums).
+//!   [`etcd_archive`] (pinned release checksums), [`artifact_pins`] (the agent's
+//!   checksum, the functions' object versions).
 //! - The network: [`network`], [`endpoints`], [`security_groups`],
 //!   [`load_balancer`].
 //! - The nodes: [`launch_template`] with [`user_data`], [`autoscaling`],
@@ -60,6 +61,7 @@
 //!   template), [`intrinsics`], [`policy`], [`suppressions`], [`render`](mod@render).
 
 pub mod alarms;
+pub mod artifact_pins;
 pub mod autoscaling;
 pub mod backup_bucket;
 pub mod dashboard;
@@ -120,7 +122,8 @@ pub fn template(options: &Options) -> Result<Value, TemplateError> {
         .merge(backup_bucket::fragment(options))?
         .merge(alarms::fragment(options))?
         .merge(dashboard::fragment())?
-        .merge(outputs::fragment(options))?;
+        .merge(outputs::fragment(options))?
+        .merge(artifact_pins::fragment(options))?;
     let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!(

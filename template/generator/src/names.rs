@@ -105,6 +105,12 @@ pub mod parameters {
     pub const RESTORE_LEASES: &str = "RestoreLeases";
     /// Days CloudWatch Logs keeps the nodes' logs.
     pub const NODE_LOG_RETENTION_DAYS: &str = "NodeLogRetentionDays";
+    /// SHA-256 of the `etcd-aws` agent binary: user-data refuses any other.
+    pub const AGENT_SHA256: &str = "AgentSha256";
+    /// S3 object versions of the functions' zips in the artifact bucket (filled in
+    /// by `etcd-aws-cfn`, which uploads them).
+    pub const LIFECYCLE_CODE_VERSION: &str = "LifecycleCodeVersion";
+    pub const BACKUP_CODE_VERSION: &str = "BackupCodeVersion";
 }
 
 /// The stack's outputs that the operator's commands read.

@@ -682,6 +682,8 @@ pub struct Options {
     /// endpoints mode) and its managed policy on the node role. Off unless
     /// asked for; SSH with a key pair is the other way in.
     pub session_manager: bool,
+    /// Default of the `AgentSha256` parameter; without it the deployer must supply one.
+    pub agent_sha256: Option<Sha256>,
 }
 
 impl Options {
@@ -745,6 +747,7 @@ impl Default for Options {
             artifact_prefix: ArtifactPrefix::default(),
             existing_vpc: None,
             session_manager: false,
+            agent_sha256: None,
         }
     }
 }

@@ -22,7 +22,10 @@ use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_template::names::{
     logical, parameters, AGENT_BINARY, AGENT_UNIT, INSTALL_DIR, READY_UNIT,
 };
-use etcd_aws_template::options::Options;
+use etcd_aws_template::node_logs::LOG_FILE;
+use etcd_aws_template::options::{artifacts, Options};
+use etcd_aws_template::user_data::VERIFIED_LINE;
+use sha2::{Digest, Sha256};
 
 /// What CloudFormation gives each variable the user-data names, for a stack `etcd-prod`
 /// in eu-west-1: parameters, pseudo parameters, and the resources' `Ref` and
@@ -36,6 +39,7 @@ fn stack_values() -> Vec<(String, String)> {
             "etcd-artifacts-111122223333".to_string(),
         ),
         (parameters::ETCD_SHA256, "0123456789abcdef".repeat(4)),
+        (parameters::AGENT_SHA256, "fedcba9876543210".repeat(4)),
         (
             parameters::CLUSTER_CA_SECRET_ARN,
             "arn:aws:secretsmanager:eu-west-1:111122223333:secret:etcd-prod/cluster-ca-a1B2c3"
@@ -91,8 +95,20 @@ fn variants() -> Vec<(&'static str, Options)> {
 
 /// The user-data script of `options` as the node receives it.
 fn rendered_script(options: &Options) -> String {
+    rendered_script_with(options, &[])
+}
+
+/// The same, with some of the stack's values replaced by `overrides`.
+fn rendered_script_with(options: &Options, overrides: &[(&str, String)]) -> String {
     let text = user_data_script(&template_for(options));
-    fn_sub::render(&text, &stack_values()).unwrap_or_else(|error| panic!("{error}"))
+    let values: Vec<(String, String)> = stack_values()
+        .into_iter()
+        .map(|(name, value)| {
+            let given = overrides.iter().find(|(overridden, _)| *overridden == name);
+            (name, given.map_or(value, |(_, given)| given.clone()))
+        })
+        .collect();
+    fn_sub::render(&text, &values).unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// A file the script writes with `cat > PATH <<'DELIMITER'`: quoted, so bash writes
@@ -439,4 +455,250 @@ fn systemd_analyze_verify_accepts_the_units_the_user_data_of_each_variant_writes
             );
         }
     }
+}
+
+/// The part of the rendered script that fetches etcd's archive and the agent and
+/// checks them against their pins: everything up to [`VERIFIED_LINE`]. It writes
+/// nothing outside its temporary directory, and a test runs it as it stands; so that
+/// a change can never make such a test set up the machine it runs on, the part must
+/// hold none of the commands that do.
+fn verification_part(script: &str) -> String {
+    let end = script
+        .find(VERIFIED_LINE)
+        .unwrap_or_else(|| panic!("the user-data has no line {VERIFIED_LINE:?} ending its checks"));
+    let part = &script[..end];
+    for setting_up in [
+        "install ",
+        "tar ",
+        "dnf ",
+        "systemctl ",
+        "cat >",
+        "chmod ",
+        "rm ",
+    ] {
+        assert!(
+            !part.contains(setting_up),
+            "the user-data runs `{setting_up}` before its checks end: install nothing \
+             before both files match their pins"
+        );
+    }
+    part.to_string()
+}
+
+/// The part of the rendered script that sets up log shipping and says when it fails:
+/// from the `ship_logs` function to the end of the `if` that calls it.
+fn log_shipping_part(script: &str) -> String {
+    let start = script
+        .find("ship_logs() {")
+        .expect("the user-data sets up log shipping in a function ship_logs");
+    let call = script[start..]
+        .find("if ! ship_logs; then")
+        .map(|offset| start + offset)
+        .expect("the user-data calls ship_logs in `if ! ship_logs; then`");
+    let end = script[call..]
+        .find("\nfi\n")
+        .map(|offset| call + offset + "\nfi\n".len())
+        .expect("the if that calls ship_logs ends with a line fi");
+    script[start..end].to_string()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// What a node fetches from the artifact bucket, as the deploy uploaded it.
+const GENUINE_AGENT: &[u8] = b"\x7fELF the etcd-aws agent the deploy built\n";
+const GENUINE_ARCHIVE: &[u8] = b"\x1f\x8b the etcd release archive\n";
+
+/// A stand-in for the node a part of the user-data runs on: `aws` and `curl` on
+/// PATH that answer as S3 (from a directory laid out as the artifact bucket), the
+/// metadata service and CloudFormation (recording each signal), and a temporary
+/// directory of its own.
+struct StandInNode {
+    root: tempfile::TempDir,
+}
+
+const AWS_STUB: &str = r#"#!/bin/bash
+set -eu
+node=$(dirname "$(dirname "$0")")
+case "$1 $2" in
+  "s3 cp")
+    args=("$@")
+    source=${args[-2]}
+    cp "$node/bucket/${source#s3://*/}" "${args[-1]}"
+    ;;
+  "cloudformation signal-resource")
+    echo "$*" >> "$node/signals"
+    ;;
+  *)
+    echo "aws stand-in: no answer for: $*" >&2
+    exit 1
+    ;;
+esac
+"#;
+
+const CURL_STUB: &str = r#"#!/bin/sh
+case "$*" in
+  *latest/api/token*) printf 'a-token' ;;
+  *meta-data/instance-id*) printf 'i-0feedfacecafe0001' ;;
+  *) echo "metadata stand-in: no answer for: $*" >&2; exit 22 ;;
+esac
+"#;
+
+const DNF_FAILING: &str =
+    "#!/bin/sh\necho 'Error: Failed to download metadata for repo amazonlinux' >&2\nexit 1\n";
+
+/// What running a part of the user-data did.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    signals: String,
+}
+
+impl StandInNode {
+    /// A node whose artifact bucket holds `agent` and `archive` under the keys the
+    /// default options' user-data fetches.
+    fn with_artifacts(agent: &[u8], archive: &[u8]) -> StandInNode {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let options = Options::default();
+        let architecture = options.instance_type.architecture();
+        let bucket = root.path().join("bucket");
+        let archive_name = options.etcd_version.archive_name(architecture);
+        for (name, body) in [(artifacts::AGENT_BINARY, agent), (&archive_name, archive)] {
+            let object = bucket.join(options.artifact_prefix.key(name));
+            write(&object, "", 0o644);
+            std::fs::write(&object, body)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", object.display()));
+        }
+        write(&root.path().join("bin/aws"), AWS_STUB, 0o755);
+        write(&root.path().join("bin/curl"), CURL_STUB, 0o755);
+        std::fs::create_dir_all(root.path().join("tmp")).expect("tmp");
+        StandInNode { root }
+    }
+
+    fn with_failing_dnf(self) -> StandInNode {
+        write(&self.root.path().join("bin/dnf"), DNF_FAILING, 0o755);
+        self
+    }
+
+    /// Runs `script` with bash, the stand-ins first on PATH and TMPDIR in the node.
+    fn run(&self, script: &str) -> Run {
+        let path = self.root.path().join("part.sh");
+        write(&path, script, 0o644);
+        let bin = self.root.path().join("bin");
+        let output = Command::new("bash")
+            .arg(&path)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("TMPDIR", self.root.path().join("tmp"))
+            .output()
+            .expect("bash runs");
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+            signals: std::fs::read_to_string(self.root.path().join("signals")).unwrap_or_default(),
+        }
+    }
+}
+
+/// The default user-data, rendered with the genuine files' checksums pinned.
+fn script_pinning_the_genuine_files() -> String {
+    rendered_script_with(
+        &Options::default(),
+        &[
+            (parameters::ETCD_SHA256, sha256_hex(GENUINE_ARCHIVE)),
+            (parameters::AGENT_SHA256, sha256_hex(GENUINE_AGENT)),
+        ],
+    )
+}
+
+#[test]
+fn the_user_data_checks_pass_for_an_agent_and_archive_that_match_their_pins() {
+    let node = StandInNode::with_artifacts(GENUINE_AGENT, GENUINE_ARCHIVE);
+    let run = node.run(&verification_part(&script_pinning_the_genuine_files()));
+    assert!(
+        run.success,
+        "the checks refused the genuine files:\n{}",
+        run.stderr
+    );
+    assert_eq!(run.signals, "", "a boot that goes on signals nothing yet");
+}
+
+#[test]
+fn a_tampered_agent_binary_fails_the_boot_naming_the_file_both_checksums_and_signals_failure() {
+    let tampered = b"\x7fELF an agent someone else put in the bucket\n";
+    let node = StandInNode::with_artifacts(tampered, GENUINE_ARCHIVE);
+    let run = node.run(&verification_part(&script_pinning_the_genuine_files()));
+    assert!(!run.success, "the boot went on with a tampered agent");
+    let line = format!(
+        "user-data: s3://etcd-artifacts-111122223333/etcd-aws/{} does not match the SHA-256 \
+         the stack pins (expected {}, found {}): not installing it, signalling FAILURE",
+        AGENT_BINARY,
+        sha256_hex(GENUINE_AGENT),
+        sha256_hex(tampered),
+    );
+    assert!(
+        run.stderr.contains(&line),
+        "no line {line:?} in:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.signals.trim(),
+        format!(
+            "cloudformation signal-resource --region eu-west-1 --stack-name etcd-prod \
+             --logical-resource-id {} --unique-id i-0feedfacecafe0001 --status FAILURE",
+            logical::AUTO_SCALING_GROUP
+        ),
+        "not exactly one FAILURE signal"
+    );
+}
+
+#[test]
+fn a_tampered_etcd_archive_fails_the_boot_naming_the_archive_and_signals_failure() {
+    let tampered = b"\x1f\x8b an archive someone else put in the bucket\n";
+    let node = StandInNode::with_artifacts(GENUINE_AGENT, tampered);
+    let run = node.run(&verification_part(&script_pinning_the_genuine_files()));
+    assert!(
+        !run.success,
+        "the boot went on with a tampered etcd archive"
+    );
+    assert!(
+        run.stderr
+            .contains("etcd-v3.5.16-linux-arm64.tar.gz does not match the SHA-256")
+            && run.stderr.contains(&sha256_hex(tampered)),
+        "the refusal does not name the archive and what was found:\n{}",
+        run.stderr
+    );
+    assert!(run.signals.contains("--status FAILURE"), "{}", run.signals);
+}
+
+#[test]
+fn a_failing_cloudwatch_agent_install_is_reported_and_the_boot_goes_on() {
+    let node = StandInNode::with_artifacts(GENUINE_AGENT, GENUINE_ARCHIVE).with_failing_dnf();
+    let script = script_pinning_the_genuine_files();
+    // Behind the script's own preamble, so its `set -e` and ERR trap are in force.
+    let run = node.run(&format!(
+        "{}{}echo 'the boot goes on'\n",
+        verification_part(&script),
+        log_shipping_part(&script)
+    ));
+    assert!(
+        run.success && run.stdout.contains("the boot goes on"),
+        "a failed log shipping stopped the boot:\n{}",
+        run.stderr
+    );
+    let line = format!(
+        "user-data: shipping this node's logs to CloudWatch failed (see above); the node boots \
+         without it, its log stays in {LOG_FILE}"
+    );
+    assert!(
+        run.stderr.contains(&line),
+        "no line {line:?} in:\n{}",
+        run.stderr
+    );
+    assert_eq!(run.signals, "", "an optional step signalled CloudFormation");
 }

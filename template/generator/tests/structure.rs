@@ -548,14 +548,13 @@ fn backup_schedule_invokes_the_backup_function() {
 #[test]
 fn user_data_verifies_the_etcd_archive_before_installing_it() {
     let script = user_data_script(&default_template());
-    let download = script.find("aws s3 cp").expect("downloads etcd");
     let check = script
-        .find("sha256sum --check")
-        .expect("checks the checksum");
+        .find(r#"fetch_verified "$ETCD_URL" "$ETCD_SHA256""#)
+        .expect("fetches etcd and checks its checksum");
     let unpack = script.find("tar -xzf").expect("unpacks etcd");
-    assert!(download < check && check < unpack);
+    assert!(check < unpack);
     assert!(script.contains("etcd-v3.5.16-linux-arm64.tar.gz"));
-    assert!(script.contains("${EtcdSha256}"));
+    assert!(script.contains("ETCD_SHA256='${EtcdSha256}'"));
 }
 
 #[test]
@@ -612,6 +611,7 @@ fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
                 || [
                     "ArtifactBucket",
                     "EtcdSha256",
+                    parameters::AGENT_SHA256,
                     "BackupBucket",
                     parameters::CLUSTER_CA_SECRET_ARN,
                     parameters::FUNCTIONS_CLIENT_SECRET_ARN,

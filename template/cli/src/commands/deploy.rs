@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_template::names;
 use etcd_aws_template::names::parameters::{
-    CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN, SUBNET_IDS, VPC_ID,
+    AGENT_SHA256, BACKUP_CODE_VERSION, CLUSTER_CA_SECRET_ARN, ETCD_SHA256,
+    FUNCTIONS_CLIENT_SECRET_ARN, LIFECYCLE_CODE_VERSION, SECRETS_KMS_KEY_ARN, SUBNET_IDS, VPC_ID,
 };
 use etcd_aws_template::options::{
     defaults, Architecture, ArtifactPrefix, ClusterSize, EtcdVersion, ExistingVpc, InstanceType,
@@ -17,6 +18,7 @@ use etcd_aws_template::options::{
 };
 use etcd_aws_template::{compact, render, template, Format, Options, TEMPLATE_BODY_LIMIT};
 
+use crate::deploy::artifacts::{self, Pins};
 use crate::deploy::change_set::{deploy, Deployed, Deployment};
 use crate::deploy::cluster_secrets::{self, SecretsSettings};
 use crate::deploy::preflight::{self, Finding};
@@ -144,6 +146,16 @@ pub struct DeployArgs {
     /// expires within 30 days).
     #[arg(long, env = "ETCD_AWS_REISSUE_FUNCTIONS_CERTIFICATE")]
     reissue_functions_certificate: bool,
+    /// Upload the artifacts `make package` wrote under this directory (<dir>/<arch>/)
+    /// to the artifact bucket, and pin them: the agent's and etcd's SHA-256, which the
+    /// nodes check, and the object versions of the function zips, which the functions
+    /// run. The bucket must be versioned.
+    #[arg(long, env = "ETCD_AWS_ARTIFACTS_DIR")]
+    artifacts_dir: Option<PathBuf>,
+    /// SHA-256 of the etcd-aws agent binary in the artifact bucket, which the nodes
+    /// refuse to install otherwise; computed from the binary with --artifacts-dir.
+    #[arg(long, env = "ETCD_AWS_AGENT_SHA256")]
+    agent_sha256: Option<Sha256>,
 }
 
 impl DeployArgs {
@@ -173,6 +185,7 @@ impl DeployArgs {
                 .zip(self.subnet_ids.clone())
                 .map(|(vpc_id, subnet_ids)| ExistingVpc { vpc_id, subnet_ids }),
             session_manager: self.session_manager,
+            agent_sha256: self.agent_sha256.clone(),
         }
     }
 
@@ -186,8 +199,12 @@ impl DeployArgs {
             ("--alarm-email", self.alarm_email.is_none()),
             ("--artifact-bucket", self.artifact_bucket.is_none()),
             (
-                "--etcd-sha256 (no archive of this etcd version is pinned)",
-                self.options().etcd_archive_sha256().is_none(),
+                "--etcd-sha256 (no archive of this etcd version is pinned) or --artifacts-dir",
+                self.options().etcd_archive_sha256().is_none() && self.artifacts_dir.is_none(),
+            ),
+            (
+                "--agent-sha256 or --artifacts-dir",
+                self.agent_sha256.is_none() && self.artifacts_dir.is_none(),
             ),
         ]
         .into_iter()
@@ -258,6 +275,36 @@ async fn stage_template(
     Ok(staging::template_url(bucket, &region, &key))
 }
 
+/// Uploads and pins the artifacts (`--artifacts-dir`), or pins those already in the
+/// bucket; `None` when there is no bucket to look in (a `--template-file` deployed
+/// without one: CloudFormation then asks for the pins it lacks).
+async fn pin_artifacts(
+    args: &DeployArgs,
+    config: &aws_config::SdkConfig,
+) -> anyhow::Result<Option<Pins>> {
+    let Some(bucket) = args.artifact_bucket.as_deref() else {
+        if args.artifacts_dir.is_some() {
+            bail!("--artifacts-dir needs --artifact-bucket: the bucket to upload them to");
+        }
+        return Ok(None);
+    };
+    let options = args.options();
+    let s3 = aws_sdk_s3::Client::new(config);
+    let pins = match &args.artifacts_dir {
+        Some(directory) => {
+            let read = artifacts::read(artifacts::plan(directory, &options))?;
+            artifacts::check(
+                &read,
+                options.etcd_archive_sha256().as_ref(),
+                options.agent_sha256.as_ref(),
+            )?;
+            artifacts::upload(&s3, bucket, read).await?
+        }
+        None => artifacts::find_versions(&s3, bucket, &options).await?,
+    };
+    Ok(Some(pins))
+}
+
 /// Prints the template (`--dry-run`), or creates or updates the stack.
 pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
     if args.dry_run {
@@ -270,16 +317,22 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     args.check_deployable()?;
-    let template_body = match &args.template_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading template {}", path.display()))?,
-        None => compact(&template(&args.options())?)?,
-    };
     let config = aws_config::load_from_env().await;
     let existing_vpc = args.options().existing_vpc;
     if let Some(vpc) = &existing_vpc {
         check_existing_vpc(&config, vpc).await?;
     }
+    let pins = pin_artifacts(args, &config).await?;
+    let mut options = args.options();
+    if let Some(pins) = &pins {
+        options.agent_sha256 = pins.agent_sha256.clone().or(options.agent_sha256);
+        options.etcd_sha256 = pins.etcd_sha256.clone().or(options.etcd_sha256);
+    }
+    let template_body = match &args.template_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading template {}", path.display()))?,
+        None => compact(&template(&options)?)?,
+    };
     let template_url = if template_body.len() > TEMPLATE_BODY_LIMIT {
         Some(stage_template(args, &config, &template_body).await?)
     } else {
@@ -310,6 +363,21 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
                 .to_string(),
         ),
     ];
+    // Given, not left to the defaults: the code a --template-file's stack runs is
+    // the code this deploy uploaded or found.
+    if let Some(pins) = pins {
+        parameters.push((LIFECYCLE_CODE_VERSION.to_string(), pins.lifecycle_version));
+        parameters.push((BACKUP_CODE_VERSION.to_string(), pins.backup_version));
+        let checksums = [
+            (AGENT_SHA256, pins.agent_sha256),
+            (ETCD_SHA256, pins.etcd_sha256),
+        ];
+        for (name, sha) in checksums {
+            if let Some(sha) = sha {
+                parameters.push((name.to_string(), sha.as_str().to_string()));
+            }
+        }
+    }
     // Given, not left to the defaults: the VPC the flags name is the one the
     // preflight checked, also for a --template-file.
     if let Some(vpc) = existing_vpc {

@@ -3,8 +3,10 @@
 //! template too large to send inline ([`staging`]), create or update the stack
 //! through a change set ([`change_set`]) and read its progress from its
 //! events ([`stack_events`]); into an existing VPC, check first that its
-//! subnets hold what the cluster needs ([`preflight`]).
+//! subnets hold what the cluster needs ([`preflight`]). What the stack runs is
+//! uploaded and pinned by [`artifacts`].
 
+pub mod artifacts;
 pub mod change_set;
 pub mod cluster_secrets;
 pub mod preflight;
