@@ -283,6 +283,7 @@ async fn history_compacted_before_it_was_captured_is_closed_by_a_snapshot_at_onc
     );
     let reach = replay::plan(
         pointer.revision,
+        replay::Lineage::restore(pointer.cluster_id),
         &store.segments().await?,
         ReplayTarget::Latest,
     );

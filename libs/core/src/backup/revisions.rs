@@ -60,26 +60,33 @@ pub fn bump(snapshot_revision: i64, highest_recorded: i64) -> Result<u64, Revisi
     u64::try_from(start - snapshot).map_err(|_| RevisionError::OutOfRevisions { highest })
 }
 
+/// Whether the restore tool `tool`, whose `snapshot restore --help` lists
+/// `listed`, may restore at all. A tool that lacks either flag is refused
+/// rather than used without: a restore without a bump reuses revisions,
+/// which no later step can repair (reaching the bump by writing would take
+/// a billion transactions), and its cluster's history would share revision
+/// numbers with the lost one's captured changes.
+pub fn check_tool(tool: &str, listed: &BTreeSet<String>) -> Result<(), RevisionError> {
+    match [BUMP_FLAG, MARK_COMPACTED_FLAG]
+        .into_iter()
+        .find(|flag| !listed.contains(*flag))
+    {
+        Some(missing) => Err(RevisionError::ToolCannotBump {
+            tool: tool.to_owned(),
+            missing,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The arguments that bump a restore by `bump` and mark what lies below
-/// compacted, for a restore tool whose `snapshot restore --help` lists
-/// `listed`. A tool that lacks either flag is refused rather than used
-/// without: a restore without a bump reuses revisions, which no later step
-/// can repair (reaching the bump by writing would take a billion
-/// transactions), and its cluster's history would share revision numbers
-/// with the lost one's captured changes.
+/// compacted, for a tool [`check_tool`] accepts.
 pub fn bump_arguments(
     tool: &str,
     listed: &BTreeSet<String>,
     bump: u64,
 ) -> Result<Vec<String>, RevisionError> {
-    for flag in [BUMP_FLAG, MARK_COMPACTED_FLAG] {
-        if !listed.contains(flag) {
-            return Err(RevisionError::ToolCannotBump {
-                tool: tool.to_owned(),
-                missing: flag,
-            });
-        }
-    }
+    check_tool(tool, listed)?;
     Ok(vec![
         format!("{BUMP_FLAG}={bump}"),
         MARK_COMPACTED_FLAG.to_owned(),

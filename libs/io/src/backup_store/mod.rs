@@ -451,6 +451,37 @@ impl BackupStore {
         })
     }
 
+    /// The highest revision the bucket records anywhere: any snapshot among
+    /// `manifests` (the bucket's, as [`Self::manifests`] read them) or the
+    /// pointer, any segment's last revision (of any cluster), the restore
+    /// order's restored revision. What a restore bumps past
+    /// ([`etcd_aws_core::backup::revisions::bump`]); a record that cannot be
+    /// read counts for nothing, which the bump's margin covers.
+    pub async fn highest_revision(
+        &self,
+        manifests: &[BackupManifest],
+    ) -> Result<i64, BackupStoreError> {
+        let segments = self.segments().await?;
+        let pointer = match self.pointer().await {
+            Ok(pointer) => pointer.map(|m| m.revision),
+            Err(BackupStoreError::Damaged { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        let restored = match self.restore_order().await {
+            Ok(order) => order.and_then(|o| o.restored).map(|r| r.revision),
+            Err(BackupStoreError::Damaged { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        Ok(manifests
+            .iter()
+            .map(|m| m.revision)
+            .chain(segments.iter().map(|s| s.last))
+            .chain(pointer)
+            .chain(restored)
+            .max()
+            .unwrap_or(0))
+    }
+
     /// The operator's leave to start empty, if one is in the bucket.
     pub async fn empty_start_permit(&self) -> Result<Option<EmptyStartPermit>, BackupStoreError> {
         self.get_json(
