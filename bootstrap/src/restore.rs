@@ -440,12 +440,9 @@ impl Restorer {
         }
         let bump = revisions::bump(revision, bumping.highest_recorded)
             .map_err(|e| RestoreAttempt::Fatal(e.into()))?;
-        let bump_arguments = revisions::bump_arguments(
-            &self.etcdutl.display().to_string(),
-            &bumping.flags,
-            bump,
-        )
-        .map_err(|e| RestoreAttempt::Fatal(e.into()))?;
+        let bump_arguments =
+            revisions::bump_arguments(&self.etcdutl.display().to_string(), &bumping.flags, bump)
+                .map_err(|e| RestoreAttempt::Fatal(e.into()))?;
         self.etcdutl_restore(snapshot, launch, &bump_arguments)
             .await?;
         Ok(RestoredFile { revision, bump })

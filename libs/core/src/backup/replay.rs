@@ -329,7 +329,12 @@ mod tests {
         let p = super::plan(
             2,
             Lineage::restore(OURS),
-            &[of(THEIRS, 3, 120), of(THEIRS, 121, 201), seg(3, 50), seg(51, 100)],
+            &[
+                of(THEIRS, 3, 120),
+                of(THEIRS, 121, 201),
+                seg(3, 50),
+                seg(51, 100),
+            ],
             ReplayTarget::Latest,
         );
         assert_eq!(ranges(&p), vec![(3, 50), (51, 100)]);

@@ -132,7 +132,10 @@ mod tests {
         // Restored at 50 + M, the cluster took 2,000 writes and recorded them;
         // then its restore is undone with the safety backup at revision 1,000.
         let (safety, restored_cluster_reached) = (1_000, 50 + M + 2_000);
-        assert!(safety + M <= restored_cluster_reached, "the old rule's flaw");
+        assert!(
+            safety + M <= restored_cluster_reached,
+            "the old rule's flaw"
+        );
         let bump = bump(safety, restored_cluster_reached).expect("fits");
         assert!(safety + i64::try_from(bump).expect("fits") >= restored_cluster_reached + M);
     }

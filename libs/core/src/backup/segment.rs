@@ -194,7 +194,10 @@ impl Segment {
     /// A segment read back under `reference` must hold the range (and the
     /// cluster) its key names, in order.
     pub fn check_read(&self, reference: &SegmentRef) -> Result<(), SegmentError> {
-        if let Some(named) = reference.cluster_id.filter(|named| *named != self.cluster_id) {
+        if let Some(named) = reference
+            .cluster_id
+            .filter(|named| *named != self.cluster_id)
+        {
             return Err(SegmentError::Damaged {
                 key: reference.key.clone(),
                 reason: format!(
@@ -245,7 +248,9 @@ mod tests {
     fn keys_sort_by_last_revision_and_name_the_range() {
         let key = segment(5, 900, &[5, 900]).key("p/", SHA);
         assert!(
-            key.starts_with("p/segments/00000000000000000900-00000000000000000005-00000000000000c1-"),
+            key.starts_with(
+                "p/segments/00000000000000000900-00000000000000000005-00000000000000c1-"
+            ),
             "{key}"
         );
         assert!(key < segment(901, 1000, &[901]).key("p/", SHA));
