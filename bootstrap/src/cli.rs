@@ -66,7 +66,8 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_ETCD_BINARY", default_value = "etcd")]
     pub etcd_binary: PathBuf,
 
-    /// The etcdutl binary, used to restore a backup into the data directory.
+    /// The etcdutl binary, used to restore a backup into the data directory:
+    /// 3.5.13 or later, which bumps revisions (an older one is refused).
     #[arg(long, env = "ETCD_AWS_ETCDUTL_BINARY", default_value = "etcdutl")]
     pub etcdutl_binary: PathBuf,
 

@@ -4,12 +4,14 @@
 //! the agent then starts etcd on the data directory as usual.
 //!
 //! Which segments, in which order, is the pure plan's
-//! ([`etcd_aws_core::backup::replay::plan`]); this module reads each one (its
-//! checksum verified), grants the leases its puts name under their own ids,
-//! and applies its revisions in order, each once. A missing or damaged
-//! segment is passed over when another covers its revisions; otherwise the
-//! replay stops at the last revision it can prove, and says which revisions
-//! are lost.
+//! ([`etcd_aws_core::backup::replay::plan`]): only those of the snapshot's
+//! cluster. This module reads each one (its checksum verified, and the
+//! cluster it holds checked, since a segment stored before keys named the
+//! cluster says so only inside), grants the leases its puts name under their
+//! own ids, and applies its revisions in order, each once. A missing or
+//! damaged segment, or one of another cluster, is passed over when another
+//! covers its revisions; otherwise the replay stops at the last revision it
+//! can prove, and says which revisions are lost.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -19,9 +21,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
-use etcd_aws_core::backup::replay::{self, BatchLimits, ReplayTarget};
+use etcd_aws_core::backup::replay::{self, BatchLimits, Lineage, ReplayTarget};
 use etcd_aws_core::backup::segment::{Change, LeaseGrant, Segment, SegmentRef, UNKNOWN_LEASE_TTL};
 use etcd_aws_core::contract::events;
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdAdmin, EtcdTimeouts};
 use tokio::process::Child;
@@ -62,6 +65,8 @@ pub struct Replayed {
     pub lost: Option<(i64, i64)>,
     /// Leases revoked before the cluster serves ([`LeasePolicy::Revoke`]).
     pub leases_revoked: usize,
+    /// Segments past the snapshot left out as another cluster's.
+    pub left_out: usize,
 }
 
 /// Where the segments are, the etcd that applies them, and what becomes of
@@ -74,13 +79,22 @@ pub struct SegmentReplay<'a> {
     pub lease_policy: LeasePolicy,
 }
 
-/// Replays onto `data_dir` (a restored snapshot at `snapshot_revision`, of
-/// member `name`) what `segments` hold after it, up to `target`.
+/// The snapshot a replay continues: its revision and the cluster it was
+/// taken from, whose segments alone follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    pub revision: i64,
+    pub cluster_id: ClusterId,
+}
+
+/// Replays onto `data_dir` (a restored snapshot at `snapshot`, of member
+/// `name`) what `segments` of the snapshot's cluster hold after it, up to
+/// `target`.
 pub async fn replay_segments(
     replay: &SegmentReplay<'_>,
     data_dir: &Path,
     name: &str,
-    snapshot_revision: i64,
+    snapshot: SnapshotPoint,
     segments: &[SegmentRef],
     target: ReplayTarget,
 ) -> anyhow::Result<Replayed> {
@@ -90,20 +104,23 @@ pub async fn replay_segments(
         etcd_args,
         lease_policy,
     } = *replay;
+    let lineage = Lineage::restore(snapshot.cluster_id);
     let mut replayed = Replayed {
-        from: snapshot_revision,
-        until: snapshot_revision,
+        from: snapshot.revision,
+        until: snapshot.revision,
         segments: 0,
         revisions: 0,
         lost: None,
         leases_revoked: 0,
+        left_out: 0,
     };
     let mut passed_over: HashSet<String> = HashSet::new();
     let mut leases: HashMap<i64, i64> = HashMap::new();
     let mut granted: HashSet<i64> = HashSet::new();
     let mut private: Option<PrivateEtcd> = None;
     let mut reads = ReadAhead::default();
-    let mut plan = replay::plan(replayed.until, segments, target);
+    let mut plan = replay::plan(replayed.until, lineage, segments, target);
+    replayed.left_out = plan.left_out;
     let mut queue: VecDeque<SegmentRef> = plan.segments.drain(..).collect();
     loop {
         let Some(next) = queue.front().cloned() else {
@@ -112,16 +129,19 @@ pub async fn replay_segments(
         };
         reads.start(store, queue.iter().take(READ_AHEAD));
         let segment = match reads.take(store, &next).await {
-            Ok(segment) => segment,
+            Ok(segment) if segment.cluster_id == snapshot.cluster_id => segment,
+            Ok(segment) => {
+                tracing::warn!(key = %next.key, segment_cluster_id = %segment.cluster_id, snapshot_cluster_id = %snapshot.cluster_id, "passing over a segment of another cluster (stored before keys named the cluster): its revisions count another history");
+                passed_over.insert(next.key.clone());
+                replayed.left_out += 1;
+                plan = replan(&passed_over, replayed.until, lineage, segments, target);
+                queue = plan.segments.drain(..).collect();
+                continue;
+            }
             Err(BackupStoreError::Damaged { key, reason, .. }) => {
                 tracing::error!(event = events::SEGMENTS_UNRECOVERABLE, %key, %reason, "SEGMENT DAMAGED: passing it over; the replay continues only if another segment holds its revisions");
                 passed_over.insert(next.key.clone());
-                let usable: Vec<SegmentRef> = segments
-                    .iter()
-                    .filter(|s| !passed_over.contains(&s.key))
-                    .cloned()
-                    .collect();
-                plan = replay::plan(replayed.until, &usable, target);
+                plan = replan(&passed_over, replayed.until, lineage, segments, target);
                 queue = plan.segments.drain(..).collect();
                 continue;
             }
@@ -181,6 +201,22 @@ pub async fn replay_segments(
         );
     }
     Ok(replayed)
+}
+
+/// The plan again from `until`, without the segments passed over.
+fn replan(
+    passed_over: &HashSet<String>,
+    until: i64,
+    lineage: Lineage,
+    segments: &[SegmentRef],
+    target: ReplayTarget,
+) -> replay::ReplayPlan {
+    let usable: Vec<SegmentRef> = segments
+        .iter()
+        .filter(|s| !passed_over.contains(&s.key))
+        .cloned()
+        .collect();
+    replay::plan(until, lineage, &usable, target)
 }
 
 /// Revokes every lease the restored data holds, so that no holder of a lock

@@ -2,11 +2,22 @@
 //! back to older backups when one is damaged, then replaying the changes the
 //! continuous backup captured after it ([`crate::replay`]).
 //!
-//! The restored cluster's revision is bumped by [`REVISION_BUMP`] past the
-//! snapshot's and marked compacted there (`etcdutl snapshot restore
-//! --bump-revision --mark-compacted`): a watcher (Kubernetes) that saw the lost
-//! cluster's revisions never sees one again for another change, and one that
+//! The restored cluster's revision is bumped past the highest revision the
+//! bucket has ever recorded, by a margin, and marked compacted there
+//! (`etcdutl snapshot restore --bump-revision --mark-compacted`;
+//! [`revisions::bump`]): a watcher (Kubernetes) that saw any earlier
+//! cluster's revisions, including those of a restored cluster whose restore
+//! is now undone, never sees one again for another change, and one that
 //! resumes from an old revision is told it was compacted and lists afresh.
+//!
+//! A restore tool that cannot bump (etcd 3.4's etcdctl, etcdutl before
+//! 3.5.13) is refused before anything is downloaded
+//! ([`revisions::check_tool`]). Restoring without the bump cannot be made
+//! safe afterwards: the restored cluster would serve revision numbers the
+//! lost one served (a watcher resuming from one misses changes and hears of
+//! no compaction), and nothing short of a billion writes moves it past them.
+//! A seed that refuses forms nothing; the cluster comes back once the node
+//! runs etcd 3.5.13 or later, or `--etcdutl-binary` names such an etcdutl.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +27,7 @@ use etcd_aws_core::backup::empty_start::{self, BucketHistory, EmptyStart, EmptyS
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_core::backup::replay::ReplayTarget;
+use etcd_aws_core::backup::revisions;
 use etcd_aws_core::clock;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::RestoreTarget;
@@ -26,13 +38,7 @@ use etcd_aws_io::data_dir;
 use tokio::process::Command;
 
 use crate::instructions::Instructions;
-use crate::replay::{replay_segments, Replayed, SegmentReplay};
-
-/// How far a restored cluster's revision jumps past its snapshot's: far
-/// beyond anything the lost cluster wrote after the snapshot (a billion
-/// revisions is over three years at 10,000 writes a second), far below
-/// the 2^63 revisions etcd counts to.
-pub const REVISION_BUMP: u64 = 1_000_000_000;
+use crate::replay::{replay_segments, Replayed, SegmentReplay, SnapshotPoint};
 
 /// Where the cluster's backups are, from `--backup-bucket` and friends.
 #[derive(Debug, Clone)]
@@ -70,7 +76,25 @@ pub struct Restored {
     pub manifest: BackupManifest,
     /// The snapshot's own revision (etcdutl's reading of the file).
     pub snapshot_revision: i64,
+    /// The highest revision the bucket recorded before the restore, and how
+    /// far the restore bumped the snapshot's revision to start past it.
+    pub highest_recorded: i64,
+    pub revision_bump: u64,
     pub replayed: Replayed,
+}
+
+/// What every attempt of one restore shares: how the restore tool is told
+/// to bump, and what it bumps past.
+struct Bumping {
+    /// The flags the tool's `snapshot restore --help` lists.
+    flags: std::collections::BTreeSet<String>,
+    highest_recorded: i64,
+}
+
+/// One restored snapshot: its revision and the bump it got.
+struct RestoredFile {
+    revision: i64,
+    bump: u64,
 }
 
 impl Restorer {
@@ -170,28 +194,34 @@ impl Restorer {
         manifest: &BackupManifest,
         launch: &EtcdLaunch,
     ) -> anyhow::Result<Restored> {
+        let bumping = self.bumping(std::slice::from_ref(manifest)).await?;
         let snapshot = restore_file_path(launch)?;
         tracing::info!(key = %manifest.key, revision = manifest.revision, "restoring exactly this backup, as the restore order asks");
         match self
-            .try_one(manifest, &snapshot, launch, ReplayTarget::Latest)
+            .try_one(manifest, &snapshot, launch, ReplayTarget::Latest, &bumping)
             .await
         {
-            Ok(snapshot_revision) => {
-                tracing::info!(event = events::RESTORED_BACKUP, key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
+            Ok(file) => {
+                self.log_restored(manifest, &file, &bumping);
                 // Nothing captured after it is replayed; the leases are
                 // dealt with as after any restore.
                 let replayed = replay_segments(
                     &self.segment_replay(),
                     &launch.data_dir,
                     &launch.name,
-                    snapshot_revision,
+                    SnapshotPoint {
+                        revision: file.revision,
+                        cluster_id: manifest.cluster_id,
+                    },
                     &[],
                     ReplayTarget::Latest,
                 )
                 .await?;
                 Ok(Restored {
                     manifest: manifest.clone(),
-                    snapshot_revision,
+                    snapshot_revision: file.revision,
+                    highest_recorded: bumping.highest_recorded,
+                    revision_bump: file.bump,
                     replayed,
                 })
             }
@@ -231,6 +261,7 @@ impl Restorer {
         launch: &EtcdLaunch,
         target: ReplayTarget,
     ) -> anyhow::Result<Restored> {
+        let bumping = self.bumping(candidates).await?;
         let snapshot = restore_file_path(launch)?;
         let usable = candidates.iter().filter(|m| match target {
             ReplayTarget::Latest => true,
@@ -239,17 +270,25 @@ impl Restorer {
         });
         for (index, manifest) in usable.enumerate() {
             tracing::info!(key = %manifest.key, revision = manifest.revision, "restoring backup");
-            match self.try_one(manifest, &snapshot, launch, target).await {
-                Ok(snapshot_revision) => {
+            match self
+                .try_one(manifest, &snapshot, launch, target, &bumping)
+                .await
+            {
+                Ok(file) => {
                     if index > 0 {
-                        tracing::warn!(event = events::OLDER_BACKUP_RESTORED, key = %manifest.key, skipped = index, "restored an OLDER backup because the newer ones are damaged or past the target; the captured changes after revision {snapshot_revision} are replayed where they exist");
+                        tracing::warn!(event = events::OLDER_BACKUP_RESTORED, key = %manifest.key, skipped = index, "restored an OLDER backup because the newer ones are damaged or past the target; the captured changes after revision {} are replayed where they exist", file.revision);
                     }
-                    // The scenario harness reads this line's key and revision.
-                    tracing::info!(event = events::RESTORED_BACKUP, key = %manifest.key, revision = manifest.revision, snapshot_revision, cluster_id = %manifest.cluster_id, "restored backup");
-                    let replayed = self.replay(launch, snapshot_revision, target).await?;
+                    self.log_restored(manifest, &file, &bumping);
+                    let from = SnapshotPoint {
+                        revision: file.revision,
+                        cluster_id: manifest.cluster_id,
+                    };
+                    let replayed = self.replay(launch, from, target).await?;
                     return Ok(Restored {
                         manifest: manifest.clone(),
-                        snapshot_revision,
+                        snapshot_revision: file.revision,
+                        highest_recorded: bumping.highest_recorded,
+                        revision_bump: file.bump,
                         replayed,
                     });
                 }
@@ -283,11 +322,53 @@ impl Restorer {
         }
     }
 
-    /// Replays the captured changes after the restored snapshot.
+    /// The restore tool's flags and the highest revision the bucket records
+    /// (`manifests` are the bucket's, read already): read once per restore,
+    /// before anything is downloaded, so a tool that cannot bump is refused
+    /// before anything changes.
+    async fn bumping(&self, manifests: &[BackupManifest]) -> anyhow::Result<Bumping> {
+        let help = self
+            .etcdutl(|command| {
+                command.args(["snapshot", "restore", "--help"]);
+            })
+            .await
+            .map_err(RestoreAttempt::into_error)?;
+        let flags = listed_flags(&format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&help.stdout),
+            String::from_utf8_lossy(&help.stderr)
+        ));
+        revisions::check_tool(&self.etcdutl.display().to_string(), &flags)?;
+        let highest_recorded = self
+            .store
+            .highest_revision(manifests)
+            .await
+            .context("cannot read the highest revision the bucket records, which the restored cluster must start past; the restore stops rather than reuse revisions")?;
+        Ok(Bumping {
+            flags,
+            highest_recorded,
+        })
+    }
+
+    fn log_restored(&self, manifest: &BackupManifest, file: &RestoredFile, bumping: &Bumping) {
+        // The scenario harness reads this line's key, revision and bump.
+        tracing::info!(
+            event = events::RESTORED_BACKUP,
+            key = %manifest.key,
+            revision = manifest.revision,
+            snapshot_revision = file.revision,
+            cluster_id = %manifest.cluster_id,
+            highest_recorded = bumping.highest_recorded,
+            revision_bump = file.bump,
+            "restored backup; its revisions start past every revision the bucket records"
+        );
+    }
+
+    /// Replays the captured changes of the snapshot's cluster after it.
     async fn replay(
         &self,
         launch: &EtcdLaunch,
-        snapshot_revision: i64,
+        snapshot: SnapshotPoint,
         target: ReplayTarget,
     ) -> anyhow::Result<Replayed> {
         let segments =
@@ -298,11 +379,14 @@ impl Restorer {
             &self.segment_replay(),
             &launch.data_dir,
             &launch.name,
-            snapshot_revision,
+            snapshot,
             &segments,
             target,
         )
         .await?;
+        if replayed.left_out > 0 {
+            tracing::info!(snapshot_cluster_id = %snapshot.cluster_id, left_out = replayed.left_out, "left out the captured segments of other clusters: only the snapshot's cluster's changes follow it");
+        }
         if let ReplayTarget::Revision(revision) = target {
             if replayed.until < revision {
                 bail!(
@@ -315,18 +399,19 @@ impl Restorer {
     }
 
     /// Downloads, verifies and restores one backup; returns the snapshot's
-    /// own revision.
+    /// own revision and its bump.
     async fn try_one(
         &self,
         manifest: &BackupManifest,
         snapshot: &Path,
         launch: &EtcdLaunch,
         target: ReplayTarget,
-    ) -> Result<i64, RestoreAttempt> {
+        bumping: &Bumping,
+    ) -> Result<RestoredFile, RestoreAttempt> {
         let result = self.store.download_verified(manifest, snapshot).await;
         let outcome = match result {
             Ok(()) => {
-                self.restore_file(snapshot, manifest.revision, launch, target)
+                self.restore_file(snapshot, manifest.revision, launch, target, bumping)
                     .await
             }
             Err(BackupStoreError::Damaged { reason, .. }) => Err(RestoreAttempt::Damaged(reason)),
@@ -352,7 +437,8 @@ impl Restorer {
         manifest_revision: i64,
         launch: &EtcdLaunch,
         target: ReplayTarget,
-    ) -> Result<i64, RestoreAttempt> {
+        bumping: &Bumping,
+    ) -> Result<RestoredFile, RestoreAttempt> {
         let revision = self
             .snapshot_revision(snapshot)
             .await?
@@ -362,8 +448,14 @@ impl Restorer {
                 return Err(RestoreAttempt::PastTarget(revision));
             }
         }
-        self.etcdutl_restore(snapshot, launch).await?;
-        Ok(revision)
+        let bump = revisions::bump(revision, bumping.highest_recorded)
+            .map_err(|e| RestoreAttempt::Fatal(e.into()))?;
+        let bump_arguments =
+            revisions::bump_arguments(&self.etcdutl.display().to_string(), &bumping.flags, bump)
+                .map_err(|e| RestoreAttempt::Fatal(e.into()))?;
+        self.etcdutl_restore(snapshot, launch, &bump_arguments)
+            .await?;
+        Ok(RestoredFile { revision, bump })
     }
 
     /// The newest revision among the snapshot's keys (`etcdutl snapshot status`).
@@ -418,6 +510,7 @@ impl Restorer {
         &self,
         snapshot: &Path,
         launch: &EtcdLaunch,
+        bump: &[String],
     ) -> Result<(), RestoreAttempt> {
         // etcdutl refuses an existing directory. This one is the staging
         // directory ([`staged`]): whatever is there came from the bucket.
@@ -427,7 +520,6 @@ impl Restorer {
                 .map_err(RestoreAttempt::Fatal)?;
         }
         let peer = launch.peer_url();
-        let bump = self.bump_flags().await;
         let output = self
             .etcdutl(|command| {
                 command
@@ -438,7 +530,7 @@ impl Restorer {
                     .arg(format!("--initial-cluster={}={peer}", launch.name))
                     .arg(format!("--initial-cluster-token={}", self.restore_token()))
                     .arg(format!("--initial-advertise-peer-urls={peer}"))
-                    .args(&bump);
+                    .args(bump);
             })
             .await?;
         if output.status.success() {
@@ -478,33 +570,16 @@ enum RestoreAttempt {
     Fatal(anyhow::Error),
 }
 
-impl Restorer {
-    /// `--bump-revision` and `--mark-compacted` when the restore tool knows
-    /// them (etcdutl 3.5.13 and later); an older tool (3.4's etcdctl)
-    /// restores without, and the log says what that means.
-    async fn bump_flags(&self) -> Vec<String> {
-        let help = self
-            .etcdutl(|command| {
-                command.args(["snapshot", "restore", "--help"]);
-            })
-            .await
-            .map(|out| {
-                format!(
-                    "{}\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-            .unwrap_or_default();
-        let flags = listed_flags(&help);
-        if flags.contains("--bump-revision") && flags.contains("--mark-compacted") {
-            vec![
-                format!("--bump-revision={REVISION_BUMP}"),
-                "--mark-compacted".to_owned(),
-            ]
-        } else {
-            tracing::warn!(tool = %self.etcdutl.display(), "this restore tool cannot bump revisions (--bump-revision needs etcdutl 3.5.13 or later): the restored cluster reuses revisions the lost one had served, and a watcher resuming from one may miss changes; restore with a newer etcdutl");
-            Vec::new()
+impl RestoreAttempt {
+    /// The attempt's failure as the restore's own (outside the loop over
+    /// backups, every failure stops the restore).
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            RestoreAttempt::Damaged(reason) => anyhow::anyhow!(reason),
+            RestoreAttempt::PastTarget(revision) => {
+                anyhow::anyhow!("the backup holds revision {revision}, past what was asked")
+            }
+            RestoreAttempt::Fatal(error) => error,
         }
     }
 }

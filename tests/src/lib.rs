@@ -17,8 +17,9 @@
 //!   [`etcd_metrics`]; [`boot_node`], a node that boots as an EC2 instance
 //!   (systemd, cloud-init's user-data, IMDSv2 from `stand_in::imds`).
 //! - What the scenarios do and check: [`workload`] (a writer and its
-//!   checker), [`space`] (filling a cluster on purpose), [`life`] (the life
-//!   of a cluster, `make demo`), [`soak`] (`make soak`).
+//!   checker), [`watcher`] (a watcher that resumes as Kubernetes' do),
+//!   [`space`] (filling a cluster on purpose), [`life`] (the life of a
+//!   cluster, `make demo`), [`soak`] (`make soak`).
 
 pub mod agent_log;
 pub mod boot_node;
@@ -39,6 +40,7 @@ pub mod sim_cluster;
 pub mod soak;
 pub mod space;
 pub mod stand_in;
+pub mod watcher;
 pub mod workload;
 
 /// Locks a mutex the harness shares between tasks. A poisoned lock still

@@ -18,6 +18,9 @@ use etcd_aws_backup::capture::{run_capture, CaptureOutcome, CaptureSettings};
 use etcd_aws_backup::retention::RetentionPolicy;
 use etcd_aws_backup::{run_backup, BackupConfig};
 use etcd_aws_core::backup::replay::{self, ReplayTarget};
+use etcd_aws_core::backup::revisions::RevisionError;
+use etcd_aws_core::backup::segment::{Change, RevisionChange, Segment, FORMAT};
+use etcd_aws_core::etcd::ids::ClusterId;
 use etcd_aws_core::etcd::launch::EtcdLaunch;
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::etcd::admin::EtcdAdmin;
@@ -284,6 +287,7 @@ async fn history_compacted_before_it_was_captured_is_closed_by_a_snapshot_at_onc
     );
     let reach = replay::plan(
         pointer.revision,
+        replay::Lineage::restore(pointer.cluster_id),
         &store.segments().await?,
         ReplayTarget::Latest,
     );
@@ -525,36 +529,104 @@ async fn a_time_between_two_writes_resolves_to_the_revision_of_the_first() -> an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_tool_that_cannot_bump_revisions_still_restores_and_replays() -> anyhow::Result<()>
-{
+async fn a_restore_tool_that_cannot_bump_revisions_is_refused_before_anything_is_restored(
+) -> anyhow::Result<()> {
     let cluster = SimCluster::start(1).await?;
     cluster.wait_healthy(1, SETTLE).await?;
-    let capture = capture_for(&cluster, 6).await;
+    let capture = capture_for(&cluster, 4).await;
     let mut client = cluster.client().await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    write_rounds(&mut client, "old-tool/", 2).await?;
-    let expected = keys_at(&mut client, "old-tool/", None).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    write_rounds(&mut client, "old-tool/", 1).await?;
     capture.await??;
 
     // etcd 3.4's etcdctl restores snapshots but knows no --bump-revision.
     let dir = tempfile::tempdir()?;
     let old_tool = EtcdRelease::V3_4_23.restore_tool()?;
-    let restored = restore_with(&cluster, dir.path(), ReplayTarget::Latest, old_tool).await?;
-    assert!(restored.replayed.revisions > 0, "{restored:?}");
+    let refused = restore_with(&cluster, dir.path(), ReplayTarget::Latest, old_tool).await;
+    let error = refused.expect_err("a tool that cannot bump is refused");
+    assert!(
+        matches!(
+            error.downcast_ref::<RevisionError>(),
+            Some(RevisionError::ToolCannotBump { .. })
+        ),
+        "{error:#}"
+    );
+    assert!(
+        !dir.path().join("etcd").exists(),
+        "nothing was restored: {error:#}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clusters_segments_are_neither_replayed_nor_taken_as_the_captures_start(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(1).await?;
+    cluster.wait_healthy(1, SETTLE).await?;
+    let mut client = cluster.client().await?;
+    client.put("lineage/kept", "ours", None).await?;
+    client.put("lineage/overwritten", "ours", None).await?;
+    let first = capture_for(&cluster, 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    write_rounds(&mut client, "lineage/ours/", 1).await?;
+    let first = first.await??;
+
+    // Another cluster's history in the same prefix (a cluster restored
+    // without a bump, or a second stack given the same bucket), reaching far
+    // past this cluster's revisions: it deletes one key, overwrites another.
+    let sdk = cluster.stand_in.sdk_config().await;
+    let store = store(&cluster, &sdk);
+    let pointer = store
+        .pointer()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no latest.json"))?;
+    let foreign_cluster = ClusterId(pointer.cluster_id.0 ^ 0xf00d);
+    let (from, until) = (pointer.revision + 1, pointer.revision + 10_000);
+    let foreign = Segment {
+        format: FORMAT,
+        cluster_id: foreign_cluster,
+        first: from,
+        last: until,
+        flushed_at: 0,
+        revisions: vec![
+            RevisionChange {
+                revision: from,
+                changes: vec![Change::Delete {
+                    key: b"lineage/kept".to_vec(),
+                }],
+                seen_at_ms: 0,
+            },
+            RevisionChange {
+                revision: until,
+                changes: vec![Change::Put {
+                    key: b"lineage/overwritten".to_vec(),
+                    value: b"theirs".to_vec(),
+                    lease: 0,
+                }],
+                seen_at_ms: 0,
+            },
+        ],
+        leases: Vec::new(),
+    };
+    store.put_segment(&foreign).await?;
+
+    // The capture starts after this cluster's own history, not after 10,000
+    // foreign revisions, and stores what this cluster writes next.
+    let next = capture_for(&cluster, 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    write_rounds(&mut client, "lineage/after/", 1).await?;
+    let next = next.await??;
+    assert_eq!(next.started_after, first.stored_until, "{next:?}");
+    assert!(next.revisions > 0, "{next:?}");
+    let expected = keys_at(&mut client, "lineage/", None).await?;
+
+    let dir = tempfile::tempdir()?;
+    let restored = restore_into(&cluster, dir.path(), ReplayTarget::Latest).await?;
+    assert!(restored.replayed.left_out >= 1, "{restored:?}");
     let mut served = serve(dir.path()).await?;
     assert_eq!(
-        keys_at(&mut served.client, "old-tool/", None).await?,
+        keys_at(&mut served.client, "lineage/", None).await?,
         expected
-    );
-    let revision = served
-        .client
-        .get("old-tool/0", None)
-        .await?
-        .header()
-        .map_or(0, |h| h.revision());
-    assert!(
-        revision < 1_000_000_000,
-        "bumped by a tool that cannot: {revision}"
     );
     Ok(())
 }

@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::{Phase, RestoreOrder};
 use etcd_aws_core::contract::signed::Signed;
 use etcd_aws_io::backup_store::BackupStore;
+use etcd_aws_tests::agent_log;
 use etcd_aws_tests::functions::{BackupOnDemand, JobOnSchedule};
 use etcd_aws_tests::operator::OperatorCommand;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
+use etcd_aws_tests::watcher::Watcher;
 use etcd_aws_tests::workload::{Writer, WriterOptions};
 use etcd_client::{AlarmAction, AlarmOptions, AlarmType, Client, GetOptions};
 use serde_json::Value;
@@ -522,6 +525,143 @@ async fn a_restore_to_a_middle_revision_under_a_writer_brings_that_revision_back
         safety_revision > revision,
         "the safety backup (revision {safety_revision}) holds the writes after {revision}: {restore}"
     );
+    Ok(())
+}
+
+/// Waits until the bucket's segments hold `revision`.
+async fn captured(store: &BackupStore, revision: i64) -> anyhow::Result<()> {
+    wait_for("the capture to hold the revision", SETTLE, || async {
+        let held = store.segments().await?.iter().map(|s| s.last).max();
+        match held {
+            Some(last) if last >= revision => Ok(()),
+            _ => anyhow::bail!("captured up to {held:?}, waiting for {revision}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undoing_a_restore_after_the_restored_cluster_took_writes_shows_a_watcher_only_new_revisions(
+) -> anyhow::Result<()> {
+    let setup = restorable().await?;
+    let store = store(&setup.cluster).await;
+    let watcher = Watcher::start(setup.cluster.endpoints(), "written");
+    let first = setup.command.run(&["backup"], COMMAND).await?;
+    assert!(first.succeeded(), "{first}");
+    let target = setup.captured_revision(&store).await?;
+    setup
+        .writer
+        .wait_for_more(setup.writer.acknowledged() + 20, SETTLE)
+        .await?;
+
+    println!("restoring to revision {target}");
+    let restore = setup
+        .command
+        .run(
+            &[
+                "restore",
+                "--to-revision",
+                &target.to_string(),
+                "--yes",
+                "--output",
+                "json",
+            ],
+            RESTORE,
+        )
+        .await?;
+    assert!(restore.succeeded(), "{restore}");
+    let safety = restore.json()?["safety_backup"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    setup.cluster.wait_healthy(3, SETTLE).await?;
+
+    // The restored cluster takes more writes than lie between the target and
+    // the safety backup: a bump counted from the safety backup's revision
+    // would hand them out again. The capture records them.
+    let safety_revision = store.manifest_of(&safety).await?.map_or(0, |m| m.revision);
+    let mut client = setup.cluster.client().await?;
+    let burst = usize::try_from(safety_revision - target).unwrap_or(0) + 50;
+    let mut restored_reached = 0;
+    for i in 0..burst {
+        let put = client
+            .put(format!("written/burst/{i}"), "after the restore", None)
+            .await?;
+        restored_reached = put.header().map_or(0, |h| h.revision());
+    }
+    captured(&store, restored_reached).await?;
+
+    println!("undoing the restore with its safety backup {safety} (revision {safety_revision}); the restored cluster reached {restored_reached}");
+    let undo = setup
+        .command
+        .run(&["restore", "--backup", &safety, "--yes"], RESTORE)
+        .await?;
+    assert!(undo.succeeded(), "{undo}");
+    setup.cluster.wait_healthy(3, SETTLE).await?;
+    let mut client = setup.cluster.client().await?;
+    let marker = client.put("written/after-undo", "undone", None).await?;
+    let (marker_revision, undone_cluster) = marker
+        .header()
+        .map_or((0, 0), |h| (h.revision(), h.cluster_id()));
+
+    // The watcher, resuming from the last revision it saw, is shown the
+    // write after the undo: told of a compaction and listing afresh, not
+    // waiting for a revision the undone cluster reaches only much later.
+    watcher
+        .wait_for(
+            "written/after-undo",
+            marker_revision,
+            Duration::from_secs(30),
+        )
+        .await?;
+    let acks = setup.writer.acks();
+    drop(setup.writer);
+    let seen = watcher.seen();
+    drop(watcher);
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1].revision >= pair[0].revision,
+            "the watcher was shown revision {} after {}: {:?}",
+            pair[1].revision,
+            pair[0].revision,
+            pair
+        );
+    }
+    let before_undo = acks
+        .iter()
+        .filter(|a| a.cluster_id != undone_cluster)
+        .map(|a| a.revision)
+        .chain([restored_reached])
+        .max()
+        .unwrap_or(0);
+    assert!(
+        marker_revision > before_undo,
+        "after the undo, revision {marker_revision} is not above {before_undo}, seen before it"
+    );
+    for ack in acks.iter().filter(|a| a.cluster_id == undone_cluster) {
+        assert!(
+            ack.revision > before_undo,
+            "{ack:?} reuses a revision seen before the undo ({before_undo})"
+        );
+    }
+
+    // The agent that restored says what it bumped past.
+    let logs: Vec<String> = setup
+        .cluster
+        .instance_ids()
+        .iter()
+        .filter_map(|id| setup.cluster.with_node(id, |node| node.log()).ok())
+        .collect();
+    let restores = agent_log::events(&logs.join("\n"), events::RESTORED_BACKUP);
+    let undo_line = restores
+        .iter()
+        .find(|line| line["key"] == safety.as_str())
+        .ok_or_else(|| anyhow::anyhow!("no restored_backup line for {safety}: {restores:?}"))?;
+    let highest = undo_line["highest_recorded"].as_i64().unwrap_or(0);
+    let start = undo_line["snapshot_revision"].as_i64().unwrap_or(0)
+        + undo_line["revision_bump"].as_i64().unwrap_or(0);
+    assert!(highest >= restored_reached, "{undo_line}");
+    assert!(start > highest, "{undo_line}");
     Ok(())
 }
 

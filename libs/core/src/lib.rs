@@ -21,8 +21,10 @@
 //! - [`backup`]: the backup formats in S3: snapshot
 //!   [`manifest`](backup::manifest)s and the bucket's layout, the continuous
 //!   backup's [`segment`](backup::segment)s and the [`replay`](backup::replay)
-//!   plan of a restore, and whether a seed may form an empty cluster over a
-//!   bucket without snapshots ([`empty_start`](backup::empty_start)).
+//!   plan of a restore (one cluster's segments only), how far a restore bumps
+//!   the [`revisions`](backup::revisions) so they only ever go up, and
+//!   whether a seed may form an empty cluster over a bucket without
+//!   snapshots ([`empty_start`](backup::empty_start)).
 //! - [`contract`]: what crosses a program boundary, one type each: the backup
 //!   function's [`jobs`](contract::jobs) and their answers, the
 //!   [`cluster_report`](contract::cluster_report) they give the operator, the

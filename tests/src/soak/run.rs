@@ -375,7 +375,13 @@ async fn restorable_until(store: &BackupStore) -> anyhow::Result<i64> {
     let newest = store.manifests().await?.into_iter().next();
     let segments = store.segments().await?;
     Ok(newest.map_or(0, |snapshot| {
-        replay::plan(snapshot.revision, &segments, ReplayTarget::Latest).until
+        replay::plan(
+            snapshot.revision,
+            replay::Lineage::restore(snapshot.cluster_id),
+            &segments,
+            ReplayTarget::Latest,
+        )
+        .until
     }))
 }
 

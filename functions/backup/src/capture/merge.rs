@@ -126,6 +126,7 @@ mod tests {
             first,
             sha256: "0".repeat(64),
             key: format!("s/{last}-{first}"),
+            cluster_id: Some(ClusterId(0xc1)),
         };
         (segment, reference)
     }

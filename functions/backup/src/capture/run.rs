@@ -21,7 +21,7 @@ use etcd_aws_core::etcd::ids::ClusterId;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use etcd_aws_core::backup::replay::{self, ReplayTarget};
+use etcd_aws_core::backup::replay::{self, Lineage, ReplayTarget};
 use etcd_aws_core::backup::segment::{LeaseGrant, GONE_LEASE_TTL, UNKNOWN_LEASE_TTL};
 use etcd_aws_core::contract::jobs::CaptureAnswer;
 use etcd_aws_core::contract::metrics::fields;
@@ -280,7 +280,15 @@ impl Capture {
             }
         };
         let segments = self.store.segments().await?;
-        let reach = replay::plan(snapshot, &segments, ReplayTarget::Latest);
+        let reach = replay::plan(
+            snapshot,
+            Lineage::capture(self.cluster_id),
+            &segments,
+            ReplayTarget::Latest,
+        );
+        if reach.left_out > 0 {
+            tracing::info!(cluster_id = %self.cluster_id, left_out = reach.left_out, "segments past this cluster's snapshot whose keys name another cluster (or none) are not this cluster's history: the capture starts after its own");
+        }
         if let Some((first, last)) = reach.cut_off_by_gap {
             tracing::warn!(
                 missing_from = first,

@@ -7,10 +7,72 @@
 //! first revision no segment holds, naming the range that is missing. It never
 //! replays across a gap: a later change applied without the ones before it
 //! would be a state the cluster never had.
+//!
+//! Nor does it replay one cluster's changes onto another's snapshot: a
+//! revision number means something only within the cluster that counted it.
+//! The lineage is the cluster id. A snapshot's manifest names the cluster it
+//! was taken from, a segment's key the cluster whose watch produced it. A
+//! restored cluster is a new cluster (a new id): what it holds of the cluster
+//! it was restored from was replayed into it at the restore, up to the
+//! target, and the rest was left out on purpose. Its own history starts with
+//! the snapshot the capture takes of it before capturing anything (the
+//! capture finds no snapshot of that cluster), so each of its segments
+//! follows a snapshot of its own, and the plan for a snapshot takes only the
+//! segments of the snapshot's cluster ([`Lineage`]), whatever their
+//! revisions.
 
 use std::collections::HashSet;
 
 use crate::backup::segment::{Change, RevisionChange, SegmentRef};
+use crate::etcd::ids::ClusterId;
+
+/// Whose segments a plan takes: the snapshot's cluster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage {
+    /// The cluster the snapshot was taken from.
+    pub cluster: ClusterId,
+    pub unlabelled: Unlabelled,
+}
+
+/// What becomes of a segment stored before keys named the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlabelled {
+    /// Taken: its reader checks the cluster id inside it and passes it over
+    /// when it is another cluster's. A restore reads every segment it
+    /// replays, and losing a cluster's only captured changes over an
+    /// unlabelled key would be a loss of data.
+    CheckedOnRead,
+    /// Left out: the capture, which reads none, captures those revisions
+    /// again from etcd, or closes the gap with a snapshot when etcd has
+    /// compacted them.
+    Skipped,
+}
+
+impl Lineage {
+    /// The plan of a restore of a snapshot of `cluster`.
+    pub fn restore(cluster: ClusterId) -> Self {
+        Self {
+            cluster,
+            unlabelled: Unlabelled::CheckedOnRead,
+        }
+    }
+
+    /// Where the capture of `cluster` starts.
+    pub fn capture(cluster: ClusterId) -> Self {
+        Self {
+            cluster,
+            unlabelled: Unlabelled::Skipped,
+        }
+    }
+
+    /// Whether `segment` may follow a snapshot of this lineage.
+    pub fn takes(&self, segment: &SegmentRef) -> bool {
+        match segment.cluster_id {
+            Some(cluster) => cluster == self.cluster,
+            None => self.unlabelled == Unlabelled::CheckedOnRead,
+        }
+    }
+}
 
 /// How far a restore goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,15 +95,27 @@ pub struct ReplayPlan {
     /// Revisions after `until` that segments hold but a gap cuts off: `(first
     /// missing, last one held beyond)`.
     pub cut_off_by_gap: Option<(i64, i64)>,
+    /// Segments past the snapshot's revision that the lineage left out
+    /// (another cluster's, or unlabelled ones the capture skips).
+    pub left_out: usize,
 }
 
-/// Plans the replay of `segments` onto a snapshot at revision `snapshot`.
-pub fn plan(snapshot: i64, segments: &[SegmentRef], target: ReplayTarget) -> ReplayPlan {
+/// Plans the replay of `segments` onto a snapshot at revision `snapshot`,
+/// taken from `lineage`'s cluster.
+pub fn plan(
+    snapshot: i64,
+    lineage: Lineage,
+    segments: &[SegmentRef],
+    target: ReplayTarget,
+) -> ReplayPlan {
     let limit = match target {
         ReplayTarget::Latest => i64::MAX,
         ReplayTarget::Revision(revision) => revision,
     };
-    let mut ordered: Vec<&SegmentRef> = segments.iter().filter(|s| s.last > snapshot).collect();
+    let (mut ordered, left_out): (Vec<&SegmentRef>, Vec<&SegmentRef>) = segments
+        .iter()
+        .filter(|s| s.last > snapshot)
+        .partition(|s| lineage.takes(s));
     // By first revision, the widest first among equals, so a segment that covers
     // another is taken and the covered one skipped.
     ordered.sort_by(|a, b| {
@@ -74,6 +148,7 @@ pub fn plan(snapshot: i64, segments: &[SegmentRef], target: ReplayTarget) -> Rep
         from: snapshot,
         until,
         cut_off_by_gap,
+        left_out: left_out.len(),
     }
 }
 
@@ -139,13 +214,32 @@ pub fn batches(
 mod tests {
     use super::*;
 
+    const OURS: ClusterId = ClusterId(0xa);
+    const THEIRS: ClusterId = ClusterId(0xb);
+
     fn seg(first: i64, last: i64) -> SegmentRef {
+        of(OURS, first, last)
+    }
+
+    fn of(cluster: ClusterId, first: i64, last: i64) -> SegmentRef {
+        SegmentRef {
+            cluster_id: Some(cluster),
+            ..unlabelled(first, last)
+        }
+    }
+
+    fn unlabelled(first: i64, last: i64) -> SegmentRef {
         SegmentRef {
             last,
             first,
             sha256: "0".repeat(64),
             key: format!("s/{last}-{first}"),
+            cluster_id: None,
         }
+    }
+
+    fn plan(snapshot: i64, segments: &[SegmentRef], target: ReplayTarget) -> ReplayPlan {
+        super::plan(snapshot, Lineage::restore(OURS), segments, target)
     }
 
     fn ranges(plan: &ReplayPlan) -> Vec<(i64, i64)> {
@@ -226,6 +320,77 @@ mod tests {
     fn no_segments_restore_the_snapshot_as_it_is() {
         let p = plan(10, &[], ReplayTarget::Latest);
         assert_eq!((p.until, p.cut_off_by_gap, p.segments.len()), (10, None, 0));
+    }
+
+    #[test]
+    fn another_clusters_segments_are_never_replayed_whatever_their_revisions() {
+        // The lost cluster's segments reach 201; the restored one (restored
+        // without a bump) sits at revision 2 and captured 3..=100 itself.
+        let p = super::plan(
+            2,
+            Lineage::restore(OURS),
+            &[
+                of(THEIRS, 3, 120),
+                of(THEIRS, 121, 201),
+                seg(3, 50),
+                seg(51, 100),
+            ],
+            ReplayTarget::Latest,
+        );
+        assert_eq!(ranges(&p), vec![(3, 50), (51, 100)]);
+        assert_eq!((p.until, p.cut_off_by_gap, p.left_out), (100, None, 2));
+    }
+
+    #[test]
+    fn another_clusters_segments_neither_fill_a_gap_nor_count_as_cut_off() {
+        let p = super::plan(
+            10,
+            Lineage::restore(OURS),
+            &[seg(11, 20), of(THEIRS, 21, 30), seg(31, 40)],
+            ReplayTarget::Latest,
+        );
+        assert_eq!(ranges(&p), vec![(11, 20)]);
+        assert_eq!((p.until, p.cut_off_by_gap), (20, Some((21, 40))));
+
+        let theirs_only = super::plan(
+            10,
+            Lineage::restore(OURS),
+            &[of(THEIRS, 11, 30)],
+            ReplayTarget::Latest,
+        );
+        assert_eq!((theirs_only.until, theirs_only.cut_off_by_gap), (10, None));
+    }
+
+    #[test]
+    fn a_restore_takes_unlabelled_segments_for_their_reader_to_check() {
+        let p = super::plan(
+            10,
+            Lineage::restore(OURS),
+            &[unlabelled(11, 20), seg(21, 30)],
+            ReplayTarget::Latest,
+        );
+        assert_eq!(ranges(&p), vec![(11, 20), (21, 30)]);
+    }
+
+    #[test]
+    fn the_capture_starts_only_after_segments_whose_key_names_its_cluster() {
+        // Unlabelled and foreign segments could hold any cluster's
+        // revisions: the capture starts after its own snapshot instead.
+        let p = super::plan(
+            10,
+            Lineage::capture(OURS),
+            &[unlabelled(11, 20), of(THEIRS, 11, 500), seg(21, 30)],
+            ReplayTarget::Latest,
+        );
+        assert_eq!(ranges(&p), Vec::<(i64, i64)>::new());
+        assert_eq!((p.until, p.left_out), (10, 2));
+        let own = super::plan(
+            10,
+            Lineage::capture(OURS),
+            &[seg(11, 20), of(THEIRS, 11, 500)],
+            ReplayTarget::Latest,
+        );
+        assert_eq!(own.until, 20);
     }
 
     const LIMITS: BatchLimits = BatchLimits {

@@ -3,12 +3,16 @@
 //! together (one transaction is one revision), with the leases its keys hold.
 //!
 //! Stored as zstd-compressed JSON under
-//! `segments/<last revision>-<first revision>-<sha256>.seg.zst`: the key sorts
-//! by the last revision it covers (so listing after a revision is one prefix
-//! scan), names the range (so a plan needs no download) and the SHA-256 of the
-//! stored bytes (so a restore verifies each segment without a manifest). Two
+//! `segments/<last revision>-<first revision>-<cluster id>-<sha256>.seg.zst`:
+//! the key sorts by the last revision it covers (so listing after a revision
+//! is one prefix scan), names the range and the cluster whose history it is
+//! (so a plan needs no download, and never takes one cluster's changes for
+//! another's: see [`crate::backup::replay`]) and the SHA-256 of the stored
+//! bytes (so a restore verifies each segment without a manifest). Two
 //! captures that flush the same range write the same bytes under the same key:
-//! a repeated segment changes nothing.
+//! a repeated segment changes nothing. Segments stored before keys named the
+//! cluster (`<last>-<first>-<sha256>.seg.zst`) still parse, with no cluster:
+//! only the cluster id inside them says whose they are.
 
 use crate::etcd::ids::ClusterId;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -112,23 +116,38 @@ pub struct SegmentRef {
     pub first: i64,
     pub sha256: String,
     pub key: String,
+    /// The cluster whose changes it holds; `None` for a segment stored
+    /// before keys named it (only its contents say).
+    pub cluster_id: Option<ClusterId>,
 }
 
 impl SegmentRef {
-    /// Reads `<prefix>segments/<last>-<first>-<sha256>.seg.zst`; `None` for any
-    /// other key (a stray upload is not a segment).
+    /// Reads `<prefix>segments/<last>-<first>-<cluster id>-<sha256>.seg.zst`,
+    /// or the older `<last>-<first>-<sha256>.seg.zst`; `None` for any other
+    /// key (a stray upload is not a segment).
     pub fn parse(key: &str) -> Option<SegmentRef> {
         let name = key.rsplit('/').next()?.strip_suffix(".seg.zst")?;
-        let mut parts = name.splitn(3, '-');
-        let last = parts.next()?.parse().ok()?;
-        let first = parts.next()?.parse().ok()?;
-        let sha256 = parts.next()?;
-        let well_formed = sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit());
-        (well_formed && first <= last && first > 0).then(|| SegmentRef {
+        let parts: Vec<&str> = name.split('-').collect();
+        let (last, first, cluster, sha256) = match parts.as_slice() {
+            [last, first, sha256] => (last, first, None, sha256),
+            [last, first, cluster, sha256] => (last, first, Some(cluster), sha256),
+            _ => return None,
+        };
+        let hex = |text: &str, len: std::ops::RangeInclusive<usize>| {
+            len.contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit())
+        };
+        let cluster_id = match cluster {
+            Some(text) if hex(text, 1..=16) => Some(text.parse().ok()?),
+            Some(_) => return None,
+            None => None,
+        };
+        let (last, first): (i64, i64) = (last.parse().ok()?, first.parse().ok()?);
+        (hex(sha256, 64..=64) && first <= last && first > 0).then(|| SegmentRef {
             last,
             first,
-            sha256: sha256.to_owned(),
+            sha256: (*sha256).to_owned(),
             key: key.to_owned(),
+            cluster_id,
         })
     }
 }
@@ -162,18 +181,31 @@ impl Segment {
         Ok(())
     }
 
-    /// The key the stored bytes go under: the range, and the SHA-256 of
-    /// the stored (compressed) bytes, which a reader verifies before trusting them.
+    /// The key the stored bytes go under: the range, the cluster, and the
+    /// SHA-256 of the stored (compressed) bytes, which a reader verifies
+    /// before trusting them.
     pub fn key(&self, prefix: &str, stored_sha256: &str) -> String {
         format!(
-            "{prefix}{SEGMENTS_DIR}{:020}-{:020}-{stored_sha256}.seg.zst",
-            self.last, self.first
+            "{prefix}{SEGMENTS_DIR}{:020}-{:020}-{:016x}-{stored_sha256}.seg.zst",
+            self.last, self.first, self.cluster_id.0
         )
     }
 
-    /// A segment read back under `reference` must hold the range its key names,
-    /// in order.
+    /// A segment read back under `reference` must hold the range (and the
+    /// cluster) its key names, in order.
     pub fn check_read(&self, reference: &SegmentRef) -> Result<(), SegmentError> {
+        if let Some(named) = reference
+            .cluster_id
+            .filter(|named| *named != self.cluster_id)
+        {
+            return Err(SegmentError::Damaged {
+                key: reference.key.clone(),
+                reason: format!(
+                    "its key names cluster {named}, it holds cluster {}'s changes",
+                    self.cluster_id
+                ),
+            });
+        }
         if (self.first, self.last) != (reference.first, reference.last) {
             return Err(SegmentError::Range {
                 key: reference.key.clone(),
@@ -216,18 +248,43 @@ mod tests {
     fn keys_sort_by_last_revision_and_name_the_range() {
         let key = segment(5, 900, &[5, 900]).key("p/", SHA);
         assert!(
-            key.starts_with("p/segments/00000000000000000900-00000000000000000005-"),
+            key.starts_with(
+                "p/segments/00000000000000000900-00000000000000000005-00000000000000c1-"
+            ),
             "{key}"
         );
         assert!(key < segment(901, 1000, &[901]).key("p/", SHA));
     }
 
     #[test]
-    fn a_segments_own_key_parses_back_to_its_range_and_checksum() {
+    fn a_segments_own_key_parses_back_to_its_range_cluster_and_checksum() {
         let key = segment(11, 12, &[11]).key("backups/", SHA);
         let reference = SegmentRef::parse(&key).expect("its own key parses");
         assert_eq!((reference.first, reference.last), (11, 12));
+        assert_eq!(reference.cluster_id, Some(ClusterId(0xc1)));
         assert_eq!(reference.sha256, SHA);
+    }
+
+    #[test]
+    fn a_key_stored_before_keys_named_the_cluster_parses_without_one() {
+        let key = format!("p/segments/00000000000000000012-00000000000000000011-{SHA}.seg.zst");
+        let reference = SegmentRef::parse(&key).expect("the older key parses");
+        assert_eq!((reference.first, reference.last), (11, 12));
+        assert_eq!(reference.cluster_id, None);
+    }
+
+    #[test]
+    fn a_segment_read_under_a_key_naming_another_cluster_is_refused() {
+        let key = Segment {
+            cluster_id: ClusterId(0xc2),
+            ..segment(3, 4, &[3])
+        }
+        .key("p/", SHA);
+        let reference = SegmentRef::parse(&key).expect("parses");
+        assert!(matches!(
+            segment(3, 4, &[3]).check_read(&reference),
+            Err(SegmentError::Damaged { .. })
+        ));
     }
 
     #[test]
@@ -272,6 +329,8 @@ mod tests {
             "p/segments/notes.txt",
             "p/segments/10-20-abc.seg.zst",
             "p/segments/00000000000000000010-00000000000000000020-0000000000000000000000000000000000000000000000000000000000000000.seg.zst",
+            "p/segments/00000000000000000020-00000000000000000010-not-hex-0000000000000000000000000000000000000000000000000000000000000000.seg.zst",
+            "p/segments/00000000000000000020-00000000000000000010-00000000000000000c1-0000000000000000000000000000000000000000000000000000000000000000.seg.zst",
         ] {
             assert_eq!(SegmentRef::parse(key), None, "{key}");
         }

@@ -436,6 +436,39 @@ impl BackupStore {
         })
     }
 
+    /// The highest revision the bucket records anywhere: any snapshot among
+    /// `manifests` (the bucket's, as [`Self::manifests`] read them) or the
+    /// pointer, any segment's last revision (of any cluster), the restore
+    /// order's restored revision. What a restore bumps past
+    /// ([`etcd_aws_core::backup::revisions::bump`]); a record that cannot be
+    /// read counts for nothing, which the bump's margin covers.
+    pub async fn highest_revision(
+        &self,
+        manifests: &[BackupManifest],
+    ) -> Result<i64, BackupStoreError> {
+        let segments = self.segments().await?;
+        let pointer = match self.pointer().await {
+            Ok(pointer) => pointer.map(|m| m.revision),
+            Err(BackupStoreError::Damaged { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        // Unverified: an order's restored revision can only raise the bump.
+        let restored = self
+            .restore_order()
+            .await?
+            .and_then(|stored| Signed::unverified::<RestoreOrder>(&stored))
+            .and_then(|order| order.restored)
+            .map(|r| r.revision);
+        Ok(manifests
+            .iter()
+            .map(|m| m.revision)
+            .chain(segments.iter().map(|s| s.last))
+            .chain(pointer)
+            .chain(restored)
+            .max()
+            .unwrap_or(0))
+    }
+
     /// The operator's leave to start empty, if one is in the bucket, as
     /// stored (signed; the reader verifies it).
     pub async fn empty_start_permit(&self) -> Result<Option<Vec<u8>>, BackupStoreError> {

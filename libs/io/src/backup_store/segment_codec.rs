@@ -1,6 +1,7 @@
 //! A segment as it is stored: zstd-compressed JSON under the key that names
-//! its range and the SHA-256 of the stored bytes ([`Segment::key`]), so a
-//! restore verifies each segment before it trusts it, without a manifest.
+//! its range, its cluster and the SHA-256 of the stored bytes
+//! ([`Segment::key`]), so a restore verifies each segment before it trusts
+//! it, without a manifest.
 
 use etcd_aws_core::backup::segment::{Segment, SegmentError, SegmentRef};
 use sha2::{Digest, Sha256};

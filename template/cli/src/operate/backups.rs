@@ -2,7 +2,7 @@
 //! can reach through them and the captured changes after them.
 
 use etcd_aws_core::backup::manifest::BackupManifest;
-use etcd_aws_core::backup::replay::{plan, ReplayTarget};
+use etcd_aws_core::backup::replay::{plan, Lineage, ReplayTarget};
 use etcd_aws_core::backup::segment::SegmentRef;
 use etcd_aws_core::etcd::ids::ClusterId;
 use serde::Serialize;
@@ -55,7 +55,13 @@ pub fn coverage(manifests: &[BackupManifest], segments: &[SegmentRef]) -> Vec<St
         .iter()
         .map(|m| Stretch {
             from_revision: m.revision,
-            until_revision: plan(m.revision, segments, ReplayTarget::Latest).until,
+            until_revision: plan(
+                m.revision,
+                Lineage::restore(m.cluster_id),
+                segments,
+                ReplayTarget::Latest,
+            )
+            .until,
             from_time: m.created_at,
         })
         .collect();
@@ -110,7 +116,7 @@ mod tests {
 
     fn segment(first: i64, last: i64) -> SegmentRef {
         SegmentRef::parse(&format!(
-            "backups/segments/{last:020}-{first:020}-{}.seg.zst",
+            "backups/segments/{last:020}-{first:020}-00000000000000c1-{}.seg.zst",
             "a".repeat(64)
         ))
         .expect("a segment key")

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use etcd_aws_core::backup::replay::{plan, ReplayTarget};
+use etcd_aws_core::backup::replay::{plan, Lineage, ReplayTarget};
 use etcd_aws_core::clock::utc_stamp;
 use etcd_aws_core::contract::cluster_report::ClusterReport;
 use etcd_aws_core::contract::restore_order::{
@@ -155,6 +155,7 @@ async fn reachable(
     let segments = store.segments().await?;
     let reach = plan(
         snapshot.revision,
+        Lineage::restore(snapshot.cluster_id),
         &segments,
         ReplayTarget::Revision(revision),
     );
