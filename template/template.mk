@@ -13,7 +13,7 @@
 #                   the stack and follow it to the end
 #
 # Every etcd-aws-cfn flag also reads an ETCD_AWS_* environment variable, so
-#   make deploy ETCD_AWS_ARTIFACT_BUCKET=my-artifacts ETCD_AWS_ALARM_EMAIL=ops@example.com
+#   make deploy ETCD_AWS_ARTIFACT_BUCKET=my-artifacts ETCD_AWS_ALARM_EMAIL=ops@example.com ETCD_AWS_OPERATOR_ROLE_ARNS=arn:aws:iam::111122223333:role/etcd-operators
 # is all a deployment needs (plus AWS credentials in the environment).
 
 # Scanner versions the template tests run; install them with the rest of `make setup`.

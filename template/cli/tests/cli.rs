@@ -72,11 +72,11 @@ fn flags_can_come_from_the_environment() {
 }
 
 #[test]
-fn deploying_without_alarm_email_and_artifacts_names_what_is_missing() {
+fn deploying_without_alarm_email_operators_and_artifacts_names_what_is_missing() {
     let output = etcd_aws_cfn(&["--stack-name", "etcd"]);
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
-    for flag in ["--alarm-email", "--artifact-bucket"] {
+    for flag in ["--alarm-email", "--operator-role-arns", "--artifact-bucket"] {
         assert!(error.contains(flag), "{error}");
     }
     // The default etcd release's checksum is pinned.

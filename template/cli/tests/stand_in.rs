@@ -225,6 +225,7 @@ fn moto_options(prefix: ArtifactPrefix) -> Options {
         etcd_sha256: Some(common::parse(&"0".repeat(64))),
         agent_sha256: Some(common::parse(&"1".repeat(64))),
         artifact_prefix: prefix,
+        operator_role_arns: vec!["arn:aws:iam::123456789012:role/etcd-operators".to_string()],
         ..Options::default()
     }
 }
@@ -965,6 +966,10 @@ fn a_vpc_whose_subnets_reach_neither_s3_nor_the_apis_is_refused_before_anything_
         .args(["--stack-name", "etcd-unreachable", "--vpc-id", &vpc_id])
         .args(["--subnet-ids", &subnet_ids])
         .args(["--alarm-email", "ops@example.com"])
+        .args([
+            "--operator-role-arns",
+            "arn:aws:iam::123456789012:role/etcd-operators",
+        ])
         .args(["--artifact-bucket", ARTIFACT_BUCKET])
         .args(["--agent-sha256", &"1".repeat(64)])
         .args(["--poll-seconds", "1", "--timeout-minutes", "2"])

@@ -30,6 +30,9 @@ pub const INTERFACE_SERVICES: &[(&str, &str)] = &[
     ("secretsmanager", "SecretsManagerEndpoint"),
     // Nodes ship their agent's and etcd's logs (the CloudWatch agent).
     ("logs", "LogsEndpoint"),
+    // Nodes read the order-signing key's public half to verify an operator's
+    // restore order (once per agent run, and only when an order is there).
+    ("kms", "KmsEndpoint"),
 ];
 
 /// SSM Session Manager's endpoints: only with `--session-manager`, since

@@ -25,6 +25,9 @@
 //! - the backup function's jobs on EventBridge schedules (backups, the continuous
 //!   capture every minute, maintenance), writing to an encrypted, versioned, private
 //!   bucket; the lifecycle function's reconcile on another schedule;
+//! - an order-signing KMS key only the named operators may sign with: the nodes
+//!   obey a restore order or a start-empty permit only when it carries its
+//!   signature;
 //! - least-privilege IAM roles, alarms sent to an SNS topic with an e-mail subscription,
 //!   a dashboard, and outputs (client endpoint, bucket, queue, function names).
 //!
@@ -78,6 +81,7 @@ pub mod network;
 pub mod node_logs;
 pub mod node_role;
 pub mod options;
+pub mod order_signing;
 pub mod outputs;
 pub mod parameters;
 pub mod policy;
@@ -112,6 +116,7 @@ pub fn template(options: &Options) -> Result<Value, TemplateError> {
         .merge(endpoints::fragment(options))?
         .merge(security_groups::fragment(options))?
         .merge(node_role::fragment(options))?
+        .merge(order_signing::fragment(options))?
         .merge(node_logs::fragment())?
         .merge(launch_template::fragment(options))?
         .merge(lifecycle_queue::fragment())?

@@ -80,6 +80,8 @@ pub mod logical {
     /// The nodes' agent and etcd logs, and the key that encrypts them.
     pub const NODE_LOGS: &str = "NodeLogs";
     pub const NODE_LOGS_KEY: &str = "NodeLogsKey";
+    /// The KMS key operators sign their instructions to the nodes with.
+    pub const ORDER_SIGNING_KEY: &str = "OrderSigningKey";
 }
 
 /// Template parameters: values the deployer may set at stack creation without
@@ -105,6 +107,8 @@ pub mod parameters {
     pub const RESTORE_LEASES: &str = "RestoreLeases";
     /// Days CloudWatch Logs keeps the nodes' logs.
     pub const NODE_LOG_RETENTION_DAYS: &str = "NodeLogRetentionDays";
+    /// The IAM roles that may sign restore orders and start-empty permits.
+    pub const OPERATOR_ROLE_ARNS: &str = "OperatorRoleArns";
     /// SHA-256 of the `etcd-aws` agent binary: user-data refuses any other.
     pub const AGENT_SHA256: &str = "AgentSha256";
     /// S3 object versions of the functions' zips in the artifact bucket (filled in

@@ -75,6 +75,15 @@ pub const EVENT_KINDS: &[EventKind] = &[
         period: 300,
     },
     EventKind {
+        event: events::INSTRUCTION_REFUSED,
+        metric: "InstructionsRefused",
+        alarm: "InstructionRefusedAlarm",
+        title: "Restore orders and permits no operator signed",
+        description: "A node refused a restore order or start-empty permit in the backup bucket that the order-signing key did not sign: someone who can write to the bucket tried to command the cluster (CloudTrail's S3 data events name them)",
+        threshold: 1.0,
+        period: 300,
+    },
+    EventKind {
         event: events::FORCE_NEW_CLUSTER,
         metric: "ForceNewClusterRecoveries",
         alarm: "ForceNewClusterAlarm",

@@ -1,5 +1,6 @@
 //! The nodes' IAM role: find the group and its instances, read backups to restore,
-//! acknowledge an operator's restore, read the cluster CA to issue themselves a certificate
+//! acknowledge an operator's restore (verifying its signature is the
+//! order-signing key's policy's grant, [`crate::order_signing`]), read the cluster CA to issue themselves a certificate
 //! and renew the functions', fetch the artifacts, ship their logs, signal CloudFormation,
 //! and (when asked for) be reachable by Session Manager.
 
@@ -38,12 +39,15 @@ pub fn fragment(options: &Options) -> Fragment {
             json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
         ),
         // An operator's restore: each node says, with an empty object under the
-        // restore order's prefix, that it stopped its etcd.
+        // order's id (`restore/<id>/<instance>`), that it stopped its etcd. Not
+        // the order itself nor the start-empty permit (`restore/<name>.json`,
+        // no second level): a node writes no instruction, and an order it could
+        // write, it could not sign.
         allow(
             "AcknowledgeRestore",
             &["s3:PutObject"],
             vec![sub(&format!(
-                "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*"
+                "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*/*"
             ))],
         ),
         allow(

@@ -684,6 +684,9 @@ pub struct Options {
     pub session_manager: bool,
     /// Default of the `AgentSha256` parameter; without it the deployer must supply one.
     pub agent_sha256: Option<Sha256>,
+    /// Default of the `OperatorRoleArns` parameter: who may sign restore
+    /// orders and start-empty permits.
+    pub operator_role_arns: Vec<String>,
 }
 
 impl Options {
@@ -748,6 +751,7 @@ impl Default for Options {
             existing_vpc: None,
             session_manager: false,
             agent_sha256: None,
+            operator_role_arns: Vec::new(),
         }
     }
 }

@@ -9,11 +9,11 @@ use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{
     ALARM_TOPIC, AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, CAPTURE_FUNCTION,
     CLIENT_SECURITY_GROUP, DASHBOARD, LIFECYCLE_DEAD_LETTER_QUEUE, LIFECYCLE_FUNCTION,
-    LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS,
+    LIFECYCLE_QUEUE, LOAD_BALANCER, MAINTENANCE_FUNCTION, NODE_LOGS, ORDER_SIGNING_KEY,
 };
 use crate::names::outputs::{
     AUTO_SCALING_GROUP_NAME, BACKUP_BUCKET_NAME, BACKUP_FUNCTION_NAME, FUNCTION_LOG_GROUP_NAMES,
-    LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL,
+    LIFECYCLE_DEAD_LETTER_QUEUE_URL, LIFECYCLE_QUEUE_URL, ORDER_SIGNING_KEY_ARN,
 };
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
 use crate::names::ports::CLIENT;
@@ -52,6 +52,10 @@ pub fn fragment(options: &Options) -> Fragment {
             reference(CLIENT_SECURITY_GROUP),
         ))
         .output(BACKUP_BUCKET_NAME, output("Bucket holding the backups", reference(BACKUP_BUCKET)))
+        .output(ORDER_SIGNING_KEY_ARN, output(
+            "KMS key the operators sign restore orders and start-empty permits with (etcd-aws-cfn reads it)",
+            get_att(ORDER_SIGNING_KEY, "Arn"),
+        ))
         .output(LIFECYCLE_QUEUE_URL, output("Queue of terminating-instance notifications", reference(LIFECYCLE_QUEUE)))
         .output(LIFECYCLE_DEAD_LETTER_QUEUE_URL, output("Lifecycle messages that failed repeatedly", reference(LIFECYCLE_DEAD_LETTER_QUEUE)))
         .output("LifecycleFunctionName", output("For cargo lambda deploy", reference(LIFECYCLE_FUNCTION)))

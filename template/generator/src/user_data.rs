@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
-use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER};
+use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER, ORDER_SIGNING_KEY};
 use crate::names::parameters::{
     CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, QUOTA_BACKEND_BYTES, RESTORE_LEASES,
 };
@@ -140,6 +140,8 @@ Environment=PATH=@BIN@:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 Environment=@ENV_REGION@=${AWS::Region}
 Environment=@ENV_BUCKET@=${@BUCKET@}
 Environment=@ENV_PREFIX@=@PREFIX@
+# Restore orders and start-empty permits count only when this key signed them.
+Environment=@ENV_ORDER_SIGNING_KEY@=${@ORDER_SIGNING_KEY@.Arn}
 Environment=@ENV_DATA_DIR@=@DATA_DIR@
 Environment=@ENV_LOG_FORMAT@=json
 # TLS on every etcd port: the agent reads the cluster CA from this secret and issues
@@ -231,7 +233,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 38] = [
+    let replacements: [(&str, String); 40] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -258,6 +260,11 @@ pub fn script(options: &Options) -> String {
         ("@ENV_REGION@", env::REGION.to_string()),
         ("@ENV_BUCKET@", env::BACKUP_BUCKET.to_string()),
         ("@ENV_PREFIX@", env::BACKUP_PREFIX.to_string()),
+        (
+            "@ENV_ORDER_SIGNING_KEY@",
+            env::ORDER_SIGNING_KEY.to_string(),
+        ),
+        ("@ORDER_SIGNING_KEY@", ORDER_SIGNING_KEY.to_string()),
         ("@ENV_DATA_DIR@", env::DATA_DIR.to_string()),
         ("@ENV_LOG_FORMAT@", env::LOG_FORMAT.to_string()),
         ("@ENV_READY_FILE@", env::READY_FILE.to_string()),

@@ -125,6 +125,7 @@ fn each_event_kind_has_a_filter_on_its_event_field_and_an_alarm_to_the_topic() {
         events::BACKUP_DAMAGED,
         events::OLDER_BACKUP_RESTORED,
         events::EMPTY_START_REFUSED,
+        events::INSTRUCTION_REFUSED,
         events::FORCE_NEW_CLUSTER,
         events::ETCD_EXITED,
         events::DATA_DIVERGED,

@@ -61,6 +61,11 @@ fn stack_values() -> Vec<(String, String)> {
         ),
         (logical::NODE_LOGS, "/etcd-aws/etcd-prod/nodes".to_string()),
         (
+            &format!("{}.Arn", logical::ORDER_SIGNING_KEY),
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                .to_string(),
+        ),
+        (
             &format!("{}.DNSName", logical::LOAD_BALANCER),
             "internal-etcd-prod-Client-1A2B3C4D5E6F-0123456789.elb.eu-west-1.amazonaws.com"
                 .to_string(),

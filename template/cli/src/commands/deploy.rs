@@ -93,6 +93,12 @@ pub struct DeployArgs {
     /// E-mail address that receives the alarms (required to deploy).
     #[arg(long, env = "ETCD_AWS_ALARM_EMAIL")]
     alarm_email: Option<String>,
+    /// ARNs of the IAM roles whose members may order a restore or an empty
+    /// start (comma-separated; required to deploy): only they may sign with the
+    /// stack's order-signing key, and the nodes obey nothing else they find in
+    /// the backup bucket.
+    #[arg(long, env = "ETCD_AWS_OPERATOR_ROLE_ARNS", value_delimiter = ',')]
+    operator_role_arns: Vec<String>,
     /// Deploy into this existing VPC (with --subnet-ids): the stack then creates no VPC,
     /// no endpoint and no NAT gateway, and checks first that the subnets reach S3 and
     /// the AWS APIs the nodes and functions call.
@@ -186,6 +192,7 @@ impl DeployArgs {
                 .map(|(vpc_id, subnet_ids)| ExistingVpc { vpc_id, subnet_ids }),
             session_manager: self.session_manager,
             agent_sha256: self.agent_sha256.clone(),
+            operator_role_arns: self.operator_role_arns.clone(),
         }
     }
 
@@ -197,6 +204,10 @@ impl DeployArgs {
         }
         let missing: Vec<&str> = [
             ("--alarm-email", self.alarm_email.is_none()),
+            (
+                "--operator-role-arns (who may order a restore)",
+                self.operator_role_arns.is_empty(),
+            ),
             ("--artifact-bucket", self.artifact_bucket.is_none()),
             (
                 "--etcd-sha256 (no archive of this etcd version is pinned) or --artifacts-dir",

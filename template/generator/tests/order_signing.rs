@@ -1,0 +1,178 @@
+//! Who may command the nodes, as the template grants it: only the named
+//! operators sign with the order-signing key, the nodes only read its public
+//! half, the account cannot grant itself signing through IAM, and a node may
+//! write its acknowledgement of a restore but neither the order nor the
+//! start-empty permit. moto does not enforce key policies, so these checks
+//! are the guard; tests/tests/signed_orders.rs shows the nodes refusing what
+//! the key did not sign.
+
+mod common;
+
+use common::{default_template, iam_statements, resource, strings, template_for, user_data_script};
+use etcd_aws_template::names::{logical, outputs, parameters};
+use etcd_aws_template::Options;
+use serde_json::{json, Value};
+
+/// IAM's wildcard match of an action or resource pattern (`*` and `?`,
+/// actions case-insensitively), as AWS evaluates it.
+fn matches(pattern: &str, text: &str) -> bool {
+    fn glob(pattern: &[char], text: &[char]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some(('*', rest)) => (0..=text.len()).any(|skip| glob(rest, &text[skip..])),
+            Some((first, rest)) => text
+                .split_first()
+                .is_some_and(|(c, tail)| (*first == '?' || first == c) && glob(rest, tail)),
+        }
+    }
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    glob(&pattern, &text)
+}
+
+fn action_allowed(statement: &Value, action: &str) -> bool {
+    strings(&statement["Action"])
+        .iter()
+        .any(|pattern| matches(&pattern.to_lowercase(), &action.to_lowercase()))
+}
+
+fn key_statements(template: &Value) -> Vec<Value> {
+    resource(template, logical::ORDER_SIGNING_KEY)["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn operators() -> Value {
+    json!({ "AWS": { "Ref": parameters::OPERATOR_ROLE_ARNS } })
+}
+
+#[test]
+fn the_order_signing_key_is_an_ecc_p256_signing_key() {
+    let template = default_template();
+    let key = &resource(&template, logical::ORDER_SIGNING_KEY)["Properties"];
+    assert_eq!(key["KeySpec"], "ECC_NIST_P256");
+    assert_eq!(key["KeyUsage"], "SIGN_VERIFY");
+}
+
+#[test]
+fn only_the_operators_may_sign_with_the_order_signing_key() {
+    let statements = key_statements(&default_template());
+    let signers: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow" && action_allowed(s, "kms:Sign"))
+        .collect();
+    assert!(!signers.is_empty(), "someone must be able to sign");
+    for signer in signers {
+        assert_eq!(signer["Principal"], operators(), "{signer}");
+    }
+}
+
+#[test]
+fn the_account_administers_the_key_but_cannot_sign_or_verify_through_iam() {
+    let statements = key_statements(&default_template());
+    let account = statements
+        .iter()
+        .find(|s| {
+            s["Principal"]["AWS"]["Fn::Sub"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(":root"))
+        })
+        .expect("the account administers the key");
+    for action in ["kms:Sign", "kms:Verify", "kms:ReEncryptFrom"] {
+        assert!(
+            !action_allowed(account, action),
+            "the account may {action}: {account}"
+        );
+    }
+    assert!(action_allowed(account, "kms:ScheduleKeyDeletion"));
+    assert!(action_allowed(account, "kms:PutKeyPolicy"));
+}
+
+#[test]
+fn the_nodes_may_only_read_the_public_half_of_the_key() {
+    let statements = key_statements(&default_template());
+    let node = json!({ "AWS": { "Fn::GetAtt": [logical::NODE_ROLE, "Arn"] } });
+    let granted: Vec<String> = statements
+        .iter()
+        .filter(|s| s["Principal"] == node)
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    assert_eq!(granted, vec!["kms:GetPublicKey"]);
+}
+
+#[test]
+fn no_role_of_the_stack_is_granted_signing() {
+    for template in [
+        default_template(),
+        template_for(&common::everything_options()),
+    ] {
+        for (role, statement) in iam_statements(&template) {
+            assert!(
+                !action_allowed(&statement, "kms:Sign"),
+                "{role} may sign: {statement}"
+            );
+        }
+    }
+}
+
+/// The node role's S3 write grants, as the object keys they cover under
+/// the bucket (the `Fn::Sub` text after the bucket's ARN).
+fn node_writes(template: &Value) -> Vec<String> {
+    iam_statements(template)
+        .into_iter()
+        .filter(|(role, s)| role == logical::NODE_ROLE && action_allowed(s, "s3:PutObject"))
+        .flat_map(|(_, s)| match &s["Resource"] {
+            Value::Array(resources) => resources.clone(),
+            other => vec![other.clone()],
+        })
+        .filter_map(|r| {
+            r["Fn::Sub"]
+                .as_str()
+                .and_then(|text| text.split_once("/").map(|(_, key)| key.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_may_acknowledge_a_restore_but_write_neither_the_order_nor_the_permit() {
+    let writes = node_writes(&default_template());
+    assert!(!writes.is_empty());
+    let may_write = |key: &str| writes.iter().any(|pattern| matches(pattern, key));
+    assert!(may_write("backups/restore/20261207T120000Z-42/i-0abc"));
+    assert!(!may_write("backups/restore/order.json"));
+    assert!(!may_write("backups/restore/empty-start.json"));
+    assert!(!may_write("backups/snapshots/x.db.zst"));
+}
+
+#[test]
+fn the_agent_is_told_the_key_and_the_operators_are_told_it_too() {
+    let template = default_template();
+    assert!(
+        user_data_script(&template).contains("ETCD_AWS_ORDER_SIGNING_KEY=${OrderSigningKey.Arn}"),
+        "the agent's unit names the key"
+    );
+    assert_eq!(
+        template["Outputs"][outputs::ORDER_SIGNING_KEY_ARN]["Value"],
+        json!({ "Fn::GetAtt": [logical::ORDER_SIGNING_KEY, "Arn"] })
+    );
+}
+
+#[test]
+fn the_operators_have_no_default_unless_the_deploy_names_them() {
+    let asked = default_template();
+    assert!(asked["Parameters"][parameters::OPERATOR_ROLE_ARNS]
+        .get("Default")
+        .is_none());
+    let named = template_for(&Options {
+        operator_role_arns: vec![
+            "arn:aws:iam::111122223333:role/a".into(),
+            "arn:aws:iam::111122223333:role/b".into(),
+        ],
+        ..Options::default()
+    });
+    assert_eq!(
+        named["Parameters"][parameters::OPERATOR_ROLE_ARNS]["Default"],
+        "arn:aws:iam::111122223333:role/a,arn:aws:iam::111122223333:role/b"
+    );
+}
