@@ -1,7 +1,8 @@
 //! IAM as the generated template grants it: which action an API call needs, the
 //! statements of each role, and whether a statement's action patterns allow an
 //! action. Enough of IAM to compare what the programs call with what their roles
-//! allow; conditions and resources are left to the template's own scans.
+//! allow, counting what a KMS key's policy grants a role by name; conditions
+//! and resources are left to the template's own scans.
 
 use std::fmt;
 
@@ -113,10 +114,43 @@ pub fn roles(template: &Value) -> Result<Vec<Role>, PolicyShapeError> {
     let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
         return Ok(Vec::new());
     };
-    resources
+    let mut roles: Vec<Role> = resources
         .iter()
         .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::IAM::Role"))
         .map(|(id, resource)| role(id, resource))
+        .collect::<Result<_, _>>()?;
+    for role in &mut roles {
+        role.statements
+            .extend(key_policy_grants(resources, &role.logical_id));
+    }
+    Ok(roles)
+}
+
+/// What the template's KMS keys grant `role` by naming it in their key
+/// policies (a key policy that names a principal of the account is a grant
+/// on its own), as statements `<key>:<Sid>` on that key: part of what the
+/// role may do, as its inline policies are.
+fn key_policy_grants(resources: &serde_json::Map<String, Value>, role: &str) -> Vec<Statement> {
+    let named = serde_json::json!({ "Fn::GetAtt": [role, "Arn"] });
+    resources
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::KMS::Key"))
+        .flat_map(|(key, resource)| {
+            list(resource.pointer("/Properties/KeyPolicy/Statement"))
+                .into_iter()
+                .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+                .filter(|s| {
+                    s.pointer("/Principal/AWS")
+                        .is_some_and(|p| *p == named || list(Some(p)).contains(&named))
+                })
+                .filter_map(|s| {
+                    let mut statement = parse_statement(&s).ok()?;
+                    statement.sid = format!("{key}:{}", statement.sid);
+                    statement.resources = vec![serde_json::json!({ "Fn::GetAtt": [key, "Arn"] })];
+                    Some(statement)
+                })
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 

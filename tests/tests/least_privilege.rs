@@ -79,6 +79,17 @@ const fn secret_write_key(sid: &'static str) -> Unobservable {
     }
 }
 
+/// The backup bucket's key: S3 calls KMS with the caller's identity to read
+/// or write an object the bucket's key encrypts; the program calls S3 only,
+/// and the stand-in's S3 encrypts with no customer key.
+const fn backup_key(sid: &'static str, action: &'static str) -> Unobservable {
+    Unobservable {
+        sid,
+        action,
+        why: "S3 uses the bucket's key with the caller's identity to read or write an encrypted object; moto's S3 encrypts with no customer key",
+    }
+}
+
 const NODE_UNOBSERVABLE: &[Unobservable] = &[
     Unobservable {
         sid: "FetchArtifacts",
@@ -108,6 +119,8 @@ const NODE_UNOBSERVABLE: &[Unobservable] = &[
     secret_key("ReadClusterCaKey"),
     secret_key("RenewFunctionsCertificateKey"),
     secret_write_key("RenewFunctionsCertificateKey"),
+    backup_key("UseBackupKey", "kms:Decrypt"),
+    backup_key("UseBackupKey", "kms:GenerateDataKey"),
 ];
 
 /// Lambda sends an asynchronous invocation that failed every retry (a
@@ -129,6 +142,8 @@ const BACKUP_UNOBSERVABLE: &[Unobservable] = &[
     },
     FAILED_INVOCATIONS,
     secret_key("ReadClientCertificateKey"),
+    backup_key("UseBackupKey", "kms:Decrypt"),
+    backup_key("UseBackupKey", "kms:GenerateDataKey"),
 ];
 
 /// A role and the programs that act with it.

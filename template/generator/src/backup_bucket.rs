@@ -1,20 +1,110 @@
-//! The backup bucket: encrypted, versioned, private, TLS only.
+//! The backup bucket: encrypted with a key of the stack's own, versioned,
+//! private, TLS only.
+//!
+//! The backups hold the whole database (Kubernetes Secrets included), so
+//! being allowed `s3:GetObject` in the account (AWS's `ReadOnlyAccess`, say)
+//! must not be enough to read them. The bucket's default encryption is
+//! `BackupKey`, a customer managed key whose policy lets only the cluster use
+//! it: the nodes, the backup function and the named operators (the lifecycle
+//! function never touches the bucket). The account administers the key
+//! without `kms:Decrypt`, so no IAM policy can grant reading a backup. S3
+//! Bucket Keys keep KMS requests, and their cost, down: S3 asks KMS for a
+//! bucket-level key now and then, not for each object.
 //!
 //! Retention of backups is the backup function's job (it keeps the newest N and never
 //! deletes the newest valid one). The bucket's lifecycle rules only clean up after it:
 //! they never expire current objects by age, because an idle cluster writes no new
 //! backup and its only one would age out.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
-use crate::names::logical::BACKUP_BUCKET;
+use crate::names::logical::{BACKUP_BUCKET, BACKUP_KEY};
+use crate::names::parameters::OPERATOR_ROLE_ARNS;
 use crate::options::Options;
+use crate::order_signing;
+use crate::policy::allow_when;
 use crate::suppressions::{metadata, Skip};
+
+/// The tag that makes a role of this stack a user of the bucket's key.
+pub const BACKUP_USER_TAG: &str = "etcd-aws-backup-user";
+
+/// The tag, for the roles that read and write backups.
+pub fn backup_user_tag() -> Value {
+    json!({ "Key": BACKUP_USER_TAG, "Value": sub("${AWS::StackName}") })
+}
+
+/// The key's use as S3 asks for it on a role's behalf, for the roles'
+/// own policies: reading a backup decrypts, writing one needs a data key.
+pub fn use_backup_key(sid: &str) -> Value {
+    allow_when(
+        sid,
+        &BACKUP_KEY_USE,
+        vec![get_att(BACKUP_KEY, "Arn")],
+        via_s3(),
+    )
+}
+
+const BACKUP_KEY_USE: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
+
+fn via_s3() -> Value {
+    json!({ "StringEquals": { "kms:ViaService": sub("s3.${AWS::Region}.amazonaws.com") } })
+}
+
+fn key_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministersWithoutReading",
+                "Effect": "Allow",
+                "Principal": { "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+                "Action": order_signing::ADMINISTRATION,
+                "Resource": "*",
+            },
+            {
+                "Sid": "TheClustersRolesReadAndWriteBackups",
+                "Effect": "Allow",
+                "Principal": { "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+                "Action": BACKUP_KEY_USE,
+                "Resource": "*",
+                // Only the roles tagged as this stack's backup users, only as S3
+                // asks on their behalf.
+                "Condition": { "StringEquals": {
+                    format!("aws:PrincipalTag/{BACKUP_USER_TAG}"): sub("${AWS::StackName}"),
+                    "kms:ViaService": sub("s3.${AWS::Region}.amazonaws.com"),
+                }},
+            },
+            {
+                "Sid": "OperatorsReadAndWriteBackups",
+                "Effect": "Allow",
+                "Principal": { "AWS": reference(OPERATOR_ROLE_ARNS) },
+                "Action": BACKUP_KEY_USE,
+                "Resource": "*",
+                "Condition": via_s3(),
+            },
+        ],
+    })
+}
 
 pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
+        .resource(
+            BACKUP_KEY,
+            json!({
+                "Type": "AWS::KMS::Key",
+                // The backups outlive the stack (the bucket is retained); so does
+                // the key that reads them.
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
+                "Properties": {
+                    "Description": sub("etcd-aws ${AWS::StackName}: the backup bucket's encryption; only the cluster and its operators may use it"),
+                    "EnableKeyRotation": true,
+                    "KeyPolicy": key_policy(),
+                },
+            }),
+        )
         .resource(
             BACKUP_BUCKET,
             json!({
@@ -28,7 +118,10 @@ pub fn fragment(options: &Options) -> Fragment {
                 }]),
                 "Properties": {
                     "BucketEncryption": { "ServerSideEncryptionConfiguration": [{
-                        "ServerSideEncryptionByDefault": { "SSEAlgorithm": "aws:kms" },
+                        "ServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": get_att(BACKUP_KEY, "Arn"),
+                        },
                         "BucketKeyEnabled": true,
                     }]},
                     "VersioningConfiguration": { "Status": "Enabled" },

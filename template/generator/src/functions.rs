@@ -8,8 +8,9 @@
 
 use serde_json::{json, Value};
 
+use crate::backup_bucket;
 use crate::fragment::Fragment;
-use crate::intrinsics::{get_att, reference, sub};
+use crate::intrinsics::{get_att, no_value, reference, sub};
 use crate::lifecycle_queue::LIFECYCLE_FUNCTION_TIMEOUT;
 use crate::names::logical::{
     AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE, CAPTURE_FUNCTION,
@@ -99,10 +100,13 @@ fn report_failed_invocations() -> Value {
     )
 }
 
-fn role(description: &str, statements: Vec<Value>) -> Value {
+/// A function's role; `backup_user`: tagged as a user of the backup
+/// bucket's key ([`backup_bucket`]).
+fn role(description: &str, statements: Vec<Value>, backup_user: bool) -> Value {
     json!({
         "Type": "AWS::IAM::Role",
         "Properties": {
+            "Tags": if backup_user { json!([backup_bucket::backup_user_tag()]) } else { no_value() },
             "Description": description,
             "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
             "ManagedPolicyArns": [
@@ -248,6 +252,7 @@ pub fn fragment(options: &Options) -> Fragment {
         ),
         describe_group(),
         report_failed_invocations(),
+        backup_bucket::use_backup_key("UseBackupKey"),
     ];
     backup_statements.extend(read_client_certificate());
     let lifecycle = Function {
@@ -303,11 +308,11 @@ pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
         .resource(
             LIFECYCLE_FUNCTION_ROLE,
-            role("etcd-aws lifecycle function", lifecycle_statements),
+            role("etcd-aws lifecycle function", lifecycle_statements, false),
         )
         .resource(
             BACKUP_FUNCTION_ROLE,
-            role("etcd-aws backup function", backup_statements),
+            role("etcd-aws backup function", backup_statements, true),
         )
         .resource(&lifecycle_logs_id, lifecycle_logs)
         .resource(&backup_logs_id, backup_logs)

@@ -74,6 +74,8 @@ pub mod logical {
     /// backup's capture of every change into segments.
     pub const CAPTURE_FUNCTION: &str = "CaptureFunction";
     pub const BACKUP_BUCKET: &str = "BackupBucket";
+    /// The bucket's encryption key: only the cluster and its operators use it.
+    pub const BACKUP_KEY: &str = "BackupKey";
     pub const ALARM_TOPIC: &str = "AlarmTopic";
     pub const DASHBOARD: &str = "Dashboard";
     pub const ENCRYPTION_KEY: &str = "EncryptionKey";

@@ -6,6 +6,7 @@
 
 use serde_json::json;
 
+use crate::backup_bucket;
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_LOGS, NODE_ROLE};
@@ -50,6 +51,9 @@ pub fn fragment(options: &Options) -> Fragment {
                 "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*/*"
             ))],
         ),
+        // The bucket's key, as S3 uses it for the node (reading a backup,
+        // writing an acknowledgement).
+        backup_bucket::use_backup_key("UseBackupKey"),
         allow(
             "FetchArtifacts",
             &["s3:GetObject"],
@@ -91,6 +95,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 "Type": "AWS::IAM::Role",
                 "Properties": {
                     "Description": "etcd nodes",
+                "Tags": [backup_bucket::backup_user_tag()],
                     "AssumeRolePolicyDocument": trust("ec2.amazonaws.com"),
                     // Session Manager only when asked for (--session-manager).
                     "ManagedPolicyArns": if options.session_manager {

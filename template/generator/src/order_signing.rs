@@ -23,9 +23,11 @@ use crate::names::logical::{NODE_ROLE, ORDER_SIGNING_KEY};
 use crate::names::parameters::OPERATOR_ROLE_ARNS;
 use crate::options::Options;
 
-/// What the account's root may do with the key: look after it, not use it.
+/// What the account's root may do with a key of the cluster's: look after
+/// it, not use it, and not hand its use out (no `kms:CreateGrant`: a grant
+/// can allow signing or decrypting).
 pub const ADMINISTRATION: &[&str] = &[
-    "kms:Create*",
+    "kms:CreateAlias",
     "kms:Describe*",
     "kms:Enable*",
     "kms:List*",

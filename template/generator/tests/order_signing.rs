@@ -79,7 +79,12 @@ fn the_account_administers_the_key_but_cannot_sign_or_verify_through_iam() {
                 .is_some_and(|p| p.ends_with(":root"))
         })
         .expect("the account administers the key");
-    for action in ["kms:Sign", "kms:Verify", "kms:ReEncryptFrom"] {
+    for action in [
+        "kms:Sign",
+        "kms:Verify",
+        "kms:ReEncryptFrom",
+        "kms:CreateGrant",
+    ] {
         assert!(
             !action_allowed(account, action),
             "the account may {action}: {account}"
