@@ -5,9 +5,15 @@
 //! being allowed `s3:GetObject` in the account (AWS's `ReadOnlyAccess`, say)
 //! must not be enough to read them. The bucket's default encryption is
 //! `BackupKey`, a customer managed key whose policy lets only the cluster use
-//! it: the nodes, the backup function and the named operators (the lifecycle
-//! function never touches the bucket). The account administers the key
-//! without `kms:Decrypt`, so no IAM policy can grant reading a backup. S3
+//! it, through S3: the named operators, and the roles tagged as the stack's
+//! backup users, the nodes' and the backup function's (the lifecycle function
+//! never touches the bucket), which grant it in their own policies too. Those
+//! roles are named by their tag, not their ARN, because they refer to the
+//! bucket, which refers to the key: naming them in the key policy would make
+//! a cycle. The account administers the key without `kms:Decrypt` or
+//! `kms:CreateGrant`, so a reader allowed `s3:GetObject` everywhere reads
+//! nothing; only someone who may also tag roles (`iam:TagRole`) and grant them
+//! KMS, or rewrite the key policy, could, and CloudTrail records both. S3
 //! Bucket Keys keep KMS requests, and their cost, down: S3 asks KMS for a
 //! bucket-level key now and then, not for each object.
 //!
@@ -48,8 +54,12 @@ pub fn use_backup_key(sid: &str) -> Value {
 
 const BACKUP_KEY_USE: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
 
+fn s3_service() -> Value {
+    sub("s3.${AWS::Region}.amazonaws.com")
+}
+
 fn via_s3() -> Value {
-    json!({ "StringEquals": { "kms:ViaService": sub("s3.${AWS::Region}.amazonaws.com") } })
+    json!({ "StringEquals": { "kms:ViaService": s3_service() } })
 }
 
 fn key_policy() -> Value {
@@ -73,7 +83,7 @@ fn key_policy() -> Value {
                 // asks on their behalf.
                 "Condition": { "StringEquals": {
                     format!("aws:PrincipalTag/{BACKUP_USER_TAG}"): sub("${AWS::StackName}"),
-                    "kms:ViaService": sub("s3.${AWS::Region}.amazonaws.com"),
+                    "kms:ViaService": s3_service(),
                 }},
             },
             {

@@ -6,8 +6,8 @@
 //! (`etcd_aws_core::contract::signed`). Its key policy is the boundary:
 //! - the operators may sign (`kms:Sign`), and read the public half;
 //! - the nodes may read the public half (`kms:GetPublicKey`), to verify;
-//! - the account administers the key but is given no `kms:Sign` or
-//!   `kms:Verify`, so no IAM policy in the account, however wide (an
+//! - the account administers the key but is given no `kms:Sign`,
+//!   `kms:Verify` or `kms:CreateGrant`, so no IAM policy in the account, however wide (an
 //!   `AdministratorAccess` role's `kms:*` on `*`), can sign with it. An
 //!   administrator can still rewrite the key policy (`kms:PutKeyPolicy`), as
 //!   with any key; CloudTrail records that.
