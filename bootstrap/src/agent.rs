@@ -15,6 +15,7 @@ use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStart};
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
+use etcd_aws_core::etcd::disk::PrunePolicy;
 use etcd_aws_core::etcd::launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_core::etcd::release::{EtcdBinary, EtcdRelease};
 use etcd_aws_core::membership::decision::{after_divergence, decide, Decision};
@@ -30,6 +31,7 @@ use etcd_aws_io::tls::SecretStore;
 use crate::cert_renewal::Renewal;
 use crate::etcd_process::{self, EtcdSettings, Supervised};
 use crate::functions_cert_renewal::FunctionsRenewal;
+use crate::housekeeping;
 use crate::instructions::Instructions;
 use crate::join::{self, JoinError};
 use crate::node_tls::{self, TlsSettings};
@@ -240,6 +242,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         access,
         supervision: config.supervision.clone(),
         wait: config.wait,
+        moved_aside: config.etcd.moved_aside,
     };
     agent.run(&mut signals).await
 }
@@ -271,6 +274,8 @@ struct Agent {
     access: EtcdAccess,
     supervision: Supervision,
     wait: WaitPolicy,
+    /// What of the data directories moved aside is kept.
+    moved_aside: PrunePolicy,
 }
 
 /// etcd's command line, and what supervising it needs to know.
@@ -306,6 +311,7 @@ impl Agent {
                     },
                 },
             };
+            housekeeping::prune_moved_aside(&self.base.data_dir, self.moved_aside);
             self.node.set_etcd_running(true);
             let supervised = self.supervise(&launch, signals).await;
             self.node.set_etcd_running(false);

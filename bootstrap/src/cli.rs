@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
 use etcd_aws_core::contract::names::{bucket, env, paths, ports};
+use etcd_aws_core::etcd::disk::PrunePolicy;
 use etcd_aws_core::etcd::launch::{AutoCompaction, CompactionMode, Upkeep};
 use etcd_aws_io::etcd::admin::EtcdTimeouts;
 pub use etcd_aws_io::logging::LogFormat;
@@ -61,6 +62,17 @@ pub struct Cli {
     /// etcd's data directory.
     #[arg(long, env = env::DATA_DIR, default_value = paths::DATA_DIR)]
     pub data_dir: PathBuf,
+
+    /// How long data directories moved aside (`<data dir>.removed-*`: a stale
+    /// member's, a restore's quarantine) are kept for an operator before the
+    /// agent deletes them, when it next starts etcd.
+    #[arg(long, env = "ETCD_AWS_MOVED_ASIDE_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub moved_aside_retention: Duration,
+
+    /// Below this share of the data directory's filesystem free, moved-aside
+    /// directories go sooner, oldest first, never the newest.
+    #[arg(long, env = "ETCD_AWS_MIN_FREE_DISK_PERCENT", default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=90))]
+    pub min_free_disk_percent: u8,
 
     /// The etcd binary to run (a path, or a name looked up on PATH).
     #[arg(long, env = "ETCD_AWS_ETCD_BINARY", default_value = "etcd")]
@@ -269,6 +281,11 @@ impl Cli {
             etcd: EtcdSettings {
                 binary: self.etcd_binary,
                 data_dir: self.data_dir,
+                moved_aside: PrunePolicy {
+                    keep_for_seconds: i64::try_from(self.moved_aside_retention.as_secs())
+                        .unwrap_or(i64::MAX),
+                    min_free_percent: self.min_free_disk_percent,
+                },
                 client_port: self.client_port,
                 peer_port: self.peer_port,
                 metrics_port: self.metrics_port,

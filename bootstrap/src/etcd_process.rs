@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use etcd_aws_core::contract::events;
+use etcd_aws_core::etcd::disk::PrunePolicy;
 use etcd_aws_core::etcd::launch::{EtcdLaunch, Upkeep};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -26,6 +27,8 @@ pub struct EtcdSettings {
     /// The etcd binary (a path, or a name looked up on PATH).
     pub binary: PathBuf,
     pub data_dir: PathBuf,
+    /// What of the data directories moved aside beside it is kept.
+    pub moved_aside: PrunePolicy,
     pub client_port: u16,
     pub peer_port: u16,
     pub metrics_port: u16,

@@ -22,6 +22,8 @@
 //!   node's certificate renewed in place, etcd not restarted) and
 //!   `functions_cert_renewal` (the functions' certificate renewed in their
 //!   secret).
+//! - Before each start of etcd: `housekeeping` (moved-aside data directories
+//!   pruned by age and space).
 //! - After: `policy` (what to do about how etcd ended) and `exit_status`
 //!   (the agent's own exit code); `signals` throughout.
 //!
@@ -33,6 +35,7 @@ pub mod cli;
 mod etcd_process;
 mod exit_status;
 mod functions_cert_renewal;
+mod housekeeping;
 pub mod instructions;
 mod join;
 mod node_tls;

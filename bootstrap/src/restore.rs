@@ -31,6 +31,7 @@ use etcd_aws_core::backup::revisions;
 use etcd_aws_core::clock;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::RestoreTarget;
+use etcd_aws_core::etcd::disk;
 use etcd_aws_core::etcd::launch::EtcdLaunch;
 use etcd_aws_core::etcd::release::listed_flags;
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
@@ -408,6 +409,17 @@ impl Restorer {
         target: ReplayTarget,
         bumping: &Bumping,
     ) -> Result<RestoredFile, RestoreAttempt> {
+        // Before the download: a disk too small would fail halfway, after
+        // minutes, and leave the seed's disk full.
+        let disk = data_dir::disk_of(&launch.data_dir)
+            .map_err(|e| RestoreAttempt::Fatal(anyhow::Error::new(e)))?;
+        disk::restore_fits(manifest.snapshot_bytes, disk).map_err(|e| {
+            RestoreAttempt::Fatal(anyhow::Error::new(e).context(format!(
+                "not restoring {} into {}",
+                manifest.key,
+                launch.data_dir.display()
+            )))
+        })?;
         let result = self.store.download_verified(manifest, snapshot).await;
         let outcome = match result {
             Ok(()) => {

@@ -16,8 +16,9 @@
 //!   restart, wait) and the [`recovery`](membership::recovery) of a quorum lost.
 //! - [`etcd`]: the etcd a node runs: which [`release`](etcd::release)s may run
 //!   and join (one rule for the agent and the template), its
-//!   [`launch`](etcd::launch) flags, and the [`status`](etcd::status) members
-//!   report.
+//!   [`launch`](etcd::launch) flags, the [`status`](etcd::status) members
+//!   report, and the [`disk`](etcd::disk) under it (which moved-aside data
+//!   goes, whether a restore fits).
 //! - [`backup`]: the backup formats in S3: snapshot
 //!   [`manifest`](backup::manifest)s and the bucket's layout, the continuous
 //!   backup's [`segment`](backup::segment)s and the [`replay`](backup::replay)

@@ -17,6 +17,13 @@
 //! Bucket Keys keep KMS requests, and their cost, down: S3 asks KMS for a
 //! bucket-level key now and then, not for each object.
 //!
+//! The objects that carry the operators' instructions to the nodes (the
+//! restore order, the start-empty permit) may be written or deleted by the
+//! operators' roles only: the nodes refuse an unsigned one anyway
+//! ([`crate::order_signing`]), and the bucket policy keeps anyone else (the
+//! functions' role may write the rest of the prefix) from replacing or
+//! removing a signed one mid-restore.
+//!
 //! Retention of backups is the backup function's job (it keeps the newest N and never
 //! deletes the newest valid one). The bucket's lifecycle rules only clean up after it:
 //! they never expire current objects by age, because an idle cluster writes no new
@@ -28,10 +35,12 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{BACKUP_BUCKET, BACKUP_KEY};
 use crate::names::parameters::OPERATOR_ROLE_ARNS;
+use crate::names::BACKUP_PREFIX;
 use crate::options::Options;
 use crate::order_signing;
 use crate::policy::allow_when;
 use crate::suppressions::{metadata, Skip};
+use etcd_aws_core::backup::manifest::BackupLayout;
 
 /// The tag that makes a role of this stack a user of the bucket's key.
 pub const BACKUP_USER_TAG: &str = "etcd-aws-backup-user";
@@ -60,6 +69,18 @@ fn s3_service() -> Value {
 
 fn via_s3() -> Value {
     json!({ "StringEquals": { "kms:ViaService": s3_service() } })
+}
+
+/// The objects that carry the operators' instructions to the nodes: the
+/// restore order and the start-empty permit.
+fn instruction_objects() -> Value {
+    let layout = BackupLayout::new(BACKUP_PREFIX);
+    json!(
+        [layout.restore_order_key(), layout.empty_start_permit_key()]
+            .iter()
+            .map(|key| sub(&format!("${{{BACKUP_BUCKET}.Arn}}/{key}")))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn key_policy() -> Value {
@@ -183,6 +204,16 @@ pub fn fragment(options: &Options) -> Fragment {
                                 sub(&format!("${{{BACKUP_BUCKET}.Arn}}/*")),
                             ],
                             "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+                        }, {
+                            // The nodes refuse an instruction the operators did not
+                            // sign; S3 refuses anyone else writing or deleting one
+                            // (the functions' role may write the rest of the prefix).
+                            "Sid": "OnlyOperatorsWriteInstructions",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": ["s3:PutObject", "s3:DeleteObject"],
+                            "Resource": instruction_objects(),
+                            "Condition": { "ArnNotLike": { "aws:PrincipalArn": reference(OPERATOR_ROLE_ARNS) } },
                         }],
                     },
                 },

@@ -66,6 +66,15 @@ pub const EVENT_KINDS: &[EventKind] = &[
         period: 300,
     },
     EventKind {
+        event: events::SEGMENTS_UNRECOVERABLE,
+        metric: "RevisionsLostAtRestore",
+        alarm: "RevisionsLostAtRestoreAlarm",
+        title: "Restores that lost captured revisions",
+        description: "A restore could not replay a missing or damaged segment: the captured revisions after the last one it proved are lost (the line says which)",
+        threshold: 1.0,
+        period: 300,
+    },
+    EventKind {
         event: events::EMPTY_START_REFUSED,
         metric: "EmptyStartRefused",
         alarm: "EmptyStartRefusedAlarm",

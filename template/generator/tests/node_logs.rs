@@ -124,6 +124,7 @@ fn each_event_kind_has_a_filter_on_its_event_field_and_an_alarm_to_the_topic() {
         events::GAVE_UP_WAITING,
         events::BACKUP_DAMAGED,
         events::OLDER_BACKUP_RESTORED,
+        events::SEGMENTS_UNRECOVERABLE,
         events::EMPTY_START_REFUSED,
         events::INSTRUCTION_REFUSED,
         events::FORCE_NEW_CLUSTER,

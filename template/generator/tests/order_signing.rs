@@ -181,3 +181,40 @@ fn the_operators_have_no_default_unless_the_deploy_names_them() {
         "arn:aws:iam::111122223333:role/a,arn:aws:iam::111122223333:role/b"
     );
 }
+
+#[test]
+fn the_bucket_refuses_anyone_but_the_operators_writing_or_deleting_an_instruction() {
+    let template = default_template();
+    let statements = resource(&template, "BackupBucketPolicy")["Properties"]["PolicyDocument"]
+        ["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let deny = statements
+        .iter()
+        .find(|s| s["Sid"] == "OnlyOperatorsWriteInstructions")
+        .expect("the bucket policy guards the instructions");
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(deny["Principal"], "*");
+    for action in ["s3:PutObject", "s3:DeleteObject"] {
+        assert!(action_allowed(deny, action), "{action}: {deny}");
+    }
+    let objects: Vec<String> = deny["Resource"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r["Fn::Sub"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        objects,
+        vec![
+            "${BackupBucket.Arn}/backups/restore/order.json",
+            "${BackupBucket.Arn}/backups/restore/empty-start.json",
+        ]
+    );
+    assert_eq!(
+        deny["Condition"],
+        json!({ "ArnNotLike": { "aws:PrincipalArn": { "Ref": parameters::OPERATOR_ROLE_ARNS } } })
+    );
+}

@@ -56,6 +56,10 @@ pub const RESTORED_BACKUP: &str = "restored_backup";
 /// A restore revoked the leases it brought back (`--restore-leases revoke`);
 /// the line's `revoked` field counts them.
 pub const LEASES_REVOKED: &str = "leases_revoked";
+/// The agent deleted a data directory moved aside earlier; the line's
+/// `reason` is `age` (older than `--moved-aside-retention`) or `space` (the
+/// disk was short of `--min-free-disk-percent`).
+pub const MOVED_ASIDE_PRUNED: &str = "moved_aside_pruned";
 /// A joiner removed a member whose instance left the group.
 pub const REMOVED_DEPARTED_MEMBER: &str = "removed_departed_member";
 /// This node was added to the cluster as a learner (or its earlier addition
