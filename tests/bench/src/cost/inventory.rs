@@ -168,14 +168,15 @@ mod tests {
     }
 
     #[test]
-    fn an_endpoints_stack_has_three_nodes_five_endpoints_in_three_zones_and_no_nat() {
+    fn an_endpoints_stack_has_three_nodes_six_endpoints_in_three_zones_and_no_nat() {
         let inventory = Inventory::of(&template(&Options {
             network_mode: NetworkMode::Endpoints,
             ..Options::default()
         }));
         assert_eq!(inventory.nodes, 3);
         assert_eq!(inventory.instance_type, "t4g.medium");
-        assert_eq!(inventory.interface_endpoint_zones, 5 * 3);
+        // ec2, autoscaling, cloudformation, secretsmanager, logs and kms.
+        assert_eq!(inventory.interface_endpoint_zones, 6 * 3);
         assert_eq!(inventory.nat_gateways, 0);
         assert_eq!(inventory.load_balancers, 1);
         let capture = inventory.function("CaptureFunction");
