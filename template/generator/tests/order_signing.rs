@@ -8,33 +8,13 @@
 
 mod common;
 
-use common::{default_template, iam_statements, resource, strings, template_for, user_data_script};
+use common::{
+    action_allowed, default_template, iam_matches as matches, iam_statements, resource, strings,
+    template_for, user_data_script,
+};
 use etcd_aws_template::names::{logical, outputs, parameters};
 use etcd_aws_template::Options;
 use serde_json::{json, Value};
-
-/// IAM's wildcard match of an action or resource pattern (`*` and `?`,
-/// actions case-insensitively), as AWS evaluates it.
-fn matches(pattern: &str, text: &str) -> bool {
-    fn glob(pattern: &[char], text: &[char]) -> bool {
-        match pattern.split_first() {
-            None => text.is_empty(),
-            Some(('*', rest)) => (0..=text.len()).any(|skip| glob(rest, &text[skip..])),
-            Some((first, rest)) => text
-                .split_first()
-                .is_some_and(|(c, tail)| (*first == '?' || first == c) && glob(rest, tail)),
-        }
-    }
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    glob(&pattern, &text)
-}
-
-fn action_allowed(statement: &Value, action: &str) -> bool {
-    strings(&statement["Action"])
-        .iter()
-        .any(|pattern| matches(&pattern.to_lowercase(), &action.to_lowercase()))
-}
 
 fn key_statements(template: &Value) -> Vec<Value> {
     resource(template, logical::ORDER_SIGNING_KEY)["Properties"]["KeyPolicy"]["Statement"]

@@ -178,3 +178,28 @@ pub fn user_data_script(template: &Value) -> String {
         .expect("user-data is a Fn::Sub string")
         .to_string()
 }
+
+/// IAM's wildcard match of an action or resource pattern (`*` and `?`), as
+/// AWS evaluates it; actions are compared lowercased by [`action_allowed`].
+pub fn iam_matches(pattern: &str, text: &str) -> bool {
+    fn glob(pattern: &[char], text: &[char]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some(('*', rest)) => (0..=text.len()).any(|skip| glob(rest, &text[skip..])),
+            Some((first, rest)) => text
+                .split_first()
+                .is_some_and(|(c, tail)| (*first == '?' || first == c) && glob(rest, tail)),
+        }
+    }
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    glob(&pattern, &text)
+}
+
+/// Whether a policy statement's `Action` allows `action` (IAM matches
+/// actions case-insensitively).
+pub fn action_allowed(statement: &Value, action: &str) -> bool {
+    strings(&statement["Action"])
+        .iter()
+        .any(|pattern| iam_matches(&pattern.to_lowercase(), &action.to_lowercase()))
+}
