@@ -14,7 +14,7 @@ use anyhow::Context;
 use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStart};
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::contract::events;
-use etcd_aws_core::contract::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
+use etcd_aws_core::contract::restore_order::{Acknowledger, NodeStep, RestoreOrder, RestoreTarget};
 use etcd_aws_core::etcd::disk::PrunePolicy;
 use etcd_aws_core::etcd::launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_core::etcd::release::{EtcdBinary, EtcdRelease};
@@ -176,9 +176,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         .map(|b| BackupStore::new(&aws, &b.bucket, &b.prefix));
     let instructions = config.backups.as_ref().map(|b| {
         Arc::new(Instructions::new(
-            b.order_signing_key
-                .as_deref()
-                .map(|key| OrderKey::new(&aws, key)),
+            b.operators
+                .as_ref()
+                .map(|o| OrderKey::new(&aws, &o.signing_key)),
         ))
     });
     let agent = Agent {
@@ -207,6 +207,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
                 store,
                 instructions,
                 instance_id: me.instance_id.clone(),
+                acknowledger: config
+                    .backups
+                    .as_ref()
+                    .and_then(|b| b.operators.as_ref())
+                    .map(|o| Acknowledger {
+                        role_id: o.node_role_id.clone(),
+                        instance_id: me.instance_id.clone(),
+                    }),
                 interval: config.supervision.restore_poll_interval,
             }),
         restorer: backups.zip(config.backups.as_ref()).zip(instructions).map(
@@ -478,10 +486,14 @@ impl Agent {
             tracing::warn!(order = %order.id, data_dir = %data_dir.display(), moved_to = %moved.display(),
                 "QUARANTINED for a restore: moved this member's data aside (not deleted); etcd stays stopped until every node is out");
         }
-        if let Some(orders) = &self.orders {
+        if let Some((orders, node)) = self
+            .orders
+            .as_ref()
+            .and_then(|o| o.acknowledger.as_ref().map(|node| (o, node)))
+        {
             orders
                 .store
-                .acknowledge_quarantine(&order.id, &self.me.instance_id)
+                .acknowledge_quarantine(&order.id, node)
                 .await
                 .context("cannot acknowledge the restore order's quarantine in the bucket")?;
         }

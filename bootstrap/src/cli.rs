@@ -20,7 +20,7 @@ pub use etcd_aws_io::logging::LogFormat;
 use crate::agent::{AgentConfig, IdentityFlags, Supervision};
 use crate::etcd_process::EtcdSettings;
 use crate::node_tls::{FunctionsCertificate, TlsSettings};
-use crate::restore::BackupSettings;
+use crate::restore::{BackupSettings, OperatorOrders};
 use crate::wait::WaitPolicy;
 
 /// Runs etcd as a member of the cluster formed by this instance's autoscaling group.
@@ -98,8 +98,17 @@ pub struct Cli {
     /// a start-empty permit. Only operators may sign with it; this node
     /// verifies with its public key and ignores, logs and alarms on anything
     /// else. Without it no instruction is obeyed.
-    #[arg(long, env = env::ORDER_SIGNING_KEY)]
+    #[arg(long, env = env::ORDER_SIGNING_KEY, requires = "node_role_id")]
     pub order_signing_key: Option<String>,
+
+    /// The node role's unique id (`AROA…`; the user data passes the stack's
+    /// `NodeRole.RoleId`). With the instance id it names this node's
+    /// acknowledgement of a restore, `<role id>:<instance id>`, which is the
+    /// IAM user id of the instance's role session: the only acknowledgement
+    /// the node role may write, so no node can acknowledge for another.
+    /// Needed with --order-signing-key.
+    #[arg(long, env = env::NODE_ROLE_ID)]
+    pub node_role_id: Option<String>,
 
     /// What a restore does with the leases it brings back: `revoke` every one
     /// before the cluster serves (their keys vanish; a lock or election holder
@@ -269,7 +278,12 @@ impl Cli {
             prefix: self.backup_prefix,
             etcdutl: self.etcdutl_binary,
             lease_policy: self.restore_leases,
-            order_signing_key: self.order_signing_key,
+            operators: self.order_signing_key.zip(self.node_role_id).map(
+                |(signing_key, node_role_id)| OperatorOrders {
+                    signing_key,
+                    node_role_id,
+                },
+            ),
         });
         AgentConfig {
             identity: IdentityFlags {

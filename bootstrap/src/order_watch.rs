@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_aws_core::contract::restore_order::{node_step, NodeStep, Phase, RestoreOrder};
+use etcd_aws_core::contract::restore_order::{
+    node_step, Acknowledger, NodeStep, Phase, RestoreOrder,
+};
 use etcd_aws_io::aws::order_key::OrderKeyError;
 use etcd_aws_io::backup_store::{BackupStore, BackupStoreError};
 
@@ -27,6 +29,9 @@ pub struct OrderWatch {
     pub store: BackupStore,
     pub instructions: Arc<Instructions>,
     pub instance_id: String,
+    /// Who this node acknowledges as; `None` only without the order-signing
+    /// key, when no order is obeyed and so none acknowledged.
+    pub acknowledger: Option<Acknowledger>,
     /// How often a running node reads the order.
     pub interval: Duration,
 }

@@ -50,9 +50,20 @@ pub struct BackupSettings {
     pub etcdutl: PathBuf,
     /// What becomes of the leases a restore brings back.
     pub lease_policy: LeasePolicy,
+    /// How an operator's instructions are recognised and acknowledged;
+    /// `None`: none is obeyed.
+    pub operators: Option<OperatorOrders>,
+}
+
+/// What a node needs to obey an operator's instructions.
+#[derive(Debug, Clone)]
+pub struct OperatorOrders {
     /// The key whose signature makes a restore order or a start-empty
-    /// permit an operator's; `None`: none is obeyed.
-    pub order_signing_key: Option<String>,
+    /// permit an operator's.
+    pub signing_key: String,
+    /// The node role's id, which names this node's acknowledgements
+    /// ([`etcd_aws_core::contract::restore_order::Acknowledger`]).
+    pub node_role_id: String,
 }
 
 pub struct Restorer {

@@ -20,6 +20,7 @@ use common::template_for;
 use etcd_aws_io::tls::{ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_template::names::{parameters, secrets};
 use etcd_aws_template::options::{ArtifactPrefix, ExistingVpc, Options};
+use etcd_aws_template::tls_secrets::{resource_policy, ClusterSecret};
 use serde_json::Value;
 
 /// Resource types moto's CloudFormation does not implement: it logs "No Moto
@@ -535,6 +536,64 @@ async fn deploy_tags_both_secrets_with_the_stack_and_passes_their_arns_to_it() {
         })
         .collect();
     assert_eq!(given, arns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_guards_both_secrets_with_a_policy_naming_the_operators() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    moto.upload_artifacts(Options::default().artifact_prefix.as_str());
+    let path = write(directory.path(), &template_for_moto());
+    let operators = "arn:aws:iam::123456789012:role/etcd-operators";
+    let output = moto.deploy_with(
+        "etcd-guard",
+        &path,
+        &[
+            "--artifact-bucket",
+            ARTIFACT_BUCKET,
+            "--operator-role-arns",
+            operators,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "deploy failed:\n{}",
+        stderr(&output)
+    );
+    let store = SecretStore::new(&moto.config().await);
+    for (name, which) in [
+        (secrets::cluster_ca("etcd-guard"), ClusterSecret::Ca),
+        (
+            secrets::functions_client("etcd-guard"),
+            ClusterSecret::FunctionsClient,
+        ),
+    ] {
+        let stored = store
+            .policy(&name)
+            .await
+            .expect("the policy is readable")
+            .unwrap_or_else(|| panic!("{name} has no resource policy"));
+        let stored: Value = serde_json::from_str(&stored).expect("the policy is JSON");
+        assert_eq!(
+            stored,
+            resource_policy("etcd-guard", which, &[operators.to_owned()]),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_without_operators_leaves_the_secrets_unguarded_and_says_so() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (_, log) = deployed(&moto, "etcd-open", directory.path());
+    assert!(log.contains("gets no resource policy"), "{log}");
+    let store = SecretStore::new(&moto.config().await);
+    let policy = store
+        .policy(&secrets::cluster_ca("etcd-open"))
+        .await
+        .expect("the policy is readable");
+    assert_eq!(policy, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

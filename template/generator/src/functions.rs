@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::backup_bucket;
 use crate::fragment::Fragment;
-use crate::intrinsics::{get_att, no_value, reference, sub};
+use crate::intrinsics::{get_att, reference, sub};
 use crate::lifecycle_queue::LIFECYCLE_FUNCTION_TIMEOUT;
 use crate::names::logical::{
     AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE, CAPTURE_FUNCTION,
@@ -23,7 +23,7 @@ use crate::network::private_subnets;
 use crate::options::{artifacts, Options};
 use crate::policy::{allow, allow_when, inline, managed, trust};
 use crate::suppressions::{metadata, Skip};
-use crate::tls_secrets::read_secret;
+use crate::tls_secrets::{self, read_secret};
 
 /// The backup function's timeout: a snapshot of a large database takes minutes.
 pub const BACKUP_FUNCTION_TIMEOUT: u32 = 600;
@@ -106,7 +106,11 @@ fn role(description: &str, statements: Vec<Value>, backup_user: bool) -> Value {
     json!({
         "Type": "AWS::IAM::Role",
         "Properties": {
-            "Tags": if backup_user { json!([backup_bucket::backup_user_tag()]) } else { no_value() },
+            "Tags": if backup_user {
+                json!([backup_bucket::backup_user_tag(), tls_secrets::function_role_tag()])
+            } else {
+                json!([tls_secrets::function_role_tag()])
+            },
             "Description": description,
             "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
             "ManagedPolicyArns": [

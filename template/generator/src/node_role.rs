@@ -14,7 +14,7 @@ use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_AR
 use crate::names::{BACKUP_PREFIX, RESTORE_DIR};
 use crate::options::Options;
 use crate::policy::{allow, allow_when, inline, managed, trust};
-use crate::tls_secrets::{read_secret, renew_secret};
+use crate::tls_secrets::{self, read_secret, renew_secret};
 
 pub fn fragment(options: &Options) -> Fragment {
     let mut statements = vec![
@@ -40,15 +40,18 @@ pub fn fragment(options: &Options) -> Fragment {
             json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
         ),
         // An operator's restore: each node says, with an empty object under the
-        // order's id (`restore/<id>/<instance>`), that it stopped its etcd. Not
-        // the order itself nor the start-empty permit (`restore/<name>.json`,
-        // no second level): a node writes no instruction, and an order it could
-        // write, it could not sign.
+        // order's id, that it stopped its etcd. The object is named by the
+        // caller's IAM user id, `<role id>:<instance id>` for an instance's role
+        // session, so a node writes its own acknowledgement and no other's.
+        // Not the order itself nor the start-empty permit (`restore/<name>.json`,
+        // no second level): a node writes no instruction, and an order it
+        // could write, it could not sign. (`${!…}` is CloudFormation's escape:
+        // the policy says `${aws:userid}`, which IAM fills in per request.)
         allow(
             "AcknowledgeRestore",
             &["s3:PutObject"],
             vec![sub(&format!(
-                "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*/*"
+                "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*/${{!aws:userid}}"
             ))],
         ),
         // The bucket's key, as S3 uses it for the node (reading a backup,
@@ -95,7 +98,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 "Type": "AWS::IAM::Role",
                 "Properties": {
                     "Description": "etcd nodes",
-                "Tags": [backup_bucket::backup_user_tag()],
+                    "Tags": [backup_bucket::backup_user_tag(), tls_secrets::node_role_tag()],
                     "AssumeRolePolicyDocument": trust("ec2.amazonaws.com"),
                     // Session Manager only when asked for (--session-manager).
                     "ManagedPolicyArns": if options.session_manager {

@@ -1,5 +1,6 @@
 //! The TLS secrets as the template sees them: their ARNs as parameters, whether a
-//! customer managed KMS key encrypts them, and the statements that let a role read one.
+//! customer managed KMS key encrypts them, the statements that let a role read one,
+//! and the resource policy on each secret that refuses its value to everyone else.
 //!
 //! The secrets themselves are made by `etcd-aws-cfn` before the stack (its
 //! `deploy::cluster_secrets`): the creation policy waits for every node to be a
@@ -14,6 +15,7 @@ use crate::names::conditions::SECRETS_USE_CUSTOMER_KEY;
 use crate::names::parameters::{
     CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, SECRETS_KMS_KEY_ARN,
 };
+use crate::names::secrets::{FUNCTION_ROLE_TAG, NODE_ROLE_TAG};
 use crate::policy::{allow, allow_when};
 
 const SECRET_ARN_PATTERN: &str = "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$";
@@ -115,4 +117,68 @@ fn secret_access(
             no_value(),
         ),
     ]
+}
+
+/// The tag that names a role as the stack's node role, for its `Tags`.
+pub fn node_role_tag() -> Value {
+    json!({ "Key": NODE_ROLE_TAG, "Value": sub("${AWS::StackName}") })
+}
+
+/// The tag that names a role as one of the stack's functions' roles.
+pub fn function_role_tag() -> Value {
+    json!({ "Key": FUNCTION_ROLE_TAG, "Value": sub("${AWS::StackName}") })
+}
+
+/// The stack's two secrets, as their resource policies tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterSecret {
+    /// The CA: whoever reads it can issue a peer certificate and join.
+    Ca,
+    /// The functions' client certificate: whoever reads it is an etcd client.
+    FunctionsClient,
+}
+
+/// What the secrets' resource policies refuse: reading the value, and
+/// replacing it (a CA of someone else's, which new nodes would then trust).
+pub const GUARDED_SECRET_ACTIONS: [&str; 3] = [
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+];
+
+/// The resource policy `etcd-aws-cfn deploy` puts on `secret` of `stack`: a
+/// Deny to every principal but the stack's roles that need it (by tag, since
+/// the secrets exist before the roles) and the operators (by role ARN;
+/// `deploy` and `issue-client-cert` read the CA as one). A Deny, so no
+/// identity policy of the account, `SecretsManagerReadWrite` included, reads
+/// the CA; with the AWS managed key this policy is the whole guard.
+pub fn resource_policy(stack: &str, secret: ClusterSecret, operators: &[String]) -> Value {
+    let readers: Vec<&str> = match secret {
+        ClusterSecret::Ca => vec![NODE_ROLE_TAG],
+        ClusterSecret::FunctionsClient => vec![NODE_ROLE_TAG, FUNCTION_ROLE_TAG],
+    };
+    let sid = match secret {
+        ClusterSecret::Ca => "OnlyTheNodesAndOperatorsUseTheCa",
+        ClusterSecret::FunctionsClient => "OnlyTheClusterAndOperatorsUseTheClientCertificate",
+    };
+    let untagged: serde_json::Map<String, Value> = readers
+        .iter()
+        .map(|tag| (format!("aws:PrincipalTag/{tag}"), json!(stack)))
+        .collect();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": sid,
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": GUARDED_SECRET_ACTIONS,
+            "Resource": "*",
+            // A statement's conditions must all hold: denied when the caller
+            // carries none of the readers' tags and is no operator.
+            "Condition": {
+                "StringNotEquals": untagged,
+                "ArnNotLike": { "aws:PrincipalArn": operators },
+            },
+        }],
+    })
 }

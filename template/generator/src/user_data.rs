@@ -11,7 +11,9 @@
 use serde_json::Value;
 
 use crate::intrinsics::{base64, sub};
-use crate::names::logical::{AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER, ORDER_SIGNING_KEY};
+use crate::names::logical::{
+    AUTO_SCALING_GROUP, BACKUP_BUCKET, LOAD_BALANCER, NODE_ROLE, ORDER_SIGNING_KEY,
+};
 use crate::names::parameters::{
     CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN, QUOTA_BACKEND_BYTES, RESTORE_LEASES,
 };
@@ -142,6 +144,9 @@ Environment=@ENV_BUCKET@=${@BUCKET@}
 Environment=@ENV_PREFIX@=@PREFIX@
 # Restore orders and start-empty permits count only when this key signed them.
 Environment=@ENV_ORDER_SIGNING_KEY@=${@ORDER_SIGNING_KEY@.Arn}
+# This node acknowledges a restore as its role session, <role id>:<instance id>: the
+# one acknowledgement the node role may write.
+Environment=@ENV_NODE_ROLE_ID@=${@NODE_ROLE@.RoleId}
 Environment=@ENV_DATA_DIR@=@DATA_DIR@
 Environment=@ENV_LOG_FORMAT@=json
 # TLS on every etcd port: the agent reads the cluster CA from this secret and issues
@@ -233,7 +238,7 @@ systemctl enable --now --no-block @READY_UNIT@
 /// The script text, with generation-time values filled in and CloudFormation's left.
 pub fn script(options: &Options) -> String {
     let architecture = options.instance_type.architecture();
-    let replacements: [(&str, String); 40] = [
+    let replacements: [(&str, String); 42] = [
         ("@RESOURCE@", AUTO_SCALING_GROUP.to_string()),
         (
             "@ETCD_KEY@",
@@ -265,6 +270,8 @@ pub fn script(options: &Options) -> String {
             env::ORDER_SIGNING_KEY.to_string(),
         ),
         ("@ORDER_SIGNING_KEY@", ORDER_SIGNING_KEY.to_string()),
+        ("@ENV_NODE_ROLE_ID@", env::NODE_ROLE_ID.to_string()),
+        ("@NODE_ROLE@", NODE_ROLE.to_string()),
         ("@ENV_DATA_DIR@", env::DATA_DIR.to_string()),
         ("@ENV_LOG_FORMAT@", env::LOG_FORMAT.to_string()),
         ("@ENV_READY_FILE@", env::READY_FILE.to_string()),

@@ -9,9 +9,11 @@
 mod common;
 
 use common::{
-    action_allowed, default_template, iam_matches as matches, iam_statements, resource, strings,
-    template_for, user_data_script,
+    action_allowed, default_template, fn_sub, iam_matches as matches, iam_statements, resource,
+    strings, template_for, user_data_script,
 };
+use etcd_aws_core::backup::manifest::BackupLayout;
+use etcd_aws_core::contract::restore_order::Acknowledger;
 use etcd_aws_template::names::{logical, outputs, parameters};
 use etcd_aws_template::Options;
 use serde_json::{json, Value};
@@ -119,15 +121,65 @@ fn node_writes(template: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A node's role session on EC2: IAM's `aws:userid` for it is
+/// `<role id>:<instance id>`.
+const NODE_A: &str = "AROA3XFRBF535EXAMPLE:i-0aaa";
+const NODE_B: &str = "AROA3XFRBF535EXAMPLE:i-0bbb";
+
+/// Whether the node role lets the session `userid` write `key`, as IAM
+/// decides it: CloudFormation's `Fn::Sub` first (`${!aws:userid}` becomes
+/// `${aws:userid}`), then IAM's policy variable filled in per request.
+fn node_may_write(template: &Value, userid: &str, key: &str) -> bool {
+    node_writes(template).iter().any(|pattern| {
+        let policy = fn_sub::render(pattern, &[]).unwrap_or_else(|error| panic!("{error}"));
+        matches(&policy.replace("${aws:userid}", userid), key)
+    })
+}
+
 #[test]
 fn a_node_may_acknowledge_a_restore_but_write_neither_the_order_nor_the_permit() {
-    let writes = node_writes(&default_template());
-    assert!(!writes.is_empty());
-    let may_write = |key: &str| writes.iter().any(|pattern| matches(pattern, key));
-    assert!(may_write("backups/restore/20261207T120000Z-42/i-0abc"));
-    assert!(!may_write("backups/restore/order.json"));
-    assert!(!may_write("backups/restore/empty-start.json"));
-    assert!(!may_write("backups/snapshots/x.db.zst"));
+    let template = default_template();
+    let ack = "backups/restore/20261207T120000Z-42/AROA3XFRBF535EXAMPLE:i-0aaa";
+    assert!(node_may_write(&template, NODE_A, ack));
+    for key in [
+        "backups/restore/order.json",
+        "backups/restore/empty-start.json",
+        "backups/snapshots/x.db.zst",
+    ] {
+        assert!(!node_may_write(&template, NODE_A, key), "{key}");
+    }
+}
+
+#[test]
+fn a_node_may_not_acknowledge_for_another() {
+    let template = default_template();
+    let others = "backups/restore/20261207T120000Z-42/AROA3XFRBF535EXAMPLE:i-0bbb";
+    assert!(node_may_write(&template, NODE_B, others));
+    assert!(!node_may_write(&template, NODE_A, others));
+    // Nor under a name that is no role session's, which counts for nobody.
+    assert!(!node_may_write(
+        &template,
+        NODE_A,
+        "backups/restore/20261207T120000Z-42/i-0bbb"
+    ));
+}
+
+#[test]
+fn the_agent_acknowledges_under_the_one_name_its_role_grants() {
+    let node = Acknowledger {
+        role_id: "AROA3XFRBF535EXAMPLE".into(),
+        instance_id: "i-0aaa".into(),
+    };
+    let key = BackupLayout::new("backups").quarantine_ack_key("r1", &node);
+    assert!(
+        node_may_write(&default_template(), &node.name(), &key),
+        "{key}"
+    );
+    assert_eq!(Acknowledger::instance_of(&node.name()), Some("i-0aaa"));
+    assert!(
+        user_data_script(&default_template()).contains("ETCD_AWS_NODE_ROLE_ID=${NodeRole.RoleId}"),
+        "the agent's unit names the node role's id"
+    );
 }
 
 #[test]

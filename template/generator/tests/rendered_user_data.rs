@@ -66,6 +66,10 @@ fn stack_values() -> Vec<(String, String)> {
                 .to_string(),
         ),
         (
+            &format!("{}.RoleId", logical::NODE_ROLE),
+            "AROA3XFRBF535EXAMPLE".to_string(),
+        ),
+        (
             &format!("{}.DNSName", logical::LOAD_BALANCER),
             "internal-etcd-prod-Client-1A2B3C4D5E6F-0123456789.elb.eu-west-1.amazonaws.com"
                 .to_string(),

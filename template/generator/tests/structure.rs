@@ -620,6 +620,7 @@ fn user_data_has_no_unfilled_markers_and_no_shell_braces_that_sub_would_eat() {
                     logical::NODE_LOGS,
                     logical::LOAD_BALANCER,
                     logical::ORDER_SIGNING_KEY,
+                    logical::NODE_ROLE,
                 ]
                 .contains(&name.as_str()),
             "user-data substitutes unknown ${{{name}}}"

@@ -57,6 +57,12 @@ use lifecycle_layer::LifecycleLayer;
 use moto_clients::{sdk_config_as, sdk_config_for, MotoClients, REGION};
 use moto_server::MotoServer;
 
+/// The node role's id as the stand-in's nodes are told it (the stack's
+/// `NodeRole.RoleId` on AWS). The stand-in does not evaluate the policy
+/// variable that binds an acknowledgement to its writer; the template's
+/// tests do (template/generator/tests/order_signing.rs).
+pub const NODE_ROLE_ID: &str = "AROASTANDINNODEROLE";
+
 /// How often waiting lifecycle actions are checked for an expired heartbeat timeout.
 const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -334,6 +340,12 @@ impl StandIn {
     /// order-signing key too, as the user data does for the agent and the
     /// stack's outputs do for the operator's commands.
     pub fn env_as(&self, caller: Caller) -> Vec<(String, String)> {
+        // The user data names the node role's id to the agent, which names
+        // its acknowledgements of a restore with it (as the node's session).
+        let node_role_id = match caller {
+            Caller::Node => vec![(env::NODE_ROLE_ID, NODE_ROLE_ID)],
+            _ => Vec::new(),
+        };
         [
             (env::ORDER_SIGNING_KEY, self.order_signing_key.as_str()),
             ("AWS_ENDPOINT_URL", self.endpoint_url.as_str()),
@@ -344,6 +356,7 @@ impl StandIn {
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ]
         .into_iter()
+        .chain(node_role_id)
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
     }

@@ -39,6 +39,9 @@ pub mod env {
     /// Agent and operator tool: the KMS key that signs operators'
     /// instructions in the bucket ([`crate::contract::signed`]).
     pub const ORDER_SIGNING_KEY: &str = "ETCD_AWS_ORDER_SIGNING_KEY";
+    /// Agent: the node role's unique id, which with the instance id names
+    /// its acknowledgement of a restore ([`crate::contract::restore_order::Acknowledger`]).
+    pub const NODE_ROLE_ID: &str = "ETCD_AWS_NODE_ROLE_ID";
     /// Agent: where it writes its ready file.
     pub const READY_FILE: &str = "ETCD_AWS_READY_FILE";
     /// Agent: the secret holding the cluster CA, from which each node issues itself
@@ -110,4 +113,12 @@ pub mod secrets {
 
     /// The tag naming the stack a secret belongs to.
     pub const STACK_TAG: &str = "etcd-aws:stack";
+
+    /// The tag (`<tag>=<stack>`) on the stack's node role: the secrets'
+    /// resource policies refuse their values to any role without it (the
+    /// functions' secret also to the functions'), the operators' aside.
+    pub const NODE_ROLE_TAG: &str = "etcd-aws-node";
+    /// The same tag on the functions' roles, which read their client
+    /// certificate and not the CA.
+    pub const FUNCTION_ROLE_TAG: &str = "etcd-aws-function";
 }

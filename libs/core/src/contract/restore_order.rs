@@ -10,8 +10,8 @@
 //!    restore from retention. The nodes carry on.
 //! 1. [`Phase::Quarantine`]: every node stops its etcd, moves its data
 //!    directory aside (never deleting it) and acknowledges with an object
-//!    `<prefix>restore/<id>/<instance id>`; no member serves, so no client
-//!    reads or writes anything meanwhile.
+//!    `<prefix>restore/<id>/<role id>:<instance id>` ([`Acknowledger`]); no
+//!    member serves, so no client reads or writes anything meanwhile.
 //! 2. [`Phase::Restore`]: the command saw every node of the group acknowledge.
 //!    The nodes observe the group again and find no cluster: the seed restores
 //!    the order's target and forms the cluster from it, the others join it, as
@@ -160,8 +160,35 @@ impl BackupLayout {
         format!("{}{RESTORE_DIR}{id}/", self.prefix())
     }
 
-    pub fn quarantine_ack_key(&self, id: &str, instance_id: &str) -> String {
-        format!("{}{instance_id}", self.quarantine_acks_prefix(id))
+    pub fn quarantine_ack_key(&self, id: &str, node: &Acknowledger) -> String {
+        format!("{}{}", self.quarantine_acks_prefix(id), node.name())
+    }
+}
+
+/// A node as it signs its acknowledgement of a quarantine: the IAM user id of
+/// its role session on EC2, `<role id>:<instance id>` (an instance profile's
+/// session is named after the instance). The acknowledgement's object is
+/// named exactly that, so the node role's policy can grant the one object
+/// `restore/*/${aws:userid}` and AWS refuses a node acknowledging for another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledger {
+    /// The node role's unique id (`AROA…`, CloudFormation's `RoleId`).
+    pub role_id: String,
+    pub instance_id: String,
+}
+
+impl Acknowledger {
+    /// The acknowledgement's object name under the order's id.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.role_id, self.instance_id)
+    }
+
+    /// The instance an acknowledgement's object name speaks for; `None` for a
+    /// name no node's role session writes (no role id, or an extra level).
+    pub fn instance_of(name: &str) -> Option<&str> {
+        let (role_id, instance_id) = name.rsplit_once(':')?;
+        let well_formed = |part: &str| !part.is_empty() && !part.contains('/');
+        (well_formed(role_id) && well_formed(instance_id)).then_some(instance_id)
     }
 }
 
@@ -280,12 +307,32 @@ mod tests {
     }
 
     #[test]
-    fn acknowledgements_live_under_the_orders_id() {
+    fn acknowledgements_live_under_the_orders_id_named_by_the_nodes_role_session() {
         let layout = BackupLayout::new("backups");
         assert_eq!(layout.restore_order_key(), "backups/restore/order.json");
+        let node = Acknowledger {
+            role_id: "AROAEXAMPLE".into(),
+            instance_id: "i-0abc".into(),
+        };
         assert_eq!(
-            layout.quarantine_ack_key("r1", "i-0abc"),
-            "backups/restore/r1/i-0abc"
+            layout.quarantine_ack_key("r1", &node),
+            "backups/restore/r1/AROAEXAMPLE:i-0abc"
         );
+    }
+
+    #[test]
+    fn an_acknowledgement_speaks_only_for_the_instance_its_role_session_names() {
+        for (name, instance) in [
+            ("AROAEXAMPLE:i-0abc", Some("i-0abc")),
+            // The role id itself holds no colon; the instance is the last part.
+            ("AROA:EXTRA:i-0abc", Some("i-0abc")),
+            // An object no node's session writes: it counts for nobody.
+            ("i-0abc", None),
+            (":i-0abc", None),
+            ("AROAEXAMPLE:", None),
+            ("AROAEXAMPLE:i-0abc/extra", None),
+        ] {
+            assert_eq!(Acknowledger::instance_of(name), instance, "{name}");
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::error_chain::error_chain;
 use etcd_aws_core::backup::empty_start::BucketHistory;
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_core::backup::segment::{Segment, SegmentRef};
-use etcd_aws_core::contract::restore_order::RestoreOrder;
+use etcd_aws_core::contract::restore_order::{Acknowledger, RestoreOrder};
 use etcd_aws_core::contract::signed::Signed;
 
 #[derive(Debug, thiserror::Error)]
@@ -480,13 +480,13 @@ impl BackupStore {
             .await
     }
 
-    /// Records that `instance_id` stopped its etcd for order `id`.
+    /// Records that `node` stopped its etcd for order `id`.
     pub async fn acknowledge_quarantine(
         &self,
         id: &str,
-        instance_id: &str,
+        node: &Acknowledger,
     ) -> Result<(), BackupStoreError> {
-        let key = self.layout.quarantine_ack_key(id, instance_id);
+        let key = self.layout.quarantine_ack_key(id, node);
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -498,13 +498,15 @@ impl BackupStore {
         Ok(())
     }
 
-    /// The instances that acknowledged order `id`'s quarantine.
+    /// The instances that acknowledged order `id`'s quarantine, each by
+    /// an object its own role session wrote ([`Acknowledger::instance_of`]).
     pub async fn quarantine_acks(&self, id: &str) -> Result<Vec<String>, BackupStoreError> {
         let prefix = self.layout.quarantine_acks_prefix(id);
         let keys = self.keys_under(&prefix).await?;
         Ok(keys
             .iter()
             .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(Acknowledger::instance_of)
             .map(str::to_owned)
             .collect())
     }

@@ -153,6 +153,33 @@ impl SecretStore {
         Ok(())
     }
 
+    /// Replaces the secret's resource policy with `policy` (a JSON policy
+    /// document). Secrets Manager checks it first and refuses one that would
+    /// make the secret public.
+    pub async fn put_policy(&self, secret: &str, policy: &str) -> Result<(), SecretStoreError> {
+        self.client
+            .put_resource_policy()
+            .secret_id(secret)
+            .resource_policy(policy)
+            .block_public_policy(true)
+            .send()
+            .await
+            .map_err(|e| api_error("PutResourcePolicy", secret, e))?;
+        Ok(())
+    }
+
+    /// The secret's resource policy as stored, if it has one.
+    pub async fn policy(&self, secret: &str) -> Result<Option<String>, SecretStoreError> {
+        let response = self
+            .client
+            .get_resource_policy()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(|e| api_error("GetResourcePolicy", secret, e))?;
+        Ok(response.resource_policy().map(str::to_owned))
+    }
+
     /// Creates the secret with a placeholder value (which reads as "not
     /// initialised", so a node seeing it waits) and returns its ARN. The one
     /// way this project creates a secret: with its description, key and tags.

@@ -356,6 +356,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
             stack: args.stack_name.clone(),
             key: args.kms_key_id.clone(),
             reissue_functions_certificate: args.reissue_functions_certificate,
+            operators: args.operator_role_arns.clone(),
         },
     )
     .await?;

@@ -17,6 +17,7 @@ use etcd_aws_io::tls::{ClusterCa, NewSecret, SecretStore, SecretStoreError, TlsC
 
 use etcd_aws_template::names::secrets;
 use etcd_aws_template::options::SecretsKey;
+use etcd_aws_template::tls_secrets::{resource_policy, ClusterSecret};
 
 /// How long the CA is valid. Replacing it means re-issuing every certificate at once,
 /// so it outlives any cluster we expect to run.
@@ -29,9 +30,10 @@ pub const FUNCTIONS_CERTIFICATE_RENEWAL: Duration = Duration::from_secs(30 * 86_
 pub enum ClusterSecretsError {
     #[error(
         "access denied to secret {secret} ({operation}); the deploying identity needs \
-         secretsmanager:DescribeSecret, CreateSecret, TagResource, GetSecretValue and \
-         PutSecretValue on etcd-aws/{stack}/* (and kms:GenerateDataKey and kms:Decrypt on a \
-         customer managed key)"
+         secretsmanager:DescribeSecret, CreateSecret, TagResource, GetSecretValue, \
+         PutSecretValue and PutResourcePolicy on etcd-aws/{stack}/* (and kms:GenerateDataKey \
+         and kms:Decrypt on a customer managed key), and must be one of --operator-role-arns \
+         once the secret's resource policy is in place"
     )]
     AccessDenied {
         secret: String,
@@ -91,6 +93,9 @@ pub struct SecretsSettings {
     pub key: SecretsKey,
     /// Issue a new functions' certificate even when the current one is good.
     pub reissue_functions_certificate: bool,
+    /// The operators' role ARNs, which the secrets' resource policies let
+    /// read and replace them besides the stack's own roles.
+    pub operators: Vec<String>,
 }
 
 /// Makes sure both secrets exist and hold a value, creating only what is missing.
@@ -127,10 +132,58 @@ pub async fn ensure(
         settings.reissue_functions_certificate,
     )
     .await?;
+    guard(&store, settings, &ca_arn, ClusterSecret::Ca).await?;
+    guard(
+        &store,
+        settings,
+        &functions_client_arn,
+        ClusterSecret::FunctionsClient,
+    )
+    .await?;
     Ok(ClusterSecrets {
         ca_arn,
         functions_client_arn,
     })
+}
+
+/// Puts the resource policy that refuses `secret`'s value to all but the
+/// stack's roles that need it and the operators; every deploy, so a policy
+/// changed by hand or a new operator list takes effect. Last, after this
+/// deploy's own reads and writes: an identity that is no operator could
+/// not read the CA afterwards.
+async fn guard(
+    store: &SecretStore,
+    settings: &SecretsSettings,
+    secret: &str,
+    which: ClusterSecret,
+) -> Result<(), ClusterSecretsError> {
+    if settings.operators.is_empty() {
+        tracing::warn!(
+            secret,
+            "no --operator-role-arns: secret {secret} gets no resource policy, so any identity \
+             of the account allowed secretsmanager:GetSecretValue reads it; deploy with \
+             --operator-role-arns to guard it"
+        );
+        return Ok(());
+    }
+    let policy = resource_policy(&settings.stack, which, &settings.operators);
+    match store.put_policy(secret, &policy.to_string()).await {
+        Ok(()) => {
+            tracing::info!(
+                secret,
+                "secret {secret}: only the stack's roles that need it and the operators may read it"
+            );
+            Ok(())
+        }
+        Err(SecretStoreError::AccessDenied { operation, .. }) => {
+            Err(ClusterSecretsError::AccessDenied {
+                secret: secret.to_string(),
+                stack: settings.stack.clone(),
+                operation,
+            })
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The CA in `secret`, generated and stored when the secret holds none yet.

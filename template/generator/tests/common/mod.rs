@@ -155,7 +155,8 @@ pub fn references(value: &Value, found: &mut Vec<String>) {
             }
             if let Some(Value::String(text)) = map.get("Fn::Sub") {
                 for piece in text.split("${").skip(1) {
-                    if let Some(name) = piece.split('}').next() {
+                    // `${!Literal}` is CloudFormation's escape, no reference.
+                    if let Some(name) = piece.split('}').next().filter(|n| !n.starts_with('!')) {
                         found.push(name.split('.').next().unwrap_or(name).to_string());
                     }
                 }
