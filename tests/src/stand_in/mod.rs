@@ -55,7 +55,7 @@ use call_log::CallLog;
 use instances::{ec2_details, group_members};
 use lifecycle_layer::LifecycleLayer;
 use moto_clients::{sdk_config_as, sdk_config_for, MotoClients, REGION};
-use moto_server::MotoServer;
+pub use moto_server::MotoServer;
 
 /// The node role's id as the stand-in's nodes are told it (the stack's
 /// `NodeRole.RoleId` on AWS). The stand-in does not evaluate the policy

@@ -21,12 +21,28 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto and waits until it accepts connections. `log` receives its output.
     pub async fn start(log: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(log, None).await
+    }
+
+    /// Starts moto with its IAM access control on: after the first
+    /// `unchecked_actions` requests (enough to make a first user and its key),
+    /// every request must be signed by a moto identity whose policies allow
+    /// it. moto checks identity policies, not resource policies, and reads a
+    /// policy variable such as `${aws:userid}` as plain text.
+    pub async fn start_with_access_control(
+        log: PathBuf,
+        unchecked_actions: u32,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(log, Some(unchecked_actions)).await
+    }
+
+    async fn start_with(log: PathBuf, unchecked_actions: Option<u32>) -> anyhow::Result<Self> {
         let binary = moto_binary();
         let mut last_error = None;
         // Another process may take the free port between our probe and moto's bind;
         // a new port fixes that.
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&binary, &log).await {
+            match Self::start_once(&binary, &log, unchecked_actions).await {
                 Ok(server) => return Ok(server),
                 Err(error) => last_error = Some(error),
             }
@@ -38,11 +54,19 @@ impl MotoServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn start_once(binary: &PathBuf, log: &PathBuf) -> anyhow::Result<Self> {
+    async fn start_once(
+        binary: &PathBuf,
+        log: &PathBuf,
+        unchecked_actions: Option<u32>,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("creating moto log {}", log.display()))?;
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(count) = unchecked_actions {
+            command.env("INITIAL_NO_AUTH_ACTION_COUNT", count.to_string());
+        }
+        let mut child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
