@@ -20,7 +20,7 @@ use common::template_for;
 use etcd_aws_io::tls::{ClusterCa, SecretStore, TlsCredentials};
 use etcd_aws_template::names::{parameters, secrets};
 use etcd_aws_template::options::{ArtifactPrefix, ExistingVpc, Options};
-use etcd_aws_template::tls_secrets::{resource_policy, ClusterSecret};
+use etcd_aws_template::tls_secrets::{resource_policy, secrets_key_policy, ClusterSecret, KeyHome};
 use serde_json::Value;
 
 /// Resource types moto's CloudFormation does not implement: it logs "No Moto
@@ -580,6 +580,112 @@ async fn deploy_guards_both_secrets_with_a_policy_naming_the_operators() {
             "{name}"
         );
     }
+}
+
+/// A deploy of `stack` with operators named, and no key given.
+fn deployed_with_operators(moto: &Moto, stack: &str, directory: &Path) -> String {
+    moto.upload_artifacts(Options::default().artifact_prefix.as_str());
+    let path = write(directory, &template_for_moto());
+    let output = moto.deploy_with(
+        stack,
+        &path,
+        &[
+            "--artifact-bucket",
+            ARTIFACT_BUCKET,
+            "--operator-role-arns",
+            OPERATORS,
+        ],
+    );
+    let log = stderr(&output);
+    assert!(output.status.success(), "deploy failed:\n{log}");
+    log
+}
+
+const OPERATORS: &str = "arn:aws:iam::123456789012:role/etcd-operators";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_stacks_secrets_get_a_key_of_their_own_that_only_its_roles_and_operators_use() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    deployed_with_operators(&moto, "etcd-own-key", directory.path());
+    let config = moto.config().await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let key = kms
+        .describe_key()
+        .key_id("alias/etcd-aws/etcd-own-key/secrets")
+        .send()
+        .await
+        .expect("the stack's secrets key exists under its alias");
+    let arn = key
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .expect("the key has an ARN")
+        .to_owned();
+    let secrets_client = aws_sdk_secretsmanager::Client::new(&config);
+    for name in [
+        secrets::cluster_ca("etcd-own-key"),
+        secrets::functions_client("etcd-own-key"),
+    ] {
+        let described = secrets_client
+            .describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .expect("the secret exists");
+        assert_eq!(described.kms_key_id(), Some(arn.as_str()), "{name}");
+    }
+    let policy = kms
+        .get_key_policy()
+        .key_id(&arn)
+        .policy_name("default")
+        .send()
+        .await
+        .expect("the key policy is readable");
+    let policy: Value = serde_json::from_str(policy.policy().unwrap_or_default()).expect("JSON");
+    let home = KeyHome {
+        partition: "aws".into(),
+        account: "123456789012".into(),
+        region: REGION.into(),
+    };
+    assert_eq!(
+        policy,
+        secrets_key_policy(&home, "etcd-own-key", &[OPERATORS.to_owned()])
+    );
+    let stacks = moto
+        .client()
+        .await
+        .describe_stacks()
+        .stack_name("etcd-own-key")
+        .send()
+        .await
+        .expect("described");
+    let given = stacks.stacks()[0]
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(parameters::SECRETS_KMS_KEY_ARN))
+        .and_then(|p| p.parameter_value())
+        .map(str::to_owned);
+    assert_eq!(
+        given,
+        Some(arn),
+        "the roles are granted the key the secrets use"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_made_under_the_aws_managed_key_keep_it_and_the_deploy_says_how_to_change_it() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    deployed(&moto, "etcd-old-key", directory.path());
+    let log = deployed_with_operators(&moto, "etcd-old-key", directory.path());
+    assert!(log.contains("keep it"), "{log}");
+    let described = aws_sdk_secretsmanager::Client::new(&moto.config().await)
+        .describe_secret()
+        .secret_id(secrets::cluster_ca("etcd-old-key"))
+        .send()
+        .await
+        .expect("the secret exists");
+    assert_eq!(described.kms_key_id(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,3 +182,68 @@ pub fn resource_policy(stack: &str, secret: ClusterSecret, operators: &[String])
         }],
     })
 }
+
+/// Where a key policy for the secrets' key applies: the account and region
+/// the deploy runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHome {
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+}
+
+/// The key policy of the KMS key `etcd-aws-cfn deploy` makes for a new
+/// stack's secrets (`alias/etcd-aws/<stack>/secrets`), the backup key's
+/// counterpart ([`crate::backup_bucket`]): the account administers it but may
+/// not use it; the stack's roles that read a secret (by the tags of
+/// [`resource_policy`]) and the operators may use it only as Secrets Manager
+/// asks on their behalf. An identity policy in the account, however wide,
+/// decrypts nothing with it.
+pub fn secrets_key_policy(home: &KeyHome, stack: &str, operators: &[String]) -> Value {
+    let KeyHome {
+        partition,
+        account,
+        region,
+    } = home;
+    let account_root = format!("arn:{partition}:iam::{account}:root");
+    let via_secrets_manager = format!("secretsmanager.{region}.amazonaws.com");
+    let tagged = |sid: &str, tag: &str| {
+        json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": { "AWS": account_root },
+            "Action": SECRETS_KEY_USE,
+            "Resource": "*",
+            "Condition": { "StringEquals": {
+                format!("aws:PrincipalTag/{tag}"): stack,
+                "kms:ViaService": via_secrets_manager,
+            }},
+        })
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TheAccountAdministersTheKeyButCannotUseIt",
+                "Effect": "Allow",
+                "Principal": { "AWS": account_root },
+                "Action": crate::order_signing::ADMINISTRATION,
+                "Resource": "*",
+            },
+            tagged("TheNodesReadAndRenewTheirSecrets", NODE_ROLE_TAG),
+            tagged("TheFunctionsReadTheirCertificate", FUNCTION_ROLE_TAG),
+            {
+                "Sid": "OperatorsCreateAndReadTheSecrets",
+                "Effect": "Allow",
+                "Principal": { "AWS": operators },
+                "Action": SECRETS_KEY_USE,
+                "Resource": "*",
+                "Condition": { "StringEquals": { "kms:ViaService": via_secrets_manager } },
+            },
+        ],
+    })
+}
+
+/// What Secrets Manager asks of the key for a caller: decrypting a value to
+/// read it, a data key to write one.
+const SECRETS_KEY_USE: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];

@@ -10,7 +10,7 @@ mod common;
 use common::{action_allowed, iam_matches, of_type};
 use etcd_aws_template::names::logical;
 use etcd_aws_template::names::secrets::{FUNCTION_ROLE_TAG, NODE_ROLE_TAG};
-use etcd_aws_template::tls_secrets::{resource_policy, ClusterSecret};
+use etcd_aws_template::tls_secrets::{resource_policy, secrets_key_policy, ClusterSecret, KeyHome};
 use serde_json::{json, Value};
 
 const STACK: &str = "etcd-prod";
@@ -180,4 +180,89 @@ fn the_stacks_roles_carry_the_tags_the_secret_policies_name() {
             "{role} must not pass for a node: {tags:?}"
         );
     }
+}
+
+fn key_policy() -> Value {
+    let home = KeyHome {
+        partition: "aws".into(),
+        account: "111122223333".into(),
+        region: "eu-west-1".into(),
+    };
+    secrets_key_policy(&home, STACK, &[OPERATOR.to_owned()])
+}
+
+/// Whether the secrets' key policy lets `caller` use the key for `action`
+/// as Secrets Manager asks (`via`: the service it asks through).
+fn key_allows(caller: &Caller, action: &str, via: &str) -> bool {
+    key_policy()["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["Effect"] == "Allow" && action_allowed(s, action))
+        .any(|s| {
+            let principal = &s["Principal"]["AWS"];
+            let named = match principal {
+                Value::Array(arns) => arns.iter().any(|a| a.as_str() == Some(caller.arn)),
+                // The account's root: anyone of the account, if the conditions hold.
+                Value::String(root) => root == "arn:aws:iam::111122223333:root",
+                _ => false,
+            };
+            let conditions_hold = s["Condition"]["StringEquals"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .all(|(key, wanted)| {
+                    let actual = match key.strip_prefix("aws:PrincipalTag/") {
+                        Some(tag) => caller.tags.iter().find(|(n, _)| *n == tag).map(|(_, v)| *v),
+                        None if key == "kms:ViaService" => Some(via),
+                        None => panic!("condition key {key} is not modelled here"),
+                    };
+                    actual.is_some_and(|actual| wanted.as_str() == Some(actual))
+                });
+            named && conditions_hold
+        })
+}
+
+#[test]
+fn the_secrets_key_decrypts_for_the_stacks_roles_and_the_operators_through_secrets_manager_only() {
+    let secrets_manager = "secretsmanager.eu-west-1.amazonaws.com";
+    for caller in [&NODE, &FUNCTION, &OPERATORS] {
+        assert!(
+            key_allows(caller, "kms:Decrypt", secrets_manager),
+            "{}",
+            caller.arn
+        );
+        assert!(
+            !key_allows(caller, "kms:Decrypt", "s3.eu-west-1.amazonaws.com"),
+            "{}",
+            caller.arn
+        );
+    }
+    for caller in [&ACCOUNT_READER, &OTHER_STACKS_NODE] {
+        assert!(
+            !key_allows(caller, "kms:Decrypt", secrets_manager),
+            "{}",
+            caller.arn
+        );
+    }
+}
+
+#[test]
+fn the_account_administers_the_secrets_key_without_using_or_granting_it() {
+    let administration = &key_policy()["Statement"][0];
+    assert_eq!(
+        administration["Principal"]["AWS"],
+        "arn:aws:iam::111122223333:root"
+    );
+    assert!(administration.get("Condition").is_none());
+    for action in [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:Encrypt",
+        "kms:CreateGrant",
+        "kms:ReEncryptFrom",
+    ] {
+        assert!(!action_allowed(administration, action), "{action}");
+    }
+    assert!(action_allowed(administration, "kms:PutKeyPolicy"));
 }

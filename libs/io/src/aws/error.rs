@@ -42,9 +42,12 @@ pub fn kind_of_code(code: &str) -> AwsErrorKind {
             AwsErrorKind::AccessDenied
         }
         "NoSuchBucket" => AwsErrorKind::NoSuchBucket,
-        "NoSuchKey" | "NotFound" | "ResourceNotFoundException" | "NoSuchUpload" => {
-            AwsErrorKind::NotFound
-        }
+        // NotFoundException: KMS, for a key or alias that does not exist.
+        "NoSuchKey"
+        | "NotFound"
+        | "NotFoundException"
+        | "ResourceNotFoundException"
+        | "NoSuchUpload" => AwsErrorKind::NotFound,
         "ResourceExistsException" | "AlreadyExistsException" | "AlreadyExists" => {
             AwsErrorKind::AlreadyExists
         }
@@ -111,6 +114,7 @@ mod tests {
             ("NoSuchBucket", AwsErrorKind::NoSuchBucket),
             ("NoSuchKey", AwsErrorKind::NotFound),
             ("ResourceNotFoundException", AwsErrorKind::NotFound),
+            ("NotFoundException", AwsErrorKind::NotFound),
             ("ResourceExistsException", AwsErrorKind::AlreadyExists),
             ("ValidationError", AwsErrorKind::Other),
             ("InternalError", AwsErrorKind::Other),

@@ -22,6 +22,7 @@ use crate::deploy::artifacts::{self, Pins};
 use crate::deploy::change_set::{deploy, Deployed, Deployment};
 use crate::deploy::cluster_secrets::{self, SecretsSettings};
 use crate::deploy::preflight::{self, Finding};
+use crate::deploy::secrets_key;
 use crate::deploy::staging;
 
 /// The stack's settings: what the template is generated from, and how the
@@ -145,9 +146,13 @@ pub struct DeployArgs {
     #[arg(long, env = "ETCD_AWS_POLL_SECONDS", default_value_t = 5)]
     poll_seconds: u64,
     /// KMS key encrypting the cluster CA's and the functions' secrets when they are
-    /// created: alias/aws/secretsmanager (the AWS managed key) or a key ARN.
-    #[arg(long, env = "ETCD_AWS_KMS_KEY_ID", default_value = defaults::SECRETS_KMS_KEY)]
-    kms_key_id: SecretsKey,
+    /// created: a key ARN, or alias/aws/secretsmanager (the AWS managed key, which
+    /// any role of the account may use). Without it a new stack's secrets get a key
+    /// of their own, alias/etcd-aws/<stack>/secrets, that only the stack's roles and
+    /// --operator-role-arns may use (about 1 USD a month); existing secrets keep
+    /// the key they have.
+    #[arg(long, env = "ETCD_AWS_KMS_KEY_ID")]
+    kms_key_id: Option<SecretsKey>,
     /// Issue the functions' client certificate anew (a deploy already does when it
     /// expires within 30 days).
     #[arg(long, env = "ETCD_AWS_REISSUE_FUNCTIONS_CERTIFICATE")]
@@ -349,12 +354,16 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let secrets_key = match &args.kms_key_id {
+        Some(key) => key.clone(),
+        None => secrets_key_of(args, &config).await?,
+    };
     // Before the stack: its nodes cannot start, nor signal, without the CA.
     let secrets = cluster_secrets::ensure(
         &config,
         &SecretsSettings {
             stack: args.stack_name.clone(),
-            key: args.kms_key_id.clone(),
+            key: secrets_key.clone(),
             reissue_functions_certificate: args.reissue_functions_certificate,
             operators: args.operator_role_arns.clone(),
         },
@@ -369,10 +378,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
         ),
         (
             SECRETS_KMS_KEY_ARN.to_string(),
-            args.kms_key_id
-                .customer_arn()
-                .unwrap_or_default()
-                .to_string(),
+            secrets_key.customer_arn().unwrap_or_default().to_string(),
         ),
     ];
     // Given, not left to the defaults: the code a --template-file's stack runs is
@@ -412,4 +418,33 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<()> {
     };
     tracing::info!(stack = %args.stack_name, "stack {word}");
     Ok(())
+}
+
+/// The key for the secrets when `--kms-key-id` is not given: the one existing
+/// secrets have, or the stack's own ([`secrets_key`]).
+async fn secrets_key_of(
+    args: &DeployArgs,
+    config: &aws_config::SdkConfig,
+) -> anyhow::Result<SecretsKey> {
+    let stack = &args.stack_name;
+    let ensure_own = || secrets_key::ensure(config, stack, &args.operator_role_arns);
+    Ok(match cluster_secrets::current_key(config, stack).await? {
+        None => ensure_own().await?.0,
+        Some(SecretsKey::AwsManaged) => {
+            tracing::warn!(
+                "the secrets of stack {stack} exist under the AWS managed key aws/secretsmanager \
+                 and keep it; their resource policies guard them. For a key of the stack's own, \
+                 re-encrypt them (`aws secretsmanager update-secret --kms-key-id <key ARN>`) and \
+                 deploy with --kms-key-id <key ARN>"
+            );
+            SecretsKey::AwsManaged
+        }
+        // The stack's own key: its policy is put again with the operators given now.
+        Some(SecretsKey::Customer(arn))
+            if secrets_key::is_stack_key(config, stack, &arn).await? =>
+        {
+            ensure_own().await?.0
+        }
+        Some(customer) => customer,
+    })
 }

@@ -326,6 +326,44 @@ async fn ensure_secret(
     }
 }
 
+/// The key that encrypts the stack's CA secret, if the secret exists: a
+/// deploy not told a key keeps it.
+pub async fn current_key(
+    config: &aws_config::SdkConfig,
+    stack: &str,
+) -> Result<Option<SecretsKey>, ClusterSecretsError> {
+    let name = secrets::cluster_ca(stack);
+    match Client::new(config)
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+    {
+        Ok(described) => Ok(Some(match described.kms_key_id() {
+            Some(key) if !key.ends_with("alias/aws/secretsmanager") => {
+                SecretsKey::Customer(key.to_owned())
+            }
+            _ => SecretsKey::AwsManaged,
+        })),
+        Err(error) => {
+            let error = aws_error::read(&error);
+            match error.kind {
+                AwsErrorKind::NotFound => Ok(None),
+                AwsErrorKind::AccessDenied => Err(ClusterSecretsError::AccessDenied {
+                    secret: name,
+                    stack: stack.to_owned(),
+                    operation: "DescribeSecret",
+                }),
+                _ => Err(ClusterSecretsError::Api {
+                    operation: "DescribeSecret",
+                    secret: name,
+                    message: error.summary,
+                }),
+            }
+        }
+    }
+}
+
 /// The ARN of the secret `name` when it exists, after checking it is usable.
 async fn existing_secret(
     client: &Client,
