@@ -10,7 +10,7 @@ use etcd_aws_io::etcd::admin::EtcdAdmin;
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::{self, EtcdRelease};
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, HARNESS_TIMEOUTS};
-use etcd_aws_tests::stand_in::{FaultRule, StandIn, StandInOptions};
+use etcd_aws_tests::stand_in::{Caller, FaultRule, StandIn, StandInOptions};
 use tokio::process::Command;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -107,7 +107,7 @@ fn as_instance(
     dir: &tempfile::TempDir,
 ) {
     command
-        .envs(stand_in.env())
+        .envs(stand_in.env_as(Caller::Node))
         .env("ETCD_AWS_INSTANCE_ID", id)
         .env("ETCD_AWS_PRIVATE_IP", ip)
         .env("ETCD_DATA_DIR", dir.path().join("etcd"))
@@ -356,7 +356,7 @@ async fn a_join_the_cluster_keeps_refusing_gives_up_at_the_wait_timeout() -> any
         instance_id: seed.id.clone(),
         private_ip: seed.private_ip,
         group_name: stand_in.group_name().to_owned(),
-        aws_env: stand_in.env(),
+        aws_env: stand_in.env_as(Caller::Node),
         root: root.path().join(&seed.id),
         agent_args: Vec::new(),
         extra_args: Vec::new(),

@@ -17,7 +17,7 @@ use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{
     client_options, snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS,
 };
-use etcd_aws_tests::stand_in::{ActionOutcome, StandIn, StandInOptions};
+use etcd_aws_tests::stand_in::{ActionOutcome, Caller, StandIn, StandInOptions};
 use etcd_client::Client;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -413,7 +413,7 @@ async fn start_nodes(stand_in: &StandIn, root: &std::path::Path) -> anyhow::Resu
             instance_id: instance.id.clone(),
             private_ip: instance.private_ip,
             group_name: stand_in.group_name().to_owned(),
-            aws_env: stand_in.env(),
+            aws_env: stand_in.env_as(Caller::Node),
             root: root.join(&instance.id),
             agent_args: Vec::new(),
             extra_args: Vec::new(),

@@ -19,7 +19,7 @@ use etcd_aws_tests::agent_log;
 use etcd_aws_tests::node::{Node, NodeSpec};
 use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::{snapshot_via, wait_for, SimCluster, HARNESS_TIMEOUTS};
-use etcd_aws_tests::stand_in::{create_secret, SimInstance, StandIn, StandInOptions};
+use etcd_aws_tests::stand_in::{create_secret, Caller, SimInstance, StandIn, StandInOptions};
 use etcd_client::{Certificate, Client, ConnectOptions, TlsOptions};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -255,7 +255,7 @@ fn node_on(
         instance_id: instance.id.clone(),
         private_ip: instance.private_ip,
         group_name: stand_in.group_name().to_owned(),
-        aws_env: stand_in.env(),
+        aws_env: stand_in.env_as(Caller::Node),
         root: root.join(&instance.id),
         agent_args: Vec::new(),
         extra_args: Vec::new(),
