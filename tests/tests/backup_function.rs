@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use aws_sdk_s3::Client as S3Client;
 use etcd_aws_backup::config::MIN_PART_SIZE;
-use etcd_aws_backup::{run_backup, BackupAction, BackupConfig, BackupError, BackupOutcome};
+use etcd_aws_backup::{
+    run_backup, take_backup, BackupAction, BackupConfig, BackupError, BackupOutcome,
+};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_io::backup_store::{hex, BackupStore};
 use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
@@ -301,6 +303,37 @@ async fn retention_deletes_exactly_what_the_policy_says() -> anyhow::Result<()> 
     // and the bucket holds the new backup and the two within the week, each
     // with its manifest.
     let mut expected: Vec<String> = [&new, &three, &five]
+        .iter()
+        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
+        .collect();
+    expected.sort();
+    assert_eq!(snapshot_keys(store.s3(), &config).await?, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_for_the_capture_or_maintenance_deletes_no_backup() -> anyhow::Result<()> {
+    // Given a backup 12 days old and a policy that keeps only the newest,
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let mut config = config(&cluster);
+    config.retention.keep_last = 1;
+    config.retention.hourly_hours = 0;
+    config.retention.daily_days = 0;
+    let store = store(&cluster, &config).await;
+    let old = plant(&store, 12 * DAY, 1).await?;
+
+    // when the capture or the maintenance run takes a snapshot (their roles
+    // may not delete one),
+    let sdk = cluster.stand_in.sdk_config().await;
+    let outcome = tokio::time::timeout(RUN_WITHIN, take_backup(&config, &sdk))
+        .await
+        .context("the snapshot hung")??;
+    let new = uploaded(&outcome)?;
+
+    // the old backup stays for the next backup run to thin.
+    assert!(outcome.deleted.is_empty(), "{outcome:?}");
+    let mut expected: Vec<String> = [&new, &old]
         .iter()
         .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
         .collect();
