@@ -6,8 +6,9 @@
 //! must not be enough to read them. The bucket's default encryption is
 //! `BackupKey`, a customer managed key whose policy lets only the cluster use
 //! it, through S3: the named operators, and the roles tagged as the stack's
-//! backup users, the nodes' and the backup function's (the lifecycle function
-//! never touches the bucket), which grant it in their own policies too. Those
+//! backup users, the nodes' and the backup code's three (backup, maintenance,
+//! capture; the lifecycle function never touches the bucket), which grant it
+//! in their own policies too. Those
 //! roles are named by their tag, not their ARN, because they refer to the
 //! bucket, which refers to the key: naming them in the key policy would make
 //! a cycle. The account administers the key without `kms:Decrypt` or
@@ -20,11 +21,11 @@
 //! The objects that carry the operators' instructions to the nodes (the
 //! restore order, the start-empty permit) may be written or deleted by the
 //! operators' roles only: the nodes refuse an unsigned one anyway
-//! ([`crate::order_signing`]), and the bucket policy keeps anyone else (the
-//! functions' role may write the rest of the prefix) from replacing or
-//! removing a signed one mid-restore.
+//! ([`crate::order_signing`]), and the bucket policy keeps anyone else from
+//! replacing or removing a signed one mid-restore, whatever a role's own
+//! policy says ([`crate::backup_roles`] grants none of them the prefix).
 //!
-//! Retention of backups is the backup function's job (it keeps the newest N and never
+//! Retention of backups is the backup run's job (it keeps the newest N and never
 //! deletes the newest valid one). The bucket's lifecycle rules only clean up after it:
 //! they never expire current objects by age, because an idle cluster writes no new
 //! backup and its only one would age out.
@@ -145,7 +146,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 "UpdateReplacePolicy": "Retain",
                 "Metadata": metadata(&[Skip {
                     check: "CKV_AWS_18",
-                    reason: "Access logging needs a second bucket per stack; CloudTrail data events are the audit trail for a bucket only two roles can write",
+                    reason: "Access logging needs a second bucket per stack; CloudTrail data events are the audit trail for a bucket only the stack's roles can write",
                 }]),
                 "Properties": {
                     "BucketEncryption": { "ServerSideEncryptionConfiguration": [{
@@ -206,8 +207,8 @@ pub fn fragment(options: &Options) -> Fragment {
                             "Condition": { "Bool": { "aws:SecureTransport": "false" } },
                         }, {
                             // The nodes refuse an instruction the operators did not
-                            // sign; S3 refuses anyone else writing or deleting one
-                            // (the functions' role may write the rest of the prefix).
+                            // sign; S3 refuses anyone else writing or deleting one,
+                            // whatever their own policy allows.
                             "Sid": "OnlyOperatorsWriteInstructions",
                             "Effect": "Deny",
                             "Principal": "*",
