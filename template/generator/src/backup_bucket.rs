@@ -29,6 +29,32 @@
 //! deletes the newest valid one). The bucket's lifecycle rules only clean up after it:
 //! they never expire current objects by age, because an idle cluster writes no new
 //! backup and its only one would age out.
+//!
+//! # Immutable backups (`--backup-lock-days`, off by default)
+//!
+//! S3 Object Lock in governance mode, as the bucket's default retention: every
+//! object version written is locked for N days, and nobody without
+//! `s3:BypassGovernanceRetention` (no role of the stack has it) can remove a
+//! version or shorten its lock before then. The lock covers the whole bucket,
+//! not only snapshots and segments, on purpose:
+//! - S3 applies a default retention to every version whoever writes it, so a
+//!   writer cannot leave a snapshot unlocked by omitting a header, and no
+//!   role needs `s3:PutObjectRetention` (which would let it shorten nothing,
+//!   in governance mode, but lengthen locks at will).
+//! - No program here removes a version. Retention and a capture's merge
+//!   use DeleteObject without a version id, which on a versioned
+//!   bucket adds a delete marker and succeeds on a locked version; the lock
+//!   keeps the hidden version recoverable until it ends. Restore orders are
+//!   advanced by rewriting them, acknowledgements and permits are never
+//!   deleted: the objects under `restore/` stay as deletable as the design
+//!   needs them.
+//! - What it costs: each overwritten `latest.json`, manifest and order
+//!   version is kept N days, a few KiB each.
+//!
+//! Noncurrent versions then expire no earlier than the lock ends: their
+//! lifecycle rule waits the longer of the retention days and the lock days
+//! (a version becomes noncurrent after it was written, so its lock has
+//! ended by then). Once a bucket has Object Lock, S3 cannot turn it off.
 
 use serde_json::{json, Value};
 
@@ -120,6 +146,86 @@ fn key_policy() -> Value {
     })
 }
 
+/// The days a deleted or overwritten version is kept: the retention asked
+/// for, and never less than its lock.
+pub fn noncurrent_days(options: &Options) -> u32 {
+    options
+        .backup_retention_days
+        .max(options.backup_lock_days.unwrap_or(0))
+}
+
+/// The bucket's Object Lock properties when immutable backups are asked
+/// for; none otherwise.
+fn object_lock(options: &Options) -> Vec<(&'static str, Value)> {
+    match options.backup_lock_days {
+        Some(days) => vec![
+            ("ObjectLockEnabled", json!(true)),
+            (
+                "ObjectLockConfiguration",
+                json!({
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": { "DefaultRetention": { "Mode": "GOVERNANCE", "Days": days } },
+                }),
+            ),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn bucket(options: &Options) -> Value {
+    let mut bucket = json!({
+        "Type": "AWS::S3::Bucket",
+        // The cluster's last line of defence outlives the stack that made it.
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Metadata": metadata(&[Skip {
+            check: "CKV_AWS_18",
+            reason: "Access logging needs a second bucket per stack; CloudTrail data events are the audit trail for a bucket only the stack's roles can write",
+        }]),
+        "Properties": {
+            "BucketEncryption": { "ServerSideEncryptionConfiguration": [{
+                "ServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": get_att(BACKUP_KEY, "Arn"),
+                },
+                "BucketKeyEnabled": true,
+            }]},
+            "VersioningConfiguration": { "Status": "Enabled" },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": true,
+                "BlockPublicPolicy": true,
+                "IgnorePublicAcls": true,
+                "RestrictPublicBuckets": true,
+            },
+            "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
+            "LifecycleConfiguration": { "Rules": [
+                {
+                    "Id": "expire-replaced-versions",
+                    "Status": "Enabled",
+                    // A backup deleted by retention (or overwritten by mistake) stays
+                    // recoverable this long.
+                    "NoncurrentVersionExpiration": { "NoncurrentDays": noncurrent_days(options) },
+                },
+                {
+                    "Id": "abort-interrupted-uploads",
+                    "Status": "Enabled",
+                    "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 1 },
+                },
+                {
+                    "Id": "remove-orphaned-delete-markers",
+                    "Status": "Enabled",
+                    "ExpiredObjectDeleteMarker": true,
+                },
+            ]},
+            "Tags": [{ "Key": "Name", "Value": sub("${AWS::StackName}-backups") }],
+        },
+    });
+    for (name, value) in object_lock(options) {
+        bucket["Properties"][name] = value;
+    }
+    bucket
+}
+
 pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
         .resource(
@@ -137,56 +243,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 },
             }),
         )
-        .resource(
-            BACKUP_BUCKET,
-            json!({
-                "Type": "AWS::S3::Bucket",
-                // The cluster's last line of defence outlives the stack that made it.
-                "DeletionPolicy": "Retain",
-                "UpdateReplacePolicy": "Retain",
-                "Metadata": metadata(&[Skip {
-                    check: "CKV_AWS_18",
-                    reason: "Access logging needs a second bucket per stack; CloudTrail data events are the audit trail for a bucket only the stack's roles can write",
-                }]),
-                "Properties": {
-                    "BucketEncryption": { "ServerSideEncryptionConfiguration": [{
-                        "ServerSideEncryptionByDefault": {
-                            "SSEAlgorithm": "aws:kms",
-                            "KMSMasterKeyID": get_att(BACKUP_KEY, "Arn"),
-                        },
-                        "BucketKeyEnabled": true,
-                    }]},
-                    "VersioningConfiguration": { "Status": "Enabled" },
-                    "PublicAccessBlockConfiguration": {
-                        "BlockPublicAcls": true,
-                        "BlockPublicPolicy": true,
-                        "IgnorePublicAcls": true,
-                        "RestrictPublicBuckets": true,
-                    },
-                    "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
-                    "LifecycleConfiguration": { "Rules": [
-                        {
-                            "Id": "expire-replaced-versions",
-                            "Status": "Enabled",
-                            // A backup deleted by retention (or overwritten by mistake) stays
-                            // recoverable this long.
-                            "NoncurrentVersionExpiration": { "NoncurrentDays": options.backup_retention_days },
-                        },
-                        {
-                            "Id": "abort-interrupted-uploads",
-                            "Status": "Enabled",
-                            "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 1 },
-                        },
-                        {
-                            "Id": "remove-orphaned-delete-markers",
-                            "Status": "Enabled",
-                            "ExpiredObjectDeleteMarker": true,
-                        },
-                    ]},
-                    "Tags": [{ "Key": "Name", "Value": sub("${AWS::StackName}-backups") }],
-                },
-            }),
-        )
+        .resource(BACKUP_BUCKET, bucket(options))
         .resource(
             "BackupBucketPolicy",
             json!({
