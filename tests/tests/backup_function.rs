@@ -278,6 +278,23 @@ async fn an_upload_part_error_mid_upload_publishes_nothing_and_leaves_no_open_up
     Ok(())
 }
 
+/// Every snapshot key and manifest key of `backups`, sorted as a listing is.
+fn stored_keys(backups: &[&BackupManifest]) -> Vec<String> {
+    let mut keys: Vec<String> = backups
+        .iter()
+        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A retention policy of the newest backup only.
+fn newest_only(config: &mut BackupConfig) {
+    config.retention.keep_last = 1;
+    config.retention.hourly_hours = 0;
+    config.retention.daily_days = 0;
+}
+
 /// A backup as an earlier run would have left it, `age` seconds old.
 async fn plant(store: &BackupStore, age: i64, revision: i64) -> anyhow::Result<BackupManifest> {
     plant_backup(store, age, revision, noise(64, revision as u64)).await
@@ -308,12 +325,10 @@ async fn retention_deletes_exactly_what_the_policy_says() -> anyhow::Result<()> 
     assert!(outcome.retention_errors.is_empty(), "{outcome:?}");
     // and the bucket holds the new backup and the two within the week, each
     // with its manifest.
-    let mut expected: Vec<String> = [&new, &three, &five]
-        .iter()
-        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
-        .collect();
-    expected.sort();
-    assert_eq!(snapshot_keys(store.s3(), &config).await?, expected);
+    assert_eq!(
+        snapshot_keys(store.s3(), &config).await?,
+        stored_keys(&[&new, &three, &five])
+    );
     Ok(())
 }
 
@@ -323,9 +338,7 @@ async fn a_snapshot_taken_for_the_capture_or_maintenance_deletes_no_backup() -> 
     let cluster = healthy_cluster().await?;
     write(&cluster, "small", 5, 1_000).await?;
     let mut config = config(&cluster);
-    config.retention.keep_last = 1;
-    config.retention.hourly_hours = 0;
-    config.retention.daily_days = 0;
+    newest_only(&mut config);
     let store = store(&cluster, &config).await;
     let old = plant(&store, 12 * DAY, 1).await?;
 
@@ -339,12 +352,10 @@ async fn a_snapshot_taken_for_the_capture_or_maintenance_deletes_no_backup() -> 
 
     // the old backup stays for the next backup run to thin.
     assert!(outcome.deleted.is_empty(), "{outcome:?}");
-    let mut expected: Vec<String> = [&new, &old]
-        .iter()
-        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
-        .collect();
-    expected.sort();
-    assert_eq!(snapshot_keys(store.s3(), &config).await?, expected);
+    assert_eq!(
+        snapshot_keys(store.s3(), &config).await?,
+        stored_keys(&[&new, &old])
+    );
     Ok(())
 }
 
@@ -397,9 +408,7 @@ async fn retention_on_a_locked_bucket(
     write(cluster, "small", 5, 1_000).await?;
     let mut config = config(cluster);
     config.bucket = locked_bucket(cluster).await?;
-    config.retention.keep_last = 1;
-    config.retention.hourly_hours = 0;
-    config.retention.daily_days = 0;
+    newest_only(&mut config);
     let store = store(cluster, &config).await;
     let old = plant(&store, 12 * DAY, 1).await?;
     let outcome = backup(cluster, &config).await?;

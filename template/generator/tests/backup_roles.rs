@@ -166,13 +166,18 @@ fn the_maintenance_run_may_delete_nothing() {
     }
 }
 
+/// `role` may read `latest.json` and no other object.
+fn assert_reads_only_the_pointer(role: &str) {
+    let k = keys();
+    assert!(may(role, "s3:GetObject", &k.pointer));
+    for key in [&k.snapshot, &k.manifest, &k.segment, &k.order] {
+        assert!(!may(role, "s3:GetObject", key), "{role} may read {key}");
+    }
+}
+
 #[test]
 fn the_maintenance_run_reads_only_the_pointer() {
-    let k = keys();
-    assert!(may(MAINTENANCE, "s3:GetObject", &k.pointer));
-    for key in [&k.snapshot, &k.manifest, &k.segment, &k.order] {
-        assert!(!may(MAINTENANCE, "s3:GetObject", key), "{key}");
-    }
+    assert_reads_only_the_pointer(MAINTENANCE);
 }
 
 #[test]
@@ -194,11 +199,7 @@ fn the_capture_may_write_segments_but_never_delete_a_snapshot() {
 
 #[test]
 fn the_capture_reads_only_the_pointer() {
-    let k = keys();
-    assert!(may(CAPTURE, "s3:GetObject", &k.pointer));
-    for key in [&k.snapshot, &k.manifest, &k.segment, &k.order] {
-        assert!(!may(CAPTURE, "s3:GetObject", key), "{key}");
-    }
+    assert_reads_only_the_pointer(CAPTURE);
 }
 
 #[test]
