@@ -163,6 +163,7 @@ impl BackupOnSchedule {
         let function = Arc::new(
             start_backup_binary(
                 stand_in,
+                Caller::BackupFunction,
                 &logs,
                 "backup-function.log",
                 Vec::new(),
@@ -286,15 +287,28 @@ where
 /// from the stack's minutes.
 const SCALED_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The backup function's binary, as the stack configures it, scaled down.
+/// Who runs `job` in the stack: the backup code runs as three functions,
+/// each under a role of its own; the operator's status job is the backup
+/// function's.
+pub fn caller_of(job: Job) -> Caller {
+    match job {
+        Job::Backup | Job::Status => Caller::BackupFunction,
+        Job::Maintenance => Caller::MaintenanceFunction,
+        Job::Capture => Caller::CaptureFunction,
+    }
+}
+
+/// The backup function's binary, as the stack configures it, scaled down,
+/// signing as `caller`.
 async fn start_backup_binary(
     stand_in: &StandIn,
+    caller: Caller,
     logs: &tempfile::TempDir,
     log_name: &str,
     extra_env: Vec<(String, String)>,
     timeout: Duration,
 ) -> anyhow::Result<LambdaFunction> {
-    let mut env = stand_in.env_as(Caller::BackupFunction);
+    let mut env = stand_in.env_as(caller);
     env.extend(stand_in.functions_tls_env());
     env.extend(owned([
         ("ETCD_AWS_GROUP_NAME", stand_in.group_name()),
@@ -337,8 +351,15 @@ impl BackupOnDemand {
             .collect();
         let log_file = logs.path().join("backup-function.log");
         let function = Arc::new(
-            start_backup_binary(stand_in, &logs, "backup-function.log", env, SCALED_TIMEOUT)
-                .await?,
+            start_backup_binary(
+                stand_in,
+                Caller::BackupFunction,
+                &logs,
+                "backup-function.log",
+                env,
+                SCALED_TIMEOUT,
+            )
+            .await?,
         );
         stand_in.serve_function(Self::NAME, &function);
         let shipper = LogShipper::start(
@@ -423,6 +444,7 @@ impl JobOnSchedule {
         let function = Arc::new(
             start_backup_binary(
                 stand_in,
+                caller_of(job),
                 &logs,
                 &format!("{job}-function.log"),
                 env,

@@ -1,12 +1,20 @@
 //! The backup function against a real three-node cluster and S3 in moto:
-//! what it uploads, what it refuses to publish, what it deletes, what it reports.
+//! what it uploads, what it refuses to publish, what it deletes (and, on a
+//! bucket with Object Lock, what it cannot), what it reports.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockRetentionMode, ObjectLockRule, VersioningConfiguration,
+};
 use aws_sdk_s3::Client as S3Client;
 use etcd_aws_backup::config::MIN_PART_SIZE;
-use etcd_aws_backup::{run_backup, BackupAction, BackupConfig, BackupError, BackupOutcome};
+use etcd_aws_backup::{
+    run_backup, take_backup, BackupAction, BackupConfig, BackupError, BackupOutcome,
+};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_io::backup_store::{hex, BackupStore};
 use etcd_aws_io::etcd::admin::{EtcdAdmin, EtcdTimeouts};
@@ -270,6 +278,23 @@ async fn an_upload_part_error_mid_upload_publishes_nothing_and_leaves_no_open_up
     Ok(())
 }
 
+/// Every snapshot key and manifest key of `backups`, sorted as a listing is.
+fn stored_keys(backups: &[&BackupManifest]) -> Vec<String> {
+    let mut keys: Vec<String> = backups
+        .iter()
+        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A retention policy of the newest backup only.
+fn newest_only(config: &mut BackupConfig) {
+    config.retention.keep_last = 1;
+    config.retention.hourly_hours = 0;
+    config.retention.daily_days = 0;
+}
+
 /// A backup as an earlier run would have left it, `age` seconds old.
 async fn plant(store: &BackupStore, age: i64, revision: i64) -> anyhow::Result<BackupManifest> {
     plant_backup(store, age, revision, noise(64, revision as u64)).await
@@ -300,12 +325,156 @@ async fn retention_deletes_exactly_what_the_policy_says() -> anyhow::Result<()> 
     assert!(outcome.retention_errors.is_empty(), "{outcome:?}");
     // and the bucket holds the new backup and the two within the week, each
     // with its manifest.
-    let mut expected: Vec<String> = [&new, &three, &five]
-        .iter()
-        .flat_map(|m| [m.key.clone(), BackupLayout::manifest_key(&m.key)])
+    assert_eq!(
+        snapshot_keys(store.s3(), &config).await?,
+        stored_keys(&[&new, &three, &five])
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_for_the_capture_or_maintenance_deletes_no_backup() -> anyhow::Result<()> {
+    // Given a backup 12 days old and a policy that keeps only the newest,
+    let cluster = healthy_cluster().await?;
+    write(&cluster, "small", 5, 1_000).await?;
+    let mut config = config(&cluster);
+    newest_only(&mut config);
+    let store = store(&cluster, &config).await;
+    let old = plant(&store, 12 * DAY, 1).await?;
+
+    // when the capture or the maintenance run takes a snapshot (their roles
+    // may not delete one),
+    let sdk = cluster.stand_in.sdk_config().await;
+    let outcome = tokio::time::timeout(RUN_WITHIN, take_backup(&config, &sdk))
+        .await
+        .context("the snapshot hung")??;
+    let new = uploaded(&outcome)?;
+
+    // the old backup stays for the next backup run to thin.
+    assert!(outcome.deleted.is_empty(), "{outcome:?}");
+    assert_eq!(
+        snapshot_keys(store.s3(), &config).await?,
+        stored_keys(&[&new, &old])
+    );
+    Ok(())
+}
+
+/// The stand-in's bucket again, as `--backup-lock-days 1` makes it: Object
+/// Lock on, every new version locked in governance mode for a day.
+async fn locked_bucket(cluster: &SimCluster) -> anyhow::Result<String> {
+    let bucket = format!("{}-locked", cluster.stand_in.bucket());
+    let s3 = S3Client::new(&cluster.stand_in.sdk_config().await);
+    s3.create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await?;
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await?;
+    s3.put_object_lock_configuration()
+        .bucket(&bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(bucket)
+}
+
+/// A run with a policy of the newest only, over a backup 12 days old, on a
+/// locked bucket: what it reported, and the old backup.
+async fn retention_on_a_locked_bucket(
+    cluster: &SimCluster,
+) -> anyhow::Result<(BackupOutcome, BackupManifest, BackupStore)> {
+    write(cluster, "small", 5, 1_000).await?;
+    let mut config = config(cluster);
+    config.bucket = locked_bucket(cluster).await?;
+    newest_only(&mut config);
+    let store = store(cluster, &config).await;
+    let old = plant(&store, 12 * DAY, 1).await?;
+    let outcome = backup(cluster, &config).await?;
+    uploaded(&outcome)?;
+    Ok((outcome, old, store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_on_a_locked_bucket_deletes_what_the_policy_says_without_an_error(
+) -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    let (outcome, old, store) = retention_on_a_locked_bucket(&cluster).await?;
+    assert!(outcome.retention_errors.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.deleted, vec![old.key.clone()]);
+    let left: Vec<String> = store
+        .manifests()
+        .await?
+        .into_iter()
+        .map(|m| m.key)
         .collect();
-    expected.sort();
-    assert_eq!(snapshot_keys(store.s3(), &config).await?, expected);
+    assert!(!left.contains(&old.key), "{left:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_retention_deleted_from_a_locked_bucket_keeps_its_version_until_the_lock_ends(
+) -> anyhow::Result<()> {
+    let cluster = healthy_cluster().await?;
+    let (_, old, store) = retention_on_a_locked_bucket(&cluster).await?;
+    // The deletion only put a delete marker on top of the locked version,
+    let versions = store
+        .s3()
+        .list_object_versions()
+        .bucket(store.bucket())
+        .prefix(&old.key)
+        .send()
+        .await?;
+    let kept: Vec<&str> = versions
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(old.key.as_str()))
+        .filter_map(|v| v.version_id())
+        .collect();
+    assert_eq!(kept.len(), 1, "{versions:?}");
+    assert!(
+        versions
+            .delete_markers()
+            .iter()
+            .any(|m| m.key() == Some(old.key.as_str()) && m.is_latest() == Some(true)),
+        "{versions:?}"
+    );
+    // which nobody can remove before its lock ends.
+    let removed = store
+        .s3()
+        .delete_object()
+        .bucket(store.bucket())
+        .key(&old.key)
+        .version_id(kept[0])
+        .send()
+        .await;
+    let refused = removed.as_ref().err().and_then(|e| e.as_service_error());
+    assert_eq!(
+        refused.and_then(|e| e.code()),
+        Some("AccessDenied"),
+        "a locked version was removed, or refused for another reason: {removed:?}"
+    );
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Least privilege, checked against what the programs really do. One scenario
 //! runs every program through its jobs on the stand-in, with TLS on: a cluster
 //! forms (each agent finding its group as on EC2), the backup function runs with
-//! retention to enforce, the lifecycle function handles a termination and a
+//! retention to enforce, the maintenance and the capture function (the same
+//! code under roles of their own) each take a snapshot, the lifecycle function handles a termination and a
 //! reconcile, the nodes renew the functions' certificate, and the whole group
 //! is lost and restored from the backup. The stand-in records every AWS call
 //! and the access key that signed it, one per program. Each role of the generated template must then allow every call its
@@ -19,7 +20,8 @@ use etcd_aws_core::backup::manifest::BackupManifest;
 use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::tls::authority::ValidityPeriod;
 use etcd_aws_template::names::logical::{
-    BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_HOOK_ROLE, NODE_ROLE,
+    BACKUP_BUCKET, BACKUP_FUNCTION_ROLE, CAPTURE_FUNCTION_ROLE, LIFECYCLE_FUNCTION_ROLE,
+    LIFECYCLE_HOOK_ROLE, MAINTENANCE_FUNCTION_ROLE, NODE_ROLE,
 };
 use etcd_aws_template::Options;
 use etcd_aws_tests::functions::{
@@ -134,12 +136,36 @@ const FAILED_INVOCATIONS: Unobservable = Unobservable {
 const LIFECYCLE_UNOBSERVABLE: &[Unobservable] =
     &[FAILED_INVOCATIONS, secret_key("ReadClientCertificateKey")];
 
+/// Every run of the backup code may abort the snapshot upload it started.
+const ABORTED_UPLOAD: Unobservable = Unobservable {
+    sid: "WriteSnapshots",
+    action: "s3:AbortMultipartUpload",
+    why: "only an upload that fails midway is aborted (backup_function.rs covers that path)",
+};
+
 const BACKUP_UNOBSERVABLE: &[Unobservable] = &[
+    ABORTED_UPLOAD,
+    FAILED_INVOCATIONS,
+    secret_key("ReadClientCertificateKey"),
+    backup_key("UseBackupKey", "kms:Decrypt"),
+    backup_key("UseBackupKey", "kms:GenerateDataKey"),
+];
+
+const MAINTENANCE_UNOBSERVABLE: &[Unobservable] = &[
+    ABORTED_UPLOAD,
     Unobservable {
-        sid: "WriteBackups",
-        action: "s3:AbortMultipartUpload",
-        why: "only an upload that fails midway is aborted (backup_function.rs covers that path)",
+        sid: "ListBackups",
+        action: "s3:ListBucket",
+        why: "the run lists nothing, but without it S3 answers a read of a missing latest.json (no backup yet) with access denied instead of no such key",
     },
+    FAILED_INVOCATIONS,
+    secret_key("ReadClientCertificateKey"),
+    backup_key("UseBackupKey", "kms:Decrypt"),
+    backup_key("UseBackupKey", "kms:GenerateDataKey"),
+];
+
+const CAPTURE_UNOBSERVABLE: &[Unobservable] = &[
+    ABORTED_UPLOAD,
     FAILED_INVOCATIONS,
     secret_key("ReadClientCertificateKey"),
     backup_key("UseBackupKey", "kms:Decrypt"),
@@ -168,8 +194,21 @@ const LIFECYCLE: Subject = Subject {
 
 const BACKUP: Subject = Subject {
     role: BACKUP_FUNCTION_ROLE,
+    // The backup schedule's runs and the operator's commands.
     callers: &[Caller::BackupFunction],
     unobservable: BACKUP_UNOBSERVABLE,
+};
+
+const MAINTENANCE: Subject = Subject {
+    role: MAINTENANCE_FUNCTION_ROLE,
+    callers: &[Caller::MaintenanceFunction],
+    unobservable: MAINTENANCE_UNOBSERVABLE,
+};
+
+const CAPTURE: Subject = Subject {
+    role: CAPTURE_FUNCTION_ROLE,
+    callers: &[Caller::CaptureFunction],
+    unobservable: CAPTURE_UNOBSERVABLE,
 };
 
 /// The calls the scenario observed, and the bucket name they used.
@@ -233,39 +272,80 @@ async fn scenario() -> anyhow::Result<Observed> {
         .with_context(|| backups.log())?;
     drop(backups);
 
-    // The same code on the maintenance schedule (the stack's maintenance function
-    // runs with the backup function's role): health, defragmentation, NOSPACE.
-    let maintenance = JobOnSchedule::maintenance(stand_in, BACKUP_EVERY, &[]).await?;
-    wait_for("a maintenance run", SETTLE, || async {
-        match maintenance.runs().into_iter().next() {
-            Some(run) => run.outcome.map(|_| ()).map_err(anyhow::Error::msg),
-            None => bail!("no run yet"),
+    // The same code on the maintenance schedule, under the maintenance
+    // function's role: health, defragmentation (of every member: no free
+    // space is too little here), and the backup it takes first when the
+    // newest is older than a second, which uploads: the revision moved on.
+    cluster
+        .client()
+        .await?
+        .put("changed", "since the backup", None)
+        .await?;
+    let maintenance = JobOnSchedule::maintenance(
+        stand_in,
+        BACKUP_EVERY,
+        &[
+            ("ETCD_MAINTENANCE_DEFRAG_FREE_MIB", "0"),
+            ("ETCD_MAINTENANCE_BACKUP_MAX_AGE", "1s"),
+        ],
+    )
+    .await?;
+    wait_for("a maintenance run that backed up first", SETTLE, || async {
+        let runs = maintenance.runs();
+        if let Some(error) = runs.iter().find_map(|run| run.outcome.as_ref().err()) {
+            bail!("a maintenance run failed: {error}");
         }
+        let backed_up = runs.iter().any(|run| {
+            run.outcome
+                .as_ref()
+                .is_ok_and(|answer| answer["backed_up"] == json!(true))
+        });
+        anyhow::ensure!(backed_up, "no maintenance run backed up yet");
+        Ok(())
     })
     .await
     .with_context(|| maintenance.log())?;
     drop(maintenance);
 
-    // And on the capture schedule (the stack's capture function, same role):
-    // the continuous backup stores changes as segments, which the restore
-    // below replays with the node role.
-    let capture =
-        JobOnSchedule::capture(stand_in, BACKUP_EVERY, &[("ETCD_CAPTURE_DURATION", "5s")]).await?;
+    // And on the capture schedule, under the capture function's role: the
+    // continuous backup stores changes as segments (which the restore below
+    // replays with the node role), merges a run's segments into one and
+    // deletes the small ones, and takes a snapshot once a revision follows
+    // the newest.
+    let capture = JobOnSchedule::capture(
+        stand_in,
+        BACKUP_EVERY,
+        &[
+            ("ETCD_CAPTURE_DURATION", "5s"),
+            ("ETCD_CAPTURE_SNAPSHOT_AFTER_REVISIONS", "1"),
+        ],
+    )
+    .await?;
     let client = cluster.client().await?;
-    wait_for("a capture run that stored a segment", SETTLE, || {
-        let (capture, client) = (&capture, client.clone());
-        async move {
-            let mut client = client;
-            client.put("captured", "by a segment", None).await?;
-            let stored = capture.runs().into_iter().any(|run| {
-                run.outcome
-                    .as_ref()
-                    .is_ok_and(|answer| answer["segments"].as_u64().unwrap_or(0) > 0)
-            });
-            anyhow::ensure!(stored, "no capture run stored a segment yet");
-            Ok(())
-        }
-    })
+    wait_for(
+        "a capture run that stored segments and took a snapshot",
+        SETTLE,
+        || {
+            let (capture, client) = (&capture, client.clone());
+            async move {
+                let mut client = client;
+                client.put("captured", "by a segment", None).await?;
+                let stored = capture.runs().into_iter().any(|run| {
+                    run.outcome.as_ref().is_ok_and(|answer| {
+                        answer["segments"].as_u64().unwrap_or(0) > 1
+                            && answer["snapshots"]
+                                .as_array()
+                                .is_some_and(|s| !s.is_empty())
+                    })
+                });
+                anyhow::ensure!(
+                    stored,
+                    "no capture run stored segments and took a snapshot yet"
+                );
+                Ok(())
+            }
+        },
+    )
     .await
     .with_context(|| capture.log())?;
     drop((capture, client));
@@ -614,6 +694,29 @@ async fn the_backup_function_role_allows_nothing_the_function_does_not_call() ->
     assert_allows_nothing_uncalled(&BACKUP).await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_function_role_allows_every_call_the_function_makes() -> anyhow::Result<()>
+{
+    assert_allows_every_call(&MAINTENANCE).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_function_role_allows_nothing_the_function_does_not_call(
+) -> anyhow::Result<()> {
+    assert_allows_nothing_uncalled(&MAINTENANCE).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capture_function_role_allows_every_call_the_function_makes() -> anyhow::Result<()> {
+    assert_allows_every_call(&CAPTURE).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capture_function_role_allows_nothing_the_function_does_not_call() -> anyhow::Result<()>
+{
+    assert_allows_nothing_uncalled(&CAPTURE).await
+}
+
 /// The Service Authorization Reference lists no resource types for these
 /// actions: IAM accepts them only on "*", and answers for every instance and
 /// group of the account. They read, and change nothing.
@@ -697,6 +800,8 @@ fn each_role_attaches_only_the_managed_policies_aws_runs_it_with() -> anyhow::Re
             (NODE_ROLE.to_owned(), node),
             (LIFECYCLE_FUNCTION_ROLE.to_owned(), lambda.clone()),
             (BACKUP_FUNCTION_ROLE.to_owned(), lambda.clone()),
+            (MAINTENANCE_FUNCTION_ROLE.to_owned(), lambda.clone()),
+            (CAPTURE_FUNCTION_ROLE.to_owned(), lambda.clone()),
             (LIFECYCLE_HOOK_ROLE.to_owned(), Vec::new()),
         ])
     };

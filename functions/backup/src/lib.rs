@@ -38,7 +38,9 @@
 //!    bounded number of parts in flight. Any failure aborts the upload and
 //!    leaves `latest.json` alone. The manifest, then `latest.json`, are written
 //!    only after CompleteMultipartUpload (format: `etcd_aws_core::backup::manifest`).
-//! 5. Deletes what [`retention`] no longer keeps.
+//! 5. Deletes what [`retention`] no longer keeps: only this job does. The
+//!    capture and the maintenance run take their snapshots with [`take_backup`],
+//!    which deletes nothing, as their roles may not.
 //! 6. Prints one CloudWatch embedded-metric-format line ([`emf`]).
 //!
 //! # Configuration (environment of the function)
@@ -93,4 +95,4 @@ pub mod status;
 pub mod stored_stream;
 
 pub use config::BackupConfig;
-pub use run::{run_backup, BackupAction, BackupError, BackupOutcome};
+pub use run::{run_backup, take_backup, BackupAction, BackupError, BackupOutcome};

@@ -114,12 +114,40 @@ struct Source {
     member_count: usize,
 }
 
-/// Takes a backup of the group's cluster into the bucket. Nothing under the
+/// Whether a run thins old backups once it has taken one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Thinning {
+    Apply,
+    /// The capture and the maintenance run take snapshots too, but their
+    /// roles may not delete one: retention is the backup run's alone.
+    LeaveToTheBackupRun,
+}
+
+/// The backup job: takes a backup of the group's cluster into the bucket,
+/// then deletes what [`retention`] no longer keeps. Nothing under the
 /// prefix changes unless the whole snapshot was uploaded and checked; on any
 /// error the multipart upload is aborted and `latest.json` stays as it was.
 pub async fn run_backup(
     config: &BackupConfig,
     sdk: &aws_config::SdkConfig,
+) -> Result<BackupOutcome, BackupError> {
+    backup(config, sdk, Thinning::Apply).await
+}
+
+/// A backup as [`run_backup`] takes it, but deleting nothing: what the
+/// capture and the maintenance run take, whose roles may write snapshots
+/// and never delete one. The next backup run thins what they added.
+pub async fn take_backup(
+    config: &BackupConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<BackupOutcome, BackupError> {
+    backup(config, sdk, Thinning::LeaveToTheBackupRun).await
+}
+
+async fn backup(
+    config: &BackupConfig,
+    sdk: &aws_config::SdkConfig,
+    thinning: Thinning,
 ) -> Result<BackupOutcome, BackupError> {
     config.validate()?;
     let started = Instant::now();
@@ -156,7 +184,10 @@ pub async fn run_backup(
         _ => BackupAction::Uploaded(upload(config, &store, &source, &access).await?),
     };
     let manifest = action.manifest().clone();
-    let (deleted, retention_errors) = apply_retention(config, &store, &manifest).await;
+    let (deleted, retention_errors) = match thinning {
+        Thinning::Apply => apply_retention(config, &store, &manifest).await,
+        Thinning::LeaveToTheBackupRun => (Vec::new(), Vec::new()),
+    };
     let metrics = BackupMetrics {
         age_seconds: (clock::now_unix_seconds() - manifest.created_at).max(0) as f64,
         bytes: manifest.stored_bytes,

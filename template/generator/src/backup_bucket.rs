@@ -6,8 +6,9 @@
 //! must not be enough to read them. The bucket's default encryption is
 //! `BackupKey`, a customer managed key whose policy lets only the cluster use
 //! it, through S3: the named operators, and the roles tagged as the stack's
-//! backup users, the nodes' and the backup function's (the lifecycle function
-//! never touches the bucket), which grant it in their own policies too. Those
+//! backup users, the nodes' and the backup code's three (backup, maintenance,
+//! capture; the lifecycle function never touches the bucket), which grant it
+//! in their own policies too. Those
 //! roles are named by their tag, not their ARN, because they refer to the
 //! bucket, which refers to the key: naming them in the key policy would make
 //! a cycle. The account administers the key without `kms:Decrypt` or
@@ -20,14 +21,40 @@
 //! The objects that carry the operators' instructions to the nodes (the
 //! restore order, the start-empty permit) may be written or deleted by the
 //! operators' roles only: the nodes refuse an unsigned one anyway
-//! ([`crate::order_signing`]), and the bucket policy keeps anyone else (the
-//! functions' role may write the rest of the prefix) from replacing or
-//! removing a signed one mid-restore.
+//! ([`crate::order_signing`]), and the bucket policy keeps anyone else from
+//! replacing or removing a signed one mid-restore, whatever a role's own
+//! policy says ([`crate::backup_roles`] grants none of them the prefix).
 //!
-//! Retention of backups is the backup function's job (it keeps the newest N and never
+//! Retention of backups is the backup run's job (it keeps the newest N and never
 //! deletes the newest valid one). The bucket's lifecycle rules only clean up after it:
 //! they never expire current objects by age, because an idle cluster writes no new
 //! backup and its only one would age out.
+//!
+//! # Immutable backups (`--backup-lock-days`, off by default)
+//!
+//! S3 Object Lock in governance mode, as the bucket's default retention: every
+//! object version written is locked for N days, and nobody without
+//! `s3:BypassGovernanceRetention` (no role of the stack has it) can remove a
+//! version or shorten its lock before then. The lock covers the whole bucket,
+//! not only snapshots and segments, on purpose:
+//! - S3 applies a default retention to every version whoever writes it, so a
+//!   writer cannot leave a snapshot unlocked by omitting a header, and no
+//!   role needs `s3:PutObjectRetention` (which would let it shorten nothing,
+//!   in governance mode, but lengthen locks at will).
+//! - No program here removes a version. Retention and a capture's merge
+//!   use DeleteObject without a version id, which on a versioned
+//!   bucket adds a delete marker and succeeds on a locked version; the lock
+//!   keeps the hidden version recoverable until it ends. Restore orders are
+//!   advanced by rewriting them, acknowledgements and permits are never
+//!   deleted: the objects under `restore/` stay as deletable as the design
+//!   needs them.
+//! - What it costs: each overwritten `latest.json`, manifest and order
+//!   version is kept N days, a few KiB each.
+//!
+//! Noncurrent versions then expire no earlier than the lock ends: their
+//! lifecycle rule waits the longer of the retention days and the lock days
+//! (a version becomes noncurrent after it was written, so its lock has
+//! ended by then). Once a bucket has Object Lock, S3 cannot turn it off.
 
 use serde_json::{json, Value};
 
@@ -119,6 +146,86 @@ fn key_policy() -> Value {
     })
 }
 
+/// The days a deleted or overwritten version is kept: the retention asked
+/// for, and never less than its lock.
+pub fn noncurrent_days(options: &Options) -> u32 {
+    options
+        .backup_retention_days
+        .max(options.backup_lock_days.unwrap_or(0))
+}
+
+/// The bucket's Object Lock properties when immutable backups are asked
+/// for; none otherwise.
+fn object_lock(options: &Options) -> Vec<(&'static str, Value)> {
+    match options.backup_lock_days {
+        Some(days) => vec![
+            ("ObjectLockEnabled", json!(true)),
+            (
+                "ObjectLockConfiguration",
+                json!({
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": { "DefaultRetention": { "Mode": "GOVERNANCE", "Days": days } },
+                }),
+            ),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn bucket(options: &Options) -> Value {
+    let mut bucket = json!({
+        "Type": "AWS::S3::Bucket",
+        // The cluster's last line of defence outlives the stack that made it.
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Metadata": metadata(&[Skip {
+            check: "CKV_AWS_18",
+            reason: "Access logging needs a second bucket per stack; CloudTrail data events are the audit trail for a bucket only the stack's roles can write",
+        }]),
+        "Properties": {
+            "BucketEncryption": { "ServerSideEncryptionConfiguration": [{
+                "ServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": get_att(BACKUP_KEY, "Arn"),
+                },
+                "BucketKeyEnabled": true,
+            }]},
+            "VersioningConfiguration": { "Status": "Enabled" },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": true,
+                "BlockPublicPolicy": true,
+                "IgnorePublicAcls": true,
+                "RestrictPublicBuckets": true,
+            },
+            "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
+            "LifecycleConfiguration": { "Rules": [
+                {
+                    "Id": "expire-replaced-versions",
+                    "Status": "Enabled",
+                    // A backup deleted by retention (or overwritten by mistake) stays
+                    // recoverable this long.
+                    "NoncurrentVersionExpiration": { "NoncurrentDays": noncurrent_days(options) },
+                },
+                {
+                    "Id": "abort-interrupted-uploads",
+                    "Status": "Enabled",
+                    "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 1 },
+                },
+                {
+                    "Id": "remove-orphaned-delete-markers",
+                    "Status": "Enabled",
+                    "ExpiredObjectDeleteMarker": true,
+                },
+            ]},
+            "Tags": [{ "Key": "Name", "Value": sub("${AWS::StackName}-backups") }],
+        },
+    });
+    for (name, value) in object_lock(options) {
+        bucket["Properties"][name] = value;
+    }
+    bucket
+}
+
 pub fn fragment(options: &Options) -> Fragment {
     Fragment::new()
         .resource(
@@ -136,56 +243,7 @@ pub fn fragment(options: &Options) -> Fragment {
                 },
             }),
         )
-        .resource(
-            BACKUP_BUCKET,
-            json!({
-                "Type": "AWS::S3::Bucket",
-                // The cluster's last line of defence outlives the stack that made it.
-                "DeletionPolicy": "Retain",
-                "UpdateReplacePolicy": "Retain",
-                "Metadata": metadata(&[Skip {
-                    check: "CKV_AWS_18",
-                    reason: "Access logging needs a second bucket per stack; CloudTrail data events are the audit trail for a bucket only two roles can write",
-                }]),
-                "Properties": {
-                    "BucketEncryption": { "ServerSideEncryptionConfiguration": [{
-                        "ServerSideEncryptionByDefault": {
-                            "SSEAlgorithm": "aws:kms",
-                            "KMSMasterKeyID": get_att(BACKUP_KEY, "Arn"),
-                        },
-                        "BucketKeyEnabled": true,
-                    }]},
-                    "VersioningConfiguration": { "Status": "Enabled" },
-                    "PublicAccessBlockConfiguration": {
-                        "BlockPublicAcls": true,
-                        "BlockPublicPolicy": true,
-                        "IgnorePublicAcls": true,
-                        "RestrictPublicBuckets": true,
-                    },
-                    "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
-                    "LifecycleConfiguration": { "Rules": [
-                        {
-                            "Id": "expire-replaced-versions",
-                            "Status": "Enabled",
-                            // A backup deleted by retention (or overwritten by mistake) stays
-                            // recoverable this long.
-                            "NoncurrentVersionExpiration": { "NoncurrentDays": options.backup_retention_days },
-                        },
-                        {
-                            "Id": "abort-interrupted-uploads",
-                            "Status": "Enabled",
-                            "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 1 },
-                        },
-                        {
-                            "Id": "remove-orphaned-delete-markers",
-                            "Status": "Enabled",
-                            "ExpiredObjectDeleteMarker": true,
-                        },
-                    ]},
-                    "Tags": [{ "Key": "Name", "Value": sub("${AWS::StackName}-backups") }],
-                },
-            }),
-        )
+        .resource(BACKUP_BUCKET, bucket(options))
         .resource(
             "BackupBucketPolicy",
             json!({
@@ -206,8 +264,8 @@ pub fn fragment(options: &Options) -> Fragment {
                             "Condition": { "Bool": { "aws:SecureTransport": "false" } },
                         }, {
                             // The nodes refuse an instruction the operators did not
-                            // sign; S3 refuses anyone else writing or deleting one
-                            // (the functions' role may write the rest of the prefix).
+                            // sign; S3 refuses anyone else writing or deleting one,
+                            // whatever their own policy allows.
                             "Sid": "OnlyOperatorsWriteInstructions",
                             "Effect": "Deny",
                             "Principal": "*",

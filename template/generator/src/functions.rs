@@ -1,6 +1,7 @@
 //! The Lambda functions (lifecycle, backup, and the backup code again as the
 //! maintenance and the capture function), their roles and log groups, and the
-//! queue feeding the lifecycle function.
+//! queue feeding the lifecycle function. The backup code runs under three
+//! roles, one per run, whose bucket grants are [`crate::backup_roles`].
 //!
 //! Both run in the VPC (they talk to etcd on the nodes' client port) as Rust binaries
 //! on the `provided.al2023` runtime; their code comes from the artifact bucket and is
@@ -9,19 +10,21 @@
 use serde_json::{json, Value};
 
 use crate::backup_bucket;
+use crate::backup_roles::{self, BackupRun};
 use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::lifecycle_queue::LIFECYCLE_FUNCTION_TIMEOUT;
 use crate::names::logical::{
     AUTO_SCALING_GROUP, BACKUP_BUCKET, BACKUP_FUNCTION, BACKUP_FUNCTION_ROLE, CAPTURE_FUNCTION,
-    FAILED_INVOCATIONS_QUEUE, FUNCTION_SECURITY_GROUP, LIFECYCLE_EVENT_SOURCE, LIFECYCLE_FUNCTION,
-    LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE, MAINTENANCE_FUNCTION,
+    CAPTURE_FUNCTION_ROLE, FAILED_INVOCATIONS_QUEUE, FUNCTION_SECURITY_GROUP,
+    LIFECYCLE_EVENT_SOURCE, LIFECYCLE_FUNCTION, LIFECYCLE_FUNCTION_ROLE, LIFECYCLE_QUEUE,
+    MAINTENANCE_FUNCTION, MAINTENANCE_FUNCTION_ROLE,
 };
 use crate::names::parameters::{FUNCTIONS_CLIENT_SECRET_ARN, QUOTA_BACKEND_BYTES};
 use crate::names::{env, functions, BACKUP_PREFIX};
 use crate::network::private_subnets;
 use crate::options::{artifacts, Options};
-use crate::policy::{allow, allow_when, inline, managed, trust};
+use crate::policy::{allow, inline, managed, trust};
 use crate::suppressions::{metadata, Skip};
 use crate::tls_secrets::{self, read_secret};
 
@@ -236,29 +239,18 @@ pub fn fragment(options: &Options) -> Fragment {
         report_failed_invocations(),
     ];
     lifecycle_statements.extend(read_client_certificate());
-    let backup_objects = sub(&format!("${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}*"));
-    let mut backup_statements = vec![
-        allow(
-            "WriteBackups",
-            &[
-                "s3:PutObject",
-                "s3:GetObject",
-                "s3:DeleteObject",
-                "s3:AbortMultipartUpload",
-            ],
-            vec![backup_objects],
-        ),
-        allow_when(
-            "ListBackups",
-            &["s3:ListBucket"],
-            vec![get_att(BACKUP_BUCKET, "Arn")],
-            json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
-        ),
-        describe_group(),
-        report_failed_invocations(),
-        backup_bucket::use_backup_key("UseBackupKey"),
-    ];
-    backup_statements.extend(read_client_certificate());
+    // The same code under three roles, each with only its run's objects
+    // (crate::backup_roles), and each a user of the bucket's key.
+    let backup_code_statements = |run: BackupRun| {
+        let mut statements = backup_roles::bucket_statements(run);
+        statements.extend([
+            describe_group(),
+            report_failed_invocations(),
+            backup_bucket::use_backup_key("UseBackupKey"),
+        ]);
+        statements.extend(read_client_certificate());
+        statements
+    };
     let lifecycle = Function {
         id: LIFECYCLE_FUNCTION,
         role: LIFECYCLE_FUNCTION_ROLE,
@@ -284,7 +276,7 @@ pub fn fragment(options: &Options) -> Fragment {
     // holds back the health metrics, and a defragmentation never a backup.
     let maintenance = Function {
         id: MAINTENANCE_FUNCTION,
-        role: BACKUP_FUNCTION_ROLE,
+        role: MAINTENANCE_FUNCTION_ROLE,
         description: "etcd health metrics, defragmentation, NOSPACE recovery",
         zip: artifacts::BACKUP_ZIP,
         timeout: MAINTENANCE_FUNCTION_TIMEOUT,
@@ -296,7 +288,7 @@ pub fn fragment(options: &Options) -> Fragment {
     // cluster, a gap, past the segment bound): the backup runs' refresh.
     let capture = Function {
         id: CAPTURE_FUNCTION,
-        role: BACKUP_FUNCTION_ROLE,
+        role: CAPTURE_FUNCTION_ROLE,
         description:
             "Continuous backup: every etcd change flushed to the backup bucket within seconds",
         zip: artifacts::BACKUP_ZIP,
@@ -316,7 +308,27 @@ pub fn fragment(options: &Options) -> Fragment {
         )
         .resource(
             BACKUP_FUNCTION_ROLE,
-            role("etcd-aws backup function", backup_statements, true),
+            role(
+                "etcd-aws backup function: snapshots, and retention",
+                backup_code_statements(BackupRun::Backup),
+                true,
+            ),
+        )
+        .resource(
+            MAINTENANCE_FUNCTION_ROLE,
+            role(
+                "etcd-aws maintenance function: may add a snapshot, delete nothing",
+                backup_code_statements(BackupRun::Maintenance),
+                true,
+            ),
+        )
+        .resource(
+            CAPTURE_FUNCTION_ROLE,
+            role(
+                "etcd-aws capture function: segments and snapshots, deletes only segments",
+                backup_code_statements(BackupRun::Capture),
+                true,
+            ),
         )
         .resource(&lifecycle_logs_id, lifecycle_logs)
         .resource(&backup_logs_id, backup_logs)

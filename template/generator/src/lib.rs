@@ -57,8 +57,9 @@
 //!   [`load_balancer`].
 //! - The nodes: [`launch_template`] with [`user_data`], [`autoscaling`],
 //!   [`node_role`], [`node_logs`], [`tls_secrets`].
-//! - Keeping them right: [`lifecycle_queue`], [`functions`], [`schedules`],
-//!   [`backup_bucket`].
+//! - Keeping them right: [`lifecycle_queue`], [`functions`] (with
+//!   [`backup_roles`], what each backup run may do in the bucket),
+//!   [`schedules`], [`backup_bucket`].
 //! - Watching them: [`alarms`], [`dashboard`], [`outputs`].
 //! - How it is built and written: [`fragment`] (one module's share of the
 //!   template), [`intrinsics`], [`policy`], [`suppressions`], [`render`](mod@render).
@@ -67,6 +68,7 @@ pub mod alarms;
 pub mod artifact_pins;
 pub mod autoscaling;
 pub mod backup_bucket;
+pub mod backup_roles;
 pub mod dashboard;
 pub mod endpoints;
 pub mod etcd_archive;

@@ -66,7 +66,14 @@ pub mod logical {
     pub const LIFECYCLE_FUNCTION_ROLE: &str = "LifecycleFunctionRole";
     pub const LIFECYCLE_EVENT_SOURCE: &str = "LifecycleQueueEventSource";
     pub const BACKUP_FUNCTION: &str = "BackupFunction";
+    /// The backup run's role (and the operator's status job's): writes
+    /// snapshots, and alone deletes them (retention).
     pub const BACKUP_FUNCTION_ROLE: &str = "BackupFunctionRole";
+    /// The maintenance run's role: may write a snapshot, delete nothing.
+    pub const MAINTENANCE_FUNCTION_ROLE: &str = "MaintenanceFunctionRole";
+    /// The capture's role: writes segments and snapshots, deletes only
+    /// segments.
+    pub const CAPTURE_FUNCTION_ROLE: &str = "CaptureFunctionRole";
     /// The backup function's code on its own schedule and concurrency: health
     /// metrics, defragmentation, NOSPACE recovery.
     pub const MAINTENANCE_FUNCTION: &str = "MaintenanceFunction";

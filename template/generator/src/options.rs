@@ -59,6 +59,8 @@ pub enum OptionsError {
     Architecture(String),
     #[error("backup retention must be between 1 and 3650 days, got {0}")]
     Retention(u32),
+    #[error("the backups' Object Lock must last between 1 and 3650 days, got {0}; leave --backup-lock-days out for no lock")]
+    LockDays(u32),
     #[error(
         "etcd's backend quota must be between 134217728 and 8589934592 bytes (128 MiB to 8 GiB; \
          etcd suggests at most 8 GiB, and a node needs memory for the whole database), got {0}"
@@ -666,6 +668,12 @@ pub struct Options {
     pub restore_leases: LeasePolicy,
     /// How long S3 keeps backup versions that were overwritten or deleted.
     pub backup_retention_days: u32,
+    /// S3 Object Lock on the backup bucket, governance mode, for this many
+    /// days: no version of a backup can be removed before then, even by
+    /// those who may delete it (they only hide it behind a delete marker).
+    /// Off unless asked for ([`crate::backup_bucket`] says why the lock
+    /// covers the whole bucket).
+    pub backup_lock_days: Option<u32>,
     /// Default of the `AlarmEmail` parameter; without it the deployer must supply one.
     pub alarm_email: Option<String>,
     /// How a VPC of the stack's own reaches the AWS APIs.
@@ -715,6 +723,12 @@ impl Options {
         if !(1..=3650).contains(&self.backup_retention_days) {
             return Err(OptionsError::Retention(self.backup_retention_days));
         }
+        if let Some(days) = self
+            .backup_lock_days
+            .filter(|days| !(1..=3650).contains(days))
+        {
+            return Err(OptionsError::LockDays(days));
+        }
         Ok(())
     }
 }
@@ -742,6 +756,7 @@ impl Default for Options {
             quota_backend_bytes: QuotaBytes::default(),
             restore_leases: LeasePolicy::default(),
             backup_retention_days: defaults::BACKUP_RETENTION_DAYS,
+            backup_lock_days: None,
             alarm_email: None,
             network_mode: NetworkMode::Nat,
             function_architecture: Architecture::Arm64,

@@ -1,6 +1,6 @@
 //! Backups only the cluster can read: the bucket is encrypted by default
 //! with the stack's own key, and that key's policy lets the nodes, the backup
-//! function and the operators use it, through S3 only, and nobody else; the
+//! code's three roles and the operators use it, through S3 only, and nobody else; the
 //! account cannot grant reading through IAM. moto neither encrypts with a
 //! customer key nor enforces key policies, so these checks are the guard.
 
@@ -68,7 +68,8 @@ fn only_the_operators_and_the_roles_tagged_as_this_stacks_backup_users_may_decry
 }
 
 #[test]
-fn exactly_the_node_and_backup_function_roles_carry_the_backup_user_tag_and_a_grant_on_the_key() {
+fn exactly_the_node_role_and_the_backup_codes_three_roles_carry_the_backup_user_tag_and_a_grant_on_the_key(
+) {
     let template = default_template();
     let mut tagged: Vec<String> = common::of_type(&template, "AWS::IAM::Role")
         .into_iter()
@@ -82,7 +83,12 @@ fn exactly_the_node_and_backup_function_roles_carry_the_backup_user_tag_and_a_gr
     tagged.sort();
     assert_eq!(
         tagged,
-        vec![logical::BACKUP_FUNCTION_ROLE, logical::NODE_ROLE]
+        vec![
+            logical::BACKUP_FUNCTION_ROLE,
+            logical::CAPTURE_FUNCTION_ROLE,
+            logical::MAINTENANCE_FUNCTION_ROLE,
+            logical::NODE_ROLE
+        ]
     );
     let mut granted: Vec<String> = common::iam_statements(&template)
         .into_iter()

@@ -828,6 +828,8 @@ fn each_function_role_reads_exactly_the_functions_client_secret() {
         for function_role in [
             logical::LIFECYCLE_FUNCTION_ROLE,
             logical::BACKUP_FUNCTION_ROLE,
+            logical::MAINTENANCE_FUNCTION_ROLE,
+            logical::CAPTURE_FUNCTION_ROLE,
         ] {
             assert_eq!(
                 grants_of(&template, function_role),
@@ -851,8 +853,8 @@ fn no_role_but_the_node_role_can_reach_the_cluster_ca() {
                 .iter()
                 .filter(|r| r.as_str() != logical::NODE_ROLE)
                 .count(),
-            2,
-            "only the node role and the two function roles read secrets: {readers:?}"
+            4,
+            "only the node role and the four function roles read secrets: {readers:?}"
         );
         for (role, statement) in iam_statements(&template) {
             if role == logical::NODE_ROLE {
@@ -929,6 +931,16 @@ fn secrets_need_kms_only_with_a_customer_key_only_through_secrets_manager_and_fo
             decrypt(),
             secret(parameters::FUNCTIONS_CLIENT_SECRET_ARN),
         ),
+        (
+            logical::MAINTENANCE_FUNCTION_ROLE.to_string(),
+            decrypt(),
+            secret(parameters::FUNCTIONS_CLIENT_SECRET_ARN),
+        ),
+        (
+            logical::CAPTURE_FUNCTION_ROLE.to_string(),
+            decrypt(),
+            secret(parameters::FUNCTIONS_CLIENT_SECRET_ARN),
+        ),
     ];
     expected.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
     assert_eq!(uses, expected);
@@ -944,7 +956,8 @@ fn secrets_need_kms_only_with_a_customer_key_only_through_secrets_manager_and_fo
         })
         .filter(|s| s.get("Fn::If").is_some())
         .collect::<Vec<_>>();
-    assert_eq!(conditional.len(), 4);
+    // One per secret the node role reads, one per function role.
+    assert_eq!(conditional.len(), 6);
     for statement in conditional {
         assert_eq!(statement["Fn::If"][0], conditions::SECRETS_USE_CUSTOMER_KEY);
         assert_eq!(statement["Fn::If"][2], json!({ "Ref": "AWS::NoValue" }));

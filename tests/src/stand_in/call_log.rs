@@ -15,18 +15,25 @@ pub enum Caller {
     /// Lambda's SQS event source polling the hook's queue for the lifecycle
     /// function, which it does with that function's execution role.
     LifecycleEventSource,
-    /// The backup function's code (its execution role).
+    /// The backup function's code on the backup schedule and for the
+    /// operator's commands (its execution role).
     BackupFunction,
+    /// The same code as the maintenance function, under that function's role.
+    MaintenanceFunction,
+    /// The same code as the capture function, under that function's role.
+    CaptureFunction,
     /// The tests themselves: setup, checks, planted objects.
     Harness,
 }
 
 impl Caller {
-    pub const ALL: [Caller; 5] = [
+    pub const ALL: [Caller; 7] = [
         Caller::Node,
         Caller::LifecycleFunction,
         Caller::LifecycleEventSource,
         Caller::BackupFunction,
+        Caller::MaintenanceFunction,
+        Caller::CaptureFunction,
         Caller::Harness,
     ];
 
@@ -36,6 +43,8 @@ impl Caller {
             Caller::LifecycleFunction => "lifecycle-function",
             Caller::LifecycleEventSource => "lifecycle-event-source",
             Caller::BackupFunction => "backup-function",
+            Caller::MaintenanceFunction => "maintenance-function",
+            Caller::CaptureFunction => "capture-function",
             Caller::Harness => "test",
         }
     }

@@ -15,6 +15,10 @@
 //! closed by a snapshot at once, loudly; and once more revisions follow the
 //! newest snapshot than the restore should replay, a snapshot is taken beside
 //! the watch.
+//!
+//! Those snapshots delete nothing ([`take_backup`]): the capture's role may
+//! write snapshots and segments, and delete only segments (the small ones a
+//! merge replaced), never a snapshot. The backup run thins them later.
 
 use etcd_aws_core::clock;
 use etcd_aws_core::etcd::ids::ClusterId;
@@ -41,7 +45,7 @@ use crate::capture::merge::RunLog;
 use crate::capture::pending::{FlushPolicy, Pending};
 use crate::config::{BackupConfig, ConfigError};
 use crate::endpoints::live_endpoints;
-use crate::run::{run_backup, BackupError, BackupOutcome};
+use crate::run::{take_backup, BackupError, BackupOutcome};
 
 /// How a capture run behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,7 +514,7 @@ impl Capture {
     }
 
     async fn snapshot_now(&mut self, reason: &'static str) -> Result<i64, CaptureError> {
-        let outcome = run_backup(&self.config, &self.sdk)
+        let outcome = take_backup(&self.config, &self.sdk)
             .await
             .map_err(|source| CaptureError::Snapshot {
                 reason,
@@ -534,7 +538,9 @@ impl Capture {
             "the segments since the newest snapshot passed the bound: taking a snapshot"
         );
         let (config, sdk) = (self.config.clone(), self.sdk.clone());
-        self.snapshot_task = Some(tokio::spawn(async move { run_backup(&config, &sdk).await }));
+        self.snapshot_task = Some(tokio::spawn(
+            async move { take_backup(&config, &sdk).await },
+        ));
     }
 
     /// Takes in a snapshot started beside the watch once it has ended.

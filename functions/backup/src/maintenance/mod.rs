@@ -12,8 +12,10 @@
 //! 2. [`plan`] decides (pure): nothing, wait (a member silent, no stable
 //!    leader, a learner joining, a CORRUPT alarm), or maintain.
 //! 3. Maintains: a backup first when the newest is older than the backup
-//!    schedule; under NOSPACE, compacts the history to the current revision;
-//!    defragments one member at a time, followers first, the leader last
+//!    schedule (one that deletes nothing: retention is the backup run's, and
+//!    the maintenance role may not delete a snapshot); under NOSPACE,
+//!    compacts the history to the current revision; defragments one member
+//!    at a time, followers first, the leader last
 //!    after handing leadership away, waiting for each to answer again; under
 //!    NOSPACE, clears the alarm once every member is below the quota, never
 //!    before. Each step starts only while the invocation has time left.
@@ -41,7 +43,7 @@ use tokio::time::Instant;
 
 use crate::certificates;
 use crate::config::BackupConfig;
-use crate::run::{run_backup, BackupError};
+use crate::run::{take_backup, BackupError};
 use health::Health;
 use plan::{plan, ClusterState, Defragmentation, Maintenance, Plan, Thresholds};
 
@@ -246,7 +248,7 @@ async fn maintain(
         tracing::info!(
             "the newest backup is older than the backup schedule: backing up before defragmenting"
         );
-        run_backup(config, sdk).await?;
+        take_backup(config, sdk).await?;
         outcome.backed_up = true;
     }
     if let Some(revision) = maintenance.compact_to {

@@ -91,6 +91,12 @@ pub struct DeployArgs {
     /// Days S3 keeps backup versions that were deleted or overwritten.
     #[arg(long, env = "ETCD_AWS_BACKUP_RETENTION_DAYS", default_value_t = defaults::BACKUP_RETENTION_DAYS)]
     backup_retention_days: u32,
+    /// Lock every backup version with S3 Object Lock (governance mode) for this
+    /// many days: nobody without s3:BypassGovernanceRetention can remove one
+    /// sooner, a deletion only hides it. Off by default; once a bucket has
+    /// Object Lock, S3 cannot turn it off (docs/operations.md).
+    #[arg(long, env = "ETCD_AWS_BACKUP_LOCK_DAYS")]
+    backup_lock_days: Option<u32>,
     /// E-mail address that receives the alarms (required to deploy).
     #[arg(long, env = "ETCD_AWS_ALARM_EMAIL")]
     alarm_email: Option<String>,
@@ -184,6 +190,7 @@ impl DeployArgs {
             quota_backend_bytes: self.quota_backend_bytes,
             restore_leases: self.restore_leases,
             backup_retention_days: self.backup_retention_days,
+            backup_lock_days: self.backup_lock_days,
             alarm_email: self.alarm_email.clone(),
             network_mode: self.network_mode,
             function_architecture: self.function_arch,

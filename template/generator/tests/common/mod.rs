@@ -30,9 +30,10 @@ pub fn endpoints_options() -> Options {
 }
 
 /// Options that switch on everything optional: NAT mode, five nodes, SSH from a narrow
-/// block, every parameter default filled in.
+/// block, immutable backups, every parameter default filled in.
 pub fn everything_options() -> Options {
     Options {
+        backup_lock_days: Some(30),
         cluster_size: parse("5"),
         network_mode: NetworkMode::Nat,
         key_pair: Some("ops-key".to_string()),

@@ -255,7 +255,13 @@ fn the_stacks(calls: &[RecordedCall]) -> impl Iterator<Item = &RecordedCall> {
     calls.iter().filter(|call| {
         matches!(
             call.caller(),
-            Some(Caller::Node | Caller::BackupFunction | Caller::LifecycleFunction)
+            Some(
+                Caller::Node
+                    | Caller::BackupFunction
+                    | Caller::MaintenanceFunction
+                    | Caller::CaptureFunction
+                    | Caller::LifecycleFunction
+            )
         )
     })
 }
