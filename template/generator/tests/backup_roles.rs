@@ -10,6 +10,7 @@ mod common;
 use common::fn_sub::render;
 use common::{action_allowed, default_template, iam_matches, iam_statements, resource};
 use etcd_aws_core::backup::manifest::{BackupLayout, Compression};
+use etcd_aws_core::contract::restore_order::Acknowledger;
 use etcd_aws_template::names::{logical, BACKUP_PREFIX};
 use serde_json::Value;
 
@@ -49,7 +50,13 @@ fn keys() -> Keys {
         ),
         order: layout.restore_order_key(),
         permit: layout.empty_start_permit_key(),
-        acknowledgement: layout.quarantine_ack_key("20261207T120000Z", "i-0abc"),
+        acknowledgement: layout.quarantine_ack_key(
+            "20261207T120000Z",
+            &Acknowledger {
+                role_id: "AROA3XFRBF535EXAMPLE".into(),
+                instance_id: "i-0abc".into(),
+            },
+        ),
     }
 }
 
