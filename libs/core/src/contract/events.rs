@@ -19,7 +19,10 @@ pub const BACKUP_DAMAGED: &str = "backup_damaged";
 pub const OLDER_BACKUP_RESTORED: &str = "older_backup_restored";
 /// A seed found no snapshot but an earlier cluster's history in the bucket
 /// and waits rather than form an empty cluster; the line's `reason` says what
-/// it found and what to run (`etcd-aws-cfn start-empty`).
+/// it found and what to run (`etcd-aws-cfn start-empty`), and its fields
+/// count it: `segments`, `pointer`, `restore_order`, and what the versioned
+/// bucket shows deleted, `deleted_snapshots`, `deleted_segments`,
+/// `deleted_pointer`.
 pub const EMPTY_START_REFUSED: &str = "empty_start_refused";
 /// A node refused an operator's instruction in the bucket (a restore order,
 /// a start-empty permit) that the stack's order-signing key did not sign; the
