@@ -15,7 +15,7 @@ use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStart};
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::{NodeStep, RestoreOrder, RestoreTarget};
-use etcd_aws_core::etcd::disk::PrunePolicy;
+use etcd_aws_core::etcd::disk::{self, PrunePolicy};
 use etcd_aws_core::etcd::launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_core::etcd::release::{EtcdBinary, EtcdRelease};
 use etcd_aws_core::membership::decision::{after_divergence, decide, Decision};
@@ -167,6 +167,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             }
         });
     }
+    tokio::spawn(housekeeping::report_disk_use(
+        config.etcd.data_dir.clone(),
+        Duration::from_secs(disk::USE_REPORT_INTERVAL_SECONDS),
+    ));
     let etcd = etcd_aws_io::etcd::binary::probe(&config.etcd.binary).await?;
     etcd.release.check_supported()?;
     tracing::info!(release = %etcd.release, binary = %config.etcd.binary.display(), "etcd release");

@@ -83,6 +83,14 @@ pub const RECOVERY_WAITING: &str = "recovery_waiting";
 
 // While etcd runs, besides quorum.
 
+/// How full the data disk is, said at start and every
+/// [`crate::etcd::disk::USE_REPORT_INTERVAL_SECONDS`] (a warning past
+/// [`crate::etcd::disk::USED_ALARM_PERCENT`]). Its numeric fields
+/// `used_percent`, `free_bytes` and `total_bytes` are what the stack's metric
+/// filter reads ([`crate::contract::metrics::from_node_logs::DATA_DISK_USED`]), so they keep
+/// their names.
+pub const DATA_DISK_USE: &str = "data_disk_use";
+
 /// This node renewed its certificate in place (etcd not restarted); the line
 /// carries `valid_until` and `next_renewal`.
 pub const CERTIFICATE_RENEWED: &str = "certificate_renewed";
