@@ -447,19 +447,23 @@ impl BackupStore {
     /// The backups whose newest version is a delete marker, as far as
     /// [`VERSION_PAGES`] pages under each kind read. Listed kind by kind: the
     /// pointer is replaced at every backup, so its old versions would fill
-    /// the pages of one listing of the whole prefix.
+    /// the pages of one listing of the whole prefix. Its own listing needs
+    /// one page, whatever follows: S3 lists a key's newest version first.
     async fn deleted_backups(&self) -> Result<DeletedBackups, BackupStoreError> {
         let mut keys = Vec::new();
         let mut more = false;
         for prefix in [
             self.layout.snapshots_prefix(),
             self.layout.segments_prefix(),
-            self.layout.pointer_key(),
         ] {
-            let (markers, truncated) = self.delete_markers_under(&prefix).await?;
+            let (markers, truncated) = self.delete_markers_under(&prefix, VERSION_PAGES).await?;
             keys.extend(markers);
             more |= truncated;
         }
+        let (pointer, _) = self
+            .delete_markers_under(&self.layout.pointer_key(), 1)
+            .await?;
+        keys.extend(pointer);
         Ok(DeletedBackups::of_markers(
             &self.layout,
             keys.iter().map(String::as_str),
@@ -467,15 +471,16 @@ impl BackupStore {
         ))
     }
 
-    /// The keys under `prefix` whose newest version is a delete marker, and
-    /// whether the listing stopped before its end.
+    /// The keys under `prefix` whose newest version is a delete marker, in
+    /// the first `pages` pages, and whether the listing stopped before its end.
     async fn delete_markers_under(
         &self,
         prefix: &str,
+        pages: usize,
     ) -> Result<(Vec<String>, bool), BackupStoreError> {
         let mut markers = Vec::new();
         let (mut key_marker, mut version_marker) = (None, None);
-        for _ in 0..VERSION_PAGES {
+        for _ in 0..pages {
             let page = self
                 .s3
                 .list_object_versions()
