@@ -15,7 +15,7 @@ use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStart};
 use etcd_aws_core::backup::replay::ReplayTarget;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::{Acknowledger, NodeStep, RestoreOrder, RestoreTarget};
-use etcd_aws_core::etcd::disk::PrunePolicy;
+use etcd_aws_core::etcd::disk::{self, PrunePolicy};
 use etcd_aws_core::etcd::launch::{ClusterState, EtcdLaunch, InitialCluster};
 use etcd_aws_core::etcd::release::{EtcdBinary, EtcdRelease};
 use etcd_aws_core::membership::decision::{after_divergence, decide, Decision};
@@ -167,6 +167,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             }
         });
     }
+    tokio::spawn(housekeeping::report_disk_use(
+        config.etcd.data_dir.clone(),
+        Duration::from_secs(disk::USE_REPORT_INTERVAL_SECONDS),
+    ));
     let etcd = etcd_aws_io::etcd::binary::probe(&config.etcd.binary).await?;
     etcd.release.check_supported()?;
     tracing::info!(release = %etcd.release, binary = %config.etcd.binary.display(), "etcd release");
@@ -421,9 +425,17 @@ impl Agent {
                 Ok(launch) => (launch, Start::Other),
                 Err(refusal) => {
                     if wait.is_new(&refusal) {
+                        let history = &refusal.history;
                         tracing::error!(
                             event = events::EMPTY_START_REFUSED,
                             reason = %refusal,
+                            segments = history.segments,
+                            pointer = history.pointer,
+                            restore_order = history.restore_order.is_some(),
+                            deleted_snapshots = history.deleted.snapshots,
+                            deleted_segments = history.deleted.segments,
+                            deleted_pointer = history.deleted.pointer,
+                            stale_permit = refusal.stale_permit,
                             "no snapshot to restore, but the bucket holds an earlier cluster's history: not forming an empty cluster"
                         );
                     }
@@ -507,7 +519,7 @@ impl Agent {
     async fn form(
         &self,
         order_target: Option<&RestoreTarget>,
-    ) -> anyhow::Result<Result<EtcdLaunch, String>> {
+    ) -> anyhow::Result<Result<EtcdLaunch, EmptyStartRefusal>> {
         if let (Some(restorer), Some(target)) = (&self.restorer, order_target) {
             tracing::info!(group = %self.group, %target, "no cluster exists and this node is the seed of an operator's restore: restoring its target and forming from it");
             let candidates = restorer.candidates().await?;
@@ -567,7 +579,13 @@ impl Agent {
                                 stale_permit,
                             },
                             history,
-                        ) => return Ok(Err(empty_start_refusal(&traces, stale_permit, &history))),
+                        ) => {
+                            return Ok(Err(EmptyStartRefusal {
+                                traces,
+                                stale_permit,
+                                history,
+                            }))
+                        }
                     },
                 };
                 tracing::info!(event = events::FORMED, from, group = %self.group, "no cluster exists and this node is the seed: forming a new one-member cluster");
@@ -664,19 +682,30 @@ async fn pause(
     })
 }
 
-/// Why a seed waits rather than form an empty cluster, and what to run.
-fn empty_start_refusal(traces: &[String], stale_permit: bool, history: &BucketHistory) -> String {
-    let stale = if stale_permit {
-        " (the start-empty permit in the bucket was given for another history)"
-    } else {
-        ""
-    };
-    format!(
-        "the bucket holds no snapshot but {}: forming an empty cluster would abandon them{stale}; \
-         put the snapshots back if they were moved, or abandon this history ({}) with `etcd-aws-cfn start-empty`",
-        traces.join(", "),
-        history.describe()
-    )
+/// Why a seed waits rather than form an empty cluster: what the bucket
+/// holds instead ([`EmptyStart::Refuse`]).
+struct EmptyStartRefusal {
+    traces: Vec<String>,
+    stale_permit: bool,
+    history: BucketHistory,
+}
+
+/// The reason an operator reads, with what to run.
+impl std::fmt::Display for EmptyStartRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stale = if self.stale_permit {
+            " (the start-empty permit in the bucket was given for another history)"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "the bucket holds no snapshot but {}: forming an empty cluster would abandon them{stale}; \
+             put the snapshots back if they were moved or deleted, or abandon this history ({}) with `etcd-aws-cfn start-empty`",
+            self.traces.join(", "),
+            self.history.describe()
+        )
+    }
 }
 
 /// Why a quarantined node waits.

@@ -1,8 +1,10 @@
 //! Looking after the node's disk: the data directories moved aside earlier
 //! go when [`disk::prune`] says (by age, or sooner when space runs short),
-//! each said with the `moved_aside_pruned` event.
+//! each said with the `moved_aside_pruned` event; and how full the disk is
+//! gets said with the `data_disk_use` event, which the stack alarms on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use etcd_aws_core::clock;
 use etcd_aws_core::contract::events;
@@ -38,6 +40,53 @@ pub fn prune_moved_aside(data_dir: &Path, policy: PrunePolicy) {
                 tracing::warn!(%error, "cannot delete a data directory moved aside earlier")
             }
         }
+    }
+}
+
+/// Says how full the data directory's disk is, now and every `every`, for
+/// as long as the agent runs (etcd's own quota alarm watches its database,
+/// not the disk under it and the logs beside it). A disk that cannot be
+/// measured is said once per failure and tried again next time.
+pub async fn report_disk_use(data_dir: PathBuf, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        report_disk_use_once(&data_dir);
+    }
+}
+
+/// One report of [`report_disk_use`].
+pub fn report_disk_use_once(data_dir: &Path) {
+    let disk = match data_dir::disk_of(data_dir) {
+        Ok(disk) => disk,
+        Err(error) => {
+            tracing::warn!(%error, "cannot measure the data disk; its use goes unreported until the next try");
+            return;
+        }
+    };
+    let used_percent = disk.used_percent();
+    let (free_bytes, total_bytes) = (disk.free_bytes, disk.total_bytes);
+    let path = data_dir.display();
+    if disk.past_alarm() {
+        tracing::warn!(
+            event = events::DATA_DISK_USE,
+            used_percent,
+            free_bytes,
+            total_bytes,
+            %path,
+            threshold_percent = disk::USED_ALARM_PERCENT,
+            "the data disk is filling up: free space (moved-aside data directories, `<data dir>.removed-*`, old logs) or grow the volume before etcd runs out of room"
+        );
+    } else {
+        tracing::info!(
+            event = events::DATA_DISK_USE,
+            used_percent,
+            free_bytes,
+            total_bytes,
+            %path,
+            "data disk use"
+        );
     }
 }
 

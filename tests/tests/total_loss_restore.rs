@@ -6,6 +6,7 @@ use etcd_aws_core::contract::events;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use etcd_aws_backup::{run_backup, BackupAction, BackupConfig};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_io::backup_store::{hex, BackupStore};
@@ -326,6 +327,139 @@ async fn a_seed_finding_captured_changes_but_no_snapshot_waits_for_the_operator_
         "{logs}"
     );
     assert_eq!(value(&cluster, "lost").await?, None);
+    Ok(())
+}
+
+/// The bucket versioned, as the stack's is (the stand-in's is not by
+/// default): a delete leaves a marker over the object's versions.
+async fn version_the_bucket(store: &BackupStore) -> anyhow::Result<()> {
+    store
+        .s3()
+        .put_bucket_versioning()
+        .bucket(store.bucket())
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Every backup deleted from the versioned bucket (a mistaken recursive
+/// delete, say): nothing current under the prefix, only delete markers over
+/// the snapshot, its manifest and the pointer; then every node is lost. The
+/// seed does not take that for a new cluster's bucket: it waits, says what
+/// it found, and forms only with the operator's `start-empty`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_finding_only_delete_markers_waits_for_the_operator_to_start_empty(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let store = store(&cluster).await;
+    version_the_bucket(&store).await?;
+    cluster
+        .client()
+        .await?
+        .put("lost", "with the deleted backups", None)
+        .await?;
+    backup(&cluster).await?;
+    for manifest in store.manifests().await? {
+        store.delete(&manifest).await?;
+    }
+    store
+        .s3()
+        .delete_object()
+        .bucket(store.bucket())
+        .key(store.layout().pointer_key())
+        .send()
+        .await?;
+    let current = store
+        .s3()
+        .list_objects_v2()
+        .bucket(store.bucket())
+        .prefix(store.layout().prefix())
+        .send()
+        .await?;
+    assert_eq!(current.contents().len(), 0, "{current:?}");
+
+    cluster.lose_every_instance().await?;
+    wait_for("a seed to refuse an empty start", SETTLE, || async {
+        let logs = current_logs(&cluster)?;
+        anyhow::ensure!(
+            agent_log::has_event(&logs, events::EMPTY_START_REFUSED),
+            "not yet"
+        );
+        Ok(())
+    })
+    .await?;
+    let logs = current_logs(&cluster)?;
+    let refusal = agent_log::events(&logs, events::EMPTY_START_REFUSED)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    assert_eq!(refusal["deleted_snapshots"], 1, "{refusal}");
+    assert_eq!(refusal["deleted_pointer"], true, "{refusal}");
+    // Nothing but the markers is left to go by.
+    assert_eq!(refusal["segments"], 0, "{refusal}");
+    assert_eq!(refusal["pointer"], false, "{refusal}");
+    assert_eq!(refusal["restore_order"], false, "{refusal}");
+    let reason = refusal["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("etcd-aws-cfn start-empty"), "{reason}");
+    assert!(!agent_log::has_event(&logs, events::FORMED), "{logs}");
+
+    let started = OperatorCommand::new(&cluster.stand_in)
+        .run(&["start-empty", "--yes"], SETTLE)
+        .await?;
+    assert!(started.succeeded(), "{started}");
+    cluster.wait_healthy(3, SETTLE).await?;
+    let logs = current_logs(&cluster)?;
+    assert_eq!(
+        agent_log::first_field(&logs, events::FORMED, "from").as_deref(),
+        Some("empty_permitted"),
+        "{logs}"
+    );
+    assert_eq!(value(&cluster, "lost").await?, None);
+    Ok(())
+}
+
+/// Retention deletes old snapshots all the time (`BackupStore::delete`, as
+/// the backup function's retention calls it), and the versioned bucket keeps
+/// a marker over each. Beside a current snapshot they hold nothing up: the
+/// seed restores the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_markers_beside_a_snapshot_do_not_keep_the_seed_from_restoring_it(
+) -> anyhow::Result<()> {
+    let cluster = SimCluster::start(3).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let store = store(&cluster).await;
+    version_the_bucket(&store).await?;
+    let mut client = cluster.client().await?;
+    client.put("first", "in both backups", None).await?;
+    let older = backup(&cluster).await?;
+    client.put("second", "only in the newest", None).await?;
+    backup(&cluster).await?;
+    drop(client);
+    store.delete(&older).await?;
+    assert_eq!(store.history().await?.deleted.snapshots, 1);
+
+    cluster.lose_every_instance().await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let logs = current_logs(&cluster)?;
+    assert_eq!(
+        agent_log::first_field(&logs, events::FORMED, "from").as_deref(),
+        Some("backup"),
+        "{logs}"
+    );
+    assert!(
+        !agent_log::has_event(&logs, events::EMPTY_START_REFUSED),
+        "{logs}"
+    );
+    assert_eq!(
+        value(&cluster, "second").await?.as_deref(),
+        Some("only in the newest")
+    );
     Ok(())
 }
 

@@ -91,6 +91,18 @@ fn deploying_an_etcd_release_without_a_pinned_archive_asks_for_its_checksum() {
     assert!(error.contains("--etcd-sha256"), "{error}");
 }
 
+/// A release whose etcdutl cannot bump revisions would deploy and run, and
+/// then leave the cluster down after its first total loss.
+#[test]
+fn deploying_an_etcd_whose_restore_cannot_bump_revisions_is_refused_with_what_to_choose() {
+    let output = etcd_aws_cfn(&["--dry-run", "--etcd-version", "3.5.12"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    for needed in ["--etcd-version", "--bump-revision", "3.5.13"] {
+        assert!(error.contains(needed), "{needed:?} missing from {error}");
+    }
+}
+
 #[test]
 fn ssh_from_anywhere_is_refused_on_the_command_line() {
     let output = etcd_aws_cfn(&["--dry-run", "--key-pair", "k", "--ssh-cidr", "0.0.0.0/0"]);

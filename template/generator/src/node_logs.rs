@@ -4,7 +4,10 @@
 //! per instance. The group is encrypted with a key of the stack's own and kept
 //! for `NodeLogRetentionDays`; metric filters count the events an operator must
 //! hear of (matched on the agent's `event` field, not on wording) and alarm on
-//! them; the dashboard shows a Logs Insights query per event kind.
+//! them; the dashboard shows a Logs Insights query per event kind. One filter
+//! takes a measure rather than a count: each node's data disk use, from the
+//! agent's periodic report, alarmed on when the fullest node passes
+//! [`disk::USED_ALARM_PERCENT`].
 
 use serde_json::{json, Value};
 
@@ -12,7 +15,9 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::events;
 use crate::names::logical::{ALARM_TOPIC, NODE_LOGS, NODE_LOGS_KEY};
+use crate::names::metrics::from_node_logs::DATA_DISK_USED;
 use crate::names::parameters::NODE_LOG_RETENTION_DAYS;
+use etcd_aws_core::etcd::disk;
 
 /// Where the agent's unit appends its output on the node (user-data).
 pub const LOG_FILE: &str = "/var/log/etcd-aws/etcd-aws.log";
@@ -225,6 +230,54 @@ fn metric_filter(kind: &EventKind) -> Value {
     })
 }
 
+/// The alarm on the fullest node's data disk.
+pub const DATA_DISK_ALARM: &str = "DataDiskUsedAlarm";
+
+/// The reports' `used_percent` as a metric: one data point a node a report.
+fn data_disk_filter() -> Value {
+    json!({
+        "Type": "AWS::Logs::MetricFilter",
+        "Properties": {
+            "LogGroupName": reference(NODE_LOGS),
+            "FilterPattern": format!("{{ $.{} = \"{}\" }}", events::FIELD, events::DATA_DISK_USE),
+            "MetricTransformations": [{
+                "MetricNamespace": namespace(),
+                "MetricName": DATA_DISK_USED,
+                "MetricValue": "$.used_percent",
+                "Unit": "Percent",
+            }],
+        },
+    })
+}
+
+/// Every node reports into the one metric, so its maximum is the fullest
+/// node's disk. Over two report intervals, so that every node's report lands
+/// in each period: over one, a late report would leave the fullest node out
+/// of a period, and the alarm would flap.
+fn data_disk_alarm() -> Value {
+    json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": format!(
+                "A node's data disk is more than {}% used: free space on it (moved-aside data directories, old logs) or grow the volume before etcd runs out of room (the node's data_disk_use lines name it)",
+                disk::USED_ALARM_PERCENT
+            ),
+            "Namespace": namespace(),
+            "MetricName": DATA_DISK_USED,
+            "Statistic": "Maximum",
+            "Period": 2 * disk::USE_REPORT_INTERVAL_SECONDS,
+            "EvaluationPeriods": 1,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": disk::USED_ALARM_PERCENT,
+            // No report at all (no node running) says nothing of the disks:
+            // keep the state; the cluster's own alarms speak for that.
+            "TreatMissingData": "missing",
+            "AlarmActions": [reference(ALARM_TOPIC)],
+            "OKActions": [reference(ALARM_TOPIC)],
+        },
+    })
+}
+
 pub fn fragment() -> Fragment {
     let mut fragment = Fragment::new()
         .parameter(
@@ -264,6 +317,8 @@ pub fn fragment() -> Fragment {
             .resource(kind.alarm, alarm(kind));
     }
     fragment
+        .resource(&format!("{DATA_DISK_USED}Filter"), data_disk_filter())
+        .resource(DATA_DISK_ALARM, data_disk_alarm())
 }
 
 /// The dashboard's widgets: one Logs Insights query per event kind.

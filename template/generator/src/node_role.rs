@@ -1,4 +1,5 @@
-//! The nodes' IAM role: find the group and its instances, read backups to restore,
+//! The nodes' IAM role: find the group and its instances, read backups to restore
+//! (and see which were deleted),
 //! acknowledge an operator's restore (verifying its signature is the
 //! order-signing key's policy's grant, [`crate::order_signing`]), read the cluster CA to issue themselves a certificate
 //! and renew the functions', fetch the artifacts, ship their logs, signal CloudFormation,
@@ -36,6 +37,15 @@ pub fn fragment(options: &Options) -> Fragment {
         allow_when(
             "ListBackups",
             &["s3:ListBucket"],
+            vec![get_att(BACKUP_BUCKET, "Arn")],
+            json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
+        ),
+        // A seed that finds no snapshot looks for delete markers over the
+        // backups (`backup::empty_start`): deleted backups are not a new
+        // cluster. The same prefix only.
+        allow_when(
+            "ListDeletedBackups",
+            &["s3:ListBucketVersions"],
             vec![get_att(BACKUP_BUCKET, "Arn")],
             json!({ "StringLike": { "s3:prefix": [format!("{BACKUP_PREFIX}*")] } }),
         ),

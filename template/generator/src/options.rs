@@ -202,7 +202,7 @@ impl FromStr for InstanceType {
     }
 }
 
-/// An etcd release version, 3.5 or newer.
+/// An etcd release version a new stack may pin ([`EtcdRelease::check_deployable`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdVersion(String);
 

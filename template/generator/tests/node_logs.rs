@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
+use etcd_aws_core::etcd::disk;
+use etcd_aws_template::names::metrics::from_node_logs::DATA_DISK_USED;
 use etcd_aws_template::names::{events, logical, parameters};
-use etcd_aws_template::node_logs::{self, EVENT_KINDS, LOG_FILE};
+use etcd_aws_template::node_logs::{self, DATA_DISK_ALARM, EVENT_KINDS, LOG_FILE};
 use serde_json::{json, Value};
 
 #[test]
@@ -185,4 +187,39 @@ fn the_dashboard_has_a_logs_insights_query_per_event_kind() {
             kind.event
         );
     }
+}
+
+#[test]
+fn the_fullest_nodes_data_disk_past_the_threshold_raises_an_alarm() {
+    let template = default_template();
+    let filter = &resource(&template, &format!("{DATA_DISK_USED}Filter"))["Properties"];
+    assert_eq!(filter["LogGroupName"], json!({ "Ref": logical::NODE_LOGS }));
+    assert_eq!(
+        filter["FilterPattern"],
+        format!("{{ $.{} = \"{}\" }}", events::FIELD, events::DATA_DISK_USE)
+    );
+    let transformation = &filter["MetricTransformations"][0];
+    assert_eq!(transformation["MetricName"], DATA_DISK_USED);
+    // The measure itself, not a count of lines.
+    assert_eq!(transformation["MetricValue"], "$.used_percent");
+    assert_eq!(transformation["Unit"], "Percent");
+
+    let alarm = &resource(&template, DATA_DISK_ALARM)["Properties"];
+    assert_eq!(alarm["MetricName"], DATA_DISK_USED);
+    assert_eq!(alarm["Namespace"], transformation["MetricNamespace"]);
+    // Every node feeds the one metric: its maximum is the fullest node.
+    assert_eq!(alarm["Statistic"], "Maximum");
+    assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold");
+    assert_eq!(alarm["Threshold"], json!(disk::USED_ALARM_PERCENT));
+    assert_eq!(alarm["Threshold"], json!(80.0));
+    // Each period holds a report of every node.
+    let period = alarm["Period"].as_u64().unwrap_or_default();
+    assert!(
+        period >= 2 * disk::USE_REPORT_INTERVAL_SECONDS && period % 60 == 0,
+        "{period}"
+    );
+    assert_eq!(
+        alarm["AlarmActions"],
+        json!([{ "Ref": logical::ALARM_TOPIC }])
+    );
 }

@@ -65,6 +65,25 @@ fn the_withdrawn_etcd_releases_are_refused_as_the_agent_refuses_them() {
     }
 }
 
+/// A seed refuses to restore with their etcdutl (no --bump-revision): a
+/// stack pinning one would run until its first total loss, then stay down.
+#[test]
+fn etcd_releases_whose_restore_cannot_bump_revisions_are_refused() {
+    for version in ["3.5.3", "3.5.12"] {
+        let parsed = version.parse::<EtcdVersion>();
+        assert!(
+            matches!(
+                parsed,
+                Err(OptionsError::EtcdRelease(
+                    ReleaseError::CannotBumpRevisions(_)
+                ))
+            ),
+            "{version}: {parsed:?}"
+        );
+    }
+    assert!("3.5.13".parse::<EtcdVersion>().is_ok());
+}
+
 #[test]
 fn etcd_archive_names_follow_the_release_naming() {
     let version: EtcdVersion = "3.5.21".parse().expect("valid");

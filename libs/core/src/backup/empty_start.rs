@@ -5,10 +5,17 @@
 //! empty over the second kind would lose every key without a word, and the
 //! backups would then store the empty cluster as the newest. So a seed forms
 //! empty only over a bucket that holds nothing of an earlier cluster (no
-//! captured changes, no pointer to a snapshot, no restore order), or when an
-//! operator allowed it (`etcd-aws-cfn start-empty`) for the history exactly as
-//! it is now. The permit names that history, so it is spent by the new
-//! cluster's first captured change: a later loss is judged afresh.
+//! captured changes, no pointer to a snapshot, no restore order, no deleted
+//! backup the versioned bucket still shows), or when an operator allowed it
+//! (`etcd-aws-cfn start-empty`) for the history exactly as it is now. The
+//! permit names that history, so it is spent by the new cluster's first
+//! captured change: a later loss is judged afresh.
+//!
+//! Deleted backups count only here, where no snapshot is listed: retention
+//! deletes old snapshots and segments all the time, and a bucket with a
+//! current snapshot is restored from, whatever it deleted before.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +40,79 @@ pub struct BucketHistory {
     pub pointer: bool,
     /// The id of the restore order in the bucket, if one is.
     pub restore_order: Option<String>,
+    /// Backups deleted but still shown by the versioned bucket.
+    pub deleted: DeletedBackups,
+}
+
+/// What a versioned bucket shows of deleted backups: keys whose newest
+/// version is a delete marker (their older versions can be brought back by
+/// deleting the marker), as far as a bounded listing read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedBackups {
+    /// Snapshots, a snapshot and its manifest counting once.
+    pub snapshots: usize,
+    pub segments: usize,
+    /// The pointer to the newest snapshot (`latest.json`).
+    pub pointer: bool,
+    /// The listing stopped before its end: there may be more.
+    pub more: bool,
+}
+
+impl DeletedBackups {
+    /// Sorts the keys whose newest version is a delete marker by what they
+    /// were. Other keys under the prefix are no backup: the restore
+    /// directory's objects are the operators' instructions and the nodes'
+    /// acknowledgements, replaced and deleted in the normal course (writing
+    /// a start-empty permit there must not change the history it names).
+    pub fn of_markers<'a>(
+        layout: &BackupLayout,
+        deleted_keys: impl IntoIterator<Item = &'a str>,
+        more: bool,
+    ) -> Self {
+        let (snapshots, segments, pointer) = (
+            layout.snapshots_prefix(),
+            layout.segments_prefix(),
+            layout.pointer_key(),
+        );
+        let mut found = DeletedBackups {
+            more,
+            ..DeletedBackups::default()
+        };
+        let mut snapshot_keys = BTreeSet::new();
+        for key in deleted_keys {
+            if key == pointer {
+                found.pointer = true;
+            } else if key.starts_with(&segments) {
+                found.segments += 1;
+            } else if key.starts_with(&snapshots) {
+                let snapshot = key
+                    .strip_suffix(BackupLayout::MANIFEST_SUFFIX)
+                    .unwrap_or(key);
+                snapshot_keys.insert(snapshot);
+            }
+        }
+        found.snapshots = snapshot_keys.len();
+        found
+    }
+
+    fn is_empty(&self) -> bool {
+        self.snapshots == 0 && self.segments == 0 && !self.pointer
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "deleted {}{} snapshots, {}{} segments, pointer {}",
+            self.snapshots,
+            if self.more { "+" } else { "" },
+            self.segments,
+            if self.more { "+" } else { "" },
+            if self.pointer {
+                "deleted"
+            } else {
+                "not deleted"
+            },
+        )
+    }
 }
 
 impl BucketHistory {
@@ -40,12 +120,13 @@ impl BucketHistory {
     /// changes whenever the history does.
     pub fn describe(&self) -> String {
         format!(
-            "{} segments up to revision {}, pointer {}, restore order {}",
+            "{} segments up to revision {}, pointer {}, restore order {}, {}",
             self.segments,
             self.newest_segment_revision
                 .map_or_else(|| "-".to_owned(), |r| r.to_string()),
             if self.pointer { "present" } else { "absent" },
             self.restore_order.as_deref().unwrap_or("none"),
+            self.deleted.describe(),
         )
     }
 
@@ -64,6 +145,26 @@ impl BucketHistory {
         }
         if let Some(id) = &self.restore_order {
             found.push(format!("restore order {id}"));
+        }
+        if !self.deleted.is_empty() {
+            let deleted = &self.deleted;
+            let mut what = Vec::new();
+            let more = if deleted.more { " or more" } else { "" };
+            if deleted.snapshots > 0 {
+                what.push(format!("{}{more} snapshots", deleted.snapshots));
+            }
+            if deleted.segments > 0 {
+                what.push(format!("{}{more} segments", deleted.segments));
+            }
+            if deleted.pointer {
+                what.push("the pointer (latest.json)".to_owned());
+            }
+            found.push(format!(
+                "delete markers over {} (a versioned bucket keeps what was deleted: \
+                 deleting a marker, `aws s3api delete-object --key <key> --version-id <marker's id>`, \
+                 brings its object back; `aws s3api list-object-versions` lists them)",
+                what.join(", ")
+            ));
         }
         found
     }
@@ -211,9 +312,135 @@ mod tests {
                 restore_order: Some("r-2".to_owned()),
                 ..base.clone()
             },
+            BucketHistory {
+                deleted: deleted(1, 0, false),
+                ..base.clone()
+            },
+            BucketHistory {
+                deleted: deleted(0, 1, false),
+                ..base.clone()
+            },
+            BucketHistory {
+                deleted: DeletedBackups {
+                    pointer: true,
+                    ..DeletedBackups::default()
+                },
+                ..base.clone()
+            },
+            BucketHistory {
+                deleted: deleted(0, 0, true),
+                ..base.clone()
+            },
         ];
         for variant in variants {
             assert_ne!(variant.describe(), base.describe(), "{variant:?}");
         }
+    }
+
+    fn deleted(snapshots: usize, segments: usize, more: bool) -> DeletedBackups {
+        DeletedBackups {
+            snapshots,
+            segments,
+            pointer: false,
+            more,
+        }
+    }
+
+    #[test]
+    fn delete_markers_alone_refuse_an_empty_start_and_say_how_to_undo_them() {
+        let cases = [
+            deleted(2, 0, false),
+            deleted(0, 7, false),
+            DeletedBackups {
+                pointer: true,
+                ..DeletedBackups::default()
+            },
+            deleted(1, 1, true),
+        ];
+        for deleted in cases {
+            let history = BucketHistory {
+                deleted: deleted.clone(),
+                ..BucketHistory::default()
+            };
+            match decide(&history, None) {
+                EmptyStart::Refuse {
+                    traces,
+                    stale_permit: false,
+                } => {
+                    assert_eq!(traces.len(), 1, "{deleted:?}: {traces:?}");
+                    assert!(traces[0].contains("delete markers"), "{traces:?}");
+                    assert!(traces[0].contains("--version-id"), "{traces:?}");
+                }
+                other => panic!("{deleted:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_operators_permit_abandons_deleted_backups_too() {
+        let history = BucketHistory {
+            deleted: deleted(3, 12, false),
+            ..BucketHistory::default()
+        };
+        assert_eq!(
+            decide(&history, Some(&permit_for(&history))),
+            EmptyStart::FormAsPermitted
+        );
+    }
+
+    #[test]
+    fn markers_are_counted_by_the_backup_they_deleted() {
+        let layout = BackupLayout::new("backups");
+        let snapshot = "backups/snapshots/20261207T120000Z-r00000000000000000042-a0.db.zst";
+        let manifest = format!("{snapshot}.manifest.json");
+        let segment = "backups/segments/00000000000000000043-00000000000000000050-abc.seg";
+        let cases: [(Vec<&str>, bool, DeletedBackups); 7] = [
+            (vec![], false, DeletedBackups::default()),
+            // A snapshot and its manifest are one backup.
+            (vec![snapshot, &manifest], false, deleted(1, 0, false)),
+            // A manifest deleted without its snapshot still names one.
+            (vec![&manifest], false, deleted(1, 0, false)),
+            (vec![segment], false, deleted(0, 1, false)),
+            (
+                vec!["backups/latest.json"],
+                false,
+                DeletedBackups {
+                    pointer: true,
+                    ..DeletedBackups::default()
+                },
+            ),
+            // Instructions and acknowledgements come and go; writing a
+            // permit must not change the history it names.
+            (
+                vec![
+                    "backups/restore/order.json",
+                    "backups/restore/empty-start.json",
+                    "backups/restore/r-1/i-0abc",
+                    "elsewhere/snapshots/x.db.zst",
+                ],
+                false,
+                DeletedBackups::default(),
+            ),
+            (vec![segment], true, deleted(0, 1, true)),
+        ];
+        for (keys, more, expected) in cases {
+            assert_eq!(
+                DeletedBackups::of_markers(&layout, keys.iter().copied(), more),
+                expected,
+                "{keys:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truncated_listing_is_said_to_be_a_lower_bound() {
+        let history = BucketHistory {
+            deleted: deleted(2, 0, true),
+            ..BucketHistory::default()
+        };
+        let EmptyStart::Refuse { traces, .. } = decide(&history, None) else {
+            panic!("a deleted snapshot refuses");
+        };
+        assert!(traces[0].contains("2 or more snapshots"), "{traces:?}");
     }
 }

@@ -118,12 +118,15 @@ impl BackupLayout {
         )
     }
 
+    /// What a snapshot's key becomes its manifest's with.
+    pub const MANIFEST_SUFFIX: &'static str = ".manifest.json";
+
     pub fn manifest_key(snapshot_key: &str) -> String {
-        format!("{snapshot_key}.manifest.json")
+        format!("{snapshot_key}{}", Self::MANIFEST_SUFFIX)
     }
 
     pub fn is_manifest_key(key: &str) -> bool {
-        key.ends_with(".manifest.json")
+        key.ends_with(Self::MANIFEST_SUFFIX)
     }
 }
 

@@ -19,7 +19,10 @@ pub const BACKUP_DAMAGED: &str = "backup_damaged";
 pub const OLDER_BACKUP_RESTORED: &str = "older_backup_restored";
 /// A seed found no snapshot but an earlier cluster's history in the bucket
 /// and waits rather than form an empty cluster; the line's `reason` says what
-/// it found and what to run (`etcd-aws-cfn start-empty`).
+/// it found and what to run (`etcd-aws-cfn start-empty`), and its fields
+/// count it: `segments`, `pointer`, `restore_order`, and what the versioned
+/// bucket shows deleted, `deleted_snapshots`, `deleted_segments`,
+/// `deleted_pointer`.
 pub const EMPTY_START_REFUSED: &str = "empty_start_refused";
 /// A node refused an operator's instruction in the bucket (a restore order,
 /// a start-empty permit) that the stack's order-signing key did not sign; the
@@ -79,6 +82,14 @@ pub const QUORUM_BACK: &str = "quorum_back";
 pub const RECOVERY_WAITING: &str = "recovery_waiting";
 
 // While etcd runs, besides quorum.
+
+/// How full the data disk is, said at start and every
+/// [`crate::etcd::disk::USE_REPORT_INTERVAL_SECONDS`] (a warning past
+/// [`crate::etcd::disk::USED_ALARM_PERCENT`]). Its numeric fields
+/// `used_percent`, `free_bytes` and `total_bytes` are what the stack's metric
+/// filter reads ([`crate::contract::metrics::from_node_logs::DATA_DISK_USED`]), so they keep
+/// their names.
+pub const DATA_DISK_USE: &str = "data_disk_use";
 
 /// This node renewed its certificate in place (etcd not restarted); the line
 /// carries `valid_until` and `next_renewal`.

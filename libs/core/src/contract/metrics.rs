@@ -83,6 +83,15 @@ pub const PUBLISHED: [&str; 23] = [
     CA_DAYS_LEFT,
 ];
 
+/// Made by the stack's metric filters from the nodes' log lines, in the
+/// nodes' own namespace (per stack, without dimensions), not published by a
+/// program.
+pub mod from_node_logs {
+    /// A node's data disk in use, in percent: the `used_percent` field of
+    /// its [`crate::contract::events::DATA_DISK_USE`] lines.
+    pub const DATA_DISK_USED: &str = "DataDiskUsedPercent";
+}
+
 /// Fields of the metric lines that are not metrics: they cost nothing beyond
 /// their bytes in the log, and Logs Insights reads them.
 pub mod fields {

@@ -1,7 +1,9 @@
 //! The node's disk, as the agent looks after it. Data directories moved aside
 //! (a stale member's, a quarantine's, a diverged one's) are kept for an
-//! operator, but not for ever and not at the running member's expense; and a
-//! restore starts only when what it writes fits.
+//! operator, but not for ever and not at the running member's expense; a
+//! restore starts only when what it writes fits; and how full the disk is
+//! gets said while etcd runs, for the stack to alarm on before etcd (whose
+//! quota alarm watches its own database, not the disk) runs out of room.
 
 /// What `move_aside` puts between the data directory's name and the time it
 /// moved: `<data dir>.removed-<unix seconds>[-<n>]`.
@@ -24,6 +26,34 @@ pub struct MovedAside {
 pub struct Disk {
     pub free_bytes: u64,
     pub total_bytes: u64,
+}
+
+/// How often the agent says how full the data disk is; the stack's alarm
+/// reads the reports over periods of this length.
+pub const USE_REPORT_INTERVAL_SECONDS: u64 = 300;
+
+/// Past this share of the data disk in use on any node, the stack alarms
+/// (`DataDiskUsedAlarm`), and the node's report is a warning.
+pub const USED_ALARM_PERCENT: f64 = 80.0;
+
+impl Disk {
+    /// The share of the filesystem no longer free for etcd, in percent with
+    /// one decimal: what an unprivileged process may use counts as free, so
+    /// blocks reserved for root count as used. A filesystem that reports no
+    /// size is taken as full: nothing can be written there.
+    pub fn used_percent(&self) -> f64 {
+        if self.total_bytes == 0 {
+            return 100.0;
+        }
+        let used = self.total_bytes.saturating_sub(self.free_bytes);
+        let permille = (used as f64 * 1000.0 / self.total_bytes as f64).round();
+        permille / 10.0
+    }
+
+    /// Whether the stack alarms on this disk ([`USED_ALARM_PERCENT`]).
+    pub fn past_alarm(&self) -> bool {
+        self.used_percent() > USED_ALARM_PERCENT
+    }
 }
 
 /// How long moved-aside directories stay, and the free space they must leave.
@@ -209,6 +239,31 @@ mod tests {
         let dirs = [moved("etcd.removed-a", now - DAY, 50 * GIB)];
         assert!(prune(&dirs, ROOMY, now, WEEK).is_empty());
         assert!(prune(&[], ROOMY, now, WEEK).is_empty());
+    }
+
+    #[test]
+    fn the_share_used_counts_what_etcd_cannot_write_to() {
+        const G: u64 = 1 << 30;
+        let cases = [
+            (10 * G, 10 * G, 0.0, false),
+            (0, 10 * G, 100.0, true),
+            (2 * G, 10 * G, 80.0, false),
+            // Just past the threshold: the alarm's side.
+            (2 * G - G / 100, 10 * G, 80.1, true),
+            (G / 3, G, 66.7, false),
+            // More free than total (a filesystem mid-resize): nothing used.
+            (11 * G, 10 * G, 0.0, false),
+            // No size at all: nothing can be written.
+            (0, 0, 100.0, true),
+        ];
+        for (free_bytes, total_bytes, percent, past) in cases {
+            let disk = Disk {
+                free_bytes,
+                total_bytes,
+            };
+            assert_eq!(disk.used_percent(), percent, "{disk:?}");
+            assert_eq!(disk.past_alarm(), past, "{disk:?}");
+        }
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub enum ReleaseError {
     TooOld(EtcdRelease),
     #[error("etcd {0} is not for a new stack: a stack starts on etcd 3.5 or newer (3.4 runs only while a cluster is upgraded from it); choose {RECOMMENDED_3_5} or a later release")]
     NotForNewStacks(EtcdRelease),
+    #[error("etcd {0} is not for a new stack: its etcdutl cannot bump revisions (`snapshot restore --bump-revision` came with {BUMPS_REVISIONS}), so after a total loss the nodes could not restore the backups without reusing revision numbers watchers already saw, and they refuse to; choose {RECOMMENDED_3_5} or a later release ({BUMPS_REVISIONS} at the least)")]
+    CannotBumpRevisions(EtcdRelease),
     #[error("etcd {mine} cannot join a cluster at version {cluster}: etcd never downgrades a cluster; install etcd {cluster} or later on this node")]
     Downgrade {
         mine: EtcdRelease,
@@ -78,6 +80,11 @@ const fn release(major: u32, minor: u32, patch: u32) -> EtcdRelease {
 
 /// The 3.5 release this project tests, images and deploys by default.
 pub const RECOMMENDED_3_5: EtcdRelease = release(3, 5, 16);
+
+/// The first release whose etcdutl restores a snapshot with
+/// `--bump-revision` and `--mark-compacted`, which every restore here needs
+/// ([`crate::backup::revisions`]).
+pub const BUMPS_REVISIONS: EtcdRelease = release(3, 5, 13);
 
 /// For each minor release, the patch release every member of it must run
 /// before a member of the next minor release joins: etcd's upgrade
@@ -140,14 +147,20 @@ impl EtcdRelease {
         Ok(())
     }
 
-    /// Whether a new stack may pin this release: one the agent runs, and 3.5
-    /// or newer (3.4 runs only while a cluster is upgraded from it). The
-    /// template's options ask this, the agent [`Self::check_supported`]: one
-    /// rule, so no stack deploys a release its nodes then refuse.
+    /// Whether a new stack may pin this release: one the agent runs, 3.5 or
+    /// newer (3.4 runs only while a cluster is upgraded from it), and one
+    /// whose etcdutl can restore: a seed refuses to restore with a tool that
+    /// cannot bump revisions, so a stack on 3.5.3-3.5.12 would run until its
+    /// first total loss and then not come back by itself. The template's
+    /// options ask this, the agent [`Self::check_supported`]: one rule, so no
+    /// stack deploys a release its nodes then refuse.
     pub fn check_deployable(&self) -> Result<(), ReleaseError> {
         self.check_supported()?;
         if (self.major, self.minor) < (3, 5) {
             return Err(ReleaseError::NotForNewStacks(*self));
+        }
+        if *self < BUMPS_REVISIONS {
+            return Err(ReleaseError::CannotBumpRevisions(*self));
         }
         Ok(())
     }
@@ -359,18 +372,50 @@ mod tests {
     }
 
     #[test]
-    fn a_new_stack_pins_3_5_or_newer_and_never_a_withdrawn_release() {
-        for text in ["3.5.3", "3.5.16", "3.5.30", "3.6.1", "3.7.0"] {
-            assert_eq!(release(text).check_deployable(), Ok(()), "{text}");
+    fn a_new_stack_pins_a_release_whose_restore_bumps_revisions() {
+        let cases: [(&str, Result<(), ReleaseError>); 12] = [
+            ("3.3.27", Err(ReleaseError::TooOld(release("3.3.27")))),
+            (
+                "3.4.23",
+                Err(ReleaseError::NotForNewStacks(release("3.4.23"))),
+            ),
+            ("3.5.0", Err(ReleaseError::Withdrawn(release("3.5.0")))),
+            ("3.5.2", Err(ReleaseError::Withdrawn(release("3.5.2")))),
+            (
+                "3.5.3",
+                Err(ReleaseError::CannotBumpRevisions(release("3.5.3"))),
+            ),
+            (
+                "3.5.12",
+                Err(ReleaseError::CannotBumpRevisions(release("3.5.12"))),
+            ),
+            ("3.5.13", Ok(())),
+            ("3.5.16", Ok(())),
+            ("3.5.30", Ok(())),
+            ("3.6.0", Ok(())),
+            ("3.6.1", Ok(())),
+            ("3.7.0", Ok(())),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(release(text).check_deployable(), expected, "{text}");
         }
-        assert_eq!(
-            release("3.4.23").check_deployable(),
-            Err(ReleaseError::NotForNewStacks(release("3.4.23")))
-        );
-        assert_eq!(
-            release("3.5.1").check_deployable(),
-            Err(ReleaseError::Withdrawn(release("3.5.1")))
-        );
+    }
+
+    #[test]
+    fn a_release_that_cannot_bump_says_why_and_what_to_choose() {
+        let said = ReleaseError::CannotBumpRevisions(release("3.5.12")).to_string();
+        for needed in ["reusing revision", "3.5.13", &RECOMMENDED_3_5.to_string()] {
+            assert!(said.contains(needed), "{needed:?} missing from {said}");
+        }
+    }
+
+    #[test]
+    fn the_agent_still_runs_what_a_new_stack_may_not_pin() {
+        // A cluster upgraded from 3.4 or an older 3.5 passes through them:
+        // they join; only a seed's restore refuses them.
+        for text in ["3.4.23", "3.5.3", "3.5.12"] {
+            assert_eq!(release(text).check_supported(), Ok(()), "{text}");
+        }
     }
 
     #[test]

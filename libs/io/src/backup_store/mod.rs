@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::aws::error::{self as aws_error, AwsErrorKind};
 use crate::error_chain::error_chain;
-use etcd_aws_core::backup::empty_start::BucketHistory;
+use etcd_aws_core::backup::empty_start::{BucketHistory, DeletedBackups};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_core::backup::segment::{Segment, SegmentRef};
 use etcd_aws_core::contract::restore_order::{Acknowledger, RestoreOrder};
@@ -24,7 +24,7 @@ use etcd_aws_core::contract::signed::Signed;
 pub enum BackupStoreError {
     #[error("backup bucket {bucket} does not exist")]
     NoSuchBucket { bucket: String },
-    #[error("access denied to s3://{bucket}/{key} ({operation}); the role needs s3:ListBucket on the bucket and s3:GetObject/PutObject/DeleteObject under the prefix")]
+    #[error("access denied to s3://{bucket}/{key} ({operation}); the role needs s3:ListBucket and s3:ListBucketVersions on the bucket for the prefix and s3:GetObject/PutObject/DeleteObject under it")]
     AccessDenied {
         operation: &'static str,
         bucket: String,
@@ -65,6 +65,13 @@ impl BackupStoreError {
         }
     }
 }
+
+/// How many pages of object versions (S3 answers up to 1000 a page) a look
+/// for deleted backups reads under each of the snapshots, the segments and
+/// the pointer. It only has to tell whether something was deleted, not
+/// count it all: a seed asks at every poll while it waits, and a bucket
+/// with more is said to hold "or more".
+const VERSION_PAGES: usize = 2;
 
 /// The backups under one prefix of one bucket.
 #[derive(Debug, Clone)]
@@ -433,7 +440,71 @@ impl BackupStore {
             segments: segments.len(),
             pointer,
             restore_order,
+            deleted: self.deleted_backups().await?,
         })
+    }
+
+    /// The backups whose newest version is a delete marker, as far as
+    /// [`VERSION_PAGES`] pages under each kind read. Listed kind by kind: the
+    /// pointer is replaced at every backup, so its old versions would fill
+    /// the pages of one listing of the whole prefix. Its own listing needs
+    /// one page, whatever follows: S3 lists a key's newest version first.
+    async fn deleted_backups(&self) -> Result<DeletedBackups, BackupStoreError> {
+        let mut keys = Vec::new();
+        let mut more = false;
+        for prefix in [
+            self.layout.snapshots_prefix(),
+            self.layout.segments_prefix(),
+        ] {
+            let (markers, truncated) = self.delete_markers_under(&prefix, VERSION_PAGES).await?;
+            keys.extend(markers);
+            more |= truncated;
+        }
+        let (pointer, _) = self
+            .delete_markers_under(&self.layout.pointer_key(), 1)
+            .await?;
+        keys.extend(pointer);
+        Ok(DeletedBackups::of_markers(
+            &self.layout,
+            keys.iter().map(String::as_str),
+            more,
+        ))
+    }
+
+    /// The keys under `prefix` whose newest version is a delete marker, in
+    /// the first `pages` pages, and whether the listing stopped before its end.
+    async fn delete_markers_under(
+        &self,
+        prefix: &str,
+        pages: usize,
+    ) -> Result<(Vec<String>, bool), BackupStoreError> {
+        let mut markers = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        for _ in 0..pages {
+            let page = self
+                .s3
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(|e| self.error("ListObjectVersions", prefix, e))?;
+            markers.extend(
+                page.delete_markers()
+                    .iter()
+                    .filter(|marker| marker.is_latest() == Some(true))
+                    .filter_map(|marker| marker.key())
+                    .map(str::to_owned),
+            );
+            if page.is_truncated() != Some(true) {
+                return Ok((markers, false));
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+        Ok((markers, true))
     }
 
     /// The highest revision the bucket records anywhere: any snapshot among

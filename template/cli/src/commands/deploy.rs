@@ -50,7 +50,7 @@ pub struct DeployArgs {
     /// CIDR block allowed to SSH to the nodes (needs --key-pair; never the whole internet).
     #[arg(long, env = "ETCD_AWS_SSH_CIDR")]
     ssh_cidr: Option<SshCidr>,
-    /// etcd release installed on the nodes (3.5 or newer).
+    /// etcd release installed on the nodes: 3.5.13 or newer, whose etcdutl bumps revisions on restore.
     #[arg(long, env = "ETCD_AWS_ETCD_VERSION", default_value = defaults::ETCD_VERSION)]
     etcd_version: EtcdVersion,
     /// SHA-256 of the etcd release archive for the nodes' architecture; defaults to
