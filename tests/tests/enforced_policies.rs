@@ -238,3 +238,30 @@ async fn a_node_may_read_backups_but_writing_an_order_or_a_snapshot_is_refused(
     assert!(refused(delete)?, "the node deleted a snapshot");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capture_may_write_segments_but_deleting_a_snapshot_is_refused() -> anyhow::Result<()> {
+    let stack = enforced(logical::CAPTURE_FUNCTION_ROLE).await?;
+    assert!(
+        !put(
+            &stack.role,
+            "backups/segments/00000000000000000101-00000000000000000200.json.zst"
+        )
+        .await?
+    );
+    let delete = stack
+        .role
+        .delete_object()
+        .bucket(BUCKET)
+        .key("backups/snapshots/r100.db.zst")
+        .send()
+        .await;
+    assert!(refused(delete)?, "the capture deleted a snapshot");
+    for key in [
+        "backups/restore/order.json",
+        "backups/restore/r1/AROA3XFRBF535EXAMPLE:i-0aaa",
+    ] {
+        assert!(put(&stack.role, key).await?, "the capture wrote {key}");
+    }
+    Ok(())
+}
