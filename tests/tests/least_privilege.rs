@@ -31,7 +31,7 @@ use etcd_aws_tests::iam::{action_matches, iam_action, roles, Role, Statement, Ta
 use etcd_aws_tests::operator::OperatorCommand;
 use etcd_aws_tests::planted_backup::plant_backup;
 use etcd_aws_tests::sim_cluster::{wait_for, NodeOptions, SimCluster};
-use etcd_aws_tests::stand_in::{ActionOutcome, Caller, RecordedCall, StandInOptions};
+use etcd_aws_tests::stand_in::{ActionOutcome, Caller, RecordedCall, StandInOptions, NODE_ROLE_ID};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -502,6 +502,11 @@ fn s3_resource_patterns(statement: &Statement, bucket: &str) -> Vec<String> {
         (format!("{BACKUP_BUCKET}.Arn"), bucket_arn.clone()),
         (BACKUP_BUCKET.to_owned(), bucket.to_owned()),
         ("AWS::Partition".to_owned(), "aws".to_owned()),
+        // IAM's own variable, escaped for CloudFormation: the caller's user id,
+        // `<role id>:<instance id>` for a node. The stand-in's nodes all sign
+        // with one key, so any instance of the node role's; that each may
+        // write only its own is the template's test (order_signing.rs).
+        ("!aws:userid".to_owned(), format!("{NODE_ROLE_ID}:i-*")),
     ]);
     statement
         .resources

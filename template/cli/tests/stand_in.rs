@@ -318,6 +318,65 @@ async fn stack_is_created_in_the_stand_in_except_the_types_moto_skips() {
     // events) for a stack made through a change set; the structural tests cover outputs.
 }
 
+/// The physical id CloudFormation gave the stack's resource `logical`.
+async fn physical_id(moto: &Moto, stack: &str, logical: &str) -> String {
+    moto.client()
+        .await
+        .list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("stack resources listed")
+        .stack_resource_summaries()
+        .iter()
+        .find(|r| r.logical_resource_id() == Some(logical))
+        .and_then(|r| r.physical_resource_id())
+        .unwrap_or_else(|| panic!("{logical} of {stack} has a physical id"))
+        .to_owned()
+}
+
+/// What moto's S3 shows: an object written to the stack's bucket with no
+/// encryption asked for is encrypted with the stack's backup key. moto does
+/// not enforce the key's policy on reads: that a principal outside it cannot
+/// read is the key policy's evaluation in the template's tests
+/// (template/generator/tests/backup_encryption.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_written_to_the_stacks_bucket_carries_the_stacks_backup_key() {
+    let moto = Moto::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    deployed(&moto, "etcd-sse", directory.path());
+    let bucket = physical_id(&moto, "etcd-sse", "BackupBucket").await;
+    let key = physical_id(&moto, "etcd-sse", "BackupKey").await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.put_object()
+        .bucket(&bucket)
+        .key("backups/snapshots/r1.db.zst")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"snapshot"))
+        .send()
+        .await
+        .expect("the object is written");
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key("backups/snapshots/r1.db.zst")
+        .send()
+        .await
+        .expect("the object is described");
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+    );
+    let used = head.ssekms_key_id().unwrap_or_default();
+    assert!(
+        used == key || used.ends_with(&format!("key/{key}")),
+        "encrypted with {used:?}, not the stack's backup key {key}"
+    );
+}
+
 #[test]
 fn deploy_shows_progress_and_names_the_reason_when_the_create_fails() {
     let moto = Moto::start();

@@ -345,8 +345,10 @@ impl Proxy {
 }
 
 /// "bucket/key" from a path-style S3 path, or "bucket" for a bucket-level call
-/// (which the SDK sends as "/bucket/").
+/// (which the SDK sends as "/bucket/"); the key as S3 reads it, percent-decoded
+/// (an acknowledgement's `:` travels as `%3A`), as IAM matches it.
 fn s3_path(path: &str) -> String {
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let path = path.trim_start_matches('/');
     match path.split_once('/') {
         Some((bucket, "")) => bucket.to_owned(),
