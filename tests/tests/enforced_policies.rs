@@ -204,6 +204,20 @@ async fn put(client: &S3, key: &str) -> anyhow::Result<bool> {
     refused(result)
 }
 
+/// Whether `client` is refused deleting the snapshot every test bucket holds.
+async fn delete_snapshot(client: &S3) -> anyhow::Result<bool> {
+    let result = tokio::time::timeout(
+        TIMEOUT,
+        client
+            .delete_object()
+            .bucket(BUCKET)
+            .key("backups/snapshots/r100.db.zst")
+            .send(),
+    )
+    .await?;
+    refused(result)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_may_read_backups_but_writing_an_order_or_a_snapshot_is_refused(
 ) -> anyhow::Result<()> {
@@ -228,14 +242,10 @@ async fn a_node_may_read_backups_but_writing_an_order_or_a_snapshot_is_refused(
             "the administrator may write {key}"
         );
     }
-    let delete = stack
-        .role
-        .delete_object()
-        .bucket(BUCKET)
-        .key("backups/snapshots/r100.db.zst")
-        .send()
-        .await;
-    assert!(refused(delete)?, "the node deleted a snapshot");
+    assert!(
+        delete_snapshot(&stack.role).await?,
+        "the node deleted a snapshot"
+    );
     Ok(())
 }
 
@@ -249,14 +259,10 @@ async fn the_capture_may_write_segments_but_deleting_a_snapshot_is_refused() -> 
         )
         .await?
     );
-    let delete = stack
-        .role
-        .delete_object()
-        .bucket(BUCKET)
-        .key("backups/snapshots/r100.db.zst")
-        .send()
-        .await;
-    assert!(refused(delete)?, "the capture deleted a snapshot");
+    assert!(
+        delete_snapshot(&stack.role).await?,
+        "the capture deleted a snapshot"
+    );
     for key in [
         "backups/restore/order.json",
         "backups/restore/r1/AROA3XFRBF535EXAMPLE:i-0aaa",

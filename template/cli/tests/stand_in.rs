@@ -320,6 +320,20 @@ async fn stack_is_created_in_the_stand_in_except_the_types_moto_skips() {
 
 /// The physical id CloudFormation gave the stack's resource `logical`.
 async fn physical_id(moto: &Moto, stack: &str, logical: &str) -> String {
+    stack_resources(moto, stack)
+        .await
+        .iter()
+        .find(|r| r.logical_resource_id() == Some(logical))
+        .and_then(|r| r.physical_resource_id())
+        .unwrap_or_else(|| panic!("{logical} of {stack} has a physical id"))
+        .to_owned()
+}
+
+/// The stack's resources as CloudFormation lists them.
+async fn stack_resources(
+    moto: &Moto,
+    stack: &str,
+) -> Vec<aws_sdk_cloudformation::types::StackResourceSummary> {
     moto.client()
         .await
         .list_stack_resources()
@@ -328,11 +342,7 @@ async fn physical_id(moto: &Moto, stack: &str, logical: &str) -> String {
         .await
         .expect("stack resources listed")
         .stack_resource_summaries()
-        .iter()
-        .find(|r| r.logical_resource_id() == Some(logical))
-        .and_then(|r| r.physical_resource_id())
-        .unwrap_or_else(|| panic!("{logical} of {stack} has a physical id"))
-        .to_owned()
+        .to_vec()
 }
 
 /// What moto's S3 shows: an object written to the stack's bucket with no
@@ -1016,14 +1026,8 @@ async fn cargo_lambda_deploy_replaces_the_code_of_the_stacks_functions() {
 
 /// Logical id -> function name of the stack's Lambda functions.
 async fn stack_function_names(moto: &Moto, stack: &str) -> BTreeMap<String, String> {
-    moto.client()
+    stack_resources(moto, stack)
         .await
-        .list_stack_resources()
-        .stack_name(stack)
-        .send()
-        .await
-        .expect("stack resources listed")
-        .stack_resource_summaries()
         .iter()
         .filter(|r| r.resource_type() == Some("AWS::Lambda::Function"))
         .filter_map(|r| {
