@@ -87,15 +87,19 @@ test: setup lint build
 	else \
 	  cargo test --workspace -- --test-threads=$(TEST_THREADS); \
 	fi
-	@# The partition scenarios run each instance as a container of the image;
-	@# they need a Docker engine, and CI (CI=true) insists on one.
+	@# The partition scenarios run each instance as a container of the image,
+	@# and one boot scenario boots each from the stack's user-data (the others
+	@# are in make boot-check); they need a Docker engine, and CI (CI=true)
+	@# insists on one.
 	@if timeout 20 docker version >/dev/null 2>&1; then \
 	  IMAGE_PROFILE=ci-image IMAGE_ARCHS=amd64 $(MAKE) --no-print-directory image && \
-	  ETCD_AWS_IMAGE=$(IMAGE) cargo test -p etcd-aws-tests --test container_partitions -- --ignored --test-threads=$(CONTAINER_TEST_THREADS); \
+	  ETCD_AWS_IMAGE=$(IMAGE) cargo test -p etcd-aws-tests --test container_partitions -- --ignored --test-threads=$(CONTAINER_TEST_THREADS) && \
+	  $(MAKE) --no-print-directory boot-image && \
+	  cargo test -p etcd-aws-tests --test boot_scenarios -- --ignored --exact $(BOOT_IN_MAKE_TEST); \
 	elif [ "$${CI:-}" = true ]; then \
-	  echo "FAILED: CI=true needs the container partition tests, but no Docker engine answers" >&2; exit 1; \
+	  echo "FAILED: CI=true needs the container partition and boot tests, but no Docker engine answers" >&2; exit 1; \
 	else \
-	  echo "SKIPPED: the container partition tests (tests/tests/container_partitions.rs): no Docker engine answers"; \
+	  echo "SKIPPED: the container partition and boot tests (tests/tests/container_partitions.rs, boot_scenarios.rs): no Docker engine answers"; \
 	fi
 
 # The node agent's container image (Dockerfile): etcd-aws, Debian's etcd
@@ -222,9 +226,11 @@ soak: setup
 boot-image:
 	bootstrap/boot-image/build.sh
 
-# Nodes that boot as EC2 instances boot (tests/tests/boot_node.rs, ignored by
-# make test): systemd as PID 1, cloud-init running the user-data, the IMDSv2
-# stand-in at 169.254.169.254. Not part of make test (docs/development.md).
+# Nodes that boot as EC2 instances boot (tests/tests/boot_node.rs and
+# boot_scenarios.rs, ignored by cargo test): systemd as PID 1, cloud-init
+# running the stack's user-data, the IMDSv2 stand-in at 169.254.169.254. make
+# test runs BOOT_IN_MAKE_TEST only; this runs them all (docs/development.md).
 BOOT_TEST_THREADS ?= 2
+BOOT_IN_MAKE_TEST := a_stack_forms_from_its_user_data_and_a_terminated_node_is_replaced_by_one_booted_alike
 boot-check: boot-image
-	cargo test -p etcd-aws-tests --test boot_node -- --ignored --test-threads=$(BOOT_TEST_THREADS)
+	cargo test -p etcd-aws-tests --test boot_node --test boot_scenarios -- --ignored --test-threads=$(BOOT_TEST_THREADS)

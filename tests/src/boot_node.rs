@@ -41,14 +41,16 @@
 //! an instance by its interface.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
 use crate::docker::{docker, docker_blocking};
-use crate::stand_in::imds::{Imds, ImdsInstance, ImdsOptions};
+use crate::stand_in::imds::{Imds, ImdsInstance, ImdsOptions, ImdsRole};
 use crate::stand_in::{DockerNetworks, SubnetLease, SubnetRange};
 
 /// The image `make boot-image` builds; ETCD_AWS_BOOT_IMAGE names another.
@@ -61,20 +63,37 @@ const SEED_DIR: &str = "/var/lib/cloud/seed/nocloud";
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(500);
 
-/// The networks a group of boot nodes share, and their metadata service.
-/// Dropping it removes the networks and every container on them.
-pub struct BootNetwork {
-    imds: Imds,
-    networks: DockerNetworks,
-    lease: SubnetLease,
-    image: String,
+/// Where boot nodes run: the image, the Docker networks they are on, their
+/// metadata service, and what each gets copied onto it before it boots.
+#[derive(Clone)]
+pub struct BootHost {
+    pub image: String,
+    /// The network whose subnet is the VPC's: the instances' private IPs.
+    pub vpc_network: String,
+    /// The network on which this machine serves AWS and the metadata service.
+    pub aws_network: String,
+    /// Marks containers for removal with the networks.
+    pub label: String,
+    pub imds: Arc<Imds>,
+    /// Files put on every node before it boots, such as the stand-in's
+    /// differences from EC2 (`booted_cluster.rs`).
+    pub files: Vec<NodeFile>,
 }
 
-impl BootNetwork {
-    /// Leases a subnet, creates its Docker networks (`DockerNetworks`: the VPC
-    /// subnet and the AWS network) and starts the metadata service on this
-    /// machine's address on the AWS network.
-    pub async fn create(imds: ImdsOptions) -> anyhow::Result<Self> {
+/// A file put on a node before it boots.
+#[derive(Debug, Clone)]
+pub struct NodeFile {
+    /// Absolute, on the node.
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+}
+
+impl BootHost {
+    /// Boot nodes of the test node image (ETCD_AWS_BOOT_IMAGE, else
+    /// `etcd-aws-boot:latest`) on `networks`, with `imds` as their metadata
+    /// service.
+    pub async fn on(networks: &DockerNetworks, imds: Arc<Imds>) -> anyhow::Result<Self> {
         let image =
             std::env::var("ETCD_AWS_BOOT_IMAGE").unwrap_or_else(|_| DEFAULT_BOOT_IMAGE.to_owned());
         docker(&["image", "inspect", "--format", "{{.Id}}", &image])
@@ -82,19 +101,46 @@ impl BootNetwork {
             .with_context(|| {
                 format!("image {image} is missing; build it with `make boot-image`")
             })?;
+        Ok(Self {
+            image,
+            vpc_network: networks.vpc_network().to_owned(),
+            aws_network: networks.aws_network().to_owned(),
+            label: networks.container_label().to_owned(),
+            imds,
+            files: Vec::new(),
+        })
+    }
+}
+
+/// The networks a group of boot nodes share, and their metadata service.
+/// Dropping it removes the networks and every container on them.
+pub struct BootNetwork {
+    host: BootHost,
+    _networks: DockerNetworks,
+    lease: SubnetLease,
+}
+
+impl BootNetwork {
+    /// Leases a subnet, creates its Docker networks (`DockerNetworks`: the VPC
+    /// subnet and the AWS network) and starts the metadata service on this
+    /// machine's address on the AWS network.
+    pub async fn create(imds: ImdsOptions) -> anyhow::Result<Self> {
         let lease = SubnetLease::acquire_in(SubnetRange::Docker)?;
         let networks = DockerNetworks::create(&lease).await?;
-        let imds = Imds::start(IpAddr::V4(networks.aws_gateway()), imds).await?;
+        let imds = Arc::new(Imds::start(IpAddr::V4(networks.aws_gateway()), imds).await?);
         Ok(Self {
-            imds,
-            networks,
+            host: BootHost::on(&networks, imds).await?,
+            _networks: networks,
             lease,
-            image,
         })
     }
 
+    pub fn host(&self) -> &BootHost {
+        &self.host
+    }
+
     pub fn imds(&self) -> &Imds {
-        &self.imds
+        &self.host.imds
     }
 
     /// The private IP of host number `host` (2..=254) in the VPC subnet.
@@ -104,11 +150,13 @@ impl BootNetwork {
     }
 }
 
-/// What a node boots as: its identity and the user-data cloud-init runs.
+/// What a node boots as: its identity, its instance profile's role and the
+/// user-data cloud-init runs.
 #[derive(Debug, Clone)]
 pub struct BootSpec {
     pub instance_id: String,
     pub private_ip: Ipv4Addr,
+    pub role: Option<ImdsRole>,
     pub user_data: String,
 }
 
@@ -148,10 +196,11 @@ pub struct BootNode {
 
 impl BootNode {
     /// Creates the node's network namespace with its route to the metadata
-    /// service, then starts the node: systemd boots and cloud-init runs
-    /// `spec.user_data`. Returns once the node is started, not booted (see
-    /// `wait_booted`).
-    pub async fn start(network: &BootNetwork, spec: &BootSpec) -> anyhow::Result<Self> {
+    /// service, puts the host's files on it, then starts it: systemd boots
+    /// and cloud-init runs `spec.user_data`. Returns once the node is
+    /// started, not booted (see `wait_booted`). Blocking: it only runs the
+    /// Docker CLI, and node runners start nodes where they cannot await.
+    pub fn start(host: &BootHost, spec: &BootSpec) -> anyhow::Result<Self> {
         let name = format!("etcd-aws-boot-{}", spec.instance_id);
         let holder = format!("{name}-net");
         let seed = seed(spec)?;
@@ -163,59 +212,51 @@ impl BootNode {
             _seed: seed,
         };
         // From here on, dropping `node` removes whatever was created.
-        let label = network.networks.container_label();
         let private_ip = spec.private_ip.to_string();
         let hostname = format!("ip-{}", private_ip.replace('.', "-"));
-        docker(&[
+        docker_blocking(&[
             "run",
             "--detach",
             "--name",
             &holder,
             "--label",
-            label,
+            &host.label,
             "--hostname",
             &hostname,
             // For the route and the DNAT rule only; it runs nothing but sleep.
             "--cap-add",
             "NET_ADMIN",
             "--network",
-            network.networks.vpc_network(),
+            &host.vpc_network,
             "--ip",
             &private_ip,
             "--entrypoint",
             "/bin/sleep",
-            &network.image,
+            &host.image,
             "infinity",
         ])
-        .await
         .with_context(|| format!("starting {holder}, the network holder of {name}"))?;
-        docker(&[
-            "network",
-            "connect",
-            network.networks.aws_network(),
-            &holder,
-        ])
-        .await
-        .with_context(|| format!("connecting {holder} to the AWS network"))?;
-        node.aws_ip = route_metadata(&holder, network.imds.address())
-            .await
+        docker_blocking(&["network", "connect", &host.aws_network, &holder])
+            .with_context(|| format!("connecting {holder} to the AWS network"))?;
+        node.aws_ip = route_metadata(&holder, host.imds.address())
             .with_context(|| format!("routing 169.254.169.254 of {name} to the stand-in"))?;
-        network.imds.add_instance(
+        host.imds.add_instance(
             node.aws_ip,
             ImdsInstance {
                 instance_id: spec.instance_id.clone(),
                 local_ipv4: IpAddr::V4(spec.private_ip),
+                role: spec.role.clone(),
             },
         );
 
         let seed_mount = format!("{}:{SEED_DIR}:ro", node._seed.path().display());
         let network_mode = format!("container:{holder}");
-        docker(&[
+        docker_blocking(&[
             "create",
             "--name",
             &name,
             "--label",
-            label,
+            &host.label,
             "--network",
             &network_mode,
             "--cgroupns",
@@ -234,14 +275,12 @@ impl BootNode {
             "SIGRTMIN+3",
             "--volume",
             &seed_mount,
-            &network.image,
+            &host.image,
         ])
-        .await
         .with_context(|| format!("creating {name}"))?;
+        copy_files(&name, &host.files)?;
         node.started = Instant::now();
-        docker(&["start", &name])
-            .await
-            .with_context(|| format!("starting {name}"))?;
+        docker_blocking(&["start", &name]).with_context(|| format!("starting {name}"))?;
         Ok(node)
     }
 
@@ -342,6 +381,14 @@ impl BootNode {
         })
     }
 
+    /// Runs a command on the node where the caller cannot await; its stdout,
+    /// or an error with its stderr when it fails.
+    pub fn exec_blocking(&self, command: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["exec", self.name.as_str()];
+        args.extend_from_slice(command);
+        docker_blocking(&args)
+    }
+
     /// The user-data's output as cloud-init logged it, for messages.
     pub async fn cloud_init_output(&self) -> String {
         match self
@@ -363,14 +410,21 @@ impl BootNode {
     }
 }
 
-impl Drop for BootNode {
-    fn drop(&mut self) {
+impl BootNode {
+    /// Removes both containers: the instance is gone. Idempotent.
+    pub fn remove(&self) {
         for container in [&self.name, &self.holder] {
             if let Err(error) = docker_blocking(&["rm", "--force", "--volumes", container]) {
                 // The networks' drop removes every container carrying their label.
                 tracing::warn!("leaving container {container}: {error:#}");
             }
         }
+    }
+}
+
+impl Drop for BootNode {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
@@ -399,10 +453,45 @@ fn write_seed_file(dir: &Path, name: &str, content: &str) -> anyhow::Result<()> 
     std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Puts `files` into the created, not yet started, container: written into
+/// a directory here with their modes, then `docker cp` (which writes them
+/// as root on the node).
+fn copy_files(container: &str, files: &[NodeFile]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let tree = tempfile::Builder::new()
+        .prefix("etcd-aws-node-files-")
+        .tempdir()
+        .context("creating a directory for the node's files")?;
+    for file in files {
+        let relative = file.path.trim_start_matches('/');
+        anyhow::ensure!(
+            !relative.is_empty() && !relative.split('/').any(|part| part == ".."),
+            "{:?} is not a file path on the node",
+            file.path
+        );
+        let path = tree.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, &file.content)
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
+    let source = format!("{}/.", tree.path().display());
+    let target = format!("{container}:/");
+    docker_blocking(&["cp", &source, &target])
+        .with_context(|| format!("copying the node's files onto {container}"))?;
+    Ok(())
+}
+
 /// In the holder's namespace: 169.254.169.254/32 goes out of the AWS
 /// network's interface, from its address, and port 80 there is rewritten to
 /// the stand-in. Returns the holder's address on the AWS network.
-async fn route_metadata(holder: &str, imds: std::net::SocketAddr) -> anyhow::Result<IpAddr> {
+fn route_metadata(holder: &str, imds: std::net::SocketAddr) -> anyhow::Result<IpAddr> {
     let gateway = imds.ip();
     // `ip route get` prints "<gateway> dev <interface> src <address> ...".
     let script = format!(
@@ -413,7 +502,7 @@ ip route add 169.254.169.254/32 dev \"$3\" src \"$5\"
 iptables -t nat -A OUTPUT -d 169.254.169.254/32 -p tcp --dport 80 -j DNAT --to-destination {imds}
 echo \"$5\""
     );
-    let address = docker(&["exec", holder, "/bin/sh", "-c", &script]).await?;
+    let address = docker_blocking(&["exec", holder, "/bin/sh", "-c", &script])?;
     address
         .trim()
         .parse()

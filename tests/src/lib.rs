@@ -15,7 +15,9 @@
 //!   [`sim_cluster`] (a group of either), [`paths`] (the built binaries and
 //!   etcd's releases), [`agent_log`] (the agent's JSON lines, read by event),
 //!   [`etcd_metrics`]; [`boot_node`], a node that boots as an EC2 instance
-//!   (systemd, cloud-init's user-data, IMDSv2 from `stand_in::imds`).
+//!   (systemd, cloud-init's user-data, IMDSv2 from `stand_in::imds`), and
+//!   [`booted_cluster`], a group of them booting from the stack's own
+//!   user-data.
 //! - What the scenarios do and check: [`workload`] (a writer and its
 //!   checker), [`watcher`] (a watcher that resumes as Kubernetes' do),
 //!   [`space`] (filling a cluster on purpose), [`life`] (the life of a
@@ -23,6 +25,7 @@
 
 pub mod agent_log;
 pub mod boot_node;
+pub mod booted_cluster;
 pub mod container_node;
 pub mod docker;
 pub mod etcd_metrics;

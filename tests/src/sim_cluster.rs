@@ -223,6 +223,11 @@ impl<N: NodeRunner> SimCluster<N> {
         lock(&self.template).etcd = release;
     }
 
+    /// What every node of this cluster shares.
+    pub fn settings(&self) -> &N::Settings {
+        &self.settings
+    }
+
     /// Ids of the instances that currently have a node.
     pub fn instance_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.fleet).nodes.keys().cloned().collect();

@@ -41,11 +41,10 @@ async fn boot(network: &BootNetwork, host: u8, user_data: &str) -> (BootNode, Bo
     let spec = BootSpec {
         instance_id: format!("i-0b00{:012x}", rand_suffix(host)),
         private_ip: network.private_ip(host),
+        role: None,
         user_data: user_data.to_owned(),
     };
-    let node = BootNode::start(network, &spec)
-        .await
-        .expect("starting a boot node");
+    let node = BootNode::start(network.host(), &spec).expect("starting a boot node");
     let outcome = node
         .wait_booted(BOOT_TIMEOUT)
         .await

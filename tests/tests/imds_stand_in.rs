@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use etcd_aws_io::aws::identity;
 use etcd_aws_tests::stand_in::imds::{
-    Imds, ImdsInstance, ImdsOptions, SlowStart, TOKEN_HEADER, TOKEN_PATH, TOKEN_TTL_HEADER,
+    Imds, ImdsInstance, ImdsOptions, ImdsRole, SlowStart, CREDENTIALS_PATH, TOKEN_HEADER,
+    TOKEN_PATH, TOKEN_TTL_HEADER,
 };
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +34,7 @@ async fn imds(options: ImdsOptions) -> Imds {
         ImdsInstance {
             instance_id: INSTANCE_ID.to_owned(),
             local_ipv4: LOCAL_IPV4,
+            role: None,
         },
     );
     imds
@@ -259,5 +261,60 @@ async fn the_agent_gives_up_once_its_patience_is_spent() {
     assert!(
         (Duration::from_millis(1000)..Duration::from_secs(5)).contains(&took),
         "gave up after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_with_a_role_is_served_its_credentials_and_one_without_none() {
+    let imds = imds(ImdsOptions::default()).await;
+    let token = token(&imds, "60").await;
+    let auth = [(TOKEN_HEADER, token.as_str())];
+    let (status, _, _) = request(&imds, "GET", CREDENTIALS_PATH, &auth).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an instance without a role");
+
+    let role = ImdsRole {
+        name: "etcd-prod-NodeRole".to_owned(),
+        access_key_id: "node-agent".to_owned(),
+        secret_access_key: "stand-in".to_owned(),
+    };
+    imds.add_instance(
+        LOCALHOST,
+        ImdsInstance {
+            instance_id: INSTANCE_ID.to_owned(),
+            local_ipv4: LOCAL_IPV4,
+            role: Some(role.clone()),
+        },
+    );
+    let (status, _, listed) = request(&imds, "GET", CREDENTIALS_PATH, &auth).await;
+    assert_eq!(
+        (status, listed.as_str()),
+        (StatusCode::OK, role.name.as_str())
+    );
+    let path = format!("{CREDENTIALS_PATH}{}", role.name);
+    let (status, _, document) = request(&imds, "GET", &path, &auth).await;
+    assert_eq!(status, StatusCode::OK);
+    let document: serde_json::Value = serde_json::from_str(&document).expect("a JSON document");
+    assert_eq!(document["Code"], "Success");
+    assert_eq!(document["AccessKeyId"], "node-agent");
+    assert_eq!(document["SecretAccessKey"], "stand-in");
+    let expiration = document["Expiration"].as_str().expect("an expiration");
+    assert!(
+        humantime::parse_rfc3339(expiration).is_ok_and(|at| at > std::time::SystemTime::now()),
+        "expiration {expiration:?} is a time to come"
+    );
+
+    let (status, _, _) = request(
+        &imds,
+        "GET",
+        &format!("{CREDENTIALS_PATH}another-role"),
+        &auth,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another role's credentials");
+    let (status, _, _) = request(&imds, "GET", &path, &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "credentials without a token"
     );
 }

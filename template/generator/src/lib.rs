@@ -72,6 +72,7 @@ pub mod backup_roles;
 pub mod dashboard;
 pub mod endpoints;
 pub mod etcd_archive;
+pub mod fn_sub;
 pub mod fragment;
 pub mod functions;
 pub mod intrinsics;

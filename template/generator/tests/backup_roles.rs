@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::fn_sub::render;
 use common::{action_allowed, default_template, iam_matches, iam_statements, resource};
 use etcd_aws_core::backup::manifest::{BackupLayout, Compression};
 use etcd_aws_core::contract::restore_order::Acknowledger;
+use etcd_aws_template::fn_sub::render;
 use etcd_aws_template::names::{logical, BACKUP_PREFIX};
 use serde_json::Value;
 

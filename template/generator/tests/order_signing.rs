@@ -9,11 +9,12 @@
 mod common;
 
 use common::{
-    action_allowed, default_template, fn_sub, iam_matches as matches, iam_statements, resource,
-    strings, template_for, user_data_script,
+    action_allowed, default_template, iam_matches as matches, iam_statements, resource, strings,
+    template_for, user_data_script,
 };
 use etcd_aws_core::backup::manifest::BackupLayout;
 use etcd_aws_core::contract::restore_order::Acknowledger;
+use etcd_aws_template::fn_sub;
 use etcd_aws_template::names::{logical, outputs, parameters};
 use etcd_aws_template::Options;
 use serde_json::{json, Value};

@@ -16,9 +16,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::fn_sub::{self, SubError};
 use common::{everything_options, parse, template_for, user_data_script};
 use etcd_aws_core::backup::lease_policy::LeasePolicy;
+use etcd_aws_template::fn_sub::{self, SubError};
 use etcd_aws_template::names::{
     logical, parameters, AGENT_BINARY, AGENT_UNIT, INSTALL_DIR, READY_UNIT,
 };

@@ -29,6 +29,7 @@ use super::function_routes::FunctionRoutes;
 use super::lifecycle_actions::{ActionKey, ActionTarget, HookResult};
 use super::lifecycle_hooks::PutLifecycleHook;
 use super::lifecycle_layer::LifecycleLayer;
+use super::stack_signals::{signal_resource_response, ResourceSignal, StackSignals};
 
 /// Stops serving when dropped: the accept loop and every open connection end.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ impl AwsProxy {
         faults: FaultInjector,
         calls: CallLog,
         functions: FunctionRoutes,
+        signals: StackSignals,
         moto_url: String,
         bind: IpAddr,
     ) -> anyhow::Result<Self> {
@@ -57,6 +59,7 @@ impl AwsProxy {
             faults,
             calls,
             functions,
+            signals,
             moto_url,
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -117,6 +120,7 @@ struct Proxy {
     faults: FaultInjector,
     calls: CallLog,
     functions: FunctionRoutes,
+    signals: StackSignals,
     moto_url: String,
     client: Client<HttpConnector, Body>,
 }
@@ -174,6 +178,16 @@ impl Proxy {
                     .invoke(received.parts.uri.path(), &received.body)
                     .await,
             )),
+            ("cloudformation", "SignalResource") => {
+                let param = |name: &str| call.param(name).unwrap_or_default().to_owned();
+                self.signals.record(ResourceSignal {
+                    stack_name: param("StackName"),
+                    logical_resource_id: param("LogicalResourceId"),
+                    unique_id: param("UniqueId"),
+                    status: param("Status"),
+                });
+                Ok(canned(CannedResponse::xml(200, signal_resource_response())))
+            }
             ("ec2", "TerminateInstances" | "RunInstances") => {
                 self.forward_then_reconcile(received).await
             }

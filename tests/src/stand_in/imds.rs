@@ -3,7 +3,9 @@
 //! from `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`,
 //! then `GET /latest/meta-data/instance-id` and `.../local-ipv4` with that
 //! token in `X-aws-ec2-metadata-token`; without one, or with an expired one,
-//! 401. Which instance is asking is known from the connection's source
+//! 401. An instance with a role gets its credentials at
+//! `/latest/meta-data/iam/security-credentials/<role>`, as the AWS CLI and
+//! SDKs fetch an instance profile's. Which instance is asking is known from the connection's source
 //! address, as EC2 knows it from the network interface.
 //!
 //! It can start slowly, as a metadata service may seem to at an instance's
@@ -72,7 +74,23 @@ impl Default for ImdsOptions {
 pub struct ImdsInstance {
     pub instance_id: String,
     pub local_ipv4: IpAddr,
+    /// The instance profile's role; `None` for an instance without one.
+    pub role: Option<ImdsRole>,
 }
+
+/// An instance profile's role and the keys its credentials carry (the
+/// stand-in tells its callers apart by access key id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImdsRole {
+    pub name: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Where the credentials of an instance profile are listed and served.
+pub const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+/// How long served credentials say they last; clients refresh before then.
+const CREDENTIALS_LIFE: Duration = Duration::from_secs(6 * 3600);
 
 /// One request the service received and what it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,8 +293,31 @@ fn metadata(
     match path {
         "/latest/meta-data/instance-id" => text(StatusCode::OK, &instance.instance_id),
         "/latest/meta-data/local-ipv4" => text(StatusCode::OK, &instance.local_ipv4.to_string()),
-        _ => text(StatusCode::NOT_FOUND, "not found"),
+        CREDENTIALS_PATH => match &instance.role {
+            Some(role) => text(StatusCode::OK, &role.name),
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        },
+        _ => match (path.strip_prefix(CREDENTIALS_PATH), &instance.role) {
+            (Some(name), Some(role)) if name == role.name => {
+                text(StatusCode::OK, &credentials(role).to_string())
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found"),
+        },
     }
+}
+
+/// The document EC2 serves for an instance profile's role.
+fn credentials(role: &ImdsRole) -> serde_json::Value {
+    let now = std::time::SystemTime::now();
+    serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": humantime::format_rfc3339_seconds(now).to_string(),
+        "Type": "AWS-HMAC",
+        "AccessKeyId": role.access_key_id,
+        "SecretAccessKey": role.secret_access_key,
+        "Token": format!("stand-in-session-of-{}", role.name),
+        "Expiration": humantime::format_rfc3339_seconds(now + CREDENTIALS_LIFE).to_string(),
+    })
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

@@ -1,6 +1,6 @@
 //! The local AWS stand-in: moto for EC2, Auto Scaling, S3 and SQS, behind a proxy
-//! that adds what moto lacks (lifecycle hooks and their notifications) and what
-//! tests need (fault injection). Each stand-in owns its moto process, its group,
+//! that adds what moto lacks (lifecycle hooks and their notifications,
+//! CloudFormation's resource signals) and what tests need (fault injection). Each stand-in owns its moto process, its group,
 //! queues and bucket, and a loopback /24 for its instances' IPs (or, started with
 //! `SubnetRange::Docker`, Docker networks whose subnet its instances' IPs are on).
 
@@ -23,6 +23,7 @@ mod lifecycle_layer;
 mod moto_clients;
 mod moto_server;
 mod notification;
+mod stack_signals;
 mod subnet_lease;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -47,6 +48,8 @@ use function_routes::FunctionRoutes;
 pub use instances::{InstanceEvent, SimInstance};
 pub use lifecycle_actions::{ActionOutcome, HookResult, LifecycleActionRecord};
 pub use notification::{LifecycleNotification, TestNotification};
+pub use stack_signals::ResourceSignal;
+use stack_signals::StackSignals;
 pub use subnet_lease::{SubnetLease, SubnetRange};
 
 use aws_proxy::AwsProxy;
@@ -117,6 +120,7 @@ pub struct StandIn {
     moto_clients: MotoClients,
     faults: FaultInjector,
     calls: CallLog,
+    signals: StackSignals,
     _moto: MotoServer,
     docker: Option<DockerNetworks>,
     _lease: SubnetLease,
@@ -188,11 +192,13 @@ impl StandIn {
         let faults = FaultInjector::default();
         let calls = CallLog::default();
         let functions = FunctionRoutes::default();
+        let signals = StackSignals::default();
         let proxy = AwsProxy::start(
             Arc::clone(&layer),
             faults.clone(),
             calls.clone(),
             functions.clone(),
+            signals.clone(),
             moto.url(),
             IpAddr::V4(proxy_ip),
         )
@@ -216,6 +222,7 @@ impl StandIn {
             dead_letter_queue_url: provisioned.dead_letter_queue_url,
             order_signing_key,
             functions,
+            signals,
         })
     }
 
@@ -375,6 +382,11 @@ impl StandIn {
 
     /// Every call the proxy has received so far, in order, with its caller.
     /// The stand-in's own calls go to moto directly and are not among them.
+    /// Every CloudFormation SignalResource the instances sent, oldest first.
+    pub fn stack_signals(&self) -> Vec<ResourceSignal> {
+        self.signals.all()
+    }
+
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.calls.calls()
     }

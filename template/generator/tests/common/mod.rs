@@ -1,9 +1,7 @@
 //! Helpers shared by the template's tests: building templates from options, walking
-//! the JSON, and rendering a `Fn::Sub` as CloudFormation does ([`fn_sub`]).
+//! the JSON (a `Fn::Sub` is rendered by `etcd_aws_template::fn_sub`).
 
 #![allow(dead_code)]
-
-pub mod fn_sub;
 
 use etcd_aws_template::options::{NetworkMode, Options, SshCidr};
 use serde_json::{Map, Value};

@@ -1,5 +1,6 @@
 //! CloudFormation's `Fn::Sub` on a string, as the service applies it when it creates
-//! the stack, for tests that check what a node is given rather than the template's text.
+//! the stack: for tests that check what a node is given rather than the template's
+//! text (the rendered user-data's static checks, and the test nodes that boot from it).
 //!
 //! The documented rules: `${Name}` (a parameter, a pseudo parameter such as
 //! `${AWS::Region}`, a logical id) and `${Resource.Attribute}` are replaced by their
@@ -7,32 +8,19 @@
 //! text. CloudFormation refuses a template whose `Fn::Sub` names something it does
 //! not know, and so does [`render`]: a test must never check a script with a hole in it.
 
-use std::fmt;
-
 /// Why a string could not be rendered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubError {
     /// `${name}` names no value the caller gave.
+    #[error(
+        "Fn::Sub names ${{{0}}}, which has no value here: give it one in the values, or fix the name"
+    )]
     Unknown(String),
     /// A `${` at this byte offset has no closing `}`.
+    #[error(
+        "Fn::Sub has a `${{` at byte {0} that is never closed: CloudFormation would refuse it"
+    )]
     Unclosed(usize),
-}
-
-impl fmt::Display for SubError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SubError::Unknown(name) => write!(
-                f,
-                "Fn::Sub names ${{{name}}}, which has no value here: give it one in the \
-                 test's values, or fix the name"
-            ),
-            SubError::Unclosed(offset) => write!(
-                f,
-                "Fn::Sub has a `${{` at byte {offset} that is never closed: CloudFormation \
-                 would refuse it"
-            ),
-        }
-    }
 }
 
 /// `text` with every `${...}` of `Fn::Sub` resolved from `values` (name, value).
