@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::boot_node::{BootHost, BootNode, BootSpec, NodeFile};
 use crate::node::{NodeRunner, NodeSpec};
-use crate::paths::{built_binary, workspace_root, EtcdRelease};
+use crate::paths::{built_binary, workspace_root};
 use crate::sim_cluster::SimCluster;
 use crate::stand_in::imds::{Imds, ImdsOptions, ImdsRole};
 use crate::stand_in::{Caller, StandIn, StandInOptions, SubnetRange, NODE_ROLE_ID};
@@ -105,10 +105,6 @@ impl BootSettings {
             instance_type: INSTANCE_TYPE
                 .parse()
                 .map_err(|error| anyhow::anyhow!("instance type {INSTANCE_TYPE}: {error}"))?,
-            etcd_version: EtcdRelease::default()
-                .version()
-                .parse()
-                .map_err(|error| anyhow::anyhow!("etcd version: {error}"))?,
             ..Options::default()
         };
         let artifacts = put_artifacts(stand_in, &options).await?;
@@ -122,16 +118,16 @@ impl BootSettings {
     }
 }
 
-/// The artifact bucket as a deploy fills it: etcd's release archive (made
-/// from the pinned Debian package, laid out as etcd's own archives are) and
-/// the agent, under the stack's artifact prefix; and the nodes' log group.
+/// The artifact bucket as a deploy fills it: etcd's release archive and the
+/// agent (as cargo built it for this machine) under the stack's artifact
+/// prefix; and the nodes' log group.
 async fn put_artifacts(stand_in: &StandIn, options: &Options) -> anyhow::Result<Artifacts> {
     let architecture = options.instance_type.architecture();
     let etcd_key = options
         .artifact_prefix
         .key(&options.etcd_version.archive_name(architecture));
     let agent_key = options.artifact_prefix.key(artifacts::AGENT_BINARY);
-    let archive = etcd_archive(&options.etcd_version.archive_directory(architecture))?;
+    let archive = etcd_archive(&options.etcd_version.archive_name(architecture))?;
     let agent = std::fs::read(built_binary("etcd-aws")?).context("reading the agent binary")?;
 
     let config = stand_in.sdk_config_as(Caller::Harness).await;
@@ -172,33 +168,29 @@ async fn put_artifacts(stand_in: &StandIn, options: &Options) -> anyhow::Result<
     })
 }
 
-/// `<directory>/{etcd,etcdctl,etcdutl}` of the default release, gzipped.
-fn etcd_archive(directory: &str) -> anyhow::Result<Vec<u8>> {
-    let staging = tempfile::Builder::new()
+/// The archive a deploy puts in the bucket: bootstrap/image/etcd-archive.sh
+/// builds it from the pinned Debian packages, byte for byte the one whose
+/// checksum the template's `EtcdSha256` defaults to (it checks that itself).
+fn etcd_archive(name: &str) -> anyhow::Result<Vec<u8>> {
+    let out = tempfile::Builder::new()
         .prefix("etcd-aws-archive-")
         .tempdir()
         .context("creating a directory for the etcd archive")?;
-    let inside = staging.path().join(directory);
-    std::fs::create_dir(&inside).with_context(|| format!("creating {}", inside.display()))?;
-    for tool in ["etcd", "etcdctl", "etcdutl"] {
-        let from = EtcdRelease::default().tool(tool)?;
-        std::fs::copy(&from, inside.join(tool))
-            .with_context(|| format!("copying {}", from.display()))?;
-    }
-    let archive = staging.path().join("etcd.tar.gz");
-    let output = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(staging.path())
-        .arg(directory)
+    let script = workspace_root().join("bootstrap/image/etcd-archive.sh");
+    let output = std::process::Command::new(&script)
+        .arg("amd64")
+        .arg(out.path())
+        .env_remove("ETCD_ARCHIVE_REPIN")
         .output()
-        .context("running tar")?;
+        .with_context(|| format!("running {}", script.display()))?;
     anyhow::ensure!(
         output.status.success(),
-        "tar could not pack the etcd archive: {}",
+        "{} amd64 failed: {}{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    let archive = out.path().join(name);
     std::fs::read(&archive).with_context(|| format!("reading {}", archive.display()))
 }
 
