@@ -65,6 +65,9 @@ impl EtcdRelease {
     pub const V3_5_16: EtcdRelease = EtcdRelease { version: "3.5.16" };
     /// Debian bookworm's 3.4.23: where the rolling-upgrade scenario starts.
     pub const V3_4_23: EtcdRelease = EtcdRelease { version: "3.4.23" };
+    /// Debian forky's 3.5.30, the newest 3.5 Debian serves: where the
+    /// patch-release upgrade scenario goes.
+    pub const V3_5_30: EtcdRelease = EtcdRelease { version: "3.5.30" };
 
     /// `3.5.16`, as `etcd --version` and the `etcd_server_version` metric say it.
     pub fn version(&self) -> &'static str {

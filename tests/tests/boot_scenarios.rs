@@ -20,10 +20,10 @@ use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_aws_tests::stand_in::{Caller, ResourceSignal, StandInOptions};
 
 /// Booting, both downloads, the CloudWatch agent and forming a cluster at the
-/// agent's production settings; about a minute here.
-const FORMATION_TIMEOUT: Duration = Duration::from_secs(300);
+/// agent's production settings: 30 to 40 s here.
+const FORMATION_TIMEOUT: Duration = Duration::from_secs(180);
 /// A replacement boots, joins as a learner and is promoted.
-const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the CloudWatch agent may take to ship a line once it is written.
 const SHIPPING_TIMEOUT: Duration = Duration::from_secs(60);
 

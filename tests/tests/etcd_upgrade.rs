@@ -1,5 +1,6 @@
-//! Scenario: a rolling upgrade of etcd, 3.4.23 to 3.5.16, under a steady
-//! writer. The agent is the same binary throughout; only the etcd release
+//! Scenarios: rolling upgrades of etcd under a steady writer, a minor one
+//! (3.4.23 to 3.5.16) and a patch one (3.5.16 to 3.5.30, the newest 3.5
+//! Debian serves). The agent is the same binary throughout; only the etcd release
 //! the group's launch template installs changes, as a stack update would
 //! change it. The upgrade is the template's rolling update (MaxBatchSize 1,
 //! MinInstancesInService = size): for each old instance, the group first
@@ -9,8 +10,8 @@
 //! acknowledged write; each member's release and cluster version are read
 //! from its plain-HTTP metrics port.
 //!
-//! Needs `make setup` (both Debian releases) and the agent and both functions
-//! built (make test does).
+//! Needs `make setup` (the three Debian releases) and the agent and both
+//! functions built (make test does).
 
 use std::time::Duration;
 
@@ -62,6 +63,68 @@ async fn cluster_version_everywhere(life: &Life, expected: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// The rolling update to `release`: for each old instance, one more
+/// instance launched with it joins, then the old one is retired through the
+/// lifecycle hook; the cluster version stays `during` while an old member
+/// remains. Returns once every old instance has stopped.
+async fn roll(
+    life: &Life,
+    steps: &mut Steps,
+    release: EtcdRelease,
+    during: &str,
+) -> anyhow::Result<()> {
+    life.cluster.launch_with_etcd(release);
+    let old = life.cluster.instance_ids();
+    for (index, victim) in old.iter().enumerate() {
+        let name = format!(
+            "batch {}: a {} node joins, {victim} leaves",
+            index + 1,
+            release.version()
+        );
+        steps
+            .step(life, &name, async {
+                life.launch_one_more().await?;
+                cluster_version_everywhere(life, during).await?;
+                life.retire(victim).await?;
+                if index + 1 < old.len() {
+                    cluster_version_everywhere(life, during).await?;
+                }
+                Ok(())
+            })
+            .await?;
+        steps.require_available(life)?;
+    }
+    // The group stops a retired instance's node a moment after its member is
+    // removed; on a busy machine that moment shows.
+    wait_for("every old instance to stop", VERSION_SETTLE, || async {
+        let old_left = life
+            .cluster
+            .instance_ids()
+            .iter()
+            .all(|id| !old.contains(id));
+        anyhow::ensure!(old_left, "an old instance still runs");
+        Ok(())
+    })
+    .await
+}
+
+/// How a scenario ended: its steps' summary, and the diagnostics on failure.
+fn verdict(
+    life: &Life,
+    steps: &Steps,
+    played: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
+) -> anyhow::Result<()> {
+    println!("\n{}", steps.summary());
+    let played = played
+        .map_err(|_| anyhow::anyhow!("the scenario did not finish within {SCENARIO_LIMIT:?}"))
+        .and_then(|result| result);
+    match played {
+        Ok(()) if steps.all_kept() => Ok(()),
+        Ok(()) => anyhow::bail!("a step broke its promise:\n{}", steps.summary()),
+        Err(error) => Err(error).context(format!("\n{}\n{}", steps.summary(), life.diagnostics())),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_3_4_cluster_replaced_node_by_node_with_3_5_nodes_keeps_every_write_and_moves_to_cluster_version_3_5(
 ) -> anyhow::Result<()> {
@@ -86,52 +149,49 @@ async fn a_3_4_cluster_replaced_node_by_node_with_3_5_nodes_keeps_every_write_an
         //    the new one first, so the cluster never has fewer than three
         //    voters. While any 3.4 member remains, the cluster version stays
         //    3.4 on every member, old and new alike.
-        life.cluster.launch_with_etcd(EtcdRelease::V3_5_16);
-        let old = life.cluster.instance_ids();
-        for (index, victim) in old.iter().enumerate() {
-            let name = format!("batch {}: a 3.5.16 node joins, {victim} leaves", index + 1);
-            steps
-                .step(&life, &name, async {
-                    life.launch_one_more().await?;
-                    cluster_version_everywhere(&life, "3.4").await?;
-                    life.retire(victim).await?;
-                    if index + 1 < old.len() {
-                        cluster_version_everywhere(&life, "3.4").await?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            steps.require_available(&life)?;
-        }
+        roll(&life, &mut steps, EtcdRelease::V3_5_16, "3.4").await?;
 
         // 3. Every member runs 3.5.16 now: the leader sees it and raises the
         //    cluster version to 3.5, on every member.
         steps
-            .step(&life, "cluster version 3.5", async {
-                // The group stops a retired instance's node a moment after its
-                // member is removed; on a busy machine that moment shows.
-                wait_for("every old instance to stop", VERSION_SETTLE, || async {
-                    let old_left = life
-                        .cluster
-                        .instance_ids()
-                        .iter()
-                        .all(|id| !old.contains(id));
-                    anyhow::ensure!(old_left, "an old instance still runs");
-                    Ok(())
-                })
-                .await?;
-                cluster_version_everywhere(&life, "3.5").await
-            })
+            .step(
+                &life,
+                "cluster version 3.5",
+                cluster_version_everywhere(&life, "3.5"),
+            )
             .await
     })
     .await;
-    println!("\n{}", steps.summary());
-    let played = played
-        .map_err(|_| anyhow::anyhow!("the scenario did not finish within {SCENARIO_LIMIT:?}"))
-        .and_then(|result| result);
-    match played {
-        Ok(()) if steps.all_kept() => Ok(()),
-        Ok(()) => anyhow::bail!("a step broke its promise:\n{}", steps.summary()),
-        Err(error) => Err(error).context(format!("\n{}\n{}", steps.summary(), life.diagnostics())),
-    }
+    verdict(&life, &steps, played)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_5_16_cluster_replaced_node_by_node_with_3_5_30_nodes_keeps_every_write_and_cluster_version_3_5(
+) -> anyhow::Result<()> {
+    let life = Life::start(LifeOptions {
+        etcd: EtcdRelease::V3_5_16,
+        ..LifeOptions::default()
+    })
+    .await?;
+    let mut steps = Steps::new();
+    let played = tokio::time::timeout(SCENARIO_LIMIT, async {
+        steps
+            .step(&life, "formed on etcd 3.5.16", async {
+                life.formed().await?;
+                cluster_version_everywhere(&life, "3.5").await
+            })
+            .await?;
+        // A patch release: the cluster version is 3.5 before, during and
+        // after, and each member runs the release its instance installed.
+        roll(&life, &mut steps, EtcdRelease::V3_5_30, "3.5").await?;
+        steps
+            .step(
+                &life,
+                "every member on 3.5.30",
+                cluster_version_everywhere(&life, "3.5"),
+            )
+            .await
+    })
+    .await;
+    verdict(&life, &steps, played)
 }
