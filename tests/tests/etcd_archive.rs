@@ -1,12 +1,18 @@
 //! The etcd archive the nodes install: built by `bootstrap/image/etcd-archive.sh`
 //! from the pinned Debian packages, byte for byte the archive whose checksum the
 //! template's `EtcdSha256` defaults to, and holding the etcd the tests run.
+//! Debian links etcd dynamically against glibc, so every pinned release is
+//! checked against the glibc of Amazon Linux 2023, which the nodes run.
 
 use std::path::Path;
 use std::process::Command;
 
 use etcd_aws_template::etcd_archive::pinned;
-use etcd_aws_tests::paths::workspace_root;
+use etcd_aws_tests::paths::{workspace_root, EtcdRelease};
+
+/// Amazon Linux 2023's glibc (template/package.sh checks the agent and the
+/// functions against the same).
+const AMAZON_LINUX_2023_GLIBC: (u32, u32) = (2, 34);
 
 /// Builds the archive for `arch` into `out` and returns the script's output.
 fn build(arch: &str, out: &Path) -> anyhow::Result<String> {
@@ -87,5 +93,64 @@ fn the_amd64_archive_holds_the_etcd_the_tests_run_in_the_layout_user_data_unpack
         text.lines().next() == Some(&format!("etcd Version: {}", pin.version)),
         "{text}"
     );
+    Ok(())
+}
+
+/// The newest `GLIBC_x.y` symbol version `binary` needs, from `objdump -T`
+/// (binutils, which the C toolchain brings).
+fn newest_glibc_needed(binary: &Path) -> anyhow::Result<Option<(u32, u32)>> {
+    let output = Command::new("objdump")
+        .arg("-T")
+        .arg(binary)
+        .output()
+        .map_err(|error| anyhow::anyhow!("cannot run objdump (binutils): {error}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "objdump -T {} failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|version| {
+            let mut parts = version.split('.').map(str::parse::<u32>);
+            match (parts.next(), parts.next()) {
+                (Some(Ok(major)), Some(Ok(minor))) => Some((major, minor)),
+                (Some(Ok(major)), None) => Some((major, 0)),
+                _ => None,
+            }
+        })
+        .max())
+}
+
+#[test]
+fn every_pinned_etcd_release_needs_no_glibc_newer_than_amazon_linux_2023s() -> anyhow::Result<()> {
+    let releases = [
+        EtcdRelease::V3_4_23,
+        EtcdRelease::V3_5_16,
+        EtcdRelease::V3_5_30,
+    ];
+    for release in releases {
+        let tools: &[&str] = if release.minor() == "3.4" {
+            &["etcd", "etcdctl"]
+        } else {
+            &["etcd", "etcdctl", "etcdutl"]
+        };
+        for tool in tools {
+            let binary = release.tool(tool)?;
+            let needed = newest_glibc_needed(&binary)?
+                .ok_or_else(|| anyhow::anyhow!("{} names no glibc version", binary.display()))?;
+            assert!(
+                needed <= AMAZON_LINUX_2023_GLIBC,
+                "{release}'s {tool} needs glibc {}.{}, newer than Amazon Linux 2023's {}.{}",
+                needed.0,
+                needed.1,
+                AMAZON_LINUX_2023_GLIBC.0,
+                AMAZON_LINUX_2023_GLIBC.1
+            );
+        }
+    }
     Ok(())
 }
