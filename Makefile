@@ -10,7 +10,7 @@
 #
 # Set-up is idempotent and project-local: a Python venv in .venv with pinned
 # moto, Debian's etcd packages (pinned in bootstrap/image/debian-packages.lock)
-# in .tools/etcd/<version> with 3.5.16's tools linked into .tools/bin, and
+# in .tools/etcd/<version> with 3.5.30's tools linked into .tools/bin, and
 # protoc, shellcheck and systemd-analyze from the system packages when they are
 # missing.
 
@@ -19,7 +19,7 @@ SHELL := /bin/bash
 # The etcd that tests, demo, benchmarks and the image run (one of the lock's
 # releases); the others are for the upgrade scenario. Defined before the
 # include: the template's CFN_ENV is expanded where it is defined.
-LOCAL_ETCD := 3.5.16
+LOCAL_ETCD := 3.5.30
 
 # template, package, deploy (and the scanner versions the template tests use)
 include template/template.mk

@@ -20,13 +20,13 @@
 # project does not build, against the release's SHA256SUMS).
 #
 #   PACKAGE_PROFILE=release        the cargo profile (release: what users deploy)
-#   ETCD_VERSION=3.5.16            the etcd release of the archive
+#   ETCD_VERSION=3.5.30            the etcd release of the archive
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DIST=${DIST:-dist}
 PROFILE=${PACKAGE_PROFILE:-release}
-ETCD_VERSION=${ETCD_VERSION:-3.5.16}
+ETCD_VERSION=${ETCD_VERSION:-3.5.30}
 ARCHIVE_LOCK=template/generator/etcd-archives.lock
 CARGO_LAMBDA=.venv/bin/cargo-lambda
 # Amazon Linux 2023's glibc: the instances and provided.al2023 both run on it.

@@ -11,7 +11,7 @@
 #                                        etcd-aws:latest), the arm64 one
 #                                        IMAGE-arm64 (and etcd-aws:latest-arm64)
 #   IMAGE_ARCHS="amd64 arm64"            which architectures (default: both)
-#   ETCD_RELEASE=3.5.16                  which of the lock's etcd releases
+#   ETCD_RELEASE=3.5.30                  which of the lock's etcd releases
 #
 # amd64: a static (musl) etcd-aws built here; installs the musl target and
 # musl-gcc when they are missing (aws-lc, under rustls, is C).
@@ -28,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ETCD_RELEASE=${ETCD_RELEASE:-3.5.16}
+ETCD_RELEASE=${ETCD_RELEASE:-3.5.30}
 LOCK=bootstrap/image/debian-packages.lock
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' bootstrap/Cargo.toml | head -1)
 IMAGE=${1:-etcd-aws:$VERSION}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the Debian packages pinned in bootstrap/image/debian-packages.lock
-# (etcd 3.5.16 from trixie, etcd 3.4.23 from bookworm, trixie's libc6 for the
+# (etcd 3.5.30 from forky, 3.5.16 from trixie, 3.4.23 from bookworm, trixie's libc6 for the
 # image) with `apt-get download`, checks each against its pinned SHA-256 and
 # extracts it under .tools/.
 #

@@ -1,6 +1,6 @@
 //! Where the programs under test are: the workspace's build output and the
 //! etcd releases that `make setup` extracts from Debian's packages into
-//! `.tools/etcd/<version>` (3.5.16's tools are also linked into `.tools/bin`).
+//! `.tools/etcd/<version>` (3.5.30's tools are also linked into `.tools/bin`).
 
 use std::path::PathBuf;
 
@@ -61,12 +61,12 @@ pub struct EtcdRelease {
 }
 
 impl EtcdRelease {
-    /// Debian trixie's 3.5.16: what tests, demo, benchmarks and the image run.
+    /// Debian trixie's 3.5.16: where the patch-release upgrade scenario starts.
     pub const V3_5_16: EtcdRelease = EtcdRelease { version: "3.5.16" };
     /// Debian bookworm's 3.4.23: where the rolling-upgrade scenario starts.
     pub const V3_4_23: EtcdRelease = EtcdRelease { version: "3.4.23" };
-    /// Debian forky's 3.5.30, the newest 3.5 Debian serves: where the
-    /// patch-release upgrade scenario goes.
+    /// Debian forky's 3.5.30, the newest 3.5 Debian serves: what tests,
+    /// demo, benchmarks, the image and new stacks run.
     pub const V3_5_30: EtcdRelease = EtcdRelease { version: "3.5.30" };
 
     /// `3.5.16`, as `etcd --version` and the `etcd_server_version` metric say it.
@@ -117,7 +117,7 @@ impl EtcdRelease {
 
 impl Default for EtcdRelease {
     fn default() -> Self {
-        Self::V3_5_16
+        Self::V3_5_30
     }
 }
 

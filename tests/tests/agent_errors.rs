@@ -506,7 +506,7 @@ async fn an_etcd_release_withdrawn_for_corruption_is_refused_with_what_to_instal
     let output = run(command).await?;
     assert_clean_failure(&output, 1, "etcd 3.5.1 is not for production");
     assert!(
-        stderr(&output).contains("install 3.5.16"),
+        stderr(&output).contains("install 3.5.30"),
         "{}",
         stderr(&output)
     );

@@ -373,3 +373,50 @@ async fn a_node_whose_agent_does_not_match_its_pin_signals_failure_and_installs_
     );
     assert!(unit.is_err(), "no unit is written: {unit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Docker and the test node image: make boot-check runs it"]
+async fn every_node_lost_at_once_is_restored_from_the_backup_by_nodes_booted_from_the_user_data() {
+    let cluster = booted_cluster().await;
+    cluster
+        .wait_healthy(3, FORMATION_TIMEOUT)
+        .await
+        .expect("three booted nodes form a cluster");
+    let mut client = cluster.client().await.expect("a client");
+    for index in 0..20 {
+        client
+            .put(format!("boot/{index:02}"), format!("value {index}"), None)
+            .await
+            .expect("a write");
+    }
+    let backup = cluster.backup_now().await.expect("a backup");
+    drop(client);
+
+    // Every instance and its disk are lost; the group launches three new
+    // ones, which boot from the same user-data and restore the backup.
+    let lost = cluster
+        .lose_every_instance()
+        .await
+        .expect("losing every instance");
+    cluster
+        .wait_healthy(3, FORMATION_TIMEOUT)
+        .await
+        .expect("the new nodes restore the cluster");
+    let now = cluster.instance_ids();
+    assert!(
+        now.iter().all(|id| !lost.contains(id)),
+        "new instances: {now:?}, lost: {lost:?}"
+    );
+    let mut client = cluster.client().await.expect("a client");
+    let read = client
+        .get("boot/", Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .expect("reading the restored keys");
+    assert_eq!(read.kvs().len(), 20, "every key of the backup");
+    assert!(
+        read.header().map_or(0, |header| header.revision()) > backup.revision,
+        "revisions go on after the backup's {}",
+        backup.revision
+    );
+    assert_eq!(failures(&cluster), Vec::new(), "no node signals FAILURE");
+}

@@ -1253,7 +1253,7 @@ for name in ["etcd-aws-lifecycle", "etcd-aws-backup"]:
     )
     .expect("agent");
     std::fs::write(
-        arch.join("etcd-v3.5.16-linux-arm64.tar.gz"),
+        arch.join("etcd-v3.5.30-linux-arm64.tar.gz"),
         b"\x1f\x8b an etcd archive\n",
     )
     .expect("archive");
@@ -1288,7 +1288,7 @@ fn deploy_package(
     dist: &Path,
     extra: &[&str],
 ) -> Output {
-    let archive = std::fs::read(dist.join("arm64/etcd-v3.5.16-linux-arm64.tar.gz"))
+    let archive = std::fs::read(dist.join("arm64/etcd-v3.5.30-linux-arm64.tar.gz"))
         .expect("the packaged archive");
     let etcd_sha256 = sha256_hex(&archive);
     let dist = dist.display().to_string();
@@ -1333,7 +1333,7 @@ async fn deploy_uploads_the_package_and_pins_the_checksums_of_what_it_read_and_t
     let directory = tempfile::tempdir().expect("temporary directory");
     let dist = directory.path().join("dist");
     let files = package(&dist);
-    let archive = &files["etcd-v3.5.16-linux-arm64.tar.gz"];
+    let archive = &files["etcd-v3.5.30-linux-arm64.tar.gz"];
     let output = deploy_package(&moto, "etcd-pinned", directory.path(), &dist, &[]);
     let log = stderr(&output);
     assert!(output.status.success(), "deploy failed:\n{log}");

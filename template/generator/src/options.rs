@@ -631,7 +631,7 @@ pub mod defaults {
     pub const INSTANCE_TYPE: &str = "t4g.medium";
     /// The etcd the tests run, whose archive this project builds and pins
     /// (`etcd-archives.lock`).
-    pub const ETCD_VERSION: &str = "3.5.16";
+    pub const ETCD_VERSION: &str = "3.5.30";
     pub const BACKUP_SCHEDULE: &str = "rate(15 minutes)";
     /// Health metrics every minute, so the no-leader alarm sees minutes, not hours;
     /// a run that finds nothing to do is a few status calls.

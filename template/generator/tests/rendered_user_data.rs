@@ -86,7 +86,7 @@ fn stack_values() -> Vec<(String, String)> {
 /// template elsewhere, and the parameters reach the script as `Fn::Sub` variables.
 fn variants() -> Vec<(&'static str, Options)> {
     vec![
-        // A Graviton t4g.medium, etcd 3.5.16, artifacts under etcd-aws/.
+        // A Graviton t4g.medium, the default etcd, artifacts under etcd-aws/.
         ("default", Options::default()),
         // An x86_64 m7i.large: etcd's amd64 archive.
         ("everything", everything_options()),
@@ -675,9 +675,13 @@ fn a_tampered_etcd_archive_fails_the_boot_naming_the_archive_and_signals_failure
         !run.success,
         "the boot went on with a tampered etcd archive"
     );
+    let defaults = Options::default();
+    let archive = defaults
+        .etcd_version
+        .archive_name(defaults.instance_type.architecture());
     assert!(
         run.stderr
-            .contains("etcd-v3.5.16-linux-arm64.tar.gz does not match the SHA-256")
+            .contains(&format!("{archive} does not match the SHA-256"))
             && run.stderr.contains(&sha256_hex(tampered)),
         "the refusal does not name the archive and what was found:\n{}",
         run.stderr

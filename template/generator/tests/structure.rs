@@ -553,7 +553,7 @@ fn user_data_verifies_the_etcd_archive_before_installing_it() {
         .expect("fetches etcd and checks its checksum");
     let unpack = script.find("tar -xzf").expect("unpacks etcd");
     assert!(check < unpack);
-    assert!(script.contains("etcd-v3.5.16-linux-arm64.tar.gz"));
+    assert!(script.contains("etcd-v3.5.30-linux-arm64.tar.gz"));
     assert!(script.contains("ETCD_SHA256='${EtcdSha256}'"));
 }
 

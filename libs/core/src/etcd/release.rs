@@ -79,7 +79,7 @@ const fn release(major: u32, minor: u32, patch: u32) -> EtcdRelease {
 }
 
 /// The 3.5 release this project tests, images and deploys by default.
-pub const RECOMMENDED_3_5: EtcdRelease = release(3, 5, 16);
+pub const RECOMMENDED_3_5: EtcdRelease = release(3, 5, 30);
 
 /// The first release whose etcdutl restores a snapshot with
 /// `--bump-revision` and `--mark-compacted`, which every restore here needs

@@ -353,8 +353,8 @@ mod tests {
                 ),
                 (
                     Kind::EtcdArchive,
-                    "dist/x86_64/etcd-v3.5.16-linux-amd64.tar.gz".to_string(),
-                    "etcd-aws/0123abcd/etcd-v3.5.16-linux-amd64.tar.gz".to_string()
+                    "dist/x86_64/etcd-v3.5.30-linux-amd64.tar.gz".to_string(),
+                    "etcd-aws/0123abcd/etcd-v3.5.30-linux-amd64.tar.gz".to_string()
                 ),
             ]
         );
