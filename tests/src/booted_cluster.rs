@@ -86,21 +86,23 @@ impl SimCluster<BootedNode> {
     /// bucket and the log group a stack has, and a boot node on every
     /// instance its group launches, now and later.
     pub async fn boot(options: StandInOptions) -> anyhow::Result<Self> {
+        Self::boot_with(options, ImdsOptions::default()).await
+    }
+
+    /// The same, with a metadata service that starts as `imds` says (its
+    /// slow start counts from before the first node starts).
+    pub async fn boot_with(options: StandInOptions, imds: ImdsOptions) -> anyhow::Result<Self> {
         let stand_in = StandIn::start_on(options, SubnetRange::Docker).await?;
-        let settings = BootSettings::for_stand_in(&stand_in).await?;
+        let settings = BootSettings::for_stand_in(&stand_in, imds).await?;
         Self::start_nodes(stand_in, settings).await
     }
 }
 
 impl BootSettings {
-    async fn for_stand_in(stand_in: &StandIn) -> anyhow::Result<Self> {
+    async fn for_stand_in(stand_in: &StandIn, imds: ImdsOptions) -> anyhow::Result<Self> {
         let networks = stand_in.docker_networks().context(
             "this stand-in's instances are not on Docker networks; start it with SubnetRange::Docker",
         )?;
-        let imds = Arc::new(
-            Imds::start(IpAddr::V4(networks.aws_gateway()), ImdsOptions::default()).await?,
-        );
-        let mut host = BootHost::on(networks, imds).await?;
         let options = Options {
             instance_type: INSTANCE_TYPE
                 .parse()
@@ -109,6 +111,9 @@ impl BootSettings {
         };
         let artifacts = put_artifacts(stand_in, &options).await?;
         let user_data = render_user_data(stand_in, &options, &artifacts)?;
+        // Last, so that a slow start counts from just before the nodes boot.
+        let imds = Arc::new(Imds::start(IpAddr::V4(networks.aws_gateway()), imds).await?);
+        let mut host = BootHost::on(networks, imds).await?;
         host.files = differences_from_ec2(stand_in)?;
         Ok(Self {
             host,

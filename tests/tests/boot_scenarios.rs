@@ -17,7 +17,9 @@ use etcd_aws_tests::agent_log;
 use etcd_aws_tests::booted_cluster::{BootedNode, STACK_NAME};
 use etcd_aws_tests::functions::LifecycleOnQueue;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
+use etcd_aws_tests::stand_in::imds::{ImdsOptions, SlowStart};
 use etcd_aws_tests::stand_in::{Caller, ResourceSignal, StandInOptions};
+use http::StatusCode;
 
 /// Booting, both downloads, the CloudWatch agent and forming a cluster at the
 /// agent's production settings: 30 to 40 s here.
@@ -418,5 +420,52 @@ async fn every_node_lost_at_once_is_restored_from_the_backup_by_nodes_booted_fro
         "revisions go on after the backup's {}",
         backup.revision
     );
+    assert_eq!(failures(&cluster), Vec::new(), "no node signals FAILURE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Docker and the test node image: make boot-check runs it"]
+async fn nodes_boot_and_form_while_the_metadata_service_is_unavailable_at_first() {
+    // 503 for 30 s from just before the nodes start: the user-data's first
+    // requests (about 5 s into a boot) meet it, and so may the agent's.
+    let slow = ImdsOptions {
+        slow_start: SlowStart::Unavailable,
+        slow_start_for: Duration::from_secs(30),
+    };
+    let cluster = SimCluster::boot_with(StandInOptions::default(), slow)
+        .await
+        .expect("the stand-in with a boot node on each instance");
+    cluster
+        .wait_healthy(3, FORMATION_TIMEOUT)
+        .await
+        .expect("the nodes form a cluster once the metadata service answers");
+    let requests = cluster.settings().imds().requests();
+    for id in cluster.instance_ids() {
+        let source = cluster
+            .with_node(&id, |node| node.boot_node().aws_ip())
+            .expect("the node runs");
+        let statuses: Vec<StatusCode> = requests
+            .iter()
+            .filter(|request| request.source == source)
+            .map(|request| request.status)
+            .collect();
+        let first_answer = statuses.iter().position(StatusCode::is_success);
+        assert!(
+            statuses.first() == Some(&StatusCode::SERVICE_UNAVAILABLE) && first_answer.is_some(),
+            "{id} met the slow start and then got answers: {statuses:?}"
+        );
+    }
+    let ids = cluster.instance_ids();
+    wait_for(
+        "a SUCCESS signal from every node",
+        FORMATION_TIMEOUT,
+        || async {
+            let signalled = successes(&cluster);
+            anyhow::ensure!(signalled == ids, "signalled so far: {signalled:?}");
+            Ok(())
+        },
+    )
+    .await
+    .expect("every node signals SUCCESS");
     assert_eq!(failures(&cluster), Vec::new(), "no node signals FAILURE");
 }
