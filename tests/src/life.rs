@@ -400,6 +400,28 @@ impl Life {
 }
 
 impl Steps {
+    /// How a scenario bounded by `limit` ended (`played` is what
+    /// `tokio::time::timeout(limit, ...)` returned): its summary table
+    /// printed, and on failure every log attached.
+    pub fn verdict(
+        &self,
+        life: &Life,
+        limit: Duration,
+        played: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
+    ) -> anyhow::Result<()> {
+        println!("\n{}", self.summary());
+        let played = played
+            .map_err(|_| anyhow::anyhow!("the scenario did not finish within {limit:?}"))
+            .and_then(|result| result);
+        match played {
+            Ok(()) if self.all_kept() => Ok(()),
+            Ok(()) => bail!("a step broke its promise:\n{}", self.summary()),
+            Err(error) => {
+                Err(error.context(format!("\n{}\n{}", self.summary(), life.diagnostics())))
+            }
+        }
+    }
+
     pub fn new() -> Self {
         Self::default()
     }

@@ -57,6 +57,26 @@ fn failures(cluster: &SimCluster<BootedNode>) -> Vec<ResourceSignal> {
         .collect()
 }
 
+/// Waits until exactly the instances `ids` have signalled SUCCESS (the
+/// readiness unit checks every 10 s), and checks that none signalled FAILURE.
+async fn every_node_signals_success_and_none_failure(
+    cluster: &SimCluster<BootedNode>,
+    ids: &[String],
+) {
+    wait_for(
+        "a SUCCESS signal from every node",
+        FORMATION_TIMEOUT,
+        || async {
+            let signalled = successes(cluster);
+            anyhow::ensure!(signalled == ids, "signalled so far: {signalled:?}");
+            Ok(())
+        },
+    )
+    .await
+    .expect("every node signals SUCCESS");
+    assert_eq!(failures(cluster), Vec::new(), "no node signals FAILURE");
+}
+
 /// Every signal names the stack and its Auto Scaling group, as the creation
 /// and update policies expect them.
 fn assert_signals_name_the_group(cluster: &SimCluster<BootedNode>) {
@@ -110,18 +130,7 @@ async fn a_stack_forms_from_its_user_data_and_a_terminated_node_is_replaced_by_o
         .await
         .expect("three booted nodes form a cluster");
     let first = cluster.instance_ids();
-    wait_for(
-        "a SUCCESS signal from every node",
-        FORMATION_TIMEOUT,
-        || async {
-            let signalled = successes(&cluster);
-            anyhow::ensure!(signalled == first, "signalled so far: {signalled:?}");
-            Ok(())
-        },
-    )
-    .await
-    .expect("every node signals SUCCESS");
-    assert_eq!(failures(&cluster), Vec::new(), "no node signals FAILURE");
+    every_node_signals_success_and_none_failure(&cluster, &first).await;
 
     // The agents ran with no identity flags: each learned its instance id
     // and address from the metadata service, with a token.
@@ -455,17 +464,5 @@ async fn nodes_boot_and_form_while_the_metadata_service_is_unavailable_at_first(
             "{id} met the slow start and then got answers: {statuses:?}"
         );
     }
-    let ids = cluster.instance_ids();
-    wait_for(
-        "a SUCCESS signal from every node",
-        FORMATION_TIMEOUT,
-        || async {
-            let signalled = successes(&cluster);
-            anyhow::ensure!(signalled == ids, "signalled so far: {signalled:?}");
-            Ok(())
-        },
-    )
-    .await
-    .expect("every node signals SUCCESS");
-    assert_eq!(failures(&cluster), Vec::new(), "no node signals FAILURE");
+    every_node_signals_success_and_none_failure(&cluster, &cluster.instance_ids()).await;
 }

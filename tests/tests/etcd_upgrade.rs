@@ -15,7 +15,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use etcd_aws_tests::life::{Life, LifeOptions, Steps};
 use etcd_aws_tests::paths::EtcdRelease;
 use etcd_aws_tests::sim_cluster::wait_for;
@@ -108,23 +107,6 @@ async fn roll(
     .await
 }
 
-/// How a scenario ended: its steps' summary, and the diagnostics on failure.
-fn verdict(
-    life: &Life,
-    steps: &Steps,
-    played: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
-) -> anyhow::Result<()> {
-    println!("\n{}", steps.summary());
-    let played = played
-        .map_err(|_| anyhow::anyhow!("the scenario did not finish within {SCENARIO_LIMIT:?}"))
-        .and_then(|result| result);
-    match played {
-        Ok(()) if steps.all_kept() => Ok(()),
-        Ok(()) => anyhow::bail!("a step broke its promise:\n{}", steps.summary()),
-        Err(error) => Err(error).context(format!("\n{}\n{}", steps.summary(), life.diagnostics())),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_3_4_cluster_replaced_node_by_node_with_3_5_nodes_keeps_every_write_and_moves_to_cluster_version_3_5(
 ) -> anyhow::Result<()> {
@@ -162,7 +144,7 @@ async fn a_3_4_cluster_replaced_node_by_node_with_3_5_nodes_keeps_every_write_an
             .await
     })
     .await;
-    verdict(&life, &steps, played)
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,5 +175,5 @@ async fn a_3_5_16_cluster_replaced_node_by_node_with_3_5_30_nodes_keeps_every_wr
             .await
     })
     .await;
-    verdict(&life, &steps, played)
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }

@@ -20,24 +20,6 @@ use tokio::time::Instant;
 /// Bound on a whole scenario; each step has its own, shorter bound.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(240);
 
-/// Plays `steps` and returns the scenario's verdict with the summary table
-/// (and, on failure, every log) attached.
-async fn verdict(
-    life: &Life,
-    steps: &Steps,
-    played: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
-) -> anyhow::Result<()> {
-    println!("\n{}", steps.summary());
-    let played = played
-        .map_err(|_| anyhow::anyhow!("the scenario did not finish within {SCENARIO_LIMIT:?}"))
-        .and_then(|result| result);
-    match played {
-        Ok(()) if steps.all_kept() => Ok(()),
-        Ok(()) => anyhow::bail!("a step broke its promise:\n{}", steps.summary()),
-        Err(error) => Err(error.context(format!("\n{}\n{}", steps.summary(), life.diagnostics()))),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_forms_survives_replacements_is_backed_up_and_restored_without_losing_an_acknowledged_write(
 ) -> anyhow::Result<()> {
@@ -72,7 +54,7 @@ async fn a_cluster_forms_survives_replacements_is_backed_up_and_restored_without
         steps.lose_everything_and_restore(&life).await
     })
     .await;
-    verdict(&life, &steps, played).await
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +111,7 @@ async fn the_lifecycle_functions_aws_calls_failing_for_a_while_delay_the_removal
         steps.require_available(&life)
     })
     .await;
-    verdict(&life, &steps, played).await
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +183,7 @@ async fn a_notification_delivered_twice_removes_the_member_once_and_spares_the_r
             .map(drop)
     })
     .await;
-    verdict(&life, &steps, played).await
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +246,7 @@ async fn a_node_killed_during_its_join_completes_it_and_one_that_dies_is_replace
             .await
     })
     .await;
-    verdict(&life, &steps, played).await
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
 
 /// A node that is not one of `original` and whose member is added but not
@@ -355,7 +337,7 @@ async fn the_seed_dying_while_its_first_joiner_is_a_learner_leaves_one_cluster_f
             .await
     })
     .await;
-    verdict(&life, &steps, played).await
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,5 +388,5 @@ async fn a_five_node_cluster_that_loses_two_nodes_keeps_serving_and_replaces_bot
         steps.require_available(&life)
     })
     .await;
-    verdict(&life, &steps, played).await
+    steps.verdict(&life, SCENARIO_LIMIT, played)
 }
