@@ -54,17 +54,35 @@ pub struct BootSettings {
 }
 
 impl BootSettings {
-    /// The user-data every node boots from, as CloudFormation renders it.
-    pub fn user_data(&self) -> &str {
-        &self.user_data
-    }
-
     pub fn artifacts(&self) -> &Artifacts {
         &self.artifacts
     }
 
     pub fn imds(&self) -> &Imds {
         &self.host.imds
+    }
+
+    async fn for_stand_in(stand_in: &StandIn, imds: ImdsOptions) -> anyhow::Result<Self> {
+        let networks = stand_in.docker_networks().context(
+            "this stand-in's instances are not on Docker networks; start it with SubnetRange::Docker",
+        )?;
+        let options = Options {
+            instance_type: INSTANCE_TYPE
+                .parse()
+                .map_err(|error| anyhow::anyhow!("instance type {INSTANCE_TYPE}: {error}"))?,
+            ..Options::default()
+        };
+        let artifacts = put_artifacts(stand_in, &options).await?;
+        let user_data = render_user_data(stand_in, &options, &artifacts)?;
+        // Last, so that a slow start counts from just before the nodes boot.
+        let imds = Arc::new(Imds::start(IpAddr::V4(networks.aws_gateway()), imds).await?);
+        let mut host = BootHost::on(networks, imds).await?;
+        host.files = differences_from_ec2(stand_in)?;
+        Ok(Self {
+            host,
+            user_data: Arc::new(user_data),
+            artifacts: Arc::new(artifacts),
+        })
     }
 }
 
@@ -98,31 +116,6 @@ impl SimCluster<BootedNode> {
     }
 }
 
-impl BootSettings {
-    async fn for_stand_in(stand_in: &StandIn, imds: ImdsOptions) -> anyhow::Result<Self> {
-        let networks = stand_in.docker_networks().context(
-            "this stand-in's instances are not on Docker networks; start it with SubnetRange::Docker",
-        )?;
-        let options = Options {
-            instance_type: INSTANCE_TYPE
-                .parse()
-                .map_err(|error| anyhow::anyhow!("instance type {INSTANCE_TYPE}: {error}"))?,
-            ..Options::default()
-        };
-        let artifacts = put_artifacts(stand_in, &options).await?;
-        let user_data = render_user_data(stand_in, &options, &artifacts)?;
-        // Last, so that a slow start counts from just before the nodes boot.
-        let imds = Arc::new(Imds::start(IpAddr::V4(networks.aws_gateway()), imds).await?);
-        let mut host = BootHost::on(networks, imds).await?;
-        host.files = differences_from_ec2(stand_in)?;
-        Ok(Self {
-            host,
-            user_data: Arc::new(user_data),
-            artifacts: Arc::new(artifacts),
-        })
-    }
-}
-
 /// The artifact bucket as a deploy fills it: etcd's release archive and the
 /// agent (as cargo built it for this machine) under the stack's artifact
 /// prefix; and the nodes' log group.
@@ -136,11 +129,7 @@ async fn put_artifacts(stand_in: &StandIn, options: &Options) -> anyhow::Result<
     let agent = std::fs::read(built_binary("etcd-aws")?).context("reading the agent binary")?;
 
     let config = stand_in.sdk_config_as(Caller::Harness).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = harness_s3(stand_in).await;
     let bucket = format!("{}-artifacts", stand_in.bucket());
     s3.create_bucket()
         .bucket(&bucket)
@@ -171,6 +160,17 @@ async fn put_artifacts(stand_in: &StandIn, options: &Options) -> anyhow::Result<
         agent_key,
         log_group,
     })
+}
+
+/// The harness's S3 client (path-style, as moto's endpoint needs), for the
+/// artifact bucket.
+pub async fn harness_s3(stand_in: &StandIn) -> aws_sdk_s3::Client {
+    let config = stand_in.sdk_config_as(Caller::Harness).await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// The archive a deploy puts in the bucket: bootstrap/image/etcd-archive.sh

@@ -14,7 +14,7 @@ use std::time::Duration;
 use etcd_aws_core::contract::events;
 use etcd_aws_template::names::{logical, AGENT_UNIT};
 use etcd_aws_tests::agent_log;
-use etcd_aws_tests::booted_cluster::{BootedNode, STACK_NAME};
+use etcd_aws_tests::booted_cluster::{harness_s3, BootedNode, STACK_NAME};
 use etcd_aws_tests::functions::LifecycleOnQueue;
 use etcd_aws_tests::sim_cluster::{wait_for, SimCluster};
 use etcd_aws_tests::stand_in::imds::{ImdsOptions, SlowStart};
@@ -320,13 +320,9 @@ async fn a_node_whose_agent_does_not_match_its_pin_signals_failure_and_installs_
 
     // Whoever may write to the artifact bucket replaces the agent.
     let artifacts = cluster.settings().artifacts().clone();
-    let config = cluster.stand_in.sdk_config_as(Caller::Harness).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.put_object()
+    harness_s3(&cluster.stand_in)
+        .await
+        .put_object()
         .bucket(&artifacts.bucket)
         .key(&artifacts.agent_key)
         .body(

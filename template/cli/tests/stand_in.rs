@@ -1102,14 +1102,8 @@ print(vpc, ",".join(subnets))
 
 /// The types of the stack's resources, as CloudFormation made them.
 async fn created_types(moto: &Moto, stack: &str) -> BTreeSet<String> {
-    moto.client()
+    stack_resources(moto, stack)
         .await
-        .list_stack_resources()
-        .stack_name(stack)
-        .send()
-        .await
-        .expect("stack resources listed")
-        .stack_resource_summaries()
         .iter()
         .filter_map(|r| r.resource_type().map(str::to_string))
         .collect()
