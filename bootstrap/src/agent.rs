@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use etcd_aws_core::backup::empty_start::{BucketHistory, EmptyStart};
 use etcd_aws_core::backup::replay::ReplayTarget;
+use etcd_aws_core::contract::ca_rotation_acks;
 use etcd_aws_core::contract::events;
 use etcd_aws_core::contract::restore_order::{Acknowledger, NodeStep, RestoreOrder, RestoreTarget};
 use etcd_aws_core::etcd::disk::{self, PrunePolicy};
@@ -27,7 +28,9 @@ use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::data_dir;
 use etcd_aws_io::etcd::admin::{EtcdAccess, EtcdTimeouts};
 use etcd_aws_io::tls::SecretStore;
+use tokio::sync::Notify;
 
+use crate::ca_trust_watch::TrustWatch;
 use crate::cert_renewal::Renewal;
 use crate::etcd_process::{self, EtcdSettings, Supervised};
 use crate::functions_cert_renewal::FunctionsRenewal;
@@ -79,6 +82,8 @@ pub struct Supervision {
     pub quorum_loss_grace: Duration,
     /// How often a running member reads the bucket for a restore order.
     pub restore_poll_interval: Duration,
+    /// How often a running member reads the CA secret for a CA rotation.
+    pub ca_poll_interval: Duration,
     pub ready_file: Option<PathBuf>,
     /// The port of the agent's `GET /ready`; 0 serves nothing.
     pub ready_port: u16,
@@ -112,6 +117,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         remove_stale_ready_file(path)?;
     }
     let node = Arc::new(NodeState::default());
+    let renew_now = Arc::new(Notify::new());
     let (access, tls_files) = match &config.tls {
         None => {
             node_tls::warn_plaintext();
@@ -122,7 +128,6 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             match node_tls::prepare(settings, &aws, &me, &mut wait, &mut signals).await? {
                 Ok(tls) => {
                     node.set_certificate_not_after(Some(tls.lifetime.not_after));
-                    let trusted_ca_pem = tls.credentials.ca_pem.clone();
                     let access = EtcdAccess::tls(config.timeouts, tls.credentials);
                     if let Some(credentials) = &access.tls {
                         let renewal = Renewal {
@@ -135,18 +140,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
                             files: tls.files.clone(),
                             credentials: Arc::clone(credentials),
                             node: Arc::clone(&node),
+                            renew_now: Arc::clone(&renew_now),
                         };
                         tokio::spawn(renewal.run(tls.lifetime));
-                    }
-                    if let Some(certificate) = &settings.functions {
-                        let renewal = FunctionsRenewal {
-                            store: SecretStore::new(&aws),
-                            ca_secret: settings.ca_secret.clone(),
-                            certificate: certificate.clone(),
-                            node: me.instance_id.clone(),
-                            trusted_ca_pem,
-                        };
-                        tokio::spawn(renewal.run());
+                        if let Some(certificate) = &settings.functions {
+                            let renewal = FunctionsRenewal {
+                                store: SecretStore::new(&aws),
+                                ca_secret: settings.ca_secret.clone(),
+                                certificate: certificate.clone(),
+                                node: me.instance_id.clone(),
+                                trust: Arc::clone(credentials),
+                            };
+                            tokio::spawn(renewal.run());
+                        }
                     }
                     (access, Some(tls.files))
                 }
@@ -185,6 +191,32 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
                 .map(|o| OrderKey::new(&aws, &o.signing_key)),
         ))
     });
+    let acknowledger = config
+        .backups
+        .as_ref()
+        .and_then(|b| b.operators.as_ref())
+        .map(|o| Acknowledger {
+            role_id: o.node_role_id.clone(),
+            instance_id: me.instance_id.clone(),
+        });
+    // A rotation's stages are acknowledged in the bucket: without one (no
+    // stack around the node) there is no rotation to follow.
+    let trust = match (&config.tls, &access.tls, &tls_files, &backups) {
+        (Some(settings), Some(credentials), Some(files), Some(backups)) => Some(TrustWatch {
+            store: SecretStore::new(&aws),
+            ca_secret: settings.ca_secret.clone(),
+            files: files.clone(),
+            credentials: Arc::clone(credentials),
+            renew_now,
+            backups: backups.clone(),
+            instance_id: me.instance_id.clone(),
+            ack_name: ca_rotation_acks::ack_name(acknowledger.as_ref(), &me.instance_id),
+            own_client_url: access.url(private_ip, config.etcd.client_port),
+            access: access.clone(),
+            interval: config.supervision.ca_poll_interval,
+        }),
+        _ => None,
+    };
     let agent = Agent {
         observer: Observer {
             discovery: discovery.clone(),
@@ -211,14 +243,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
                 store,
                 instructions,
                 instance_id: me.instance_id.clone(),
-                acknowledger: config
-                    .backups
-                    .as_ref()
-                    .and_then(|b| b.operators.as_ref())
-                    .map(|o| Acknowledger {
-                        role_id: o.node_role_id.clone(),
-                        instance_id: me.instance_id.clone(),
-                    }),
+                acknowledger,
                 interval: config.supervision.restore_poll_interval,
             }),
         restorer: backups.zip(config.backups.as_ref()).zip(instructions).map(
@@ -246,6 +271,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
             upkeep_args: config.etcd.upkeep.args(&etcd),
             extra_args: config.etcd.extra_args.clone(),
         },
+        trust,
         etcd,
         me,
         group,
@@ -275,6 +301,8 @@ struct Agent {
     watch: QuorumWatch,
     /// `None` without a backup bucket: restore orders live there.
     orders: Option<OrderWatch>,
+    /// `None` without TLS or a backup bucket: no CA rotation to follow.
+    trust: Option<TrustWatch>,
     restorer: Option<Restorer>,
     /// etcd's command line for a start on the data directory as it is.
     base: EtcdLaunch,
@@ -663,6 +691,7 @@ impl Agent {
             readiness,
             &self.watch,
             self.orders.as_ref(),
+            self.trust.as_ref(),
             signals,
         )
         .await

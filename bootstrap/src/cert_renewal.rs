@@ -9,8 +9,9 @@
 //! the credentials through [`RenewableCredentials`] and present the new ones
 //! from their next connection.
 //!
-//! When is the core's rule ([`renewal`]); a failed attempt is retried, and
-//! the certificate in use serves until it expires.
+//! When is the core's rule ([`renewal`]), or at once when a CA rotation
+//! moves the issuer; a failed attempt is retried, and the certificate in use
+//! serves until it expires.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,7 +22,9 @@ use etcd_aws_core::certificates::renewal::{self, Lifetime};
 use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::launch::TlsFiles;
 use etcd_aws_io::tls::authority::ValidityPeriod;
+use etcd_aws_io::tls::certificate::bundle_holds;
 use etcd_aws_io::tls::{RenewableCredentials, SecretStore, TlsCredentials};
+use tokio::sync::Notify;
 
 use crate::ready_endpoint::NodeState;
 
@@ -44,6 +47,9 @@ pub struct Renewal {
     pub credentials: Arc<RenewableCredentials>,
     /// Where `GET /ready` reads the certificate's expiry.
     pub node: Arc<NodeState>,
+    /// Rings when a renewal is due before its time: a CA rotation moved the
+    /// issuer ([`crate::ca_trust_watch`]).
+    pub renew_now: Arc<Notify>,
 }
 
 impl Renewal {
@@ -52,7 +58,10 @@ impl Renewal {
     pub async fn run(self, mut lifetime: Lifetime) {
         let mut due = lifetime.renewal_time(&self.name);
         loop {
-            sleep_until(due).await;
+            tokio::select! {
+                () = sleep_until(due) => {}
+                () = self.renew_now.notified() => {}
+            }
             match self.renew().await {
                 Ok(renewed) => {
                     lifetime = renewed;
@@ -80,17 +89,18 @@ impl Renewal {
         }
     }
 
-    /// Issues the next certificate for the same key from the CA this node's
-    /// etcd trusts, writes it, and hands it to the agent's clients.
+    /// Issues the next certificate for the same key from the issuing CA,
+    /// provided this node's etcd trusts it, writes it, and hands it to the
+    /// agent's clients.
     async fn renew(&self) -> anyhow::Result<Lifetime> {
         let ca = self.store.load_ca(&self.ca_secret).await.with_context(|| {
             format!("cannot read the cluster CA from secret {}", self.ca_secret)
         })?;
         let current = self.credentials.current();
-        if ca.cert_pem() != current.ca_pem {
+        if !bundle_holds(&current.ca_pem, ca.cert_pem()) {
             anyhow::bail!(
-                "the CA in secret {} is not the one this node's etcd trusts (etcd reads its trusted CA only at start); \
-                 restart this node's agent to move it to the new CA",
+                "the CA in secret {} is not one this node's etcd trusts (etcd reads its trusted CAs only at start); \
+                 replace a CA with `etcd-aws-cfn rotate-ca`, or restart this node's agent to move it to the new CA",
                 self.ca_secret
             );
         }
@@ -102,7 +112,10 @@ impl Renewal {
             ValidityPeriod::starting_now(self.validity),
             &current.key_pem,
         )?;
-        let renewed = TlsCredentials::issued_by(&ca, issued);
+        let renewed = TlsCredentials {
+            ca_pem: current.ca_pem.clone(),
+            ..TlsCredentials::issued_by(&ca, issued)
+        };
         let info = renewed
             .check("this node's renewed certificate", issued_at)
             .context("the renewed certificate does not verify against the CA")?;

@@ -156,6 +156,14 @@ pub struct Cli {
     #[arg(long, env = "ETCD_AWS_RESTORE_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub restore_poll_interval: Duration,
 
+    /// How often a running member reads the CA secret for a CA rotation
+    /// (`etcd-aws-cfn rotate-ca`), whose stages it follows: its turn to
+    /// restart trusting new CAs, or to renew from the new CA. One
+    /// GetSecretValue per interval (about 0.32 USD a month for three nodes
+    /// at 2m); a rotation takes a few intervals per member.
+    #[arg(long, env = "ETCD_AWS_CA_POLL_INTERVAL", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub ca_poll_interval: Duration,
+
     /// Secrets Manager secret (name or ARN) holding the cluster CA. At start
     /// the node issues itself a certificate for its private IP from it, and
     /// etcd requires certificates from that CA of every client and peer.
@@ -329,6 +337,7 @@ impl Cli {
                 promote_timeout: self.promote_timeout,
                 quorum_loss_grace: self.quorum_loss_grace,
                 restore_poll_interval: self.restore_poll_interval,
+                ca_poll_interval: self.ca_poll_interval,
                 ready_file: self.ready_file,
                 ready_port: self.ready_port,
             },

@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
+use crate::ca_trust_watch::TrustWatch;
 use crate::order_watch::OrderWatch;
 use crate::policy::EtcdExit;
 use crate::quorum_watch::QuorumWatch;
@@ -62,6 +63,7 @@ pub async fn run(
     readiness: Readiness,
     watch: &QuorumWatch,
     orders: Option<&OrderWatch>,
+    trust: Option<&TrustWatch>,
     signals: &mut Signals,
 ) -> anyhow::Result<Supervised> {
     let args = launch.args();
@@ -102,6 +104,13 @@ pub async fn run(
         }
     };
     tokio::pin!(quarantine);
+    let new_trust = async {
+        match trust {
+            Some(trust) => trust.until_restart_is_due().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(new_trust);
     let mut was_ready = false;
     let mut readiness_done = false;
     // Why etcd is being stopped, once it is: by whom decides what comes next.
@@ -132,6 +141,11 @@ pub async fn run(
             order = &mut quarantine, if stopping.is_none() => {
                 tracing::warn!(order = %order.id, target = %order.target, "QUARANTINE: an operator's restore order stops this member's etcd, so no client reads or writes the cluster while it is restored");
                 stopping = Some(EtcdExit::Quarantined);
+                forward(pid, libc::SIGTERM);
+            }
+            () = &mut new_trust, if stopping.is_none() && was_ready => {
+                // The line saying why was the watch's own.
+                stopping = Some(EtcdExit::ForNewTrust);
                 forward(pid, libc::SIGTERM);
             }
             signal = signals.recv() => {

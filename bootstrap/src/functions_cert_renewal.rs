@@ -11,6 +11,7 @@
 //! through [`etcd_aws_io::tls::ClientTlsSource::refresh`]), so they present a
 //! renewed certificate without a cold start.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -18,7 +19,8 @@ use etcd_aws_core::certificates::functions::CLIENT_NAME;
 use etcd_aws_core::certificates::renewal::{self, Lifetime};
 use etcd_aws_core::contract::events;
 use etcd_aws_io::tls::authority::ValidityPeriod;
-use etcd_aws_io::tls::{SecretStore, SecretStoreError, TlsCredentials};
+use etcd_aws_io::tls::certificate::{bundle_holds, check_certificate};
+use etcd_aws_io::tls::{RenewableCredentials, SecretStore, SecretStoreError, TlsCredentials};
 
 use crate::node_tls::FunctionsCertificate;
 
@@ -35,9 +37,10 @@ pub struct FunctionsRenewal {
     pub certificate: FunctionsCertificate,
     /// This node's instance id: where in the spread its turn comes.
     pub node: String,
-    /// The CA this node's etcd trusts: the functions' certificate is issued
-    /// only from it, never from a CA the members do not trust yet.
-    pub trusted_ca_pem: String,
+    /// The CAs this node's etcd trusts (as the agent's clients present them):
+    /// the functions' certificate is issued only from one of them, never from
+    /// a CA the members do not trust yet.
+    pub trust: Arc<RenewableCredentials>,
 }
 
 /// What one look at the secret found.
@@ -91,7 +94,15 @@ impl FunctionsRenewal {
         let secret = &self.certificate.secret;
         match self.store.load_client(secret).await {
             Ok(current) => match current.check("the functions' certificate", now) {
-                Ok(info) if current.ca_pem != self.trusted_ca_pem => {
+                Ok(info)
+                    if check_certificate(
+                        "the functions' certificate",
+                        &current.cert_pem,
+                        &self.trust.current().ca_pem,
+                        now,
+                    )
+                    .is_err() =>
+                {
                     // Issued from a CA this node's etcd does not trust: a
                     // rotation or a CA change is under way, and nodes of two
                     // CAs must not take turns replacing it. It is left alone
@@ -124,12 +135,24 @@ impl FunctionsRenewal {
 
     async fn renew(&self) -> anyhow::Result<Lifetime> {
         let secret = &self.certificate.secret;
-        let ca = self.store.load_ca(&self.ca_secret).await.with_context(|| {
-            format!("cannot read the cluster CA from secret {}", self.ca_secret)
-        })?;
-        if ca.cert_pem() != self.trusted_ca_pem {
+        let state = self
+            .store
+            .load_ca_state(&self.ca_secret)
+            .await
+            .with_context(|| {
+                format!("cannot read the cluster CA from secret {}", self.ca_secret)
+            })?;
+        if let Some(rotation) = &state.rotation {
             anyhow::bail!(
-                "the CA in secret {} is not the one this node's etcd trusts; a node started since will renew it",
+                "CA rotation {} is under way (stage {}): `etcd-aws-cfn rotate-ca` issues the functions' certificate until it ends",
+                rotation.id,
+                rotation.stage
+            );
+        }
+        let ca = state.issuer;
+        if !bundle_holds(&self.trust.current().ca_pem, ca.cert_pem()) {
+            anyhow::bail!(
+                "the CA in secret {} is not one this node's etcd trusts; a node started since will renew it",
                 self.ca_secret
             );
         }

@@ -30,6 +30,7 @@
 //! [`decision`]: etcd_aws_core::membership::decision
 
 pub mod agent;
+mod ca_trust_watch;
 mod cert_renewal;
 pub mod cli;
 mod etcd_process;

@@ -1,5 +1,6 @@
 //! The node's TLS at start: read the cluster CA, issue this node a
-//! certificate for its own address, and write it where etcd reads it.
+//! certificate for its own address, and write it where etcd reads it, with
+//! the CAs etcd is to trust (two during a CA rotation).
 //!
 //! Issuing at every start (rather than keeping a certificate on disk) means a
 //! replaced node never needs anything copied to it, and a changed IP or DNS
@@ -16,7 +17,7 @@ use etcd_aws_core::contract::events;
 use etcd_aws_core::etcd::launch::TlsFiles;
 use etcd_aws_core::membership::observation::Me;
 use etcd_aws_io::tls::authority::ValidityPeriod;
-use etcd_aws_io::tls::{ClusterCa, SecretStore, SecretStoreError, TlsCredentials};
+use etcd_aws_io::tls::{CaState, SecretStore, SecretStoreError, TlsCredentials};
 
 use crate::signals::Signals;
 use crate::wait::{Wait, WaitEnd};
@@ -69,10 +70,11 @@ pub async fn prepare(
 ) -> anyhow::Result<Result<NodeTls, WaitEnd>> {
     let ca_secret = settings.ca_secret.as_str();
     let store = SecretStore::new(config);
-    let ca = match wait_for_ca(&store, ca_secret, wait, signals).await? {
-        Ok(ca) => ca,
+    let state = match wait_for_ca(&store, ca_secret, wait, signals).await? {
+        Ok(state) => state,
         Err(end) => return Ok(Err(end)),
     };
+    let ca = &state.issuer;
     ca.check(
         &format!("the cluster CA in secret {ca_secret}"),
         SystemTime::now(),
@@ -91,7 +93,11 @@ pub async fn prepare(
         .with_context(|| {
             format!("cannot issue this node's certificate from the CA in {ca_secret}")
         })?;
-    let credentials = TlsCredentials::issued_by(&ca, issued);
+    // During a CA rotation etcd trusts both CAs from its start.
+    let credentials = TlsCredentials {
+        ca_pem: state.trusted_pem(),
+        ..TlsCredentials::issued_by(ca, issued)
+    };
     let info = credentials
         .check("this node's new certificate", issued_at)
         .context("the certificate just issued does not verify against the CA")?;
@@ -103,6 +109,7 @@ pub async fn prepare(
     })?;
     tracing::info!(ca_secret, dir = %settings.dir.display(), ips = ?info.ips, dns_names = ?settings.dns_names,
         valid_until = %humantime::format_rfc3339_seconds(info.not_after),
+        ca_rotation = state.rotation.as_ref().map(|r| format!("{} {}", r.id, r.stage)),
         "issued this node's certificate from the cluster CA");
     Ok(Ok(NodeTls {
         credentials,
@@ -120,10 +127,10 @@ async fn wait_for_ca(
     secret: &str,
     wait: &mut Wait,
     signals: &mut Signals,
-) -> anyhow::Result<Result<ClusterCa, WaitEnd>> {
+) -> anyhow::Result<Result<CaState, WaitEnd>> {
     loop {
-        match store.load_ca(secret).await {
-            Ok(ca) => return Ok(Ok(ca)),
+        match store.load_ca_state(secret).await {
+            Ok(state) => return Ok(Ok(state)),
             Err(e @ SecretStoreError::NotInitialised { .. }) => {
                 if let Err(end) = wait.pause(&e, "cluster_ca_not_initialised", signals).await {
                     return Ok(Err(end));

@@ -39,6 +39,9 @@ pub enum EtcdExit {
     /// The agent stopped it because an operator's restore order quarantines
     /// the cluster ([`etcd_aws_core::contract::restore_order`]).
     Quarantined,
+    /// The agent stopped it to restart it trusting what a CA rotation's
+    /// stage asks ([`crate::ca_trust_watch`]).
+    ForNewTrust,
 }
 
 /// How etcd was started, as far as what comes after depends on it.
@@ -112,6 +115,9 @@ fn after_etcd(exit: &EtcdExit, start: Start) -> Next {
         EtcdExit::ForRecovery => Next::RestartForcingNewCluster,
         // The next observation reads the order again and quarantines the node.
         EtcdExit::Quarantined => Next::Observe,
+        // It restarts on its data, as any member whose peers serve: the next
+        // start reads the new trusted CAs.
+        EtcdExit::ForNewTrust => Next::Observe,
         // Its peers would wait on it forever, and it would restart as that
         // learner forever: start over without its data, kept aside.
         EtcdExit::StrandedLearner => Next::MoveDataAsideAndObserve,
@@ -250,5 +256,14 @@ mod tests {
             };
             assert_eq!(next(&outcome), Next::Observe, "{start:?}");
         }
+    }
+
+    #[test]
+    fn a_restart_for_a_ca_rotation_observes_again_and_so_restarts_on_its_data() {
+        let outcome = Outcome::EtcdEnded {
+            exit: EtcdExit::ForNewTrust,
+            start: Start::Other,
+        };
+        assert_eq!(next(&outcome), Next::Observe);
     }
 }

@@ -12,12 +12,14 @@ use etcd_aws_io::backup_store::BackupStore;
 use etcd_aws_io::logging::LogFormat;
 use etcd_aws_template::names;
 
-use crate::commands::{backups, deploy, issue_client_cert, restore, start_empty, status};
+use crate::commands::{
+    backups, deploy, issue_client_cert, restore, rotate_ca, start_empty, status,
+};
 use crate::operate::stack::{StackFlags, StackParts};
 
 /// Deploys a self-healing etcd cluster on AWS as a CloudFormation stack, and
 /// operates it: status, backups, a backup now, a restore, an empty start, client
-/// certificates.
+/// certificates, a CA rotation.
 ///
 /// With no command, deploys (the flags of `etcd-aws-cfn deploy --help`).
 #[derive(Debug, Parser)]
@@ -82,6 +84,18 @@ pub enum Command {
     ///   etcd-aws-cfn start-empty --stack-name prod
     #[command(verbatim_doc_comment)]
     StartEmpty(start_empty::StartEmptyArgs),
+    /// Replace the cluster CA with a new one, without downtime.
+    ///
+    /// Puts a new CA beside the old in the CA secret; every member restarts its etcd,
+    /// one at a time and the leader last (each waited on until every member is
+    /// healthy), to trust both; every member and the functions then get certificates
+    /// of the new CA, in place; every member restarts again to trust the new CA only.
+    /// The nodes acknowledge each stage in the backup bucket. Killed, it is run again
+    /// and carries on. Afterwards clients must trust the new CA and present
+    /// certificates it issued (issue-client-cert). Example:
+    ///   etcd-aws-cfn rotate-ca --stack-name prod --ca-out new-ca.pem
+    #[command(verbatim_doc_comment)]
+    RotateCa(rotate_ca::RotateCaArgs),
 }
 
 /// What every operator command needs: where the stack's parts are, how to print.

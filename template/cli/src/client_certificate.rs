@@ -104,20 +104,24 @@ pub async fn issue(
     }
     let secret = secrets::cluster_ca(&request.stack);
     let store = SecretStore::new(config);
-    let ca = store.load_ca(&secret).await.map_err(|error| match error {
-        SecretStoreError::NotFound { .. } => IssueError::NoCa {
-            secret: secret.clone(),
-            stack: request.stack.clone(),
-        },
-        SecretStoreError::NotInitialised { .. } => IssueError::CaNotInitialised {
-            secret: secret.clone(),
-            stack: request.stack.clone(),
-        },
-        SecretStoreError::AccessDenied { .. } => IssueError::AccessDenied {
-            secret: secret.clone(),
-        },
-        other => IssueError::Store(other),
-    })?;
+    let state = store
+        .load_ca_state(&secret)
+        .await
+        .map_err(|error| match error {
+            SecretStoreError::NotFound { .. } => IssueError::NoCa {
+                secret: secret.clone(),
+                stack: request.stack.clone(),
+            },
+            SecretStoreError::NotInitialised { .. } => IssueError::CaNotInitialised {
+                secret: secret.clone(),
+                stack: request.stack.clone(),
+            },
+            SecretStoreError::AccessDenied { .. } => IssueError::AccessDenied {
+                secret: secret.clone(),
+            },
+            other => IssueError::Store(other),
+        })?;
+    let ca = &state.issuer;
     let now = SystemTime::now();
     // The CA is self-signed: checking it against itself reads its expiry.
     let ca_info = check_certificate("the cluster CA", ca.cert_pem(), ca.cert_pem(), now).map_err(
@@ -143,7 +147,12 @@ pub async fn issue(
             name: name.to_string(),
             source,
         })?;
-    let files = TlsCredentials::issued_by(&ca, issued)
+    // During a CA rotation the client trusts every CA a member may present.
+    let credentials = TlsCredentials {
+        ca_pem: state.trusted_pem(),
+        ..TlsCredentials::issued_by(ca, issued)
+    };
+    let files = credentials
         .write_to(&request.out)
         .map_err(|source| IssueError::Write {
             dir: request.out.clone(),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use etcd_aws_cfn::cli::{Cli, Command};
 use etcd_aws_cfn::commands::{
-    backup, backups, deploy, issue_client_cert, restore, start_empty, status,
+    backup, backups, deploy, issue_client_cert, restore, rotate_ca, start_empty, status,
 };
 use etcd_aws_io::logging::{self, LogTarget};
 
@@ -20,6 +20,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::run(&args).await.map(|()| done),
         Command::Restore(args) => restore::run(&args).await.map(|()| done),
         Command::StartEmpty(args) => start_empty::run(&args).await.map(|()| done),
+        Command::RotateCa(args) => rotate_ca::run(&args).await.map(|()| done),
     }
 }
 

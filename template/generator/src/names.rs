@@ -28,6 +28,8 @@ pub const READY_FILE: &str = "/run/etcd-aws/ready";
 pub const BACKUP_PREFIX: &str = shared::bucket::BACKUP_PREFIX;
 /// Where a restore order and its acknowledgements live, under the backup prefix.
 pub const RESTORE_DIR: &str = shared::bucket::RESTORE_DIR;
+/// Where the nodes acknowledge a CA rotation's stages, under the backup prefix.
+pub const CA_ROTATION_DIR: &str = shared::bucket::CA_ROTATION_DIR;
 
 /// The names the binaries read: environment variables, secrets, metrics and ports.
 pub use contract::{events, metrics};

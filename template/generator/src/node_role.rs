@@ -1,6 +1,6 @@
 //! The nodes' IAM role: find the group and its instances, read backups to restore
 //! (and see which were deleted),
-//! acknowledge an operator's restore (verifying its signature is the
+//! acknowledge an operator's restore and a CA rotation's stages (verifying its signature is the
 //! order-signing key's policy's grant, [`crate::order_signing`]), read the cluster CA to issue themselves a certificate
 //! and renew the functions', fetch the artifacts, ship their logs, signal CloudFormation,
 //! and (when asked for) be reachable by Session Manager.
@@ -12,7 +12,7 @@ use crate::fragment::Fragment;
 use crate::intrinsics::{get_att, reference, sub};
 use crate::names::logical::{BACKUP_BUCKET, NODE_INSTANCE_PROFILE, NODE_LOGS, NODE_ROLE};
 use crate::names::parameters::{CLUSTER_CA_SECRET_ARN, FUNCTIONS_CLIENT_SECRET_ARN};
-use crate::names::{BACKUP_PREFIX, RESTORE_DIR};
+use crate::names::{BACKUP_PREFIX, CA_ROTATION_DIR, RESTORE_DIR};
 use crate::options::Options;
 use crate::policy::{allow, allow_when, inline, managed, trust};
 use crate::tls_secrets::{self, read_secret, renew_secret};
@@ -62,6 +62,18 @@ pub fn fragment(options: &Options) -> Fragment {
             &["s3:PutObject"],
             vec![sub(&format!(
                 "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{RESTORE_DIR}*/${{!aws:userid}}"
+            ))],
+        ),
+        // A CA rotation (`rotate-ca`): each node says, with an empty object
+        // under the rotation's id and stage, that it serves what the stage
+        // asks; named as above, so a node speaks for itself only. No
+        // instruction lives there: the stages are in the CA secret, which
+        // only operators write.
+        allow(
+            "AcknowledgeCaRotation",
+            &["s3:PutObject"],
+            vec![sub(&format!(
+                "${{{BACKUP_BUCKET}.Arn}}/{BACKUP_PREFIX}{CA_ROTATION_DIR}*/${{!aws:userid}}"
             ))],
         ),
         // The bucket's key, as S3 uses it for the node (reading a backup,

@@ -13,6 +13,8 @@ use common::{
     template_for, user_data_script,
 };
 use etcd_aws_core::backup::manifest::BackupLayout;
+use etcd_aws_core::certificates::ca_rotation::Stage;
+use etcd_aws_core::contract::ca_rotation_acks;
 use etcd_aws_core::contract::restore_order::Acknowledger;
 use etcd_aws_template::fn_sub;
 use etcd_aws_template::names::{logical, outputs, parameters};
@@ -163,6 +165,20 @@ fn a_node_may_not_acknowledge_for_another() {
         NODE_A,
         "backups/restore/20261207T120000Z-42/i-0bbb"
     ));
+}
+
+#[test]
+fn a_node_may_acknowledge_a_ca_rotations_stage_for_itself_only() {
+    let template = default_template();
+    let layout = BackupLayout::new("backups/");
+    let own = layout.ca_rotation_ack_key("20261208T040000Z", Stage::TrustBoth, NODE_A);
+    let others = layout.ca_rotation_ack_key("20261208T040000Z", Stage::TrustBoth, NODE_B);
+    assert!(node_may_write(&template, NODE_A, &own), "{own}");
+    assert!(!node_may_write(&template, NODE_A, &others), "{others}");
+    assert_eq!(
+        ca_rotation_acks::acknowledging_instance(NODE_A),
+        Some("i-0aaa")
+    );
 }
 
 #[test]

@@ -107,6 +107,15 @@ pub const FUNCTIONS_CERTIFICATE_RENEWED: &str = "functions_certificate_renewed";
 /// A renewal of the functions' certificate failed; the line says why and
 /// when the next attempt is (`retry_in_seconds`).
 pub const FUNCTIONS_CERTIFICATE_RENEWAL_FAILED: &str = "functions_certificate_renewal_failed";
+/// A CA rotation's stage changes what this member trusts and its turn came:
+/// the agent restarts its etcd (the line carries `rotation` and `stage`).
+pub const CA_TRUST_RESTART: &str = "ca_trust_restart";
+/// This member serves what a CA rotation's stage asks and acknowledged it in
+/// the bucket (`rotation`, `stage`).
+pub const CA_ROTATION_STAGE_REACHED: &str = "ca_rotation_stage_reached";
+/// A CA rotation waits on this member: for its turn, its peers' health or
+/// the CA secret; `reason` says which, once per change.
+pub const CA_ROTATION_WAITING: &str = "ca_rotation_waiting";
 /// The lifecycle function found a new certificate in its secret (the nodes
 /// renewed it) and presents it from now on, in the same execution environment.
 pub const CLIENT_CERTIFICATE_REFRESHED: &str = "client_certificate_refreshed";

@@ -84,6 +84,9 @@ pub mod bucket {
     /// Under the prefix: an operator's restore order and the nodes'
     /// acknowledgements of it ([`crate::contract::restore_order`]).
     pub const RESTORE_DIR: &str = "restore/";
+    /// Under the prefix: the nodes' acknowledgements of a CA rotation's
+    /// stages ([`crate::contract::ca_rotation_acks`]).
+    pub const CA_ROTATION_DIR: &str = "ca-rotation/";
 }
 
 /// etcd's ports.

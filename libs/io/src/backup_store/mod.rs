@@ -17,6 +17,8 @@ use crate::error_chain::error_chain;
 use etcd_aws_core::backup::empty_start::{BucketHistory, DeletedBackups};
 use etcd_aws_core::backup::manifest::{BackupLayout, BackupManifest, Compression};
 use etcd_aws_core::backup::segment::{Segment, SegmentRef};
+use etcd_aws_core::certificates::ca_rotation::Stage;
+use etcd_aws_core::contract::ca_rotation_acks;
 use etcd_aws_core::contract::restore_order::{Acknowledger, RestoreOrder};
 use etcd_aws_core::contract::signed::Signed;
 
@@ -578,6 +580,42 @@ impl BackupStore {
             .iter()
             .filter_map(|k| k.strip_prefix(&prefix))
             .filter_map(Acknowledger::instance_of)
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Records that the node named `node` ([`ca_rotation_acks::ack_name`])
+    /// reached `stage` of CA rotation `rotation`.
+    pub async fn acknowledge_ca_rotation(
+        &self,
+        rotation: &str,
+        stage: Stage,
+        node: &str,
+    ) -> Result<(), BackupStoreError> {
+        let key = self.layout.ca_rotation_ack_key(rotation, stage, node);
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(|e| self.error("PutObject", &key, e))?;
+        Ok(())
+    }
+
+    /// The instances that acknowledged `stage` of CA rotation `rotation`.
+    pub async fn ca_rotation_acks(
+        &self,
+        rotation: &str,
+        stage: Stage,
+    ) -> Result<Vec<String>, BackupStoreError> {
+        let prefix = self.layout.ca_rotation_acks_prefix(rotation, stage);
+        let keys = self.keys_under(&prefix).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(ca_rotation_acks::acknowledging_instance)
             .map(str::to_owned)
             .collect())
     }

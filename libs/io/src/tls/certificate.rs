@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use etcd_aws_core::certificates::renewal::Lifetime;
 
 use x509_parser::extensions::GeneralName;
-use x509_parser::pem::parse_x509_pem;
+use x509_parser::pem::{parse_x509_pem, Pem};
 use x509_parser::prelude::X509Certificate;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,19 @@ pub fn check_ca(
     check(what, ca_pem, ca_pem, now, CA_REMEDY)
 }
 
+/// Whether the PEM bundle `bundle` holds the certificate `cert_pem` (the
+/// same bytes, however the PEM text is laid out).
+pub fn bundle_holds(bundle: &str, cert_pem: &str) -> bool {
+    let ders = |pem: &str| -> Vec<Vec<u8>> {
+        Pem::iter_from_buffer(pem.as_bytes())
+            .filter_map(Result::ok)
+            .map(|block| block.contents)
+            .collect()
+    };
+    let wanted = ders(cert_pem);
+    !wanted.is_empty() && wanted.iter().all(|der| ders(bundle).contains(der))
+}
+
 /// When the PEM certificate `cert_pem` expires, whether or not it is valid
 /// now; `what` names it in the error.
 pub fn not_after(what: &str, cert_pem: &str) -> Result<SystemTime, CertificateError> {
@@ -117,13 +130,24 @@ fn check(
         .parse_x509()
         .map_err(|e| unreadable(what, e.to_string()))?;
     let ca_what = format!("the CA certificate checking {what}");
-    let (_, ca_block) =
-        parse_x509_pem(ca_pem.as_bytes()).map_err(|e| unreadable(&ca_what, e.to_string()))?;
-    let ca = ca_block
-        .parse_x509()
+    // During a CA rotation a member trusts a bundle of two: any may be the issuer.
+    let ca_blocks = Pem::iter_from_buffer(ca_pem.as_bytes())
+        .collect::<Result<Vec<Pem>, _>>()
         .map_err(|e| unreadable(&ca_what, e.to_string()))?;
-
-    if cert.issuer() != ca.subject() || cert.verify_signature(Some(ca.public_key())).is_err() {
+    if ca_blocks.is_empty() {
+        return Err(unreadable(&ca_what, "no PEM certificate in it".to_owned()));
+    }
+    let mut issued_by_one = false;
+    for block in &ca_blocks {
+        let ca = block
+            .parse_x509()
+            .map_err(|e| unreadable(&ca_what, e.to_string()))?;
+        if cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok() {
+            issued_by_one = true;
+            break;
+        }
+    }
+    if !issued_by_one {
         return Err(CertificateError::WrongIssuer {
             what: what.to_owned(),
             subject: cert.subject().to_string(),
@@ -224,6 +248,36 @@ mod tests {
 
     fn ca() -> ClusterCa {
         ClusterCa::generate("test", ValidityPeriod::starting_now(HOUR * 24)).expect("CA")
+    }
+
+    #[test]
+    fn a_certificate_from_either_ca_of_a_bundle_checks_and_from_neither_does_not() {
+        let (old, new, other) = (ca(), ca(), ca());
+        let both = crate::tls::secret_store::bundle(&[old.cert_pem(), new.cert_pem()]);
+        let now = SystemTime::now();
+        for (name, issuer) in [("old", &old), ("new", &new)] {
+            let issued = issuer
+                .issue_client(name, ValidityPeriod::starting_now(HOUR))
+                .expect("issue");
+            check_certificate(name, &issued.cert_pem, &both, now).expect("trusted by the bundle");
+        }
+        let stranger = other
+            .issue_client("stranger", ValidityPeriod::starting_now(HOUR))
+            .expect("issue");
+        assert!(matches!(
+            check_certificate("stranger", &stranger.cert_pem, &both, now),
+            Err(CertificateError::WrongIssuer { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bundle_holds_the_certificates_put_in_it_and_no_other() {
+        let (old, new) = (ca(), ca());
+        let both = crate::tls::secret_store::bundle(&[old.cert_pem(), new.cert_pem()]);
+        assert!(bundle_holds(&both, old.cert_pem()));
+        assert!(bundle_holds(&both, new.cert_pem()));
+        assert!(!bundle_holds(old.cert_pem(), new.cert_pem()));
+        assert!(!bundle_holds(&both, "not a certificate"));
     }
 
     #[test]

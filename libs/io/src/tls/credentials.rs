@@ -93,6 +93,12 @@ impl TlsCredentials {
         Ok(files)
     }
 
+    /// Replaces the trusted CAs' file only, which etcd reads at its next
+    /// start (a CA rotation's stage).
+    pub fn write_trust(&self, files: &TlsFiles) -> std::io::Result<()> {
+        write_file(&files.ca, &self.ca_pem, 0o644)
+    }
+
     /// Replaces the certificate file only: a renewal keeps the key, so etcd,
     /// reading certificate and key at each handshake, always reads a pair.
     pub fn write_certificate(&self, files: &TlsFiles) -> std::io::Result<()> {

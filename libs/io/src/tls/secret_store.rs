@@ -10,6 +10,8 @@ use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client as SecretsClient;
 use serde::{Deserialize, Serialize};
 
+use etcd_aws_core::certificates::ca_rotation::Stage;
+
 use crate::aws::error::{self as aws_error, AwsErrorKind};
 use crate::tls::authority::{AuthorityError, ClusterCa};
 use crate::tls::credentials::TlsCredentials;
@@ -44,11 +46,25 @@ pub enum SecretStoreError {
 const CA_KIND: &str = "etcd-aws-cluster-ca";
 const CLIENT_KIND: &str = "etcd-aws-client-certificate";
 
+/// The CA secret: the CA certificates are issued from (`ca_cert`, the one
+/// agents before CA rotation read), and during a rotation the other CA and
+/// the stage.
 #[derive(Serialize, Deserialize)]
 struct CaSecret {
     kind: String,
     ca_cert: String,
     ca_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotation: Option<RotationSecret>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RotationSecret {
+    id: String,
+    stage: String,
+    other_ca_cert: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    other_ca_key: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,16 +94,54 @@ impl SecretStore {
         }
     }
 
+    /// The CA certificates are issued from now.
     pub async fn load_ca(&self, secret: &str) -> Result<ClusterCa, SecretStoreError> {
+        Ok(self.load_ca_state(secret).await?.issuer)
+    }
+
+    /// The CA secret whole: the issuing CA and any rotation under way.
+    pub async fn load_ca_state(&self, secret: &str) -> Result<CaState, SecretStoreError> {
         let text = self.read(secret, CA_KIND).await?;
         let value: CaSecret = parse(secret, CA_KIND, &text)?;
-        ClusterCa::from_pem(&value.ca_cert, &value.ca_key).map_err(|e: AuthorityError| {
-            SecretStoreError::Malformed {
-                secret: secret.to_owned(),
-                kind: CA_KIND,
-                reason: e.to_string(),
-            }
-        })
+        let malformed = |reason: String| SecretStoreError::Malformed {
+            secret: secret.to_owned(),
+            kind: CA_KIND,
+            reason,
+        };
+        let issuer = ClusterCa::from_pem(&value.ca_cert, &value.ca_key)
+            .map_err(|e: AuthorityError| malformed(e.to_string()))?;
+        let rotation = match value.rotation {
+            None => None,
+            Some(rotation) => Some(CaRotation {
+                stage: Stage::parse(&rotation.stage).ok_or_else(|| {
+                    malformed(format!("unknown rotation stage {:?}", rotation.stage))
+                })?,
+                id: rotation.id,
+                other_cert_pem: rotation.other_ca_cert,
+                other_key_pem: rotation.other_ca_key,
+            }),
+        };
+        Ok(CaState { issuer, rotation })
+    }
+
+    /// Writes the CA secret whole (a rotation's stage with it).
+    pub async fn store_ca_state(
+        &self,
+        secret: &str,
+        state: &CaState,
+    ) -> Result<(), SecretStoreError> {
+        let value = CaSecret {
+            kind: CA_KIND.into(),
+            ca_cert: state.issuer.cert_pem().into(),
+            ca_key: state.issuer.key_pem().into(),
+            rotation: state.rotation.as_ref().map(|r| RotationSecret {
+                id: r.id.clone(),
+                stage: r.stage.as_str().into(),
+                other_ca_cert: r.other_cert_pem.clone(),
+                other_ca_key: r.other_key_pem.clone(),
+            }),
+        };
+        self.write(secret, &to_json(&value)).await
     }
 
     pub async fn load_client(&self, secret: &str) -> Result<TlsCredentials, SecretStoreError> {
@@ -101,12 +155,11 @@ impl SecretStore {
     }
 
     pub async fn store_ca(&self, secret: &str, ca: &ClusterCa) -> Result<(), SecretStoreError> {
-        let value = CaSecret {
-            kind: CA_KIND.into(),
-            ca_cert: ca.cert_pem().into(),
-            ca_key: ca.key_pem().into(),
+        let state = CaState {
+            issuer: ca.clone(),
+            rotation: None,
         };
-        self.write(secret, &to_json(&value)).await
+        self.store_ca_state(secret, &state).await
     }
 
     pub async fn store_client(
@@ -209,6 +262,49 @@ impl SecretStore {
                 message: "the answer carried no ARN".to_owned(),
             })
     }
+}
+
+/// What the CA secret holds.
+#[derive(Debug, Clone)]
+pub struct CaState {
+    /// The CA certificates are issued from now.
+    pub issuer: ClusterCa,
+    pub rotation: Option<CaRotation>,
+}
+
+/// A CA rotation under way ([`etcd_aws_core::certificates::ca_rotation`]).
+#[derive(Debug, Clone)]
+pub struct CaRotation {
+    pub id: String,
+    pub stage: Stage,
+    /// The rotation's other CA: the new one while the old still issues
+    /// (with its key, for the stage that issues from it), the old one after
+    /// (without: nothing issues from it again).
+    pub other_cert_pem: String,
+    pub other_key_pem: Option<String>,
+}
+
+impl CaState {
+    /// The CA certificates a member trusts now, as one PEM bundle, the
+    /// issuer first.
+    pub fn trusted_pem(&self) -> String {
+        match &self.rotation {
+            Some(rotation) if rotation.stage.trusted().len() == 2 => {
+                bundle(&[self.issuer.cert_pem(), &rotation.other_cert_pem])
+            }
+            _ => self.issuer.cert_pem().to_owned(),
+        }
+    }
+}
+
+/// PEM certificates as one bundle, each on its own lines.
+pub fn bundle(pems: &[&str]) -> String {
+    let mut joined = String::new();
+    for pem in pems {
+        joined.push_str(pem.trim_end());
+        joined.push('\n');
+    }
+    joined
 }
 
 /// A secret to create: see [`SecretStore::create`].

@@ -125,13 +125,25 @@ pub async fn ensure(
         "etcd-aws client certificate of the lifecycle and backup functions",
     )
     .await?;
-    ensure_functions_certificate(
-        &store,
-        &ca,
-        &functions_client_arn,
-        settings.reissue_functions_certificate,
-    )
-    .await?;
+    match store.load_ca_state(&ca_arn).await?.rotation {
+        // The rotation keeps the functions' certificate on the CAs the
+        // members trust at each stage; a deploy in between must not undo it.
+        Some(rotation) => tracing::warn!(
+            secret = %functions_client_arn,
+            rotation = %rotation.id,
+            stage = %rotation.stage,
+            "a CA rotation is under way: leaving the functions' certificate to `etcd-aws-cfn rotate-ca`; run it to finish the rotation"
+        ),
+        None => {
+            ensure_functions_certificate(
+                &store,
+                &ca,
+                &functions_client_arn,
+                settings.reissue_functions_certificate,
+            )
+            .await?;
+        }
+    }
     guard(&store, settings, &ca_arn, ClusterSecret::Ca).await?;
     guard(
         &store,
