@@ -103,7 +103,6 @@ impl PeerSources {
 /// named once per loss.
 pub struct PeerCertificateLooks {
     sources: PeerSources,
-    handshake_deadline: Duration,
     in_flight: Option<JoinHandle<()>>,
     last_started: Option<Instant>,
     /// The peers named during this loss. A new loss gets a new set: a look
@@ -115,7 +114,6 @@ impl PeerCertificateLooks {
     pub fn new(sources: PeerSources) -> Self {
         Self {
             sources,
-            handshake_deadline: HANDSHAKE_DEADLINE,
             in_flight: None,
             last_started: None,
             named: Arc::default(),
@@ -141,14 +139,13 @@ impl PeerCertificateLooks {
         };
         let sources = self.sources.clone();
         let known = known_peers.to_vec();
-        let deadline = self.handshake_deadline;
         let named = Arc::clone(&self.named);
         self.last_started = Some(Instant::now());
         self.in_flight = Some(tokio::spawn(async move {
             let peers = tokio::time::timeout(PEERS_DEADLINE, sources.peers(known))
                 .await
                 .unwrap_or_default();
-            for (peer, problem) in problems(peers, credentials, deadline).await {
+            for (peer, problem) in problems(peers, credentials, HANDSHAKE_DEADLINE).await {
                 let first = named
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
