@@ -228,6 +228,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<u8> {
         },
         watch: QuorumWatch {
             own_client_url: access.url(private_ip, config.etcd.client_port),
+            client_port: config.etcd.client_port,
             discovery,
             group: group.clone(),
             backups: backups.clone(),

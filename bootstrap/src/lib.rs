@@ -16,7 +16,9 @@
 //!   orders), [`instructions`] (only what an operator signed is obeyed), `wait` (every wait through one helper).
 //! - While etcd runs: `etcd_process` (the child, its signals and its end),
 //!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
-//!   that will not heal, and when this member recovers the cluster).
+//!   that will not heal, and when this member recovers the cluster) with
+//!   `peer_certificates` beside it (the peers' expired certificates named
+//!   while quorum is lost, never in the way of the recovery decision).
 //! - Throughout: [`ready_endpoint`] (the load balancer's `GET /ready`: a
 //!   serving voting member, or the reason it is not), `cert_renewal` (the
 //!   node's certificate renewed in place, etcd not restarted) and
@@ -42,6 +44,7 @@ mod join;
 mod node_tls;
 mod observe;
 mod order_watch;
+mod peer_certificates;
 mod peer_check;
 mod policy;
 mod quorum_watch;

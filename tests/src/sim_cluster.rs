@@ -228,6 +228,13 @@ impl<N: NodeRunner> SimCluster<N> {
         &self.settings
     }
 
+    /// Instances launched (or restarted with [`SimCluster::restart_node`])
+    /// from now on run their agent with `args` instead of the ones the
+    /// cluster started with.
+    pub fn launch_with_agent_args(&self, args: Vec<String>) {
+        lock(&self.template).agent_args = args;
+    }
+
     /// Ids of the instances that currently have a node.
     pub fn instance_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.fleet).nodes.keys().cloned().collect();

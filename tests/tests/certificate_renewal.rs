@@ -304,3 +304,93 @@ async fn a_node_whose_renewals_fail_says_its_certificate_expired_not_that_quorum
     assert!(days < 0.0, "{line}");
     Ok(())
 }
+
+/// Two members' renewals fail (the CA secret replaced, as in the test above)
+/// and their certificates expire, while the third, restarted earlier with a
+/// certificate for a year, keeps a valid one. Its etcd is then killed, as a
+/// crash would: the agent starts it again, and it can no longer reach its
+/// peers, whose certificates every new connection refuses. It names what
+/// it meets: each peer's expired certificate with when it expired, once,
+/// beside the quorum it lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_names_its_peers_expired_certificates_when_it_cannot_reach_them(
+) -> anyhow::Result<()> {
+    const SHORT_LIFE: Duration = Duration::from_secs(40);
+    let cluster = SimCluster::start_with_nodes(
+        StandInOptions::default(),
+        NodeOptions {
+            agent_args: vec![
+                "--tls-cert-validity".to_owned(),
+                format!("{}s", SHORT_LIFE.as_secs()),
+            ],
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+    let ids = cluster.instance_ids();
+    let keeper = ids[0].clone();
+    cluster.launch_with_agent_args(Vec::new());
+    cluster.remove_node(&keeper);
+    cluster.restart_node(&keeper).await?;
+    cluster.wait_healthy(3, SETTLE).await?;
+
+    let pki = cluster.stand_in.pki().context("TLS is the default")?;
+    let another = ClusterCa::generate("another", ValidityPeriod::starting_now(HOUR))?;
+    SecretStore::new(&cluster.stand_in.sdk_config().await)
+        .store_ca(&pki.ca_secret, &another)
+        .await?;
+    wait_for(
+        "both peers' certificates to expire",
+        SHORT_LIFE + SETTLE,
+        || async {
+            for peer in &ids[1..] {
+                let log = cluster.with_node(peer, |node| node.log())?;
+                anyhow::ensure!(
+                    agent_log::has_event(&log, events::CERTIFICATE_EXPIRED),
+                    "{peer} not yet"
+                );
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    let pid = cluster
+        .with_node(&keeper, |node| node.etcd_pid())?
+        .context("the keeper runs etcd")?;
+    // SAFETY: kill(2) on a pid of our own child's etcd; no memory involved.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+
+    let keeper_log = || cluster.with_node(&keeper, |node| node.log());
+    wait_for(
+        "the keeper to name both peers' certificates",
+        SETTLE,
+        || async {
+            let named = agent_log::events(&keeper_log()?, events::PEER_CERTIFICATE_INVALID);
+            anyhow::ensure!(named.len() >= 2, "{} named so far", named.len());
+            Ok(())
+        },
+    )
+    .await
+    .with_context(|| keeper_log().unwrap_or_default())?;
+
+    let log = keeper_log()?;
+    let named = agent_log::events(&log, events::PEER_CERTIFICATE_INVALID);
+    let peers: BTreeSet<&str> = named.iter().filter_map(|l| l["peer"].as_str()).collect();
+    assert_eq!(peers.len(), 2, "each peer once: {named:?}");
+    for line in &named {
+        let problem = line["problem"].as_str().unwrap_or_default();
+        assert!(problem.contains("expired at"), "{line}");
+    }
+    // The naming comes beside the quorum loss, not in place of it: the
+    // quorum watch judged on (its look at the certificates runs apart).
+    assert!(
+        agent_log::has_event(&log, events::QUORUM_LOST),
+        "the keeper says it lost quorum\n{log}"
+    );
+    assert!(
+        agent_log::events(&log, events::CERTIFICATE_EXPIRED).is_empty(),
+        "the keeper's own certificate is good\n{log}"
+    );
+    Ok(())
+}

@@ -101,6 +101,10 @@ pub const CERTIFICATE_RENEWAL_FAILED: &str = "certificate_renewal_failed";
 /// peers refuse it, and the agent can no longer judge quorum, which it says
 /// instead of calling it a quorum loss. The line carries `valid_until`.
 pub const CERTIFICATE_EXPIRED: &str = "certificate_expired";
+/// A peer's certificate is refused for its dates (expired, or not valid yet),
+/// named once per peer per quorum loss by a look that runs beside the quorum
+/// watch; the line carries `peer` and `problem`.
+pub const PEER_CERTIFICATE_INVALID: &str = "peer_certificate_invalid";
 /// This node renewed the functions' client certificate in their secret (the
 /// first node whose turn came); the line carries `valid_until`.
 pub const FUNCTIONS_CERTIFICATE_RENEWED: &str = "functions_certificate_renewed";

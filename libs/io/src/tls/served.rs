@@ -24,6 +24,10 @@ pub async fn served_certificate_expiry(
         Ok(leaf) => not_after_of_der(&leaf)
             .ok_or_else(|| format!("{endpoint} served no readable certificate")),
         Err(Refused::Expired(at)) => Ok(at),
+        Err(Refused::NotYetValid(from)) => Err(format!(
+            "{endpoint} serves a certificate valid only from {}",
+            humantime::format_rfc3339_seconds(from)
+        )),
         Err(Refused::Other(reason)) => Err(reason),
     }
 }
@@ -39,7 +43,51 @@ pub async fn served_certificate_names(
         Ok(leaf) => dns_names_of_der(&leaf)
             .ok_or_else(|| format!("{endpoint} served no readable certificate")),
         Err(Refused::Expired(_)) => Err(format!("{endpoint} serves an expired certificate")),
+        Err(Refused::NotYetValid(_)) => {
+            Err(format!("{endpoint} serves a certificate not valid yet"))
+        }
         Err(Refused::Other(reason)) => Err(reason),
+    }
+}
+
+/// What is wrong with the certificate a member serves, as this machine's
+/// clock sees it: what a peer meets when it connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServedCertificateProblem {
+    /// It expired at this time.
+    Expired(SystemTime),
+    /// It is valid only from this time (a clock apart from this one's).
+    NotYetValid(SystemTime),
+}
+
+impl std::fmt::Display for ServedCertificateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Expired(at) => write!(
+                f,
+                "its certificate expired at {}",
+                humantime::format_rfc3339_seconds(*at)
+            ),
+            Self::NotYetValid(from) => write!(
+                f,
+                "its certificate is not valid before {} (its clock or this one is off)",
+                humantime::format_rfc3339_seconds(*from)
+            ),
+        }
+    }
+}
+
+/// What is wrong with the certificate a member serves; `None` when it is
+/// valid or could not be read at all (a member down says nothing of it).
+pub async fn served_certificate_problem(
+    endpoint: &str,
+    credentials: &TlsCredentials,
+    deadline: Duration,
+) -> Option<ServedCertificateProblem> {
+    match served_leaf(endpoint, credentials, deadline).await {
+        Err(Refused::Expired(at)) => Some(ServedCertificateProblem::Expired(at)),
+        Err(Refused::NotYetValid(from)) => Some(ServedCertificateProblem::NotYetValid(from)),
+        _ => None,
     }
 }
 
@@ -47,6 +95,8 @@ pub async fn served_certificate_names(
 enum Refused {
     /// The member's certificate expired at this time.
     Expired(SystemTime),
+    /// The member's certificate is valid only from this time.
+    NotYetValid(SystemTime),
     Other(String),
 }
 
@@ -88,21 +138,26 @@ async fn handshake(endpoint: &str, credentials: &TlsCredentials) -> Result<Vec<u
                 .map(|leaf| leaf.as_ref().to_vec())
                 .ok_or_else(|| Refused::Other(format!("{endpoint} served no certificate")))
         }
-        Err(error) => Err(match expired_at(&error) {
-            Some(at) => Refused::Expired(at),
-            None => Refused::Other(format!("TLS handshake with {endpoint} failed: {error}")),
-        }),
+        Err(error) => Err(outside_validity(&error).unwrap_or_else(|| {
+            Refused::Other(format!("TLS handshake with {endpoint} failed: {error}"))
+        })),
     }
 }
 
-/// The expiry of a served certificate the handshake refused as expired.
-fn expired_at(error: &std::io::Error) -> Option<SystemTime> {
+/// When a served certificate the handshake refused for its dates is valid:
+/// until a time past, or from a time to come.
+fn outside_validity(error: &std::io::Error) -> Option<Refused> {
     let rustls_error = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let at = |time: rustls::pki_types::UnixTime| UNIX_EPOCH + Duration::from_secs(time.as_secs());
     match rustls_error {
         rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
             not_after,
             ..
-        }) => Some(UNIX_EPOCH + Duration::from_secs(not_after.as_secs())),
+        }) => Some(Refused::Expired(at(*not_after))),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYetContext {
+            not_before,
+            ..
+        }) => Some(Refused::NotYetValid(at(*not_before))),
         _ => None,
     }
 }
