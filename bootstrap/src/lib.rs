@@ -18,7 +18,9 @@
 //!   `readiness` (promotion, then ready), `quorum_watch` (a quorum loss
 //!   that will not heal, and when this member recovers the cluster) with
 //!   `peer_certificates` beside it (the peers' expired certificates named
-//!   while quorum is lost, never in the way of the recovery decision).
+//!   while quorum is lost, never in the way of the recovery decision), and
+//!   `ca_trust_watch` (a CA rotation's stages: this member's turn to restart
+//!   with new trusted CAs, a renewal from the new CA, its acknowledgement).
 //! - Throughout: [`ready_endpoint`] (the load balancer's `GET /ready`: a
 //!   serving voting member, or the reason it is not), `cert_renewal` (the
 //!   node's certificate renewed in place, etcd not restarted) and

@@ -88,20 +88,28 @@ async fn write_with_new_connections(cluster: &SimCluster, length: Duration) -> W
     writes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_renew_their_certificates_in_place_under_a_writer_without_restarting_etcd(
-) -> anyhow::Result<()> {
-    let cluster = SimCluster::start_with_nodes(
-        StandInOptions::default(),
+/// A cluster whose nodes issue themselves certificates valid for `life`.
+async fn with_certificates_valid_for(
+    life: Duration,
+    options: StandInOptions,
+) -> anyhow::Result<SimCluster> {
+    SimCluster::start_with_nodes(
+        options,
         NodeOptions {
             agent_args: vec![
                 "--tls-cert-validity".to_owned(),
-                format!("{}s", LIFETIME.as_secs()),
+                format!("{}s", life.as_secs()),
             ],
             ..NodeOptions::default()
         },
     )
-    .await?;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_renew_their_certificates_in_place_under_a_writer_without_restarting_etcd(
+) -> anyhow::Result<()> {
+    let cluster = with_certificates_valid_for(LIFETIME, StandInOptions::default()).await?;
     cluster.wait_healthy(3, SETTLE).await?;
     let ids = cluster.instance_ids();
     let etcd_pids: HashMap<String, Option<i32>> = ids
@@ -243,17 +251,11 @@ async fn nodes_renew_the_functions_certificate_and_a_warm_function_presents_each
 async fn a_node_whose_renewals_fail_says_its_certificate_expired_not_that_quorum_is_lost(
 ) -> anyhow::Result<()> {
     const SHORT_LIFE: Duration = Duration::from_secs(40);
-    let cluster = SimCluster::start_with_nodes(
+    let cluster = with_certificates_valid_for(
+        SHORT_LIFE,
         StandInOptions {
             group_size: 1,
             ..StandInOptions::default()
-        },
-        NodeOptions {
-            agent_args: vec![
-                "--tls-cert-validity".to_owned(),
-                format!("{}s", SHORT_LIFE.as_secs()),
-            ],
-            ..NodeOptions::default()
         },
     )
     .await?;
@@ -316,17 +318,7 @@ async fn a_node_whose_renewals_fail_says_its_certificate_expired_not_that_quorum
 async fn a_member_names_its_peers_expired_certificates_when_it_cannot_reach_them(
 ) -> anyhow::Result<()> {
     const SHORT_LIFE: Duration = Duration::from_secs(40);
-    let cluster = SimCluster::start_with_nodes(
-        StandInOptions::default(),
-        NodeOptions {
-            agent_args: vec![
-                "--tls-cert-validity".to_owned(),
-                format!("{}s", SHORT_LIFE.as_secs()),
-            ],
-            ..NodeOptions::default()
-        },
-    )
-    .await?;
+    let cluster = with_certificates_valid_for(SHORT_LIFE, StandInOptions::default()).await?;
     cluster.wait_healthy(3, SETTLE).await?;
     let ids = cluster.instance_ids();
     let keeper = ids[0].clone();

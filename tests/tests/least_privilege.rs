@@ -245,6 +245,8 @@ async fn scenario() -> anyhow::Result<Observed> {
         },
         NodeOptions {
             discover_group: true,
+            // The CA rotation at the end follows its stages within seconds.
+            agent_args: vec!["--ca-poll-interval".to_owned(), "1s".to_owned()],
             ..NodeOptions::default()
         },
     )
@@ -431,6 +433,26 @@ async fn scenario() -> anyhow::Result<Observed> {
         );
     }
     drop(on_demand);
+
+    // The operator replaces the CA: every node follows the stages from the
+    // CA secret and acknowledges each in the bucket, under its own name.
+    let rotation = OperatorCommand::new(stand_in)
+        .run(
+            &[
+                "rotate-ca",
+                "--drop-old",
+                "--stack-name",
+                stand_in.group_name(),
+            ],
+            SETTLE,
+        )
+        .await?;
+    if !rotation.succeeded() {
+        bail!(
+            "the operator's CA rotation failed: {rotation}\n{}",
+            cluster.logs()
+        );
+    }
 
     let calls = stand_in.calls();
     let strangers: BTreeSet<&str> = calls

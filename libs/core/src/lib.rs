@@ -36,8 +36,9 @@
 //! - [`certificates`]: when a node [`renew`](certificates::renewal)s its
 //!   certificate and the [`functions`](certificates::functions)' while it
 //!   runs, the days left before each certificate's
-//!   [`expiry`](certificates::expiry), and the
-//!   [`peer_name`](certificates::peer_name) that keeps clients off raft.
+//!   [`expiry`](certificates::expiry), the
+//!   [`peer_name`](certificates::peer_name) that keeps clients off raft, and
+//!   the stages and turns of a [`ca_rotation`](certificates::ca_rotation).
 //! - [`clock`]: seconds since the epoch and the UTC stamp in object keys.
 //! - [`test_support`]: plain-data builders for the table tests.
 

@@ -559,16 +559,8 @@ impl BackupStore {
         id: &str,
         node: &Acknowledger,
     ) -> Result<(), BackupStoreError> {
-        let key = self.layout.quarantine_ack_key(id, node);
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .body(ByteStream::from_static(b""))
-            .send()
+        self.put_empty(&self.layout.quarantine_ack_key(id, node))
             .await
-            .map_err(|e| self.error("PutObject", &key, e))?;
-        Ok(())
     }
 
     /// The instances that acknowledged order `id`'s quarantine, each by
@@ -592,15 +584,20 @@ impl BackupStore {
         stage: Stage,
         node: &str,
     ) -> Result<(), BackupStoreError> {
-        let key = self.layout.ca_rotation_ack_key(rotation, stage, node);
+        self.put_empty(&self.layout.ca_rotation_ack_key(rotation, stage, node))
+            .await
+    }
+
+    /// An acknowledgement: an empty object whose name says it all.
+    async fn put_empty(&self, key: &str) -> Result<(), BackupStoreError> {
         self.s3
             .put_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(key)
             .body(ByteStream::from_static(b""))
             .send()
             .await
-            .map_err(|e| self.error("PutObject", &key, e))?;
+            .map_err(|e| self.error("PutObject", key, e))?;
         Ok(())
     }
 

@@ -32,7 +32,7 @@ pub enum CertificateError {
 }
 
 const LEAF_REMEDY: &str = "issue a new one from the cluster CA (nodes issue theirs at start, `etcd-aws-cfn issue-client-cert` issues client certificates)";
-const CA_REMEDY: &str = "the cluster needs a new CA: store one in the CA secret, restart every node so it issues itself a new certificate, and re-issue the client certificates";
+const CA_REMEDY: &str = "the cluster needs a new CA: `etcd-aws-cfn rotate-ca` replaces it without downtime while the old one is still valid; once it has expired, store a new one in the CA secret, restart every node so it issues itself a new certificate, and re-issue the client certificates";
 
 /// What a checked certificate says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
