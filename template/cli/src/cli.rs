@@ -89,11 +89,14 @@ pub enum Command {
     /// Puts a new CA beside the old in the CA secret; every member restarts its etcd,
     /// one at a time and the leader last (each waited on until every member is
     /// healthy), to trust both; every member and the functions then get certificates
-    /// of the new CA, in place; every member restarts again to trust the new CA only.
-    /// The nodes acknowledge each stage in the backup bucket. Killed, it is run again
-    /// and carries on. Afterwards clients must trust the new CA and present
-    /// certificates it issued (issue-client-cert). Example:
+    /// of the new CA, in place. There it stops, for the clients to move to certificates
+    /// of the new CA (issue-client-cert issues them, with a ca.pem trusting both).
+    /// With --drop-old it goes on: every member restarts again to trust the new CA
+    /// only, and certificates of the old CA are refused. The nodes acknowledge each
+    /// stage in the backup bucket; killed, it is run again and carries on. Example:
     ///   etcd-aws-cfn rotate-ca --stack-name prod --ca-out new-ca.pem
+    ///   (move the clients)
+    ///   etcd-aws-cfn rotate-ca --stack-name prod --drop-old
     #[command(verbatim_doc_comment)]
     RotateCa(rotate_ca::RotateCaArgs),
 }

@@ -204,6 +204,21 @@ fn a_deploy_setting_in_the_environment_does_not_reach_the_operator_commands() {
 }
 
 #[test]
+fn rotate_cas_help_says_it_stops_for_the_clients_until_drop_old() {
+    let output = etcd_aws_cfn(&["rotate-ca", "--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for part in [
+        "There it stops",
+        "With --drop-old it goes on",
+        "leader last",
+        "carries on",
+    ] {
+        assert!(help.contains(part), "{part}: {help}");
+    }
+}
+
+#[test]
 fn the_roots_help_names_every_command_and_the_default() {
     let output = etcd_aws_cfn(&["--help"]);
     assert!(output.status.success());
@@ -215,6 +230,8 @@ fn the_roots_help_names_every_command_and_the_default() {
         "backups",
         "backup",
         "restore",
+        "start-empty",
+        "rotate-ca",
     ] {
         assert!(help.contains(command), "{command}: {help}");
     }
